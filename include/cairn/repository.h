@@ -1,0 +1,117 @@
+// Repository: the public API of cairn. A repository is a directory holding a versioned config,
+// an index (RocksDB) and segment files; it stores named objects, each a list of versions, each
+// version a content-addressed manifest of deduplicated, compressed chunks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cairn/digest.h"
+#include "cairn/io.h"
+#include "cairn/status.h"
+
+namespace cairn {
+
+class Backend;
+
+struct InitOptions {
+  uint32_t min_chunk = 256 * 1024;
+  uint32_t avg_chunk = 1024 * 1024;
+  uint32_t max_chunk = 4 * 1024 * 1024;
+  std::string hash = "blake3";        // or "sha256" (compliance mode)
+  std::string compression = "zstd:3"; // "zstd:LEVEL" or "none"
+};
+
+struct OpenOptions {
+  bool writable = false;
+  unsigned threads = 0;  // worker threads for ingest/restore; 0 = number of cores
+  // Tests wrap the backend (fault injection).
+  std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
+  // Segment size at which a new segment is started (tests use small ones).
+  uint64_t segment_target_size = 1ull << 30;
+};
+
+struct PutResult {
+  uint64_t version = 0;
+  uint64_t bytes = 0, chunks = 0;
+  uint64_t new_chunks = 0, new_bytes = 0;      // plaintext bytes of chunks new to the store
+  uint64_t dedup_chunks = 0, dedup_bytes = 0;  // chunks already stored (or repeated)
+  uint64_t stored_bytes = 0;                   // bytes written to segments
+  Digest content_hash, manifest_id;
+};
+
+struct VersionInfo {
+  uint64_t version = 0;
+  uint64_t size = 0;
+  uint64_t created_ns = 0;
+  uint64_t chunks = 0;
+  Digest content_hash, manifest_id;
+};
+
+struct ObjectInfo {
+  std::string name;
+  uint64_t versions = 0;
+  VersionInfo latest;
+};
+
+struct RepoStats {
+  uint64_t objects = 0, versions = 0, manifests = 0;
+  uint64_t logical_bytes = 0;  // sum of all versions' sizes
+  uint64_t unique_chunks = 0, unreferenced_chunks = 0;
+  uint64_t unique_bytes = 0;   // plaintext bytes of unique chunks
+  uint64_t stored_bytes = 0;   // chunk bytes in segments
+  uint64_t segments = 0, segment_bytes = 0, disk_bytes = 0;
+  double dedup_ratio = 0, compression_ratio = 0, total_ratio = 0;
+};
+
+struct CheckOptions {
+  bool read_data = false;
+  ProgressFn progress;
+};
+
+struct CheckReport {
+  uint64_t chunks = 0, manifests = 0, versions = 0, chunks_read = 0, bytes_read = 0;
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+  bool clean() const { return errors.empty(); }
+};
+
+// A byte range of an object; length nullopt = to the end.
+struct Range {
+  uint64_t offset = 0;
+  std::optional<uint64_t> length;
+};
+
+class Repository {
+ public:
+  virtual ~Repository() = default;
+
+  static Status Init(const std::string& path, const InitOptions& opts);
+  static Result<std::unique_ptr<Repository>> Open(const std::string& path,
+                                                   const OpenOptions& opts);
+
+  virtual Result<PutResult> Put(const std::string& name, ByteSource& src,
+                                const ProgressFn& progress = {}) = 0;
+  // Streams `name` at `version` (latest when nullopt) within `range` into `sink`. Every chunk is
+  // verified before any of its bytes reach the sink.
+  virtual Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
+                     ByteSink& sink, const ProgressFn& progress = {}) = 0;
+  virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;
+  virtual Result<std::vector<VersionInfo>> Versions(const std::string& name) = 0;
+  virtual Result<VersionInfo> Stat(const std::string& name, std::optional<uint64_t> version) = 0;
+  // Removes one version, or every version when nullopt; returns how many were removed.
+  virtual Result<uint64_t> Remove(const std::string& name, std::optional<uint64_t> version) = 0;
+  virtual Result<RepoStats> Stats() = 0;
+  virtual Result<CheckReport> Check(const CheckOptions& opts) = 0;
+  // Chunk reads done by this handle (tests check that ranged reads touch only what they need).
+  virtual uint64_t chunk_reads() const = 0;
+};
+
+// Splits "NAME@N" into name and version; a name without a numeric @ suffix has no version.
+Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std::string& ref);
+
+}  // namespace cairn

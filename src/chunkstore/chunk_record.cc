@@ -1,0 +1,74 @@
+// Encoding of chunk and segment index rows.
+#include "chunkstore/chunk_record.h"
+
+#include "util/coding.h"
+
+namespace cairn {
+
+std::string ChunkRecord::Encode() const {
+  std::string s;
+  s.reserve(80);
+  PutU8(s, kFormatVersion);
+  PutU64(s, refcount);
+  PutU32(s, segment);
+  PutU64(s, offset);
+  PutU32(s, stored_len);
+  PutU32(s, plain_len);
+  PutU8(s, static_cast<uint8_t>(codec));
+  PutU64(s, created);
+  PutU32(s, key_version);
+  s.append(reinterpret_cast<const char*>(salt.data()), salt.size());
+  PutU64(s, sealed);
+  return s;
+}
+
+std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
+  Reader r(v);
+  if (r.U8() != kFormatVersion) return std::nullopt;
+  ChunkRecord c;
+  c.refcount = r.U64();
+  c.segment = r.U32();
+  c.offset = r.U64();
+  c.stored_len = r.U32();
+  c.plain_len = r.U32();
+  c.codec = static_cast<Codec>(r.U8());
+  c.created = r.U64();
+  c.key_version = r.U32();
+  auto salt = r.Raw(16);
+  if (salt.size() == 16) std::memcpy(c.salt.data(), salt.data(), 16);
+  c.sealed = r.U64();
+  if (!r.done()) return std::nullopt;
+  if (c.codec != Codec::kRaw && c.codec != Codec::kZstd) return std::nullopt;
+  return c;
+}
+
+std::string SegmentRecord::Encode() const {
+  std::string s;
+  PutU8(s, kFormatVersion);
+  PutU64(s, committed_len);
+  return s;
+}
+
+std::optional<SegmentRecord> SegmentRecord::Decode(std::string_view v) {
+  Reader r(v);
+  if (r.U8() != kFormatVersion) return std::nullopt;
+  SegmentRecord s;
+  s.committed_len = r.U64();
+  if (!r.done()) return std::nullopt;
+  return s;
+}
+
+namespace keys {
+std::string Chunk(const Digest& id) {
+  std::string k(1, kChunk);
+  k.append(id.View());
+  return k;
+}
+std::string Segment(SegmentId id) {
+  std::string k(1, kSegment);
+  for (int i = 3; i >= 0; i--) k.push_back(static_cast<char>(id >> (8 * i)));
+  return k;
+}
+}  // namespace keys
+
+}  // namespace cairn

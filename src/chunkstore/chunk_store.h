@@ -1,0 +1,133 @@
+// ChunkStore: content-addressed chunks with dedup and refcounts. A chunk is named by the hash of
+// its plaintext, stored once (compressed when that helps) in a segment extent, and described by
+// a ChunkRecord in the index. Writers work in a ChunkTxn: data is written and made durable
+// first, then one index batch commits the records, the refcount changes and whatever the layer
+// above adds (manifests, versions). After a crash, segment bytes past the committed length are
+// cut off at the next writable open, so uncommitted writes leave nothing behind.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "cairn/digest.h"
+#include "chunkstore/chunk_record.h"
+#include "index/index.h"
+#include "primitives/compress.h"
+#include "primitives/hash.h"
+
+namespace cairn {
+
+struct ChunkStoreOptions {
+  CompressionSpec compression;
+  uint64_t segment_target_size = 1ull << 30;  // start a new segment past this size
+};
+
+// A chunk after hashing, dedup lookup and (when new) compression; made by Prepare on any thread.
+struct PreparedChunk {
+  Digest id;
+  uint32_t plain_len = 0;
+  bool known = false;  // present in the index when prepared
+  Codec codec = Codec::kRaw;
+  std::vector<uint8_t> stored;  // only when !known
+};
+
+class ChunkStore;
+
+// One writer's unit of work. Not thread-safe: the ordered stage of a pipeline drives it.
+class ChunkTxn {
+ public:
+  ~ChunkTxn();  // rolls back uncommitted work
+  ChunkTxn(const ChunkTxn&) = delete;
+  ChunkTxn& operator=(const ChunkTxn&) = delete;
+
+  // Adds one reference to the chunk, writing its data when it is new to the store and to this
+  // transaction. Returns true when the chunk's data was written (new), false when deduplicated.
+  Result<bool> AddRef(PreparedChunk&& chunk);
+  // Adds `n` references to a chunk that must exist (counts as dedup).
+  void AddExistingRef(const Digest& id, int64_t n = 1) { deltas_[id] += n; }
+  // Drops `n` references (rm); the refcount may reach zero, the chunk stays until GC.
+  void DropRef(const Digest& id, int64_t n = 1) { deltas_[id] -= n; }
+  // Forgets every reference change made so far (new chunk data stays written but unreferenced
+  // and is reclaimed as uncommitted space).
+  void DiscardRefs();
+  // Bytes of new chunk data written (stored size) in this transaction.
+  uint64_t new_stored_bytes() const { return new_stored_bytes_; }
+
+  // Makes written data durable, then commits records, refcounts and `extra` in one batch.
+  Status Commit(WriteBatch extra);
+
+ private:
+  friend class ChunkStore;
+  explicit ChunkTxn(ChunkStore* store);
+  ChunkStore* store_;
+  std::unique_lock<std::mutex> writer_lock_;
+  std::unordered_map<Digest, ChunkRecord, DigestHash> new_chunks_;
+  std::map<Digest, int64_t> deltas_;
+  std::set<SegmentId> touched_;
+  uint64_t new_stored_bytes_ = 0;
+  bool done_ = false;
+};
+
+struct ChunkStoreStats {
+  uint64_t chunks = 0, referenced_chunks = 0;
+  uint64_t plain_bytes = 0, stored_bytes = 0, unreferenced_stored_bytes = 0;
+  uint64_t segments = 0;
+};
+
+class ChunkStore {
+ public:
+  ChunkStore(Backend* backend, Index* index, const Hasher* hasher, ChunkStoreOptions opts);
+
+  // Loads segment state; when `writable`, cuts uncommitted tails left by a crash.
+  Status Open(bool writable);
+
+  // Hash, dedup lookup, compress-if-new. Thread-safe.
+  Result<PreparedChunk> Prepare(std::span<const uint8_t> data) const;
+
+  // Starts a write transaction; blocks while another is open.
+  std::unique_ptr<ChunkTxn> Begin();
+
+  Result<std::optional<ChunkRecord>> Lookup(const Digest& id) const;
+  // Reads, decompresses and verifies the chunk into `out` (resized to its plaintext length).
+  // Thread-safe. A missing chunk, a short segment or a hash mismatch is an error naming it.
+  Status Read(const Digest& id, std::vector<uint8_t>& out) const;
+  Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;
+
+  // Calls fn(id, record) for each chunk in id order; a record that does not decode is reported
+  // through `bad` and skipped.
+  Status ForEachChunk(const std::function<void(const Digest&, const ChunkRecord&)>& fn,
+                      const std::function<void(std::string_view key)>& bad = {}) const;
+  // Committed length of each segment.
+  std::map<SegmentId, uint64_t> Segments() const;
+
+  Result<ChunkStoreStats> Stats() const;
+  uint64_t chunk_reads() const { return chunk_reads_.load(); }
+  const Hasher& hasher() const { return *hasher_; }
+  Backend& backend() { return *backend_; }
+  Index& index() { return *index_; }
+
+ private:
+  friend class ChunkTxn;
+  // Reserves `len` bytes at the end of the active segment (rolling to a new one when full).
+  std::pair<SegmentId, uint64_t> Allocate(uint64_t len);
+
+  Backend* backend_;
+  Index* index_;
+  const Hasher* hasher_;
+  ChunkStoreOptions opts_;
+  std::mutex writer_mu_;  // one transaction at a time
+  mutable std::mutex seg_mu_;
+  std::map<SegmentId, uint64_t> committed_;  // segment -> committed length
+  SegmentId active_ = 0;
+  uint64_t active_tail_ = 0;  // next free byte in the active segment (>= committed length)
+  mutable std::atomic<uint64_t> chunk_reads_{0};
+};
+
+}  // namespace cairn

@@ -1,0 +1,377 @@
+// cairn: the command-line front end. Thin: parse flags, call the library, print results.
+// Exit codes: 0 success, 1 error, 2 usage error, 3 check found problems.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cairn/repository.h"
+#include "cli/progress.h"
+
+namespace cairn::cli {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+struct Globals {
+  bool json = false;
+  bool quiet = false;
+  unsigned threads = 0;
+};
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
+  return 1;
+}
+
+// "4M", "256K", "1G", "4096" (binary units).
+Result<uint64_t> ParseSize(const std::string& s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data()) return Status::Invalid("bad size '" + s + "'");
+  std::string unit(p, s.data() + s.size());
+  uint64_t mul = 1;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "k") mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+  else return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
+  return v * mul;
+}
+
+std::string TimeString(uint64_t ns) {
+  std::time_t t = static_cast<std::time_t>(ns / 1000000000ull);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
+                                             const Globals& g) {
+  OpenOptions o;
+  o.writable = writable;
+  o.threads = g.threads;
+  return Repository::Open(path, o);
+}
+
+json VersionJson(const VersionInfo& v) {
+  return {{"version", v.version},          {"size", v.size},
+          {"chunks", v.chunks},            {"created", TimeString(v.created_ns)},
+          {"created_ns", v.created_ns},    {"content_hash", v.content_hash.Hex()},
+          {"manifest", v.manifest_id.Hex()}};
+}
+
+int CmdInit(const std::string& repo, const std::string& avg, const std::string& min,
+            const std::string& max, const std::string& hash, const std::string& compression) {
+  InitOptions o;
+  auto a = ParseSize(avg), mi = ParseSize(min), ma = ParseSize(max);
+  for (auto* r : {&a, &mi, &ma})
+    if (!r->ok()) return Fail(r->status());
+  if (*a > UINT32_MAX || *mi > UINT32_MAX || *ma > UINT32_MAX)
+    return Fail(Status::Invalid("chunk sizes must be below 4G"));
+  o.avg_chunk = static_cast<uint32_t>(*a);
+  o.min_chunk = static_cast<uint32_t>(*mi);
+  o.max_chunk = static_cast<uint32_t>(*ma);
+  o.hash = hash;
+  o.compression = compression;
+  Status s = Repository::Init(repo, o);
+  if (!s.ok()) return Fail(s);
+  std::printf("created cairn repository at %s\n", repo.c_str());
+  return 0;
+}
+
+int CmdPut(const Globals& g, const std::string& repo_path, const std::string& name,
+           const std::string& file) {
+  int fd = 0;
+  std::string label = "stdin";
+  uint64_t size = 0;
+  if (!file.empty() && file != "-") {
+    fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Fail(Status::FromErrno(errno, "cannot read " + file));
+    struct stat st;
+    if (::fstat(fd, &st) == 0) {
+      if (S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        return Fail(Status::Invalid("cannot read " + file + ": it is a directory"));
+      }
+      if (S_ISREG(st.st_mode)) size = st.st_size;
+    }
+    label = file;
+  }
+  auto repo = OpenRepo(repo_path, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  FdSource src(fd, label, size);
+  ProgressBar bar("put " + name, !g.quiet);
+  auto r = (*repo)->Put(name, src, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  bar.Finish();
+  if (fd > 0) ::close(fd);
+  if (!r.ok()) return Fail(r.status());
+  if (g.json) {
+    json j = {{"name", name},
+              {"version", r->version},
+              {"bytes", r->bytes},
+              {"chunks", r->chunks},
+              {"new_chunks", r->new_chunks},
+              {"new_bytes", r->new_bytes},
+              {"dedup_chunks", r->dedup_chunks},
+              {"dedup_bytes", r->dedup_bytes},
+              {"stored_bytes", r->stored_bytes},
+              {"content_hash", r->content_hash.Hex()},
+              {"manifest", r->manifest_id.Hex()}};
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("%s@%llu: %s in %llu chunks; new %llu chunks (%s, %s stored), deduplicated %llu "
+                "chunks (%s)\n",
+                name.c_str(), (unsigned long long)r->version, HumanBytes(r->bytes).c_str(),
+                (unsigned long long)r->chunks, (unsigned long long)r->new_chunks,
+                HumanBytes(r->new_bytes).c_str(), HumanBytes(r->stored_bytes).c_str(),
+                (unsigned long long)r->dedup_chunks, HumanBytes(r->dedup_bytes).c_str());
+  }
+  return 0;
+}
+
+Result<Range> ParseRange(const std::string& s) {
+  Range r;
+  if (s.empty()) return r;
+  auto colon = s.find(':');
+  if (colon == std::string::npos) return Status::Invalid("bad range '" + s + "' (use OFFSET:LENGTH)");
+  CAIRN_ASSIGN_OR_RETURN(r.offset, ParseSize(s.substr(0, colon)));
+  if (colon + 1 < s.size()) {
+    CAIRN_ASSIGN_OR_RETURN(uint64_t len, ParseSize(s.substr(colon + 1)));
+    r.length = len;
+  }
+  return r;
+}
+
+int CmdGet(const Globals& g, const std::string& repo_path, const std::string& ref,
+           const std::string& out, const std::string& range_s) {
+  auto parsed = ParseObjectRef(ref);
+  if (!parsed.ok()) return Fail(parsed.status());
+  auto range = ParseRange(range_s);
+  if (!range.ok()) return Fail(range.status());
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto& [name, version] = parsed.value();
+  ProgressBar bar("get " + ref, !g.quiet && !out.empty() && out != "-");
+  auto progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  if (out.empty() || out == "-") {
+    FdSink sink(1, "standard output");
+    Status s = (*repo)->Get(name, version, *range, sink, progress);
+    return s.ok() ? 0 : Fail(s);
+  }
+  // Write beside the target and rename, so a failed get never leaves a partial file behind.
+  std::string tmp = out + ".cairn-partial";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Fail(Status::FromErrno(errno, "cannot write " + out));
+  FdSink sink(fd, out);
+  Status s = (*repo)->Get(name, version, *range, sink, progress);
+  bar.Finish();
+  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out);
+  if (s.ok() && ::rename(tmp.c_str(), out.c_str()) != 0)
+    s = Status::FromErrno(errno, "renaming " + tmp + " to " + out);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return Fail(s);
+  }
+  return 0;
+}
+
+int CmdLs(const Globals& g, const std::string& repo_path, const std::string& prefix) {
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto list = (*repo)->List(prefix);
+  if (!list.ok()) return Fail(list.status());
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& o : *list) {
+      json j = {{"name", o.name}, {"versions", o.versions}, {"latest", VersionJson(o.latest)}};
+      arr.push_back(j);
+    }
+    std::cout << arr.dump() << "\n";
+    return 0;
+  }
+  for (const auto& o : *list)
+    std::printf("%-40s %4llu versions  latest @%llu  %12s  %s\n", o.name.c_str(),
+                (unsigned long long)o.versions, (unsigned long long)o.latest.version,
+                HumanBytes(o.latest.size).c_str(), TimeString(o.latest.created_ns).c_str());
+  return 0;
+}
+
+int CmdVersions(const Globals& g, const std::string& repo_path, const std::string& name) {
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto vs = (*repo)->Versions(name);
+  if (!vs.ok()) return Fail(vs.status());
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& v : *vs) arr.push_back(VersionJson(v));
+    std::cout << arr.dump() << "\n";
+    return 0;
+  }
+  for (const auto& v : *vs)
+    std::printf("%s@%-6llu %12s  %6llu chunks  %s  %s\n", name.c_str(),
+                (unsigned long long)v.version, HumanBytes(v.size).c_str(),
+                (unsigned long long)v.chunks, TimeString(v.created_ns).c_str(),
+                v.content_hash.ShortHex().c_str());
+  return 0;
+}
+
+int CmdRm(const Globals& g, const std::string& repo_path, const std::string& ref) {
+  auto parsed = ParseObjectRef(ref);
+  if (!parsed.ok()) return Fail(parsed.status());
+  auto repo = OpenRepo(repo_path, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto n = (*repo)->Remove(parsed->first, parsed->second);
+  if (!n.ok()) return Fail(n.status());
+  if (!g.quiet) std::printf("removed %llu version(s) of %s\n", (unsigned long long)*n, parsed->first.c_str());
+  return 0;
+}
+
+int CmdStat(const Globals& g, const std::string& repo_path) {
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto s = (*repo)->Stats();
+  if (!s.ok()) return Fail(s.status());
+  if (g.json) {
+    json j = {{"objects", s->objects},
+              {"versions", s->versions},
+              {"manifests", s->manifests},
+              {"logical_bytes", s->logical_bytes},
+              {"unique_chunks", s->unique_chunks},
+              {"unreferenced_chunks", s->unreferenced_chunks},
+              {"unique_bytes", s->unique_bytes},
+              {"stored_bytes", s->stored_bytes},
+              {"segments", s->segments},
+              {"segment_bytes", s->segment_bytes},
+              {"disk_bytes", s->disk_bytes},
+              {"dedup_ratio", s->dedup_ratio},
+              {"compression_ratio", s->compression_ratio},
+              {"total_ratio", s->total_ratio}};
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("objects:             %llu\n", (unsigned long long)s->objects);
+  std::printf("versions:            %llu\n", (unsigned long long)s->versions);
+  std::printf("logical bytes:       %s (%llu)\n", HumanBytes(s->logical_bytes).c_str(),
+              (unsigned long long)s->logical_bytes);
+  std::printf("unique chunks:       %llu (%s)\n", (unsigned long long)s->unique_chunks,
+              HumanBytes(s->unique_bytes).c_str());
+  std::printf("unreferenced chunks: %llu\n", (unsigned long long)s->unreferenced_chunks);
+  std::printf("stored bytes:        %s (%llu)\n", HumanBytes(s->stored_bytes).c_str(),
+              (unsigned long long)s->stored_bytes);
+  std::printf("segments:            %llu, %s on disk\n", (unsigned long long)s->segments,
+              HumanBytes(s->disk_bytes).c_str());
+  std::printf("dedup ratio:         %.2fx\n", s->dedup_ratio);
+  std::printf("compression ratio:   %.2fx\n", s->compression_ratio);
+  std::printf("total ratio:         %.2fx (logical / stored)\n", s->total_ratio);
+  return 0;
+}
+
+int CmdCheck(const Globals& g, const std::string& repo_path, bool read_data) {
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  ProgressBar bar("check", !g.quiet);
+  CheckOptions o;
+  o.read_data = read_data;
+  o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Check(o);
+  bar.Finish();
+  if (!r.ok()) return Fail(r.status());
+  if (g.json) {
+    json j = {{"clean", r->clean()},          {"chunks", r->chunks},
+              {"manifests", r->manifests},    {"versions", r->versions},
+              {"chunks_read", r->chunks_read}, {"bytes_read", r->bytes_read},
+              {"errors", r->errors},          {"warnings", r->warnings}};
+    std::cout << j.dump() << "\n";
+  } else {
+    for (const auto& w : r->warnings) std::printf("warning: %s\n", w.c_str());
+    for (const auto& e : r->errors) std::printf("error: %s\n", e.c_str());
+    std::printf("%s: %llu chunks, %llu manifests, %llu versions checked%s; %zu error(s)\n",
+                r->clean() ? "clean" : "PROBLEMS FOUND", (unsigned long long)r->chunks,
+                (unsigned long long)r->manifests, (unsigned long long)r->versions,
+                read_data ? (", " + std::to_string(r->chunks_read) + " chunks read and verified").c_str()
+                          : "",
+                r->errors.size());
+  }
+  return r->clean() ? 0 : 3;
+}
+
+}  // namespace
+}  // namespace cairn::cli
+
+int main(int argc, char** argv) {
+  using namespace cairn::cli;
+  CLI::App app{"cairn: deduplicating, compressed, content-addressed storage"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_flag("--json", g.json, "machine-readable output (put, ls, versions, stat, check)");
+  app.add_flag("-q,--quiet", g.quiet, "no progress bar");
+  app.add_option("--threads", g.threads, "worker threads (default: number of cores)");
+  // Encrypted repositories will read their passphrase from CAIRN_PASSWORD or --password-file,
+  // never from the command line.
+  std::string repo, name, file, out, range, ref, prefix;
+  std::string avg = "1M", min = "256K", max = "4M", hash = "blake3", compression = "zstd:3";
+  bool read_data = false;
+  int rc = 0;
+
+  auto* init = app.add_subcommand("init", "create a repository");
+  init->add_option("REPO", repo, "repository directory")->required();
+  init->add_option("--avg-chunk", avg, "average chunk size (default 1M)");
+  init->add_option("--min-chunk", min, "minimum chunk size (default 256K)");
+  init->add_option("--max-chunk", max, "maximum chunk size (default 4M)");
+  init->add_option("--hash", hash, "chunk hash: blake3 (default) or sha256");
+  init->add_option("--compression", compression, "zstd:LEVEL (default zstd:3) or none");
+  init->callback([&] { rc = CmdInit(repo, avg, min, max, hash, compression); });
+
+  auto* put = app.add_subcommand("put", "store a new version of an object from FILE or stdin");
+  put->add_option("REPO", repo)->required();
+  put->add_option("NAME", name, "object name")->required();
+  put->add_option("FILE", file, "input file, or - for stdin (default)");
+  put->callback([&] { rc = CmdPut(g, repo, name, file); });
+
+  auto* get = app.add_subcommand("get", "restore an object (NAME or NAME@VERSION)");
+  get->add_option("REPO", repo)->required();
+  get->add_option("REF", ref, "NAME or NAME@VERSION")->required();
+  get->add_option("-o,--output", out, "output file, or - for stdout (default)");
+  get->add_option("--range", range, "OFFSET:LENGTH, bytes");
+  get->callback([&] { rc = CmdGet(g, repo, ref, out, range); });
+
+  auto* ls = app.add_subcommand("ls", "list objects");
+  ls->add_option("REPO", repo)->required();
+  ls->add_option("PREFIX", prefix, "only names starting with PREFIX");
+  ls->callback([&] { rc = CmdLs(g, repo, prefix); });
+
+  auto* versions = app.add_subcommand("versions", "list the versions of an object");
+  versions->add_option("REPO", repo)->required();
+  versions->add_option("NAME", name)->required();
+  versions->callback([&] { rc = CmdVersions(g, repo, name); });
+
+  auto* rm = app.add_subcommand("rm", "remove an object version (NAME@VERSION) or every version");
+  rm->add_option("REPO", repo)->required();
+  rm->add_option("REF", ref, "NAME or NAME@VERSION")->required();
+  rm->callback([&] { rc = CmdRm(g, repo, ref); });
+
+  auto* stat = app.add_subcommand("stat", "repository statistics");
+  stat->add_option("REPO", repo)->required();
+  stat->callback([&] { rc = CmdStat(g, repo); });
+
+  auto* check = app.add_subcommand("check", "verify refcounts, extents and (--read-data) data");
+  check->add_option("REPO", repo)->required();
+  check->add_flag("--read-data", read_data, "read and verify every chunk");
+  check->callback([&] { rc = CmdCheck(g, repo, read_data); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return rc;
+}

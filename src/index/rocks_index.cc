@@ -1,0 +1,92 @@
+// RocksDB index: one default column family, WAL on, synced batches for commits. Tuned small:
+// the index holds about one row per MiB of unique data, so a modest block cache is plenty.
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "index/index.h"
+
+namespace cairn {
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, const std::string& where) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNoSpace()) return Status::NoSpace(where + ": " + s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(where + ": " + s.ToString());
+  if (s.IsNotFound()) return Status::NotFound(where + ": " + s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos)
+    return Status::Busy(where + ": " + s.ToString());
+  return Status::IOError(where + ": " + s.ToString());
+}
+
+class RocksIndex : public Index {
+ public:
+  RocksIndex(std::unique_ptr<rocksdb::DB> db, std::string dir)
+      : db_(std::move(db)), dir_(std::move(dir)) {}
+
+  Result<std::optional<std::string>> Get(std::string_view key) override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, dir_);
+    return std::optional<std::string>(std::move(v));
+  }
+
+  Status Write(const WriteBatch& batch, bool sync) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& op : batch.ops()) {
+      if (op.is_delete) wb.Delete(op.key);
+      else wb.Put(op.key, op.value);
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    return FromRocks(db_->Write(wo, &wb), "writing index " + dir_);
+  }
+
+  Status Scan(std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    rocksdb::Slice p(prefix.data(), prefix.size());
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      if (!fn(std::string_view(it->key().data(), it->key().size()),
+              std::string_view(it->value().data(), it->value().size())))
+        break;
+    }
+    return FromRocks(it->status(), "scanning index " + dir_);
+  }
+
+  std::string Describe() const override { return dir_; }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
+                                              bool read_only) {
+  rocksdb::Options o;
+  o.create_if_missing = create;
+  o.error_if_exists = create;
+  o.paranoid_checks = true;
+  o.max_open_files = 256;
+  o.keep_log_file_num = 2;
+  o.max_background_jobs = 2;
+  o.write_buffer_size = 16 << 20;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(16 << 20);
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(o, dir, &raw)
+                                : rocksdb::DB::Open(o, dir, &raw);
+  if (!s.ok()) return FromRocks(s, "opening index " + dir);
+  return std::unique_ptr<Index>(new RocksIndex(std::unique_ptr<rocksdb::DB>(raw), dir));
+}
+
+}  // namespace cairn

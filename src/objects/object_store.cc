@@ -1,0 +1,326 @@
+// Object put/get/list/remove on top of the chunk store.
+#include "objects/object_store.h"
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+
+#include "util/coding.h"
+
+namespace cairn {
+namespace {
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string Ref(const std::string& name, uint64_t v) { return name + "@" + std::to_string(v); }
+
+VersionInfo ToInfo(uint64_t v, const VersionRecord& r) {
+  VersionInfo i;
+  i.version = v;
+  i.size = r.size;
+  i.created_ns = r.created_ns;
+  i.chunks = r.chunks;
+  i.content_hash = r.content_hash;
+  i.manifest_id = r.manifest_id;
+  return i;
+}
+
+}  // namespace
+
+Status ObjectStore::ValidateName(const std::string& name) {
+  if (name.empty()) return Status::Invalid("object name is empty");
+  if (name.size() > 4096) return Status::Invalid("object name is longer than 4096 bytes");
+  if (name.find('\0') != std::string::npos) return Status::Invalid("object name contains NUL");
+  return Status::Ok();
+}
+
+Result<PutResult> ObjectStore::Put(const std::string& name, ByteSource& src,
+                                   const ProgressFn& progress) {
+  CAIRN_RETURN_IF_ERROR(ValidateName(name));
+  auto txn = chunks_->Begin();
+  const size_t max_chunk = chunker_->max_size();
+  std::vector<uint8_t> buf(std::max<size_t>(4 * max_chunk, 16u << 20));
+  size_t start = 0, filled = 0;
+  bool eof = false;
+  auto content = chunks_->hasher().Stream();
+  std::deque<std::future<Result<PreparedChunk>>> inflight;
+  Manifest m;
+  PutResult r;
+
+  auto drain_one = [&]() -> Status {
+    auto p = inflight.front().get();
+    inflight.pop_front();
+    if (!p.ok()) return p.status();
+    ManifestEntry e{p->id, m.size, p->plain_len};
+    CAIRN_ASSIGN_OR_RETURN(bool fresh, txn->AddRef(std::move(p.value())));
+    r.chunks++;
+    if (fresh) {
+      r.new_chunks++;
+      r.new_bytes += e.length;
+    } else {
+      r.dedup_chunks++;
+      r.dedup_bytes += e.length;
+    }
+    m.entries.push_back(e);
+    m.size += e.length;
+    if (progress) progress(m.size, src.SizeHint());
+    return Status::Ok();
+  };
+
+  for (;;) {
+    if (!eof && filled - start < max_chunk) {
+      std::memmove(buf.data(), buf.data() + start, filled - start);
+      filled -= start;
+      start = 0;
+      CAIRN_ASSIGN_OR_RETURN(size_t n, src.Read({buf.data() + filled, buf.size() - filled}));
+      if (n == 0) eof = true;
+      filled += n;
+      continue;
+    }
+    if (start == filled) break;  // eof and everything cut
+    size_t cut = chunker_->NextCut({buf.data() + start, filled - start}, eof);
+    std::span<const uint8_t> piece(buf.data() + start, cut);
+    content->Update(piece);
+    auto data = std::make_shared<std::vector<uint8_t>>(piece.begin(), piece.end());
+    const ChunkStore* cs = chunks_;
+    inflight.push_back(pool_->Submit([cs, data] { return cs->Prepare(*data); }));
+    start += cut;
+    while (inflight.size() >= InFlight()) CAIRN_RETURN_IF_ERROR(drain_one());
+  }
+  while (!inflight.empty()) CAIRN_RETURN_IF_ERROR(drain_one());
+
+  m.content_hash = content->Finish();
+  std::string body = m.Encode();
+  Digest mid = chunks_->hasher().Hash(body);
+  Index& index = chunks_->index();
+  WriteBatch batch;
+  CAIRN_ASSIGN_OR_RETURN(auto refs_row, index.Get(keys::ManifestRefs(mid)));
+  uint64_t refs = 0;
+  if (refs_row) {
+    auto n = DecodeCounter(*refs_row);
+    if (!n) return Status::Corruption("refcount row of manifest " + mid.Hex() + " does not decode");
+    refs = *n;
+  }
+  if (refs > 0) {
+    // Identical content is already stored: the existing manifest holds the chunk references.
+    txn->DiscardRefs();
+  } else {
+    batch.Put(keys::Manifest(mid), body);
+  }
+  batch.Put(keys::ManifestRefs(mid), EncodeCounter(refs + 1));
+
+  ObjectHead head;
+  CAIRN_ASSIGN_OR_RETURN(auto head_row, index.Get(keys::Head(name)));
+  if (head_row) {
+    auto h = ObjectHead::Decode(*head_row);
+    if (!h) return Status::Corruption("head record of object '" + name + "' does not decode");
+    head = *h;
+  }
+  r.version = head.next_version++;
+  VersionRecord vr;
+  vr.manifest_id = mid;
+  vr.size = m.size;
+  vr.created_ns = NowNs();
+  vr.chunks = m.entries.size();
+  vr.content_hash = m.content_hash;
+  batch.Put(keys::Version(name, r.version), vr.Encode());
+  batch.Put(keys::Head(name), head.Encode());
+
+  r.bytes = m.size;
+  r.stored_bytes = txn->new_stored_bytes();
+  r.content_hash = m.content_hash;
+  r.manifest_id = mid;
+  CAIRN_RETURN_IF_ERROR(txn->Commit(std::move(batch)).WithContext("storing " + Ref(name, r.version)));
+  return r;
+}
+
+Result<Manifest> ObjectStore::LoadManifest(const Digest& id) {
+  CAIRN_ASSIGN_OR_RETURN(auto body, chunks_->index().Get(keys::Manifest(id)));
+  if (!body) return Status::NotFound("manifest " + id.Hex() + " is missing");
+  if (chunks_->hasher().Hash(*body) != id)
+    return Status::Corruption("manifest " + id.Hex() + " fails verification");
+  auto m = Manifest::Decode(*body);
+  if (!m) return Status::Corruption("manifest " + id.Hex() + " does not decode");
+  return std::move(*m);
+}
+
+Result<VersionRecord> ObjectStore::ResolveVersion(const std::string& name,
+                                                  std::optional<uint64_t> version,
+                                                  uint64_t* resolved) {
+  CAIRN_RETURN_IF_ERROR(ValidateName(name));
+  Index& index = chunks_->index();
+  std::optional<std::string> row;
+  if (version) {
+    CAIRN_ASSIGN_OR_RETURN(row, index.Get(keys::Version(name, *version)));
+    *resolved = *version;
+    if (!row) {
+      CAIRN_ASSIGN_OR_RETURN(auto all, Versions(name));
+      if (all.empty()) return Status::NotFound("object '" + name + "' not found");
+      return Status::NotFound("object '" + name + "' has no version " + std::to_string(*version) +
+                              " (latest is " + std::to_string(all.back().version) + ")");
+    }
+  } else {
+    std::string prefix = keys::VersionPrefix(name);
+    CAIRN_RETURN_IF_ERROR(index.Scan(prefix, [&](std::string_view k, std::string_view v) {
+      row = std::string(v);
+      *resolved = DecodeU64BE(k.data() + prefix.size());
+      return true;
+    }));
+    if (!row) return Status::NotFound("object '" + name + "' not found");
+  }
+  auto rec = VersionRecord::Decode(*row);
+  if (!rec) return Status::Corruption("version record of " + Ref(name, *resolved) + " does not decode");
+  return *rec;
+}
+
+Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version,
+                        const Range& range, ByteSink& sink, const ProgressFn& progress) {
+  uint64_t v = 0;
+  CAIRN_ASSIGN_OR_RETURN(auto rec, ResolveVersion(name, version, &v));
+  const std::string ref = Ref(name, v);
+  auto loaded = LoadManifest(rec.manifest_id);
+  if (!loaded.ok()) return loaded.status().WithContext(ref);
+  const Manifest& m = loaded.value();
+  if (range.offset > m.size || (range.length && *range.length > m.size - range.offset))
+    return Status::Invalid("range " + std::to_string(range.offset) + ":" +
+                           (range.length ? std::to_string(*range.length) : "") +
+                           " is past the end of " + ref + " (size " + std::to_string(m.size) + ")");
+  const uint64_t begin = range.offset;
+  const uint64_t end = range.length ? begin + *range.length : m.size;
+  const bool whole = begin == 0 && end == m.size;
+  auto content = chunks_->hasher().Stream();
+
+  using Fetched = std::pair<Status, std::shared_ptr<std::vector<uint8_t>>>;
+  std::deque<std::future<Fetched>> inflight;
+  size_t next = begin < end ? m.FindEntry(begin) : m.entries.size();
+  uint64_t done = 0;
+  size_t drain_index = next;
+  auto drain_one = [&]() -> Status {
+    auto [st, data] = inflight.front().get();
+    inflight.pop_front();
+    const ManifestEntry& e = m.entries[drain_index++];
+    if (!st.ok()) return st.WithContext(ref);
+    uint64_t from = std::max(begin, e.offset) - e.offset;
+    uint64_t to = std::min(end, e.offset + e.length) - e.offset;
+    std::span<const uint8_t> part(data->data() + from, to - from);
+    if (whole) content->Update(part);
+    CAIRN_RETURN_IF_ERROR(sink.Write(part));
+    done += part.size();
+    if (progress) progress(done, end - begin);
+    return Status::Ok();
+  };
+  const ChunkStore* cs = chunks_;
+  for (; next < m.entries.size() && m.entries[next].offset < end; next++) {
+    Digest id = m.entries[next].id;
+    inflight.push_back(pool_->Submit([cs, id]() -> Fetched {
+      auto data = std::make_shared<std::vector<uint8_t>>();
+      Status st = cs->Read(id, *data);
+      return {st, data};
+    }));
+    while (inflight.size() >= InFlight()) CAIRN_RETURN_IF_ERROR(drain_one());
+  }
+  while (!inflight.empty()) CAIRN_RETURN_IF_ERROR(drain_one());
+  if (whole && content->Finish() != m.content_hash)
+    return Status::Corruption(ref + ": content hash does not match its manifest");
+  return Status::Ok();
+}
+
+Status ObjectStore::ForEachVersion(
+    const std::function<void(const std::string&, uint64_t, const VersionRecord&)>& fn,
+    const std::function<void(std::string_view)>& bad) {
+  return chunks_->index().Scan(std::string(1, keys::kVersion),
+                               [&](std::string_view k, std::string_view v) {
+                                 auto rec = VersionRecord::Decode(v);
+                                 if (k.size() < 11 || k[k.size() - 9] != '\0' || !rec) {
+                                   if (bad) bad(k);
+                                   return true;
+                                 }
+                                 std::string name(k.substr(1, k.size() - 10));
+                                 fn(name, DecodeU64BE(k.data() + k.size() - 8), *rec);
+                                 return true;
+                               });
+}
+
+Result<std::vector<VersionInfo>> ObjectStore::Versions(const std::string& name) {
+  CAIRN_RETURN_IF_ERROR(ValidateName(name));
+  std::vector<VersionInfo> out;
+  std::string prefix = keys::VersionPrefix(name);
+  bool bad = false;
+  CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(prefix, [&](std::string_view k, std::string_view v) {
+    auto rec = VersionRecord::Decode(v);
+    if (!rec || k.size() != prefix.size() + 8) {
+      bad = true;
+      return false;
+    }
+    out.push_back(ToInfo(DecodeU64BE(k.data() + prefix.size()), *rec));
+    return true;
+  }));
+  if (bad) return Status::Corruption("a version record of '" + name + "' does not decode");
+  return out;
+}
+
+Result<VersionInfo> ObjectStore::Stat(const std::string& name, std::optional<uint64_t> version) {
+  uint64_t v = 0;
+  CAIRN_ASSIGN_OR_RETURN(auto rec, ResolveVersion(name, version, &v));
+  return ToInfo(v, rec);
+}
+
+Result<std::vector<ObjectInfo>> ObjectStore::List(const std::string& prefix) {
+  std::vector<std::string> names;
+  CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
+      std::string(1, keys::kHead) + prefix, [&](std::string_view k, std::string_view) {
+        names.emplace_back(k.substr(1));
+        return true;
+      }));
+  std::vector<ObjectInfo> out;
+  for (const auto& n : names) {
+    CAIRN_ASSIGN_OR_RETURN(auto vs, Versions(n));
+    if (vs.empty()) continue;  // every version removed
+    out.push_back({n, vs.size(), vs.back()});
+  }
+  return out;
+}
+
+Result<uint64_t> ObjectStore::Remove(const std::string& name, std::optional<uint64_t> version) {
+  CAIRN_ASSIGN_OR_RETURN(auto all, Versions(name));
+  std::vector<VersionInfo> doomed;
+  for (const auto& v : all)
+    if (!version || v.version == *version) doomed.push_back(v);
+  if (doomed.empty()) {
+    if (all.empty()) return Status::NotFound("object '" + name + "' not found");
+    return Status::NotFound("object '" + name + "' has no version " + std::to_string(*version));
+  }
+  auto txn = chunks_->Begin();
+  Index& index = chunks_->index();
+  WriteBatch batch;
+  std::map<Digest, uint64_t> manifest_drops;
+  for (const auto& v : doomed) {
+    batch.Delete(keys::Version(name, v.version));
+    manifest_drops[v.manifest_id]++;
+  }
+  for (const auto& [mid, drops] : manifest_drops) {
+    CAIRN_ASSIGN_OR_RETURN(auto row, index.Get(keys::ManifestRefs(mid)));
+    auto refs = row ? DecodeCounter(*row) : std::nullopt;
+    if (!refs || *refs < drops)
+      return Status::Corruption("refcount of manifest " + mid.Hex() + " is missing or too low");
+    if (*refs > drops) {
+      batch.Put(keys::ManifestRefs(mid), EncodeCounter(*refs - drops));
+      continue;
+    }
+    auto m = LoadManifest(mid);
+    if (!m.ok()) return m.status().WithContext("removing " + name);
+    for (const auto& e : m->entries) txn->DropRef(e.id);
+    batch.Delete(keys::Manifest(mid));
+    batch.Delete(keys::ManifestRefs(mid));
+  }
+  CAIRN_RETURN_IF_ERROR(txn->Commit(std::move(batch)).WithContext("removing " + name));
+  return doomed.size();
+}
+
+}  // namespace cairn

@@ -1,0 +1,30 @@
+// Compression: zstd at a configured level, applied after hashing and only to chunks new to the
+// store. A chunk that does not shrink is stored raw; the codec is recorded per chunk.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cairn/status.h"
+
+namespace cairn {
+
+enum class Codec : uint8_t { kRaw = 0, kZstd = 1 };
+
+struct CompressionSpec {
+  bool enabled = true;
+  int level = 3;
+  std::string ToString() const;
+  static Result<CompressionSpec> Parse(std::string_view s);  // "zstd:LEVEL", "zstd", "none"
+};
+
+// Compresses `in` into `out` (resized); returns the codec actually used (raw when zstd does not
+// shrink the data or compression is disabled, in which case `out` holds a copy).
+Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in, std::vector<uint8_t>& out);
+
+// Decompresses into `out`, which must be exactly the recorded plaintext length.
+Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> out);
+
+}  // namespace cairn
