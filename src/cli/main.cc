@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
   using namespace cairn::cli;
   CLI::App app{"cairn: deduplicating, compressed, content-addressed storage"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand: `cairn stat --json REPO`
   Globals g;
   app.add_flag("--json", g.json, "machine-readable output (put, ls, versions, stat, check)");
   app.add_flag("-q,--quiet", g.quiet, "no progress bar");
