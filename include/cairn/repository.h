@@ -65,7 +65,25 @@ struct RepoStats {
   uint64_t unique_bytes = 0;   // plaintext bytes of unique chunks
   uint64_t stored_bytes = 0;   // chunk bytes in segments
   uint64_t segments = 0, segment_bytes = 0, disk_bytes = 0;
+  // Extent allocator: free space inside segments (reusable, released to the filesystem).
+  uint64_t free_extents = 0, free_bytes = 0, largest_free_extent = 0;
+  uint64_t used_bytes = 0;         // segment bytes holding live chunks
+  uint64_t reclaimable_bytes = 0;  // what `maintain` would give back (free extents)
+  double fragmentation = 0;        // 1 - largest free extent / free bytes (0 = one free run)
   double dedup_ratio = 0, compression_ratio = 0, total_ratio = 0;
+};
+
+struct MaintainRequest {
+  double live_threshold = 0.5;  // rewrite segments whose live fraction is below this
+  std::optional<uint64_t> max_bytes;  // stop after moving this many bytes
+  std::optional<double> max_seconds;  // stop after this long
+  ProgressFn progress;
+};
+
+struct MaintainResult {
+  uint64_t segments_compacted = 0, segments_removed = 0;
+  uint64_t chunks_moved = 0, bytes_moved = 0, bytes_released = 0;
+  bool finished = true;  // false when a limit stopped it early (run it again to continue)
 };
 
 struct CheckOptions {
@@ -105,6 +123,13 @@ class Repository {
   virtual Result<VersionInfo> Stat(const std::string& name, std::optional<uint64_t> version) = 0;
   // Removes one version, or every version when nullopt; returns how many were removed.
   virtual Result<uint64_t> Remove(const std::string& name, std::optional<uint64_t> version) = 0;
+  // Keeps the newest `keep_last` versions of `name` (of every object when nullopt) and removes
+  // the rest; returns how many versions were removed.
+  virtual Result<uint64_t> Forget(const std::optional<std::string>& name, uint64_t keep_last) = 0;
+  // Gives space back: releases freed extents, cuts free segment tails, removes empty segments
+  // and compacts sparse ones. Chunks whose last reference goes are released inline by rm and
+  // forget; maintain is about returning their space and defragmenting.
+  virtual Result<MaintainResult> Maintain(const MaintainRequest& req) = 0;
   virtual Result<RepoStats> Stats() = 0;
   virtual Result<CheckReport> Check(const CheckOptions& opts) = 0;
   // Chunk reads done by this handle (tests check that ranged reads touch only what they need).

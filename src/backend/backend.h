@@ -27,6 +27,8 @@ class Backend {
   // Current length of the segment; NotFound when it does not exist.
   virtual Result<uint64_t> Size(SegmentId segment) = 0;
   virtual Status Truncate(SegmentId segment, uint64_t size) = 0;
+  // Releases the storage behind a free extent (the bytes read back as zeros afterwards).
+  virtual Status Discard(SegmentId segment, uint64_t offset, uint64_t length) = 0;
   virtual Status Remove(SegmentId segment) = 0;
   virtual Result<std::vector<SegmentId>> List() = 0;
   // Where the segment lives, for messages ("REPO/segments/00000001.seg").

@@ -27,6 +27,9 @@ class FaultBackend : public Backend {
   Status Sync(SegmentId s) override;
   Result<uint64_t> Size(SegmentId s) override { return inner_->Size(s); }
   Status Truncate(SegmentId s, uint64_t size) override { return inner_->Truncate(s, size); }
+  Status Discard(SegmentId s, uint64_t off, uint64_t len) override {
+    return inner_->Discard(s, off, len);
+  }
   Status Remove(SegmentId s) override { return inner_->Remove(s); }
   Result<std::vector<SegmentId>> List() override { return inner_->List(); }
   std::string Describe(SegmentId s) const override { return inner_->Describe(s); }

@@ -2,6 +2,7 @@
 // many threads at once), fdatasync for durability.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +81,15 @@ class LocalBackend : public Backend {
     return Status::Ok();
   }
 
+  Status Discard(SegmentId s, uint64_t off, uint64_t len) override {
+    CAIRN_ASSIGN_OR_RETURN(int fd, Fd(s, false));
+    if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                    static_cast<off_t>(len)) != 0 &&
+        errno != EOPNOTSUPP)
+      return Status::FromErrno(errno, "releasing space in " + Describe(s));
+    return Status::Ok();
+  }
+
   Status Remove(SegmentId s) override {
     {
       std::lock_guard lk(mu_);
@@ -99,10 +109,17 @@ class LocalBackend : public Backend {
     DIR* d = ::opendir(dir_.c_str());
     if (!d) return Status::FromErrno(errno, dir_);
     while (auto* e = ::readdir(d)) {
-      unsigned id;
-      char tail[8];
-      if (std::sscanf(e->d_name, "%8x.%3s", &id, tail) == 2 && std::string(tail) == "seg")
-        out.push_back(id);
+      // Exactly eight lowercase hex digits and ".seg": anything else is not ours.
+      std::string_view n(e->d_name);
+      if (n.size() != 12 || n.substr(8) != ".seg") continue;
+      SegmentId id = 0;
+      bool hex = true;
+      for (char c : n.substr(0, 8)) {
+        int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (v < 0) hex = false;
+        id = (id << 4) | static_cast<SegmentId>(v < 0 ? 0 : v);
+      }
+      if (hex) out.push_back(id);
     }
     ::closedir(d);
     return out;

@@ -1,6 +1,8 @@
-// ChunkStore implementation: dedup, extent writes, crash-ordered commits, verified reads.
+// ChunkStore implementation: dedup, extent placement, crash-ordered commits, verified reads,
+// inline release of unreferenced chunks, and compaction.
 #include "chunkstore/chunk_store.h"
 
+#include <algorithm>
 #include <ctime>
 
 namespace cairn {
@@ -27,7 +29,8 @@ Status ChunkStore::Open(bool writable) {
                                      }));
   if (!bad.empty()) return Status::Corruption(index_->Describe() + ": " + bad);
   if (writable) {
-    // Crash recovery: bytes past a segment's committed length were never referenced.
+    // Crash recovery: bytes past a segment's committed length were never referenced, and a
+    // segment the index does not know was never committed (or was being removed).
     CAIRN_ASSIGN_OR_RETURN(auto present, backend_->List());
     for (SegmentId id : present) {
       auto it = segs.find(id);
@@ -40,7 +43,13 @@ Status ChunkStore::Open(bool writable) {
     }
   }
   std::lock_guard lk(seg_mu_);
+  CAIRN_RETURN_IF_ERROR(allocator_.Load(*index_));
   committed_ = std::move(segs);
+  ResetTailLocked();
+  return Status::Ok();
+}
+
+void ChunkStore::ResetTailLocked() {
   if (committed_.empty()) {
     active_ = 1;
     active_tail_ = 0;
@@ -48,7 +57,15 @@ Status ChunkStore::Open(bool writable) {
     active_ = committed_.rbegin()->first;
     active_tail_ = committed_.rbegin()->second;
   }
-  return Status::Ok();
+}
+
+void ChunkStore::ResetToCommitted() {
+  std::lock_guard lk(seg_mu_);
+  if (allocator_.dirty()) {
+    Status s = allocator_.Load(*index_);
+    (void)s;  // an index that cannot be read fails the next operation with its own message
+  }
+  ResetTailLocked();
 }
 
 Result<PreparedChunk> ChunkStore::Prepare(std::span<const uint8_t> data) const {
@@ -63,15 +80,17 @@ Result<PreparedChunk> ChunkStore::Prepare(std::span<const uint8_t> data) const {
 
 std::unique_ptr<ChunkTxn> ChunkStore::Begin() { return std::unique_ptr<ChunkTxn>(new ChunkTxn(this)); }
 
-std::pair<SegmentId, uint64_t> ChunkStore::Allocate(uint64_t len) {
-  std::lock_guard lk(seg_mu_);
-  if (active_tail_ > 0 && active_tail_ + len > opts_.segment_target_size) {
-    active_++;
+Extent ChunkStore::AppendAtTail(uint64_t len) {
+  // Caller holds seg_mu_.
+  if (draining_.count(active_) || (active_tail_ > 0 && active_tail_ + len > opts_.segment_target_size)) {
+    SegmentId top = active_;
+    if (!committed_.empty()) top = std::max(top, committed_.rbegin()->first);
+    active_ = top + 1;
     active_tail_ = 0;
   }
-  auto at = std::make_pair(active_, active_tail_);
+  Extent e{active_, active_tail_, len};
   active_tail_ += len;
-  return at;
+  return e;
 }
 
 Result<std::optional<ChunkRecord>> ChunkStore::Lookup(const Digest& id) const {
@@ -122,6 +141,11 @@ std::map<SegmentId, uint64_t> ChunkStore::Segments() const {
   return committed_;
 }
 
+std::vector<Extent> ChunkStore::FreeExtents() const {
+  std::lock_guard lk(seg_mu_);
+  return allocator_.FreeExtents();
+}
+
 Result<ChunkStoreStats> ChunkStore::Stats() const {
   ChunkStoreStats st;
   CAIRN_RETURN_IF_ERROR(ForEachChunk([&](const Digest&, const ChunkRecord& r) {
@@ -129,9 +153,11 @@ Result<ChunkStoreStats> ChunkStore::Stats() const {
     st.plain_bytes += r.plain_len;
     st.stored_bytes += r.stored_len;
     if (r.refcount > 0) st.referenced_chunks++;
-    else st.unreferenced_stored_bytes += r.stored_len;
   }));
-  st.segments = Segments().size();
+  std::lock_guard lk(seg_mu_);
+  st.segments = committed_.size();
+  for (const auto& [seg, len] : committed_) st.segment_bytes += len;
+  st.free = allocator_.Stats();
   return st;
 }
 
@@ -140,29 +166,31 @@ Result<ChunkStoreStats> ChunkStore::Stats() const {
 ChunkTxn::ChunkTxn(ChunkStore* store) : store_(store), writer_lock_(store->writer_mu_) {}
 
 ChunkTxn::~ChunkTxn() {
-  if (done_) return;
-  // Roll back: the allocator resumes at the end of the last committed segment, so the bytes
-  // this transaction wrote are overwritten by the next one (or cut at the next open).
-  std::lock_guard lk(store_->seg_mu_);
-  if (store_->committed_.empty()) {
-    store_->active_ = 1;
-    store_->active_tail_ = 0;
-  } else {
-    store_->active_ = store_->committed_.rbegin()->first;
-    store_->active_tail_ = store_->committed_.rbegin()->second;
+  // Roll back: the allocator returns to its committed state, so space this transaction wrote
+  // into is free again (and the segment tail is cut at the next open).
+  if (!done_) store_->ResetToCommitted();
+}
+
+Result<Extent> ChunkTxn::Place(std::span<const uint8_t> stored) {
+  Extent e;
+  {
+    std::lock_guard lk(store_->seg_mu_);
+    auto fit = store_->allocator_.Allocate(stored.size(), store_->draining_);
+    e = fit ? *fit : store_->AppendAtTail(stored.size());
   }
+  CAIRN_RETURN_IF_ERROR(store_->backend_->Write(e.segment, e.offset, stored));
+  auto& end = written_end_[e.segment];
+  end = std::max(end, e.offset + e.length);
+  return e;
 }
 
 Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
   deltas_[c.id] += 1;
   if (c.known || new_chunks_.count(c.id)) return false;
-  auto [seg, off] = store_->Allocate(c.stored.size());
-  Status s = store_->backend_->Write(seg, off, c.stored);
-  if (!s.ok()) return s;
-  touched_.insert(seg);
+  CAIRN_ASSIGN_OR_RETURN(Extent e, Place(c.stored));
   ChunkRecord rec;
-  rec.segment = seg;
-  rec.offset = off;
+  rec.segment = e.segment;
+  rec.offset = e.offset;
   rec.stored_len = static_cast<uint32_t>(c.stored.size());
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
@@ -172,47 +200,246 @@ Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
   return true;
 }
 
+Status ChunkTxn::Relocate(const Digest& id) {
+  CAIRN_ASSIGN_OR_RETURN(auto current, store_->Lookup(id));
+  if (!current) return Status::Ok();  // released since the caller looked: nothing to move
+  const ChunkRecord& rec = *current;
+  std::vector<uint8_t> stored(rec.stored_len), plain(rec.plain_len);
+  Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
+  if (s.ok()) s = Decompress(rec.codec, stored, plain);
+  if (s.ok() && store_->hasher_->Hash(plain) != id)
+    s = Status::Corruption("its content does not match its hash");
+  if (!s.ok())
+    return Status::Corruption("cannot move chunk " + id.Hex() + " out of " +
+                              store_->backend_->Describe(rec.segment) + ": " + s.message());
+  CAIRN_ASSIGN_OR_RETURN(Extent e, Place(stored));
+  ChunkRecord moved = rec;
+  moved.segment = e.segment;
+  moved.offset = e.offset;
+  moved_[id] = moved;
+  return Status::Ok();
+}
+
 void ChunkTxn::DiscardRefs() { deltas_.clear(); }
 
 Status ChunkTxn::Commit(WriteBatch batch) {
   // 1. Data first: every segment written in this transaction is made durable.
-  for (SegmentId seg : touched_) CAIRN_RETURN_IF_ERROR(store_->backend_->Sync(seg));
-  // 2. Then the metadata that points at it, in one atomic batch.
-  for (const auto& [id, delta] : deltas_) {
-    if (delta == 0) continue;
-    ChunkRecord rec;
-    auto fresh = new_chunks_.find(id);
-    if (fresh != new_chunks_.end()) {
-      rec = fresh->second;
-    } else {
-      CAIRN_ASSIGN_OR_RETURN(auto cur, store_->Lookup(id));
-      if (!cur) return Status::NotFound("chunk " + id.Hex() + " vanished before commit");
-      rec = *cur;
-    }
-    if (delta < 0 && rec.refcount < static_cast<uint64_t>(-delta))
-      return Status::Corruption("refcount of chunk " + id.Hex() + " would go below zero");
-    rec.refcount += delta;
-    batch.Put(keys::Chunk(id), rec.Encode());
+  for (const auto& [seg, end] : written_end_) {
+    Status s = store_->backend_->Sync(seg);
+    if (!s.ok()) return s;
   }
+  // 2. Then the metadata that points at it, in one atomic batch.
+  std::vector<Extent> released;
   std::map<SegmentId, uint64_t> new_committed;
   {
     std::lock_guard lk(store_->seg_mu_);
-    for (SegmentId seg : touched_) {
-      uint64_t len = seg == store_->active_ ? store_->active_tail_ : 0;
-      if (seg != store_->active_) {
-        // A segment we rolled past: its end is the furthest extent written in it.
-        for (const auto& [id, r] : new_chunks_)
-          if (r.segment == seg) len = std::max(len, r.offset + r.stored_len);
+    auto& alloc = store_->allocator_;
+    for (const auto& [id, delta] : deltas_) {
+      if (delta == 0) continue;
+      ChunkRecord rec;
+      auto fresh = new_chunks_.find(id);
+      if (fresh != new_chunks_.end()) {
+        rec = fresh->second;
+      } else {
+        auto cur = store_->Lookup(id);
+        if (!cur.ok()) return cur.status();
+        if (!cur.value())
+          return Status::Corruption("chunk " + id.Hex() + " is referenced but missing from the index");
+        rec = **cur;
       }
+      if (delta < 0 && rec.refcount < static_cast<uint64_t>(-delta))
+        return Status::Corruption("refcount of chunk " + id.Hex() + " would go below zero");
+      rec.refcount += delta;
+      if (rec.refcount == 0) {
+        batch.Delete(keys::Chunk(id));
+        Extent e{rec.segment, rec.offset, rec.stored_len};
+        alloc.Free(e);
+        released.push_back(e);
+      } else {
+        batch.Put(keys::Chunk(id), rec.Encode());
+      }
+    }
+    for (const auto& [id, moved] : moved_) {
+      auto cur = store_->Lookup(id);
+      if (!cur.ok()) return cur.status();
+      if (!cur.value()) continue;  // removed meanwhile: its new copy's space stays free
+      ChunkRecord rec = **cur;
+      Extent old{rec.segment, rec.offset, rec.stored_len};
+      rec.segment = moved.segment;
+      rec.offset = moved.offset;
+      batch.Put(keys::Chunk(id), rec.Encode());
+      alloc.Free(old);
+      released.push_back(old);
+    }
+    // Segment high-water marks: the committed length covers every extent now in use.
+    for (const auto& [seg, end] : written_end_) {
+      uint64_t len = store_->committed_.count(seg) ? store_->committed_[seg] : 0;
+      len = std::max(len, end);
       new_committed[seg] = len;
       batch.Put(keys::Segment(seg), SegmentRecord{len}.Encode());
     }
+    alloc.AddChangesTo(batch);
   }
-  CAIRN_RETURN_IF_ERROR(store_->index_->Write(batch, /*sync=*/true));
-  std::lock_guard lk(store_->seg_mu_);
-  for (auto& [seg, len] : new_committed) store_->committed_[seg] = len;
+  Status s = store_->index_->Write(batch, /*sync=*/true);
+  if (!s.ok()) return s;  // the destructor rolls the allocator back
+  {
+    std::lock_guard lk(store_->seg_mu_);
+    store_->allocator_.MarkCommitted();
+    for (auto& [seg, len] : new_committed) store_->committed_[seg] = len;
+  }
   done_ = true;
+  // Freed space goes back to the filesystem now; if this is interrupted, `maintain` redoes it.
+  for (const auto& e : released) (void)store_->backend_->Discard(e.segment, e.offset, e.length);
   return Status::Ok();
+}
+
+// --- Maintenance
+
+Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
+  MaintainReport rep;
+  struct Candidate {
+    SegmentId seg;
+    uint64_t live;
+    std::vector<std::pair<Digest, uint64_t>> chunks;  // (id, offset)
+  };
+  std::vector<Candidate> candidates;
+  uint64_t planned = 0;
+  {
+    // Choose under the writer lock and mark the choice as draining, so that no put can place
+    // a new chunk in a segment that is about to be emptied and removed.
+    std::lock_guard wl(writer_mu_);
+    std::map<SegmentId, Candidate> by_segment;
+    CAIRN_RETURN_IF_ERROR(ForEachChunk([&](const Digest& id, const ChunkRecord& r) {
+      auto& c = by_segment[r.segment];
+      c.chunks.push_back({id, r.offset});
+      c.live += r.stored_len;
+    }));
+    std::lock_guard lk(seg_mu_);
+    for (const auto& [seg, len] : committed_) {
+      auto& c = by_segment[seg];
+      if (len == 0 || double(c.live) < opts.live_threshold * double(len)) {
+        c.seg = seg;
+        planned += c.live;
+        draining_.insert(seg);
+        candidates.push_back(std::move(c));
+      }
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.live < b.live; });
+  auto undrain_from = [&](size_t k) {
+    std::lock_guard lk(seg_mu_);
+    for (; k < candidates.size(); k++) draining_.erase(candidates[k].seg);
+  };
+
+  auto out_of_budget = [&](uint64_t next) {
+    return rep.bytes_moved + next > opts.max_bytes ||
+           std::chrono::steady_clock::now() >= opts.deadline;
+  };
+  for (size_t k = 0; k < candidates.size(); k++) {
+    auto& c = candidates[k];
+    std::sort(c.chunks.begin(), c.chunks.end(),
+              [](const auto& x, const auto& y) { return x.second < y.second; });
+    // Move the live chunks out, a bounded batch per transaction.
+    size_t i = 0;
+    while (i < c.chunks.size()) {
+      auto txn = Begin();
+      uint64_t batch_bytes = 0;
+      for (; i < c.chunks.size() && batch_bytes < (64u << 20); i++) {
+        auto rec = Lookup(c.chunks[i].first);
+        if (!rec.ok()) {
+          undrain_from(k);
+          return rec.status();
+        }
+        if (!*rec) continue;
+        uint64_t len = (*rec)->stored_len;
+        if (out_of_budget(len)) break;
+        Status s = txn->Relocate(c.chunks[i].first);
+        if (!s.ok()) {
+          undrain_from(k);
+          return s;
+        }
+        batch_bytes += len;
+        rep.bytes_moved += len;
+        rep.chunks_moved++;
+        if (opts.progress) opts.progress(rep.bytes_moved, planned);
+      }
+      Status s = txn->Commit(WriteBatch());
+      if (!s.ok()) {
+        undrain_from(k);
+        return s;
+      }
+      if (i < c.chunks.size()) {  // stopped by the time or byte budget
+        undrain_from(k);
+        rep.finished = false;
+        return rep;
+      }
+    }
+    // The segment holds no live chunk any more: drop it from the index, then delete it.
+    {
+      std::lock_guard wl(writer_mu_);
+      WriteBatch batch;
+      {
+        std::lock_guard lk(seg_mu_);
+        batch.Delete(keys::Segment(c.seg));
+        allocator_.DropSegment(c.seg);
+        allocator_.AddChangesTo(batch);
+      }
+      Status s = index_->Write(batch, true);
+      std::lock_guard lk(seg_mu_);
+      draining_.erase(c.seg);
+      if (!s.ok()) {
+        (void)allocator_.Load(*index_);
+        undrain_from(k + 1);
+        return s;
+      }
+      allocator_.MarkCommitted();
+      rep.bytes_released += committed_[c.seg];
+      committed_.erase(c.seg);
+      ResetTailLocked();
+      s = backend_->Remove(c.seg);
+      if (!s.ok()) {
+        undrain_from(k + 1);
+        return s;
+      }
+    }
+    if (c.live) rep.segments_compacted++;
+    rep.segments_removed++;
+  }
+
+  // Free tails are cut off, and every free extent's storage is released to the filesystem.
+  std::lock_guard wl(writer_mu_);
+  WriteBatch batch;
+  std::map<SegmentId, uint64_t> cut;
+  std::vector<Extent> free;
+  {
+    std::lock_guard lk(seg_mu_);
+    for (auto& [seg, len] : committed_) {
+      auto tail = allocator_.TakeTail(seg, len);
+      if (!tail) continue;
+      cut[seg] = tail->offset;
+      batch.Put(keys::Segment(seg), SegmentRecord{tail->offset}.Encode());
+    }
+    allocator_.AddChangesTo(batch);
+    free = allocator_.FreeExtents();
+  }
+  if (!batch.empty()) {
+    Status s = index_->Write(batch, true);
+    std::lock_guard lk(seg_mu_);
+    if (!s.ok()) {
+      (void)allocator_.Load(*index_);
+      return s;
+    }
+    allocator_.MarkCommitted();
+    for (auto& [seg, len] : cut) {
+      rep.bytes_released += committed_[seg] - len;
+      committed_[seg] = len;
+    }
+    ResetTailLocked();
+  }
+  for (auto& [seg, len] : cut) CAIRN_RETURN_IF_ERROR(backend_->Truncate(seg, len));
+  for (const auto& e : free) CAIRN_RETURN_IF_ERROR(backend_->Discard(e.segment, e.offset, e.length));
+  return rep;
 }
 
 }  // namespace cairn

@@ -1,12 +1,15 @@
 // ChunkStore: content-addressed chunks with dedup and refcounts. A chunk is named by the hash of
 // its plaintext, stored once (compressed when that helps) in a segment extent, and described by
 // a ChunkRecord in the index. Writers work in a ChunkTxn: data is written and made durable
-// first, then one index batch commits the records, the refcount changes and whatever the layer
-// above adds (manifests, versions). After a crash, segment bytes past the committed length are
-// cut off at the next writable open, so uncommitted writes leave nothing behind.
+// first, then one index batch commits the records, the refcount changes, the allocator's
+// free-extent changes and whatever the layer above adds (manifests, versions). A chunk whose
+// refcount reaches zero is deleted in that same batch and its extent freed (ADR 0007).
+// After a crash, segment bytes past the committed length are cut off at the next writable open
+// and writes into free extents that never committed stay free, so nothing leaks.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,7 +20,9 @@
 
 #include "backend/backend.h"
 #include "cairn/digest.h"
+#include "cairn/io.h"
 #include "chunkstore/chunk_record.h"
+#include "chunkstore/extent_allocator.h"
 #include "index/index.h"
 #include "primitives/compress.h"
 #include "primitives/hash.h"
@@ -41,6 +46,8 @@ struct PreparedChunk {
 class ChunkStore;
 
 // One writer's unit of work. Not thread-safe: the ordered stage of a pipeline drives it.
+// It holds the store's writer lock from Begin to destruction, so no other transaction (and so
+// no deletion) can interleave between a dedup lookup and the commit that relies on it.
 class ChunkTxn {
  public:
   ~ChunkTxn();  // rolls back uncommitted work
@@ -50,13 +57,14 @@ class ChunkTxn {
   // Adds one reference to the chunk, writing its data when it is new to the store and to this
   // transaction. Returns true when the chunk's data was written (new), false when deduplicated.
   Result<bool> AddRef(PreparedChunk&& chunk);
-  // Adds `n` references to a chunk that must exist (counts as dedup).
-  void AddExistingRef(const Digest& id, int64_t n = 1) { deltas_[id] += n; }
-  // Drops `n` references (rm); the refcount may reach zero, the chunk stays until GC.
+  // Drops `n` references; a chunk left with none is deleted at commit and its extent freed.
   void DropRef(const Digest& id, int64_t n = 1) { deltas_[id] -= n; }
-  // Forgets every reference change made so far (new chunk data stays written but unreferenced
-  // and is reclaimed as uncommitted space).
+  // Forgets every reference change made so far.
   void DiscardRefs();
+  // Copies a chunk's stored bytes to a new extent outside the draining segments (compaction);
+  // the record moves and the old extent is freed at commit. The copy is verified first.
+  // A chunk removed since the caller looked it up is skipped.
+  Status Relocate(const Digest& id);
   // Bytes of new chunk data written (stored size) in this transaction.
   uint64_t new_stored_bytes() const { return new_stored_bytes_; }
 
@@ -66,26 +74,43 @@ class ChunkTxn {
  private:
   friend class ChunkStore;
   explicit ChunkTxn(ChunkStore* store);
+  Result<Extent> Place(std::span<const uint8_t> stored);
   ChunkStore* store_;
   std::unique_lock<std::mutex> writer_lock_;
   std::unordered_map<Digest, ChunkRecord, DigestHash> new_chunks_;
+  std::unordered_map<Digest, ChunkRecord, DigestHash> moved_;  // id -> record at new place
   std::map<Digest, int64_t> deltas_;
-  std::set<SegmentId> touched_;
+  std::map<SegmentId, uint64_t> written_end_;  // segment -> end of the furthest extent written
   uint64_t new_stored_bytes_ = 0;
   bool done_ = false;
 };
 
 struct ChunkStoreStats {
   uint64_t chunks = 0, referenced_chunks = 0;
-  uint64_t plain_bytes = 0, stored_bytes = 0, unreferenced_stored_bytes = 0;
-  uint64_t segments = 0;
+  uint64_t plain_bytes = 0, stored_bytes = 0;
+  uint64_t segments = 0, segment_bytes = 0;  // committed lengths
+  AllocatorStats free;
+};
+
+struct MaintainOptions {
+  double live_threshold = 0.5;  // compact segments whose live fraction is below this
+  uint64_t max_bytes = UINT64_MAX;  // stop after moving this many bytes
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  ProgressFn progress;  // bytes moved so far, bytes planned
+};
+
+struct MaintainReport {
+  uint64_t segments_compacted = 0, segments_removed = 0;
+  uint64_t chunks_moved = 0, bytes_moved = 0;
+  uint64_t bytes_released = 0;  // freed space returned to the filesystem
+  bool finished = true;         // false when stopped by a time or byte limit
 };
 
 class ChunkStore {
  public:
   ChunkStore(Backend* backend, Index* index, const Hasher* hasher, ChunkStoreOptions opts);
 
-  // Loads segment state; when `writable`, cuts uncommitted tails left by a crash.
+  // Loads segment and allocator state; when `writable`, cuts uncommitted tails left by a crash.
   Status Open(bool writable);
 
   // Hash, dedup lookup, compress-if-new. Thread-safe.
@@ -106,6 +131,11 @@ class ChunkStore {
                       const std::function<void(std::string_view key)>& bad = {}) const;
   // Committed length of each segment.
   std::map<SegmentId, uint64_t> Segments() const;
+  std::vector<Extent> FreeExtents() const;
+
+  // Compaction and space release: releases free extents to the filesystem, cuts free segment
+  // tails, removes empty segments and rewrites sparse ones. Crash-safe at every step.
+  Result<MaintainReport> Maintain(const MaintainOptions& opts);
 
   Result<ChunkStoreStats> Stats() const;
   uint64_t chunk_reads() const { return chunk_reads_.load(); }
@@ -115,8 +145,11 @@ class ChunkStore {
 
  private:
   friend class ChunkTxn;
-  // Reserves `len` bytes at the end of the active segment (rolling to a new one when full).
-  std::pair<SegmentId, uint64_t> Allocate(uint64_t len);
+  // Appends `len` bytes at the end of the active segment (rolling to a new one when full).
+  Extent AppendAtTail(uint64_t len);
+  // Reloads allocator and tail state from the index after a failed or abandoned transaction.
+  void ResetToCommitted();
+  void ResetTailLocked();
 
   Backend* backend_;
   Index* index_;
@@ -125,6 +158,8 @@ class ChunkStore {
   std::mutex writer_mu_;  // one transaction at a time
   mutable std::mutex seg_mu_;
   std::map<SegmentId, uint64_t> committed_;  // segment -> committed length
+  ExtentAllocator allocator_;                // guarded by seg_mu_
+  std::set<SegmentId> draining_;             // segments being compacted: no new data there
   SegmentId active_ = 0;
   uint64_t active_tail_ = 0;  // next free byte in the active segment (>= committed length)
   mutable std::atomic<uint64_t> chunk_reads_{0};

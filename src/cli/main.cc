@@ -234,6 +234,56 @@ int CmdRm(const Globals& g, const std::string& repo_path, const std::string& ref
   return 0;
 }
 
+int CmdForget(const Globals& g, const std::string& repo_path, const std::string& name,
+              uint64_t keep_last) {
+  auto repo = OpenRepo(repo_path, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  std::optional<std::string> target;
+  if (!name.empty()) target = name;
+  auto n = (*repo)->Forget(target, keep_last);
+  if (!n.ok()) return Fail(n.status());
+  if (g.json) std::cout << json({{"versions_removed", *n}}).dump() << "\n";
+  else if (!g.quiet) std::printf("removed %llu version(s)\n", (unsigned long long)*n);
+  return 0;
+}
+
+int CmdMaintain(const Globals& g, const std::string& repo_path, double threshold,
+                const std::string& max_bytes, double max_seconds) {
+  MaintainRequest req;
+  req.live_threshold = threshold;
+  if (!max_bytes.empty()) {
+    auto b = ParseSize(max_bytes);
+    if (!b.ok()) return Fail(b.status());
+    req.max_bytes = *b;
+  }
+  if (max_seconds > 0) req.max_seconds = max_seconds;
+  auto repo = OpenRepo(repo_path, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  ProgressBar bar("maintain", !g.quiet);
+  req.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Maintain(req);
+  bar.Finish();
+  if (!r.ok()) return Fail(r.status());
+  if (g.json) {
+    std::cout << json({{"segments_compacted", r->segments_compacted},
+                       {"segments_removed", r->segments_removed},
+                       {"chunks_moved", r->chunks_moved},
+                       {"bytes_moved", r->bytes_moved},
+                       {"bytes_released", r->bytes_released},
+                       {"finished", r->finished}})
+                     .dump()
+              << "\n";
+  } else {
+    std::printf("maintain: %llu segment(s) removed (%llu compacted), %llu chunks (%s) moved, %s "
+                "released%s\n",
+                (unsigned long long)r->segments_removed, (unsigned long long)r->segments_compacted,
+                (unsigned long long)r->chunks_moved, HumanBytes(r->bytes_moved).c_str(),
+                HumanBytes(r->bytes_released).c_str(),
+                r->finished ? "" : "; stopped by a limit, run again to continue");
+  }
+  return 0;
+}
+
 int CmdStat(const Globals& g, const std::string& repo_path) {
   auto repo = OpenRepo(repo_path, false, g);
   if (!repo.ok()) return Fail(repo.status());
@@ -251,6 +301,12 @@ int CmdStat(const Globals& g, const std::string& repo_path) {
               {"segments", s->segments},
               {"segment_bytes", s->segment_bytes},
               {"disk_bytes", s->disk_bytes},
+              {"used_bytes", s->used_bytes},
+              {"free_extents", s->free_extents},
+              {"free_bytes", s->free_bytes},
+              {"largest_free_extent", s->largest_free_extent},
+              {"reclaimable_bytes", s->reclaimable_bytes},
+              {"fragmentation", s->fragmentation},
               {"dedup_ratio", s->dedup_ratio},
               {"compression_ratio", s->compression_ratio},
               {"total_ratio", s->total_ratio}};
@@ -268,6 +324,12 @@ int CmdStat(const Globals& g, const std::string& repo_path) {
               (unsigned long long)s->stored_bytes);
   std::printf("segments:            %llu, %s on disk\n", (unsigned long long)s->segments,
               HumanBytes(s->disk_bytes).c_str());
+  std::printf("used / free extents: %s used, %llu free extents (%s, largest %s)\n",
+              HumanBytes(s->used_bytes).c_str(), (unsigned long long)s->free_extents,
+              HumanBytes(s->free_bytes).c_str(), HumanBytes(s->largest_free_extent).c_str());
+  std::printf("fragmentation:       %.2f\n", s->fragmentation);
+  std::printf("reclaimable:         %s (run `cairn maintain`)\n",
+              HumanBytes(s->reclaimable_bytes).c_str());
   std::printf("dedup ratio:         %.2fx\n", s->dedup_ratio);
   std::printf("compression ratio:   %.2fx\n", s->compression_ratio);
   std::printf("total ratio:         %.2fx (logical / stored)\n", s->total_ratio);
@@ -358,6 +420,22 @@ int main(int argc, char** argv) {
   rm->add_option("REPO", repo)->required();
   rm->add_option("REF", ref, "NAME or NAME@VERSION")->required();
   rm->callback([&] { rc = CmdRm(g, repo, ref); });
+
+  uint64_t keep_last = 0;
+  auto* forget = app.add_subcommand("forget", "keep the newest N versions, remove the rest");
+  forget->add_option("REPO", repo)->required();
+  forget->add_option("NAME", name, "object (default: every object)");
+  forget->add_option("--keep-last", keep_last, "versions to keep per object")->required();
+  forget->callback([&] { rc = CmdForget(g, repo, name, keep_last); });
+
+  double threshold = 0.5, max_seconds = 0;
+  std::string max_bytes;
+  auto* maintain = app.add_subcommand("maintain", "give space back: release, compact, trim");
+  maintain->add_option("REPO", repo)->required();
+  maintain->add_option("--threshold", threshold, "compact segments less live than this (0.5)");
+  maintain->add_option("--max-bytes", max_bytes, "stop after moving this much (e.g. 512M)");
+  maintain->add_option("--max-seconds", max_seconds, "stop after this many seconds");
+  maintain->callback([&] { rc = CmdMaintain(g, repo, threshold, max_bytes, max_seconds); });
 
   auto* stat = app.add_subcommand("stat", "repository statistics");
   stat->add_option("REPO", repo)->required();

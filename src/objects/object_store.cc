@@ -296,6 +296,31 @@ Result<uint64_t> ObjectStore::Remove(const std::string& name, std::optional<uint
     if (all.empty()) return Status::NotFound("object '" + name + "' not found");
     return Status::NotFound("object '" + name + "' has no version " + std::to_string(*version));
   }
+  CAIRN_RETURN_IF_ERROR(RemoveVersions(name, doomed));
+  return doomed.size();
+}
+
+Result<uint64_t> ObjectStore::Forget(const std::optional<std::string>& name, uint64_t keep_last) {
+  std::vector<std::string> names;
+  if (name) {
+    names.push_back(*name);
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(auto all, List(""));
+    for (const auto& o : all) names.push_back(o.name);
+  }
+  uint64_t removed = 0;
+  for (const auto& n : names) {
+    CAIRN_ASSIGN_OR_RETURN(auto vs, Versions(n));
+    if (vs.empty() && name) return Status::NotFound("object '" + n + "' not found");
+    if (vs.size() <= keep_last) continue;
+    std::vector<VersionInfo> doomed(vs.begin(), vs.end() - keep_last);
+    CAIRN_RETURN_IF_ERROR(RemoveVersions(n, doomed));
+    removed += doomed.size();
+  }
+  return removed;
+}
+
+Status ObjectStore::RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed) {
   auto txn = chunks_->Begin();
   Index& index = chunks_->index();
   WriteBatch batch;
@@ -306,8 +331,9 @@ Result<uint64_t> ObjectStore::Remove(const std::string& name, std::optional<uint
   }
   for (const auto& [mid, drops] : manifest_drops) {
     CAIRN_ASSIGN_OR_RETURN(auto row, index.Get(keys::ManifestRefs(mid)));
-    auto refs = row ? DecodeCounter(*row) : std::nullopt;
-    if (!refs || *refs < drops)
+    std::optional<uint64_t> refs;
+    if (row) refs = DecodeCounter(*row);
+    if (refs.value_or(0) < drops)
       return Status::Corruption("refcount of manifest " + mid.Hex() + " is missing or too low");
     if (*refs > drops) {
       batch.Put(keys::ManifestRefs(mid), EncodeCounter(*refs - drops));
@@ -319,8 +345,7 @@ Result<uint64_t> ObjectStore::Remove(const std::string& name, std::optional<uint
     batch.Delete(keys::Manifest(mid));
     batch.Delete(keys::ManifestRefs(mid));
   }
-  CAIRN_RETURN_IF_ERROR(txn->Commit(std::move(batch)).WithContext("removing " + name));
-  return doomed.size();
+  return txn->Commit(std::move(batch)).WithContext("removing " + name);
 }
 
 }  // namespace cairn

@@ -30,6 +30,7 @@ class ObjectStore {
   Result<std::vector<VersionInfo>> Versions(const std::string& name);
   Result<VersionInfo> Stat(const std::string& name, std::optional<uint64_t> version);
   Result<uint64_t> Remove(const std::string& name, std::optional<uint64_t> version);
+  Result<uint64_t> Forget(const std::optional<std::string>& name, uint64_t keep_last);
 
   // Loads and verifies a manifest (its body must hash to its id).
   Result<Manifest> LoadManifest(const Digest& id);
@@ -43,6 +44,8 @@ class ObjectStore {
  private:
   Result<VersionRecord> ResolveVersion(const std::string& name, std::optional<uint64_t> version,
                                        uint64_t* resolved);
+  // Removes the given versions of `name` in one transaction.
+  Status RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);
   size_t InFlight() const { return pool_->size() * 2 + 2; }
 
   ChunkStore* chunks_;

@@ -1,6 +1,7 @@
 // The check pass. It never modifies the repository.
 #include "repo/check.h"
 
+#include <algorithm>
 #include <deque>
 #include <future>
 #include <map>
@@ -130,16 +131,22 @@ Result<CheckReport> CheckRepository(ChunkStore& chunks, ObjectStore& objects, Th
     else if (*size > len)
       rep.warnings.push_back("segment " + backend.Describe(seg) + " has " +
                              std::to_string(*size - len) +
-                             " uncommitted bytes (cut at the next write)");
+                             " uncommitted bytes (cut at the next writable open)");
   }
-  std::map<std::pair<SegmentId, uint64_t>, std::pair<uint64_t, Digest>> extents;
-  uint64_t unreferenced = 0;
+  // Every committed byte of a segment is either a live chunk's extent or a free extent: any
+  // overlap is double booking, any gap is leaked space.
+  struct Piece {
+    uint64_t offset, length;
+    std::string what;
+  };
+  std::map<SegmentId, std::vector<Piece>> pieces;
   for (const auto& [id, r] : records) {
     uint64_t want = chunk_refs_expected.count(id) ? chunk_refs_expected[id] : 0;
     if (r.refcount != want)
       rep.errors.push_back("chunk " + id.Hex() + " refcount is " + std::to_string(r.refcount) +
                            ", manifests say " + std::to_string(want));
-    if (want == 0) unreferenced++;
+    else if (r.refcount == 0)
+      rep.errors.push_back("chunk " + id.Hex() + " has no references but was not released");
     auto seg = segments.find(r.segment);
     if (seg == segments.end()) {
       rep.errors.push_back("chunk " + id.Hex() + " (" + objects_of(id) + ") lies in segment " +
@@ -151,18 +158,37 @@ Result<CheckReport> CheckRepository(ChunkStore& chunks, ObjectStore& objects, Th
       rep.errors.push_back("chunk " + id.Hex() + " (" + objects_of(id) + ") is cut off: " +
                            backend.Describe(r.segment) + " is truncated");
     }
-    extents[{r.segment, r.offset}] = {r.stored_len, id};
+    pieces[r.segment].push_back({r.offset, r.stored_len, "chunk " + id.Hex()});
   }
-  if (unreferenced)
-    rep.warnings.push_back(std::to_string(unreferenced) +
-                           " chunks have no references (space reclaimable by GC)");
-  std::pair<SegmentId, uint64_t> prev_end{0, 0};
-  for (const auto& [at, len_id] : extents) {
-    if (at.first == prev_end.first && at.second < prev_end.second)
-      rep.errors.push_back("chunk " + len_id.second.Hex() + " overlaps the extent before it in " +
-                           backend.Describe(at.first));
-    prev_end = {at.first, at.second + len_id.first};
+  for (const auto& e : chunks.FreeExtents()) {
+    if (!segments.count(e.segment))
+      rep.errors.push_back("free extent at " + std::to_string(e.offset) + " of unknown segment " +
+                           backend.Describe(e.segment));
+    pieces[e.segment].push_back({e.offset, e.length, "free extent"});
   }
+  for (auto& [seg, list] : pieces) {
+    std::sort(list.begin(), list.end(),
+              [](const Piece& a, const Piece& b) { return a.offset < b.offset; });
+    uint64_t at = 0;
+    const std::string where = backend.Describe(seg);
+    for (const auto& p : list) {
+      if (p.offset < at)
+        rep.errors.push_back(p.what + " at offset " + std::to_string(p.offset) + " of " + where +
+                             " overlaps the extent before it");
+      else if (p.offset > at)
+        rep.errors.push_back("bytes " + std::to_string(at) + ".." + std::to_string(p.offset) +
+                             " of " + where + " are neither used nor free (leaked)");
+      at = std::max(at, p.offset + p.length);
+    }
+    auto committed = segments.count(seg) ? segments[seg] : 0;
+    if (segments.count(seg) && at < committed)
+      rep.errors.push_back("bytes " + std::to_string(at) + ".." + std::to_string(committed) +
+                           " of " + where + " are neither used nor free (leaked)");
+  }
+  for (const auto& [seg, len] : segments)
+    if (len > 0 && !pieces.count(seg))
+      rep.errors.push_back("segment " + backend.Describe(seg) + " has " + std::to_string(len) +
+                           " committed bytes but neither chunks nor free extents");
 
   // 4. Data: read, decompress and verify every chunk, in parallel.
   if (opts.read_data) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <ctime>
 #include <dirent.h>
@@ -87,6 +88,32 @@ class RepositoryImpl : public Repository {
     return objects_->Remove(name, version);
   }
 
+  Result<uint64_t> Forget(const std::optional<std::string>& name, uint64_t keep_last) override {
+    CAIRN_RETURN_IF_ERROR(RequireWritable());
+    return objects_->Forget(name, keep_last);
+  }
+
+  Result<MaintainResult> Maintain(const MaintainRequest& req) override {
+    CAIRN_RETURN_IF_ERROR(RequireWritable());
+    MaintainOptions o;
+    o.live_threshold = req.live_threshold;
+    if (req.max_bytes) o.max_bytes = *req.max_bytes;
+    if (req.max_seconds)
+      o.deadline = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(*req.max_seconds));
+    o.progress = req.progress;
+    CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
+    MaintainResult out;
+    out.segments_compacted = r.segments_compacted;
+    out.segments_removed = r.segments_removed;
+    out.chunks_moved = r.chunks_moved;
+    out.bytes_moved = r.bytes_moved;
+    out.bytes_released = r.bytes_released;
+    out.finished = r.finished;
+    return out;
+  }
+
   Result<RepoStats> Stats() override {
     RepoStats s;
     CAIRN_ASSIGN_OR_RETURN(auto cs, chunks_->Stats());
@@ -95,7 +122,14 @@ class RepositoryImpl : public Repository {
     s.unique_bytes = cs.plain_bytes;
     s.stored_bytes = cs.stored_bytes;
     s.segments = cs.segments;
-    for (const auto& [seg, len] : chunks_->Segments()) s.segment_bytes += len;
+    s.segment_bytes = cs.segment_bytes;
+    s.free_extents = cs.free.free_extents;
+    s.free_bytes = cs.free.free_bytes;
+    s.largest_free_extent = cs.free.largest_free;
+    s.used_bytes = cs.stored_bytes;
+    s.reclaimable_bytes = cs.free.free_bytes;
+    s.fragmentation =
+        cs.free.free_bytes ? 1.0 - double(cs.free.largest_free) / double(cs.free.free_bytes) : 0;
     auto disk = backend_->AllocatedBytes();
     if (disk.ok()) s.disk_bytes = *disk;
     CAIRN_ASSIGN_OR_RETURN(auto objs, objects_->List(""));

@@ -1,0 +1,64 @@
+// ExtentAllocator: the free space inside segments, as extents indexed by offset (to coalesce
+// neighbours) and by size (best fit). Its state lives in the index (key "f" + segment + offset),
+// changed in the same batch as the chunk records that use or release the space, so a crash
+// never leaks or double-books an extent. Changes made since the last commit are tracked as
+// "touched" keys; a failed or abandoned transaction reloads the committed state.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "backend/backend.h"
+#include "index/index.h"
+
+namespace cairn {
+
+struct Extent {
+  SegmentId segment = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+struct AllocatorStats {
+  uint64_t free_extents = 0, free_bytes = 0, largest_free = 0;
+};
+
+class ExtentAllocator {
+ public:
+  // Replaces the in-memory state with what the index holds.
+  Status Load(Index& index);
+  // Best fit: the smallest free extent of at least `len` bytes outside `excluded` segments;
+  // carves `len` bytes from its start. nullopt when nothing fits.
+  std::optional<Extent> Allocate(uint64_t len, const std::set<SegmentId>& excluded = {});
+  // Returns an extent to the free space, merging it with free neighbours.
+  void Free(const Extent& e);
+  // Drops every free extent of a segment (the segment is being removed).
+  void DropSegment(SegmentId s);
+  // Removes and returns the free extent that ends exactly at `end` of segment `s`, if any.
+  std::optional<Extent> TakeTail(SegmentId s, uint64_t end);
+  // Adds puts/deletes for every free-extent row changed since the last MarkCommitted.
+  void AddChangesTo(WriteBatch& batch) const;
+  void MarkCommitted() { touched_.clear(); }
+  bool dirty() const { return !touched_.empty(); }
+
+  AllocatorStats Stats() const;
+  // Free extents of one segment / of all, in offset order.
+  std::vector<Extent> FreeExtents() const;
+  uint64_t FreeBytesIn(SegmentId s) const;
+
+  static std::string Key(SegmentId s, uint64_t offset);
+  static std::string EncodeLength(uint64_t len);
+
+ private:
+  using Pos = std::pair<SegmentId, uint64_t>;
+  void Insert(Pos p, uint64_t len);
+  void Erase(Pos p);
+  std::map<Pos, uint64_t> by_offset_;
+  std::set<std::tuple<uint64_t, SegmentId, uint64_t>> by_size_;  // (length, segment, offset)
+  std::set<Pos> touched_;
+};
+
+}  // namespace cairn
