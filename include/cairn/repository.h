@@ -24,6 +24,7 @@ struct InitOptions {
   uint32_t max_chunk = 4 * 1024 * 1024;
   std::string hash = "blake3";        // or "sha256" (compliance mode)
   std::string compression = "zstd:3"; // "zstd:LEVEL" or "none"
+  uint64_t segment_size = 1ull << 30;  // a new segment file is started past this size
 };
 
 struct OpenOptions {
@@ -31,8 +32,8 @@ struct OpenOptions {
   unsigned threads = 0;  // worker threads for ingest/restore; 0 = number of cores
   // Tests wrap the backend (fault injection).
   std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
-  // Segment size at which a new segment is started (tests use small ones).
-  uint64_t segment_target_size = 1ull << 30;
+  // Overrides the repository's segment size for this handle (tests use small ones).
+  std::optional<uint64_t> segment_target_size;
 };
 
 struct PutResult {

@@ -69,7 +69,8 @@ json VersionJson(const VersionInfo& v) {
 }
 
 int CmdInit(const std::string& repo, const std::string& avg, const std::string& min,
-            const std::string& max, const std::string& hash, const std::string& compression) {
+            const std::string& max, const std::string& hash, const std::string& compression,
+            const std::string& segment_size) {
   InitOptions o;
   auto a = ParseSize(avg), mi = ParseSize(min), ma = ParseSize(max);
   for (auto* r : {&a, &mi, &ma})
@@ -81,6 +82,9 @@ int CmdInit(const std::string& repo, const std::string& avg, const std::string& 
   o.max_chunk = static_cast<uint32_t>(*ma);
   o.hash = hash;
   o.compression = compression;
+  auto seg = ParseSize(segment_size);
+  if (!seg.ok()) return Fail(seg.status());
+  o.segment_size = *seg;
   Status s = Repository::Init(repo, o);
   if (!s.ok()) return Fail(s);
   std::printf("created cairn repository at %s\n", repo.c_str());
@@ -391,7 +395,9 @@ int main(int argc, char** argv) {
   init->add_option("--max-chunk", max, "maximum chunk size (default 4M)");
   init->add_option("--hash", hash, "chunk hash: blake3 (default) or sha256");
   init->add_option("--compression", compression, "zstd:LEVEL (default zstd:3) or none");
-  init->callback([&] { rc = CmdInit(repo, avg, min, max, hash, compression); });
+  std::string segment_size = "1G";
+  init->add_option("--segment-size", segment_size, "segment file size (default 1G)");
+  init->callback([&] { rc = CmdInit(repo, avg, min, max, hash, compression, segment_size); });
 
   auto* put = app.add_subcommand("put", "store a new version of an object from FILE or stdin");
   put->add_option("REPO", repo)->required();

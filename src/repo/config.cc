@@ -25,6 +25,7 @@ std::string RepoConfig::ToJson() const {
   j["hash"] = std::string(HashAlgoName(hash));
   j["compression"] = compression.ToString();
   j["encryption"] = encryption;
+  j["segment_size"] = segment_size;
   return j.dump(2) + "\n";
 }
 
@@ -56,6 +57,7 @@ Result<RepoConfig> RepoConfig::FromJson(const std::string& text, const std::stri
     CAIRN_ASSIGN_OR_RETURN(c.compression,
                            CompressionSpec::Parse(j.at("compression").get<std::string>()));
     c.encryption = j.at("encryption").get<std::string>();
+    c.segment_size = j.at("segment_size").get<uint64_t>();
     if (c.encryption != "none")
       return Status::Unsupported(where + ": encryption '" + c.encryption +
                                  "' is not supported by this cairn");

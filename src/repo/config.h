@@ -18,6 +18,7 @@ struct RepoConfig {
   HashAlgo hash = HashAlgo::kBlake3;
   CompressionSpec compression;
   std::string encryption = "none";
+  uint64_t segment_size = 1ull << 30;
   uint64_t created = 0;
 
   std::string ToJson() const;

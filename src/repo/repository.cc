@@ -55,7 +55,7 @@ class RepositoryImpl : public Repository {
     pool_ = std::make_unique<ThreadPool>(threads);
     ChunkStoreOptions co;
     co.compression = cfg_.compression;
-    co.segment_target_size = opts.segment_target_size;
+    co.segment_target_size = opts.segment_target_size.value_or(cfg_.segment_size);
     chunks_ = std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co);
     CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
     objects_ = std::make_unique<ObjectStore>(chunks_.get(), chunker_.get(), pool_.get());
@@ -184,6 +184,9 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   CAIRN_RETURN_IF_ERROR(cfg.chunker.Validate());
   CAIRN_ASSIGN_OR_RETURN(cfg.hash, ParseHashAlgo(opts.hash));
   CAIRN_ASSIGN_OR_RETURN(cfg.compression, CompressionSpec::Parse(opts.compression));
+  if (opts.segment_size < (1u << 20) || opts.segment_size > (64ull << 30))
+    return Status::Invalid("segment size must be between 1M and 64G");
+  cfg.segment_size = opts.segment_size;
   Digest rnd;
   if (RAND_bytes(rnd.bytes.data(), rnd.bytes.size()) != 1)
     return Status::IOError("no randomness for the repository id");
