@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages cairn needs to build, test (and with `bench`, benchmark).
 # Idempotent: packages already present are skipped; apt-get runs only when something is missing.
 set -euo pipefail
-BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libzstd-dev librocksdb-dev
+BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libsodium-dev libzstd-dev librocksdb-dev
   librust-blake3-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev)
 TEST_PKGS=(python3 xxd e2fsprogs util-linux)
 BENCH_PKGS=(restic borgbackup casync linux-source-6.1 time xz-utils)

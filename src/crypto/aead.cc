@@ -1,0 +1,183 @@
+// AES-256-GCM through OpenSSL EVP, with one cached cipher context per thread and direction.
+#include "crypto/aead.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+namespace cairn::crypto {
+namespace {
+
+constexpr size_t kMaxUpdate = size_t{1} << 30;  // EVP lengths are int
+
+// The cipher implementation, fetched once (an implicit fetch per init is measurably slower).
+const EVP_CIPHER* Aes256Gcm() {
+  static const EVP_CIPHER* cipher = [] {
+    EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    return c != nullptr ? static_cast<const EVP_CIPHER*>(c) : EVP_aes_256_gcm();
+  }();
+  return cipher;
+}
+
+// A per-thread context for one direction. The cipher is bound once; each operation only
+// sets key and nonce. After any failure the context is reset and re-bound on next use.
+class ThreadCtx {
+ public:
+  explicit ThreadCtx(int enc) : enc_(enc) {}
+  ~ThreadCtx() { EVP_CIPHER_CTX_free(ctx_); }
+  ThreadCtx(const ThreadCtx&) = delete;
+  ThreadCtx& operator=(const ThreadCtx&) = delete;
+
+  // Returns a context keyed with (key, nonce), or nullptr.
+  EVP_CIPHER_CTX* Begin(const Key32& key, const uint8_t* nonce) {
+    if (ctx_ == nullptr && (ctx_ = EVP_CIPHER_CTX_new()) == nullptr) return nullptr;
+    if (!bound_) {
+      if (EVP_CipherInit_ex2(ctx_, Aes256Gcm(), nullptr, nullptr, enc_, nullptr) != 1) {
+        Fail();
+        return nullptr;
+      }
+      bound_ = true;
+    }
+    if (EVP_CipherInit_ex2(ctx_, nullptr, key.b.data(), nonce, enc_, nullptr) != 1) {
+      Fail();
+      return nullptr;
+    }
+    return ctx_;
+  }
+  void Fail() {
+    ERR_clear_error();
+    if (ctx_ != nullptr) EVP_CIPHER_CTX_reset(ctx_);  // also wipes the key schedule
+    bound_ = false;
+  }
+
+ private:
+  int enc_;
+  EVP_CIPHER_CTX* ctx_ = nullptr;
+  bool bound_ = false;
+};
+
+ThreadCtx& EncCtx() {
+  thread_local ThreadCtx ctx(1);
+  return ctx;
+}
+ThreadCtx& DecCtx() {
+  thread_local ThreadCtx ctx(0);
+  return ctx;
+}
+
+bool UpdateAad(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> aad) {
+  while (!aad.empty()) {
+    size_t n = std::min(aad.size(), kMaxUpdate);
+    int outl = 0;
+    if (EVP_CipherUpdate(ctx, nullptr, &outl, aad.data(), static_cast<int>(n)) != 1) return false;
+    aad = aad.subspan(n);
+  }
+  return true;
+}
+
+bool UpdateData(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> in, uint8_t* out) {
+  while (!in.empty()) {
+    size_t n = std::min(in.size(), kMaxUpdate);
+    int outl = 0;
+    if (EVP_CipherUpdate(ctx, out, &outl, in.data(), static_cast<int>(n)) != 1 ||
+        static_cast<size_t>(outl) != n) {
+      return false;
+    }
+    in = in.subspan(n);
+    out += n;
+  }
+  return true;
+}
+
+Status SealFailed() { return Status::IOError("AES-256-GCM encryption failed in OpenSSL"); }
+Status AuthFailed() { return Status::Corruption("authentication failed"); }
+
+Status DoSeal(const Key32& key, const uint8_t* nonce, std::span<const uint8_t> aad,
+              std::span<const uint8_t> plain, std::span<uint8_t> out) {
+  if (out.size() != plain.size() + kSealOverhead) {
+    return Status::Invalid("seal: output buffer must be plaintext size + 28");
+  }
+  if (nonce != out.data()) std::memcpy(out.data(), nonce, kNonceSize);
+  ThreadCtx& tc = EncCtx();
+  EVP_CIPHER_CTX* ctx = tc.Begin(key, out.data());
+  if (ctx == nullptr) return SealFailed();
+  uint8_t* ct = out.data() + kNonceSize;
+  int outl = 0;
+  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, plain, ct) ||
+      EVP_EncryptFinal_ex(ctx, ct + plain.size(), &outl) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + plain.size()) != 1) {
+    tc.Fail();
+    return SealFailed();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+                std::span<uint8_t> out) {
+  if (out.size() != plain.size() + kSealOverhead) {
+    return Status::Invalid("seal: output buffer must be plaintext size + 28");
+  }
+  CAIRN_RETURN_IF_ERROR(RandomBytes(out.first(kNonceSize)));
+  return DoSeal(key, out.data(), aad, plain, out);
+}
+
+Status Seal(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+            std::vector<uint8_t>& out) {
+  out.resize(plain.size() + kSealOverhead);
+  Status s = SealInto(key, aad, plain, out);
+  if (!s.ok()) out.clear();
+  return s;
+}
+
+Status OpenInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
+                std::span<uint8_t> plain) {
+  if (sealed.size() < kSealOverhead) return AuthFailed();
+  const size_t n = sealed.size() - kSealOverhead;
+  if (plain.size() != n) {
+    return Status::Invalid("open: output buffer must be sealed size - 28");
+  }
+  // Copy nonce and tag first: with in-place decryption the ciphertext is overwritten.
+  uint8_t nonce[kNonceSize];
+  uint8_t tag[kTagSize];
+  std::memcpy(nonce, sealed.data(), kNonceSize);
+  std::memcpy(tag, sealed.data() + kNonceSize + n, kTagSize);
+  ThreadCtx& tc = DecCtx();
+  EVP_CIPHER_CTX* ctx = tc.Begin(key, nonce);
+  if (ctx == nullptr) return Status::IOError("AES-256-GCM decryption failed in OpenSSL");
+  int outl = 0;
+  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, sealed.subspan(kNonceSize, n), plain.data()) ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1 ||
+      EVP_DecryptFinal_ex(ctx, plain.data() + n, &outl) != 1) {
+    tc.Fail();
+    Cleanse(plain.data(), plain.size());
+    return AuthFailed();
+  }
+  return Status::Ok();
+}
+
+Status Open(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
+            std::vector<uint8_t>& plain) {
+  if (sealed.size() < kSealOverhead) {
+    plain.clear();
+    return AuthFailed();
+  }
+  plain.resize(sealed.size() - kSealOverhead);
+  Status s = OpenInto(key, aad, sealed, plain);
+  if (!s.ok()) plain.clear();
+  return s;
+}
+
+namespace internal {
+Status SealWithNonce(const Key32& key, std::span<const uint8_t, kNonceSize> nonce,
+                     std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+                     std::span<uint8_t> out) {
+  return DoSeal(key, nonce.data(), aad, plain, out);
+}
+}  // namespace internal
+
+}  // namespace cairn::crypto

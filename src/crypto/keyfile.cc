@@ -1,0 +1,472 @@
+// Key files and the sealed key ring: Argon2id (libsodium) wraps a KEK, AES-256-GCM seals all.
+#include "crypto/keyfile.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "crypto/aead.h"
+
+namespace cairn::crypto {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kKeyringName = "keyring.sealed";
+constexpr std::string_view kKeyfileFormat = "cairn-keyfile";
+constexpr std::string_view kKeyringFormat = "cairn-keyring";
+constexpr std::string_view kKdfName = "argon2id13";
+constexpr size_t kMaxFileSize = 16 << 20;
+// Bounds on stored Argon2id cost: a tampered file must not make unlocking take forever.
+constexpr uint64_t kMaxOpslimit = 64;
+constexpr uint64_t kMaxMemlimit = uint64_t{4} << 30;
+
+std::string Join(const std::string& dir, std::string_view name) {
+  if (!dir.empty() && dir.back() == '/') return dir + std::string(name);
+  return dir + "/" + std::string(name);
+}
+
+std::string ToHex(std::span<const uint8_t> b) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(b.size() * 2);
+  for (uint8_t c : b) {
+    s.push_back(kHex[c >> 4]);
+    s.push_back(kHex[c & 15]);
+  }
+  return s;
+}
+
+bool FromHex(std::string_view h, std::vector<uint8_t>& out) {
+  if (h.size() % 2 != 0) return false;
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  out.resize(h.size() / 2);
+  for (size_t i = 0; i < out.size(); i++) {
+    int hi = nib(h[2 * i]), lo = nib(h[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+bool ValidId(std::string_view id) {
+  std::vector<uint8_t> tmp;
+  return id.size() == 8 && FromHex(id, tmp);
+}
+
+
+// ---- files
+
+Status ReadSmallFile(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  out.clear();
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return Status::FromErrno(e, path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxFileSize) {
+      ::close(fd);
+      return Status::Corruption(path + ": too large for a key file");
+    }
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, dir);
+  int rc = ::fsync(fd);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0) return Status::FromErrno(e, dir);
+  return Status::Ok();
+}
+
+// tmp + fsync + rename + directory fsync.
+Status WriteFileAtomic(const std::string& dir, std::string_view name, std::string_view data) {
+  uint8_t rnd[6];
+  CAIRN_RETURN_IF_ERROR(RandomBytes(rnd));
+  const std::string path = Join(dir, name);
+  const std::string tmp = Join(dir, "." + std::string(name) + ".tmp-" + ToHex(rnd));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno(errno, tmp);
+  auto fail = [&](int e) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::FromErrno(e, tmp);
+  };
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::fsync(fd) != 0) return fail(errno);
+  if (::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return Status::FromErrno(e, tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return Status::FromErrno(e, path);
+  }
+  return FsyncDir(dir);
+}
+
+// Key file names (<id>.json), sorted. A missing directory has none.
+Result<std::vector<std::string>> KeyFileIds(const std::string& dir) {
+  std::vector<std::string> ids;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return ids;
+    return Status::FromErrno(errno, dir);
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.size() > 5 && n.front() != '.' && n.ends_with(".json")) {
+      ids.emplace_back(n.substr(0, n.size() - 5));
+    }
+  }
+  ::closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// ---- Argon2id
+
+Status SodiumInit() {
+  static int rc = sodium_init();  // thread-safe; 1 = already initialized
+  if (rc < 0) return Status::IOError("libsodium failed to initialize");
+  return Status::Ok();
+}
+
+Status CheckParams(const KdfParams& p) {
+  if (p.opslimit < crypto_pwhash_OPSLIMIT_MIN || p.opslimit > kMaxOpslimit ||
+      p.memlimit < crypto_pwhash_MEMLIMIT_MIN || p.memlimit > kMaxMemlimit) {
+    return Status::Invalid("argon2id parameters out of range (opslimit " +
+                           std::to_string(p.opslimit) + ", memlimit " +
+                           std::to_string(p.memlimit) + ")");
+  }
+  return Status::Ok();
+}
+
+Result<Key32> PassphraseKey(std::string_view pass, std::span<const uint8_t> salt,
+                            const KdfParams& p) {
+  CAIRN_RETURN_IF_ERROR(SodiumInit());
+  CAIRN_RETURN_IF_ERROR(CheckParams(p));
+  if (salt.size() != crypto_pwhash_SALTBYTES) return Status::Invalid("argon2id: bad salt size");
+  Key32 k;
+  if (crypto_pwhash(k.b.data(), k.b.size(), pass.data(), pass.size(), salt.data(), p.opslimit,
+                    static_cast<size_t>(p.memlimit), crypto_pwhash_ALG_ARGON2ID13) != 0) {
+    return Status::IOError("argon2id failed (out of memory? memlimit " +
+                           std::to_string(p.memlimit) + " bytes)");
+  }
+  return k;
+}
+
+// ---- sealed JSON documents: aad = label 0x00 canonical dump of the header (all but "data").
+
+std::vector<uint8_t> HeaderAad(std::string_view label, const json& header) {
+  std::string text = header.dump();
+  std::vector<uint8_t> aad(label.begin(), label.end());
+  aad.push_back(0);
+  aad.insert(aad.end(), text.begin(), text.end());
+  return aad;
+}
+
+struct ParsedKeyFile {
+  json header;  // every field but "data"
+  KeyFileInfo info;
+  std::vector<uint8_t> salt;
+  std::vector<uint8_t> data;
+};
+
+// Parses and validates key file `id`; errors name the file only.
+Result<ParsedKeyFile> ParseKeyFile(const std::string& dir, const std::string& id) {
+  const std::string path = Join(dir, id + ".json");
+  std::string text;
+  CAIRN_RETURN_IF_ERROR(ReadSmallFile(path, text));
+  auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  auto str = [&](const char* k) -> const std::string* {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+  };
+  auto uint = [&](const char* k, uint64_t& v) {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_number_unsigned()) return false;
+    v = it->get<uint64_t>();
+    return true;
+  };
+  const std::string* format = str("format");
+  if (format == nullptr || *format != kKeyfileFormat) return bad("not a cairn key file");
+  uint64_t version = 0;
+  if (!uint("version", version)) return bad("missing version");
+  if (version != 1) {
+    return Status::Unsupported(path + ": key file version " + std::to_string(version) +
+                               " is not supported");
+  }
+  ParsedKeyFile p;
+  const std::string* fid = str("id");
+  const std::string* kdf = str("kdf");
+  const std::string* salt = str("salt");
+  const std::string* data = str("data");
+  uint64_t created = 0;
+  if (fid == nullptr || kdf == nullptr || salt == nullptr || data == nullptr ||
+      !uint("created", created) || !uint("opslimit", p.info.opslimit) ||
+      !uint("memlimit", p.info.memlimit)) {
+    return bad("missing or mistyped field");
+  }
+  if (*fid != id) return bad("id field does not match the file name");
+  if (*kdf != kKdfName) return Status::Unsupported(path + ": unknown kdf " + *kdf);
+  if (!FromHex(*salt, p.salt) || p.salt.size() != crypto_pwhash_SALTBYTES) return bad("bad salt");
+  if (!FromHex(*data, p.data) || p.data.size() != Key32::kSize + kSealOverhead) {
+    return bad("bad data");
+  }
+  CAIRN_RETURN_IF_ERROR(CheckParams({p.info.opslimit, p.info.memlimit}).WithContext(path));
+  p.info.id = id;
+  p.info.created = static_cast<int64_t>(created);
+  p.info.kdf = *kdf;
+  p.header = std::move(j);
+  p.header.erase("data");
+  return p;
+}
+
+Status WriteKeyFile(const std::string& dir, const Key32& kek, std::string_view passphrase,
+                    const KdfParams& params, std::string* id_out) {
+  if (passphrase.empty()) return Status::Invalid("empty password");
+  CAIRN_RETURN_IF_ERROR(CheckParams(params));
+  CAIRN_ASSIGN_OR_RETURN(auto existing, KeyFileIds(dir));
+  std::string id;
+  for (int tries = 0; id.empty(); tries++) {
+    uint8_t r[4];
+    CAIRN_RETURN_IF_ERROR(RandomBytes(r));
+    id = ToHex(r);
+    if (std::binary_search(existing.begin(), existing.end(), id)) id.clear();
+    if (tries > 100) return Status::IOError(dir + ": cannot pick a free key file id");
+  }
+  std::vector<uint8_t> salt(crypto_pwhash_SALTBYTES);
+  CAIRN_RETURN_IF_ERROR(RandomBytes(salt));
+  json h = json::object();
+  h["format"] = kKeyfileFormat;
+  h["version"] = 1u;
+  h["id"] = id;
+  h["created"] = static_cast<uint64_t>(std::time(nullptr));
+  h["kdf"] = kKdfName;
+  h["opslimit"] = params.opslimit;
+  h["memlimit"] = params.memlimit;
+  h["salt"] = ToHex(salt);
+  CAIRN_ASSIGN_OR_RETURN(Key32 pk, PassphraseKey(passphrase, salt, params));
+  std::vector<uint8_t> sealed;
+  CAIRN_RETURN_IF_ERROR(Seal(pk, HeaderAad("cairn/v1/keyfile", h), kek.b, sealed));
+  h["data"] = ToHex(sealed);
+  CAIRN_RETURN_IF_ERROR(WriteFileAtomic(dir, id + ".json", h.dump(2) + "\n"));
+  if (id_out != nullptr) *id_out = id;
+  return Status::Ok();
+}
+
+Status WriteKeyRing(const std::string& dir, const Key32& kek, const KeyRing& ring) {
+  json h = json::object();
+  h["format"] = kKeyringFormat;
+  h["version"] = 1u;
+  h["updated"] = static_cast<uint64_t>(std::time(nullptr));
+  std::vector<uint8_t> plain = ring.Serialize();
+  std::vector<uint8_t> sealed;
+  Status s = Seal(kek, HeaderAad("cairn/v1/keyring", h), plain, sealed);
+  Cleanse(plain.data(), plain.size());
+  CAIRN_RETURN_IF_ERROR(s);
+  h["data"] = ToHex(sealed);
+  return WriteFileAtomic(dir, kKeyringName, h.dump(2) + "\n");
+}
+
+Result<KeyRing> ReadKeyRing(const std::string& dir, const Key32& kek) {
+  const std::string path = Join(dir, kKeyringName);
+  std::string text;
+  Status rs = ReadSmallFile(path, text);
+  if (!rs.ok()) {
+    if (rs.code() == Code::kNotFound) return Status::Corruption(path + " is missing");
+    return rs;
+  }
+  auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  auto f = j.find("format");
+  if (f == j.end() || !f->is_string() || f->get<std::string>() != kKeyringFormat) {
+    return bad("not a cairn key ring");
+  }
+  auto v = j.find("version");
+  if (v == j.end() || !v->is_number_unsigned()) return bad("missing version");
+  if (v->get<uint64_t>() != 1) return Status::Unsupported(path + ": key ring version not supported");
+  auto d = j.find("data");
+  std::vector<uint8_t> sealed;
+  if (d == j.end() || !d->is_string() || !FromHex(d->get<std::string>(), sealed)) {
+    return bad("bad data");
+  }
+  j.erase("data");
+  std::vector<uint8_t> plain;
+  if (!Open(kek, HeaderAad("cairn/v1/keyring", j), sealed, plain).ok()) {
+    return bad("authentication failed (damaged, or not sealed by this repository's key files)");
+  }
+  auto ring = KeyRing::Parse(plain);
+  Cleanse(plain.data(), plain.size());
+  if (!ring.ok()) return ring.status().WithContext(path);
+  return ring;
+}
+
+}  // namespace
+
+KdfParams InteractiveKdfParams() {
+  return {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE};
+}
+KdfParams FastKdfParams() { return {crypto_pwhash_OPSLIMIT_MIN, uint64_t{8} << 20}; }
+KdfParams DefaultKdfParams() {
+  const char* fast = std::getenv("CAIRN_KDF_FAST");
+  if (fast != nullptr && std::string_view(fast) == "1") return FastKdfParams();
+  return InteractiveKdfParams();
+}
+
+Status CreateKeyFile(const std::string& dir, const KeyRing& ring, std::string_view passphrase,
+                     const KdfParams& params, std::string* id_out) {
+  if (passphrase.empty()) return Status::Invalid("empty password");
+  CAIRN_RETURN_IF_ERROR(CheckParams(params));
+  {
+    std::vector<uint8_t> check = ring.Serialize();
+    auto parsed = KeyRing::Parse(check);
+    Cleanse(check.data(), check.size());
+    if (!parsed.ok()) return Status::Invalid("invalid key ring: " + parsed.status().message());
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, dir);
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+  if (!ids.empty()) {
+    return Status::Invalid(dir + " already has key files; add one with the existing password");
+  }
+  // The key ring first: until a key file exists, a stale keyring.sealed is unreachable and
+  // gets replaced by the next CreateKeyFile.
+  CAIRN_ASSIGN_OR_RETURN(Key32 kek, RandomKey());
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(dir, kek, ring));
+  return WriteKeyFile(dir, kek, passphrase, params, id_out);
+}
+
+Result<UnlockedKeys> Unlock(const std::string& dir, std::string_view passphrase) {
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+  if (ids.empty()) return Status::NotFound(dir + " has no key files");
+  Status first_error;
+  bool any_wellformed = false;
+  for (const std::string& id : ids) {
+    auto p = ParseKeyFile(dir, id);
+    if (!p.ok()) {
+      if (first_error.ok()) first_error = p.status();
+      continue;
+    }
+    any_wellformed = true;
+    KdfParams params{p->info.opslimit, p->info.memlimit};
+    CAIRN_ASSIGN_OR_RETURN(Key32 pk, PassphraseKey(passphrase, p->salt, params));
+    UnlockedKeys u;
+    if (!OpenInto(pk, HeaderAad("cairn/v1/keyfile", p->header), p->data, u.kek.b).ok()) continue;
+    CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(dir, u.kek));
+    u.keyfile_id = id;
+    return u;
+  }
+  if (!any_wellformed) return first_error.WithContext("no usable key file in " + dir);
+  return Status::FromErrno(EACCES, "wrong password: no key file in " + dir + " opens with it");
+}
+
+Result<KeyRing> UnlockKeyRing(const std::string& dir, std::string_view passphrase) {
+  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, Unlock(dir, passphrase));
+  return std::move(u.ring);
+}
+
+Status AddKeyFile(const std::string& dir, const UnlockedKeys& unlocked,
+                  std::string_view new_passphrase, const KdfParams& params, std::string* id_out) {
+  return WriteKeyFile(dir, unlocked.kek, new_passphrase, params, id_out);
+}
+
+Result<std::vector<KeyFileInfo>> ListKeyFiles(const std::string& dir) {
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+  std::vector<KeyFileInfo> out;
+  for (const std::string& id : ids) {
+    auto p = ParseKeyFile(dir, id);
+    if (p.ok()) {
+      out.push_back(p->info);
+    } else {
+      KeyFileInfo bad;
+      bad.id = id;
+      bad.error = p.status().message();
+      out.push_back(std::move(bad));
+    }
+  }
+  return out;
+}
+
+Status RemoveKeyFile(const std::string& dir, std::string_view id) {
+  if (!ValidId(id)) return Status::Invalid("bad key file id '" + std::string(id) + "'");
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+  if (!std::binary_search(ids.begin(), ids.end(), std::string(id))) {
+    return Status::NotFound("no key file " + std::string(id) + " in " + dir);
+  }
+  size_t others = 0;
+  for (const std::string& other : ids) {
+    if (other != id && ParseKeyFile(dir, other).ok()) others++;
+  }
+  if (others == 0) {
+    return Status::Invalid("refusing to remove key file " + std::string(id) +
+                           ": it is the last usable key file in " + dir);
+  }
+  const std::string path = Join(dir, std::string(id) + ".json");
+  if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, path);
+  return FsyncDir(dir);
+}
+
+Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring) {
+  {
+    std::vector<uint8_t> check = ring.Serialize();
+    auto parsed = KeyRing::Parse(check);
+    Cleanse(check.data(), check.size());
+    if (!parsed.ok()) return Status::Invalid("invalid key ring: " + parsed.status().message());
+  }
+  for (const auto& [ver, key] : unlocked.ring.master_by_version) {
+    auto it = ring.master_by_version.find(ver);
+    if (it == ring.master_by_version.end() || !(it->second == key)) {
+      return Status::Invalid("refusing to rewrite the key ring: master key version " +
+                             std::to_string(ver) + " would be dropped or changed");
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(dir, unlocked.kek, ring));
+  unlocked.ring = ring;
+  return Status::Ok();
+}
+
+Status RotateMasterKey(const std::string& dir, UnlockedKeys& unlocked) {
+  KeyRing next = unlocked.ring;
+  CAIRN_RETURN_IF_ERROR(next.Rotate());
+  return RewriteKeyRing(dir, unlocked, next);
+}
+
+}  // namespace cairn::crypto

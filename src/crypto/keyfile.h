@@ -1,0 +1,97 @@
+// Passphrase-protected key files: how a repository's key ring is stored at rest (REPO/keys/).
+//
+// Layout of the key directory:
+//   keyring.sealed   the KeyRing (all master key versions + current), sealed once with
+//                    AES-256-GCM under a random key-wrapping key (KEK)
+//   <id>.json        one key file per passphrase: Argon2id(passphrase, salt) seals the KEK
+//
+// Every key file wraps the same KEK, so each passphrase opens the same ring. Adding, removing
+// or re-passphrasing a key file touches only that file; key rotation (a new master version)
+// rewrites only keyring.sealed, so it works without knowing the other passphrases.
+//
+// Key file (JSON): {"format":"cairn-keyfile","version":1,"id":hex8,"created":unix,
+//   "kdf":"argon2id13","opslimit":N,"memlimit":N,"salt":hex16bytes,"data":hex}
+// data = Seal(Argon2id key, aad = "cairn/v1/keyfile" 0x00 canonical JSON of every other field,
+// KEK). keyring.sealed: {"format":"cairn-keyring","version":1,"updated":unix,"data":hex}, data =
+// Seal(KEK, aad = "cairn/v1/keyring" 0x00 canonical JSON of the other fields, KeyRing bytes).
+// Editing any header field therefore makes the file fail to open. All writes are atomic
+// (temporary file, fsync, rename, directory fsync); files are created mode 0600.
+//
+// Not covered: rolling keyring.sealed back to an older copy (it would drop newer master
+// versions; their chunks would then fail to open rather than be misread).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cairn/status.h"
+#include "crypto/keys.h"
+#include "crypto/secret.h"
+
+namespace cairn::crypto {
+
+// Argon2id cost. Stored in each key file, so a file keeps the cost it was created with.
+struct KdfParams {
+  uint64_t opslimit;
+  uint64_t memlimit;  // bytes
+};
+// libsodium's interactive level: opslimit 2, 64 MiB.
+KdfParams InteractiveKdfParams();
+// opslimit 1, 8 MiB: WEAK, for tests only (a passphrase under it is far cheaper to guess).
+KdfParams FastKdfParams();
+// InteractiveKdfParams(), or FastKdfParams() when the environment has CAIRN_KDF_FAST=1. The
+// variable exists so CLI tests run quickly; never set it for a real repository.
+KdfParams DefaultKdfParams();
+
+struct KeyFileInfo {
+  std::string id;
+  int64_t created = 0;
+  std::string kdf;
+  uint64_t opslimit = 0;
+  uint64_t memlimit = 0;
+  std::string error;  // non-empty when the file is malformed (it is still listed)
+};
+
+// What a passphrase unlocks: the ring, the KEK, and which key file opened.
+struct UnlockedKeys {
+  KeyRing ring;
+  Key32 kek;
+  std::string keyfile_id;
+};
+
+// Sets up `dir` (created if missing) for a new repository: a fresh KEK, keyring.sealed holding
+// `ring`, and a first key file for `passphrase`. Refuses a directory that already has key
+// files. `id_out` (optional) receives the new key file's id.
+Status CreateKeyFile(const std::string& dir, const KeyRing& ring, std::string_view passphrase,
+                     const KdfParams& params, std::string* id_out);
+
+// Tries each key file with `passphrase`, then opens keyring.sealed.
+//   no key files                       -> NotFound "DIR has no key files"
+//   no key file opens                  -> PermissionDenied "wrong password: no key file in DIR
+//                                         opens with it" (a damaged key file looks the same)
+//   a key file opens, keyring does not -> Corruption
+Result<UnlockedKeys> Unlock(const std::string& dir, std::string_view passphrase);
+// Unlock(...).ring.
+Result<KeyRing> UnlockKeyRing(const std::string& dir, std::string_view passphrase);
+
+// Adds a key file for `new_passphrase` wrapping the unlocked KEK (key add; key passwd is
+// AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
+Status AddKeyFile(const std::string& dir, const UnlockedKeys& unlocked,
+                  std::string_view new_passphrase, const KdfParams& params, std::string* id_out);
+
+// Every key file, sorted by id; malformed ones are listed with `error` set.
+Result<std::vector<KeyFileInfo>> ListKeyFiles(const std::string& dir);
+
+// Deletes key file `id`; refuses when no other well-formed key file would remain.
+Status RemoveKeyFile(const std::string& dir, std::string_view id);
+
+// Rewrites keyring.sealed with `ring` under the unlocked KEK, leaving every key file as is, and
+// updates unlocked.ring. Refuses a ring that drops or changes any master version of
+// unlocked.ring (data sealed under it would become unreadable).
+Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring);
+// Key rotation: adds master version current+1, makes it current, rewrites keyring.sealed.
+Status RotateMasterKey(const std::string& dir, UnlockedKeys& unlocked);
+
+}  // namespace cairn::crypto

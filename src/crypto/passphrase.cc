@@ -1,0 +1,146 @@
+// Passphrase sources: password file, environment, or an echo-less terminal prompt (termios).
+#include "crypto/passphrase.h"
+
+#include <fcntl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "crypto/secret.h"
+
+namespace cairn::crypto {
+namespace {
+
+constexpr size_t kMaxPassword = 4096;
+
+void StripLineEnd(std::string& s) {
+  size_t nl = s.find('\n');
+  if (nl != std::string::npos) {
+    Cleanse(s.data() + nl, s.size() - nl);
+    s.resize(nl);
+  }
+  if (!s.empty() && s.back() == '\r') s.pop_back();
+}
+
+Result<std::string> FromFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "password file " + path);
+  std::string s;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      Cleanse(buf, sizeof buf);
+      Cleanse(s);
+      return Status::FromErrno(e, "password file " + path);
+    }
+    if (n == 0) break;
+    s.append(buf, static_cast<size_t>(n));
+    if (s.find('\n') != std::string::npos || s.size() > kMaxPassword) break;
+  }
+  ::close(fd);
+  Cleanse(buf, sizeof buf);
+  StripLineEnd(s);
+  if (s.size() > kMaxPassword) {
+    Cleanse(s);
+    return Status::Invalid("password file " + path + ": first line is too long");
+  }
+  if (s.empty()) return Status::Invalid("password file " + path + ": empty password");
+  return s;
+}
+
+// Restores the terminal's settings when it goes out of scope (also on early return).
+class EchoOff {
+ public:
+  explicit EchoOff(int fd) : fd_(fd) {
+    if (::tcgetattr(fd_, &saved_) == 0) {
+      struct termios t = saved_;
+      t.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHONL);
+      t.c_lflag |= ICANON;
+      active_ = ::tcsetattr(fd_, TCSAFLUSH, &t) == 0;
+    }
+  }
+  ~EchoOff() {
+    if (active_) ::tcsetattr(fd_, TCSAFLUSH, &saved_);
+  }
+  EchoOff(const EchoOff&) = delete;
+  EchoOff& operator=(const EchoOff&) = delete;
+
+ private:
+  int fd_;
+  struct termios saved_ {};
+  bool active_ = false;
+};
+
+void WriteAll(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+Result<std::string> PromptOnce(int fd, std::string_view prompt) {
+  WriteAll(fd, prompt);
+  std::string s;
+  {
+    EchoOff guard(fd);
+    char c;
+    for (;;) {
+      ssize_t n = ::read(fd, &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || c == '\n') break;
+      if (s.size() < kMaxPassword + 1) s.push_back(c);
+    }
+    c = 0;
+  }
+  WriteAll(fd, "\n");
+  if (!s.empty() && s.back() == '\r') s.pop_back();
+  if (s.size() > kMaxPassword) {
+    Cleanse(s);
+    return Status::Invalid("password is too long");
+  }
+  if (s.empty()) return Status::Invalid("empty password");
+  return s;
+}
+
+}  // namespace
+
+Result<std::string> ReadPassphrase(const std::string& password_file, bool confirm,
+                                   std::string_view prompt) {
+  if (!password_file.empty()) return FromFile(password_file);
+  if (const char* env = std::getenv("CAIRN_PASSWORD"); env != nullptr && env[0] != '\0') {
+    return std::string(env);
+  }
+  int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::Invalid("no password: set CAIRN_PASSWORD, use --password-file, or run on a "
+                           "terminal");
+  }
+  auto first = PromptOnce(fd, prompt);
+  if (!first.ok() || !confirm) {
+    ::close(fd);
+    return first;
+  }
+  auto second = PromptOnce(fd, "confirm password: ");
+  ::close(fd);
+  if (!second.ok()) {
+    Cleanse(*first);
+    return second.status();
+  }
+  bool same = *first == *second;
+  Cleanse(*second);
+  if (!same) {
+    Cleanse(*first);
+    return Status::Invalid("passwords do not match");
+  }
+  return first;
+}
+
+}  // namespace cairn::crypto

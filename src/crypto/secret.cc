@@ -1,0 +1,39 @@
+// Key32 wiping/comparison and the CSPRNG, on OpenSSL.
+#include "crypto/secret.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <climits>
+
+namespace cairn::crypto {
+
+void Cleanse(void* p, size_t n) {
+  if (n != 0) OPENSSL_cleanse(p, n);
+}
+
+bool Key32::operator==(const Key32& o) const {
+  return CRYPTO_memcmp(b.data(), o.b.data(), kSize) == 0;
+}
+
+Status RandomBytes(std::span<uint8_t> out) {
+  while (!out.empty()) {
+    size_t n = std::min<size_t>(out.size(), INT_MAX / 2);
+    if (RAND_bytes(out.data(), static_cast<int>(n)) != 1) {
+      ERR_clear_error();
+      return Status::IOError("random number generator failed (OpenSSL RAND_bytes)");
+    }
+    out = out.subspan(n);
+  }
+  return Status::Ok();
+}
+
+Result<Key32> RandomKey() {
+  Key32 k;
+  CAIRN_RETURN_IF_ERROR(RandomBytes(k.b));
+  return k;
+}
+
+}  // namespace cairn::crypto
