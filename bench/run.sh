@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of cairn against restic, borg and casync (see ../../shared/BENCH.md),
+# all in one run, on the same machine and the same data. Prints a table and writes JSON.
+#
+#   bench/run.sh [CAIRN_BINARY]        (default: build/cairn)
+#
+# Environment:
+#   RUNS=3              runs per figure; the table shows medians (RUNS=1 for a quick pass)
+#   BENCH_DATA=DIR      data dir (default ${TMPDIR:-/tmp}/cairn-benchdata; made by make-bench-data)
+#   BENCH_OUT=FILE      JSON results (default /tmp/cairn-bench.json)
+#   TOOLS="cairn restic borg casync"   which tools to run (cairn first is not required)
+#   CAIRN_INIT_ARGS=""  extra args for `cairn init` (e.g. --encryption ... once it exists)
+#   CAIRN_PUT_ARGS=""   extra args for `cairn put` / `cairn get` (e.g. --threads N)
+#   SCALING=1           also run cairn --threads 1 vs --threads 2 (ingest + restore of the tar)
+#   MAKE_BENCH_DATA=... path of the data generator (default /work/shared/tools/make-bench-data)
+#   NO_DEPS=1           do not call scripts/deps.sh bench
+#
+# Figures per tool and run: (1) ingest of linux-6.1.tar, (2) ingest of random1g.bin into the same
+# repo, (3) re-ingest of the tar (dedup path), (4) restore of the tar + cmp, (5) du -sb of the repo
+# after 1 and after 1-2, and after the 20-version edit series in a fresh repo, (6) peak RSS and
+# CPU time of every timed command. Repo init is not timed; everything a user runs to ingest or
+# restore is. `sync` (untimed) runs before each timed command so that one tool's dirty pages do
+# not slow the next. The order of the tools rotates from run to run.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+CAIRN=${1:-build/cairn}
+[[ $CAIRN == /* ]] || CAIRN="$PWD/$CAIRN"
+RUNS=${RUNS:-3}
+DATA=${BENCH_DATA:-${TMPDIR:-/tmp}/cairn-benchdata}
+OUT=${BENCH_OUT:-/tmp/cairn-bench.json}
+TOOLS=${TOOLS:-cairn restic borg casync}
+CAIRN_INIT_ARGS=${CAIRN_INIT_ARGS:-}
+CAIRN_PUT_ARGS=${CAIRN_PUT_ARGS:-}
+SCALING=${SCALING:-1}
+MAKE_BENCH_DATA=${MAKE_BENCH_DATA:-/work/shared/tools/make-bench-data}
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+[ -x "$CAIRN" ] || die "cairn binary not found: $CAIRN (pass its path as the first argument)"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+
+if [ -z "${NO_DEPS:-}" ] && [ -x "$ROOT/scripts/deps.sh" ]; then
+  "$ROOT/scripts/deps.sh" bench >&2 || die "scripts/deps.sh bench failed"
+fi
+for t in $TOOLS; do
+  [ "$t" = cairn ] && continue
+  command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh bench)"
+done
+[ -x /usr/bin/time ] || die "/usr/bin/time missing (apt-get install time)"
+command -v python3 >/dev/null || die "python3 missing"
+
+if [ -x "$MAKE_BENCH_DATA" ]; then "$MAKE_BENCH_DATA" "$DATA" >/dev/null || die "make-bench-data failed"; fi
+LINUX=$DATA/linux-6.1.tar
+RANDOM1G=$DATA/random1g.bin
+EDITS=()
+for i in $(seq -w 1 20); do EDITS+=("$DATA/edits/v$i.bin"); done
+for f in "$LINUX" "$RANDOM1G" "${EDITS[@]}"; do [ -s "$f" ] || die "missing data file $f"; done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench.XXXXXX")
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+RES=$WORK/results.tsv     # run tool figure seconds logical_bytes rss_kb user_s sys_s ok
+STO=$WORK/stored.tsv      # run tool figure bytes
+: >"$RES"; : >"$STO"
+LOG=$WORK/log; mkdir -p "$LOG"
+
+export RESTIC_PASSWORD=cairn-bench BORG_PASSPHRASE=cairn-bench
+export BORG_BASE_DIR=$WORK/borg-home RESTIC_CACHE_DIR=$WORK/restic-cache
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+size() { stat -c %s "$1"; }
+LINUX_BYTES=$(size "$LINUX"); RANDOM_BYTES=$(size "$RANDOM1G")
+EDIT_BYTES=0; for f in "${EDITS[@]}"; do EDIT_BYTES=$((EDIT_BYTES + $(size "$f"))); done
+
+# timed RUN TOOL FIGURE LOGICAL_BYTES -- CMD...: one timed command, appended to $RES
+# (seconds from bash's EPOCHREALTIME; peak RSS and CPU from /usr/bin/time).
+LAST_OK=1
+timed() {
+  local run=$1 tool=$2 fig=$3 bytes=$4; shift 5
+  local tf=$WORK/time.$$ lf=$LOG/$run.$tool.$fig.log t0 t1 ok=1
+  sync
+  t0=$EPOCHREALTIME
+  /usr/bin/time -f '%M %U %S' -o "$tf" "$@" >>"$lf" 2>&1 || ok=0
+  t1=$EPOCHREALTIME
+  local rss=0 us=0 ss=0
+  read -r rss us ss < <(tail -n1 "$tf") || true
+  [[ $rss =~ ^[0-9]+$ ]] || rss=0
+  if ((ok == 0)); then
+    echo "  FAILED: $tool $fig: $* (log: last lines follow)" >&2
+    tail -n5 "$lf" | sed 's/^/    /' >&2
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$tool" "$fig" \
+    "$(python3 -c "print(f'{$t1-$t0:.4f}')")" "$bytes" "$rss" "$us" "$ss" "$ok" >>"$RES"
+  LAST_OK=$ok
+  return $((1 - ok))
+}
+stored() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(du -sb "$4" | cut -f1)" >>"$STO"; }
+verify() { # run tool file
+  local ok=1
+  if [ -z "$3" ] || [ ! -f "$3" ] || ! cmp -s "$3" "$LINUX"; then
+    ok=0; echo "  VERIFY FAILED: $2 restore of linux-6.1.tar is not byte-identical" >&2
+  fi
+  printf '%s\t%s\tverify_linux\t0\t0\t0\t0\t0\t%s\n' "$1" "$2" "$ok" >>"$RES"
+}
+found() { find "$1" -type f -name "$(basename "$LINUX")" | head -n1; }
+
+# ---- per-tool drivers: main RUN  /  edits RUN ---------------------------------------------
+# Each gets a fresh repo dir under $WORK and removes it before returning.
+
+cairn_main() {
+  local r=$1 repo=$WORK/cairn-repo out=$WORK/restore
+  rm -rf "$repo" "$out"; mkdir -p "$out"
+  # shellcheck disable=SC2086
+  "$CAIRN" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.cairn.init.log" 2>&1 || { echo "  cairn init failed" >&2; return; }
+  # shellcheck disable=SC2086
+  timed "$r" cairn ingest_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" linux "$LINUX"
+  stored "$r" cairn stored_linux "$repo"
+  # shellcheck disable=SC2086
+  timed "$r" cairn ingest_random "$RANDOM_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" random "$RANDOM1G"
+  stored "$r" cairn stored_1_2 "$repo"
+  # shellcheck disable=SC2086
+  timed "$r" cairn reingest_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" linux "$LINUX"
+  # shellcheck disable=SC2086
+  timed "$r" cairn restore_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
+  verify "$r" cairn "$out/linux-6.1.tar"
+  "$CAIRN" stat "$repo" --json >"$LOG/$r.cairn.stat.json" 2>&1 || true
+  rm -rf "$repo" "$out"
+}
+cairn_edits() {
+  local r=$1 repo=$WORK/cairn-edits f
+  rm -rf "$repo"
+  # shellcheck disable=SC2086
+  "$CAIRN" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.cairn.init.log" 2>&1 || return
+  for f in "${EDITS[@]}"; do
+    # shellcheck disable=SC2086
+    timed "$r" cairn edits_ingest "$(size "$f")" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" edits "$f" || break
+  done
+  stored "$r" cairn stored_edits "$repo"
+  "$CAIRN" stat "$repo" --json >"$LOG/$r.cairn.edits-stat.json" 2>&1 || true
+  rm -rf "$repo"
+}
+cairn_scaling() { # --threads 1 vs 2: ingest of the tar into a fresh repo, restore from it
+  local r=$1 t repo out=$WORK/restore
+  for t in 1 2; do
+    repo=$WORK/cairn-t$t; rm -rf "$repo" "$out"; mkdir -p "$out"
+    # shellcheck disable=SC2086
+    "$CAIRN" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.cairn.init.log" 2>&1 || return
+    timed "$r" "cairn-t$t" ingest_linux "$LINUX_BYTES" -- "$CAIRN" -q --threads "$t" put "$repo" linux "$LINUX"
+    timed "$r" "cairn-t$t" restore_linux "$LINUX_BYTES" -- "$CAIRN" -q --threads "$t" get "$repo" linux -o "$out/linux-6.1.tar"
+    verify "$r" "cairn-t$t" "$out/linux-6.1.tar"
+    rm -rf "$repo" "$out"
+  done
+}
+
+restic_main() {
+  local r=$1 repo=$WORK/restic-repo out=$WORK/restore
+  rm -rf "$repo" "$out" "$RESTIC_CACHE_DIR"; mkdir -p "$out"
+  restic -r "$repo" init --repository-version 2 >>"$LOG/$r.restic.init.log" 2>&1 || { echo "  restic init failed" >&2; return; }
+  timed "$r" restic ingest_linux "$LINUX_BYTES" -- restic -r "$repo" -q backup --compression auto "$LINUX"
+  stored "$r" restic stored_linux "$repo"
+  timed "$r" restic ingest_random "$RANDOM_BYTES" -- restic -r "$repo" -q backup --compression auto "$RANDOM1G"
+  stored "$r" restic stored_1_2 "$repo"
+  timed "$r" restic reingest_linux "$LINUX_BYTES" -- restic -r "$repo" -q backup --compression auto --force "$LINUX"
+  timed "$r" restic restore_linux "$LINUX_BYTES" -- restic -r "$repo" -q restore latest --target "$out"
+  verify "$r" restic "$(found "$out")"
+  rm -rf "$repo" "$out" "$RESTIC_CACHE_DIR"
+}
+restic_edits() {
+  local r=$1 repo=$WORK/restic-edits f
+  rm -rf "$repo" "$RESTIC_CACHE_DIR"
+  restic -r "$repo" init --repository-version 2 >>"$LOG/$r.restic.init.log" 2>&1 || return
+  # every version is the same path (like cairn's one name), so restic sees successive snapshots
+  mkdir -p "$WORK/edit-src"
+  for f in "${EDITS[@]}"; do
+    cp "$f" "$WORK/edit-src/edits.bin"   # untimed: put version N at the fixed path
+    timed "$r" restic edits_ingest "$(size "$f")" -- restic -r "$repo" -q backup --compression auto "$WORK/edit-src/edits.bin" || break
+  done
+  stored "$r" restic stored_edits "$repo"
+  rm -rf "$repo" "$RESTIC_CACHE_DIR" "$WORK/edit-src"
+}
+
+borg_main() {
+  local r=$1 repo=$WORK/borg-repo out=$WORK/restore
+  rm -rf "$repo" "$out" "$BORG_BASE_DIR"; mkdir -p "$out"
+  borg init -e repokey-blake2 "$repo" >>"$LOG/$r.borg.init.log" 2>&1 || { echo "  borg init failed" >&2; return; }
+  timed "$r" borg ingest_linux "$LINUX_BYTES" -- borg create -C zstd,3 "$repo::linux-1" "$LINUX"
+  stored "$r" borg stored_linux "$repo"
+  timed "$r" borg ingest_random "$RANDOM_BYTES" -- borg create -C zstd,3 "$repo::random-1" "$RANDOM1G"
+  stored "$r" borg stored_1_2 "$repo"
+  timed "$r" borg reingest_linux "$LINUX_BYTES" -- borg create -C zstd,3 --files-cache=disabled "$repo::linux-2" "$LINUX"
+  # borg extracts into the current directory
+  timed "$r" borg restore_linux "$LINUX_BYTES" -- bash -c 'cd "$1" && exec borg extract "$2"' _ "$out" "$repo::linux-2"
+  verify "$r" borg "$(found "$out")"
+  rm -rf "$repo" "$out" "$BORG_BASE_DIR"
+}
+borg_edits() {
+  local r=$1 repo=$WORK/borg-edits f n=0
+  rm -rf "$repo" "$BORG_BASE_DIR"
+  borg init -e repokey-blake2 "$repo" >>"$LOG/$r.borg.init.log" 2>&1 || return
+  mkdir -p "$WORK/edit-src"
+  for f in "${EDITS[@]}"; do
+    n=$((n + 1)); cp "$f" "$WORK/edit-src/edits.bin"
+    timed "$r" borg edits_ingest "$(size "$f")" -- borg create -C zstd,3 "$repo::edits-$n" "$WORK/edit-src/edits.bin" || break
+  done
+  stored "$r" borg stored_edits "$repo"
+  rm -rf "$repo" "$BORG_BASE_DIR" "$WORK/edit-src"
+}
+
+casync_main() { # repo = a dir holding the chunk store and the .caibx indexes
+  local r=$1 repo=$WORK/casync-repo out=$WORK/restore
+  rm -rf "$repo" "$out"; mkdir -p "$repo" "$out"
+  timed "$r" casync ingest_linux "$LINUX_BYTES" -- casync make --compression=zstd --store="$repo/store" "$repo/linux-1.caibx" "$LINUX"
+  stored "$r" casync stored_linux "$repo"
+  timed "$r" casync ingest_random "$RANDOM_BYTES" -- casync make --compression=zstd --store="$repo/store" "$repo/random-1.caibx" "$RANDOM1G"
+  stored "$r" casync stored_1_2 "$repo"
+  timed "$r" casync reingest_linux "$LINUX_BYTES" -- casync make --compression=zstd --store="$repo/store" "$repo/linux-2.caibx" "$LINUX"
+  timed "$r" casync restore_linux "$LINUX_BYTES" -- casync extract --store="$repo/store" "$repo/linux-2.caibx" "$out/linux-6.1.tar"
+  verify "$r" casync "$out/linux-6.1.tar"
+  rm -rf "$repo" "$out"
+}
+casync_edits() {
+  local r=$1 repo=$WORK/casync-edits f n=0
+  rm -rf "$repo"; mkdir -p "$repo"
+  for f in "${EDITS[@]}"; do
+    n=$((n + 1))
+    timed "$r" casync edits_ingest "$(size "$f")" -- casync make --compression=zstd --store="$repo/store" "$repo/edits-$n.caibx" "$f" || break
+  done
+  stored "$r" casync stored_edits "$repo"
+  rm -rf "$repo"
+}
+
+# ---- machine info ---------------------------------------------------------------------------
+CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|avx512f|vaes|sha_ni' | tr '\n' ' ')
+META=$WORK/meta.json
+python3 - "$META" <<PY
+import json, sys
+json.dump({
+  "nproc": int("$(nproc)"), "cpu_model": """$CPU""", "cpu_flags": """$FLAGS""".split(),
+  "mem_total_kb": int("$(awk '/MemTotal/{print $2}' /proc/meminfo)"),
+  "kernel": """$(uname -r)""", "date": """$(date -u +%Y-%m-%dT%H:%M:%SZ)""",
+  "runs": $RUNS, "tools": """$TOOLS""".split(), "data_dir": """$DATA""",
+  "cairn_binary": """$CAIRN""",
+  "cairn_commit": """$(git -C "$(dirname "$CAIRN")/.." rev-parse HEAD 2>/dev/null || git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)""",
+  "cairn_init_args": """$CAIRN_INIT_ARGS""", "cairn_put_args": """$CAIRN_PUT_ARGS""",
+  "versions": {
+    "restic": """$(restic version 2>/dev/null | head -n1)""",
+    "borg": """$(borg --version 2>/dev/null | head -n1)""",
+    "casync": """$(casync --version 2>/dev/null | head -n1)""",
+  },
+  "bytes": {"linux": $LINUX_BYTES, "random": $RANDOM_BYTES, "edits": $EDIT_BYTES},
+}, open(sys.argv[1], "w"), indent=1)
+PY
+
+echo "cairn bench: RUNS=$RUNS tools=[$TOOLS] nproc=$(nproc) cpu=\"$CPU\" data=$DATA" >&2
+START=$EPOCHREALTIME
+read -r -a TL <<<"$TOOLS"
+for ((r = 1; r <= RUNS; r++)); do
+  for ((i = 0; i < ${#TL[@]}; i++)); do
+    t=${TL[$(((i + r - 1) % ${#TL[@]}))]}   # rotate the order from run to run
+    s=$EPOCHREALTIME
+    echo "run $r/$RUNS: $t ..." >&2
+    "${t}_main" "$r"
+    "${t}_edits" "$r"
+    if [ "$t" = cairn ] && [ "$SCALING" = 1 ]; then cairn_scaling "$r"; fi
+    echo "run $r/$RUNS: $t done in $(python3 -c "print(f'{$EPOCHREALTIME-$s:.0f}')") s" >&2
+  done
+done
+python3 "$HERE/report.py" "$META" "$RES" "$STO" "$OUT" \
+  "$(python3 -c "print(f'{$EPOCHREALTIME-$START:.0f}')")"
