@@ -5,7 +5,9 @@
 #   bench/run.sh [CAIRN_BINARY]        (default: build/cairn)
 #
 # Environment:
-#   RUNS=3              runs per figure; the table shows medians (RUNS=1 for a quick pass)
+#   RUNS=3              runs per figure; the table shows medians (RUNS=1 for a quick pass).
+#                       RUNS=3 took ~17 min on the 2-core dev VM (casync's many small chunk
+#                       files make its repo removal, untimed, a good part of that)
 #   BENCH_DATA=DIR      data dir (default ${TMPDIR:-/tmp}/cairn-benchdata; made by make-bench-data)
 #   BENCH_OUT=FILE      JSON results (default /tmp/cairn-bench.json)
 #   TOOLS="cairn restic borg casync"   which tools to run (cairn first is not required)
@@ -14,6 +16,7 @@
 #   SCALING=1           also run cairn --threads 1 vs --threads 2 (ingest + restore of the tar)
 #   MAKE_BENCH_DATA=... path of the data generator (default /work/shared/tools/make-bench-data)
 #   NO_DEPS=1           do not call scripts/deps.sh bench
+#   CAIRN_COMMIT=...    label for the binary (default: git HEAD of its CMake source dir)
 #
 # Figures per tool and run: (1) ingest of linux-6.1.tar, (2) ingest of random1g.bin into the same
 # repo, (3) re-ingest of the tar (dedup path), (4) restore of the tar + cmp, (5) du -sb of the repo
@@ -231,6 +234,18 @@ casync_edits() {
   rm -rf "$repo"
 }
 
+# ---- which source the binary was built from: its CMake source dir, else this checkout ---------
+CAIRN_COMMIT=${CAIRN_COMMIT:-}
+if [ -z "$CAIRN_COMMIT" ]; then
+  SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$(dirname "$CAIRN")/CMakeCache.txt" 2>/dev/null)
+  if [ -n "$SRC" ] && c=$(git -C "$SRC" rev-parse HEAD 2>/dev/null); then
+    git -C "$SRC" diff --quiet HEAD -- src include CMakeLists.txt 2>/dev/null || c="$c+dirty"
+    CAIRN_COMMIT=$c
+  else
+    CAIRN_COMMIT="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown) (HEAD of $ROOT; binary may differ)"
+  fi
+fi
+
 # ---- machine info ---------------------------------------------------------------------------
 CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|avx512f|vaes|sha_ni' | tr '\n' ' ')
@@ -243,7 +258,7 @@ json.dump({
   "kernel": """$(uname -r)""", "date": """$(date -u +%Y-%m-%dT%H:%M:%SZ)""",
   "runs": $RUNS, "tools": """$TOOLS""".split(), "data_dir": """$DATA""",
   "cairn_binary": """$CAIRN""",
-  "cairn_commit": """$(git -C "$(dirname "$CAIRN")/.." rev-parse HEAD 2>/dev/null || git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)""",
+  "cairn_commit": """$CAIRN_COMMIT""",
   "cairn_init_args": """$CAIRN_INIT_ARGS""", "cairn_put_args": """$CAIRN_PUT_ARGS""",
   "versions": {
     "restic": """$(restic version 2>/dev/null | head -n1)""",
