@@ -107,3 +107,46 @@ TEST(DedupDeleteRace, PutRemoveAndMaintainHammerTheSameChunks) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// Two removers of the same version through one handle: exactly one removes it, and the other
+// version sharing its manifest keeps its data (the manifest refcount drops once, not twice).
+TEST(ConcurrentRemove, SameVersionIsRemovedOnce) {
+  testing::TempDir dir;
+  ASSERT_TRUE(Repository::Init(dir / "repo", InitOptions{}).ok());
+  OpenOptions oo;
+  oo.writable = true;
+  auto opened = Repository::Open(dir / "repo", oo);
+  ASSERT_TRUE(opened.ok());
+  Repository& repo = **opened;
+  auto d = testing::RandomData(3 << 20, 1);
+  for (int round = 0; round < 20; round++) {
+    std::string name = "x" + std::to_string(round);
+    testing::MemSource a(d), b(d);
+    ASSERT_TRUE(repo.Put(name, a).ok());
+    ASSERT_TRUE(repo.Put(name, b).ok());  // same content: both versions share one manifest
+    std::atomic<int> ok{0}, not_found{0};
+    auto remove = [&] {
+      auto r = repo.Remove(name, 1);
+      if (r.ok()) ok++;
+      else if (r.status().code() == Code::kNotFound) not_found++;
+      else ADD_FAILURE() << r.status().message();
+    };
+    std::thread t1(remove), t2(remove);
+    t1.join();
+    t2.join();
+    EXPECT_EQ(ok.load(), 1);
+    EXPECT_EQ(not_found.load(), 1);
+    testing::MemSink sink;
+    ASSERT_TRUE(repo.Get(name, 2, {}, sink).ok());
+    EXPECT_TRUE(sink.data == d);
+  }
+  auto rep = repo.Check(CheckOptions{});
+  ASSERT_TRUE(rep.ok());
+  for (const auto& e : rep->errors) ADD_FAILURE() << e;
+}
+
+}  // namespace
+}  // namespace cairn

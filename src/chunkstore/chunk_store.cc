@@ -342,7 +342,8 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
               [](const auto& x, const auto& y) { return x.second < y.second; });
     // Move the live chunks out, a bounded batch per transaction.
     size_t i = 0;
-    while (i < c.chunks.size()) {
+    bool stopped = false;  // by the time or byte budget
+    while (i < c.chunks.size() && !stopped) {
       auto txn = Begin();
       uint64_t batch_bytes = 0;
       for (; i < c.chunks.size() && batch_bytes < (64u << 20); i++) {
@@ -353,7 +354,10 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
         }
         if (!*rec) continue;
         uint64_t len = (*rec)->stored_len;
-        if (out_of_budget(len)) break;
+        if (out_of_budget(len)) {
+          stopped = true;
+          break;
+        }
         Status s = txn->Relocate(c.chunks[i].first);
         if (!s.ok()) {
           undrain_from(k);
@@ -369,7 +373,7 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
         undrain_from(k);
         return s;
       }
-      if (i < c.chunks.size()) {  // stopped by the time or byte budget
+      if (stopped) {
         undrain_from(k);
         rep.finished = false;
         return rep;

@@ -332,7 +332,8 @@ int CmdStat(const Globals& g, const std::string& repo_path) {
               HumanBytes(s->used_bytes).c_str(), (unsigned long long)s->free_extents,
               HumanBytes(s->free_bytes).c_str(), HumanBytes(s->largest_free_extent).c_str());
   std::printf("fragmentation:       %.2f\n", s->fragmentation);
-  std::printf("reclaimable:         %s (run `cairn maintain`)\n",
+  std::printf("reclaimable:         %s (free extents: reused by new chunks; `cairn maintain` "
+              "trims and compacts them)\n",
               HumanBytes(s->reclaimable_bytes).c_str());
   std::printf("dedup ratio:         %.2fx\n", s->dedup_ratio);
   std::printf("compression ratio:   %.2fx\n", s->compression_ratio);

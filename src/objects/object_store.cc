@@ -296,8 +296,9 @@ Result<uint64_t> ObjectStore::Remove(const std::string& name, std::optional<uint
     if (all.empty()) return Status::NotFound("object '" + name + "' not found");
     return Status::NotFound("object '" + name + "' has no version " + std::to_string(*version));
   }
-  CAIRN_RETURN_IF_ERROR(RemoveVersions(name, doomed));
-  return doomed.size();
+  CAIRN_ASSIGN_OR_RETURN(uint64_t removed, RemoveVersions(name, doomed));
+  if (removed == 0) return Status::NotFound("object '" + name + "' was removed meanwhile");
+  return removed;
 }
 
 Result<uint64_t> ObjectStore::Forget(const std::optional<std::string>& name, uint64_t keep_last) {
@@ -314,20 +315,30 @@ Result<uint64_t> ObjectStore::Forget(const std::optional<std::string>& name, uin
     if (vs.empty() && name) return Status::NotFound("object '" + n + "' not found");
     if (vs.size() <= keep_last) continue;
     std::vector<VersionInfo> doomed(vs.begin(), vs.end() - keep_last);
-    CAIRN_RETURN_IF_ERROR(RemoveVersions(n, doomed));
-    removed += doomed.size();
+    CAIRN_ASSIGN_OR_RETURN(uint64_t n_removed, RemoveVersions(n, doomed));
+    removed += n_removed;
   }
   return removed;
 }
 
-Status ObjectStore::RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed) {
+Result<uint64_t> ObjectStore::RemoveVersions(const std::string& name,
+                                             const std::vector<VersionInfo>& doomed) {
   auto txn = chunks_->Begin();
   Index& index = chunks_->index();
   WriteBatch batch;
   std::map<Digest, uint64_t> manifest_drops;
+  uint64_t removed = 0;
   for (const auto& v : doomed) {
+    // Re-read under the writer lock: another remover may have taken this version already.
+    CAIRN_ASSIGN_OR_RETURN(auto row, index.Get(keys::Version(name, v.version)));
+    if (!row) continue;
+    auto rec = VersionRecord::Decode(*row);
+    if (!rec)
+      return Status::Corruption("version record of " + name + "@" + std::to_string(v.version) +
+                                " does not decode");
     batch.Delete(keys::Version(name, v.version));
-    manifest_drops[v.manifest_id]++;
+    manifest_drops[rec->manifest_id]++;
+    removed++;
   }
   for (const auto& [mid, drops] : manifest_drops) {
     CAIRN_ASSIGN_OR_RETURN(auto row, index.Get(keys::ManifestRefs(mid)));
@@ -345,7 +356,8 @@ Status ObjectStore::RemoveVersions(const std::string& name, const std::vector<Ve
     batch.Delete(keys::Manifest(mid));
     batch.Delete(keys::ManifestRefs(mid));
   }
-  return txn->Commit(std::move(batch)).WithContext("removing " + name);
+  CAIRN_RETURN_IF_ERROR(txn->Commit(std::move(batch)).WithContext("removing " + name));
+  return removed;
 }
 
 }  // namespace cairn

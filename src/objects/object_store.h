@@ -45,7 +45,8 @@ class ObjectStore {
   Result<VersionRecord> ResolveVersion(const std::string& name, std::optional<uint64_t> version,
                                        uint64_t* resolved);
   // Removes the given versions of `name` in one transaction.
-  Status RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);
+  // Versions already gone when the transaction starts are skipped; returns how many went.
+  Result<uint64_t> RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);
   size_t InFlight() const { return pool_->size() * 2 + 2; }
 
   ChunkStore* chunks_;

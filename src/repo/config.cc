@@ -57,7 +57,11 @@ Result<RepoConfig> RepoConfig::FromJson(const std::string& text, const std::stri
     CAIRN_ASSIGN_OR_RETURN(c.compression,
                            CompressionSpec::Parse(j.at("compression").get<std::string>()));
     c.encryption = j.at("encryption").get<std::string>();
-    c.segment_size = j.at("segment_size").get<uint64_t>();
+    // Added after the first repositories were written: absent means the 1 GiB default.
+    c.segment_size = j.value("segment_size", uint64_t{1} << 30);
+    if (c.segment_size < (1u << 20) || c.segment_size > (64ull << 30))
+      return Status::Corruption(where + ": segment_size " + std::to_string(c.segment_size) +
+                                " is outside 1M..64G");
     if (c.encryption != "none")
       return Status::Unsupported(where + ": encryption '" + c.encryption +
                                  "' is not supported by this cairn");
