@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# kill -9 of a real `cairn put` (and now and then `cairn rm`) at random moments, KILL_LOOPS times
+# (default 50). After every kill: `cairn check` exits 0, the earlier objects are byte-identical,
+# and the interrupted version is either absent or complete and byte-identical to its file.
+# KILL_SEED fixes the random choices (sizes, delays) for a rerun; the data itself is always new.
+source "$(dirname "$0")/lib.sh" "$@"
+
+LOOPS=${KILL_LOOPS:-50}
+SEED=${KILL_SEED:-$((($$ * 7919 + $(date +%s)) % 32768))}
+RANDOM=$SEED
+[[ $LOOPS =~ ^[0-9]+$ && $LOOPS -ge 1 ]] || fail "KILL_LOOPS must be a positive number, not '$LOOPS'"
+note "$LOOPS kill loops, KILL_SEED=$SEED"
+
+MiB=$((1024 * 1024))
+R=$T/repo
+expect_ok "init" cairn init "$R" --hash sha256 --compression zstd:6 \
+  --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+
+CUR_PID=""
+# shellcheck disable=SC2016 # expanded when the hook runs
+add_cleanup 'if [[ -n $CUR_PID ]]; then kill -9 "$CUR_PID" 2>/dev/null; wait "$CUR_PID" 2>/dev/null; fi'
+
+# Pools the victims' content is cut from: text compresses, random does not; slices of both also
+# appear in the base objects, so victims mix new chunks with deduplicated ones.
+rand_file "$T/randpool" $((32 * MiB))
+text_file "$T/textpool" $((32 * MiB)) 4242
+
+# rint LO HI: a random integer in [LO, HI] (30 random bits).
+rint() { echo $(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1))); }
+
+# Base objects that must survive every kill.
+declare -A BASE=()
+rand_file "$T/base-random" $((3 * MiB + 11))
+slice "$T/textpool" $((5 * MiB)) $((6 * MiB)) >"$T/base-text"
+slice "$T/randpool" $((10 * MiB)) $((4 * MiB)) >"$T/base-pool"
+: >"$T/base-empty"
+for b in random text pool empty; do
+  expect_ok "put base-$b" cairn put "$R" "base-$b" "$T/base-$b"
+  BASE[base-$b]=$(sha "$T/base-$b")
+done
+
+# object_sha REPO REF: sha256 of `cairn get`, or fails.
+object_sha() {
+  local out
+  out=$T/.object.out
+  run cairn get "$1" "$2" -o "$out"
+  [[ $RC == 0 ]] || fail "get $2 exited $RC"
+  sha "$out"
+  rm -f "$out"
+}
+
+# verify_bases WHEN: every base object byte-identical.
+verify_bases() {
+  local b got
+  for b in "${!BASE[@]}"; do
+    got=$(object_sha "$R" "$b")
+    [[ $got == "${BASE[$b]}" ]] || fail "$1: $b changed (sha256 $got, expected ${BASE[$b]})"
+  done
+  ok "$1: the ${#BASE[@]} base objects are intact"
+}
+
+# victim_versions: "VERSION SIZE CONTENT_HASH" lines for victim, none when it does not exist.
+victim_versions() {
+  run cairn versions --json "$R" victim
+  if [[ $RC == 1 ]] && grep -q "not found" "$RUN_ERR"; then
+    : >"$T/versions.txt"
+  elif [[ $RC == 0 ]]; then
+    json_get "$RUN_OUT" '"\n".join("%d %d %s" % (v["version"], v["size"], v["content_hash"]) for v in j)' |
+      sed '/^$/d' >"$T/versions.txt"
+  else
+    fail "versions --json victim exited $RC"
+  fi
+}
+
+# check_quick WHEN [--read-data]: check exits 0 (warnings about uncommitted bytes are expected).
+check_quick() {
+  local when=$1
+  shift
+  run cairn check "$R" "$@"
+  [[ $RC == 0 ]] || fail "$when: cairn check $* exited $RC"
+  ok "$when: check $* exits 0"
+}
+
+# VERS[v] = sha256 of the file that victim@v must hold; SIZES[v] its size.
+declare -A VERS=() SIZES=()
+
+# compare_versions WHEN: the versions in the repo are exactly the recorded ones, with the
+# recorded sizes and hashes (metadata only; data is read back separately).
+compare_versions() {
+  local v size hash n=0
+  victim_versions
+  while read -r v size hash; do
+    [[ -n ${VERS[$v]:-} ]] || fail "$1: victim@$v exists but was never recorded"
+    [[ $hash == "${VERS[$v]}" && $size == "${SIZES[$v]}" ]] ||
+      fail "$1: victim@$v is $size bytes with hash $hash, recorded ${SIZES[$v]} bytes, ${VERS[$v]}"
+    n=$((n + 1))
+  done <"$T/versions.txt"
+  [[ $n == "${#VERS[@]}" ]] || fail "$1: $n versions of victim listed, ${#VERS[@]} recorded"
+  ok "$1: the $n recorded versions of victim are listed unchanged"
+}
+
+MID=0 MID_TORN=0 AFTER_COMMIT=0 COMPLETED=0 RM_MID=0 RM_DONE=0 RM_COMPLETED=0
+
+# ---------------------------------------------------------------------------------------------
+# kill_put I: one put of a fresh file, killed at a random moment.
+# ---------------------------------------------------------------------------------------------
+kill_put() {
+  local i=$1 f=$T/victim-file a b c bo co threads delay st v size hash new="" sum
+  a=$(rint $((1 * MiB)) $((12 * MiB)))
+  b=$(rint 0 $((24 * MiB)))
+  c=$(rint 0 $((24 * MiB)))
+  bo=$(rint 0 $((32 * MiB - b)))
+  co=$(rint 0 $((32 * MiB - c)))
+  rand_file "$T/part-a" "$a"
+  {
+    cat "$T/part-a"
+    slice "$T/textpool" "$bo" "$b"
+    slice "$T/randpool" "$co" "$c"
+  } >"$f"
+  size=$((a + b + c))
+  [[ $(stat -c %s "$f") == "$size" ]] || fail "iteration $i: built a victim file of the wrong size"
+  sum=$(sha "$f")
+  threads=$(rint 1 2)
+  delay=$(rint 0 400)
+  victim_versions
+  cp "$T/versions.txt" "$T/versions.before"
+
+  "$CAIRN" --threads "$threads" put "$R" victim "$f" >"$T/put.out" 2>"$T/put.err" &
+  CUR_PID=$!
+  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+  kill -9 "$CUR_PID" 2>/dev/null || true
+  st=0
+  wait "$CUR_PID" 2>/dev/null || st=$?
+  CUR_PID=""
+  case $st in
+    0 | 137) ;;
+    *) fail "iteration $i: put exited $st (not 0, not killed): $(head -c 300 "$T/put.err")" ;;
+  esac
+
+  check_quick "iteration $i (put of $((size / 1024)) KiB, kill after ${delay} ms)"
+  local torn=0
+  if grep -q "uncommitted bytes" "$RUN_OUT"; then torn=1; fi
+  victim_versions
+  # New versions: listed now, not before.
+  while read -r v _ _; do
+    grep -q "^$v " "$T/versions.before" || new+="$v "
+  done <"$T/versions.txt"
+  while read -r v _ _; do
+    grep -q "^$v " "$T/versions.txt" || fail "iteration $i: victim@$v vanished during a put"
+  done <"$T/versions.before"
+  # shellcheck disable=SC2086 # one argument per new version
+  set -- $new
+  (($# <= 1)) || fail "iteration $i: one put created $# versions: $new"
+  if (($# == 1)); then
+    v=$1
+    read -r _ vsize hash < <(grep "^$v " "$T/versions.txt")
+    [[ $vsize == "$size" ]] || fail "iteration $i: victim@$v lists $vsize bytes, the file has $size"
+    [[ $hash == "$sum" ]] || fail "iteration $i: victim@$v content_hash $hash is not the file's sha256 $sum"
+    [[ $(object_sha "$R" "victim@$v") == "$sum" ]] ||
+      fail "iteration $i: victim@$v does not read back as the file that was being written"
+    ok "iteration $i: the new victim@$v is complete and byte-identical"
+    VERS[$v]=$sum
+    SIZES[$v]=$size
+    if [[ $st == 0 ]]; then COMPLETED=$((COMPLETED + 1)); else AFTER_COMMIT=$((AFTER_COMMIT + 1)); fi
+  else
+    [[ $st == 137 ]] || fail "iteration $i: put exited 0 but no new version of victim exists"
+    ok "iteration $i: the interrupted put left no version"
+    MID=$((MID + 1))
+    MID_TORN=$((MID_TORN + torn))
+  fi
+  rm -f "$f" "$T/part-a"
+}
+
+# ---------------------------------------------------------------------------------------------
+# kill_rm I: rm of one version (or, now and then, of every version), killed at a random moment.
+# ---------------------------------------------------------------------------------------------
+kill_rm() {
+  local i=$1 ref target="" delay st v all=0 present=0 absent=0
+  ((${#VERS[@]} > 0)) || return 0
+  if ((RANDOM % 4 == 0)); then
+    ref=victim
+    all=1
+  else
+    local keys=("${!VERS[@]}")
+    target=${keys[RANDOM % ${#keys[@]}]}
+    ref=victim@$target
+  fi
+  delay=$(rint 0 80)
+  "$CAIRN" rm "$R" "$ref" >"$T/rm.out" 2>"$T/rm.err" &
+  CUR_PID=$!
+  sleep "$(printf '0.%03d' "$delay")"
+  kill -9 "$CUR_PID" 2>/dev/null || true
+  st=0
+  wait "$CUR_PID" 2>/dev/null || st=$?
+  CUR_PID=""
+  case $st in
+    0 | 137) ;;
+    *) fail "iteration $i: rm $ref exited $st (not 0, not killed): $(head -c 300 "$T/rm.err")" ;;
+  esac
+  check_quick "iteration $i (rm $ref, kill after ${delay} ms)"
+  victim_versions
+  for v in "${!VERS[@]}"; do
+    if grep -q "^$v " "$T/versions.txt"; then present=$((present + 1)); else absent=$((absent + 1)); fi
+  done
+  if ((all)); then
+    # One batch removes every version: all or nothing.
+    ((present == 0 || absent == 0)) ||
+      fail "iteration $i: interrupted rm of every version left $present of ${#VERS[@]} versions"
+    if ((absent > 0)); then
+      VERS=() SIZES=()
+    fi
+  else
+    ((absent <= 1)) || fail "iteration $i: rm $ref removed $absent versions"
+    if ((absent == 1)); then
+      grep -q "^$target " "$T/versions.txt" && fail "iteration $i: rm $ref removed another version"
+      unset "VERS[$target]" "SIZES[$target]"
+    fi
+  fi
+  if ((absent > 0)); then
+    if [[ $st == 0 ]]; then RM_COMPLETED=$((RM_COMPLETED + 1)); else RM_DONE=$((RM_DONE + 1)); fi
+  else
+    [[ $st == 137 ]] || fail "iteration $i: rm $ref exited 0 but removed nothing"
+    RM_MID=$((RM_MID + 1))
+  fi
+  ok "iteration $i: rm $ref was atomic (removed: $((absent > 0)))"
+  compare_versions "iteration $i (after rm)"
+  # The surviving versions still read back.
+  for v in "${!VERS[@]}"; do
+    [[ $(object_sha "$R" "victim@$v") == "${VERS[$v]}" ]] || fail "iteration $i: victim@$v changed after rm of $ref"
+  done
+  ok "iteration $i: every surviving version reads back intact"
+}
+
+for ((i = 1; i <= LOOPS; i++)); do
+  kill_put "$i"
+  compare_versions "iteration $i"
+  verify_bases "iteration $i"
+  if ((i % 5 == 0)); then kill_rm "$i"; fi
+  if ((i % 10 == 0)); then
+    check_quick "iteration $i" --read-data
+    note "after $i kills: put killed mid-write $MID ($MID_TORN with segment data written), killed after commit $AFTER_COMMIT, completed before the kill $COMPLETED; rm killed before commit $RM_MID, after commit $RM_DONE, completed $RM_COMPLETED; ${#VERS[@]} versions of victim"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# Final state: every recorded version and base object reads back; a writable open cuts the
+# uncommitted tails, after which the segments hold exactly the committed bytes.
+# ---------------------------------------------------------------------------------------------
+check_quick "after all kills" --read-data
+verify_bases "after all kills"
+for v in "${!VERS[@]}"; do
+  [[ $(object_sha "$R" "victim@$v") == "${VERS[$v]}" ]] || fail "after all kills: victim@$v is not byte-identical"
+done
+ok "after all kills: all ${#VERS[@]} recorded versions of victim are byte-identical"
+compare_versions "after all kills"
+
+rand_file "$T/final" $((2 * MiB))
+expect_ok "a clean put after the kills" cairn put "$R" final "$T/final"
+verify_object "$R" final "$T/final" "the clean put reads back"
+expect_check_clean "$R" "check after the clean put" --read-data
+grep -q "uncommitted" "$RUN_OUT" && fail "after a writable open, check still reports uncommitted bytes: $(grep uncommitted "$RUN_OUT")"
+ok "the writable open cut every uncommitted segment tail"
+expect_ok "stat --json" cairn stat --json "$R"
+SEG_ON_DISK=$(cat "$R"/segments/*.seg | wc -c)
+expect_eq "$(json_get "$RUN_OUT" 'j["segment_bytes"]')" "$SEG_ON_DISK" "committed segment bytes equal the segment files' size"
+
+TOTAL_PUT=$((MID + AFTER_COMMIT + COMPLETED))
+note "put kills: $TOTAL_PUT; killed mid-write (no version): $MID, $MID_TORN of them with chunk data already in a segment; killed after commit (version complete): $AFTER_COMMIT; finished before the kill: $COMPLETED"
+note "rm kills: $((RM_MID + RM_DONE + RM_COMPLETED)); killed before commit: $RM_MID; killed after commit: $RM_DONE; finished before the kill: $RM_COMPLETED"
+expect_eq "$TOTAL_PUT" "$LOOPS" "every loop ran a put"
+if ((LOOPS >= 20)); then
+  expect_true "at least a few kills landed while chunk data was being written ($MID_TORN of $LOOPS)" test "$MID_TORN" -ge 3
+fi
+finish
