@@ -160,7 +160,7 @@ expect_same() {
   [[ -f $1 ]] || fail "$3: $1 does not exist"
   [[ -f $2 ]] || fail "$3: $2 does not exist"
   if ! cmp -s -- "$1" "$2"; then
-    fail "$3: $1 ($(wc -c <"$1") bytes) differs from $2 ($(wc -c <"$2") bytes): $(cmp -- "$1" "$2" 2>&1 | head -n 1)"
+    fail "$3: $1 ($(wc -c <"$1") bytes) differs from $2 ($(wc -c <"$2") bytes): $(cmp -- "$1" "$2" 2>&1 | sed -n 1p)"
   fi
   ok "$3"
 }

@@ -71,7 +71,8 @@ check_names() { # DESC TEXT...: every TEXT appears on an error line of the last 
   local desc=$1 s
   shift
   for s in "$@"; do
-    grep '^error: ' "$T/check.out" | grep -qF -- "$s" || fail "$desc: check output does not name '$s'"
+    # (no grep -q after a pipe: under pipefail its early exit can fail the pipeline)
+    grep '^error: ' "$T/check.out" | grep -F -- "$s" >/dev/null || fail "$desc: check output does not name '$s'"
   done
   ok "$desc: check names $*"
 }
@@ -79,7 +80,7 @@ check_spares() { # DESC TEXT...: no error line mentions TEXT
   local desc=$1 s
   shift
   for s in "$@"; do
-    if grep '^error: ' "$T/check.out" | grep -qF -- "$s"; then
+    if grep '^error: ' "$T/check.out" | grep -F -- "$s" >/dev/null; then
       fail "$desc: check blames '$s', which is not affected"
     fi
   done
@@ -140,7 +141,7 @@ check_spares "truncated segment" keep1 keep2 "E@1" "$ID_E"
 F_IDS=$(chunks_named_with "F@1")
 [[ -n $F_IDS ]] || fail "truncated segment: check names no chunk of F@1"
 ok "truncated segment: check names $(wc -w <<<"$F_IDS") chunk(s) of F@1"
-C_LINE=$(grep '^error: ' "$T/check.out" | grep -F "$ID_C" | head -n 1)
+C_LINE=$(grep '^error: ' "$T/check.out" | grep -F "$ID_C" | sed -n 1p)
 [[ $C_LINE == *C@1* && $C_LINE == *D@1* ]] || fail "truncated segment: the error line of C's chunk should name both C@1 and D@1: $C_LINE"
 ok "truncated segment: C's chunk is reported with both objects on one line"
 check_must_find "$R" "truncated segment (read-data)" --read-data
@@ -194,7 +195,7 @@ check_names "flipped bytes" "chunk $ID_E" "E@1" "F@1"
 check_spares "flipped bytes" keep1 keep2 "C@1" "D@1" "$ID_C"
 F_IDS=$(chunks_named_with "F@1")
 expect_eq "$(wc -w <<<"$F_IDS")" 1 "flipped bytes: exactly one chunk of F is reported"
-E_LINE=$(grep '^error: ' "$T/check.out" | grep -F "$ID_E" | head -n 1)
+E_LINE=$(grep '^error: ' "$T/check.out" | grep -F "$ID_E" | sed -n 1p)
 [[ $E_LINE == *E@1* ]] || fail "flipped bytes: the error line of E's chunk does not name E@1: $E_LINE"
 ok "flipped bytes: E's chunk and E@1 on the same line"
 get_must_fail "$R" E "$T/E" "flipped bytes" "$ID_E"

@@ -140,7 +140,7 @@ scenario() {
       check_failed_put "$FS: $size-byte put on a completely full device" "$name"
     fi
   done
-  victim=$(printf '%s\n' "${!LIVE[@]}" | sort | head -n 1)
+  victim=$(printf '%s\n' "${!LIVE[@]}" | sort | sed -n 1p)
   run cairn rm "$R" "$victim"
   if [[ $RC == 0 ]]; then
     unset "LIVE[$victim]"
