@@ -6,10 +6,35 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdarg>
+#include <cstdio>
+
 #include "index/index.h"
 
 namespace cairn {
 namespace {
+
+// RocksDB's own info log, written best-effort to index/LOG with warnings and errors only. The
+// stock logger of Debian's RocksDB (built with assertions) aborts the process when a log write
+// fails, which turned a full disk into a crash; a failed log line must never do that.
+class BestEffortLogger : public rocksdb::Logger {
+ public:
+  explicit BestEffortLogger(const std::string& path)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), f_(std::fopen(path.c_str(), "ae")) {}
+  ~BestEffortLogger() override {
+    if (f_) std::fclose(f_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!f_) return;
+    std::vfprintf(f_, format, ap);
+    std::fputc('\n', f_);
+    std::fflush(f_);  // errors (ENOSPC) are ignored on purpose
+  }
+
+ private:
+  std::FILE* f_;
+};
 
 Status FromRocks(const rocksdb::Status& s, const std::string& where) {
   if (s.ok()) return Status::Ok();
@@ -71,6 +96,9 @@ class RocksIndex : public Index {
 Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
                                               bool read_only) {
   rocksdb::Options o;
+  o.info_log = std::make_shared<BestEffortLogger>(dir + "/LOG");
+  // No WAL preallocation: on a nearly full disk it takes the last free space before the data.
+  o.allow_fallocate = false;
   o.create_if_missing = create;
   o.error_if_exists = create;
   o.paranoid_checks = true;
