@@ -22,8 +22,9 @@ du_b() { du -s --block-size=1 "$1" | cut -f1; }
 # timed LABEL CMD...: runs CMD, appends "seconds rss_kib" to $W/LABEL
 timed() {
   local label=$1; shift
+  mkdir -p "$W/times"
   /usr/bin/time -f "%e %M" -o "$W/t.$$" "$@" >/dev/null 2>&1
-  cat "$W/t.$$" >>"$W/$label"
+  cat "$W/t.$$" >>"$W/times/$label"
 }
 
 for run in $(seq 1 "$RUNS"); do
@@ -37,20 +38,20 @@ for run in $(seq 1 "$RUNS"); do
     (cd "$W" && restic -r "$W/restic" backup --compression auto data.bin >/dev/null 2>&1)
     (cd "$W" && borg create -C zstd,3 "$W/borg::a$i" data.bin >/dev/null 2>&1)
   done
-  echo "$(du_b "$W/cairn") $(du_b "$W/restic") $(du_b "$W/borg")" >>"$W/before"
+  mkdir -p "$W/times"; echo "$(du_b "$W/cairn") $(du_b "$W/restic") $(du_b "$W/borg")" >>"$W/times/before"
   timed cairn_forget "$CAIRN" -q forget "$W/cairn" data.bin --keep-last 4
   timed cairn_maintain "$CAIRN" -q maintain "$W/cairn"
   timed restic restic -r "$W/restic" forget --keep-last 4 --prune
   timed borg_prune borg prune --keep-last 4 "$W/borg"
   timed borg_compact borg compact "$W/borg"
-  echo "$(du_b "$W/cairn") $(du_b "$W/restic") $(du_b "$W/borg")" >>"$W/after"
+  echo "$(du_b "$W/cairn") $(du_b "$W/restic") $(du_b "$W/borg")" >>"$W/times/after"
   "$CAIRN" -q check "$W/cairn" >/dev/null || { echo "cairn check failed" >&2; exit 1; }
   for v in 5 6 7 8; do
     "$CAIRN" get "$W/cairn" "data.bin@$v" | cmp - "$W/slice$((v - 1))" || { echo "cairn data.bin@$v differs" >&2; exit 1; }
   done
 done
 
-python3 - "$W" "$RUNS" <<'PY'
+python3 - "$W/times" "$RUNS" <<'PY'
 import statistics, sys, os
 w, runs = sys.argv[1], int(sys.argv[2])
 def rows(name):
