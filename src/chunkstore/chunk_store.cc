@@ -295,6 +295,17 @@ Status ChunkTxn::Commit(WriteBatch batch) {
 
 // --- Maintenance
 
+Status ChunkStore::WriteAllocatorBatch(const WriteBatch& batch) {
+  Status s = index_->Write(batch, /*sync=*/true);
+  std::lock_guard lk(seg_mu_);
+  if (!s.ok()) {
+    (void)allocator_.Load(*index_);  // back to the committed free list
+    return s;
+  }
+  allocator_.MarkCommitted();
+  return Status::Ok();
+}
+
 Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
   MaintainReport rep;
   struct Candidate {
@@ -389,18 +400,18 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
         allocator_.DropSegment(c.seg);
         allocator_.AddChangesTo(batch);
       }
-      Status s = index_->Write(batch, true);
-      std::lock_guard lk(seg_mu_);
-      draining_.erase(c.seg);
+      Status s = WriteAllocatorBatch(batch);
       if (!s.ok()) {
-        (void)allocator_.Load(*index_);
-        undrain_from(k + 1);
+        undrain_from(k);
         return s;
       }
-      allocator_.MarkCommitted();
-      rep.bytes_released += committed_[c.seg];
-      committed_.erase(c.seg);
-      ResetTailLocked();
+      {
+        std::lock_guard lk(seg_mu_);
+        draining_.erase(c.seg);
+        rep.bytes_released += committed_[c.seg];
+        committed_.erase(c.seg);
+        ResetTailLocked();
+      }
       s = backend_->Remove(c.seg);
       if (!s.ok()) {
         undrain_from(k + 1);
@@ -428,13 +439,8 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
     free = allocator_.FreeExtents();
   }
   if (!batch.empty()) {
-    Status s = index_->Write(batch, true);
+    CAIRN_RETURN_IF_ERROR(WriteAllocatorBatch(batch));
     std::lock_guard lk(seg_mu_);
-    if (!s.ok()) {
-      (void)allocator_.Load(*index_);
-      return s;
-    }
-    allocator_.MarkCommitted();
     for (auto& [seg, len] : cut) {
       rep.bytes_released += committed_[seg] - len;
       committed_[seg] = len;

@@ -149,6 +149,9 @@ class ChunkStore {
   Extent AppendAtTail(uint64_t len);
   // Reloads allocator and tail state from the index after a failed or abandoned transaction.
   void ResetToCommitted();
+  // Writes a maintenance batch that carries the allocator's changes; on failure the allocator
+  // returns to its committed state. Caller holds writer_mu_, not seg_mu_.
+  Status WriteAllocatorBatch(const WriteBatch& batch);
   void ResetTailLocked();
 
   Backend* backend_;

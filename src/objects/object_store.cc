@@ -275,13 +275,18 @@ Result<VersionInfo> ObjectStore::Stat(const std::string& name, std::optional<uin
   return ToInfo(v, rec);
 }
 
-Result<std::vector<ObjectInfo>> ObjectStore::List(const std::string& prefix) {
+Result<std::vector<std::string>> ObjectStore::Names(const std::string& prefix) {
   std::vector<std::string> names;
   CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
       std::string(1, keys::kHead) + prefix, [&](std::string_view k, std::string_view) {
         names.emplace_back(k.substr(1));
         return true;
       }));
+  return names;
+}
+
+Result<std::vector<ObjectInfo>> ObjectStore::List(const std::string& prefix) {
+  CAIRN_ASSIGN_OR_RETURN(auto names, Names(prefix));
   std::vector<ObjectInfo> out;
   for (const auto& n : names) {
     CAIRN_ASSIGN_OR_RETURN(auto vs, Versions(n));
@@ -310,8 +315,7 @@ Result<uint64_t> ObjectStore::Forget(const std::optional<std::string>& name, uin
   if (name) {
     names.push_back(*name);
   } else {
-    CAIRN_ASSIGN_OR_RETURN(auto all, List(""));
-    for (const auto& o : all) names.push_back(o.name);
+    CAIRN_ASSIGN_OR_RETURN(names, Names(""));  // names whose versions are all gone are skipped below
   }
   uint64_t removed = 0;
   for (const auto& n : names) {

@@ -27,6 +27,8 @@ class ObjectStore {
   Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
              ByteSink& sink, const ProgressFn& progress);
   Result<std::vector<ObjectInfo>> List(const std::string& prefix);
+  // Names with a head row (possibly with every version removed), in order.
+  Result<std::vector<std::string>> Names(const std::string& prefix);
   Result<std::vector<VersionInfo>> Versions(const std::string& name);
   Result<VersionInfo> Stat(const std::string& name, std::optional<uint64_t> version);
   Result<uint64_t> Remove(const std::string& name, std::optional<uint64_t> version);

@@ -132,10 +132,14 @@ class RepositoryImpl : public Repository {
         cs.free.free_bytes ? 1.0 - double(cs.free.largest_free) / double(cs.free.free_bytes) : 0;
     auto disk = backend_->AllocatedBytes();
     if (disk.ok()) s.disk_bytes = *disk;
-    CAIRN_ASSIGN_OR_RETURN(auto objs, objects_->List(""));
-    s.objects = objs.size();
+    // Versions come in key order, grouped by name: a new name is a new object.
+    std::string last_name;
     CAIRN_RETURN_IF_ERROR(objects_->ForEachVersion(
-        [&](const std::string&, uint64_t, const VersionRecord& r) {
+        [&](const std::string& name, uint64_t, const VersionRecord& r) {
+          if (s.versions == 0 || name != last_name) {
+            s.objects++;
+            last_name = name;
+          }
           s.versions++;
           s.logical_bytes += r.size;
         }));
