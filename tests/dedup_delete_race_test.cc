@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cairn/repository.h"
+#include "repo_test_util.h"
 #include "test_util.h"
 
 namespace cairn {
@@ -19,14 +20,12 @@ TEST(DedupDeleteRace, PutRemoveAndMaintainHammerTheSameChunks) {
   io.min_chunk = 1024;
   io.avg_chunk = 4096;
   io.max_chunk = 16384;
-  ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
   OpenOptions oo;
-  oo.writable = true;
   oo.threads = 2;
   oo.segment_target_size = 128 * 1024;
-  auto opened = Repository::Open(dir / "repo", oo);
-  ASSERT_TRUE(opened.ok());
-  Repository& repo = **opened;
+  auto opened = testing::InitAndOpen(dir / "repo", io, oo);
+  ASSERT_TRUE(opened);
+  Repository& repo = *opened;
 
   // Few distinct contents, so every put dedups against chunks that removals keep releasing.
   std::vector<std::vector<uint8_t>> contents;
@@ -98,11 +97,7 @@ TEST(DedupDeleteRace, PutRemoveAndMaintainHammerTheSameChunks) {
       EXPECT_TRUE(sink.data == contents[versions.at(v.version)]);
     }
   }
-  CheckOptions co;
-  co.read_data = true;
-  auto rep = repo.Check(co);
-  ASSERT_TRUE(rep.ok());
-  for (const auto& e : rep->errors) ADD_FAILURE() << e;
+  testing::ExpectCheckClean(repo);
 }
 
 }  // namespace
@@ -115,12 +110,9 @@ namespace {
 // version sharing its manifest keeps its data (the manifest refcount drops once, not twice).
 TEST(ConcurrentRemove, SameVersionIsRemovedOnce) {
   testing::TempDir dir;
-  ASSERT_TRUE(Repository::Init(dir / "repo", InitOptions{}).ok());
-  OpenOptions oo;
-  oo.writable = true;
-  auto opened = Repository::Open(dir / "repo", oo);
-  ASSERT_TRUE(opened.ok());
-  Repository& repo = **opened;
+  auto opened = testing::InitAndOpen(dir / "repo");
+  ASSERT_TRUE(opened);
+  Repository& repo = *opened;
   auto d = testing::RandomData(3 << 20, 1);
   for (int round = 0; round < 20; round++) {
     std::string name = "x" + std::to_string(round);
@@ -143,9 +135,7 @@ TEST(ConcurrentRemove, SameVersionIsRemovedOnce) {
     ASSERT_TRUE(repo.Get(name, 2, {}, sink).ok());
     EXPECT_TRUE(sink.data == d);
   }
-  auto rep = repo.Check(CheckOptions{});
-  ASSERT_TRUE(rep.ok());
-  for (const auto& e : rep->errors) ADD_FAILURE() << e;
+  testing::ExpectCheckClean(repo, /*read_data=*/false);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "backend/fault_backend.h"
 #include "cairn/repository.h"
+#include "repo_test_util.h"
 #include "test_util.h"
 
 namespace cairn {
@@ -41,11 +42,7 @@ void ExpectIntact(Repository& repo, const std::map<std::string, std::vector<uint
     ASSERT_TRUE(s.ok()) << name << ": " << s.message();
     EXPECT_TRUE(sink.data == data) << name;
   }
-  CheckOptions co;
-  co.read_data = true;
-  auto rep = repo.Check(co);
-  ASSERT_TRUE(rep.ok());
-  for (const auto& e : rep->errors) ADD_FAILURE() << e;
+  testing::ExpectCheckClean(repo);
 }
 
 TEST_P(FaultInjection, FailedPutCommitsNothingAndLosesNothing) {

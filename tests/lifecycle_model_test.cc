@@ -8,6 +8,7 @@
 #include <random>
 
 #include "cairn/repository.h"
+#include "repo_test_util.h"
 #include "test_util.h"
 
 namespace cairn {
@@ -90,12 +91,8 @@ class LifecycleModel : public ::testing::Test {
     ASSERT_TRUE(st.ok());
     ASSERT_EQ(st->logical_bytes, model_.logical());
     ASSERT_EQ(st->unreferenced_chunks, 0u);
-    CheckOptions co;
-    co.read_data = read_data;
-    auto rep = repo_->Check(co);
-    ASSERT_TRUE(rep.ok()) << rep.status().message();
-    for (auto& e : rep->errors) ADD_FAILURE() << "after op " << op_ << ": " << e;
-    ASSERT_TRUE(rep->clean());
+    ASSERT_TRUE(testing::ExpectCheckClean(*repo_, read_data,
+                                          "after op " + std::to_string(op_) + ": "));
   }
 
   testing::TempDir dir_;
@@ -222,46 +219,41 @@ namespace {
 // run compacts it completely.
 TEST(Maintain, CompactsMoreThanOneBatchInOneRun) {
   testing::TempDir dir;
-  ASSERT_TRUE(Repository::Init(dir / "repo", InitOptions{}).ok());
-  OpenOptions oo;
-  oo.writable = true;
-  auto repo = Repository::Open(dir / "repo", oo);
-  ASSERT_TRUE(repo.ok());
+  auto repo = testing::InitAndOpen(dir / "repo");
+  ASSERT_TRUE(repo);
   auto keep = testing::RandomData(80 << 20, 1), drop = testing::RandomData(120 << 20, 2);
   testing::MemSource a(drop), b(keep);
-  ASSERT_TRUE((*repo)->Put("drop", a).ok());
-  ASSERT_TRUE((*repo)->Put("keep", b).ok());
-  ASSERT_TRUE((*repo)->Remove("drop", {}).ok());
+  ASSERT_TRUE(repo->Put("drop", a).ok());
+  ASSERT_TRUE(repo->Put("keep", b).ok());
+  ASSERT_TRUE(repo->Remove("drop", {}).ok());
   MaintainRequest req;
   req.live_threshold = 0.9;
-  auto r = (*repo)->Maintain(req);
+  auto r = repo->Maintain(req);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->finished);
   EXPECT_EQ(r->segments_compacted, 1u);
   EXPECT_GE(r->bytes_moved, keep.size());
-  auto st = (*repo)->Stats();
+  auto st = repo->Stats();
   EXPECT_EQ(st->free_bytes, 0u);  // nothing left behind: the old segment is gone
   testing::MemSink sink;
-  ASSERT_TRUE((*repo)->Get("keep", {}, {}, sink).ok());
+  ASSERT_TRUE(repo->Get("keep", {}, {}, sink).ok());
   EXPECT_TRUE(sink.data == keep);
   // A byte budget stops early and says so; a second run finishes the job.
-  ASSERT_TRUE((*repo)->Remove("keep", {}).ok());
+  ASSERT_TRUE(repo->Remove("keep", {}).ok());
   testing::MemSource c(keep), d2(drop);
-  ASSERT_TRUE((*repo)->Put("keep", c).ok());
-  ASSERT_TRUE((*repo)->Put("drop", d2).ok());
-  ASSERT_TRUE((*repo)->Remove("drop", {}).ok());
+  ASSERT_TRUE(repo->Put("keep", c).ok());
+  ASSERT_TRUE(repo->Put("drop", d2).ok());
+  ASSERT_TRUE(repo->Remove("drop", {}).ok());
   req.max_bytes = 10 << 20;
-  r = (*repo)->Maintain(req);
+  r = repo->Maintain(req);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->finished);
   EXPECT_LE(r->bytes_moved, 10u << 20);
   req.max_bytes.reset();
-  r = (*repo)->Maintain(req);
+  r = repo->Maintain(req);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->finished);
-  auto rep = (*repo)->Check(CheckOptions{});
-  ASSERT_TRUE(rep.ok());
-  for (const auto& e : rep->errors) ADD_FAILURE() << e;
+  testing::ExpectCheckClean(*repo, /*read_data=*/false);
 }
 
 }  // namespace

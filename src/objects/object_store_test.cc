@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "cairn/repository.h"
+#include "../../tests/repo_test_util.h"
 #include "../../tests/test_util.h"
 
 namespace cairn {
@@ -45,13 +46,7 @@ class ObjectsTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.message();
     return sink.data;
   }
-  void ExpectClean() {
-    CheckOptions co;
-    co.read_data = true;
-    auto rep = repo_->Check(co);
-    ASSERT_TRUE(rep.ok());
-    for (auto& e : rep->errors) ADD_FAILURE() << e;
-  }
+  void ExpectClean() { testing::ExpectCheckClean(*repo_); }
   TempDir dir_;
   std::unique_ptr<Repository> repo_;
 };
@@ -105,23 +100,20 @@ TEST_F(ObjectsTest, RepeatedChunksWithinOnePutAreWrittenOnce) {
 
 TEST(ObjectsDefaults, OneByteInsertInTheMiddleOf100MBAddsAtMost3Chunks) {
   TempDir dir;
-  ASSERT_TRUE(Repository::Init(dir / "repo", InitOptions{}).ok());  // 256K / 1M / 4M
-  OpenOptions oo;
-  oo.writable = true;
-  auto repo = Repository::Open(dir / "repo", oo);
-  ASSERT_TRUE(repo.ok());
+  auto repo = testing::InitAndOpen(dir / "repo");  // 256K / 1M / 4M
+  ASSERT_TRUE(repo);
   for (uint64_t seed : {11, 12, 13}) {
     auto d = RandomData(100 << 20, seed);
     MemSource s1(d);
-    ASSERT_TRUE((*repo)->Put("big", s1).ok());
+    ASSERT_TRUE(repo->Put("big", s1).ok());
     d.insert(d.begin() + d.size() / 2 + seed * 1000, 0x42);
     MemSource s2(d);
-    auto r = (*repo)->Put("big", s2);
+    auto r = repo->Put("big", s2);
     ASSERT_TRUE(r.ok());
     EXPECT_LE(r->new_chunks, 3u) << "seed " << seed;
     EXPECT_GE(r->new_chunks, 1u);
     MemSink sink;
-    ASSERT_TRUE((*repo)->Get("big", {}, {}, sink).ok());
+    ASSERT_TRUE(repo->Get("big", {}, {}, sink).ok());
     EXPECT_TRUE(sink.data == d);
   }
 }
