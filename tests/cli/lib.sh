@@ -135,25 +135,19 @@ expect_error() {
   ok "$desc: error message prefix"
 }
 
-# expect_stderr_has DESC TEXT...: the last command's stderr contains every TEXT (fixed strings).
-expect_stderr_has() {
-  local desc=$1 s
-  shift
+# expect_output_has STREAM FILE DESC TEXT...: FILE (the last command's STREAM) contains every
+# TEXT (fixed strings).
+expect_output_has() {
+  local stream=$1 file=$2 desc=$3 s
+  shift 3
   for s in "$@"; do
-    grep -qF -- "$s" "$RUN_ERR" || fail "$desc: stderr does not mention '$s'"
+    grep -qF -- "$s" "$file" || fail "$desc: $stream does not mention '$s'"
   done
-  ok "$desc: stderr mentions $*"
+  ok "$desc: $stream mentions $*"
 }
-
-# expect_stdout_has DESC TEXT...: the last command's stdout contains every TEXT (fixed strings).
-expect_stdout_has() {
-  local desc=$1 s
-  shift
-  for s in "$@"; do
-    grep -qF -- "$s" "$RUN_OUT" || fail "$desc: stdout does not mention '$s'"
-  done
-  ok "$desc: stdout mentions $*"
-}
+# expect_stderr_has / expect_stdout_has DESC TEXT...: the same for the last command's streams.
+expect_stderr_has() { expect_output_has stderr "$RUN_ERR" "$@"; }
+expect_stdout_has() { expect_output_has stdout "$RUN_OUT" "$@"; }
 
 # expect_same A B DESC: files A and B are byte-identical.
 expect_same() {

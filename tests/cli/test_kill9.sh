@@ -28,6 +28,25 @@ text_file "$T/textpool" $((32 * MiB)) 4242
 # rint LO HI: a random integer in [LO, HI] (30 random bits).
 rint() { echo $(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1))); }
 
+# kill_after MS NAME DESC CMD...: runs CMD in the background and kill -9s it after MS
+# milliseconds; CMD must either have finished (exit 0) or been killed (137), which is left in
+# KILL_STATUS. Its output goes to $T/NAME.out and $T/NAME.err.
+kill_after() {
+  local ms=$1 name=$2 desc=$3 st=0
+  shift 3
+  "$@" >"$T/$name.out" 2>"$T/$name.err" &
+  CUR_PID=$!
+  sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+  kill -9 "$CUR_PID" 2>/dev/null || true
+  wait "$CUR_PID" 2>/dev/null || st=$?
+  CUR_PID=""
+  case $st in
+    0 | 137) ;;
+    *) fail "$desc exited $st (not 0, not killed): $(head -c 300 "$T/$name.err")" ;;
+  esac
+  KILL_STATUS=$st
+}
+
 # Base objects that must survive every kill.
 declare -A BASE=()
 rand_file "$T/base-random" $((3 * MiB + 11))
@@ -125,17 +144,8 @@ kill_put() {
   victim_versions
   cp "$T/versions.txt" "$T/versions.before"
 
-  "$CAIRN" --threads "$threads" put "$R" victim "$f" >"$T/put.out" 2>"$T/put.err" &
-  CUR_PID=$!
-  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
-  kill -9 "$CUR_PID" 2>/dev/null || true
-  st=0
-  wait "$CUR_PID" 2>/dev/null || st=$?
-  CUR_PID=""
-  case $st in
-    0 | 137) ;;
-    *) fail "iteration $i: put exited $st (not 0, not killed): $(head -c 300 "$T/put.err")" ;;
-  esac
+  kill_after "$delay" put "iteration $i: put" "$CAIRN" --threads "$threads" put "$R" victim "$f"
+  st=$KILL_STATUS
 
   check_quick "iteration $i (put of $((size / 1024)) KiB, kill after ${delay} ms)"
   local torn=0
@@ -186,17 +196,8 @@ kill_rm() {
     ref=victim@$target
   fi
   delay=$(rint 0 80)
-  "$CAIRN" rm "$R" "$ref" >"$T/rm.out" 2>"$T/rm.err" &
-  CUR_PID=$!
-  sleep "$(printf '0.%03d' "$delay")"
-  kill -9 "$CUR_PID" 2>/dev/null || true
-  st=0
-  wait "$CUR_PID" 2>/dev/null || st=$?
-  CUR_PID=""
-  case $st in
-    0 | 137) ;;
-    *) fail "iteration $i: rm $ref exited $st (not 0, not killed): $(head -c 300 "$T/rm.err")" ;;
-  esac
+  kill_after "$delay" rm "iteration $i: rm $ref" "$CAIRN" rm "$R" "$ref"
+  st=$KILL_STATUS
   check_quick "iteration $i (rm $ref, kill after ${delay} ms)"
   victim_versions
   for v in "${!VERS[@]}"; do

@@ -12,13 +12,16 @@ noise() { head -c "$2" < <(openssl enc -aes-128-ctr -pass "pass:$1" -nosalt -pbk
 usage() { du -s --block-size=1 "$W/repo" | cut -f1; }  # allocated bytes, holes excluded
 
 SIZE_MB=${RECLAIM_MB:-1024}
+# put_distinct TAG: SIZE_MB of distinct, incompressible data as objects obj1..obj8.
+put_distinct() {
+  for i in $(seq 1 8); do
+    noise "$1$i" $((SIZE_MB * 1024 * 1024 / 8)) >"$W/in$i"
+    "$CAIRN" -q put "$W/repo" "obj$i" "$W/in$i" >/dev/null
+    rm -f "$W/in$i"
+  done
+}
 "$CAIRN" -q init "$W/repo" >/dev/null
-# Distinct, incompressible data in 8 objects.
-for i in $(seq 1 8); do
-  noise "reclaim$i" $((SIZE_MB * 1024 * 1024 / 8)) >"$W/in$i"
-  "$CAIRN" -q put "$W/repo" "obj$i" "$W/in$i" >/dev/null
-  rm -f "$W/in$i"
-done
+put_distinct reclaim
 peak=$(usage)
 echo "peak usage after ${SIZE_MB} MiB: $peak bytes"
 [ "$peak" -gt $((SIZE_MB * 1024 * 1024 * 95 / 100)) ] || fail "peak usage $peak is implausibly small"
@@ -30,11 +33,7 @@ echo "usage after rm + maintain: $after bytes ($((after * 100 / peak))% of peak)
 [ "$after" -lt $((peak * 5 / 100)) ] || fail "usage $after is not below 5% of the peak $peak"
 "$CAIRN" -q check "$W/repo" >/dev/null || fail "check not clean after maintain"
 
-for i in $(seq 1 8); do
-  noise "again$i" $((SIZE_MB * 1024 * 1024 / 8)) >"$W/in$i"
-  "$CAIRN" -q put "$W/repo" "obj$i" "$W/in$i" >/dev/null
-  rm -f "$W/in$i"
-done
+put_distinct again
 second=$(usage)
 echo "usage after putting ${SIZE_MB} MiB again: $second bytes ($((second * 100 / peak))% of the first peak)"
 [ "$second" -le $((peak * 105 / 100)) ] || fail "usage $second passes the first peak $peak by more than 5%"
