@@ -200,10 +200,7 @@ Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
   return true;
 }
 
-Status ChunkTxn::Relocate(const Digest& id) {
-  CAIRN_ASSIGN_OR_RETURN(auto current, store_->Lookup(id));
-  if (!current) return Status::Ok();  // released since the caller looked: nothing to move
-  const ChunkRecord& rec = *current;
+Status ChunkTxn::Relocate(const Digest& id, const ChunkRecord& rec) {
   std::vector<uint8_t> stored(rec.stored_len), plain(rec.plain_len);
   Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
   if (s.ok()) s = Decompress(rec.codec, stored, plain);
@@ -216,7 +213,7 @@ Status ChunkTxn::Relocate(const Digest& id) {
   ChunkRecord moved = rec;
   moved.segment = e.segment;
   moved.offset = e.offset;
-  moved_[id] = moved;
+  moved_[id] = {moved, Extent{rec.segment, rec.offset, rec.stored_len}};
   return Status::Ok();
 }
 
@@ -259,17 +256,12 @@ Status ChunkTxn::Commit(WriteBatch batch) {
         batch.Put(keys::Chunk(id), rec.Encode());
       }
     }
-    for (const auto& [id, moved] : moved_) {
-      auto cur = store_->Lookup(id);
-      if (!cur.ok()) return cur.status();
-      if (!cur.value()) continue;  // removed meanwhile: its new copy's space stays free
-      ChunkRecord rec = **cur;
-      Extent old{rec.segment, rec.offset, rec.stored_len};
-      rec.segment = moved.segment;
-      rec.offset = moved.offset;
-      batch.Put(keys::Chunk(id), rec.Encode());
-      alloc.Free(old);
-      released.push_back(old);
+    // Relocated chunks: the writer lock held since Relocate read their records keeps those
+    // records current, so the new location and the freed old extent commit as recorded.
+    for (const auto& [id, move] : moved_) {
+      batch.Put(keys::Chunk(id), move.record.Encode());
+      alloc.Free(move.from);
+      released.push_back(move.from);
     }
     // Segment high-water marks: the committed length covers every extent now in use.
     for (const auto& [seg, end] : written_end_) {
@@ -358,6 +350,7 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
       auto txn = Begin();
       uint64_t batch_bytes = 0;
       for (; i < c.chunks.size() && batch_bytes < (64u << 20); i++) {
+        // Looked up inside the transaction: a chunk released since the scan is skipped.
         auto rec = Lookup(c.chunks[i].first);
         if (!rec.ok()) {
           undrain_from(k);
@@ -369,7 +362,7 @@ Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
           stopped = true;
           break;
         }
-        Status s = txn->Relocate(c.chunks[i].first);
+        Status s = txn->Relocate(c.chunks[i].first, **rec);
         if (!s.ok()) {
           undrain_from(k);
           return s;

@@ -63,8 +63,9 @@ class ChunkTxn {
   void DiscardRefs();
   // Copies a chunk's stored bytes to a new extent outside the draining segments (compaction);
   // the record moves and the old extent is freed at commit. The copy is verified first.
-  // A chunk removed since the caller looked it up is skipped.
-  Status Relocate(const Digest& id);
+  // `rec` must be the chunk's record as read inside this transaction (the writer lock keeps it
+  // current until the commit).
+  Status Relocate(const Digest& id, const ChunkRecord& rec);
   // Bytes of new chunk data written (stored size) in this transaction.
   uint64_t new_stored_bytes() const { return new_stored_bytes_; }
 
@@ -78,7 +79,11 @@ class ChunkTxn {
   ChunkStore* store_;
   std::unique_lock<std::mutex> writer_lock_;
   std::unordered_map<Digest, ChunkRecord, DigestHash> new_chunks_;
-  std::unordered_map<Digest, ChunkRecord, DigestHash> moved_;  // id -> record at new place
+  struct Move {
+    ChunkRecord record;  // the chunk's record, pointing at its new place
+    Extent from;         // the extent it leaves, freed at commit
+  };
+  std::unordered_map<Digest, Move, DigestHash> moved_;
   std::map<Digest, int64_t> deltas_;
   std::map<SegmentId, uint64_t> written_end_;  // segment -> end of the furthest extent written
   uint64_t new_stored_bytes_ = 0;
