@@ -68,7 +68,7 @@ Result<CheckReport> CheckRepository(ChunkStore& chunks, ObjectStore& objects, Th
   for (const Digest& mid : manifest_ids) {
     rep.manifests++;
     manifests_seen.insert(mid);
-    auto users = manifest_users[mid];
+    const auto& users = manifest_users[mid];
     std::string used_by = users.empty() ? "no object" : users.front();
     if (users.size() > 1) used_by += " and " + std::to_string(users.size() - 1) + " more";
     auto m = objects.LoadManifest(mid);
