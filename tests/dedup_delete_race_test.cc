@@ -16,11 +16,11 @@ namespace {
 
 TEST(DedupDeleteRace, PutRemoveAndMaintainHammerTheSameChunks) {
   testing::TempDir dir;
-  InitOptions io;
+  InitOptions io = testing::TestInit();
   io.min_chunk = 1024;
   io.avg_chunk = 4096;
   io.max_chunk = 16384;
-  OpenOptions oo;
+  OpenOptions oo = testing::TestOpen(false);
   oo.threads = 2;
   oo.segment_target_size = 128 * 1024;
   auto opened = testing::InitAndOpen(dir / "repo", io, oo);

@@ -23,7 +23,7 @@ struct FaultCase {
 class FaultInjection : public ::testing::TestWithParam<FaultCase> {};
 
 std::unique_ptr<Repository> OpenWith(const std::string& path, std::optional<FaultPlan> plan) {
-  OpenOptions o;
+  OpenOptions o = testing::TestOpen(false);
   o.writable = true;
   o.threads = 2;
   if (plan)
@@ -47,7 +47,7 @@ void ExpectIntact(Repository& repo, const std::map<std::string, std::vector<uint
 
 TEST_P(FaultInjection, FailedPutCommitsNothingAndLosesNothing) {
   testing::TempDir dir;
-  InitOptions io;
+  InitOptions io = testing::TestInit();
   io.min_chunk = 4096;
   io.avg_chunk = 16384;
   io.max_chunk = 65536;

@@ -32,7 +32,7 @@ class Model {
 class LifecycleModel : public ::testing::Test {
  protected:
   void SetUp() override {
-    InitOptions o;
+    InitOptions o = testing::TestInit();
     o.min_chunk = 2 * 1024;
     o.avg_chunk = 8 * 1024;
     o.max_chunk = 32 * 1024;
@@ -45,7 +45,7 @@ class LifecycleModel : public ::testing::Test {
   }
   void Reopen() {
     repo_.reset();
-    OpenOptions oo;
+    OpenOptions oo = testing::TestOpen(false);
     oo.writable = true;
     oo.threads = 2;
     oo.segment_target_size = 256 * 1024;  // many segments, so compaction has work

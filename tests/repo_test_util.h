@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -11,10 +12,28 @@
 
 namespace cairn::testing {
 
+// The password of every test repository. Key files are made with the weak test-only KDF cost
+// (CAIRN_KDF_FAST=1, set below before any test runs), so opening one takes milliseconds.
+inline constexpr const char* kTestPassword = "correct horse battery staple";
+inline const bool kFastKdf = (::setenv("CAIRN_KDF_FAST", "1", 1), true);
+
+// Init and open options for a test repository: encrypted (the default) with kTestPassword.
+inline InitOptions TestInit() {
+  InitOptions o;
+  o.password = kTestPassword;
+  return o;
+}
+inline OpenOptions TestOpen(bool writable = true) {
+  OpenOptions o;
+  o.writable = writable;
+  o.password = kTestPassword;
+  return o;
+}
+
 // Creates a repository at `path` and opens it writable; nullptr (and a test failure) on error.
 inline std::unique_ptr<Repository> InitAndOpen(const std::string& path,
-                                               const InitOptions& init = InitOptions{},
-                                               OpenOptions open = OpenOptions{}) {
+                                               const InitOptions& init = TestInit(),
+                                               OpenOptions open = TestOpen()) {
   Status s = Repository::Init(path, init);
   if (!s.ok()) {
     ADD_FAILURE() << "init " << path << ": " << s.message();

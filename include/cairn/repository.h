@@ -1,10 +1,13 @@
 // Repository: the public API of cairn. A repository is a directory holding a versioned config,
-// an index (RocksDB) and segment files; it stores named objects, each a list of versions, each
-// version a content-addressed manifest of deduplicated, compressed chunks.
+// key files (when encrypted), a system store and one store per user; each store has its own
+// index (RocksDB), segment files and keys. A Repository handle is one store of it: named
+// objects, each a list of versions, each version a content-addressed manifest of deduplicated,
+// compressed and (by default) encrypted chunks. Users and keys: cairn/admin.h.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +28,9 @@ struct InitOptions {
   std::string hash = "blake3";        // or "sha256" (compliance mode)
   std::string compression = "zstd:3"; // "zstd:LEVEL" or "none"
   uint64_t segment_size = 1ull << 30;  // a new segment file is started past this size
+  std::string encryption = "aes-256-gcm";  // or "none" (an explicit opt-out)
+  std::string password;                    // protects the key file of an encrypted repository
+  uint64_t reseal_after = 0;  // seconds: `maintain` re-seals chunks older than this; 0 = never
 };
 
 struct OpenOptions {
@@ -34,6 +40,8 @@ struct OpenOptions {
   std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
   // Overrides the repository's segment size for this handle (tests use small ones).
   std::optional<uint64_t> segment_target_size;
+  std::string user;      // the store to open: a user's, or the system store when empty
+  std::string password;  // needed for an encrypted repository; never logged or echoed
 };
 
 struct PutResult {
@@ -72,6 +80,14 @@ struct RepoStats {
   uint64_t reclaimable_bytes = 0;  // what `maintain` would give back (free extents)
   double fragmentation = 0;        // 1 - largest free extent / free bytes (0 = one free run)
   double dedup_ratio = 0, compression_ratio = 0, total_ratio = 0;
+  // Encryption: which key versions seal the chunks, how old the oldest seal is, and how often
+  // chunks have been re-sealed (generation 1 = never).
+  std::string store;       // "system" or "user NAME"
+  std::string encryption;  // "aes-256-gcm" or "none"
+  uint32_t current_key_version = 0;
+  std::map<uint32_t, uint64_t> chunks_by_key_version;
+  uint64_t oldest_seal = 0;  // unix seconds; 0 when no chunk is sealed
+  uint32_t min_generation = 0, max_generation = 0;
 };
 
 struct MaintainRequest {
@@ -84,7 +100,24 @@ struct MaintainRequest {
 struct MaintainResult {
   uint64_t segments_compacted = 0, segments_removed = 0;
   uint64_t chunks_moved = 0, bytes_moved = 0, bytes_released = 0;
+  uint64_t chunks_resealed = 0;  // by the repository's reseal_after policy
   bool finished = true;  // false when a limit stopped it early (run it again to continue)
+};
+
+struct ReencryptRequest {
+  // Re-seal chunks sealed longer ago than this; nullopt = every chunk sealed before this pass
+  // began (a pass interrupted by a crash or a limit resumes with the same cut-off).
+  std::optional<uint64_t> older_than_seconds;
+  std::optional<uint64_t> max_bytes;
+  std::optional<double> max_seconds;
+  ProgressFn progress;
+};
+
+struct ReencryptResult {
+  uint64_t chunks = 0, bytes = 0;  // re-sealed in this run
+  uint64_t rows = 0;               // metadata rows re-sealed under the current key version
+  uint64_t remaining = 0;          // chunks still due when a limit stopped it
+  bool finished = true;
 };
 
 struct CheckOptions {
@@ -112,6 +145,8 @@ class Repository {
   static Status Init(const std::string& path, const InitOptions& opts);
   static Result<std::unique_ptr<Repository>> Open(const std::string& path,
                                                    const OpenOptions& opts);
+  // Whether the repository at `path` is encrypted (so opening it needs a password).
+  static Result<bool> Encrypted(const std::string& path);
 
   virtual Result<PutResult> Put(const std::string& name, ByteSource& src,
                                 const ProgressFn& progress = {}) = 0;
@@ -133,6 +168,13 @@ class Repository {
   virtual Result<MaintainResult> Maintain(const MaintainRequest& req) = 0;
   virtual Result<RepoStats> Stats() = 0;
   virtual Result<CheckReport> Check(const CheckOptions& opts) = 0;
+  // Re-salts and re-seals chunks at rest under the current key version (encrypted stores).
+  // Online: reads keep working. Crash-safe and resumable.
+  virtual Result<ReencryptResult> Reencrypt(const ReencryptRequest& req) = 0;
+  // Raw access by id within this store (`cairn cat`): a chunk's plaintext, or a manifest's
+  // entries. Ids of another store find nothing here.
+  virtual Status CatChunk(const Digest& id, ByteSink& sink) = 0;
+  virtual Result<std::vector<std::pair<Digest, uint32_t>>> CatManifest(const Digest& id) = 0;
   // Chunk reads done by this handle (tests check that ranged reads touch only what they need).
   virtual uint64_t chunk_reads() const = 0;
 };

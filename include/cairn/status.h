@@ -33,6 +33,9 @@ class [[nodiscard]] Status {
   static Status NoSpace(std::string m) { return Status(Code::kNoSpace, std::move(m)); }
   static Status Unsupported(std::string m) { return Status(Code::kUnsupported, std::move(m)); }
   static Status Busy(std::string m) { return Status(Code::kBusy, std::move(m)); }
+  static Status PermissionDenied(std::string m) {
+    return Status(Code::kPermissionDenied, std::move(m));
+  }
   // An errno from a system call on `what` (a path or a description).
   static Status FromErrno(int err, const std::string& what);
 

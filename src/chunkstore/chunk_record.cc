@@ -19,12 +19,14 @@ std::string ChunkRecord::Encode() const {
   PutU32(s, key_version);
   s.append(reinterpret_cast<const char*>(salt.data()), salt.size());
   PutU64(s, sealed);
+  PutU32(s, generation);
   return s;
 }
 
 std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
   Reader r(v);
-  if (r.U8() != kFormatVersion) return std::nullopt;
+  uint8_t version = r.U8();
+  if (version != 1 && version != kFormatVersion) return std::nullopt;
   ChunkRecord c;
   c.refcount = r.U64();
   c.segment = r.U32();
@@ -37,6 +39,7 @@ std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
   auto salt = r.Raw(16);
   if (salt.size() == 16) std::memcpy(c.salt.data(), salt.data(), 16);
   c.sealed = r.U64();
+  if (version >= 2) c.generation = r.U32();
   if (!r.done()) return std::nullopt;
   if (c.codec != Codec::kRaw && c.codec != Codec::kZstd) return std::nullopt;
   return c;

@@ -15,7 +15,7 @@
 namespace cairn {
 
 struct ChunkRecord {
-  static constexpr uint8_t kFormatVersion = 1;
+  static constexpr uint8_t kFormatVersion = 2;  // 1 = without `generation` (still read)
   uint64_t refcount = 0;
   SegmentId segment = 0;
   uint64_t offset = 0;
@@ -24,9 +24,12 @@ struct ChunkRecord {
   Codec codec = Codec::kRaw;
   uint64_t created = 0;  // unix seconds
   // Encryption fields (zero in an unencrypted store).
-  uint32_t key_version = 0;
+  uint32_t key_version = 0;    // master key version the chunk is sealed under
   std::array<uint8_t, 16> salt{};
-  uint64_t sealed = 0;  // unix seconds of the last seal
+  uint64_t sealed = 0;         // unix seconds of the last seal (the chunk key's epoch)
+  uint32_t generation = 0;     // 1 when first sealed, +1 at every re-seal
+
+  bool is_sealed() const { return key_version != 0; }
 
   std::string Encode() const;
   static std::optional<ChunkRecord> Decode(std::string_view v);

@@ -8,8 +8,8 @@
 namespace cairn {
 
 ChunkStore::ChunkStore(Backend* backend, Index* index, const Hasher* hasher,
-                       ChunkStoreOptions opts)
-    : backend_(backend), index_(index), hasher_(hasher), opts_(opts) {}
+                       ChunkStoreOptions opts, const crypto::StoreCrypto* crypto)
+    : backend_(backend), index_(index), hasher_(hasher), opts_(opts), crypto_(crypto) {}
 
 Status ChunkStore::Open(bool writable) {
   std::map<SegmentId, uint64_t> segs;
@@ -74,7 +74,13 @@ Result<PreparedChunk> ChunkStore::Prepare(std::span<const uint8_t> data) const {
   p.plain_len = static_cast<uint32_t>(data.size());
   CAIRN_ASSIGN_OR_RETURN(auto v, index_->Get(keys::Chunk(p.id)));
   p.known = v.has_value();
-  if (!p.known) p.codec = Compress(opts_.compression, data, p.stored);
+  if (p.known) return p;
+  p.codec = Compress(opts_.compression, data, p.stored);
+  if (crypto_) {
+    std::vector<uint8_t> sealed;
+    CAIRN_RETURN_IF_ERROR(crypto_->SealChunk(p.id, p.stored, p.seal, sealed));
+    p.stored = std::move(sealed);
+  }
   return p;
 }
 
@@ -104,7 +110,15 @@ Result<std::optional<ChunkRecord>> ChunkStore::Lookup(const Digest& id) const {
 Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out) const {
   CAIRN_ASSIGN_OR_RETURN(auto rec, Lookup(id));
   if (!rec) return Status::NotFound("chunk " + id.Hex() + " is missing from the store");
-  return ReadRecord(id, *rec, out);
+  Status s = ReadRecord(id, *rec, out);
+  if (s.ok() || s.code() != Code::kCorruption) return s;
+  // A compaction or re-encryption may have moved the chunk between the lookup and the read
+  // (and its old extent been reused): read again from where the index says it is now.
+  auto again = Lookup(id);
+  if (!again.ok() || !*again) return s;
+  const ChunkRecord& now = **again;
+  if (now.segment == rec->segment && now.offset == rec->offset && now.salt == rec->salt) return s;
+  return ReadRecord(id, now, out);
 }
 
 Status ChunkStore::ReadRecord(const Digest& id, const ChunkRecord& rec,
@@ -113,14 +127,34 @@ Status ChunkStore::ReadRecord(const Digest& id, const ChunkRecord& rec,
   std::vector<uint8_t> stored(rec.stored_len);
   Status s = backend_->Read(rec.segment, rec.offset, stored);
   if (!s.ok()) return s.WithContext("chunk " + id.Hex());
+  return Unseal(id, rec, stored, out);
+}
+
+Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
+                          std::vector<uint8_t>& out) const {
+  auto where = [&] {
+    return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
+  };
+  if (rec.is_sealed() != (crypto_ != nullptr))
+    return Status::Corruption("chunk " + id.Hex() + where() +
+                              (crypto_ ? " is not sealed in an encrypted store"
+                                       : " is sealed but the store is not encrypted"));
+  if (crypto_) {
+    Status s = crypto_->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed}, stored);
+    if (!s.ok()) return Status::Corruption("chunk " + id.Hex() + where() + ": " + s.message());
+  }
   out.resize(rec.plain_len);
-  s = Decompress(rec.codec, stored, out);
-  if (!s.ok()) return s.WithContext("chunk " + id.Hex() + " in " + backend_->Describe(rec.segment));
+  Status s = Decompress(rec.codec, stored, out);
+  if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
   if (hasher_->Hash(out) != id)
-    return Status::Corruption("chunk " + id.Hex() + " in " + backend_->Describe(rec.segment) +
-                              " at offset " + std::to_string(rec.offset) +
+    return Status::Corruption("chunk " + id.Hex() + where() +
                               " fails verification: its content does not match its hash");
   return Status::Ok();
+}
+
+bool ChunkStore::DueForReseal(const ChunkRecord& rec, uint64_t sealed_before) const {
+  if (!crypto_) return false;
+  return rec.sealed < sealed_before || rec.key_version != crypto_->current_version();
 }
 
 Status ChunkStore::ForEachChunk(const std::function<void(const Digest&, const ChunkRecord&)>& fn,
@@ -195,17 +229,24 @@ Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
   rec.created = static_cast<uint64_t>(std::time(nullptr));
+  if (c.seal.key_version) {
+    rec.key_version = c.seal.key_version;
+    rec.salt = c.seal.salt;
+    rec.sealed = c.seal.epoch;
+    rec.generation = 1;
+  }
   new_stored_bytes_ += rec.stored_len;
   new_chunks_.emplace(c.id, rec);
   return true;
 }
 
 Status ChunkTxn::Relocate(const Digest& id, const ChunkRecord& rec) {
-  std::vector<uint8_t> stored(rec.stored_len), plain(rec.plain_len);
+  std::vector<uint8_t> stored(rec.stored_len), copy, plain;
   Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
-  if (s.ok()) s = Decompress(rec.codec, stored, plain);
-  if (s.ok() && store_->hasher_->Hash(plain) != id)
-    s = Status::Corruption("its content does not match its hash");
+  if (s.ok()) {
+    copy = stored;  // Unseal opens in place; the sealed bytes are what moves
+    s = store_->Unseal(id, rec, copy, plain);
+  }
   if (!s.ok())
     return Status::Corruption("cannot move chunk " + id.Hex() + " out of " +
                               store_->backend_->Describe(rec.segment) + ": " + s.message());
@@ -214,6 +255,37 @@ Status ChunkTxn::Relocate(const Digest& id, const ChunkRecord& rec) {
   moved.segment = e.segment;
   moved.offset = e.offset;
   moved_[id] = {moved, Extent{rec.segment, rec.offset, rec.stored_len}};
+  return Status::Ok();
+}
+
+Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
+  const crypto::StoreCrypto* crypto = store_->crypto_;
+  if (!crypto) return Status::Invalid("the store is not encrypted: nothing to re-seal");
+  std::vector<uint8_t> stored(rec.stored_len), plain;
+  Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
+  if (s.ok()) s = crypto->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed}, stored);
+  if (s.ok()) {
+    // Verify before sealing again: a damaged chunk must not be blessed with a fresh seal.
+    plain.resize(rec.plain_len);
+    s = Decompress(rec.codec, stored, plain);
+    if (s.ok() && store_->hasher_->Hash(plain) != id)
+      s = Status::Corruption("its content does not match its hash");
+  }
+  if (!s.ok())
+    return Status::Corruption("cannot re-seal chunk " + id.Hex() + " in " +
+                              store_->backend_->Describe(rec.segment) + ": " + s.message());
+  crypto::ChunkSeal seal;
+  std::vector<uint8_t> sealed;
+  CAIRN_RETURN_IF_ERROR(crypto->SealChunk(id, stored, seal, sealed));
+  CAIRN_ASSIGN_OR_RETURN(Extent e, Place(sealed));
+  ChunkRecord next = rec;
+  next.segment = e.segment;
+  next.offset = e.offset;
+  next.key_version = seal.key_version;
+  next.salt = seal.salt;
+  next.sealed = seal.epoch;
+  next.generation = rec.generation + 1;
+  moved_[id] = {next, Extent{rec.segment, rec.offset, rec.stored_len}};
   return Status::Ok();
 }
 
@@ -283,6 +355,48 @@ Status ChunkTxn::Commit(WriteBatch batch) {
   // Freed space goes back to the filesystem now; if this is interrupted, `maintain` redoes it.
   for (const auto& e : released) (void)store_->backend_->Discard(e.segment, e.offset, e.length);
   return Status::Ok();
+}
+
+// --- Re-encryption
+
+Result<ResealReport> ChunkStore::Reseal(const ResealOptions& opts) {
+  ResealReport rep;
+  if (!crypto_) return Status::Invalid("the store is not encrypted: nothing to re-seal");
+  std::vector<Digest> due;
+  uint64_t planned = 0;
+  CAIRN_RETURN_IF_ERROR(ForEachChunk([&](const Digest& id, const ChunkRecord& r) {
+    if (!DueForReseal(r, opts.sealed_before)) return;
+    due.push_back(id);
+    planned += r.stored_len;
+  }));
+  size_t i = 0;
+  while (i < due.size()) {
+    auto txn = Begin();
+    uint64_t batch_bytes = 0;
+    bool stopped = false;
+    for (; i < due.size() && batch_bytes < (64u << 20); i++) {
+      // Looked up inside the transaction: released or already re-sealed chunks are skipped.
+      CAIRN_ASSIGN_OR_RETURN(auto rec, Lookup(due[i]));
+      if (!rec || !DueForReseal(*rec, opts.sealed_before)) continue;
+      if (rep.bytes + rec->stored_len > opts.max_bytes ||
+          std::chrono::steady_clock::now() >= opts.deadline) {
+        stopped = true;
+        break;
+      }
+      CAIRN_RETURN_IF_ERROR(txn->Reseal(due[i], *rec));
+      batch_bytes += rec->stored_len;
+      rep.bytes += rec->stored_len;
+      rep.chunks++;
+      if (opts.progress) opts.progress(rep.bytes, planned);
+    }
+    CAIRN_RETURN_IF_ERROR(txn->Commit(WriteBatch()));
+    if (stopped) {
+      rep.finished = false;
+      rep.remaining = due.size() - i;
+      break;
+    }
+  }
+  return rep;
 }
 
 // --- Maintenance

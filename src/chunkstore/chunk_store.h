@@ -23,6 +23,7 @@
 #include "cairn/io.h"
 #include "chunkstore/chunk_record.h"
 #include "chunkstore/extent_allocator.h"
+#include "crypto/store_crypto.h"
 #include "index/index.h"
 #include "primitives/compress.h"
 #include "primitives/hash.h"
@@ -40,7 +41,8 @@ struct PreparedChunk {
   uint32_t plain_len = 0;
   bool known = false;  // present in the index when prepared
   Codec codec = Codec::kRaw;
-  std::vector<uint8_t> stored;  // only when !known
+  std::vector<uint8_t> stored;  // only when !known: compressed (or raw), then sealed
+  crypto::ChunkSeal seal;       // how `stored` was sealed (key_version 0 in a plain store)
 };
 
 class ChunkStore;
@@ -66,6 +68,11 @@ class ChunkTxn {
   // `rec` must be the chunk's record as read inside this transaction (the writer lock keeps it
   // current until the commit).
   Status Relocate(const Digest& id, const ChunkRecord& rec);
+  // Re-encryption: opens the chunk, seals it again under a fresh salt, the current key version
+  // and a new epoch, and writes it to a new extent; at commit the record moves there (generation
+  // + 1) and the old extent is freed. Until then the old copy stays valid. Same `rec` rule as
+  // Relocate.
+  Status Reseal(const Digest& id, const ChunkRecord& rec);
   // Bytes of new chunk data written (stored size) in this transaction.
   uint64_t new_stored_bytes() const { return new_stored_bytes_; }
 
@@ -104,6 +111,21 @@ struct MaintainOptions {
   ProgressFn progress;  // bytes moved so far, bytes planned
 };
 
+struct ResealOptions {
+  // Re-seal chunks sealed before this (unix seconds) or under a key version other than the
+  // current one.
+  uint64_t sealed_before = 0;
+  uint64_t max_bytes = UINT64_MAX;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  ProgressFn progress;  // bytes re-sealed so far, bytes planned
+};
+
+struct ResealReport {
+  uint64_t chunks = 0, bytes = 0;  // re-sealed in this run
+  uint64_t remaining = 0;          // chunks still due when a limit stopped the run
+  bool finished = true;
+};
+
 struct MaintainReport {
   uint64_t segments_compacted = 0, segments_removed = 0;
   uint64_t chunks_moved = 0, bytes_moved = 0;
@@ -113,7 +135,10 @@ struct MaintainReport {
 
 class ChunkStore {
  public:
-  ChunkStore(Backend* backend, Index* index, const Hasher* hasher, ChunkStoreOptions opts);
+  // `crypto`: the store's keys in an encrypted store, nullptr in a plain one. `hasher` is the
+  // store's chunk-id hash (keyed in an encrypted store).
+  ChunkStore(Backend* backend, Index* index, const Hasher* hasher, ChunkStoreOptions opts,
+             const crypto::StoreCrypto* crypto = nullptr);
 
   // Loads segment and allocator state; when `writable`, cuts uncommitted tails left by a crash.
   Status Open(bool writable);
@@ -141,6 +166,11 @@ class ChunkStore {
   // Compaction and space release: releases free extents to the filesystem, cuts free segment
   // tails, removes empty segments and rewrites sparse ones. Crash-safe at every step.
   Result<MaintainReport> Maintain(const MaintainOptions& opts);
+  // Re-encryption: re-seals every chunk due under `opts` in transactions of about 64 MiB, each
+  // crash-safe (see ChunkTxn::Reseal); a run stopped by a limit or a crash is simply run again.
+  Result<ResealReport> Reseal(const ResealOptions& opts);
+  // Whether a chunk is due for re-sealing under `sealed_before`.
+  bool DueForReseal(const ChunkRecord& rec, uint64_t sealed_before) const;
 
   Result<ChunkStoreStats> Stats() const;
   uint64_t chunk_reads() const { return chunk_reads_.load(); }
@@ -158,11 +188,15 @@ class ChunkStore {
   // returns to its committed state. Caller holds writer_mu_, not seg_mu_.
   Status WriteAllocatorBatch(const WriteBatch& batch);
   void ResetTailLocked();
+  // Opens (when sealed), decompresses and verifies `stored` into `out`.
+  Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
+                std::vector<uint8_t>& out) const;
 
   Backend* backend_;
   Index* index_;
   const Hasher* hasher_;
   ChunkStoreOptions opts_;
+  const crypto::StoreCrypto* crypto_;
   std::mutex writer_mu_;  // one transaction at a time
   mutable std::mutex seg_mu_;
   std::map<SegmentId, uint64_t> committed_;  // segment -> committed length

@@ -13,53 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/repository.h"
+#include "cli/common.h"
 #include "cli/progress.h"
+#include "crypto/passphrase.h"
+#include "crypto/secret.h"
 
 namespace cairn::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-struct Globals {
-  bool json = false;
-  bool quiet = false;
-  unsigned threads = 0;
-};
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
-  return 1;
-}
-
-// "4M", "256K", "1G", "4096" (binary units).
-Result<uint64_t> ParseSize(const std::string& s) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p == s.data()) return Status::Invalid("bad size '" + s + "'");
-  std::string unit(p, s.data() + s.size());
-  uint64_t mul = 1;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "k") mul = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
-  else return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
-  return v * mul;
-}
-
-std::string TimeString(uint64_t ns) {
-  std::time_t t = static_cast<std::time_t>(ns / 1000000000ull);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
-  return buf;
-}
-
-Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
-                                             const Globals& g) {
-  OpenOptions o;
-  o.writable = writable;
-  o.threads = g.threads;
-  return Repository::Open(path, o);
-}
 
 json VersionJson(const VersionInfo& v) {
   return {{"version", v.version},          {"size", v.size},
@@ -70,7 +32,8 @@ json VersionJson(const VersionInfo& v) {
 
 int CmdInit(const std::string& repo, const std::string& avg, const std::string& min,
             const std::string& max, const std::string& hash, const std::string& compression,
-            const std::string& segment_size) {
+            const std::string& segment_size, const std::string& encryption,
+            const std::string& reseal_after, const Globals& g) {
   InitOptions o;
   auto a = ParseSize(avg), mi = ParseSize(min), ma = ParseSize(max);
   for (auto* r : {&a, &mi, &ma})
@@ -85,9 +48,23 @@ int CmdInit(const std::string& repo, const std::string& avg, const std::string& 
   auto seg = ParseSize(segment_size);
   if (!seg.ok()) return Fail(seg.status());
   o.segment_size = *seg;
+  o.encryption = encryption;
+  if (!reseal_after.empty()) {
+    auto d = ParseDuration(reseal_after);
+    if (!d.ok()) return Fail(d.status().WithContext("--reseal-after"));
+    o.reseal_after = *d;
+  }
+  if (encryption != "none") {
+    auto pw = crypto::ReadPassphrase(g.password_file, /*confirm=*/true,
+                                     "password for the new repository: ");
+    if (!pw.ok()) return Fail(pw.status());
+    o.password = std::move(*pw);
+  }
   Status s = Repository::Init(repo, o);
+  crypto::Cleanse(o.password);
   if (!s.ok()) return Fail(s);
-  std::printf("created cairn repository at %s\n", repo.c_str());
+  std::printf("created %s cairn repository at %s\n",
+              encryption == "none" ? "an unencrypted" : "an encrypted", repo.c_str());
   return 0;
 }
 
@@ -274,15 +251,16 @@ int CmdMaintain(const Globals& g, const std::string& repo_path, double threshold
                        {"chunks_moved", r->chunks_moved},
                        {"bytes_moved", r->bytes_moved},
                        {"bytes_released", r->bytes_released},
+                       {"chunks_resealed", r->chunks_resealed},
                        {"finished", r->finished}})
                      .dump()
               << "\n";
   } else {
     std::printf("maintain: %llu segment(s) removed (%llu compacted), %llu chunks (%s) moved, %s "
-                "released%s\n",
+                "released, %llu chunks re-sealed by policy%s\n",
                 (unsigned long long)r->segments_removed, (unsigned long long)r->segments_compacted,
                 (unsigned long long)r->chunks_moved, HumanBytes(r->bytes_moved).c_str(),
-                HumanBytes(r->bytes_released).c_str(),
+                HumanBytes(r->bytes_released).c_str(), (unsigned long long)r->chunks_resealed,
                 r->finished ? "" : "; stopped by a limit, run again to continue");
   }
   return 0;
@@ -313,9 +291,32 @@ int CmdStat(const Globals& g, const std::string& repo_path) {
               {"fragmentation", s->fragmentation},
               {"dedup_ratio", s->dedup_ratio},
               {"compression_ratio", s->compression_ratio},
-              {"total_ratio", s->total_ratio}};
+              {"total_ratio", s->total_ratio},
+              {"store", s->store},
+              {"encryption", s->encryption},
+              {"current_key_version", s->current_key_version},
+              {"oldest_seal", s->oldest_seal},
+              {"min_generation", s->min_generation},
+              {"max_generation", s->max_generation}};
+    json kv = json::object();
+    for (const auto& [v, n] : s->chunks_by_key_version) kv[std::to_string(v)] = n;
+    j["chunks_by_key_version"] = kv;
     std::cout << j.dump() << "\n";
     return 0;
+  }
+  std::printf("store:               %s\n", s->store.c_str());
+  std::printf("encryption:          %s\n", s->encryption.c_str());
+  if (s->encryption != "none") {
+    std::string kv;
+    for (const auto& [v, n] : s->chunks_by_key_version)
+      kv += (kv.empty() ? "" : ", ") + std::string("v") + std::to_string(v) + ": " + std::to_string(n);
+    std::printf("key version:         %u current; chunks by key version: %s\n",
+                s->current_key_version, kv.empty() ? "none" : kv.c_str());
+    if (s->oldest_seal)
+      std::printf("oldest seal:         %s (re-sealed %u..%u times)\n",
+                  TimeString(s->oldest_seal * 1000000000ull).c_str(),
+                  s->min_generation ? s->min_generation - 1 : 0,
+                  s->max_generation ? s->max_generation - 1 : 0);
   }
   std::printf("objects:             %llu\n", (unsigned long long)s->objects);
   std::printf("versions:            %llu\n", (unsigned long long)s->versions);
@@ -370,6 +371,65 @@ int CmdCheck(const Globals& g, const std::string& repo_path, bool read_data) {
   return r->clean() ? 0 : 3;
 }
 
+int CmdReencrypt(const Globals& g, const std::string& repo_path, const std::string& older_than,
+                 const std::string& max_bytes, double max_seconds) {
+  ReencryptRequest req;
+  if (!older_than.empty()) {
+    auto d = ParseDuration(older_than);
+    if (!d.ok()) return Fail(d.status().WithContext("--older-than"));
+    req.older_than_seconds = *d;
+  }
+  if (!max_bytes.empty()) {
+    auto b = ParseSize(max_bytes);
+    if (!b.ok()) return Fail(b.status().WithContext("--max-bytes"));
+    req.max_bytes = *b;
+  }
+  if (max_seconds > 0) req.max_seconds = max_seconds;
+  auto repo = OpenRepo(repo_path, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  ProgressBar bar("reencrypt", !g.quiet);
+  req.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Reencrypt(req);
+  bar.Finish();
+  if (!r.ok()) return Fail(r.status());
+  if (g.json) {
+    std::cout << json({{"chunks", r->chunks}, {"bytes", r->bytes}, {"rows", r->rows},
+                       {"remaining", r->remaining}, {"finished", r->finished}})
+                     .dump()
+              << "\n";
+  } else if (!g.quiet) {
+    std::printf("reencrypt: %llu chunks (%s) and %llu metadata rows re-sealed%s\n",
+                (unsigned long long)r->chunks, HumanBytes(r->bytes).c_str(),
+                (unsigned long long)r->rows,
+                r->finished ? "" : ("; stopped by a limit with " + std::to_string(r->remaining) +
+                                    " chunks to go, run again to continue").c_str());
+  }
+  return 0;
+}
+
+int CmdCat(const Globals& g, const std::string& repo_path, const std::string& what,
+           const std::string& id_hex) {
+  auto id = Digest::FromHex(id_hex);
+  if (!id) return Fail(Status::Invalid("bad id '" + id_hex + "': expected 64 hex digits"));
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  if (what == "chunk") {
+    FdSink sink(1, "standard output");
+    Status s = (*repo)->CatChunk(*id, sink);
+    return s.ok() ? 0 : Fail(s);
+  }
+  auto m = (*repo)->CatManifest(*id);
+  if (!m.ok()) return Fail(m.status());
+  json arr = json::array();
+  uint64_t off = 0;
+  for (const auto& [cid, len] : *m) {
+    arr.push_back({{"chunk", cid.Hex()}, {"offset", off}, {"length", len}});
+    off += len;
+  }
+  std::cout << arr.dump(g.json ? -1 : 1) << "\n";
+  return 0;
+}
+
 }  // namespace
 }  // namespace cairn::cli
 
@@ -382,8 +442,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "machine-readable output (put, ls, versions, stat, check)");
   app.add_flag("-q,--quiet", g.quiet, "no progress bar");
   app.add_option("--threads", g.threads, "worker threads (default: number of cores)");
-  // Encrypted repositories will read their passphrase from CAIRN_PASSWORD or --password-file,
-  // never from the command line.
+  app.add_option("--user", g.user, "work in this user's store");
+  app.add_flag("--system", g.system, "work in the system store (the default)");
+  // The password never comes from the command line: CAIRN_PASSWORD, this file, or a prompt.
+  app.add_option("--password-file", g.password_file, "read the repository password from FILE");
   std::string repo, name, file, out, range, ref, prefix;
   std::string avg = "1M", min = "256K", max = "4M", hash = "blake3", compression = "zstd:3";
   bool read_data = false;
@@ -398,7 +460,13 @@ int main(int argc, char** argv) {
   init->add_option("--compression", compression, "zstd:LEVEL (default zstd:3) or none");
   std::string segment_size = "1G";
   init->add_option("--segment-size", segment_size, "segment file size (default 1G)");
-  init->callback([&] { rc = CmdInit(repo, avg, min, max, hash, compression, segment_size); });
+  std::string encryption = "aes-256-gcm", reseal_after;
+  init->add_option("--encryption", encryption, "aes-256-gcm (default) or none");
+  init->add_option("--reseal-after", reseal_after,
+                   "policy: maintain re-seals chunks older than this (e.g. 90d)");
+  init->callback([&] {
+    rc = CmdInit(repo, avg, min, max, hash, compression, segment_size, encryption, reseal_after, g);
+  });
 
   auto* put = app.add_subcommand("put", "store a new version of an object from FILE or stdin");
   put->add_option("REPO", repo)->required();
@@ -452,6 +520,28 @@ int main(int argc, char** argv) {
   check->add_option("REPO", repo)->required();
   check->add_flag("--read-data", read_data, "read and verify every chunk");
   check->callback([&] { rc = CmdCheck(g, repo, read_data); });
+
+  std::string older_than, reseal_max_bytes;
+  double reseal_max_seconds = 0;
+  auto* reencrypt = app.add_subcommand("reencrypt", "re-salt and re-seal chunks at rest");
+  reencrypt->add_option("REPO", repo)->required();
+  reencrypt->add_option("--older-than", older_than, "only chunks sealed longer ago (e.g. 90d)");
+  reencrypt->add_option("--max-bytes", reseal_max_bytes, "stop after re-sealing this much");
+  reencrypt->add_option("--max-seconds", reseal_max_seconds, "stop after this many seconds");
+  reencrypt->callback([&] {
+    rc = CmdReencrypt(g, repo, older_than, reseal_max_bytes, reseal_max_seconds);
+  });
+
+  std::string cat_what, cat_id;
+  auto* cat = app.add_subcommand("cat", "print a chunk (raw) or a manifest (JSON) by id");
+  cat->add_option("REPO", repo)->required();
+  cat->add_option("WHAT", cat_what, "chunk or manifest")
+      ->required()
+      ->check(CLI::IsMember({"chunk", "manifest"}));
+  cat->add_option("ID", cat_id, "64 hex digits")->required();
+  cat->callback([&] { rc = CmdCat(g, repo, cat_what, cat_id); });
+
+  AddAdminCommands(app, g, rc);
 
   try {
     app.parse(argc, argv);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -317,9 +318,23 @@ TEST(HkdfTest, LabelsAndExtraSeparateKeys) {
 
 KeyRing FixedRing() {
   KeyRing r;
+  r.root = TestKey(0x10);
   r.master_by_version.emplace(1, TestKey(0x11));
   r.current = 1;
   return r;
+}
+
+// The HKDF info of a store key: u32le len(store_id) store_id [u32le version].
+std::vector<uint8_t> StoreInfo(std::string_view id, std::optional<uint32_t> version = {}) {
+  // Sized first, filled by offset (GCC 12 -O2 misreports push_back/insert chains).
+  std::vector<uint8_t> v(4 + id.size() + (version ? 4 : 0));
+  auto put32 = [&v](size_t at, uint32_t x) {
+    for (int i = 0; i < 4; i++) v[at + i] = static_cast<uint8_t>(x >> (8 * i));
+  };
+  put32(0, static_cast<uint32_t>(id.size()));
+  std::copy(id.begin(), id.end(), v.begin() + 4);
+  if (version) put32(4 + id.size(), *version);
+  return v;
 }
 
 TEST(KeyHierarchy, StoreKeysDistinctAndDeterministic) {
@@ -328,23 +343,99 @@ TEST(KeyHierarchy, StoreKeysDistinctAndDeterministic) {
   auto alice = StoreKeys::Derive(ring, "user:alice");
   auto alice2 = StoreKeys::Derive(ring, "user:alice");
   ASSERT_TRUE(sys.ok() && alice.ok() && alice2.ok());
+  EXPECT_EQ(alice->store_id(), "user:alice");
   EXPECT_TRUE(alice->id_key() == alice2->id_key());
-  EXPECT_TRUE(alice->meta_key() == alice2->meta_key());
+  EXPECT_TRUE(alice->index_key() == alice2->index_key());
+  EXPECT_TRUE(*alice->MetaKey(1) == *alice2->MetaKey(1));
   EXPECT_TRUE(*alice->DataKey(1) == *alice2->DataKey(1));
   for (auto* k : {&*sys, &*alice}) {
-    std::vector<Key32> keys = {k->id_key(), k->gear_key(), k->meta_key(), k->name_key(),
-                               *k->DataKey(1), ring.master_by_version.at(1)};
+    std::vector<Key32> keys = {k->id_key(),     k->gear_key(),  k->name_key(),
+                               k->index_key(),  *k->MetaKey(1), *k->DataKey(1),
+                               ring.root,       ring.master_by_version.at(1)};
     for (size_t i = 0; i < keys.size(); i++)
       for (size_t j = i + 1; j < keys.size(); j++) EXPECT_FALSE(keys[i] == keys[j]) << i << j;
   }
   EXPECT_FALSE(sys->id_key() == alice->id_key());
   EXPECT_FALSE(sys->gear_key() == alice->gear_key());
-  EXPECT_FALSE(sys->meta_key() == alice->meta_key());
   EXPECT_FALSE(sys->name_key() == alice->name_key());
+  EXPECT_FALSE(sys->index_key() == alice->index_key());
+  EXPECT_FALSE(*sys->MetaKey(1) == *alice->MetaKey(1));
   EXPECT_FALSE(*sys->DataKey(1) == *alice->DataKey(1));
   EXPECT_EQ(alice->DataKey(2).status().code(), Code::kNotFound);
-  EXPECT_FALSE(StoreKeys::Derive(ring, "").ok());
-  EXPECT_FALSE(StoreKeys::Derive(KeyRing{}, "system").ok());
+  EXPECT_EQ(alice->MetaKey(2).status().code(), Code::kNotFound);
+  EXPECT_EQ(alice->versions(), std::vector<uint32_t>{1});
+  EXPECT_EQ(alice->current_version(), 1u);
+  EXPECT_EQ(StoreKeys::Derive(ring, "").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(StoreKeys::Derive(KeyRing{}, "system").status().code(), Code::kInvalidArgument);
+  KeyRing no_root = ring;
+  no_root.root = Key32{};
+  EXPECT_EQ(StoreKeys::Derive(no_root, "system").status().code(), Code::kInvalidArgument);
+  KeyRing no_current = ring;
+  no_current.current = 5;
+  EXPECT_EQ(StoreKeys::Derive(no_current, "system").status().code(), Code::kInvalidArgument);
+}
+
+// Pins the derivation: which parent key, label and info each store key uses.
+TEST(KeyHierarchy, DerivationLabelsAndParents) {
+  KeyRing ring = FixedRing();
+  ring.master_by_version.emplace(3, TestKey(0x33));
+  ring.current = 3;
+  const std::string id = "user:0123456789abcdef0123456789abcdef";
+  auto k = StoreKeys::Derive(ring, id);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  const auto info = StoreInfo(id);
+  EXPECT_TRUE(k->id_key() == Hkdf(ring.root, {}, "cairn/v1/store-id-key", info));
+  EXPECT_TRUE(k->gear_key() == Hkdf(ring.root, {}, "cairn/v1/store-gear-key", info));
+  EXPECT_TRUE(k->name_key() == Hkdf(ring.root, {}, "cairn/v1/store-name-key", info));
+  EXPECT_TRUE(k->index_key() == Hkdf(ring.root, {}, "cairn/v1/store-index-key", info));
+  for (uint32_t v : {1u, 3u}) {
+    const auto vinfo = StoreInfo(id, v);
+    const Key32& m = ring.master_by_version.at(v);
+    EXPECT_TRUE(*k->DataKey(v) == Hkdf(m, {}, "cairn/v1/store-data-key", vinfo)) << v;
+    EXPECT_TRUE(*k->MetaKey(v) == Hkdf(m, {}, "cairn/v1/store-meta-key", vinfo)) << v;
+  }
+  EXPECT_EQ(k->versions(), (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(k->current_version(), 3u);
+
+  // The root alone decides the stable keys; the masters alone decide data and meta keys.
+  KeyRing other_root = ring;
+  other_root.root = TestKey(0x44);
+  auto o = *StoreKeys::Derive(other_root, id);
+  EXPECT_FALSE(o.id_key() == k->id_key());
+  EXPECT_FALSE(o.gear_key() == k->gear_key());
+  EXPECT_FALSE(o.name_key() == k->name_key());
+  EXPECT_FALSE(o.index_key() == k->index_key());
+  EXPECT_TRUE(*o.DataKey(3) == *k->DataKey(3));
+  EXPECT_TRUE(*o.MetaKey(3) == *k->MetaKey(3));
+  KeyRing other_master = ring;
+  other_master.master_by_version[1] = TestKey(0x55);
+  auto m = *StoreKeys::Derive(other_master, id);
+  EXPECT_TRUE(m.id_key() == k->id_key());
+  EXPECT_TRUE(m.index_key() == k->index_key());
+  EXPECT_FALSE(*m.DataKey(1) == *k->DataKey(1));
+  EXPECT_FALSE(*m.MetaKey(1) == *k->MetaKey(1));
+  EXPECT_TRUE(*m.DataKey(3) == *k->DataKey(3));
+}
+
+TEST(KeyHierarchy, MetaKeysDifferAcrossVersionsAndStores) {
+  KeyRing ring = FixedRing();
+  ASSERT_TRUE(ring.Rotate().ok());
+  ASSERT_TRUE(ring.Rotate().ok());
+  auto a = *StoreKeys::Derive(ring, "user:alice");
+  auto b = *StoreKeys::Derive(ring, "user:bob");
+  EXPECT_EQ(a.versions(), (std::vector<uint32_t>{1, 2, 3}));
+  std::vector<Key32> metas;
+  for (const auto* k : {&a, &b}) {
+    for (uint32_t v : k->versions()) {
+      auto mk = k->MetaKey(v);
+      ASSERT_TRUE(mk.ok()) << v;
+      metas.push_back(*mk);
+      metas.push_back(*k->DataKey(v));
+    }
+  }
+  ASSERT_EQ(metas.size(), 12u);
+  for (size_t i = 0; i < metas.size(); i++)
+    for (size_t j = i + 1; j < metas.size(); j++) EXPECT_FALSE(metas[i] == metas[j]) << i << j;
 }
 
 TEST(KeyHierarchy, RotationKeepsIdKeysAndOldDataKeys) {
@@ -356,11 +447,59 @@ TEST(KeyHierarchy, RotationKeepsIdKeysAndOldDataKeys) {
   EXPECT_EQ(after.current_version(), 2u);
   EXPECT_TRUE(before.id_key() == after.id_key());
   EXPECT_TRUE(before.gear_key() == after.gear_key());
-  EXPECT_TRUE(before.meta_key() == after.meta_key());
   EXPECT_TRUE(before.name_key() == after.name_key());
+  EXPECT_TRUE(before.index_key() == after.index_key());
   EXPECT_TRUE(*before.DataKey(1) == *after.DataKey(1));
+  EXPECT_TRUE(*before.MetaKey(1) == *after.MetaKey(1));
   ASSERT_TRUE(after.DataKey(2).ok());
+  ASSERT_TRUE(after.MetaKey(2).ok());
   EXPECT_FALSE(*after.DataKey(1) == *after.DataKey(2));
+  EXPECT_FALSE(*after.MetaKey(1) == *after.MetaKey(2));
+}
+
+TEST(KeyHierarchy, RetireDropsOnlyThatVersion) {
+  KeyRing ring = *KeyRing::New();
+  const Key32 root = ring.root;
+  auto before = *StoreKeys::Derive(ring, "system");
+
+  // The current version cannot be retired; an unknown one is NotFound. Neither changes the ring.
+  Status s = ring.Retire(1);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("current"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("rotate first"), std::string::npos) << s.message();
+  EXPECT_EQ(ring.Retire(7).code(), Code::kNotFound);
+  EXPECT_EQ(ring.Retire(0).code(), Code::kNotFound);
+  EXPECT_EQ(ring.master_by_version.size(), 1u);
+
+  ASSERT_TRUE(ring.Rotate().ok());
+  auto rotated = *StoreKeys::Derive(ring, "system");
+  ASSERT_TRUE(ring.Retire(1).ok());
+  EXPECT_EQ(ring.Retire(1).code(), Code::kNotFound);
+  EXPECT_EQ(ring.current, 2u);
+  ASSERT_EQ(ring.master_by_version.size(), 1u);
+  EXPECT_EQ(ring.master_by_version.begin()->first, 2u);
+  EXPECT_TRUE(ring.root == root);
+
+  auto after = StoreKeys::Derive(ring, "system");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(after->id_key() == before.id_key());
+  EXPECT_TRUE(after->gear_key() == before.gear_key());
+  EXPECT_TRUE(after->name_key() == before.name_key());
+  EXPECT_TRUE(after->index_key() == before.index_key());
+  EXPECT_EQ(after->DataKey(1).status().code(), Code::kNotFound);
+  EXPECT_EQ(after->MetaKey(1).status().code(), Code::kNotFound);
+  auto dk2 = after->DataKey(2);
+  ASSERT_TRUE(dk2.ok());
+  EXPECT_TRUE(*dk2 == *rotated.DataKey(2));
+  EXPECT_TRUE(*after->MetaKey(2) == *rotated.MetaKey(2));
+  EXPECT_EQ(after->versions(), std::vector<uint32_t>{2});
+  EXPECT_EQ(after->current_version(), 2u);
+
+  // Rotation continues from the highest version, never reusing a retired number.
+  ASSERT_TRUE(ring.Rotate().ok());
+  EXPECT_EQ(ring.current, 3u);
+  ASSERT_TRUE(ring.Retire(2).ok());
+  EXPECT_EQ(StoreKeys::Derive(ring, "system")->versions(), std::vector<uint32_t>{3});
 }
 
 TEST(KeyHierarchy, ChunkKeysDependOnEveryInput) {
@@ -394,21 +533,103 @@ TEST(KeyHierarchy, ChunkKeysDependOnEveryInput) {
   EXPECT_FALSE(Open(ChunkKey(dk, id, salt, 1, 101), aad, sealed, out).ok());
 }
 
+// A key ring image built byte by byte: magic, root filled with `root_fill`, current, count,
+// entries (version, key filled with fill). Sized first, filled by offset (GCC 12 -O2).
+std::vector<uint8_t> RingBytes(const char* magic, uint8_t root_fill, uint32_t current,
+                               std::vector<std::pair<uint32_t, uint8_t>> entries,
+                               bool with_root = true) {
+  const size_t root = with_root ? 32 : 0;
+  std::vector<uint8_t> v(4 + root + 8 + entries.size() * 36);
+  size_t at = 0;
+  auto put32 = [&](uint32_t x) {
+    for (int i = 0; i < 4; i++) v[at++] = static_cast<uint8_t>(x >> (8 * i));
+  };
+  auto fill = [&](uint8_t b, size_t n) {
+    std::fill_n(v.begin() + static_cast<ptrdiff_t>(at), n, b);
+    at += n;
+  };
+  for (int i = 0; i < 4; i++) v[at++] = static_cast<uint8_t>(magic[i]);
+  fill(root_fill, root);
+  put32(current);
+  put32(static_cast<uint32_t>(entries.size()));
+  for (auto [ver, b] : entries) {
+    put32(ver);
+    fill(b, 32);
+  }
+  return v;
+}
+
 TEST(KeyRingTest, SerializeParse) {
   KeyRing ring = *KeyRing::New();
+  EXPECT_FALSE(ring.root == Key32{});
+  EXPECT_FALSE(ring.root == ring.master_by_version.at(1));
+  EXPECT_FALSE(ring.root == KeyRing::New()->root);
   ASSERT_TRUE(ring.Rotate().ok());
   ASSERT_TRUE(ring.Rotate().ok());
   auto bytes = ring.Serialize();
+  ASSERT_EQ(bytes.size(), 4u + 32 + 4 + 4 + 3 * 36);
+  EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 4), "CKR2");
+  EXPECT_TRUE(std::equal(ring.root.b.begin(), ring.root.b.end(), bytes.begin() + 4));
   auto back = KeyRing::Parse(bytes);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->root == ring.root);
   EXPECT_EQ(back->current, 3u);
   ASSERT_EQ(back->master_by_version.size(), 3u);
   for (uint32_t v = 1; v <= 3; v++) EXPECT_TRUE(*back->Master(v) == *ring.Master(v));
-  EXPECT_FALSE(KeyRing::Parse(std::span<const uint8_t>(bytes).first(bytes.size() - 1)).ok());
+  EXPECT_EQ(back->Serialize(), bytes);
+
+  // The exact layout.
+  auto hand = RingBytes("CKR2", 0xAB, 2, {{2, 0x22}, {5, 0x55}});
+  auto parsed = KeyRing::Parse(hand);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_TRUE(parsed->root == TestKey(0xAB));
+  EXPECT_EQ(parsed->current, 2u);
+  EXPECT_TRUE(*parsed->Master(2) == TestKey(0x22));
+  EXPECT_TRUE(*parsed->Master(5) == TestKey(0x55));
+  EXPECT_EQ(parsed->Serialize(), hand);
+  // Version 1 need not be present (it may have been retired).
+  EXPECT_EQ(parsed->Master(1).status().code(), Code::kNotFound);
+
+  // Truncated or extended.
+  EXPECT_EQ(KeyRing::Parse(std::span<const uint8_t>(bytes).first(bytes.size() - 1)).status().code(),
+            Code::kCorruption);
+  auto longer = bytes;
+  longer.push_back(0);
+  EXPECT_EQ(KeyRing::Parse(longer).status().code(), Code::kCorruption);
+  EXPECT_EQ(KeyRing::Parse(std::span<const uint8_t>(bytes).first(20)).status().code(),
+            Code::kCorruption);
+  EXPECT_EQ(KeyRing::Parse({}).status().code(), Code::kCorruption);
+
+  // Current missing, duplicate versions, version 0, no versions, zero root.
   auto bad = bytes;
-  bad[4] = 9;  // current = 9, not present
-  EXPECT_EQ(KeyRing::Parse(bad).status().code(), Code::kCorruption);
-  EXPECT_FALSE(KeyRing::Parse({}).ok());
+  bad[36] = 9;  // current = 9, not present
+  auto r = KeyRing::Parse(bad);
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("current key version 9 missing"), std::string::npos)
+      << r.status().message();
+  r = KeyRing::Parse(RingBytes("CKR2", 1, 2, {{2, 0x22}, {2, 0x23}}));
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("duplicate"), std::string::npos) << r.status().message();
+  r = KeyRing::Parse(RingBytes("CKR2", 1, 2, {{0, 0x20}, {2, 0x22}}));
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("version 0"), std::string::npos) << r.status().message();
+  EXPECT_EQ(KeyRing::Parse(RingBytes("CKR2", 1, 0, {})).status().code(), Code::kCorruption);
+  EXPECT_EQ(KeyRing::Parse(RingBytes("CKR2", 0, 1, {{1, 0x11}})).status().code(),
+            Code::kCorruption);
+
+  // The old format and foreign data.
+  // CKR1: u32 current, u32 count, entries, no root.
+  auto ckr1 = RingBytes("CKR1", 0, 1, {{1, 0x11}}, /*with_root=*/false);
+  r = KeyRing::Parse(ckr1);
+  EXPECT_EQ(r.status().code(), Code::kUnsupported);
+  EXPECT_NE(r.status().message().find("CKR1 is not supported"), std::string::npos)
+      << r.status().message();
+  auto garbage = Pattern(bytes.size(), 77);
+  garbage[0] = 'X';
+  r = KeyRing::Parse(garbage);
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("not a CKR2 key ring"), std::string::npos)
+      << r.status().message();
 }
 
 // ---------------------------------------------------------------- key files
@@ -437,6 +658,7 @@ TEST(KeyFile, CreateUnlockWrongPassword) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->keyfile_id, id);
   EXPECT_EQ(got->ring.current, 1u);
+  EXPECT_TRUE(got->ring.root == ring.root);
   EXPECT_TRUE(*got->ring.Master(1) == *ring.Master(1));
 
   const std::string wrong = "Tr0ub4dor&3-not-it";
@@ -528,6 +750,7 @@ TEST(KeyFile, RotationKeepsEveryKeyFileWorking) {
     ASSERT_TRUE(r.ok()) << pw;
     EXPECT_EQ(r->current, 2u);
     ASSERT_EQ(r->master_by_version.size(), 2u);
+    EXPECT_TRUE(r->root == ring.root);
     EXPECT_TRUE(*r->Master(1) == *ring.Master(1));
     EXPECT_TRUE(*r->Master(2) == *ub.ring.Master(2));
   }
@@ -543,7 +766,77 @@ TEST(KeyFile, RotationKeepsEveryKeyFileWorking) {
   KeyRing changed = ub.ring;
   changed.master_by_version[1].b[0] ^= 1;
   EXPECT_EQ(RewriteKeyRing(tmp.keys(), ub, changed).code(), Code::kInvalidArgument);
-  EXPECT_TRUE(*UnlockKeyRing(tmp.keys(), "alpha")->Master(1) == *ring.Master(1));
+  // So is a different root key, even with every master version kept.
+  KeyRing new_root = ub.ring;
+  new_root.root.b[5] ^= 1;
+  Status rs = RewriteKeyRing(tmp.keys(), ub, new_root);
+  EXPECT_EQ(rs.code(), Code::kInvalidArgument);
+  EXPECT_NE(rs.message().find("root key"), std::string::npos) << rs.message();
+  EXPECT_TRUE(ub.ring.root == ring.root);
+  auto now = UnlockKeyRing(tmp.keys(), "alpha");
+  ASSERT_TRUE(now.ok());
+  EXPECT_TRUE(now->root == ring.root);
+  EXPECT_TRUE(*now->Master(1) == *ring.Master(1));
+  EXPECT_EQ(now->master_by_version.size(), 2u);
+  // A ring that only adds a version is accepted.
+  KeyRing added = ub.ring;
+  ASSERT_TRUE(added.Rotate().ok());
+  ASSERT_TRUE(RewriteKeyRing(tmp.keys(), ub, added).ok());
+  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "beta")->current, 3u);
+}
+
+TEST(KeyFile, RetireKeyVersionPersists) {
+  TempDir tmp;
+  KeyRing ring = *KeyRing::New();
+  ASSERT_TRUE(CreateKeyFile(tmp.keys(), ring, "alpha", kFast, nullptr).ok());
+  auto u = *Unlock(tmp.keys(), "alpha");
+  ASSERT_TRUE(AddKeyFile(tmp.keys(), u, "beta", kFast, nullptr).ok());
+  auto keys_v1 = *StoreKeys::Derive(u.ring, "system");
+
+  // The only (current) version cannot be retired; nothing is written.
+  const std::string kr = tmp.keys() + "/keyring.sealed";
+  const std::string sealed_before = ReadText(kr);
+  Status s = RetireKeyVersion(tmp.keys(), u, 1);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("current"), std::string::npos) << s.message();
+  EXPECT_EQ(RetireKeyVersion(tmp.keys(), u, 9).code(), Code::kNotFound);
+  EXPECT_EQ(ReadText(kr), sealed_before);
+  EXPECT_EQ(u.ring.master_by_version.size(), 1u);
+
+  ASSERT_TRUE(RotateMasterKey(tmp.keys(), u).ok());
+  const Key32 m2 = *u.ring.Master(2);
+  ASSERT_TRUE(RetireKeyVersion(tmp.keys(), u, 1).ok());
+  EXPECT_EQ(u.ring.master_by_version.size(), 1u);
+  EXPECT_EQ(u.ring.Master(1).status().code(), Code::kNotFound);
+  EXPECT_EQ(RetireKeyVersion(tmp.keys(), u, 1).code(), Code::kNotFound);
+
+  // Every key file sees the retired ring; the root and the store's stable keys are unchanged.
+  for (const char* pw : {"alpha", "beta"}) {
+    auto r = UnlockKeyRing(tmp.keys(), pw);
+    ASSERT_TRUE(r.ok()) << pw << ": " << r.status().ToString();
+    EXPECT_EQ(r->current, 2u);
+    ASSERT_EQ(r->master_by_version.size(), 1u);
+    EXPECT_EQ(r->Master(1).status().code(), Code::kNotFound);
+    EXPECT_TRUE(*r->Master(2) == m2);
+    EXPECT_TRUE(r->root == ring.root);
+    auto k = *StoreKeys::Derive(*r, "system");
+    EXPECT_TRUE(k.id_key() == keys_v1.id_key());
+    EXPECT_TRUE(k.gear_key() == keys_v1.gear_key());
+    EXPECT_TRUE(k.name_key() == keys_v1.name_key());
+    EXPECT_TRUE(k.index_key() == keys_v1.index_key());
+    EXPECT_EQ(k.DataKey(1).status().code(), Code::kNotFound);
+    EXPECT_EQ(k.MetaKey(1).status().code(), Code::kNotFound);
+    EXPECT_TRUE(k.DataKey(2).ok());
+  }
+  // Retirement touched no key file.
+  EXPECT_EQ(ListKeyFiles(tmp.keys())->size(), 2u);
+
+  // Rotation keeps working after a retirement and numbers on from the highest version.
+  ASSERT_TRUE(RotateMasterKey(tmp.keys(), u).ok());
+  auto r = UnlockKeyRing(tmp.keys(), "beta");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->current, 3u);
+  EXPECT_EQ(r->master_by_version.size(), 2u);
 }
 
 TEST(KeyFile, CorruptedFilesAreRefusedCleanly) {

@@ -109,7 +109,10 @@ Status WriteFileAtomic(const std::string& dir, std::string_view name, std::strin
   uint8_t rnd[6];
   CAIRN_RETURN_IF_ERROR(RandomBytes(rnd));
   const std::string path = Join(dir, name);
-  const std::string tmp = Join(dir, "." + std::string(name) + ".tmp-" + ToHex(rnd));
+  // Appended piecewise: GCC 12 -O2 misreports "." + std::string(...) as -Wrestrict.
+  std::string tmp_name = ".";
+  tmp_name.append(name).append(".tmp-").append(ToHex(rnd));
+  const std::string tmp = Join(dir, tmp_name);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return Status::FromErrno(errno, tmp);
   auto fail = [&](int e) {
@@ -292,6 +295,15 @@ Status WriteKeyFile(const std::string& dir, const Key32& kek, std::string_view p
   return Status::Ok();
 }
 
+// Invalid unless `ring` survives Serialize + Parse (what Unlock will do with it).
+Status CheckKeyRing(const KeyRing& ring) {
+  std::vector<uint8_t> check = ring.Serialize();
+  auto parsed = KeyRing::Parse(check);
+  Cleanse(check.data(), check.size());
+  if (!parsed.ok()) return Status::Invalid("invalid key ring: " + parsed.status().message());
+  return Status::Ok();
+}
+
 Status WriteKeyRing(const std::string& dir, const Key32& kek, const KeyRing& ring) {
   json h = json::object();
   h["format"] = kKeyringFormat;
@@ -340,6 +352,15 @@ Result<KeyRing> ReadKeyRing(const std::string& dir, const Key32& kek) {
   return ring;
 }
 
+// Checks that `ring` is well formed, writes it as keyring.sealed under the unlocked KEK
+// (atomically) and makes it unlocked.ring. Callers decide which changes are allowed.
+Status ReplaceKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring) {
+  CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(dir, unlocked.kek, ring));
+  unlocked.ring = ring;
+  return Status::Ok();
+}
+
 }  // namespace
 
 KdfParams InteractiveKdfParams() {
@@ -356,12 +377,7 @@ Status CreateKeyFile(const std::string& dir, const KeyRing& ring, std::string_vi
                      const KdfParams& params, std::string* id_out) {
   if (passphrase.empty()) return Status::Invalid("empty password");
   CAIRN_RETURN_IF_ERROR(CheckParams(params));
-  {
-    std::vector<uint8_t> check = ring.Serialize();
-    auto parsed = KeyRing::Parse(check);
-    Cleanse(check.data(), check.size());
-    if (!parsed.ok()) return Status::Invalid("invalid key ring: " + parsed.status().message());
-  }
+  CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
   if (!ids.empty()) {
@@ -445,11 +461,8 @@ Status RemoveKeyFile(const std::string& dir, std::string_view id) {
 }
 
 Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring) {
-  {
-    std::vector<uint8_t> check = ring.Serialize();
-    auto parsed = KeyRing::Parse(check);
-    Cleanse(check.data(), check.size());
-    if (!parsed.ok()) return Status::Invalid("invalid key ring: " + parsed.status().message());
+  if (!(ring.root == unlocked.ring.root)) {
+    return Status::Invalid("refusing to rewrite the key ring: the root key would change");
   }
   for (const auto& [ver, key] : unlocked.ring.master_by_version) {
     auto it = ring.master_by_version.find(ver);
@@ -458,15 +471,19 @@ Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyR
                              std::to_string(ver) + " would be dropped or changed");
     }
   }
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(dir, unlocked.kek, ring));
-  unlocked.ring = ring;
-  return Status::Ok();
+  return ReplaceKeyRing(dir, unlocked, ring);
 }
 
 Status RotateMasterKey(const std::string& dir, UnlockedKeys& unlocked) {
   KeyRing next = unlocked.ring;
   CAIRN_RETURN_IF_ERROR(next.Rotate());
   return RewriteKeyRing(dir, unlocked, next);
+}
+
+Status RetireKeyVersion(const std::string& dir, UnlockedKeys& unlocked, uint32_t version) {
+  KeyRing next = unlocked.ring;
+  CAIRN_RETURN_IF_ERROR(next.Retire(version));
+  return ReplaceKeyRing(dir, unlocked, next);
 }
 
 }  // namespace cairn::crypto

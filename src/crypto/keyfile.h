@@ -1,13 +1,14 @@
 // Passphrase-protected key files: how a repository's key ring is stored at rest (REPO/keys/).
 //
 // Layout of the key directory:
-//   keyring.sealed   the KeyRing (all master key versions + current), sealed once with
+//   keyring.sealed   the KeyRing (root key, master key versions, current), sealed once with
 //                    AES-256-GCM under a random key-wrapping key (KEK)
 //   <id>.json        one key file per passphrase: Argon2id(passphrase, salt) seals the KEK
 //
 // Every key file wraps the same KEK, so each passphrase opens the same ring. Adding, removing
-// or re-passphrasing a key file touches only that file; key rotation (a new master version)
-// rewrites only keyring.sealed, so it works without knowing the other passphrases.
+// or re-passphrasing a key file touches only that file; key rotation (a new master version) and
+// retirement (dropping an unused one) rewrite only keyring.sealed, so they work without knowing
+// the other passphrases.
 //
 // Key file (JSON): {"format":"cairn-keyfile","version":1,"id":hex8,"created":unix,
 //   "kdf":"argon2id13","opslimit":N,"memlimit":N,"salt":hex16bytes,"data":hex}
@@ -18,7 +19,8 @@
 // (temporary file, fsync, rename, directory fsync); files are created mode 0600.
 //
 // Not covered: rolling keyring.sealed back to an older copy (it would drop newer master
-// versions; their chunks would then fail to open rather than be misread).
+// versions, whose chunks would then fail to open rather than be misread, and bring back
+// retired ones).
 #pragma once
 
 #include <cstdint>
@@ -88,10 +90,14 @@ Result<std::vector<KeyFileInfo>> ListKeyFiles(const std::string& dir);
 Status RemoveKeyFile(const std::string& dir, std::string_view id);
 
 // Rewrites keyring.sealed with `ring` under the unlocked KEK, leaving every key file as is, and
-// updates unlocked.ring. Refuses a ring that drops or changes any master version of
-// unlocked.ring (data sealed under it would become unreadable).
+// updates unlocked.ring. Refuses a ring with a different root key, or one that drops or changes
+// any master version of unlocked.ring (data sealed under it would become unreadable).
 Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring);
 // Key rotation: adds master version current+1, makes it current, rewrites keyring.sealed.
 Status RotateMasterKey(const std::string& dir, UnlockedKeys& unlocked);
+// Key retirement: removes master version `version` (KeyRing::Retire: not the current one),
+// rewrites keyring.sealed and updates unlocked.ring. The caller must check first that no chunk
+// or metadata row of any store is still sealed under `version`: afterwards it cannot be opened.
+Status RetireKeyVersion(const std::string& dir, UnlockedKeys& unlocked, uint32_t version);
 
 }  // namespace cairn::crypto

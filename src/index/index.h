@@ -45,6 +45,12 @@ class Index {
   virtual Status Scan(std::string_view prefix,
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
   virtual std::string Describe() const = 0;
+  // Checks every row's integrity where the index can (an authenticated index checks each MAC),
+  // calling `problem` with a message for each bad row.
+  virtual Status Verify(const std::function<void(std::string)>& problem) {
+    (void)problem;
+    return Status::Ok();
+  }
 };
 
 // RocksDB in `dir`; `read_only` opens a consistent view while another process may write.

@@ -83,14 +83,17 @@ std::string ObjectHead::Encode() const {
   std::string s;
   PutU8(s, kFormatVersion);
   PutU64(s, next_version);
+  PutBytes(s, name);
   return s;
 }
 
 std::optional<ObjectHead> ObjectHead::Decode(std::string_view v) {
   Reader r(v);
-  if (r.U8() != kFormatVersion) return std::nullopt;
+  uint8_t version = r.U8();
+  if (version != 1 && version != kFormatVersion) return std::nullopt;
   ObjectHead h;
   h.next_version = r.U64();
+  if (version >= 2) h.name = std::string(r.Bytes());
   if (!r.done()) return std::nullopt;
   return h;
 }

@@ -44,8 +44,11 @@ struct VersionRecord {
 };
 
 struct ObjectHead {
-  static constexpr uint8_t kFormatVersion = 1;
+  static constexpr uint8_t kFormatVersion = 2;  // 1 = without the name (still read)
   uint64_t next_version = 1;
+  // The object's name. In an encrypted store index keys carry only its keyed hash, so the
+  // (sealed) head is where the name lives; version 1 heads have it only in their key.
+  std::string name;
   std::string Encode() const;
   static std::optional<ObjectHead> Decode(std::string_view v);
 };

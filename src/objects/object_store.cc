@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <algorithm>
 #include <map>
 
 #include "util/coding.h"
@@ -32,6 +33,54 @@ VersionInfo ToInfo(uint64_t v, const VersionRecord& r) {
 }
 
 }  // namespace
+
+std::string ObjectStore::NameKey(const std::string& name) const {
+  return crypto_ ? crypto_->NameId(name) : name;
+}
+
+Result<std::string> ObjectStore::SealRow(const std::string& key, std::string plain) const {
+  if (!crypto_) return plain;
+  return crypto_->SealRow(key, plain);
+}
+
+Result<std::string> ObjectStore::OpenRow(std::string_view key, std::string_view value,
+                                         const std::string& what) const {
+  if (!crypto_) return std::string(value);
+  auto plain = crypto_->OpenRow(key, value);
+  if (!plain.ok()) return Status::Corruption(what + ": " + plain.status().message());
+  return plain;
+}
+
+Result<std::optional<std::string>> ObjectStore::GetRow(const std::string& key,
+                                                       const std::string& what) {
+  CAIRN_ASSIGN_OR_RETURN(auto v, chunks_->index().Get(key));
+  if (!v) return v;
+  CAIRN_ASSIGN_OR_RETURN(std::string plain, OpenRow(key, *v, what));
+  return std::optional<std::string>(std::move(plain));
+}
+
+Status ObjectStore::ForEachHead(
+    const std::function<void(const std::string&, const ObjectHead&)>& fn) {
+  Status bad;
+  CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
+      std::string(1, keys::kHead), [&](std::string_view k, std::string_view v) {
+        std::string nk(k.substr(1));
+        auto plain = OpenRow(k, v, "head record of an object");
+        if (!plain.ok()) {
+          bad = plain.status();
+          return false;
+        }
+        auto h = ObjectHead::Decode(*plain);
+        if (!h) {
+          bad = Status::Corruption("a head record does not decode");
+          return false;
+        }
+        if (h->name.empty()) h->name = nk;  // version 1 heads: the key holds the name
+        fn(nk, *h);
+        return true;
+      }));
+  return bad;
+}
 
 Status ObjectStore::ValidateName(const std::string& name) {
   if (name.empty()) return Status::Invalid("object name is empty");
@@ -117,26 +166,31 @@ Result<PutResult> ObjectStore::Put(const std::string& name, ByteSource& src,
     // Identical content is already stored: the existing manifest holds the chunk references.
     txn->DiscardRefs();
   } else {
-    batch.Put(keys::Manifest(mid), body);
+    CAIRN_ASSIGN_OR_RETURN(std::string row, SealRow(keys::Manifest(mid), std::move(body)));
+    batch.Put(keys::Manifest(mid), std::move(row));
   }
   batch.Put(keys::ManifestRefs(mid), EncodeCounter(refs + 1));
 
   ObjectHead head;
-  CAIRN_ASSIGN_OR_RETURN(auto head_row, index.Get(keys::Head(name)));
+  const std::string nk = NameKey(name);
+  CAIRN_ASSIGN_OR_RETURN(auto head_row, GetRow(keys::Head(nk), "head record of object '" + name + "'"));
   if (head_row) {
     auto h = ObjectHead::Decode(*head_row);
     if (!h) return Status::Corruption("head record of object '" + name + "' does not decode");
     head = *h;
   }
   r.version = head.next_version++;
+  head.name = name;
   VersionRecord vr;
   vr.manifest_id = mid;
   vr.size = m.size;
   vr.created_ns = NowNs();
   vr.chunks = m.entries.size();
   vr.content_hash = m.content_hash;
-  batch.Put(keys::Version(name, r.version), vr.Encode());
-  batch.Put(keys::Head(name), head.Encode());
+  CAIRN_ASSIGN_OR_RETURN(std::string vrow, SealRow(keys::Version(nk, r.version), vr.Encode()));
+  batch.Put(keys::Version(nk, r.version), std::move(vrow));
+  CAIRN_ASSIGN_OR_RETURN(std::string hrow, SealRow(keys::Head(nk), head.Encode()));
+  batch.Put(keys::Head(nk), std::move(hrow));
 
   r.bytes = m.size;
   r.stored_bytes = txn->new_stored_bytes();
@@ -147,7 +201,7 @@ Result<PutResult> ObjectStore::Put(const std::string& name, ByteSource& src,
 }
 
 Result<Manifest> ObjectStore::LoadManifest(const Digest& id) {
-  CAIRN_ASSIGN_OR_RETURN(auto body, chunks_->index().Get(keys::Manifest(id)));
+  CAIRN_ASSIGN_OR_RETURN(auto body, GetRow(keys::Manifest(id), "manifest " + id.Hex()));
   if (!body) return Status::NotFound("manifest " + id.Hex() + " is missing");
   if (chunks_->hasher().Hash(*body) != id)
     return Status::Corruption("manifest " + id.Hex() + " fails verification");
@@ -161,9 +215,10 @@ Result<VersionRecord> ObjectStore::ResolveVersion(const std::string& name,
                                                   uint64_t* resolved) {
   CAIRN_RETURN_IF_ERROR(ValidateName(name));
   Index& index = chunks_->index();
+  const std::string nk = NameKey(name);
   std::optional<std::string> row;
   if (version) {
-    CAIRN_ASSIGN_OR_RETURN(row, index.Get(keys::Version(name, *version)));
+    CAIRN_ASSIGN_OR_RETURN(row, GetRow(keys::Version(nk, *version), "version record of " + Ref(name, *version)));
     *resolved = *version;
     if (!row) {
       CAIRN_ASSIGN_OR_RETURN(auto all, Versions(name));
@@ -172,13 +227,15 @@ Result<VersionRecord> ObjectStore::ResolveVersion(const std::string& name,
                               " (latest is " + std::to_string(all.back().version) + ")");
     }
   } else {
-    std::string prefix = keys::VersionPrefix(name);
+    std::string prefix = keys::VersionPrefix(nk), key;
     CAIRN_RETURN_IF_ERROR(index.Scan(prefix, [&](std::string_view k, std::string_view v) {
       row = std::string(v);
+      key = std::string(k);
       *resolved = DecodeU64BE(k.data() + prefix.size());
       return true;
-    }));
+    }).WithContext("object '" + name + "'"));
     if (!row) return Status::NotFound("object '" + name + "' not found");
+    CAIRN_ASSIGN_OR_RETURN(row, OpenRow(key, *row, "version record of " + Ref(name, *resolved)));
   }
   auto rec = VersionRecord::Decode(*row);
   if (!rec) return Status::Corruption("version record of " + Ref(name, *resolved) + " does not decode");
@@ -238,15 +295,23 @@ Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version
 Status ObjectStore::ForEachVersion(
     const std::function<void(const std::string&, uint64_t, const VersionRecord&)>& fn,
     const std::function<void(std::string_view)>& bad) {
+  // Names come from the heads: in an encrypted store the keys hold only keyed hashes.
+  std::map<std::string, std::string> names;
+  CAIRN_RETURN_IF_ERROR(ForEachHead(
+      [&](const std::string& nk, const ObjectHead& h) { names.emplace(nk, h.name); }));
   return chunks_->index().Scan(std::string(1, keys::kVersion),
                                [&](std::string_view k, std::string_view v) {
-                                 auto rec = VersionRecord::Decode(v);
+                                 std::optional<VersionRecord> rec;
+                                 auto plain = OpenRow(k, v, "version record");
+                                 if (plain.ok()) rec = VersionRecord::Decode(*plain);
                                  if (k.size() < 11 || k[k.size() - 9] != '\0' || !rec) {
                                    if (bad) bad(k);
                                    return true;
                                  }
-                                 std::string name(k.substr(1, k.size() - 10));
-                                 fn(name, DecodeU64BE(k.data() + k.size() - 8), *rec);
+                                 std::string nk(k.substr(1, k.size() - 10));
+                                 auto name = names.find(nk);
+                                 fn(name != names.end() ? name->second : "(object without head)",
+                                    DecodeU64BE(k.data() + k.size() - 8), *rec);
                                  return true;
                                });
 }
@@ -254,18 +319,28 @@ Status ObjectStore::ForEachVersion(
 Result<std::vector<VersionInfo>> ObjectStore::Versions(const std::string& name) {
   CAIRN_RETURN_IF_ERROR(ValidateName(name));
   std::vector<VersionInfo> out;
-  std::string prefix = keys::VersionPrefix(name);
-  bool bad = false;
+  std::string prefix = keys::VersionPrefix(NameKey(name));
+  Status bad;
   CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(prefix, [&](std::string_view k, std::string_view v) {
-    auto rec = VersionRecord::Decode(v);
-    if (!rec || k.size() != prefix.size() + 8) {
-      bad = true;
+    if (k.size() != prefix.size() + 8) {
+      bad = Status::Corruption("a version key of '" + name + "' is malformed");
       return false;
     }
-    out.push_back(ToInfo(DecodeU64BE(k.data() + prefix.size()), *rec));
+    uint64_t ver = DecodeU64BE(k.data() + prefix.size());
+    auto plain = OpenRow(k, v, "version record of " + Ref(name, ver));
+    if (!plain.ok()) {
+      bad = plain.status();
+      return false;
+    }
+    auto rec = VersionRecord::Decode(*plain);
+    if (!rec) {
+      bad = Status::Corruption("version record of " + Ref(name, ver) + " does not decode");
+      return false;
+    }
+    out.push_back(ToInfo(ver, *rec));
     return true;
-  }));
-  if (bad) return Status::Corruption("a version record of '" + name + "' does not decode");
+  }).WithContext("object '" + name + "'"));
+  CAIRN_RETURN_IF_ERROR(bad);
   return out;
 }
 
@@ -277,11 +352,19 @@ Result<VersionInfo> ObjectStore::Stat(const std::string& name, std::optional<uin
 
 Result<std::vector<std::string>> ObjectStore::Names(const std::string& prefix) {
   std::vector<std::string> names;
-  CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
-      std::string(1, keys::kHead) + prefix, [&](std::string_view k, std::string_view) {
-        names.emplace_back(k.substr(1));
-        return true;
-      }));
+  if (!crypto_) {
+    CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
+        std::string(1, keys::kHead) + prefix, [&](std::string_view k, std::string_view) {
+          names.emplace_back(k.substr(1));
+          return true;
+        }));
+    return names;
+  }
+  // Encrypted: every head is opened for its name.
+  CAIRN_RETURN_IF_ERROR(ForEachHead([&](const std::string&, const ObjectHead& h) {
+    if (h.name.compare(0, prefix.size(), prefix) == 0) names.push_back(h.name);
+  }));
+  std::sort(names.begin(), names.end());
   return names;
 }
 
@@ -336,15 +419,16 @@ Result<uint64_t> ObjectStore::RemoveVersions(const std::string& name,
   WriteBatch batch;
   std::map<Digest, uint64_t> manifest_drops;
   uint64_t removed = 0;
+  const std::string nk = NameKey(name);
   for (const auto& v : doomed) {
     // Re-read under the writer lock: another remover may have taken this version already.
-    CAIRN_ASSIGN_OR_RETURN(auto row, index.Get(keys::Version(name, v.version)));
+    CAIRN_ASSIGN_OR_RETURN(auto row, GetRow(keys::Version(nk, v.version), "version record of " + Ref(name, v.version)));
     if (!row) continue;
     auto rec = VersionRecord::Decode(*row);
     if (!rec)
       return Status::Corruption("version record of " + name + "@" + std::to_string(v.version) +
                                 " does not decode");
-    batch.Delete(keys::Version(name, v.version));
+    batch.Delete(keys::Version(nk, v.version));
     manifest_drops[rec->manifest_id]++;
     removed++;
   }
@@ -366,6 +450,52 @@ Result<uint64_t> ObjectStore::RemoveVersions(const std::string& name,
   }
   CAIRN_RETURN_IF_ERROR(txn->Commit(std::move(batch)).WithContext("removing " + name));
   return removed;
+}
+
+Result<uint64_t> ObjectStore::ResealRows() {
+  if (!crypto_) return uint64_t{0};
+  const uint32_t current = crypto_->current_version();
+  uint64_t total = 0;
+  for (char kind : {keys::kManifest, keys::kVersion, keys::kHead}) {
+    // Collected first, re-sealed in bounded batches under the writer lock; a row changed or
+    // removed meanwhile is read again inside the batch.
+    std::vector<std::string> due;
+    CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
+        std::string(1, kind), [&](std::string_view k, std::string_view v) {
+          auto ver = crypto::StoreCrypto::RowKeyVersion(v);
+          if (!ver || *ver != current) due.emplace_back(k);
+          return true;
+        }));
+    for (size_t i = 0; i < due.size();) {
+      auto txn = chunks_->Begin();
+      WriteBatch batch;
+      for (size_t n = 0; i < due.size() && n < 4096; i++, n++) {
+        CAIRN_ASSIGN_OR_RETURN(auto row, chunks_->index().Get(due[i]));
+        if (!row) continue;
+        auto ver = crypto::StoreCrypto::RowKeyVersion(*row);
+        if (ver && *ver == current) continue;
+        CAIRN_ASSIGN_OR_RETURN(std::string plain, OpenRow(due[i], *row, "metadata row"));
+        CAIRN_ASSIGN_OR_RETURN(std::string sealed, SealRow(due[i], std::move(plain)));
+        batch.Put(due[i], std::move(sealed));
+        total++;
+      }
+      CAIRN_RETURN_IF_ERROR(txn->Commit(std::move(batch)));
+    }
+  }
+  return total;
+}
+
+Status ObjectStore::CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts) {
+  if (!crypto_) return Status::Ok();
+  for (char kind : {keys::kManifest, keys::kVersion, keys::kHead}) {
+    CAIRN_RETURN_IF_ERROR(chunks_->index().Scan(
+        std::string(1, kind), [&](std::string_view, std::string_view v) {
+          auto ver = crypto::StoreCrypto::RowKeyVersion(v);
+          if (ver) counts[*ver]++;
+          return true;
+        }));
+  }
+  return Status::Ok();
 }
 
 }  // namespace cairn

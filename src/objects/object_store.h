@@ -4,6 +4,8 @@
 // verifies chunks in parallel and writes them in order.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,8 +22,11 @@ namespace cairn {
 
 class ObjectStore {
  public:
-  ObjectStore(ChunkStore* chunks, const Chunker* chunker, ThreadPool* pool)
-      : chunks_(chunks), chunker_(chunker), pool_(pool) {}
+  // `crypto`: the store's keys in an encrypted store (names are hashed in index keys and
+  // manifests, version records and heads are sealed), nullptr in a plain one.
+  ObjectStore(ChunkStore* chunks, const Chunker* chunker, ThreadPool* pool,
+              const crypto::StoreCrypto* crypto = nullptr)
+      : chunks_(chunks), chunker_(chunker), pool_(pool), crypto_(crypto) {}
 
   Result<PutResult> Put(const std::string& name, ByteSource& src, const ProgressFn& progress);
   Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
@@ -41,6 +46,12 @@ class ObjectStore {
       const std::function<void(const std::string&, uint64_t, const VersionRecord&)>& fn,
       const std::function<void(std::string_view key)>& bad = {});
 
+  // Re-seals every sealed metadata row (manifests, versions, heads) whose key version is not
+  // the current one; returns how many. Crash-safe: each batch replaces rows atomically.
+  Result<uint64_t> ResealRows();
+  // Counts sealed metadata rows by key version (key retire refuses a version still in use).
+  Status CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts);
+
   static Status ValidateName(const std::string& name);
 
  private:
@@ -50,10 +61,22 @@ class ObjectStore {
   // Versions already gone when the transaction starts are skipped; returns how many went.
   Result<uint64_t> RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);
   size_t InFlight() const { return pool_->size() * 2 + 2; }
+  // The part of index keys that stands for an object name: the name itself in a plain store,
+  // its keyed hash in an encrypted one.
+  std::string NameKey(const std::string& name) const;
+  // Row values as stored: sealed under the row key in an encrypted store.
+  Result<std::string> SealRow(const std::string& key, std::string plain) const;
+  Result<std::string> OpenRow(std::string_view key, std::string_view value,
+                              const std::string& what) const;
+  // Get + OpenRow.
+  Result<std::optional<std::string>> GetRow(const std::string& key, const std::string& what);
+  // Calls fn(name key, head) for every object head, in key order.
+  Status ForEachHead(const std::function<void(const std::string&, const ObjectHead&)>& fn);
 
   ChunkStore* chunks_;
   const Chunker* chunker_;
   ThreadPool* pool_;
+  const crypto::StoreCrypto* crypto_;
 };
 
 }  // namespace cairn

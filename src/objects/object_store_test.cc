@@ -17,7 +17,7 @@ using testing::TextData;
 class ObjectsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    InitOptions o;
+    InitOptions o = testing::TestInit();
     o.min_chunk = 16 * 1024;
     o.avg_chunk = 64 * 1024;
     o.max_chunk = 256 * 1024;
@@ -26,7 +26,7 @@ class ObjectsTest : public ::testing::Test {
   }
   void Reopen() {
     repo_.reset();
-    OpenOptions oo;
+    OpenOptions oo = testing::TestOpen(false);
     oo.writable = true;
     oo.threads = 2;
     auto r = Repository::Open(dir_ / "repo", oo);

@@ -1,6 +1,8 @@
 // Config file reading and writing (nlohmann::json), with format-version checks.
 #include "repo/config.h"
 
+#include "repo/users.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +17,7 @@ namespace cairn {
 std::string RepoConfig::ToJson() const {
   nlohmann::ordered_json j;
   j["format"] = "cairn-repository";
-  j["version"] = kFormatVersion;
+  j["version"] = version;
   j["id"] = id;
   j["created"] = created;
   j["chunker"] = {{"algorithm", "fastcdc-2020-nc2"},
@@ -26,6 +28,7 @@ std::string RepoConfig::ToJson() const {
   j["compression"] = compression.ToString();
   j["encryption"] = encryption;
   j["segment_size"] = segment_size;
+  if (version >= 2) j["reseal_after"] = reseal_after;
   return j.dump(2) + "\n";
 }
 
@@ -38,12 +41,13 @@ Result<RepoConfig> RepoConfig::FromJson(const std::string& text, const std::stri
   if (!j.contains("version") || !j["version"].is_number_integer())
     return Status::Corruption(where + " has no format version");
   int version = j["version"].get<int>();
-  if (version != kFormatVersion)
+  if (version < 1 || version > kFormatVersion)
     return Status::Unsupported(where + ": repository format version " + std::to_string(version) +
-                               " is not supported by this cairn (it reads version " +
+                               " is not supported by this cairn (it reads versions 1 to " +
                                std::to_string(kFormatVersion) + ")");
   try {
     RepoConfig c;
+    c.version = version;
     c.id = j.at("id").get<std::string>();
     c.created = j.at("created").get<uint64_t>();
     const auto& ch = j.at("chunker");
@@ -62,7 +66,8 @@ Result<RepoConfig> RepoConfig::FromJson(const std::string& text, const std::stri
     if (c.segment_size < (1u << 20) || c.segment_size > (64ull << 30))
       return Status::Corruption(where + ": segment_size " + std::to_string(c.segment_size) +
                                 " is outside 1M..64G");
-    if (c.encryption != "none")
+    c.reseal_after = j.value("reseal_after", uint64_t{0});
+    if (c.encryption != "none" && (c.encryption != "aes-256-gcm" || version < 2))
       return Status::Unsupported(where + ": encryption '" + c.encryption +
                                  "' is not supported by this cairn");
     return c;
@@ -87,22 +92,7 @@ Result<RepoConfig> LoadConfig(const std::string& repo) {
 }
 
 Status SaveConfig(const std::string& repo, const RepoConfig& cfg) {
-  std::string path = repo + "/config.json", tmp = path + ".tmp";
-  std::string text = cfg.ToJson();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "creating " + tmp);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) return Status::FromErrno(err, "writing " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "renaming " + tmp);
-  int dfd = ::open(repo.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
+  return WriteFileAtomic(repo, "config.json", cfg.ToJson());
 }
 
 }  // namespace cairn

@@ -12,14 +12,20 @@
 namespace cairn {
 
 struct RepoConfig {
-  static constexpr int kFormatVersion = 1;
+  // 2: stores/ (a system store and one per user), optional encryption. 1: a single unencrypted
+  // store at the top of the repository (still opened: it is the system store, without users).
+  static constexpr int kFormatVersion = 2;
+  int version = kFormatVersion;
   std::string id;  // random, hex
   ChunkerParams chunker;
   HashAlgo hash = HashAlgo::kBlake3;
   CompressionSpec compression;
-  std::string encryption = "none";
+  std::string encryption = "none";  // or "aes-256-gcm"
   uint64_t segment_size = 1ull << 30;
   uint64_t created = 0;
+  uint64_t reseal_after = 0;  // seconds; `maintain` re-seals chunks older than this (0 = never)
+
+  bool encrypted() const { return encryption != "none"; }
 
   std::string ToJson() const;
   // `where` names the file in messages.

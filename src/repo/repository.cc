@@ -14,6 +14,8 @@
 
 #include "backend/backend.h"
 #include "chunkstore/chunk_store.h"
+#include "crypto/store_crypto.h"
+#include "index/authenticated_index.h"
 #include "index/index.h"
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
@@ -21,10 +23,15 @@
 #include "repo/check.h"
 #include "repo/config.h"
 #include "repo/lock.h"
+#include "repo/stores.h"
+#include "util/coding.h"
 #include "util/thread_pool.h"
 
 namespace cairn {
 namespace {
+
+// Index row of a re-encryption pass in progress: u8 1, u64 cut-off (unix seconds).
+constexpr std::string_view kReencryptPassKey = "p";
 
 bool IsEmptyDir(const std::string& path) {
   DIR* d = ::opendir(path.c_str());
@@ -38,27 +45,67 @@ bool IsEmptyDir(const std::string& path) {
   return empty;
 }
 
+// Says what an index row is, for messages about rows that fail authentication.
+std::string DescribeRow(std::string_view k) {
+  if (k.empty()) return "an empty index key";
+  auto digest_after_tag = [&] {
+    return k.size() == 1 + Digest::kSize ? Digest::FromBytes(k.substr(1)).Hex() : "?";
+  };
+  switch (k[0]) {
+    case keys::kChunk: return "index row of chunk " + digest_after_tag();
+    case keys::kSegment: return "index row of a segment";
+    case keys::kManifest: return "index row of manifest " + digest_after_tag();
+    case keys::kManifestRefs: return "refcount row of manifest " + digest_after_tag();
+    case keys::kHead: return "head row of an object";
+    case keys::kVersion:
+      return k.size() >= 9 ? "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) +
+                                 " of an object"
+                           : "a version row";
+    case kReencryptPassKey[0]: return "the re-encryption pass row";
+    default: return "index row of type '" + std::string(1, k[0]) + "'";
+  }
+}
+
+uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
+
 class RepositoryImpl : public Repository {
  public:
-  RepositoryImpl(std::string path, RepoConfig cfg) : path_(std::move(path)), cfg_(std::move(cfg)) {}
+  RepositoryImpl(std::string path, RepoConfig cfg, StoreRef store)
+      : path_(std::move(path)), cfg_(std::move(cfg)), store_(std::move(store)) {}
 
-  Status OpenAll(const OpenOptions& opts) {
-    if (opts.writable) {
-      CAIRN_ASSIGN_OR_RETURN(lock_, RepoLock::Acquire(path_));
+  // `ring`: the unlocked key ring of an encrypted repository.
+  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring) {
+    if (ring) {
+      CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
+      crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
     }
-    CAIRN_ASSIGN_OR_RETURN(backend_, OpenLocalBackend(path_ + "/segments"));
+    if (opts.writable) {
+      CAIRN_ASSIGN_OR_RETURN(lock_, RepoLock::Acquire(store_.dir));
+    }
+    CAIRN_ASSIGN_OR_RETURN(backend_, OpenLocalBackend(store_.dir + "/segments"));
     if (opts.wrap_backend) backend_ = opts.wrap_backend(std::move(backend_));
-    CAIRN_ASSIGN_OR_RETURN(index_, OpenRocksIndex(path_ + "/index", false, !opts.writable));
-    hasher_ = MakeHasher(cfg_.hash);
-    chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
+    CAIRN_ASSIGN_OR_RETURN(index_, OpenRocksIndex(store_.dir + "/index", false, !opts.writable));
+    if (crypto_) {
+      const crypto::StoreCrypto* c = crypto_.get();
+      index_ = MakeAuthenticatedIndex(
+          std::move(index_),
+          [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); }, DescribeRow);
+      hasher_ = crypto_->MakeIdHasher();
+      chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker, crypto_->GearSecret());
+    } else {
+      hasher_ = MakeHasher(cfg_.hash);
+      chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
+    }
     unsigned threads = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<ThreadPool>(threads);
     ChunkStoreOptions co;
     co.compression = cfg_.compression;
     co.segment_target_size = opts.segment_target_size.value_or(cfg_.segment_size);
-    chunks_ = std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co);
+    chunks_ = std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co,
+                                           crypto_.get());
     CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
-    objects_ = std::make_unique<ObjectStore>(chunks_.get(), chunker_.get(), pool_.get());
+    objects_ = std::make_unique<ObjectStore>(chunks_.get(), chunker_.get(), pool_.get(),
+                                             crypto_.get());
     writable_ = opts.writable;
     return Status::Ok();
   }
@@ -105,6 +152,17 @@ class RepositoryImpl : public Repository {
     o.progress = req.progress;
     CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
     MaintainResult out;
+    if (crypto_ && cfg_.reseal_after > 0 && r.finished) {
+      // The repository's policy: re-seal chunks sealed longer ago than reseal_after, within
+      // what is left of the byte and time budget.
+      ResealOptions ro;
+      ro.sealed_before = NowSeconds() > cfg_.reseal_after ? NowSeconds() - cfg_.reseal_after : 0;
+      ro.max_bytes = o.max_bytes - std::min(o.max_bytes, r.bytes_moved);
+      ro.deadline = o.deadline;
+      CAIRN_ASSIGN_OR_RETURN(auto rr, chunks_->Reseal(ro));
+      out.chunks_resealed = rr.chunks;
+      r.finished = rr.finished;
+    }
     out.segments_compacted = r.segments_compacted;
     out.segments_removed = r.segments_removed;
     out.chunks_moved = r.chunks_moved;
@@ -151,10 +209,103 @@ class RepositoryImpl : public Repository {
     s.dedup_ratio = s.unique_bytes ? double(s.logical_bytes) / double(s.unique_bytes) : 0;
     s.compression_ratio = s.stored_bytes ? double(s.unique_bytes) / double(s.stored_bytes) : 0;
     s.total_ratio = s.stored_bytes ? double(s.logical_bytes) / double(s.stored_bytes) : 0;
+    s.store = store_.label;
+    s.encryption = cfg_.encryption;
+    if (crypto_) {
+      s.current_key_version = crypto_->current_version();
+      bool first = true;
+      CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk([&](const Digest&, const ChunkRecord& r) {
+        s.chunks_by_key_version[r.key_version]++;
+        if (first || r.sealed < s.oldest_seal) s.oldest_seal = r.sealed;
+        if (first || r.generation < s.min_generation) s.min_generation = r.generation;
+        s.max_generation = std::max(s.max_generation, r.generation);
+        first = false;
+      }));
+    }
     return s;
   }
 
+  Result<ReencryptResult> Reencrypt(const ReencryptRequest& req) override {
+    CAIRN_RETURN_IF_ERROR(RequireWritable());
+    if (!crypto_) return Status::Invalid("repository " + path_ + " is not encrypted: nothing to re-encrypt");
+    ResealOptions o;
+    bool pass_row = false;
+    if (req.older_than_seconds) {
+      o.sealed_before = NowSeconds() > *req.older_than_seconds ? NowSeconds() - *req.older_than_seconds : 0;
+    } else {
+      // A pass covers the chunks sealed before it began; its cut-off is kept until it finishes,
+      // so a run that was killed or stopped by a limit resumes instead of starting over.
+      CAIRN_ASSIGN_OR_RETURN(auto row, index_->Get(kReencryptPassKey));
+      if (row) {
+        Reader r(*row);
+        if (r.U8() != 1) return Status::Corruption("the re-encryption pass row does not decode");
+        o.sealed_before = r.U64();
+        if (!r.done()) return Status::Corruption("the re-encryption pass row does not decode");
+      } else {
+        o.sealed_before = NowSeconds() + 1;
+        std::string v;
+        PutU8(v, 1);
+        PutU64(v, o.sealed_before);
+        WriteBatch b;
+        b.Put(std::string(kReencryptPassKey), v);
+        CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
+      }
+      pass_row = true;
+    }
+    if (req.max_bytes) o.max_bytes = *req.max_bytes;
+    if (req.max_seconds)
+      o.deadline = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(*req.max_seconds));
+    o.progress = req.progress;
+    CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Reseal(o));
+    ReencryptResult out;
+    out.chunks = r.chunks;
+    out.bytes = r.bytes;
+    out.remaining = r.remaining;
+    out.finished = r.finished;
+    if (!r.finished) return out;
+    CAIRN_ASSIGN_OR_RETURN(out.rows, objects_->ResealRows());
+    if (pass_row) {
+      WriteBatch b;
+      b.Delete(std::string(kReencryptPassKey));
+      CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
+    }
+    return out;
+  }
+
+  Status CatChunk(const Digest& id, ByteSink& sink) override {
+    std::vector<uint8_t> data;
+    Status s = chunks_->Read(id, data);
+    if (s.code() == Code::kNotFound)
+      return Status::NotFound("chunk " + id.Hex() + " is not in the " + store_.label + " store");
+    CAIRN_RETURN_IF_ERROR(s);
+    return sink.Write(data);
+  }
+
+  Result<std::vector<std::pair<Digest, uint32_t>>> CatManifest(const Digest& id) override {
+    auto m = objects_->LoadManifest(id);
+    if (!m.ok() && m.status().code() == Code::kNotFound)
+      return Status::NotFound("manifest " + id.Hex() + " is not in the " + store_.label + " store");
+    CAIRN_RETURN_IF_ERROR(m.status());
+    std::vector<std::pair<Digest, uint32_t>> out;
+    for (const auto& e : m->entries) out.emplace_back(e.id, e.length);
+    return out;
+  }
+
+  // Chunks and metadata rows of this store by key version (key retire).
+  Status CountKeyVersions(std::map<uint32_t, uint64_t>& chunks, std::map<uint32_t, uint64_t>& rows) {
+    CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk(
+        [&](const Digest&, const ChunkRecord& r) { chunks[r.key_version]++; }));
+    return objects_->CountRowKeyVersions(rows);
+  }
+
   Result<CheckReport> Check(const CheckOptions& opts) override {
+    CheckReport rep;
+    // In an encrypted store every index row carries a MAC: verify them all first and name each
+    // bad one; the checks below read those rows and would only repeat the failure.
+    CAIRN_RETURN_IF_ERROR(index_->Verify([&](std::string m) { rep.errors.push_back(std::move(m)); }));
+    if (!rep.clean()) return rep;
     return CheckRepository(*chunks_, *objects_, *pool_, opts);
   }
 
@@ -168,8 +319,11 @@ class RepositoryImpl : public Repository {
 
   std::string path_;
   RepoConfig cfg_;
+  StoreRef store_;
   bool writable_ = false;
-  // Destruction order matters: the pool's workers use the stores, the stores use the index.
+  // Destruction order matters: the pool's workers use the stores, the stores use the index,
+  // and everything uses the keys.
+  std::unique_ptr<crypto::StoreCrypto> crypto_;
   std::unique_ptr<RepoLock> lock_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
@@ -191,18 +345,34 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   if (opts.segment_size < (1u << 20) || opts.segment_size > (64ull << 30))
     return Status::Invalid("segment size must be between 1M and 64G");
   cfg.segment_size = opts.segment_size;
+  if (opts.encryption != "none" && opts.encryption != "aes-256-gcm")
+    return Status::Invalid("unknown encryption '" + opts.encryption + "' (use aes-256-gcm or none)");
+  cfg.encryption = opts.encryption;
+  if (cfg.encrypted() && opts.password.empty())
+    return Status::Invalid("an encrypted repository needs a password (set CAIRN_PASSWORD, use "
+                           "--password-file, run on a terminal, or choose --encryption none)");
+  if (!cfg.encrypted() && opts.reseal_after)
+    return Status::Invalid("a re-seal policy needs an encrypted repository");
+  cfg.reseal_after = opts.reseal_after;
   Digest rnd;
   if (RAND_bytes(rnd.bytes.data(), rnd.bytes.size()) != 1)
     return Status::IOError("no randomness for the repository id");
   cfg.id = rnd.Hex().substr(0, 32);
-  cfg.created = static_cast<uint64_t>(std::time(nullptr));
+  cfg.created = NowSeconds();
 
   if (::mkdir(path.c_str(), 0700) != 0) {
     if (errno != EEXIST) return Status::FromErrno(errno, "creating repository " + path);
     if (!IsEmptyDir(path)) return Status::Invalid(path + " already exists and is not empty");
   }
-  CAIRN_ASSIGN_OR_RETURN(auto index, OpenRocksIndex(path + "/index", true, false));
-  CAIRN_ASSIGN_OR_RETURN(auto backend, OpenLocalBackend(path + "/segments"));
+  if (::mkdir((path + "/stores").c_str(), 0700) != 0)
+    return Status::FromErrno(errno, "creating " + path + "/stores");
+  CAIRN_RETURN_IF_ERROR(CreateStoreDir(SystemStoreDir(path, cfg.version)));
+  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(path));
+  if (cfg.encrypted()) {
+    CAIRN_ASSIGN_OR_RETURN(auto ring, crypto::KeyRing::New());
+    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(KeyDir(path), ring, opts.password,
+                                                crypto::DefaultKdfParams(), nullptr));
+  }
   // The config goes last: a directory without it is not (yet) a repository.
   return SaveConfig(path, cfg);
 }
@@ -210,9 +380,27 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
                                                      const OpenOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(path));
-  auto repo = std::make_unique<RepositoryImpl>(path, std::move(cfg));
-  CAIRN_RETURN_IF_ERROR(repo->OpenAll(opts));
+  // Keys first: a wrong password is refused before anything (the lock, the index) is touched.
+  std::optional<crypto::UnlockedKeys> keys;
+  if (cfg.encrypted()) {
+    CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(path, cfg, opts.password));
+    keys.emplace(std::move(k));
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto store, ResolveStore(path, cfg, opts.user));
+  auto repo = std::make_unique<RepositoryImpl>(path, std::move(cfg), std::move(store));
+  CAIRN_RETURN_IF_ERROR(repo->OpenAll(opts, keys ? &keys->ring : nullptr));
   return std::unique_ptr<Repository>(std::move(repo));
+}
+
+Result<bool> Repository::Encrypted(const std::string& path) {
+  auto cfg = LoadConfig(path);
+  if (!cfg.ok()) return cfg.status();
+  return cfg.value().encryption != "none";
+}
+
+Status CountKeyVersionsOf(Repository& repo, std::map<uint32_t, uint64_t>& chunks,
+                          std::map<uint32_t, uint64_t>& rows) {
+  return static_cast<RepositoryImpl&>(repo).CountKeyVersions(chunks, rows);
 }
 
 Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std::string& ref) {

@@ -1,0 +1,74 @@
+// Shared CLI helpers: errors, parsing, passwords, opening stores.
+#include "cli/common.h"
+
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+
+#include "crypto/passphrase.h"
+#include "crypto/secret.h"
+
+namespace cairn::cli {
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
+  return 1;
+}
+
+Result<uint64_t> ParseSize(const std::string& s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data()) return Status::Invalid("bad size '" + s + "'");
+  std::string unit(p, s.data() + s.size());
+  uint64_t mul = 1;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "k") mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+  else return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
+  return v * mul;
+}
+
+Result<uint64_t> ParseDuration(const std::string& s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data())
+    return Status::Invalid("bad duration '" + s + "' (use e.g. 90d, 12h, 30m, 45s)");
+  std::string unit(p, s.data() + s.size());
+  uint64_t mul = 0;
+  if (unit.empty() || unit == "s") mul = 1;
+  else if (unit == "m") mul = 60;
+  else if (unit == "h") mul = 3600;
+  else if (unit == "d") mul = 86400;
+  else if (unit == "w") mul = 7 * 86400;
+  else return Status::Invalid("bad duration unit in '" + s + "' (use s, m, h, d or w)");
+  return v * mul;
+}
+
+std::string TimeString(uint64_t ns) {
+  std::time_t t = static_cast<std::time_t>(ns / 1000000000ull);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+Result<std::string> RepoPassword(const Globals& g, const std::string& repo, bool confirm) {
+  auto enc = Repository::Encrypted(repo);
+  if (!enc.ok() || !*enc) return std::string();  // opening reports a bad repository itself
+  return crypto::ReadPassphrase(g.password_file, confirm, "password for " + repo + ": ");
+}
+
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
+                                             const Globals& g) {
+  if (g.system && !g.user.empty()) return Status::Invalid("--user and --system exclude each other");
+  OpenOptions o;
+  o.writable = writable;
+  o.threads = g.threads;
+  o.user = g.user;
+  CAIRN_ASSIGN_OR_RETURN(o.password, RepoPassword(g, path));
+  auto r = Repository::Open(path, o);
+  crypto::Cleanse(o.password);
+  return r;
+}
+
+}  // namespace cairn::cli

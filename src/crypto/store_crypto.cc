@@ -1,0 +1,118 @@
+// Chunk and metadata sealing, keyed names and index MACs of an encrypted store.
+#include "crypto/store_crypto.h"
+
+#include <cstring>
+#include <ctime>
+
+#include "crypto/aead.h"
+
+namespace cairn::crypto {
+namespace {
+
+void PutU32Le(uint8_t* p, uint32_t x) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(x >> (8 * i));
+}
+uint32_t GetU32Le(const uint8_t* p) {
+  uint32_t x = 0;
+  for (int i = 3; i >= 0; i--) x = (x << 8) | p[i];
+  return x;
+}
+std::span<const uint8_t> Bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+StoreCrypto::StoreCrypto(StoreKeys keys, HashAlgo algo)
+    : keys_(std::move(keys)),
+      algo_(algo),
+      name_hasher_(MakeHasher(algo, keys_.name_key().AsDigest())),
+      index_hasher_(MakeHasher(algo, keys_.index_key().AsDigest())) {}
+
+std::unique_ptr<Hasher> StoreCrypto::MakeIdHasher() const {
+  return MakeHasher(algo_, keys_.id_key().AsDigest());
+}
+
+Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
+                              std::vector<uint8_t>& out) const {
+  seal.key_version = keys_.current_version();
+  seal.epoch = static_cast<uint64_t>(std::time(nullptr));
+  CAIRN_RETURN_IF_ERROR(RandomBytes(seal.salt));
+  CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
+  Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
+  auto aad = ChunkAad(store_id(), id, seal.key_version);
+  out.resize(plain.size() + kSealOverhead);
+  return SealInto(key, aad, plain, out);
+}
+
+Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
+                              std::vector<uint8_t>& buf) const {
+  if (buf.size() < kSealOverhead)
+    return Status::Corruption("too short to be a sealed chunk");
+  auto data_key = keys_.DataKey(seal.key_version);
+  if (!data_key.ok())
+    return Status::Corruption("sealed under key version " + std::to_string(seal.key_version) +
+                              ", which the key ring lacks");
+  Key32 key = ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch);
+  auto aad = ChunkAad(store_id(), id, seal.key_version);
+  std::span<uint8_t> plain(buf.data() + kNonceSize, buf.size() - kSealOverhead);
+  if (!OpenInto(key, aad, buf, plain).ok())
+    return Status::Corruption("authentication failed (tampered or damaged)");
+  std::memmove(buf.data(), plain.data(), plain.size());
+  buf.resize(plain.size());
+  return Status::Ok();
+}
+
+Result<std::string> StoreCrypto::SealRow(std::string_view row_key, std::string_view plain) const {
+  uint32_t v = keys_.current_version();
+  CAIRN_ASSIGN_OR_RETURN(Key32 key, keys_.MetaKey(v));
+  std::string out(1 + 4 + plain.size() + kSealOverhead, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  p[0] = kRowMagic;
+  PutU32Le(p + 1, v);
+  CAIRN_RETURN_IF_ERROR(
+      SealInto(key, Bytes(row_key), Bytes(plain), {p + 5, plain.size() + kSealOverhead}));
+  return out;
+}
+
+std::optional<uint32_t> StoreCrypto::RowKeyVersion(std::string_view sealed) {
+  if (sealed.size() < kRowOverhead || static_cast<uint8_t>(sealed[0]) != kRowMagic)
+    return std::nullopt;
+  return GetU32Le(reinterpret_cast<const uint8_t*>(sealed.data()) + 1);
+}
+
+Result<std::string> StoreCrypto::OpenRow(std::string_view row_key, std::string_view sealed) const {
+  auto v = RowKeyVersion(sealed);
+  if (!v) return Status::Corruption("is not a sealed row");
+  auto key = keys_.MetaKey(*v);
+  if (!key.ok())
+    return Status::Corruption("is sealed under key version " + std::to_string(*v) +
+                              ", which the key ring lacks");
+  std::string plain(sealed.size() - kRowOverhead, '\0');
+  if (!OpenInto(*key, Bytes(row_key), Bytes(sealed.substr(5)),
+                {reinterpret_cast<uint8_t*>(plain.data()), plain.size()})
+           .ok())
+    return Status::Corruption("authentication failed (tampered or damaged)");
+  return plain;
+}
+
+std::string StoreCrypto::NameId(std::string_view name) const {
+  Digest d = name_hasher_->Hash(name);
+  return std::string(d.View());
+}
+
+std::array<uint8_t, StoreCrypto::kIndexTagSize> StoreCrypto::IndexTag(
+    std::string_view key, std::string_view value) const {
+  auto s = index_hasher_->Stream();
+  uint8_t len[4];
+  PutU32Le(len, static_cast<uint32_t>(key.size()));
+  s->Update(len);
+  s->Update(Bytes(key));
+  s->Update(Bytes(value));
+  Digest d = s->Finish();
+  std::array<uint8_t, kIndexTagSize> tag;
+  std::memcpy(tag.data(), d.bytes.data(), tag.size());
+  return tag;
+}
+
+}  // namespace cairn::crypto

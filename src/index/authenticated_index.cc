@@ -1,0 +1,85 @@
+// Index values with a MAC appended: value || tag(key, value).
+#include "index/authenticated_index.h"
+
+#include <openssl/crypto.h>
+
+namespace cairn {
+namespace {
+
+class AuthenticatedIndex : public Index {
+ public:
+  AuthenticatedIndex(std::unique_ptr<Index> inner, IndexTagFn tag, RowNamer namer)
+      : inner_(std::move(inner)), tag_(std::move(tag)), namer_(std::move(namer)) {}
+
+  Result<std::optional<std::string>> Get(std::string_view key) override {
+    CAIRN_ASSIGN_OR_RETURN(auto v, inner_->Get(key));
+    if (!v) return v;
+    CAIRN_RETURN_IF_ERROR(Strip(key, *v));
+    return v;
+  }
+
+  Status Write(const WriteBatch& batch, bool sync) override {
+    WriteBatch tagged;
+    for (const auto& op : batch.ops()) {
+      if (op.is_delete) {
+        tagged.Delete(op.key);
+        continue;
+      }
+      auto t = tag_(op.key, op.value);
+      std::string v = op.value;
+      v.append(reinterpret_cast<const char*>(t.data()), t.size());
+      tagged.Put(op.key, std::move(v));
+    }
+    return inner_->Write(tagged, sync);
+  }
+
+  Status Scan(std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    Status bad;
+    CAIRN_RETURN_IF_ERROR(inner_->Scan(prefix, [&](std::string_view k, std::string_view v) {
+      if (!TagMatches(k, v)) {
+        bad = Failure(k);
+        return false;
+      }
+      return fn(k, v.substr(0, v.size() - kIndexTagSize));
+    }));
+    return bad;
+  }
+
+  std::string Describe() const override { return inner_->Describe(); }
+
+  Status Verify(const std::function<void(std::string)>& problem) override {
+    return inner_->Scan("", [&](std::string_view k, std::string_view v) {
+      if (!TagMatches(k, v)) problem(Failure(k).message());
+      return true;
+    });
+  }
+
+ private:
+  bool TagMatches(std::string_view k, std::string_view v) const {
+    if (v.size() < kIndexTagSize) return false;
+    auto t = tag_(k, v.substr(0, v.size() - kIndexTagSize));
+    return CRYPTO_memcmp(t.data(), v.data() + v.size() - kIndexTagSize, kIndexTagSize) == 0;
+  }
+  Status Failure(std::string_view k) const {
+    return Status::Corruption(namer_(k) + ": index value fails authentication (tampered or damaged)");
+  }
+  Status Strip(std::string_view k, std::string& v) const {
+    if (!TagMatches(k, v)) return Failure(k);
+    v.resize(v.size() - kIndexTagSize);
+    return Status::Ok();
+  }
+
+  std::unique_ptr<Index> inner_;
+  IndexTagFn tag_;
+  RowNamer namer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Index> MakeAuthenticatedIndex(std::unique_ptr<Index> inner, IndexTagFn tag,
+                                              RowNamer namer) {
+  return std::make_unique<AuthenticatedIndex>(std::move(inner), std::move(tag), std::move(namer));
+}
+
+}  // namespace cairn
