@@ -10,7 +10,8 @@ DATA=${2:-${TMPDIR:-/tmp}/cairn-benchdata}
 RUNS=${RUNS:-3}
 HERE=$(dirname "$(realpath "$0")")
 "$HERE/../../shared/tools/make-bench-data" "$DATA" >/dev/null 2>&1 || /work/shared/tools/make-bench-data "$DATA" >/dev/null
-export RESTIC_PASSWORD=cairn-bench BORG_PASSPHRASE=cairn-bench BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+export CAIRN_PASSWORD=cairn-bench RESTIC_PASSWORD=cairn-bench BORG_PASSPHRASE=cairn-bench BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+unset CAIRN_KDF_FAST # cairn pays the real key-file (Argon2id) cost per command, as restic and borg do
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 W=$(mktemp -d "${TMPDIR:-/tmp}/cairn-reclaim-bench-XXXXXX")
 trap 'rm -rf "$W"' EXIT

@@ -11,7 +11,9 @@
 #   BENCH_DATA=DIR      data dir (default ${TMPDIR:-/tmp}/cairn-benchdata; made by make-bench-data)
 #   BENCH_OUT=FILE      JSON results (default /tmp/cairn-bench.json)
 #   TOOLS="cairn restic borg casync"   which tools to run (cairn first is not required)
-#   CAIRN_INIT_ARGS=""  extra args for `cairn init` (e.g. --encryption ... once it exists)
+#   CAIRN_INIT_ARGS=""  extra args for `cairn init`; cairn repos are encrypted (aes-256-gcm) by
+#                       default, like the restic and borg (repokey-blake2) ones; --encryption none
+#                       for an unencrypted cairn
 #   CAIRN_PUT_ARGS=""   extra args for `cairn put` / `cairn get` (e.g. --threads N)
 #   SCALING=1           also run cairn --threads 1 vs --threads 2 (ingest + restore of the tar)
 #   MAKE_BENCH_DATA=... path of the data generator (default /work/shared/tools/make-bench-data)
@@ -69,7 +71,8 @@ STO=$WORK/stored.tsv      # run tool figure bytes
 : >"$RES"; : >"$STO"
 LOG=$WORK/log; mkdir -p "$LOG"
 
-export RESTIC_PASSWORD=cairn-bench BORG_PASSPHRASE=cairn-bench
+export CAIRN_PASSWORD=cairn-bench RESTIC_PASSWORD=cairn-bench BORG_PASSPHRASE=cairn-bench
+unset CAIRN_KDF_FAST # cairn pays the real key-file (Argon2id) cost per command, as restic and borg do
 export BORG_BASE_DIR=$WORK/borg-home RESTIC_CACHE_DIR=$WORK/restic-cache
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 

@@ -52,4 +52,9 @@ Result<KeyVersions> ListKeyVersions(const std::string& repo, const std::string& 
 // (run `reencrypt` first); refuses the current version.
 Status RetireKey(const std::string& repo, const std::string& password, uint32_t version);
 
+// The repository config as JSON (config.json; nothing secret is in it).
+Result<std::string> ShowConfig(const std::string& repo, const std::string& password);
+// Sets the re-seal policy applied by `maintain` (0 = none); needs an encrypted repository.
+Status SetResealAfter(const std::string& repo, const std::string& password, uint64_t seconds);
+
 }  // namespace cairn::admin

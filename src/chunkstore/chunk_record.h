@@ -26,7 +26,7 @@ struct ChunkRecord {
   // Encryption fields (zero in an unencrypted store).
   uint32_t key_version = 0;    // master key version the chunk is sealed under
   std::array<uint8_t, 16> salt{};
-  uint64_t sealed = 0;         // unix seconds of the last seal (the chunk key's epoch)
+  uint64_t sealed = 0;         // unix nanoseconds of the last seal (the chunk key's epoch)
   uint32_t generation = 0;     // 1 when first sealed, +1 at every re-seal
 
   bool is_sealed() const { return key_version != 0; }

@@ -110,15 +110,23 @@ Result<std::optional<ChunkRecord>> ChunkStore::Lookup(const Digest& id) const {
 Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out) const {
   CAIRN_ASSIGN_OR_RETURN(auto rec, Lookup(id));
   if (!rec) return Status::NotFound("chunk " + id.Hex() + " is missing from the store");
-  Status s = ReadRecord(id, *rec, out);
-  if (s.ok() || s.code() != Code::kCorruption) return s;
+  ChunkRecord cur = *rec;
+  Status s = ReadRecord(id, cur, out);
   // A compaction or re-encryption may have moved the chunk between the lookup and the read
-  // (and its old extent been reused): read again from where the index says it is now.
-  auto again = Lookup(id);
-  if (!again.ok() || !*again) return s;
-  const ChunkRecord& now = **again;
-  if (now.segment == rec->segment && now.offset == rec->offset && now.salt == rec->salt) return s;
-  return ReadRecord(id, now, out);
+  // (and its old extent been reused): read again from where the index says it is now, as long
+  // as the record keeps changing (bounded: a chunk is not moved that often).
+  // Index::Refresh makes a read-only index see moves committed after it was opened.
+  for (int attempt = 0; attempt < 8 && s.code() == Code::kCorruption; attempt++) {
+    // A reader in another process sees the index as of its open: catch up with the writer.
+    if (!index_->Refresh().ok()) return s;
+    auto again = Lookup(id);
+    if (!again.ok() || !*again) return s;
+    const ChunkRecord& now = **again;
+    if (now.segment == cur.segment && now.offset == cur.offset && now.salt == cur.salt) return s;
+    cur = now;
+    s = ReadRecord(id, cur, out);
+  }
+  return s;
 }
 
 Status ChunkStore::ReadRecord(const Digest& id, const ChunkRecord& rec,

@@ -112,7 +112,7 @@ struct MaintainOptions {
 };
 
 struct ResealOptions {
-  // Re-seal chunks sealed before this (unix seconds) or under a key version other than the
+  // Re-seal chunks sealed before this (unix nanoseconds) or under a key version other than the
   // current one.
   uint64_t sealed_before = 0;
   uint64_t max_bytes = UINT64_MAX;

@@ -26,14 +26,10 @@ int WithPassword(const Globals& g, const std::string& repo, Fn&& fn) {
 // The new password of key add / key passwd: --new-password-file, CAIRN_NEW_PASSWORD, or the
 // terminal (asked twice).
 Result<std::string> NewPassword(const std::string& file) {
-  if (file.empty()) {
-    const char* env = std::getenv("CAIRN_NEW_PASSWORD");
-    if (env && *env) return std::string(env);
-  }
-  auto pw = crypto::ReadPassphrase(file, /*confirm=*/true, "new password: ");
-  if (!pw.ok() && file.empty())
-    return Status::Invalid("no new password: set CAIRN_NEW_PASSWORD, use --new-password-file, "
-                           "or run on a terminal");
+  auto pw = crypto::ReadPassphrase(file, /*confirm=*/true, "new password: ", "CAIRN_NEW_PASSWORD",
+                                   "--new-password-file");
+  if (!pw.ok() && pw.status().message().rfind("no password", 0) == 0)
+    return Status::Invalid("no new " + pw.status().message().substr(3));
   return pw;
 }
 
@@ -85,6 +81,29 @@ void AddAdminCommands(CLI::App& app, Globals& g, int& rc) {
       Status s = admin::RemoveUser(repo, pw, name);
       if (!s.ok()) return Fail(s);
       if (!g.quiet) std::printf("removed user %s and its store\n", name.c_str());
+      return 0;
+    });
+  });
+
+  static std::string config_key, config_value;
+  auto* config = app.add_subcommand("config", "show the repository config, or set reseal-after");
+  config->add_option("REPO", repo)->required();
+  config->add_option("KEY", config_key, "reseal-after")->check(CLI::IsMember({"reseal-after"}));
+  config->add_option("VALUE", config_value, "a duration (90d, 12h, 0 = off)");
+  config->callback([&] {
+    rc = WithPassword(g, repo, [&](const std::string& pw) {
+      if (config_key.empty()) {
+        auto text = admin::ShowConfig(repo, pw);
+        if (!text.ok()) return Fail(text.status());
+        std::fputs(text->c_str(), stdout);
+        return 0;
+      }
+      if (config_value.empty()) return Fail(Status::Invalid("config reseal-after needs a VALUE"));
+      auto d = ParseDuration(config_value);
+      if (!d.ok()) return Fail(d.status());
+      Status s = admin::SetResealAfter(repo, pw, *d);
+      if (!s.ok()) return Fail(s);
+      if (!g.quiet) std::printf("reseal-after set to %llu seconds\n", (unsigned long long)*d);
       return 0;
     });
   });

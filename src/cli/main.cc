@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cairn/admin.h"
 #include "cairn/repository.h"
 #include "cli/common.h"
 #include "cli/progress.h"
@@ -343,7 +344,28 @@ int CmdStat(const Globals& g, const std::string& repo_path) {
 }
 
 int CmdCheck(const Globals& g, const std::string& repo_path, bool read_data) {
+  {
+    // The password and the key files first: a problem there is an error (exit 1), not a
+    // finding about the store.
+    auto pw = RepoPassword(g, repo_path);
+    if (!pw.ok()) return Fail(pw.status());
+    if (!pw->empty()) {
+      auto kv = admin::ListKeyVersions(repo_path, *pw);
+      crypto::Cleanse(*pw);
+      if (!kv.ok()) return Fail(kv.status());
+    }
+  }
   auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok() && repo.status().code() == Code::kCorruption) {
+    // The store is damaged where opening already reads (segment or free-extent rows): that is
+    // a finding of check, reported as one.
+    if (g.json)
+      std::cout << json({{"clean", false}, {"errors", {repo.status().message()}}}).dump() << "\n";
+    else
+      std::printf("error: %s\nPROBLEMS FOUND: the store cannot be opened; 1 error(s)\n",
+                  repo.status().message().c_str());
+    return 3;
+  }
   if (!repo.ok()) return Fail(repo.status());
   ProgressBar bar("check", !g.quiet);
   CheckOptions o;

@@ -113,15 +113,16 @@ Result<std::string> PromptOnce(int fd, std::string_view prompt) {
 }  // namespace
 
 Result<std::string> ReadPassphrase(const std::string& password_file, bool confirm,
-                                   std::string_view prompt) {
+                                   std::string_view prompt, const char* env_var,
+                                   std::string_view file_flag) {
   if (!password_file.empty()) return FromFile(password_file);
-  if (const char* env = std::getenv("CAIRN_PASSWORD"); env != nullptr && env[0] != '\0') {
+  if (const char* env = std::getenv(env_var); env != nullptr && env[0] != '\0') {
     return std::string(env);
   }
   int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
-    return Status::Invalid("no password: set CAIRN_PASSWORD, use --password-file, or run on a "
-                           "terminal");
+    return Status::Invalid("no password: set " + std::string(env_var) + ", use " +
+                           std::string(file_flag) + ", or run on a terminal");
   }
   auto first = PromptOnce(fd, prompt);
   if (!first.ok() || !confirm) {

@@ -2,7 +2,7 @@
 #include "crypto/store_crypto.h"
 
 #include <cstring>
-#include <ctime>
+#include <chrono>
 
 #include "crypto/aead.h"
 
@@ -36,7 +36,9 @@ std::unique_ptr<Hasher> StoreCrypto::MakeIdHasher() const {
 Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                               std::vector<uint8_t>& out) const {
   seal.key_version = keys_.current_version();
-  seal.epoch = static_cast<uint64_t>(std::time(nullptr));
+  seal.epoch = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
   CAIRN_RETURN_IF_ERROR(RandomBytes(seal.salt));
   CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
   Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);

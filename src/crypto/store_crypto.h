@@ -26,7 +26,7 @@ namespace cairn::crypto {
 struct ChunkSeal {
   uint32_t key_version = 0;  // 0 = not sealed (plain store)
   std::array<uint8_t, kChunkSaltSize> salt{};
-  uint64_t epoch = 0;  // unix seconds of the seal
+  uint64_t epoch = 0;  // unix nanoseconds of the seal
 };
 
 class StoreCrypto {

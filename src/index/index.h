@@ -51,6 +51,10 @@ class Index {
     (void)problem;
     return Status::Ok();
   }
+  // A read-only index sees the rows committed when it was opened; Refresh moves it to what is
+  // committed now (a reader that finds a chunk moved by another process's compaction or
+  // re-encryption refreshes and looks again). No-op for a writer, which always sees the latest.
+  virtual Status Refresh() { return Status::Ok(); }
 };
 
 // RocksDB in `dir`; `read_only` opens a consistent view while another process may write.

@@ -8,6 +8,10 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <shared_mutex>
 
 #include "index/index.h"
 
@@ -46,12 +50,26 @@ Status FromRocks(const rocksdb::Status& s, const std::string& where) {
   return Status::IOError(where + ": " + s.ToString());
 }
 
+rocksdb::Options MakeOptions(const std::string& dir, bool create);
+
+// A read-only open races with the writer's compactions: a table file listed in the MANIFEST it
+// read can be deleted before it opens it. Such an open is simply tried again.
+rocksdb::Status OpenReadOnly(const rocksdb::Options& o, const std::string& dir, rocksdb::DB** db) {
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(o, dir, db);
+  for (int attempt = 0; !s.ok() && !s.IsNotFound() && attempt < 5; attempt++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+    s = rocksdb::DB::OpenForReadOnly(o, dir, db);
+  }
+  return s;
+}
+
 class RocksIndex : public Index {
  public:
-  RocksIndex(std::unique_ptr<rocksdb::DB> db, std::string dir)
-      : db_(std::move(db)), dir_(std::move(dir)) {}
+  RocksIndex(std::unique_ptr<rocksdb::DB> db, std::string dir, bool read_only)
+      : db_(std::move(db)), dir_(std::move(dir)), read_only_(read_only) {}
 
   Result<std::optional<std::string>> Get(std::string_view key) override {
+    std::shared_lock lk(mu_);
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &v);
     if (s.IsNotFound()) return std::optional<std::string>();
@@ -60,6 +78,7 @@ class RocksIndex : public Index {
   }
 
   Status Write(const WriteBatch& batch, bool sync) override {
+    std::shared_lock lk(mu_);
     rocksdb::WriteBatch wb;
     for (const auto& op : batch.ops()) {
       if (op.is_delete) wb.Delete(op.key);
@@ -86,15 +105,25 @@ class RocksIndex : public Index {
 
   std::string Describe() const override { return dir_; }
 
+  Status Refresh() override {
+    if (!read_only_) return Status::Ok();
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = OpenReadOnly(MakeOptions(dir_, false), dir_, &raw);
+    if (!s.ok()) return FromRocks(s, "reopening index " + dir_);
+    std::unique_ptr<rocksdb::DB> fresh(raw);
+    std::unique_lock lk(mu_);
+    db_.swap(fresh);
+    return Status::Ok();  // the old view closes here, after every reader has left it
+  }
+
  private:
+  std::shared_mutex mu_;  // readers share; Refresh swaps the database exclusively
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
+  bool read_only_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
-                                              bool read_only) {
+rocksdb::Options MakeOptions(const std::string& dir, bool create) {
   rocksdb::Options o;
   o.info_log = std::make_shared<BestEffortLogger>(dir + "/LOG");
   // No WAL preallocation: on a nearly full disk it takes the last free space before the data.
@@ -110,11 +139,18 @@ Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool creat
   t.block_cache = rocksdb::NewLRUCache(16 << 20);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
+                                              bool read_only) {
+  rocksdb::Options o = MakeOptions(dir, create);
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(o, dir, &raw)
-                                : rocksdb::DB::Open(o, dir, &raw);
+  rocksdb::Status s = read_only ? OpenReadOnly(o, dir, &raw) : rocksdb::DB::Open(o, dir, &raw);
   if (!s.ok()) return FromRocks(s, "opening index " + dir);
-  return std::unique_ptr<Index>(new RocksIndex(std::unique_ptr<rocksdb::DB>(raw), dir));
+  return std::unique_ptr<Index>(new RocksIndex(std::unique_ptr<rocksdb::DB>(raw), dir, read_only));
 }
 
 }  // namespace cairn

@@ -187,4 +187,17 @@ Status RetireKey(const std::string& repo, const std::string& password, uint32_t 
   return crypto::RetireKeyVersion(KeyDir(repo), a.keys, version);
 }
 
+Result<std::string> ShowConfig(const std::string& repo, const std::string& password) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, false));
+  return a.cfg.ToJson();
+}
+
+Status SetResealAfter(const std::string& repo, const std::string& password, uint64_t seconds) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, true));
+  if (!a.cfg.encrypted() && seconds)
+    return Status::Invalid("repository " + repo + " is not encrypted: a re-seal policy needs keys");
+  a.cfg.reseal_after = seconds;
+  return SaveConfig(repo, a.cfg);
+}
+
 }  // namespace cairn::admin

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <ctime>
 #include <dirent.h>
 #include <thread>
@@ -30,7 +30,7 @@
 namespace cairn {
 namespace {
 
-// Index row of a re-encryption pass in progress: u8 1, u64 cut-off (unix seconds).
+// Index row of a re-encryption pass in progress: u8 1, u64 cut-off (unix nanoseconds).
 constexpr std::string_view kReencryptPassKey = "p";
 
 bool IsEmptyDir(const std::string& path) {
@@ -53,7 +53,12 @@ std::string DescribeRow(std::string_view k) {
   };
   switch (k[0]) {
     case keys::kChunk: return "index row of chunk " + digest_after_tag();
-    case keys::kSegment: return "index row of a segment";
+    case keys::kSegment:
+      return k.size() == 5 ? "index row of segment " +
+                                 std::to_string((uint8_t(k[1]) << 24) | (uint8_t(k[2]) << 16) |
+                                                (uint8_t(k[3]) << 8) | uint8_t(k[4]))
+                           : "index row of a segment";
+    case 'f': return "free-extent row of the extent allocator";  // extent_allocator.cc
     case keys::kManifest: return "index row of manifest " + digest_after_tag();
     case keys::kManifestRefs: return "refcount row of manifest " + digest_after_tag();
     case keys::kHead: return "head row of an object";
@@ -67,6 +72,17 @@ std::string DescribeRow(std::string_view k) {
 }
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
+uint64_t NowNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+constexpr uint64_t kNanosPerSecond = 1000000000ull;
+// Unix nanoseconds `seconds` ago (0 when that is before 1970).
+uint64_t NanosAgo(uint64_t seconds) {
+  uint64_t now = NowNanos();
+  return seconds >= now / kNanosPerSecond ? 0 : now - seconds * kNanosPerSecond;
+}
 
 class RepositoryImpl : public Repository {
  public:
@@ -156,7 +172,7 @@ class RepositoryImpl : public Repository {
       // The repository's policy: re-seal chunks sealed longer ago than reseal_after, within
       // what is left of the byte and time budget.
       ResealOptions ro;
-      ro.sealed_before = NowSeconds() > cfg_.reseal_after ? NowSeconds() - cfg_.reseal_after : 0;
+      ro.sealed_before = NanosAgo(cfg_.reseal_after);
       ro.max_bytes = o.max_bytes - std::min(o.max_bytes, r.bytes_moved);
       ro.deadline = o.deadline;
       CAIRN_ASSIGN_OR_RETURN(auto rr, chunks_->Reseal(ro));
@@ -216,7 +232,7 @@ class RepositoryImpl : public Repository {
       bool first = true;
       CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk([&](const Digest&, const ChunkRecord& r) {
         s.chunks_by_key_version[r.key_version]++;
-        if (first || r.sealed < s.oldest_seal) s.oldest_seal = r.sealed;
+        if (first || r.sealed / kNanosPerSecond < s.oldest_seal) s.oldest_seal = r.sealed / kNanosPerSecond;
         if (first || r.generation < s.min_generation) s.min_generation = r.generation;
         s.max_generation = std::max(s.max_generation, r.generation);
         first = false;
@@ -231,7 +247,7 @@ class RepositoryImpl : public Repository {
     ResealOptions o;
     bool pass_row = false;
     if (req.older_than_seconds) {
-      o.sealed_before = NowSeconds() > *req.older_than_seconds ? NowSeconds() - *req.older_than_seconds : 0;
+      o.sealed_before = NanosAgo(*req.older_than_seconds);
     } else {
       // A pass covers the chunks sealed before it began; its cut-off is kept until it finishes,
       // so a run that was killed or stopped by a limit resumes instead of starting over.
@@ -242,7 +258,7 @@ class RepositoryImpl : public Repository {
         o.sealed_before = r.U64();
         if (!r.done()) return Status::Corruption("the re-encryption pass row does not decode");
       } else {
-        o.sealed_before = NowSeconds() + 1;
+        o.sealed_before = NowNanos();
         std::string v;
         PutU8(v, 1);
         PutU64(v, o.sealed_before);
@@ -380,6 +396,7 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
                                                      const OpenOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(path));
+  CAIRN_RETURN_IF_ERROR(CheckNotDowngraded(path, cfg));
   // Keys first: a wrong password is refused before anything (the lock, the index) is touched.
   std::optional<crypto::UnlockedKeys> keys;
   if (cfg.encrypted()) {

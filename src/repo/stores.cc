@@ -34,6 +34,13 @@ Result<crypto::UnlockedKeys> UnlockRepository(const std::string& repo, const Rep
   return crypto::Unlock(KeyDir(repo), password);
 }
 
+Status CheckNotDowngraded(const std::string& repo, const RepoConfig& cfg) {
+  struct stat st;
+  if (cfg.encrypted() || ::stat(KeyDir(repo).c_str(), &st) != 0) return Status::Ok();
+  return Status::Corruption(repo + "/config.json says encryption \"none\" but the repository has key files (" +
+                            KeyDir(repo) + "): the config was altered; refusing to open it");
+}
+
 Status CreateStoreDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0) return Status::FromErrno(errno, "creating store " + dir);
   CAIRN_ASSIGN_OR_RETURN(auto index, OpenRocksIndex(dir + "/index", true, false));

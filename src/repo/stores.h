@@ -34,6 +34,10 @@ Result<crypto::UnlockedKeys> UnlockRepository(const std::string& repo, const Rep
 Status CountKeyVersionsOf(Repository& repo, std::map<uint32_t, uint64_t>& chunks,
                           std::map<uint32_t, uint64_t>& rows);
 
+// An encrypted repository has key files; a config.json saying "none" beside them was altered
+// (opening the repository as plain would write plaintext into it): Corruption.
+Status CheckNotDowngraded(const std::string& repo, const RepoConfig& cfg);
+
 // Creates an empty store directory (index and segments) at `dir`.
 Status CreateStoreDir(const std::string& dir);
 

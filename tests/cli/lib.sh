@@ -20,6 +20,11 @@ if [[ ! -x $CAIRN ]]; then
   exit 1
 fi
 
+# Every test repository is encrypted (the default) with this password. CAIRN_KDF_FAST=1 makes
+# key files with the weak test-only Argon2id cost, so each command unlocks in milliseconds.
+export CAIRN_PASSWORD="cli test password"
+export CAIRN_KDF_FAST=1
+
 PASSED=0
 SKIPPED=0
 DEFERRED=()

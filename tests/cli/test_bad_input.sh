@@ -13,7 +13,7 @@ expect_ok "put b" cairn put "$R" b "$T/b"
 expect_ok "put b again (b@2)" cairn put "$R" b "$T/a"
 expect_ok "put empty" cairn put "$R" empty "$T/empty"
 cp "$R/config.json" "$T/config.good"
-SEG=$R/segments/00000001.seg
+SEG=$R/stores/system/segments/00000001.seg
 [[ -f $SEG ]] || fail "expected the first segment at $SEG"
 SEG_LEN=$(stat -c %s "$SEG")
 SEG_SUM=$(sha "$SEG")
@@ -85,7 +85,7 @@ python3 - "$R/config.json" <<'EOF'
 import json, sys
 p = sys.argv[1]
 c = json.load(open(p))
-assert c["version"] == 1, c
+assert c["version"] == 2, c
 c["version"] = 99
 open(p, "w").write(json.dumps(c, indent=2))
 EOF
@@ -131,11 +131,102 @@ python3 -c '
 import json, sys
 c = json.load(open(sys.argv[1])); c["chunker"]["avg"] = 1000; print(json.dumps(c))' "$T/config.good" |
   damage_config "a config.json with an invalid chunk size"
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1])); c["encryption"] = "rot13"; print(json.dumps(c))' "$T/config.good" |
+  damage_config "a config.json with an unknown encryption"
+expect_stderr_has "unknown encryption" "rot13"
 mv "$R/config.json" "$T/config.moved"
 expect_error "ls without config.json" cairn ls "$R"
 expect_stderr_has "ls without config.json" "$R" "not a cairn repository"
 mv "$T/config.moved" "$R/config.json"
 intact "config damage (restored)"
+
+# ---------------------------------------------------------------------------------------------
+# Passwords and keys (the repository is encrypted): a wrong, missing or empty password, a missing
+# password file, a damaged key ring, no key files. Each fails before touching the store.
+# ---------------------------------------------------------------------------------------------
+expect_eq "$(json_get "$R/config.json" 'j["encryption"]')" aes-256-gcm "the repository is encrypted"
+# with_password PW CMD...: CMD with CAIRN_PASSWORD=PW. nopassword CMD...: CMD without a password
+# and without a controlling terminal (setsid), so that cairn cannot prompt.
+with_password() {
+  local pw=$1
+  shift
+  CAIRN_PASSWORD=$pw "$@"
+}
+nopassword() { setsid -w env -u CAIRN_PASSWORD "$@" </dev/null; }
+# pwfile FILE CAIRN ARGS...: CAIRN --password-file FILE ARGS...
+pwfile() {
+  local f=$1 bin=$2
+  shift 2
+  "$bin" --password-file "$f" "$@"
+}
+# locked_out DESC EXPECTED-TEXT WRAPPER...: ls, check, get and put all fail, naming TEXT. With
+# DAMAGED=1 (damage, not a user error), `check` may instead report what it met while opening as
+# a finding: exit 3, the error on an "error: " line of stdout, and PROBLEMS FOUND.
+DAMAGED=0
+locked_out() {
+  local desc=$1 text=$2 sub
+  shift 2
+  for sub in ls check get put; do
+    case $sub in
+      get) expect_error "get with $desc" "$@" "$CAIRN" get "$R" a -o "$T/pw.out" ;;
+      put) expect_error "put with $desc" "$@" "$CAIRN" put "$R" x "$T/b" ;;
+      check)
+        run "$@" "$CAIRN" check "$R"
+        if [[ $RC == 3 && $DAMAGED == 1 ]]; then
+          grep -q '^PROBLEMS FOUND' "$RUN_OUT" || fail "check with $desc: exit 3 without PROBLEMS FOUND"
+          grep '^error: ' "$RUN_OUT" | grep -F -- "$text" >/dev/null ||
+            fail "check with $desc: exit 3, but no error line names '$text'"
+          ok "check with $desc: reported as a problem found (exit 3) naming $text"
+          continue
+        fi
+        expect_error "check with $desc" "$@" "$CAIRN" check "$R"
+        ;;
+      *) expect_error "$sub with $desc" "$@" "$CAIRN" "$sub" "$R" ;;
+    esac
+    expect_stderr_has "$sub with $desc" "$text"
+  done
+  expect_absent "$T/pw.out" "failed get with $desc writes no file"
+}
+locked_out "a wrong password" "wrong password" with_password "not the cli test password"
+expect_stderr_has "wrong password" "$R/keys"
+locked_out "no password" "no password" nopassword
+echo "not the cli test password" >"$T/pw.wrong"
+echo "$CAIRN_PASSWORD" >"$T/pw.right"
+: >"$T/pw.empty"
+locked_out "a wrong --password-file" "wrong password" pwfile "$T/pw.wrong"
+expect_ok "--password-file wins over a wrong CAIRN_PASSWORD" \
+  with_password "not the cli test password" "$CAIRN" --password-file "$T/pw.right" ls "$R"
+expect_stdout_has "ls with --password-file" "empty"
+locked_out "a missing --password-file" "$T/no-such-pw" pwfile "$T/no-such-pw"
+locked_out "an empty --password-file" "empty password" pwfile "$T/pw.empty"
+expect_error "init without a password" nopassword "$CAIRN" init "$T/nopw-repo"
+expect_stderr_has "init without a password" "no password"
+expect_absent "$T/nopw-repo" "init without a password creates nothing"
+# A damaged key ring: one hex digit of its sealed data changed.
+cp -a "$R/keys" "$T/keys.good"
+python3 - "$R/keys/keyring.sealed" <<'EOF'
+import json, sys
+p = sys.argv[1]
+k = json.load(open(p))
+d = k["data"]
+i = len(d) // 2
+k["data"] = d[:i] + ("0" if d[i] != "0" else "1") + d[i + 1:]
+open(p, "w").write(json.dumps(k, indent=2))
+EOF
+DAMAGED=1
+locked_out "a damaged keyring.sealed" "$R/keys/keyring.sealed" env
+expect_stderr_has "damaged keyring.sealed" "authentication failed"
+rm -rf "$R/keys"
+cp -a "$T/keys.good" "$R/keys"
+find "$R/keys" -name '*.json' -delete
+locked_out "no key files" "$R/keys" env
+DAMAGED=0
+expect_stderr_has "no key files" "no key files"
+rm -rf "$R/keys"
+cp -a "$T/keys.good" "$R/keys"
+intact "password and key errors (keys restored)"
 
 # ---------------------------------------------------------------------------------------------
 # Missing object, missing version, bad version, ranges past the end.
@@ -252,27 +343,31 @@ bad_init "min below 64 bytes" "chunk size" --min-chunk 32 --avg-chunk 256 --max-
 bad_init "a bad size unit" "1X" --min-chunk 1X
 bad_init "a non-numeric size" "lots" --avg-chunk lots
 bad_init "a size of 5G" "4G" --max-chunk 5G
+bad_init "an unknown encryption" "rot13" --encryption rot13
+bad_init "an empty encryption" "encryption" --encryption ""
 intact "bad init options"
 
 # ---------------------------------------------------------------------------------------------
 # Locking: a second writer while the lock is held; a stale lock file.
 # ---------------------------------------------------------------------------------------------
 # The holder is one process (flock(1) on fd 9, then exec sleep), so killing it frees the lock.
-echo 424242 >"$R/lock"
+# Data commands lock the store they work in (the system store here), not the repository.
+LOCK=$R/stores/system/lock
+echo 424242 >"$LOCK"
 (
-  exec 9>>"$R/lock"
+  exec 9>>"$LOCK"
   flock -x 9
   exec sleep 60
 ) >/dev/null 2>&1 &
 HOLDER=$!
 add_cleanup "kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null"
 for _ in $(seq 100); do
-  if ! flock -n "$R/lock" true; then break; fi
+  if ! flock -n "$LOCK" true; then break; fi
   sleep 0.05
 done
-flock -n "$R/lock" true && fail "could not get flock(1) to hold $R/lock"
+flock -n "$LOCK" true && fail "could not get flock(1) to hold $LOCK"
 expect_error "put while the repository is locked" cairn put "$R" locked-out "$T/b"
-expect_stderr_has "put while locked" "$R" "locked by pid 424242"
+expect_stderr_has "put while locked" "$R/stores/system" "locked by pid 424242"
 expect_error "rm while the repository is locked" cairn rm "$R" a
 expect_stderr_has "rm while locked" "locked by pid"
 kill "$HOLDER"
@@ -286,15 +381,15 @@ expect_error "no locked-out object" cairn versions "$R" locked-out
 (exec sleep 0) &
 DEAD=$!
 wait "$DEAD"
-echo "$DEAD" >"$R/lock"
+echo "$DEAD" >"$LOCK"
 expect_ok "put with a stale lock file (dead pid $DEAD)" cairn put "$R" stale "$T/b"
 verify_object "$R" stale "$T/b" "object put over a stale lock"
-printf '999999999\n' >"$R/lock"
+printf '999999999\n' >"$LOCK"
 expect_ok "rm with a stale lock file (bogus pid)" cairn rm "$R" stale
-printf 'not a pid at all' >"$R/lock"
+printf 'not a pid at all' >"$LOCK"
 expect_ok "put with a garbage lock file" cairn put "$R" stale2 "$T/b"
 expect_ok "rm stale2" cairn rm "$R" stale2
-rm -f "$R/lock"
+rm -f "$LOCK"
 expect_ok "put with the lock file deleted" cairn put "$R" stale3 "$T/b"
 expect_ok "rm stale3" cairn rm "$R" stale3
 intact "locking"

@@ -90,12 +90,14 @@ check_spares() { # DESC TEXT...: no error line mentions TEXT
 chunks_named_with() { grep '^error: ' "$T/check.out" | grep -F -- "$1" | grep -oE 'chunk [0-9a-f]{64}' | cut -d' ' -f2 | sort -u; }
 
 # ---------------------------------------------------------------------------------------------
-# A repository whose layout is predictable: no compression, sha256 chunk ids, so a chunk of a
-# single-chunk object has the id sha256(content) and sits at the segment's length before its put.
+# A repository whose layout is predictable: unencrypted (--encryption none: no keyed ids, no
+# nonce and tag around each chunk), no compression, sha256 chunk ids, so a chunk of a single-chunk
+# object has the id sha256(content) and sits at the segment's length before its put. Section 3
+# damages an encrypted repository too.
 # ---------------------------------------------------------------------------------------------
 R=$T/repo
-SEG=$R/segments/00000001.seg
-expect_ok "init" cairn init "$R" --hash sha256 --compression none --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+SEG=$R/stores/system/segments/00000001.seg
+expect_ok "init" cairn init "$R" --encryption none --hash sha256 --compression none --min-chunk 16K --avg-chunk 64K --max-chunk 256K
 seglen() { if [[ -f $SEG ]]; then stat -c %s "$SEG"; else echo 0; fi; }
 
 rand_file "$T/keep1" $((2 * 1024 * 1024 + 17))
@@ -212,39 +214,65 @@ cp "$T/seg.backup" "$SEG"
 expect_check_clean "$R" "segment restored after flips" --read-data
 
 # ---------------------------------------------------------------------------------------------
-# 3. The default repository (blake3, zstd): flipped bytes in compressed data, and truncation.
+# 3. The default chunking, hash and compression (blake3, zstd): flipped bytes in compressed data,
+#    and truncation; in an unencrypted repository and in an encrypted one (the default), where a
+#    damaged chunk fails its AES-GCM authentication before anything is decompressed.
 # ---------------------------------------------------------------------------------------------
-Z=$T/zrepo
-ZSEG=$Z/segments/00000001.seg
-expect_ok "init default repo" cairn init "$Z" --min-chunk 16K --avg-chunk 64K --max-chunk 256K
 text_file "$T/ztext" $((3 * 1024 * 1024)) 11
 rand_file "$T/zkeep" 500000
-expect_ok "put zkeep" cairn put "$Z" zkeep "$T/zkeep"
-ZOFF=$(stat -c %s "$ZSEG")
-expect_ok "put ztext" cairn put --json "$Z" ztext "$T/ztext"
-expect_true "ztext is stored compressed" test "$(json_get "$RUN_OUT" 'j["stored_bytes"] < j["bytes"] // 2')" = true
-ZEND=$(stat -c %s "$ZSEG")
-cp "$ZSEG" "$T/zseg.backup"
-flip "$ZSEG" $(((ZOFF + ZEND) / 2)) 4
-check_must_find "$Z" "compressed chunk with flipped bytes" --read-data
-check_names "compressed chunk with flipped bytes" "ztext@1" "chunk "
-check_spares "compressed chunk with flipped bytes" "zkeep"
-Z_IDS=$(chunks_named_with "ztext@1")
-[[ -n $Z_IDS ]] || fail "compressed chunk with flipped bytes: no chunk id named with ztext@1"
-# shellcheck disable=SC2086
-get_must_fail "$Z" ztext "$T/ztext" "compressed chunk with flipped bytes" $Z_IDS
-verify_object "$Z" zkeep "$T/zkeep" "compressed repo: zkeep intact"
-cp "$T/zseg.backup" "$ZSEG"
-truncate -s $((ZEND - 100)) "$ZSEG"
-check_must_find "$Z" "compressed repo, truncated segment"
-check_names "compressed repo, truncated segment" "ztext@1" "chunk "
-check_spares "compressed repo, truncated segment" "zkeep"
-# shellcheck disable=SC2086
-# shellcheck disable=SC2046 # one argument per chunk id
-get_must_fail "$Z" ztext "$T/ztext" "compressed repo, truncated segment" $(chunks_named_with "ztext@1")
-verify_object "$Z" zkeep "$T/zkeep" "compressed repo after truncation: zkeep intact"
-cp "$T/zseg.backup" "$ZSEG"
-expect_check_clean "$Z" "compressed repo restored" --read-data
-verify_object "$Z" ztext "$T/ztext" "compressed repo restored: ztext intact"
+compressed_scenario() { # ENCRYPTION (none or aes-256-gcm)
+  local enc=$1 Z=$T/zrepo-$1 ZSEG ZOFF ZEND Z_IDS d="compressed repo ($1)"
+  ZSEG=$Z/stores/system/segments/00000001.seg
+  if [[ $enc == none ]]; then
+    expect_ok "$d: init" cairn init "$Z" --encryption none --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+  else
+    expect_ok "$d: init" cairn init "$Z" --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+  fi
+  expect_eq "$(json_get "$Z/config.json" '[j["encryption"], j["hash"], j["compression"]]')" \
+    "[\"$enc\", \"blake3\", \"zstd:3\"]" "$d: config"
+  expect_ok "$d: put zkeep" cairn put "$Z" zkeep "$T/zkeep"
+  ZOFF=$(stat -c %s "$ZSEG")
+  expect_ok "$d: put ztext" cairn put --json "$Z" ztext "$T/ztext"
+  expect_true "$d: ztext is stored compressed" test "$(json_get "$RUN_OUT" 'j["stored_bytes"] < j["bytes"] // 2')" = true
+  ZEND=$(stat -c %s "$ZSEG")
+  cp "$ZSEG" "$T/zseg.backup"
+  flip "$ZSEG" $(((ZOFF + ZEND) / 2)) 4
+  check_must_find "$Z" "$d: flipped bytes" --read-data
+  check_names "$d: flipped bytes" "ztext@1" "chunk "
+  check_spares "$d: flipped bytes" "zkeep"
+  Z_IDS=$(chunks_named_with "ztext@1")
+  [[ -n $Z_IDS ]] || fail "$d: flipped bytes: no chunk id named with ztext@1"
+  if [[ $enc != none ]]; then check_names "$d: flipped bytes" "authentication failed"; fi
+  # shellcheck disable=SC2086
+  get_must_fail "$Z" ztext "$T/ztext" "$d: flipped bytes" $Z_IDS
+  if [[ $enc != none ]]; then expect_stderr_has "$d: flipped bytes: get" "authentication failed"; fi
+  verify_object "$Z" zkeep "$T/zkeep" "$d: flipped bytes: zkeep intact"
+  if [[ $enc != none ]]; then
+    # Every stored byte is authenticated: the nonce at the start of a chunk, the tag at its end.
+    for at in "$ZOFF:nonce of ztext's first stored chunk" "$((ZEND - 1)):tag of the last stored chunk"; do
+      cp "$T/zseg.backup" "$ZSEG"
+      flip "$ZSEG" "${at%%:*}" 1
+      check_must_find "$Z" "$d: flipped ${at#*:}" --read-data
+      check_names "$d: flipped ${at#*:}" "ztext@1" "authentication failed"
+      check_spares "$d: flipped ${at#*:}" "zkeep"
+      expect_eq "$(chunks_named_with "ztext@1" | wc -l)" 1 "$d: flipped ${at#*:}: exactly one chunk reported"
+      # shellcheck disable=SC2046 # one argument per chunk id
+      get_must_fail "$Z" ztext "$T/ztext" "$d: flipped ${at#*:}" $(chunks_named_with "ztext@1")
+    done
+  fi
+  cp "$T/zseg.backup" "$ZSEG"
+  truncate -s $((ZEND - 100)) "$ZSEG"
+  check_must_find "$Z" "$d: truncated segment"
+  check_names "$d: truncated segment" "ztext@1" "chunk "
+  check_spares "$d: truncated segment" "zkeep"
+  # shellcheck disable=SC2046 # one argument per chunk id
+  get_must_fail "$Z" ztext "$T/ztext" "$d: truncated segment" $(chunks_named_with "ztext@1")
+  verify_object "$Z" zkeep "$T/zkeep" "$d: after truncation: zkeep intact"
+  cp "$T/zseg.backup" "$ZSEG"
+  expect_check_clean "$Z" "$d: restored" --read-data
+  verify_object "$Z" ztext "$T/ztext" "$d: restored: ztext intact"
+}
+compressed_scenario none
+compressed_scenario aes-256-gcm
 
 finish

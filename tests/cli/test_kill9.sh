@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # kill -9 of a real `cairn put` (and now and then `cairn rm`) at random moments, KILL_LOOPS times
-# (default 50). After every kill: `cairn check` exits 0, the earlier objects are byte-identical,
+# (default 50) in an unencrypted repository, then KILL_ENC_LOOPS times (default 20) in an
+# encrypted one. After every kill: `cairn check` exits 0, the earlier objects are byte-identical,
 # and the interrupted version is either absent or complete and byte-identical to its file.
+# Unencrypted (sha256 ids), a version's content_hash is the sha256 of its file; encrypted, it is
+# a keyed hash: it must NOT be the plain sha256, and must stay what it was when first listed.
 # KILL_SEED fixes the random choices (sizes, delays) for a rerun; the data itself is always new.
 source "$(dirname "$0")/lib.sh" "$@"
 
 LOOPS=${KILL_LOOPS:-50}
+ENC_LOOPS=${KILL_ENC_LOOPS:-20}
 SEED=${KILL_SEED:-$((($$ * 7919 + $(date +%s)) % 32768))}
 RANDOM=$SEED
 [[ $LOOPS =~ ^[0-9]+$ && $LOOPS -ge 1 ]] || fail "KILL_LOOPS must be a positive number, not '$LOOPS'"
-note "$LOOPS kill loops, KILL_SEED=$SEED"
+[[ $ENC_LOOPS =~ ^[0-9]+$ ]] || fail "KILL_ENC_LOOPS must be a number, not '$ENC_LOOPS'"
+note "$LOOPS kill loops unencrypted, $ENC_LOOPS encrypted, KILL_SEED=$SEED"
 
 MiB=$((1024 * 1024))
-R=$T/repo
-expect_ok "init" cairn init "$R" --hash sha256 --compression zstd:6 \
-  --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+R=""   # the repository of the current pass
+ENC="" # its encryption: none or aes-256-gcm
 
 CUR_PID=""
 # shellcheck disable=SC2016 # expanded when the hook runs
@@ -47,16 +51,13 @@ kill_after() {
   KILL_STATUS=$st
 }
 
-# Base objects that must survive every kill.
+# Base objects that must survive every kill (put into each pass's repository).
 declare -A BASE=()
 rand_file "$T/base-random" $((3 * MiB + 11))
 slice "$T/textpool" $((5 * MiB)) $((6 * MiB)) >"$T/base-text"
 slice "$T/randpool" $((10 * MiB)) $((4 * MiB)) >"$T/base-pool"
 : >"$T/base-empty"
-for b in random text pool empty; do
-  expect_ok "put base-$b" cairn put "$R" "base-$b" "$T/base-$b"
-  BASE[base-$b]=$(sha "$T/base-$b")
-done
+for b in random text pool empty; do BASE[base-$b]=$(sha "$T/base-$b"); done
 
 # object_sha REPO REF: sha256 of `cairn get`, or fails.
 object_sha() {
@@ -100,8 +101,9 @@ check_quick() {
   ok "$when: check $* exits 0"
 }
 
-# VERS[v] = sha256 of the file that victim@v must hold; SIZES[v] its size.
-declare -A VERS=() SIZES=()
+# VERS[v] = sha256 of the file that victim@v must hold; SIZES[v] its size; HASHES[v] the
+# content_hash listed for it (unencrypted: equal to VERS[v]; encrypted: the keyed hash).
+declare -A VERS=() SIZES=() HASHES=()
 
 # compare_versions WHEN: the versions in the repo are exactly the recorded ones, with the
 # recorded sizes and hashes (metadata only; data is read back separately).
@@ -110,8 +112,8 @@ compare_versions() {
   victim_versions
   while read -r v size hash; do
     [[ -n ${VERS[$v]:-} ]] || fail "$1: victim@$v exists but was never recorded"
-    [[ $hash == "${VERS[$v]}" && $size == "${SIZES[$v]}" ]] ||
-      fail "$1: victim@$v is $size bytes with hash $hash, recorded ${SIZES[$v]} bytes, ${VERS[$v]}"
+    [[ $hash == "${HASHES[$v]}" && $size == "${SIZES[$v]}" ]] ||
+      fail "$1: victim@$v is $size bytes with hash $hash, recorded ${SIZES[$v]} bytes, ${HASHES[$v]}"
     n=$((n + 1))
   done <"$T/versions.txt"
   [[ $n == "${#VERS[@]}" ]] || fail "$1: $n versions of victim listed, ${#VERS[@]} recorded"
@@ -165,12 +167,18 @@ kill_put() {
     v=$1
     read -r _ vsize hash < <(grep "^$v " "$T/versions.txt")
     [[ $vsize == "$size" ]] || fail "iteration $i: victim@$v lists $vsize bytes, the file has $size"
-    [[ $hash == "$sum" ]] || fail "iteration $i: victim@$v content_hash $hash is not the file's sha256 $sum"
+    if [[ $ENC == none ]]; then
+      [[ $hash == "$sum" ]] || fail "iteration $i: victim@$v content_hash $hash is not the file's sha256 $sum"
+    else
+      [[ $hash =~ ^[0-9a-f]{64}$ ]] || fail "iteration $i: victim@$v content_hash '$hash' is not 64 hex digits"
+      [[ $hash != "$sum" ]] || fail "iteration $i: victim@$v content_hash is the plain sha256 of its file in an encrypted store"
+    fi
     [[ $(object_sha "$R" "victim@$v") == "$sum" ]] ||
       fail "iteration $i: victim@$v does not read back as the file that was being written"
     ok "iteration $i: the new victim@$v is complete and byte-identical"
     VERS[$v]=$sum
     SIZES[$v]=$size
+    HASHES[$v]=$hash
     if [[ $st == 0 ]]; then COMPLETED=$((COMPLETED + 1)); else AFTER_COMMIT=$((AFTER_COMMIT + 1)); fi
   else
     [[ $st == 137 ]] || fail "iteration $i: put exited 0 but no new version of victim exists"
@@ -208,13 +216,13 @@ kill_rm() {
     ((present == 0 || absent == 0)) ||
       fail "iteration $i: interrupted rm of every version left $present of ${#VERS[@]} versions"
     if ((absent > 0)); then
-      VERS=() SIZES=()
+      VERS=() SIZES=() HASHES=()
     fi
   else
     ((absent <= 1)) || fail "iteration $i: rm $ref removed $absent versions"
     if ((absent == 1)); then
       grep -q "^$target " "$T/versions.txt" && fail "iteration $i: rm $ref removed another version"
-      unset "VERS[$target]" "SIZES[$target]"
+      unset "VERS[$target]" "SIZES[$target]" "HASHES[$target]"
     fi
   fi
   if ((absent > 0)); then
@@ -232,44 +240,71 @@ kill_rm() {
   ok "iteration $i: every surviving version reads back intact"
 }
 
-for ((i = 1; i <= LOOPS; i++)); do
-  kill_put "$i"
-  compare_versions "iteration $i"
-  verify_bases "iteration $i"
-  if ((i % 5 == 0)); then kill_rm "$i"; fi
-  if ((i % 10 == 0)); then
-    check_quick "iteration $i" --read-data
-    note "after $i kills: put killed mid-write $MID ($MID_TORN with segment data written), killed after commit $AFTER_COMMIT, completed before the kill $COMPLETED; rm killed before commit $RM_MID, after commit $RM_DONE, completed $RM_COMPLETED; ${#VERS[@]} versions of victim"
+# ---------------------------------------------------------------------------------------------
+# pass ENCRYPTION LOOPS: a fresh repository with the base objects, then LOOPS kill loops.
+# ---------------------------------------------------------------------------------------------
+kill_pass() {
+  local loops=$2 b
+  ENC=$1
+  R=$T/repo-$ENC
+  VERS=() SIZES=() HASHES=()
+  MID=0 MID_TORN=0 AFTER_COMMIT=0 COMPLETED=0 RM_MID=0 RM_DONE=0 RM_COMPLETED=0
+  note "---- $loops kill loops in a repository with encryption $ENC"
+  expect_ok "$ENC: init" cairn init "$R" --encryption "$ENC" --hash sha256 --compression zstd:6 \
+    --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+  expect_eq "$(json_get "$R/config.json" 'j["encryption"]')" "$ENC" "$ENC: config.json records the encryption"
+  for b in random text pool empty; do expect_ok "$ENC: put base-$b" cairn put "$R" "base-$b" "$T/base-$b"; done
+
+  for ((i = 1; i <= loops; i++)); do
+    kill_put "$i"
+    compare_versions "iteration $i"
+    verify_bases "iteration $i"
+    if ((i % 5 == 0)); then kill_rm "$i"; fi
+    if ((i % 10 == 0)); then
+      check_quick "iteration $i" --read-data
+      note "after $i kills: put killed mid-write $MID ($MID_TORN with segment data written), killed after commit $AFTER_COMMIT, completed before the kill $COMPLETED; rm killed before commit $RM_MID, after commit $RM_DONE, completed $RM_COMPLETED; ${#VERS[@]} versions of victim"
+    fi
+  done
+
+  # Final state: every recorded version and base object reads back; a writable open cuts the
+  # uncommitted tails, after which the segments hold exactly the committed bytes.
+  check_quick "$ENC: after all kills" --read-data
+  verify_bases "$ENC: after all kills"
+  for v in "${!VERS[@]}"; do
+    [[ $(object_sha "$R" "victim@$v") == "${VERS[$v]}" ]] || fail "$ENC: after all kills: victim@$v is not byte-identical"
+  done
+  ok "$ENC: after all kills: all ${#VERS[@]} recorded versions of victim are byte-identical"
+  compare_versions "$ENC: after all kills"
+
+  rand_file "$T/final" $((2 * MiB))
+  expect_ok "$ENC: a clean put after the kills" cairn put --json "$R" final "$T/final"
+  FINAL_HASH=$(json_get "$RUN_OUT" 'j["content_hash"]')
+  verify_object "$R" final "$T/final" "$ENC: the clean put reads back"
+  expect_check_clean "$R" "$ENC: check after the clean put" --read-data
+  grep -q "uncommitted" "$RUN_OUT" && fail "$ENC: after a writable open, check still reports uncommitted bytes: $(grep uncommitted "$RUN_OUT")"
+  ok "$ENC: the writable open cut every uncommitted segment tail"
+  expect_ok "$ENC: stat --json" cairn stat --json "$R"
+  SEG_ON_DISK=$(cat "$R"/stores/system/segments/*.seg | wc -c)
+  expect_eq "$(json_get "$RUN_OUT" 'j["segment_bytes"]')" "$SEG_ON_DISK" "$ENC: committed segment bytes equal the segment files' size"
+  # The same content put again gets the same content_hash (keyed or not): it is the content's.
+  expect_ok "$ENC: put of the same file under another name" cairn put --json "$R" final-again "$T/final"
+  expect_eq "$(json_get "$RUN_OUT" 'j["content_hash"]')" "$FINAL_HASH" "$ENC: the same content has the same content_hash"
+  if [[ $ENC == none ]]; then
+    expect_eq "$FINAL_HASH" "$(sha "$T/final")" "unencrypted: content_hash is the sha256 of the content"
+  else
+    expect_true "encrypted: content_hash ($FINAL_HASH) is not the plain sha256" test "$FINAL_HASH" != "$(sha "$T/final")"
   fi
-done
 
-# ---------------------------------------------------------------------------------------------
-# Final state: every recorded version and base object reads back; a writable open cuts the
-# uncommitted tails, after which the segments hold exactly the committed bytes.
-# ---------------------------------------------------------------------------------------------
-check_quick "after all kills" --read-data
-verify_bases "after all kills"
-for v in "${!VERS[@]}"; do
-  [[ $(object_sha "$R" "victim@$v") == "${VERS[$v]}" ]] || fail "after all kills: victim@$v is not byte-identical"
-done
-ok "after all kills: all ${#VERS[@]} recorded versions of victim are byte-identical"
-compare_versions "after all kills"
+  TOTAL_PUT=$((MID + AFTER_COMMIT + COMPLETED))
+  note "$ENC: put kills: $TOTAL_PUT; killed mid-write (no version): $MID, $MID_TORN of them with chunk data already in a segment; killed after commit (version complete): $AFTER_COMMIT; finished before the kill: $COMPLETED"
+  note "$ENC: rm kills: $((RM_MID + RM_DONE + RM_COMPLETED)); killed before commit: $RM_MID; killed after commit: $RM_DONE; finished before the kill: $RM_COMPLETED"
+  expect_eq "$TOTAL_PUT" "$loops" "$ENC: every loop ran a put"
+}
 
-rand_file "$T/final" $((2 * MiB))
-expect_ok "a clean put after the kills" cairn put "$R" final "$T/final"
-verify_object "$R" final "$T/final" "the clean put reads back"
-expect_check_clean "$R" "check after the clean put" --read-data
-grep -q "uncommitted" "$RUN_OUT" && fail "after a writable open, check still reports uncommitted bytes: $(grep uncommitted "$RUN_OUT")"
-ok "the writable open cut every uncommitted segment tail"
-expect_ok "stat --json" cairn stat --json "$R"
-SEG_ON_DISK=$(cat "$R"/segments/*.seg | wc -c)
-expect_eq "$(json_get "$RUN_OUT" 'j["segment_bytes"]')" "$SEG_ON_DISK" "committed segment bytes equal the segment files' size"
-
-TOTAL_PUT=$((MID + AFTER_COMMIT + COMPLETED))
-note "put kills: $TOTAL_PUT; killed mid-write (no version): $MID, $MID_TORN of them with chunk data already in a segment; killed after commit (version complete): $AFTER_COMMIT; finished before the kill: $COMPLETED"
-note "rm kills: $((RM_MID + RM_DONE + RM_COMPLETED)); killed before commit: $RM_MID; killed after commit: $RM_DONE; finished before the kill: $RM_COMPLETED"
-expect_eq "$TOTAL_PUT" "$LOOPS" "every loop ran a put"
+# The unencrypted pass is the main one: it must land at least a few kills mid-write.
+kill_pass none "$LOOPS"
 if ((LOOPS >= 20)); then
   expect_true "at least a few kills landed while chunk data was being written ($MID_TORN of $LOOPS)" test "$MID_TORN" -ge 3
 fi
+if ((ENC_LOOPS > 0)); then kill_pass aes-256-gcm "$ENC_LOOPS"; fi
 finish

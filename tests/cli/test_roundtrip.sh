@@ -48,7 +48,9 @@ SMALL=$T/small
 expect_ok "init small-chunk repo" cairn init "$SMALL" --min-chunk 16K --avg-chunk 64K --max-chunk 256K --hash sha256
 expect_stdout_has "init small-chunk repo" "$SMALL"
 expect_true "config.json written" test -f "$SMALL/config.json"
-expect_eq "$(json_get "$SMALL/config.json" 'j["version"]')" 1 "config.json has version 1"
+expect_eq "$(json_get "$SMALL/config.json" 'j["version"]')" 2 "config.json has version 2"
+expect_eq "$(json_get "$SMALL/config.json" 'j["encryption"]')" aes-256-gcm "encrypted (aes-256-gcm) by default"
+expect_true "an encrypted repository has a key ring" test -f "$SMALL/keys/keyring.sealed"
 expect_eq "$(json_get "$SMALL/config.json" '[j["chunker"]["min"], j["chunker"]["avg"], j["chunker"]["max"]]')" \
   "[16384, 65536, 262144]" "config.json records the chunk sizes"
 expect_eq "$(json_get "$SMALL/config.json" 'j["hash"]')" sha256 "config.json records the hash"
@@ -72,6 +74,26 @@ NOCOMP=$T/nocomp
 expect_ok "init uncompressed repo" cairn init "$NOCOMP" --compression none --min-chunk 4K --avg-chunk 16K --max-chunk 64K
 roundtrip_sizes "$NOCOMP" $((4 * K)) $((64 * K)) 0 1 $((4 * K)) $((64 * K + 1)) $((1 * M + 3))
 
+# An unencrypted repository (--encryption none): no keys, no password needed, plain hashes.
+PLAIN=$T/plain
+expect_ok "init unencrypted repo" cairn init "$PLAIN" --encryption none --hash sha256 --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+expect_stdout_has "init unencrypted repo" "$PLAIN" "unencrypted"
+expect_eq "$(json_get "$PLAIN/config.json" '[j["version"], j["encryption"], j["hash"]]')" '[2, "none", "sha256"]' \
+  "unencrypted repo: config.json has version 2, encryption none"
+expect_absent "$PLAIN/keys" "unencrypted repo: no keys directory"
+roundtrip_sizes "$PLAIN" $((16 * K)) $((256 * K)) 0 1 $((16 * K)) $((256 * K + 1)) $((1 * M + 3))
+text_file "$T/plaintext" $((1 * M + 5)) 3
+run setsid -w env -u CAIRN_PASSWORD "$CAIRN" put --json "$PLAIN" nopw "$T/plaintext" </dev/null
+[[ $RC == 0 ]] || fail "put into an unencrypted repo without a password exited $RC"
+ok "put into an unencrypted repo needs no password"
+expect_eq "$(json_get "$RUN_OUT" 'j["content_hash"]')" "$(sha "$T/plaintext")" \
+  "unencrypted sha256 repo: content_hash is the sha256 of the content"
+run setsid -w env -u CAIRN_PASSWORD "$CAIRN" get "$PLAIN" nopw -o "$T/nopw.out" </dev/null
+[[ $RC == 0 ]] || fail "get from an unencrypted repo without a password exited $RC"
+expect_same "$T/nopw.out" "$T/plaintext" "get from an unencrypted repo needs no password"
+expect_ok "stat --json of the unencrypted repo" cairn stat --json "$PLAIN"
+expect_eq "$(json_get "$RUN_OUT" 'j["encryption"]')" none "stat --json: encryption none"
+
 # Compressible content: long runs of one byte cut at the same places, so the chunks repeat and
 # dedup inside a single put; text compresses.
 head -c $((3 * 256 * K + 5)) /dev/zero >"$T/zeros"
@@ -86,7 +108,14 @@ put_json "$SMALL" text "$T/text"
 expect_true "text compresses (stored $(jp 'j["stored_bytes"]') < half of $(jp 'j["bytes"]'))" \
   test "$(jp 'j["stored_bytes"] * 2 < j["bytes"]')" = true
 verify_object "$SMALL" text "$T/text" "round trip of compressible text"
-expect_eq "$(jp 'j["content_hash"]')" "$(sha "$T/text")" "sha256 repo: content_hash is the sha256 of the content"
+# Encrypted, content hashes are keyed: a known file's sha256 is not what the repository lists.
+expect_true "encrypted sha256 repo: content_hash $(jp 'j["content_hash"]') is 64 hex digits" \
+  grep -qE '^[0-9a-f]{64}$' <<<"$(jp 'j["content_hash"]')"
+expect_true "encrypted sha256 repo: content_hash is not the plain sha256 of the content" \
+  test "$(jp 'j["content_hash"]')" != "$(sha "$T/text")"
+TEXT_HASH=$(jp 'j["content_hash"]')
+put_json "$SMALL" text-again "$T/text"
+expect_eq "$(jp 'j["content_hash"]')" "$TEXT_HASH" "encrypted repo: the same content gets the same content_hash"
 
 # ---------------------------------------------------------------------------------------------
 # 2. stdin, stdout, --threads, global flags in either position.
@@ -127,9 +156,11 @@ verify_object "$SMALL" quiet "$T/five" "round trip after -q put"
 # 3. Versions.
 # ---------------------------------------------------------------------------------------------
 for v in 1 2 3; do rand_file "$T/ver$v" $((v * 100000 + v)); done
+declare -A MULTI_HASH=()
 for v in 1 2 3; do
   put_json "$SMALL" multi "$T/ver$v"
   expect_eq "$(jp 'j["version"]')" "$v" "put #$v of multi is version $v"
+  MULTI_HASH[$v]=$(jp 'j["content_hash"]')
 done
 expect_ok "versions --json" cairn versions --json "$SMALL" multi
 cp "$RUN_OUT" "$T/versions.json"
@@ -137,7 +168,7 @@ json_valid "$T/versions.json" "versions --json"
 expect_eq "$(json_get "$T/versions.json" '[v["version"] for v in j]')" "[1, 2, 3]" "versions lists 1,2,3"
 expect_eq "$(json_get "$T/versions.json" '[v["size"] for v in j]')" "[100001, 200002, 300003]" "versions lists the sizes"
 for v in 1 2 3; do
-  expect_eq "$(json_get "$T/versions.json" "j[$((v - 1))]['content_hash']")" "$(sha "$T/ver$v")" "multi@$v content_hash"
+  expect_eq "$(json_get "$T/versions.json" "j[$((v - 1))]['content_hash']")" "${MULTI_HASH[$v]}" "multi@$v content_hash is the one put reported"
   verify_object "$SMALL" "multi@$v" "$T/ver$v" "get multi@$v"
 done
 verify_object "$SMALL" multi "$T/ver3" "get multi without a version is the latest"
@@ -169,12 +200,16 @@ RF=$T/rangefile
 RSIZE=$((1 * M + 4321))
 rand_file "$RF" "$RSIZE"
 put_json "$SMALL" ranged "$RF"
+RANGED_MANIFEST=$(jp 'j["manifest"]')
 expect_true "ranged object has several chunks ($(jp 'j["chunks"]'))" test "$(jp 'j["chunks"]')" -ge 4
 
 # Find the first chunk boundary exactly: a prefix of the file is cut like the file itself up to
 # its end, so a prefix of length L is one chunk while L <= first cut and two chunks beyond it.
+# The prefixes go into a copy of the small repo: in an encrypted store the cut points come from a
+# gear table keyed by the store's keys, so only a store with the same keys cuts the same way, and
+# the copy keeps the prefixes out of the small repo's dedup.
 SCRATCH=$T/scratch
-expect_ok "init scratch repo" cairn init "$SCRATCH" --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+cp -a "$SMALL" "$SCRATCH"
 PC=0
 prefix_chunks() { # LENGTH: sets PC to the chunk count of the file's first LENGTH bytes
   head -c "$1" "$RF" >"$T/prefix"
@@ -202,6 +237,9 @@ expect_ok "put of the first chunk alone into the repo holding the file" cairn pu
 expect_eq "$(json_get "$RUN_OUT" '[j["chunks"], j["new_chunks"]]')" "[1, 0]" \
   "the first $lo bytes are exactly the file's first chunk (deduplicated)"
 CUT=$lo
+expect_ok "cat the ranged object's manifest" cairn cat "$SMALL" manifest "$RANGED_MANIFEST"
+expect_eq "$(json_get "$RUN_OUT" '[j[0]["offset"], j[0]["length"], j[1]["offset"], sum(c["length"] for c in j)]')" \
+  "[0, $CUT, $CUT, $RSIZE]" "the manifest's first chunk ends at the cut found by bisection"
 note "first chunk boundary of the range file at byte $CUT"
 expect_true "first cut $CUT within [16K, 256K]" test "$CUT" -ge $((16 * K)) -a "$CUT" -le $((256 * K))
 
@@ -252,6 +290,8 @@ for form in "--json stat $SMALL" "stat --json $SMALL" "stat $SMALL --json"; do
   json_valid "$T/stat.json" "cairn $form"
   expect_eq "$(json_get "$T/stat.json" 'sorted(k for k in ["objects", "versions", "logical_bytes", "unique_chunks", "stored_bytes"] if k not in j)')" \
     "[]" "cairn $form has objects, versions, logical_bytes, unique_chunks, stored_bytes"
+  expect_eq "$(json_get "$T/stat.json" '[j["store"], j["encryption"], j["current_key_version"]]')" \
+    '["system", "aes-256-gcm", 1]' "cairn $form: system store, aes-256-gcm, key version 1"
 done
 expect_ok "ls --json" cairn ls --json "$SMALL"
 cp "$RUN_OUT" "$T/ls.json"
@@ -272,6 +312,7 @@ expect_eq "$(json_get "$RUN_OUT" 'j["clean"] and j["chunks_read"] == j["chunks"]
 expect_check_clean "$SMALL" "small repo clean after all round trips" --read-data
 expect_check_clean "$DEF" "default repo clean after round trips"
 expect_check_clean "$NOCOMP" "uncompressed repo clean after round trips" --read-data
+expect_check_clean "$PLAIN" "unencrypted repo clean after round trips" --read-data
 
 # ---------------------------------------------------------------------------------------------
 # 6. One-byte insert in the middle of 100 MB adds at most 3 chunks.
