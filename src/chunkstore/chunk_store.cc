@@ -75,12 +75,16 @@ Result<PreparedChunk> ChunkStore::Prepare(std::span<const uint8_t> data) const {
   CAIRN_ASSIGN_OR_RETURN(auto v, index_->Get(keys::Chunk(p.id)));
   p.known = v.has_value();
   if (p.known) return p;
-  p.codec = Compress(opts_.compression, data, p.stored);
-  if (crypto_) {
-    std::vector<uint8_t> sealed;
-    CAIRN_RETURN_IF_ERROR(crypto_->SealChunk(p.id, p.stored, p.seal, sealed));
-    p.stored = std::move(sealed);
+  if (!crypto_) {
+    p.codec = Compress(opts_.compression, data, p.stored);
+    return p;
   }
+  // Compressed into a per-thread scratch buffer, sealed from it (or, for a chunk that does not
+  // shrink, straight from the input) into the one buffer that is written.
+  thread_local std::vector<uint8_t> scratch;
+  p.codec = Compress(opts_.compression, data, scratch);
+  std::span<const uint8_t> plain = p.codec == Codec::kRaw ? data : std::span<const uint8_t>(scratch);
+  CAIRN_RETURN_IF_ERROR(crypto_->SealChunk(p.id, plain, p.seal, p.stored));
   return p;
 }
 

@@ -1,6 +1,7 @@
 // cairn: the command-line front end. Thin: parse flags, call the library, print results.
 // Exit codes: 0 success, 1 error, 2 usage error, 3 check found problems.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -457,6 +458,11 @@ int CmdCat(const Globals& g, const std::string& repo_path, const std::string& wh
 
 int main(int argc, char** argv) {
   using namespace cairn::cli;
+  // The pipelines allocate and free chunk-sized buffers (up to a few MiB) all the time; keep
+  // them in the heap instead of a fresh mmap (and page faults) for each. Memory stays bounded by
+  // the pipelines' in-flight limits.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   CLI::App app{"cairn: deduplicating, compressed, content-addressed storage"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand: `cairn stat --json REPO`
