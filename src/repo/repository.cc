@@ -77,6 +77,12 @@ uint64_t NowNanos() {
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
 }
+// The steady-clock time `seconds` from now (the --max-seconds limits).
+std::chrono::steady_clock::time_point DeadlineIn(double seconds) {
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+             std::chrono::duration<double>(seconds));
+}
 constexpr uint64_t kNanosPerSecond = 1000000000ull;
 // Unix nanoseconds `seconds` ago (0 when that is before 1970).
 uint64_t NanosAgo(uint64_t seconds) {
@@ -161,10 +167,7 @@ class RepositoryImpl : public Repository {
     MaintainOptions o;
     o.live_threshold = req.live_threshold;
     if (req.max_bytes) o.max_bytes = *req.max_bytes;
-    if (req.max_seconds)
-      o.deadline = std::chrono::steady_clock::now() +
-                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                       std::chrono::duration<double>(*req.max_seconds));
+    if (req.max_seconds) o.deadline = DeadlineIn(*req.max_seconds);
     o.progress = req.progress;
     CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
     MaintainResult out;
@@ -269,10 +272,7 @@ class RepositoryImpl : public Repository {
       pass_row = true;
     }
     if (req.max_bytes) o.max_bytes = *req.max_bytes;
-    if (req.max_seconds)
-      o.deadline = std::chrono::steady_clock::now() +
-                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                       std::chrono::duration<double>(*req.max_seconds));
+    if (req.max_seconds) o.deadline = DeadlineIn(*req.max_seconds);
     o.progress = req.progress;
     CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Reseal(o));
     ReencryptResult out;

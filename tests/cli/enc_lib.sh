@@ -5,7 +5,7 @@
 #   source "$(dirname "$0")/enc_lib.sh"
 #
 # Gives: fingerprint(), expect_unchanged(), b3_init(), b3_hex(), hash_needles(), text_needles(),
-# scan_repo(), flip_bit(), manifest_of(), rint().
+# scan_repo(), flip_bit(), manifest_of().
 
 # These tests call python3 hundreds of times; where python3 is a version manager's shim (a
 # script that costs ~0.1 s a start), put the interpreter it resolves to first on PATH.
@@ -16,9 +16,6 @@ if [[ -n $_py && -x $_py && $_py != "$(command -v python3)" ]]; then
   PATH=$T/.bin:$PATH
 fi
 unset _py
-
-# rint LO HI: a random integer in [LO, HI] (30 random bits).
-rint() { echo $(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1))); }
 
 # rand_hex N: N random bytes as hex.
 rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }

@@ -3,7 +3,8 @@
 #   source "$(dirname "$0")/lib.sh" "$@"      # $1 = absolute path to the cairn binary
 #
 # Gives: $CAIRN, $T (a private temp dir removed on exit), cairn(), run(), expect_*(), ok(),
-# fail(), skip(), note(), finish(), rand_file(), slice(), json_get(), sha(), add_cleanup().
+# fail(), skip(), note(), finish(), rand_file(), slice(), json_get(), sha(), add_cleanup(),
+# rint(), kill_after().
 # Environment: CAIRN_TEST_KEEP=1 keeps $T for inspection; CAIRN_TEST_VERBOSE=1 prints every check.
 
 set -euo pipefail
@@ -254,4 +255,31 @@ expect_check_clean() {
   grep -q '^clean: ' "$RUN_OUT" || fail "$desc: cairn check did not report clean"
   if grep -q '^error: ' "$RUN_OUT"; then fail "$desc: cairn check printed errors"; fi
   ok "$desc"
+}
+
+# rint LO HI: a random integer in [LO, HI] (30 random bits).
+rint() { echo $(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1))); }
+
+# The process kill_after is running, killed if the test exits while it runs.
+CUR_PID=""
+# shellcheck disable=SC2016 # expanded when the hook runs
+add_cleanup 'if [[ -n $CUR_PID ]]; then kill -9 "$CUR_PID" 2>/dev/null; wait "$CUR_PID" 2>/dev/null; fi'
+
+# kill_after MS NAME DESC CMD...: runs CMD in the background and kill -9s it after MS
+# milliseconds; CMD must either have finished (exit 0) or been killed (137), which is left in
+# KILL_STATUS. Its output goes to $T/NAME.out and $T/NAME.err.
+kill_after() {
+  local ms=$1 name=$2 desc=$3 st=0
+  shift 3
+  "$@" >"$T/$name.out" 2>"$T/$name.err" &
+  CUR_PID=$!
+  sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+  kill -9 "$CUR_PID" 2>/dev/null || true
+  wait "$CUR_PID" 2>/dev/null || st=$?
+  CUR_PID=""
+  case $st in
+    0 | 137) ;;
+    *) fail "$desc exited $st (not 0, not killed): $(head -c 300 "$T/$name.err")" ;;
+  esac
+  KILL_STATUS=$st
 }

@@ -20,36 +20,10 @@ MiB=$((1024 * 1024))
 R=""   # the repository of the current pass
 ENC="" # its encryption: none or aes-256-gcm
 
-CUR_PID=""
-# shellcheck disable=SC2016 # expanded when the hook runs
-add_cleanup 'if [[ -n $CUR_PID ]]; then kill -9 "$CUR_PID" 2>/dev/null; wait "$CUR_PID" 2>/dev/null; fi'
-
 # Pools the victims' content is cut from: text compresses, random does not; slices of both also
 # appear in the base objects, so victims mix new chunks with deduplicated ones.
 rand_file "$T/randpool" $((32 * MiB))
 text_file "$T/textpool" $((32 * MiB)) 4242
-
-# rint LO HI: a random integer in [LO, HI] (30 random bits).
-rint() { echo $(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1))); }
-
-# kill_after MS NAME DESC CMD...: runs CMD in the background and kill -9s it after MS
-# milliseconds; CMD must either have finished (exit 0) or been killed (137), which is left in
-# KILL_STATUS. Its output goes to $T/NAME.out and $T/NAME.err.
-kill_after() {
-  local ms=$1 name=$2 desc=$3 st=0
-  shift 3
-  "$@" >"$T/$name.out" 2>"$T/$name.err" &
-  CUR_PID=$!
-  sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
-  kill -9 "$CUR_PID" 2>/dev/null || true
-  wait "$CUR_PID" 2>/dev/null || st=$?
-  CUR_PID=""
-  case $st in
-    0 | 137) ;;
-    *) fail "$desc exited $st (not 0, not killed): $(head -c 300 "$T/$name.err")" ;;
-  esac
-  KILL_STATUS=$st
-}
 
 # Base objects that must survive every kill (put into each pass's repository).
 declare -A BASE=()

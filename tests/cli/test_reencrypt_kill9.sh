@@ -26,28 +26,9 @@ MiB=$((1024 * 1024))
 R=$T/repo
 expect_ok "init" cairn init "$R" --segment-size 8M
 
-CUR_PID=""
-BG_PID=""
+BG_PID=""  # CUR_PID (kill_after's process) is lib.sh's
 # shellcheck disable=SC2016 # expanded when the hook runs
-add_cleanup 'for p in $CUR_PID $BG_PID; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
-
-# kill_after MS NAME DESC CMD...: runs CMD in the background and kill -9s it after MS
-# milliseconds; CMD must either have finished (exit 0) or been killed (137): KILL_STATUS.
-kill_after() {
-  local ms=$1 name=$2 desc=$3 st=0
-  shift 3
-  "$@" >"$T/$name.out" 2>"$T/$name.err" &
-  CUR_PID=$!
-  sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
-  kill -9 "$CUR_PID" 2>/dev/null || true
-  wait "$CUR_PID" 2>/dev/null || st=$?
-  CUR_PID=""
-  case $st in
-    0 | 137) ;;
-    *) fail "$desc exited $st (not 0, not killed): $(head -c 300 "$T/$name.err")" ;;
-  esac
-  KILL_STATUS=$st
-}
+add_cleanup 'if [[ -n $BG_PID ]]; then kill -9 "$BG_PID" 2>/dev/null; wait "$BG_PID" 2>/dev/null; fi'
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
