@@ -1,10 +1,13 @@
 // Backend: where chunk bytes live. Data sits in large numbered segments, written at an extent
 // chosen by the chunk store, read by (segment, offset, length), made durable by Sync. The local
-// implementation uses segment files; a distributed one maps segments onto RADOS objects.
+// implementation uses segment files; a distributed one maps segments onto RADOS objects. A
+// store's Backend comes from Storage::OpenSegments (storage.h), which also holds the
+// repository's small files and locks.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +38,39 @@ class Backend {
   virtual std::string Describe(SegmentId segment) const = 0;
   // Bytes actually allocated to all segments (what `du` would say).
   virtual Result<uint64_t> AllocatedBytes() = 0;
+  // The largest segment this backend can hold, in bytes (RADOS caps objects at 128 MiB by
+  // default); nullopt when there is no limit. The chunk store never grows a segment past it.
+  virtual std::optional<uint64_t> MaxSegmentSize() const { return std::nullopt; }
+};
+
+// Forwards every call to `inner`. Decorators (fault injection, test hooks, a crash simulator,
+// a retry layer) derive from it and override only what they change.
+class BackendWrapper : public Backend {
+ public:
+  explicit BackendWrapper(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  Status Write(SegmentId s, uint64_t off, std::span<const uint8_t> data) override {
+    return inner_->Write(s, off, data);
+  }
+  Status Read(SegmentId s, uint64_t off, std::span<uint8_t> out) override {
+    return inner_->Read(s, off, out);
+  }
+  Status Sync(SegmentId s) override { return inner_->Sync(s); }
+  Result<uint64_t> Size(SegmentId s) override { return inner_->Size(s); }
+  Status Truncate(SegmentId s, uint64_t size) override { return inner_->Truncate(s, size); }
+  Status Discard(SegmentId s, uint64_t off, uint64_t len) override {
+    return inner_->Discard(s, off, len);
+  }
+  Status Remove(SegmentId s) override { return inner_->Remove(s); }
+  Result<std::vector<SegmentId>> List() override { return inner_->List(); }
+  std::string Describe(SegmentId s) const override { return inner_->Describe(s); }
+  Result<uint64_t> AllocatedBytes() override { return inner_->AllocatedBytes(); }
+  std::optional<uint64_t> MaxSegmentSize() const override { return inner_->MaxSegmentSize(); }
+
+ protected:
+  Backend& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<Backend> inner_;
 };
 
 // Segment files under `dir` (created if missing).

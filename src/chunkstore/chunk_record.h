@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "cairn/digest.h"
+#include "index/keyspace.h"
 #include "primitives/compress.h"
 
 namespace cairn {
@@ -36,8 +37,8 @@ struct ChunkRecord {
 };
 
 namespace keys {
-inline constexpr char kChunk = 'c';
-inline constexpr char kSegment = 's';
+inline constexpr char kChunk = keyspace::kChunk;
+inline constexpr char kSegment = keyspace::kSegment;
 std::string Chunk(const Digest& id);
 std::string Segment(SegmentId id);
 }  // namespace keys

@@ -1,12 +1,14 @@
 // Free-extent bookkeeping with coalescing and best-fit allocation.
 #include "chunkstore/extent_allocator.h"
 
+#include "index/keyspace.h"
+
 #include "util/coding.h"
 
 namespace cairn {
 
 namespace {
-constexpr char kFreePrefix = 'f';
+constexpr char kFreePrefix = keyspace::kFreeExtent;
 }
 
 std::string ExtentAllocator::Key(SegmentId s, uint64_t offset) {

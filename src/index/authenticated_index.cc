@@ -33,10 +33,17 @@ class AuthenticatedIndex : public Index {
     return inner_->Write(tagged, sync);
   }
 
-  Status Scan(std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+  Result<std::vector<std::optional<std::string>>> MultiGet(
+      const std::vector<std::string>& keys) override {
+    CAIRN_ASSIGN_OR_RETURN(auto values, inner_->MultiGet(keys));
+    for (size_t i = 0; i < keys.size(); i++)
+      if (values[i]) CAIRN_RETURN_IF_ERROR(Strip(keys[i], *values[i]));
+    return values;
+  }
+
+  Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {
     Status bad;
-    CAIRN_RETURN_IF_ERROR(inner_->Scan(prefix, [&](std::string_view k, std::string_view v) {
+    CAIRN_RETURN_IF_ERROR(inner_->ScanFrom(prefix, start, [&](std::string_view k, std::string_view v) {
       if (!TagMatches(k, v)) {
         bad = Failure(k);
         return false;

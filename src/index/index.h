@@ -1,6 +1,7 @@
 // Index: ordered key/value metadata with atomic write batches. The embedded implementation is
-// RocksDB; a distributed one keeps the same keyspace in RADOS omap. Callers own the key layout
-// (see docs/format.md); the index only stores bytes.
+// RocksDB; a distributed one keeps the same keyspace in RADOS omap. Every row prefix, the layer
+// that owns it and its record version are listed in keyspace.h; the index itself only stores
+// bytes. How one logical change maps onto batches is written down in docs/commit-protocol.md.
 #pragma once
 
 #include <functional>
@@ -33,17 +34,27 @@ class WriteBatch {
   std::vector<Op> ops_;
 };
 
+using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
+
 class Index {
  public:
   virtual ~Index() = default;
   // nullopt when the key is absent.
   virtual Result<std::optional<std::string>> Get(std::string_view key) = 0;
+  // Looks up many keys in one call (RocksDB MultiGet; one omap_get_vals_by_keys per shard on
+  // RADOS): out[i] is the value of keys[i], nullopt when absent. The first error fails the
+  // whole call. The default asks Get for each key.
+  virtual Result<std::vector<std::optional<std::string>>> MultiGet(
+      const std::vector<std::string>& keys);
   // Applies the batch atomically; with `sync`, durable before returning.
   virtual Status Write(const WriteBatch& batch, bool sync) = 0;
-  // Calls `fn(key, value)` for every key starting with `prefix`, in key order, until it returns
-  // false.
-  virtual Status Scan(std::string_view prefix,
-                      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // Calls `fn(key, value)` for every key that starts with `prefix` and is >= `start`, in key
+  // order, until it returns false. `start` below `prefix` means from the beginning of the
+  // prefix, so a long scan can stop and resume after the last key it saw (pass that key plus a
+  // zero byte) without holding anything open between the two.
+  virtual Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) = 0;
+  // Every key starting with `prefix`: ScanFrom(prefix, prefix, fn).
+  Status Scan(std::string_view prefix, const ScanFn& fn) { return ScanFrom(prefix, prefix, fn); }
   virtual std::string Describe() const = 0;
   // Checks every row's integrity where the index can (an authenticated index checks each MAC),
   // calling `problem` with a message for each bad row.

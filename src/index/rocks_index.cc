@@ -89,13 +89,31 @@ class RocksIndex : public Index {
     return FromRocks(db_->Write(wo, &wb), "writing index " + dir_);
   }
 
-  Status Scan(std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+  Result<std::vector<std::optional<std::string>>> MultiGet(
+      const std::vector<std::string>& keys) override {
+    std::shared_lock lk(mu_);
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<std::string> values;
+    std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
+    std::vector<std::optional<std::string>> out(keys.size());
+    for (size_t i = 0; i < keys.size(); i++) {
+      if (st[i].IsNotFound()) continue;
+      if (!st[i].ok()) return FromRocks(st[i], dir_);
+      out[i] = std::move(values[i]);
+    }
+    return out;
+  }
+
+  Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {
+    // Held for the whole scan: Refresh must not close the database under a live iterator.
+    std::shared_lock lk(mu_);
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     rocksdb::Slice p(prefix.data(), prefix.size());
-    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+    std::string_view from = start < prefix ? prefix : start;
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && it->key().starts_with(p);
+         it->Next()) {
       if (!fn(std::string_view(it->key().data(), it->key().size()),
               std::string_view(it->value().data(), it->value().size())))
         break;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cairn/digest.h"
+#include "index/keyspace.h"
 
 namespace cairn {
 
@@ -58,10 +59,10 @@ std::string EncodeCounter(uint64_t v);
 std::optional<uint64_t> DecodeCounter(std::string_view v);
 
 namespace keys {
-inline constexpr char kManifest = 'm';
-inline constexpr char kManifestRefs = 'n';
-inline constexpr char kHead = 'h';
-inline constexpr char kVersion = 'v';
+inline constexpr char kManifest = keyspace::kManifest;
+inline constexpr char kManifestRefs = keyspace::kManifestRefs;
+inline constexpr char kHead = keyspace::kHead;
+inline constexpr char kVersion = keyspace::kVersion;
 std::string Manifest(const Digest& id);
 std::string ManifestRefs(const Digest& id);
 std::string Head(std::string_view name);

@@ -17,6 +17,7 @@
 #include "crypto/store_crypto.h"
 #include "index/authenticated_index.h"
 #include "index/index.h"
+#include "index/keyspace.h"
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
 #include "primitives/hash.h"
@@ -31,7 +32,18 @@ namespace cairn {
 namespace {
 
 // Index row of a re-encryption pass in progress: u8 1, u64 cut-off (unix nanoseconds).
-constexpr std::string_view kReencryptPassKey = "p";
+std::string ReencryptPassKey() { return std::string(1, keyspace::kReencryptPass); }
+
+// The cut-off (unix ns) of the re-encryption pass in progress; nullopt when none is.
+Result<std::optional<uint64_t>> PassCutoff(Index& index) {
+  CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> row, index.Get(ReencryptPassKey()));
+  if (!row.has_value()) return std::optional<uint64_t>();
+  if (row->size() != 9 || (*row)[0] != 1)
+    return Status::Corruption("the re-encryption pass row does not decode");
+  uint64_t cutoff = 0;
+  for (int i = 8; i >= 1; i--) cutoff = (cutoff << 8) | static_cast<uint8_t>((*row)[i]);
+  return std::optional<uint64_t>(cutoff);
+}
 
 bool IsEmptyDir(const std::string& path) {
   DIR* d = ::opendir(path.c_str());
@@ -43,32 +55,6 @@ bool IsEmptyDir(const std::string& path) {
   }
   ::closedir(d);
   return empty;
-}
-
-// Says what an index row is, for messages about rows that fail authentication.
-std::string DescribeRow(std::string_view k) {
-  if (k.empty()) return "an empty index key";
-  auto digest_after_tag = [&] {
-    return k.size() == 1 + Digest::kSize ? Digest::FromBytes(k.substr(1)).Hex() : "?";
-  };
-  switch (k[0]) {
-    case keys::kChunk: return "index row of chunk " + digest_after_tag();
-    case keys::kSegment:
-      return k.size() == 5 ? "index row of segment " +
-                                 std::to_string((uint8_t(k[1]) << 24) | (uint8_t(k[2]) << 16) |
-                                                (uint8_t(k[3]) << 8) | uint8_t(k[4]))
-                           : "index row of a segment";
-    case 'f': return "free-extent row of the extent allocator";  // extent_allocator.cc
-    case keys::kManifest: return "index row of manifest " + digest_after_tag();
-    case keys::kManifestRefs: return "refcount row of manifest " + digest_after_tag();
-    case keys::kHead: return "head row of an object";
-    case keys::kVersion:
-      return k.size() >= 9 ? "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) +
-                                 " of an object"
-                           : "a version row";
-    case kReencryptPassKey[0]: return "the re-encryption pass row";
-    default: return "index row of type '" + std::string(1, k[0]) + "'";
-  }
 }
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
@@ -111,7 +97,8 @@ class RepositoryImpl : public Repository {
       const crypto::StoreCrypto* c = crypto_.get();
       index_ = MakeAuthenticatedIndex(
           std::move(index_),
-          [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); }, DescribeRow);
+          [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
+          keyspace::DescribeRow);
       hasher_ = crypto_->MakeIdHasher();
       chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker, crypto_->GearSecret());
     } else {
@@ -254,19 +241,16 @@ class RepositoryImpl : public Repository {
     } else {
       // A pass covers the chunks sealed before it began; its cut-off is kept until it finishes,
       // so a run that was killed or stopped by a limit resumes instead of starting over.
-      CAIRN_ASSIGN_OR_RETURN(auto row, index_->Get(kReencryptPassKey));
-      if (row) {
-        Reader r(*row);
-        if (r.U8() != 1) return Status::Corruption("the re-encryption pass row does not decode");
-        o.sealed_before = r.U64();
-        if (!r.done()) return Status::Corruption("the re-encryption pass row does not decode");
+      CAIRN_ASSIGN_OR_RETURN(auto cutoff, PassCutoff(*index_));
+      if (cutoff) {
+        o.sealed_before = *cutoff;
       } else {
         o.sealed_before = NowNanos();
         std::string v;
         PutU8(v, 1);
         PutU64(v, o.sealed_before);
         WriteBatch b;
-        b.Put(std::string(kReencryptPassKey), v);
+        b.Put(ReencryptPassKey(), v);
         CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
       }
       pass_row = true;
@@ -284,7 +268,7 @@ class RepositoryImpl : public Repository {
     CAIRN_ASSIGN_OR_RETURN(out.rows, objects_->ResealRows());
     if (pass_row) {
       WriteBatch b;
-      b.Delete(std::string(kReencryptPassKey));
+      b.Delete(ReencryptPassKey());
       CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
     }
     return out;
