@@ -162,6 +162,7 @@ std::string RowName(const std::string& k) {
     case 'n': return "refcount row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
     case 'h': return "head row of an object";
     case 'v': return "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) + " of an object";
+    case 'g': return "index row (segment id high-water mark)";
     default: return "index row of type '" + std::string(1, k[0]) + "'";
   }
 }
@@ -238,8 +239,8 @@ class EncryptionIndexTamper : public ::testing::Test {
   void ExpectDetected(const std::vector<std::string>& bad, const std::string& ctx) {
     auto r = Repository::Open(path_, Opts(false));
     if (!r.ok()) {
-      // Segment and free-extent rows are read when the store opens: the open is refused,
-      // naming the row.
+      // Segment, free-extent and segment-id rows are read when the store opens: the open is
+      // refused, naming the row.
       const std::string& m = r.status().message();
       EXPECT_EQ(r.status().code(), Code::kCorruption) << ctx << ": " << m;
       EXPECT_TRUE(Contains(m, "fails authentication")) << ctx << ": " << m;
@@ -247,7 +248,7 @@ class EncryptionIndexTamper : public ::testing::Test {
       for (const auto& k : bad) named |= Contains(m, RowName(k));
       EXPECT_TRUE(named) << ctx << ": open error does not name the row: " << m;
       for (const auto& k : bad)
-        EXPECT_TRUE(k[0] == 's' || k[0] == 'f')
+        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g')
             << ctx << ": a changed " << k[0] << " row stops the store from opening: " << m;
       return;
     }

@@ -1,28 +1,37 @@
 // ChunkStore: content-addressed chunks with dedup and refcounts. A chunk is named by the hash of
-// its plaintext, stored once (compressed when that helps) in a segment extent, and described by
-// a ChunkRecord in the index. Writers work in a ChunkTxn: data is written and made durable
-// first, then one index batch commits the records, the refcount changes, the allocator's
-// free-extent changes and whatever the layer above adds (manifests, versions). A chunk whose
-// refcount reaches zero is deleted in that same batch and its extent freed (ADR 0007).
+// its plaintext, stored once (compressed when that helps, sealed in an encrypted store) in a
+// segment extent, and described by a ChunkRecord in the index.
+//
+// Writers work in ChunkTxns, many at once (ADR 0013). A transaction hashes, looks up, compresses,
+// seals and writes its chunks without any store-wide lock; only its commit takes the commit
+// lock, for as long as it takes to settle the rows and write one index batch: data first
+// (synced), then the batch holding the chunk records, the refcount changes, the space map's
+// changes and whatever the layer above adds (manifests, versions, block maps). A chunk whose
+// refcount reaches zero is deleted in that batch and its extent freed, unless a transaction in
+// flight has pinned it (a dedup hit waiting for its commit): then its row stays, with refcount
+// zero, until the pin goes. So a dedup decision never races with a deletion.
 // After a crash, segment bytes past the committed length are cut off at the next writable open
 // and writes into free extents that never committed stay free, so nothing leaks.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <span>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backend/backend.h"
 #include "cairn/digest.h"
 #include "cairn/io.h"
 #include "chunkstore/chunk_record.h"
-#include "chunkstore/extent_allocator.h"
+#include "chunkstore/space_map.h"
 #include "crypto/store_crypto.h"
 #include "index/index.h"
 #include "primitives/compress.h"
@@ -32,68 +41,112 @@ namespace cairn {
 
 struct ChunkStoreOptions {
   CompressionSpec compression;
-  uint64_t segment_target_size = 1ull << 30;  // start a new segment past this size
+  uint64_t segment_target_size = 1ull << 30;  // start a new segment past this size (bytes)
 };
 
-// A chunk after hashing, dedup lookup and (when new) compression; made by Prepare on any thread.
+// A chunk after hashing, dedup lookup and (when new to the store) compression and sealing.
 struct PreparedChunk {
   Digest id;
   uint32_t plain_len = 0;
-  bool known = false;  // present in the index when prepared
+  // The chunk's record when it was already stored (a dedup hit), as read at `read_seq`.
+  std::optional<ChunkRecord> record;
+  uint64_t read_seq = 0;
+  // Prepared as new because a commit was deleting it: the commit looks it up again.
+  bool recheck = false;
   Codec codec = Codec::kRaw;
-  std::vector<uint8_t> stored;  // only when !known: compressed (or raw), then sealed
+  std::vector<uint8_t> stored;  // only for a new chunk: compressed (or raw), then sealed
   crypto::ChunkSeal seal;       // how `stored` was sealed (key_version 0 in a plain store)
+  bool known() const { return record.has_value(); }
 };
 
 class ChunkStore;
 
-// One writer's unit of work. Not thread-safe: the ordered stage of a pipeline drives it.
-// It holds the store's writer lock from Begin to destruction, so no other transaction (and so
-// no deletion) can interleave between a dedup lookup and the commit that relies on it.
+// One writer's unit of work. Prepare is thread-safe (pool threads call it); the other calls
+// come from one thread (the ordered stage of a pipeline). Destroying an uncommitted transaction
+// rolls it back: its reservations go back to the space map and its pins are dropped.
 class ChunkTxn {
  public:
-  ~ChunkTxn();  // rolls back uncommitted work
+  ~ChunkTxn();
   ChunkTxn(const ChunkTxn&) = delete;
   ChunkTxn& operator=(const ChunkTxn&) = delete;
 
-  // Adds one reference to the chunk, writing its data when it is new to the store and to this
-  // transaction. Returns true when the chunk's data was written (new), false when deduplicated.
+  // Hashes each piece, pins its id (a chunk this transaction may reference is not deleted
+  // before the commit), looks all ids up in one MultiGet and compresses and seals the pieces
+  // that are new to the store. Thread-safe; independent calls run in parallel.
+  Result<std::vector<PreparedChunk>> Prepare(const std::vector<std::span<const uint8_t>>& pieces);
+  // Adds one reference to a prepared chunk. A chunk new to the store and to this transaction
+  // has its data written now, to space reserved for this transaction. Returns true when data
+  // was written (new), false when deduplicated.
   Result<bool> AddRef(PreparedChunk&& chunk);
   // Drops `n` references; a chunk left with none is deleted at commit and its extent freed.
   void DropRef(const Digest& id, int64_t n = 1) { deltas_[id] -= n; }
-  // Forgets every reference change made so far.
+  // Forgets every reference change made so far (data written stays unused and is released).
   void DiscardRefs();
-  // Copies a chunk's stored bytes to a new extent outside the draining segments (compaction);
-  // the record moves and the old extent is freed at commit. The copy is verified first.
-  // `rec` must be the chunk's record as read inside this transaction (the writer lock keeps it
-  // current until the commit).
+  // Compaction: copies a chunk's stored bytes (verified first) to new space outside the
+  // draining segments. At commit the record moves there and the old extent is freed, if the
+  // chunk is still where `rec` says; a chunk moved, re-sealed or released meanwhile is left
+  // alone (its copy is released).
   Status Relocate(const Digest& id, const ChunkRecord& rec);
-  // Re-encryption: opens the chunk, seals it again under a fresh salt, the current key version
-  // and a new epoch, and writes it to a new extent; at commit the record moves there (generation
-  // + 1) and the old extent is freed. Until then the old copy stays valid. Same `rec` rule as
-  // Relocate.
+  // Re-encryption: opens and verifies the chunk, seals it again under a fresh salt, the current
+  // key version and a new epoch, and writes it to new space; at commit as for Relocate, with
+  // generation + 1. Until then the old copy stays valid.
   Status Reseal(const Digest& id, const ChunkRecord& rec);
+  // Chunks Relocate/Reseal copied that the commit actually moved, and their stored bytes
+  // (before the move).
+  uint64_t moves_committed() const { return moves_committed_; }
+  uint64_t moved_bytes() const { return moved_bytes_; }
   // Bytes of new chunk data written (stored size) in this transaction.
   uint64_t new_stored_bytes() const { return new_stored_bytes_; }
 
-  // Makes written data durable, then commits records, refcounts and `extra` in one batch.
-  Status Commit(WriteBatch extra);
+  // Runs under the commit lock, before the chunk rows are settled: the layer above reads the
+  // rows it changes (they cannot change under it), adds its puts and deletes to `batch`, and may
+  // still call DropRef or DiscardRefs. An error aborts the commit.
+  using ExtraFn = std::function<Status(WriteBatch& batch)>;
+  // Makes the written data durable, then commits everything in one index batch (see the top of
+  // this file and docs/commit-protocol.md). A failed commit changes nothing; the transaction is
+  // then rolled back when destroyed.
+  Status Commit(const ExtraFn& extra = {});
 
  private:
   friend class ChunkStore;
-  explicit ChunkTxn(ChunkStore* store);
-  Result<Extent> Place(std::span<const uint8_t> stored);
-  ChunkStore* store_;
-  std::unique_lock<std::mutex> writer_lock_;
-  std::unordered_map<Digest, ChunkRecord, DigestHash> new_chunks_;
-  struct Move {
-    ChunkRecord record;  // the chunk's record, pointing at its new place
-    Extent from;         // the extent it leaves, freed at commit
+  explicit ChunkTxn(ChunkStore* store) : store_(store) {}
+  struct NewChunk {
+    ChunkRecord record;  // refcount 0; location = its reserved extent
+    uint64_t read_seq = 0;
+    bool recheck = false;
   };
-  std::unordered_map<Digest, Move, DigestHash> moved_;
+  struct Known {
+    ChunkRecord record;  // as read at read_seq
+    uint64_t read_seq = 0;
+  };
+  struct Move {
+    ChunkRecord from;  // the record as the copy was made
+    ChunkRecord to;    // the record after the move
+  };
+  struct Settled;  // what the commit decided (chunk_txn.cc)
+  Result<Extent> WriteData(std::span<const uint8_t> stored);
+  void Pin(std::vector<PreparedChunk>& chunks);
+  uint64_t ReadSequence();
+  Status CommitLocked(const ExtraFn& extra, Settled& settled);
+  Result<std::vector<std::optional<ChunkRecord>>> CurrentRecords(const std::vector<Digest>& ids);
+  Status SettleRow(const Digest& id, int64_t delta, const std::optional<ChunkRecord>& cur,
+                   WriteBatch& batch, Settled& out);
+  Status SettleMoves(WriteBatch& batch, Settled& out);
+  void Abandon(const Settled& settled);
+
+  ChunkStore* store_;
+  std::unordered_map<Digest, NewChunk, DigestHash> new_chunks_;
+  std::unordered_map<Digest, Known, DigestHash> known_;  // dedup hits
+  std::unordered_map<Digest, Move, DigestHash> moves_;
   std::map<Digest, int64_t> deltas_;
-  std::map<SegmentId, uint64_t> written_end_;  // segment -> end of the furthest extent written
+  std::set<SegmentId> written_;  // segments written, synced at commit
+  std::mutex pin_mu_;  // Prepare runs on many threads
+  std::unordered_map<Digest, int, DigestHash> pins_;  // ids this transaction pinned, how often
+  std::vector<Extent> reserved_;  // extents reserved and not (yet) committed
   uint64_t new_stored_bytes_ = 0;
+  uint64_t moves_committed_ = 0, moved_bytes_ = 0;
+  bool read_registered_ = false;
+  uint64_t first_read_seq_ = 0;
   bool done_ = false;
 };
 
@@ -136,35 +189,40 @@ struct MaintainReport {
 class ChunkStore {
  public:
   // `crypto`: the store's keys in an encrypted store, nullptr in a plain one. `hasher` is the
-  // store's chunk-id hash (keyed in an encrypted store).
+  // store's chunk-id hash (keyed in an encrypted store). The segment size is the smaller of
+  // opts.segment_target_size and the backend's MaxSegmentSize.
   ChunkStore(Backend* backend, Index* index, const Hasher* hasher, ChunkStoreOptions opts,
              const crypto::StoreCrypto* crypto = nullptr);
 
-  // Loads segment and allocator state; when `writable`, cuts uncommitted tails left by a crash.
+  // Loads the space map; when `writable`, recovers from a crash: cuts uncommitted segment tails,
+  // removes segment files the index does not know and releases chunks left with no reference.
   Status Open(bool writable);
 
-  // Hash, dedup lookup, compress-if-new. Thread-safe.
-  Result<PreparedChunk> Prepare(std::span<const uint8_t> data) const;
-
-  // Starts a write transaction; blocks while another is open.
+  // Starts a write transaction. Never blocks: transactions run side by side.
   std::unique_ptr<ChunkTxn> Begin();
 
   Result<std::optional<ChunkRecord>> Lookup(const Digest& id) const;
+  // Records of many chunks in one index call; out[i] belongs to ids[i].
+  Result<std::vector<std::optional<ChunkRecord>>> LookupMany(const std::vector<Digest>& ids) const;
   // Reads, decompresses and verifies the chunk into `out` (resized to its plaintext length).
   // Thread-safe. A missing chunk, a short segment or a hash mismatch is an error naming it.
-  Status Read(const Digest& id, std::vector<uint8_t>& out) const;
+  // `hint`: the chunk's record when the caller already looked it up (no second lookup); a
+  // read that fails verification looks the record up again, in case the chunk was moved.
+  Status Read(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint = nullptr) const;
+  // Reads exactly the extent `rec` names (no retry): check uses it.
   Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;
 
   // Calls fn(id, record) for each chunk in id order; a record that does not decode is reported
   // through `bad` and skipped.
   Status ForEachChunk(const std::function<void(const Digest&, const ChunkRecord&)>& fn,
                       const std::function<void(std::string_view key)>& bad = {}) const;
-  // Committed length of each segment.
-  std::map<SegmentId, uint64_t> Segments() const;
-  std::vector<Extent> FreeExtents() const;
+  // Committed length of each segment, and the committed free extents.
+  std::map<SegmentId, uint64_t> Segments() const { return space_.CommittedLengths(); }
+  std::vector<Extent> FreeExtents() const { return space_.CommittedFree(); }
 
   // Compaction and space release: releases free extents to the filesystem, cuts free segment
-  // tails, removes empty segments and rewrites sparse ones. Crash-safe at every step.
+  // tails, removes empty segments and rewrites sparse ones, in batches that let writers in
+  // between. Crash-safe at every step (chunk_maintain.cc).
   Result<MaintainReport> Maintain(const MaintainOptions& opts);
   // Re-encryption: re-seals every chunk due under `opts` in transactions of about 64 MiB, each
   // crash-safe (see ChunkTxn::Reseal); a run stopped by a limit or a crash is simply run again.
@@ -176,34 +234,56 @@ class ChunkStore {
   uint64_t chunk_reads() const { return chunk_reads_.load(); }
   const Hasher& hasher() const { return *hasher_; }
   Backend& backend() { return *backend_; }
-  Index& index() { return *index_; }
+  const Backend& backend() const { return *backend_; }
 
  private:
   friend class ChunkTxn;
-  // Appends `len` bytes at the end of the active segment (rolling to a new one when full).
-  Extent AppendAtTail(uint64_t len);
-  // Reloads allocator and tail state from the index after a failed or abandoned transaction.
-  void ResetToCommitted();
-  // Writes a maintenance batch that carries the allocator's changes; on failure the allocator
-  // returns to its committed state. Caller holds writer_mu_, not seg_mu_.
-  Status WriteAllocatorBatch(const WriteBatch& batch);
-  void ResetTailLocked();
   // Opens (when sealed), decompresses and verifies `stored` into `out`.
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
+  // Compresses and seals a chunk new to the store into p.stored.
+  Status Seal(std::span<const uint8_t> data, PreparedChunk& p) const;
+  // Writes `batch` plus the space map's changes under the commit lock; on failure the space
+  // map's committed view returns to the index's.
+  Status WriteSpaceBatch(WriteBatch batch);
+  // Deletes rows left at refcount zero for a pinner that is gone (under the commit lock).
+  Status ReleaseZeroRows(const std::vector<Digest>& ids);
+  // Releases freed extents' storage (hole punch), then makes them reservable again.
+  void PunchAndMakeAvailable(const std::vector<Extent>& extents);
+  // Commit bookkeeping (commit lock held): rows of `ids` changed at a new commit sequence.
+  void RecordCommit(const std::vector<Digest>& ids);
+  bool ChangedSince(const Digest& id, uint64_t seq) const;
+  void RegisterReader(uint64_t seq);
+  void UnregisterReader(uint64_t seq);
+  // Maintenance steps (chunk_maintain.cc).
+  struct Candidate;
+  Result<std::vector<Candidate>> ChooseCandidates(const MaintainOptions& opts, uint64_t& planned);
+  Status DrainSegment(Candidate& c, const MaintainOptions& opts, MaintainReport& rep,
+                      uint64_t planned, bool& stopped);
+  Status RemoveSegmentIfEmpty(SegmentId seg, MaintainReport& rep);
+  Status CutTailsAndPunch(MaintainReport& rep);
 
   Backend* backend_;
   Index* index_;
   const Hasher* hasher_;
   ChunkStoreOptions opts_;
   const crypto::StoreCrypto* crypto_;
-  std::mutex writer_mu_;  // one transaction at a time
-  mutable std::mutex seg_mu_;
-  std::map<SegmentId, uint64_t> committed_;  // segment -> committed length
-  ExtentAllocator allocator_;                // guarded by seg_mu_
-  std::set<SegmentId> draining_;             // segments being compacted: no new data there
-  SegmentId active_ = 0;
-  uint64_t active_tail_ = 0;  // next free byte in the active segment (>= committed length)
+  SpaceMap space_;
+
+  std::mutex commit_mu_;  // one commit at a time; held only while rows are settled and written
+  // Guarded by commit_mu_: the commit sequence and, for rows committed while some transaction
+  // holds records read earlier, the sequence that last changed them.
+  std::atomic<uint64_t> commit_seq_{1};
+  std::unordered_map<Digest, uint64_t, DigestHash> changed_at_;
+  std::mutex readers_mu_;
+  std::multiset<uint64_t> reader_seqs_;  // first read sequence of each live transaction
+
+  // Pins (dedup hits in flight) and deletions in flight, guarded by pin_mu_.
+  std::mutex pin_mu_;
+  std::unordered_map<Digest, int, DigestHash> pins_;
+  std::unordered_set<Digest, DigestHash> dying_;      // deleted by the commit being written
+  std::unordered_set<Digest, DigestHash> zero_rows_;  // kept at refcount 0 for a pinner
+
   mutable std::atomic<uint64_t> chunk_reads_{0};
 };
 

@@ -115,6 +115,32 @@ std::optional<Extent> ExtentAllocator::TakeTail(SegmentId s, uint64_t end) {
   return e;
 }
 
+std::map<ExtentAllocator::Pos, uint64_t>::const_iterator ExtentAllocator::Containing(Pos p) const {
+  auto it = by_offset_.upper_bound(p);
+  if (it == by_offset_.begin()) return by_offset_.end();
+  --it;
+  if (it->first.first != p.first || it->first.second + it->second <= p.second)
+    return by_offset_.end();
+  return it;
+}
+
+bool ExtentAllocator::Contains(const Extent& e) const {
+  auto it = Containing({e.segment, e.offset});
+  return it != by_offset_.end() && e.offset + e.length <= it->first.second + it->second;
+}
+
+bool ExtentAllocator::Carve(const Extent& e) {
+  if (e.length == 0) return true;
+  if (!Contains(e)) return false;
+  auto it = Containing({e.segment, e.offset});
+  Pos start = it->first;
+  uint64_t end = start.second + it->second;
+  Erase(start);
+  if (e.offset > start.second) Insert(start, e.offset - start.second);
+  if (e.offset + e.length < end) Insert({e.segment, e.offset + e.length}, end - e.offset - e.length);
+  return true;
+}
+
 void ExtentAllocator::AddChangesTo(WriteBatch& batch) const {
   for (const auto& p : touched_) {
     auto it = by_offset_.find(p);

@@ -39,6 +39,11 @@ class ExtentAllocator {
   void DropSegment(SegmentId s);
   // Removes and returns the free extent that ends exactly at `end` of segment `s`, if any.
   std::optional<Extent> TakeTail(SegmentId s, uint64_t end);
+  // Removes exactly `e` from the free space, splitting the free extent that contains it.
+  // Returns false (and changes nothing) when `e` is not entirely inside one free extent.
+  bool Carve(const Extent& e);
+  // Whether `e` lies entirely inside one free extent.
+  bool Contains(const Extent& e) const;
   // Adds puts/deletes for every free-extent row changed since the last MarkCommitted.
   void AddChangesTo(WriteBatch& batch) const;
   void MarkCommitted() { touched_.clear(); }
@@ -55,6 +60,8 @@ class ExtentAllocator {
  private:
   using Pos = std::pair<SegmentId, uint64_t>;
   void Insert(Pos p, uint64_t len);
+  // The free extent containing position `p`, or by_offset_.end().
+  std::map<Pos, uint64_t>::const_iterator Containing(Pos p) const;
   void Erase(Pos p);
   std::map<Pos, uint64_t> by_offset_;
   std::set<std::tuple<uint64_t, SegmentId, uint64_t>> by_size_;  // (length, segment, offset)

@@ -68,6 +68,33 @@ class Index {
   virtual Status Refresh() { return Status::Ok(); }
 };
 
+// Forwards every call to `inner`. Decorators (counting, fault injection, a crash simulator)
+// derive from it and override only what they change.
+class IndexWrapper : public Index {
+ public:
+  explicit IndexWrapper(std::unique_ptr<Index> inner) : inner_(std::move(inner)) {}
+  Result<std::optional<std::string>> Get(std::string_view key) override { return inner_->Get(key); }
+  Result<std::vector<std::optional<std::string>>> MultiGet(
+      const std::vector<std::string>& keys) override {
+    return inner_->MultiGet(keys);
+  }
+  Status Write(const WriteBatch& batch, bool sync) override { return inner_->Write(batch, sync); }
+  Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {
+    return inner_->ScanFrom(prefix, start, fn);
+  }
+  std::string Describe() const override { return inner_->Describe(); }
+  Status Verify(const std::function<void(std::string)>& problem) override {
+    return inner_->Verify(problem);
+  }
+  Status Refresh() override { return inner_->Refresh(); }
+
+ protected:
+  Index& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<Index> inner_;
+};
+
 // RocksDB in `dir`; `read_only` opens a consistent view while another process may write.
 Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
                                               bool read_only);

@@ -18,6 +18,7 @@ namespace cairn::keyspace {
 inline constexpr char kChunk = 'c';          // chunkstore  ChunkRecord v2 (v1 still read)
 inline constexpr char kSegment = 's';        // chunkstore  SegmentRecord v1
 inline constexpr char kFreeExtent = 'f';     // chunkstore  extent allocator, u8 1 + u64 length
+inline constexpr char kSegmentIdMark = 'g';  // chunkstore  u8 1 + u32 next segment id
 inline constexpr char kQuarantine = 'q';     // chunkstore  damaged chunk found by check (reserved)
 inline constexpr char kManifest = 'm';       // objects     Manifest v1 (sealed when encrypted)
 inline constexpr char kManifestRefs = 'n';   // objects     counter v1
@@ -40,6 +41,7 @@ inline constexpr RowType kRowTypes[] = {
     {kChunk, "chunk record", "chunkstore"},
     {kVdisk, "vdisk descriptor", "vdisk"},
     {kFreeExtent, "free-extent row of the extent allocator", "chunkstore"},
+    {kSegmentIdMark, "segment id high-water mark", "chunkstore"},
     {kHead, "object head", "objects"},
     {kStoreIdentity, "store identity row", "repo"},
     {kManifest, "manifest", "objects"},

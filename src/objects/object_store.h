@@ -1,7 +1,12 @@
-// ObjectStore: named, versioned objects on top of a chunk store. Put runs a bounded pipeline
-// (read and cut on the calling thread; hash, dedup lookup and compression on the pool; writes
-// in order), so memory stays bounded whatever the input size. Get fetches, decompresses and
-// verifies chunks in parallel and writes them in order.
+// ObjectStore: named, versioned objects on top of a chunk store. It owns the object rows of the
+// index (manifests, manifest refcounts, heads, versions: keyspace.h) and reaches them through its
+// own Index handle; chunks only through the ChunkStore.
+//
+// Put runs a bounded pipeline (read and cut on the calling thread; hash, dedup lookup in
+// batches, compression and sealing on the pool; writes in order) with no store-wide lock until
+// its commit, so puts, removals and reads of one store run side by side (ADR 0013). Get looks
+// chunk records up in batches and fetches, decompresses and verifies chunks in parallel,
+// writing them in order.
 #pragma once
 
 #include <functional>
@@ -9,10 +14,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cairn/io.h"
 #include "cairn/repository.h"
+#include "chunkstore/chunk_check.h"
 #include "chunkstore/chunk_store.h"
 #include "objects/manifest.h"
 #include "primitives/chunker.h"
@@ -22,11 +29,12 @@ namespace cairn {
 
 class ObjectStore {
  public:
-  // `crypto`: the store's keys in an encrypted store (names are hashed in index keys and
-  // manifests, version records and heads are sealed), nullptr in a plain one.
-  ObjectStore(ChunkStore* chunks, const Chunker* chunker, ThreadPool* pool,
+  // `index`: the store's index (the same one the chunk store uses). `crypto`: the store's keys
+  // in an encrypted store (names are hashed in index keys and manifests, version records and
+  // heads are sealed), nullptr in a plain one.
+  ObjectStore(Index* index, ChunkStore* chunks, const Chunker* chunker, ThreadPool* pool,
               const crypto::StoreCrypto* crypto = nullptr)
-      : chunks_(chunks), chunker_(chunker), pool_(pool), crypto_(crypto) {}
+      : index_(index), chunks_(chunks), chunker_(chunker), pool_(pool), crypto_(crypto) {}
 
   Result<PutResult> Put(const std::string& name, ByteSource& src, const ProgressFn& progress);
   Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
@@ -45,6 +53,12 @@ class ObjectStore {
   Status ForEachVersion(
       const std::function<void(const std::string&, uint64_t, const VersionRecord&)>& fn,
       const std::function<void(std::string_view key)>& bad = {});
+  // Number of stored manifests (distinct contents).
+  Result<uint64_t> CountManifests();
+
+  // The object phase of check: versions, manifests and manifest refcounts agree; adds every
+  // problem to `rep` and returns what the manifests expect of the chunk store.
+  Result<ChunkExpectations> Check(CheckReport& rep);
 
   // Re-seals every sealed metadata row (manifests, versions, heads) whose key version is not
   // the current one; returns how many. Crash-safe: each batch replaces rows atomically.
@@ -55,11 +69,17 @@ class ObjectStore {
   static Status ValidateName(const std::string& name);
 
  private:
+  struct Ingested;  // object_put.cc
+  Result<Ingested> Ingest(ChunkTxn& txn, ByteSource& src, const ProgressFn& progress);
+  Status CommitVersion(ChunkTxn& txn, const std::string& name, Ingested& in, PutResult& r);
   Result<VersionRecord> ResolveVersion(const std::string& name, std::optional<uint64_t> version,
                                        uint64_t* resolved);
+  Result<VersionRecord> LatestVersion(const std::string& name, uint64_t* resolved);
   // Removes the given versions of `name` in one transaction.
-  // Versions already gone when the transaction starts are skipped; returns how many went.
+  // Versions already gone when the transaction commits are skipped; returns how many went.
   Result<uint64_t> RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);
+  // Re-seals the rows `keys` that are not under the current key version, in one commit.
+  Result<uint64_t> ResealBatch(const std::vector<std::string>& keys);
   size_t InFlight() const { return pool_->size() * 2 + 2; }
   // The part of index keys that stands for an object name: the name itself in a plain store,
   // its keyed hash in an encrypted one.
@@ -70,9 +90,12 @@ class ObjectStore {
                               const std::string& what) const;
   // Get + OpenRow.
   Result<std::optional<std::string>> GetRow(const std::string& key, const std::string& what);
+  // The refcount row of manifest `mid` (0 when absent).
+  Result<uint64_t> ManifestRefs(const Digest& mid);
   // Calls fn(name key, head) for every object head, in key order.
   Status ForEachHead(const std::function<void(const std::string&, const ObjectHead&)>& fn);
 
+  Index* index_;
   ChunkStore* chunks_;
   const Chunker* chunker_;
   ThreadPool* pool_;

@@ -113,8 +113,8 @@ class RepositoryImpl : public Repository {
     chunks_ = std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co,
                                            crypto_.get());
     CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
-    objects_ = std::make_unique<ObjectStore>(chunks_.get(), chunker_.get(), pool_.get(),
-                                             crypto_.get());
+    objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(),
+                                             pool_.get(), crypto_.get());
     writable_ = opts.writable;
     return Status::Ok();
   }
@@ -207,11 +207,7 @@ class RepositoryImpl : public Repository {
           s.versions++;
           s.logical_bytes += r.size;
         }));
-    CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, keys::kManifest),
-                                       [&](std::string_view, std::string_view) {
-                                         s.manifests++;
-                                         return true;
-                                       }));
+    CAIRN_ASSIGN_OR_RETURN(s.manifests, objects_->CountManifests());
     s.dedup_ratio = s.unique_bytes ? double(s.logical_bytes) / double(s.unique_bytes) : 0;
     s.compression_ratio = s.stored_bytes ? double(s.unique_bytes) / double(s.stored_bytes) : 0;
     s.total_ratio = s.stored_bytes ? double(s.logical_bytes) / double(s.stored_bytes) : 0;

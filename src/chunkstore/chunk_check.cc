@@ -1,0 +1,186 @@
+// The chunk phase of check (chunk_check.h). It never modifies the store.
+#include "chunkstore/chunk_check.h"
+
+#include <algorithm>
+#include <deque>
+#include <future>
+#include <map>
+
+namespace cairn {
+namespace {
+
+std::string Printable(std::string_view k) {
+  std::string s;
+  for (char c : k) {
+    if (c >= 32 && c < 127) s.push_back(c);
+    else s += "\\x" + std::string(1, "0123456789abcdef"[(c >> 4) & 15]) + "0123456789abcdef"[c & 15];
+  }
+  return s;
+}
+
+using Records = std::vector<std::pair<Digest, ChunkRecord>>;
+
+// Segment files against their committed lengths; returns each file's actual size.
+std::map<SegmentId, uint64_t> CheckSegmentFiles(ChunkStore& chunks,
+                                                const std::map<SegmentId, uint64_t>& segments,
+                                                CheckReport& rep) {
+  Backend& backend = chunks.backend();
+  std::map<SegmentId, uint64_t> actual;
+  for (const auto& [seg, len] : segments) {
+    auto size = backend.Size(seg);
+    if (!size.ok()) {
+      rep.errors.push_back("segment " + backend.Describe(seg) + " is missing");
+      actual[seg] = 0;
+      continue;
+    }
+    actual[seg] = *size;
+    if (*size < len)
+      rep.errors.push_back("segment " + backend.Describe(seg) + " is truncated: " +
+                           std::to_string(*size) + " bytes, " + std::to_string(len) +
+                           " committed");
+    else if (*size > len)
+      rep.warnings.push_back("segment " + backend.Describe(seg) + " has " +
+                             std::to_string(*size - len) +
+                             " uncommitted bytes (cut at the next writable open)");
+  }
+  return actual;
+}
+
+// Each record against what the layers above expect, and against its segment.
+void CheckRecords(const ChunkStore& chunks, const Records& records,
+                  const ChunkExpectations& expect, const std::map<SegmentId, uint64_t>& segments,
+                  const std::map<SegmentId, uint64_t>& actual, CheckReport& rep) {
+  const Backend& backend = chunks.backend();
+  for (const auto& [id, r] : records) {
+    auto x = expect.chunks.find(id);
+    uint64_t want = x == expect.chunks.end() ? 0 : x->second.refs;
+    const std::string users = expect.UsersOf(id);
+    if (r.refcount != want)
+      rep.errors.push_back("chunk " + id.Hex() + " refcount is " + std::to_string(r.refcount) +
+                           ", manifests say " + std::to_string(want));
+    else if (r.refcount == 0)
+      rep.warnings.push_back("chunk " + id.Hex() +
+                             " has no references and waits for release (at the next writable "
+                             "open)");
+    if (x != expect.chunks.end() && x->second.length != r.plain_len)
+      rep.errors.push_back("chunk " + id.Hex() + " has length " + std::to_string(r.plain_len) +
+                           " but " + users + " expects " + std::to_string(x->second.length));
+    auto seg = segments.find(r.segment);
+    if (seg == segments.end())
+      rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") lies in segment " +
+                           backend.Describe(r.segment) + " which the index does not know");
+    else if (r.offset + r.stored_len > seg->second)
+      rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") lies past the committed end of " +
+                           backend.Describe(r.segment));
+    else if (r.offset + r.stored_len > actual.at(r.segment))
+      rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") is cut off: " +
+                           backend.Describe(r.segment) + " is truncated");
+  }
+}
+
+// Every committed byte of a segment is either a live chunk's extent or a free extent: any
+// overlap is double booking, any gap is leaked space.
+void CheckTiling(const ChunkStore& chunks, const Records& records,
+                 const std::map<SegmentId, uint64_t>& segments, CheckReport& rep) {
+  const Backend& backend = chunks.backend();
+  struct Piece {
+    uint64_t offset, length;
+    std::string what;
+  };
+  std::map<SegmentId, std::vector<Piece>> pieces;
+  for (const auto& [id, r] : records) pieces[r.segment].push_back({r.offset, r.stored_len, "chunk " + id.Hex()});
+  for (const auto& e : chunks.FreeExtents()) {
+    if (!segments.count(e.segment))
+      rep.errors.push_back("free extent at " + std::to_string(e.offset) + " of unknown segment " +
+                           backend.Describe(e.segment));
+    pieces[e.segment].push_back({e.offset, e.length, "free extent"});
+  }
+  for (auto& [seg, list] : pieces) {
+    std::sort(list.begin(), list.end(), [](const Piece& a, const Piece& b) { return a.offset < b.offset; });
+    uint64_t at = 0;
+    const std::string where = backend.Describe(seg);
+    for (const auto& p : list) {
+      if (p.offset < at)
+        rep.errors.push_back(p.what + " at offset " + std::to_string(p.offset) + " of " + where +
+                             " overlaps the extent before it");
+      else if (p.offset > at)
+        rep.errors.push_back("bytes " + std::to_string(at) + ".." + std::to_string(p.offset) +
+                             " of " + where + " are neither used nor free (leaked)");
+      at = std::max(at, p.offset + p.length);
+    }
+    auto committed = segments.find(seg);
+    if (committed != segments.end() && at < committed->second)
+      rep.errors.push_back("bytes " + std::to_string(at) + ".." + std::to_string(committed->second) +
+                           " of " + where + " are neither used nor free (leaked)");
+  }
+  for (const auto& [seg, len] : segments)
+    if (len > 0 && !pieces.count(seg))
+      rep.errors.push_back("segment " + backend.Describe(seg) + " has " + std::to_string(len) +
+                           " committed bytes but neither chunks nor free extents");
+}
+
+// Reads, decompresses and verifies every chunk, in segment order (sequential I/O), in parallel.
+void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations& expect,
+             ThreadPool& pool, const CheckOptions& opts, CheckReport& rep) {
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second.segment, a.second.offset) < std::tie(b.second.segment, b.second.offset);
+  });
+  uint64_t total = 0;
+  for (const auto& [id, r] : records) total += r.stored_len;
+  std::deque<std::pair<size_t, std::future<Status>>> inflight;
+  auto drain = [&] {
+    auto& [i, fut] = inflight.front();
+    Status s = fut.get();
+    rep.chunks_read++;
+    rep.bytes_read += records[i].second.stored_len;
+    if (!s.ok()) rep.errors.push_back(s.message() + " (used by " + expect.UsersOf(records[i].first) + ")");
+    if (opts.progress) opts.progress(rep.bytes_read, total);
+    inflight.pop_front();
+  };
+  for (size_t i = 0; i < records.size(); i++) {
+    const ChunkStore* cs = &chunks;
+    const auto& [id, rec] = records[i];
+    inflight.emplace_back(i, pool.Submit([cs, id, rec] {
+      std::vector<uint8_t> buf;
+      return cs->ReadRecord(id, rec, buf);
+    }));
+    if (inflight.size() >= pool.size() * 2 + 2) drain();
+  }
+  while (!inflight.empty()) drain();
+}
+
+}  // namespace
+
+std::string ChunkExpectations::UsersOf(const Digest& id) const {
+  auto it = chunks.find(id);
+  if (it == chunks.end() || it->second.users.empty()) return "no object";
+  std::string s;
+  for (const auto& u : it->second.users) s += (s.empty() ? "" : ", ") + u;
+  return s;
+}
+
+Status CheckChunks(ChunkStore& chunks, const ChunkExpectations& expect, ThreadPool& pool,
+                   const CheckOptions& opts, CheckReport& rep) {
+  Records records;
+  std::unordered_map<Digest, bool, DigestHash> present;
+  CAIRN_RETURN_IF_ERROR(chunks.ForEachChunk(
+      [&](const Digest& id, const ChunkRecord& r) {
+        records.emplace_back(id, r);
+        present[id] = true;
+      },
+      [&](std::string_view k) {
+        rep.errors.push_back("index row " + Printable(k) + " is not a valid chunk record");
+      }));
+  rep.chunks = records.size();
+  for (const auto& [id, x] : expect.chunks)
+    if (!present.count(id))
+      rep.errors.push_back("chunk " + id.Hex() + " used by " + expect.UsersOf(id) + " is missing");
+  const auto segments = chunks.Segments();
+  const auto actual = CheckSegmentFiles(chunks, segments, rep);
+  CheckRecords(chunks, records, expect, segments, actual, rep);
+  CheckTiling(chunks, records, segments, rep);
+  if (opts.read_data) ReadAll(chunks, std::move(records), expect, pool, opts, rep);
+  return Status::Ok();
+}
+
+}  // namespace cairn

@@ -1,0 +1,336 @@
+// ChunkTxn: preparing, writing and committing chunks side by side with other transactions
+// (chunk_store.h; the commit protocol is in docs/commit-protocol.md, the design in ADR 0013).
+#include <algorithm>
+#include <ctime>
+
+#include "chunkstore/chunk_store.h"
+
+namespace cairn {
+
+// What a commit decided while it held the commit lock.
+struct ChunkTxn::Settled {
+  std::vector<Digest> changed;        // chunk rows written or deleted
+  std::vector<Digest> deleted;        // rows deleted (in the store's dying set until written)
+  std::vector<Digest> zero;           // rows kept at refcount zero for another pinner
+  std::vector<Digest> revived;        // zero rows that got a reference again
+  std::vector<Extent> used;           // reservations that became data
+  std::vector<Extent> released;       // extents freed by this commit
+  uint64_t moves = 0, moved_bytes = 0;
+};
+
+namespace {
+
+bool SameExtent(const Extent& a, const Extent& b) {
+  return a.segment == b.segment && a.offset == b.offset && a.length == b.length;
+}
+
+Extent ExtentOf(const ChunkRecord& r) { return {r.segment, r.offset, r.stored_len}; }
+
+}  // namespace
+
+ChunkTxn::~ChunkTxn() {
+  Backend* backend = store_->backend_;
+  for (const auto& e : reserved_)
+    store_->space_.Release(e, [backend](const SegmentCut& c) {
+      (void)backend->Truncate(c.segment, c.length);  // best effort: open cuts it otherwise
+    });
+  std::vector<Digest> orphans;
+  {
+    std::lock_guard lk(store_->pin_mu_);
+    for (const auto& [id, n] : pins_) {
+      auto it = store_->pins_.find(id);
+      if (it == store_->pins_.end()) continue;
+      it->second -= n;
+      if (it->second > 0) continue;
+      store_->pins_.erase(it);
+      if (store_->zero_rows_.count(id)) orphans.push_back(id);
+    }
+  }
+  if (read_registered_) store_->UnregisterReader(first_read_seq_);
+  // Rows another commit kept at refcount zero because this transaction had pinned them, and
+  // that this transaction did not reference after all.
+  if (!orphans.empty()) (void)store_->ReleaseZeroRows(orphans);
+}
+
+uint64_t ChunkTxn::ReadSequence() {
+  std::lock_guard lk(pin_mu_);
+  uint64_t seq = store_->commit_seq_.load();
+  if (!read_registered_) {
+    // Registered before the lookup it covers: every commit from now on records what it changes
+    // for as long as this transaction lives (ChunkStore::RecordCommit).
+    store_->RegisterReader(seq);
+    first_read_seq_ = seq;
+    read_registered_ = true;
+  }
+  return seq;
+}
+
+void ChunkTxn::Pin(std::vector<PreparedChunk>& chunks) {
+  std::lock_guard own(pin_mu_);
+  std::lock_guard lk(store_->pin_mu_);
+  for (auto& c : chunks) {
+    if (store_->dying_.count(c.id)) {
+      c.recheck = true;  // being deleted right now: prepared as new, settled at commit
+      continue;
+    }
+    store_->pins_[c.id]++;
+    pins_[c.id]++;
+  }
+}
+
+Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
+    const std::vector<std::span<const uint8_t>>& pieces) {
+  std::vector<PreparedChunk> out(pieces.size());
+  std::vector<Digest> ids(pieces.size());
+  for (size_t i = 0; i < pieces.size(); i++) {
+    out[i].id = ids[i] = store_->hasher_->Hash(pieces[i]);
+    out[i].plain_len = static_cast<uint32_t>(pieces[i].size());
+  }
+  const uint64_t seq = ReadSequence();
+  Pin(out);
+  CAIRN_ASSIGN_OR_RETURN(auto records, store_->LookupMany(ids));
+  for (size_t i = 0; i < pieces.size(); i++) {
+    out[i].read_seq = seq;
+    if (records[i] && !out[i].recheck) {
+      out[i].record = std::move(records[i]);
+      continue;
+    }
+    CAIRN_RETURN_IF_ERROR(store_->Seal(pieces[i], out[i]));
+  }
+  return out;
+}
+
+Result<Extent> ChunkTxn::WriteData(std::span<const uint8_t> stored) {
+  Extent e = store_->space_.Reserve(stored.size());
+  reserved_.push_back(e);
+  CAIRN_RETURN_IF_ERROR(store_->backend_->Write(e.segment, e.offset, stored));
+  written_.insert(e.segment);
+  return e;
+}
+
+Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
+  deltas_[c.id] += 1;
+  if (new_chunks_.count(c.id) || known_.count(c.id)) return false;
+  if (c.known()) {
+    known_.emplace(c.id, Known{*c.record, c.read_seq});
+    return false;
+  }
+  CAIRN_ASSIGN_OR_RETURN(Extent e, WriteData(c.stored));
+  NewChunk nc;
+  ChunkRecord& rec = nc.record;
+  rec.segment = e.segment;
+  rec.offset = e.offset;
+  rec.stored_len = static_cast<uint32_t>(c.stored.size());
+  rec.plain_len = c.plain_len;
+  rec.codec = c.codec;
+  rec.created = static_cast<uint64_t>(std::time(nullptr));
+  if (c.seal.key_version) {
+    rec.key_version = c.seal.key_version;
+    rec.salt = c.seal.salt;
+    rec.sealed = c.seal.epoch;
+    rec.generation = 1;
+  }
+  nc.read_seq = c.read_seq;
+  nc.recheck = c.recheck;
+  new_stored_bytes_ += rec.stored_len;
+  new_chunks_.emplace(c.id, nc);
+  return true;
+}
+
+void ChunkTxn::DiscardRefs() { deltas_.clear(); }
+
+Status ChunkTxn::Relocate(const Digest& id, const ChunkRecord& rec) {
+  std::vector<uint8_t> stored(rec.stored_len), copy, plain;
+  Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
+  if (s.ok()) {
+    copy = stored;  // Unseal opens in place; the sealed bytes are what moves
+    s = store_->Unseal(id, rec, copy, plain);
+  }
+  if (!s.ok())
+    return Status::Corruption("cannot move chunk " + id.Hex() + " out of " +
+                              store_->backend_->Describe(rec.segment) + ": " + s.message());
+  CAIRN_ASSIGN_OR_RETURN(Extent e, WriteData(stored));
+  ChunkRecord moved = rec;
+  moved.segment = e.segment;
+  moved.offset = e.offset;
+  moves_[id] = {rec, moved};
+  return Status::Ok();
+}
+
+Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
+  const crypto::StoreCrypto* crypto = store_->crypto_;
+  if (!crypto) return Status::Invalid("the store is not encrypted: nothing to re-seal");
+  std::vector<uint8_t> stored(rec.stored_len), plain;
+  Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
+  if (s.ok()) s = crypto->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed}, stored);
+  if (s.ok()) {
+    // Verify before sealing again: a damaged chunk must not be blessed with a fresh seal.
+    plain.resize(rec.plain_len);
+    s = Decompress(rec.codec, stored, plain);
+    if (s.ok() && store_->hasher_->Hash(plain) != id)
+      s = Status::Corruption("its content does not match its hash");
+  }
+  if (!s.ok())
+    return Status::Corruption("cannot re-seal chunk " + id.Hex() + " in " +
+                              store_->backend_->Describe(rec.segment) + ": " + s.message());
+  crypto::ChunkSeal seal;
+  std::vector<uint8_t> sealed;
+  CAIRN_RETURN_IF_ERROR(crypto->SealChunk(id, stored, seal, sealed));
+  CAIRN_ASSIGN_OR_RETURN(Extent e, WriteData(sealed));
+  ChunkRecord next = rec;
+  next.segment = e.segment;
+  next.offset = e.offset;
+  next.stored_len = static_cast<uint32_t>(sealed.size());
+  next.key_version = seal.key_version;
+  next.salt = seal.salt;
+  next.sealed = seal.epoch;
+  next.generation = rec.generation + 1;
+  moves_[id] = {rec, next};
+  return Status::Ok();
+}
+
+// --- commit
+
+Result<std::vector<std::optional<ChunkRecord>>> ChunkTxn::CurrentRecords(
+    const std::vector<Digest>& ids) {
+  // A record this transaction read is still current unless a commit changed it since; only the
+  // others are read again (the common put reads each chunk row once, at Prepare).
+  std::vector<std::optional<ChunkRecord>> out(ids.size());
+  std::vector<Digest> to_read;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < ids.size(); i++) {
+    const Digest& id = ids[i];
+    auto n = new_chunks_.find(id);
+    auto k = known_.find(id);
+    bool stale = true;
+    if (n != new_chunks_.end()) stale = n->second.recheck || store_->ChangedSince(id, n->second.read_seq);
+    else if (k != known_.end()) stale = store_->ChangedSince(id, k->second.read_seq);
+    if (!stale) {
+      if (k != known_.end()) out[i] = k->second.record;
+      continue;
+    }
+    to_read.push_back(id);
+    where.push_back(i);
+  }
+  if (to_read.empty()) return out;
+  CAIRN_ASSIGN_OR_RETURN(auto fresh, store_->LookupMany(to_read));
+  for (size_t j = 0; j < to_read.size(); j++) out[where[j]] = std::move(fresh[j]);
+  return out;
+}
+
+Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<ChunkRecord>& cur,
+                           WriteBatch& batch, Settled& out) {
+  auto fresh = new_chunks_.find(id);
+  const bool use_new = !cur && fresh != new_chunks_.end();
+  if (!cur && !use_new)
+    return Status::Corruption("chunk " + id.Hex() + " is referenced but missing from the index");
+  ChunkRecord rec = use_new ? fresh->second.record : *cur;
+  if (delta < 0 && rec.refcount < static_cast<uint64_t>(-delta))
+    return Status::Corruption("refcount of chunk " + id.Hex() + " would go below zero");
+  rec.refcount += delta;
+  out.changed.push_back(id);
+  if (rec.refcount > 0) {
+    batch.Put(keys::Chunk(id), rec.Encode());
+    if (cur && cur->refcount == 0) out.revived.push_back(id);
+    if (use_new) {
+      CAIRN_RETURN_IF_ERROR(store_->space_.Use(ExtentOf(rec)));
+      out.used.push_back(ExtentOf(rec));
+    }
+    return Status::Ok();
+  }
+  std::lock_guard lk(store_->pin_mu_);
+  auto pin = store_->pins_.find(id);
+  auto own = pins_.find(id);
+  int others = (pin == store_->pins_.end() ? 0 : pin->second) - (own == pins_.end() ? 0 : own->second);
+  if (others > 0) {  // a transaction in flight relies on it: kept until that one settles it
+    batch.Put(keys::Chunk(id), rec.Encode());
+    out.zero.push_back(id);
+    return Status::Ok();
+  }
+  store_->dying_.insert(id);
+  out.deleted.push_back(id);
+  batch.Delete(keys::Chunk(id));
+  store_->space_.Free(ExtentOf(rec));
+  out.released.push_back(ExtentOf(rec));
+  return Status::Ok();
+}
+
+Status ChunkTxn::SettleMoves(WriteBatch& batch, Settled& out) {
+  if (moves_.empty()) return Status::Ok();
+  std::vector<Digest> ids;
+  for (const auto& [id, m] : moves_) {
+    if (deltas_.count(id)) return Status::Invalid("chunk " + id.Hex() + " is moved and referenced");
+    ids.push_back(id);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto cur, store_->LookupMany(ids));
+  for (size_t i = 0; i < ids.size(); i++) {
+    const Move& m = moves_[ids[i]];
+    // Moved, re-sealed or released since the copy was made: the copy is simply not used.
+    if (!cur[i] || !SameExtent(ExtentOf(*cur[i]), ExtentOf(m.from)) || cur[i]->salt != m.from.salt)
+      continue;
+    ChunkRecord rec = m.to;
+    rec.refcount = cur[i]->refcount;
+    batch.Put(keys::Chunk(ids[i]), rec.Encode());
+    CAIRN_RETURN_IF_ERROR(store_->space_.Use(ExtentOf(rec)));
+    store_->space_.Free(ExtentOf(m.from));
+    out.used.push_back(ExtentOf(rec));
+    out.released.push_back(ExtentOf(m.from));
+    out.changed.push_back(ids[i]);
+    out.moves++;
+    out.moved_bytes += m.from.stored_len;
+  }
+  return Status::Ok();
+}
+
+void ChunkTxn::Abandon(const Settled& settled) {
+  (void)store_->space_.Rollback(*store_->index_);
+  std::lock_guard lk(store_->pin_mu_);
+  for (const auto& id : settled.deleted) store_->dying_.erase(id);
+}
+
+Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
+  WriteBatch batch;
+  if (extra) CAIRN_RETURN_IF_ERROR(extra(batch));
+  std::vector<Digest> ids;
+  for (const auto& [id, delta] : deltas_)
+    if (delta != 0) ids.push_back(id);
+  Status s;
+  auto cur = CurrentRecords(ids);
+  if (!cur.ok()) return cur.status();
+  for (size_t i = 0; i < ids.size() && s.ok(); i++)
+    s = SettleRow(ids[i], deltas_[ids[i]], (*cur)[i], batch, settled);
+  if (s.ok()) s = SettleMoves(batch, settled);
+  if (s.ok()) s = store_->WriteSpaceBatch(std::move(batch));
+  if (!s.ok()) {
+    Abandon(settled);
+    return s;
+  }
+  store_->RecordCommit(settled.changed);
+  std::lock_guard lk(store_->pin_mu_);
+  for (const auto& id : settled.deleted) store_->dying_.erase(id);
+  for (const auto& id : settled.zero) store_->zero_rows_.insert(id);
+  for (const auto& id : settled.revived) store_->zero_rows_.erase(id);
+  return Status::Ok();
+}
+
+Status ChunkTxn::Commit(const ExtraFn& extra) {
+  if (done_) return Status::Invalid("transaction already committed");
+  // 1. Data first: every segment written in this transaction is made durable, outside the lock.
+  for (SegmentId seg : written_) CAIRN_RETURN_IF_ERROR(store_->backend_->Sync(seg));
+  // 2. Then the rows that point at it, in one batch under the commit lock.
+  Settled settled;
+  {
+    std::lock_guard lk(store_->commit_mu_);
+    CAIRN_RETURN_IF_ERROR(CommitLocked(extra, settled));
+  }
+  done_ = true;
+  moves_committed_ = settled.moves;
+  moved_bytes_ = settled.moved_bytes;
+  std::set<std::pair<SegmentId, uint64_t>> used;
+  for (const auto& u : settled.used) used.insert({u.segment, u.offset});
+  std::erase_if(reserved_, [&](const Extent& e) { return used.count({e.segment, e.offset}) > 0; });
+  store_->PunchAndMakeAvailable(settled.released);
+  return Status::Ok();
+}
+
+}  // namespace cairn
