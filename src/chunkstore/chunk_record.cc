@@ -20,13 +20,14 @@ std::string ChunkRecord::Encode() const {
   s.append(reinterpret_cast<const char*>(salt.data()), salt.size());
   PutU64(s, sealed);
   PutU32(s, generation);
+  PutU8(s, flags);
   return s;
 }
 
 std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
   Reader r(v);
   uint8_t version = r.U8();
-  if (version != 1 && version != kFormatVersion) return std::nullopt;
+  if (version < 1 || version > kFormatVersion) return std::nullopt;
   ChunkRecord c;
   c.refcount = r.U64();
   c.segment = r.U32();
@@ -40,7 +41,8 @@ std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
   if (salt.size() == 16) std::memcpy(c.salt.data(), salt.data(), 16);
   c.sealed = r.U64();
   if (version >= 2) c.generation = r.U32();
-  if (!r.done()) return std::nullopt;
+  if (version >= 3) c.flags = r.U8();
+  if (!r.done() || (c.flags & ~kFlagPrivate) != 0) return std::nullopt;
   if (c.codec != Codec::kRaw && c.codec != Codec::kZstd) return std::nullopt;
   return c;
 }

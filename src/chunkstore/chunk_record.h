@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -16,7 +18,13 @@
 namespace cairn {
 
 struct ChunkRecord {
-  static constexpr uint8_t kFormatVersion = 2;  // 1 = without `generation` (still read)
+  // 3 adds `flags`; 2 (no flags) and 1 (no `generation` either) are still read.
+  static constexpr uint8_t kFormatVersion = 3;
+  // A private chunk (a non-deduplicated vdisk block): its id is random, not the hash of its
+  // content, and it is never looked up for dedup. It is verified by its AEAD in an encrypted
+  // store, and by `salt`, which holds the first 16 bytes of the BLAKE3 of its plaintext, in a
+  // plain one.
+  static constexpr uint8_t kFlagPrivate = 1;
   uint64_t refcount = 0;
   SegmentId segment = 0;
   uint64_t offset = 0;
@@ -29,12 +37,18 @@ struct ChunkRecord {
   std::array<uint8_t, 16> salt{};
   uint64_t sealed = 0;         // unix nanoseconds of the last seal (the chunk key's epoch)
   uint32_t generation = 0;     // 1 when first sealed, +1 at every re-seal
+  uint8_t flags = 0;           // kFlagPrivate
 
   bool is_sealed() const { return key_version != 0; }
+  bool is_private() const { return (flags & kFlagPrivate) != 0; }
 
   std::string Encode() const;
   static std::optional<ChunkRecord> Decode(std::string_view v);
 };
+
+// The checksum a private chunk of a plain store keeps in `salt`: BLAKE3 of its plaintext,
+// first 16 bytes.
+std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain);
 
 namespace keys {
 inline constexpr char kChunk = keyspace::kChunk;

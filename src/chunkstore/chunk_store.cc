@@ -5,6 +5,15 @@
 #include <algorithm>
 
 namespace cairn {
+
+std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain) {
+  static const std::unique_ptr<Hasher> kBlake3 = MakeHasher(HashAlgo::kBlake3);
+  Digest d = kBlake3->Hash(plain);
+  std::array<uint8_t, 16> out;
+  std::copy_n(d.bytes.begin(), out.size(), out.begin());
+  return out;
+}
+
 namespace {
 
 uint64_t SegmentSize(const Backend& backend, uint64_t wanted) {
@@ -125,21 +134,29 @@ Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<
   out.resize(rec.plain_len);
   Status s = Decompress(rec.codec, stored, out);
   if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
+  if (rec.is_private()) {
+    // Its id is random: the AEAD verified it, or (plain store) the checksum in `salt` does.
+    if (crypto_ || PrivateChecksum(out) == rec.salt) return Status::Ok();
+    return Status::Corruption("chunk " + id.Hex() + where() +
+                              " fails verification: its content does not match its checksum");
+  }
   if (hasher_->Hash(out) != id)
     return Status::Corruption("chunk " + id.Hex() + where() +
                               " fails verification: its content does not match its hash");
   return Status::Ok();
 }
 
-Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p) const {
+Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw) const {
+  static const CompressionSpec kNone{false, 0};
+  const CompressionSpec& spec = raw ? kNone : opts_.compression;
   if (!crypto_) {
-    p.codec = Compress(opts_.compression, data, p.stored);
+    p.codec = Compress(spec, data, p.stored);
     return Status::Ok();
   }
   // Compressed into a per-thread scratch buffer, sealed from it (or, for a chunk that does not
   // shrink, straight from the input) into the one buffer that is written.
   thread_local std::vector<uint8_t> scratch;
-  p.codec = Compress(opts_.compression, data, scratch);
+  p.codec = spec.enabled ? Compress(spec, data, scratch) : Codec::kRaw;
   std::span<const uint8_t> plain = p.codec == Codec::kRaw ? data : std::span<const uint8_t>(scratch);
   return crypto_->SealChunk(p.id, plain, p.seal, p.stored);
 }

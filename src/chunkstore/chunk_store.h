@@ -61,9 +61,10 @@ struct PreparedChunk {
 
 class ChunkStore;
 
-// One writer's unit of work. Prepare is thread-safe (pool threads call it); the other calls
-// come from one thread (the ordered stage of a pipeline). Destroying an uncommitted transaction
-// rolls it back: its reservations go back to the space map and its pins are dropped.
+// One writer's unit of work. Prepare, AddRef, AddPrivate, DropRef and Pending are thread-safe
+// (an object put calls Prepare from pool threads; a vdisk calls everything from many NBD
+// threads); Commit must not run alongside them. Destroying an uncommitted transaction rolls it
+// back: its reservations go back to the space map and its pins are dropped.
 class ChunkTxn {
  public:
   ~ChunkTxn();
@@ -78,8 +79,17 @@ class ChunkTxn {
   // has its data written now, to space reserved for this transaction. Returns true when data
   // was written (new), false when deduplicated.
   Result<bool> AddRef(PreparedChunk&& chunk);
+  // Stores `plain` as a private chunk (ChunkRecord::kFlagPrivate): a random id, no dedup
+  // lookup, no compression, sealed like any chunk in an encrypted store. Adds one reference and
+  // returns the id. For non-deduplicated vdisk blocks.
+  Result<Digest> AddPrivate(std::span<const uint8_t> plain);
   // Drops `n` references; a chunk left with none is deleted at commit and its extent freed.
-  void DropRef(const Digest& id, int64_t n = 1) { deltas_[id] -= n; }
+  void DropRef(const Digest& id, int64_t n = 1);
+  // The record of a chunk this transaction wrote and has not committed (nullopt otherwise):
+  // readers of data written but not yet committed read it from there.
+  std::optional<ChunkRecord> Pending(const Digest& id) const;
+  // New chunks written so far (a vdisk commits early when this grows large).
+  size_t new_chunk_count() const;
   // Forgets every reference change made so far (data written stays unused and is released).
   void DiscardRefs();
   // Compaction: copies a chunk's stored bytes (verified first) to new space outside the
@@ -125,6 +135,7 @@ class ChunkTxn {
   };
   struct Settled;  // what the commit decided (chunk_txn.cc)
   Result<Extent> WriteData(std::span<const uint8_t> stored);
+  Result<bool> AddNew(const Digest& id, PreparedChunk& c, uint8_t flags);
   void Pin(std::vector<PreparedChunk>& chunks);
   uint64_t ReadSequence();
   Status CommitLocked(const ExtraFn& extra, Settled& settled);
@@ -135,6 +146,7 @@ class ChunkTxn {
   void Abandon(const Settled& settled);
 
   ChunkStore* store_;
+  mutable std::mutex mu_;  // guards the maps and lists below (not pins_: pin_mu_)
   std::unordered_map<Digest, NewChunk, DigestHash> new_chunks_;
   std::unordered_map<Digest, Known, DigestHash> known_;  // dedup hits
   std::unordered_map<Digest, Move, DigestHash> moves_;
@@ -241,8 +253,8 @@ class ChunkStore {
   // Opens (when sealed), decompresses and verifies `stored` into `out`.
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
-  // Compresses and seals a chunk new to the store into p.stored.
-  Status Seal(std::span<const uint8_t> data, PreparedChunk& p) const;
+  // Compresses (unless `raw`) and seals a chunk new to the store into p.stored.
+  Status Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw = false) const;
   // Writes `batch` plus the space map's changes under the commit lock; on failure the space
   // map's committed view returns to the index's.
   Status WriteSpaceBatch(WriteBatch batch);

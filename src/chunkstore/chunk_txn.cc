@@ -102,42 +102,99 @@ Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
 
 Result<Extent> ChunkTxn::WriteData(std::span<const uint8_t> stored) {
   Extent e = store_->space_.Reserve(stored.size());
-  reserved_.push_back(e);
+  {
+    std::lock_guard lk(mu_);
+    reserved_.push_back(e);
+    written_.insert(e.segment);
+  }
   CAIRN_RETURN_IF_ERROR(store_->backend_->Write(e.segment, e.offset, stored));
-  written_.insert(e.segment);
   return e;
 }
 
 Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
-  deltas_[c.id] += 1;
-  if (new_chunks_.count(c.id) || known_.count(c.id)) return false;
-  if (c.known()) {
-    known_.emplace(c.id, Known{*c.record, c.read_seq});
-    return false;
+  {
+    std::lock_guard lk(mu_);
+    deltas_[c.id] += 1;
+    if (new_chunks_.count(c.id) || known_.count(c.id)) return false;
+    if (c.known()) {
+      known_.emplace(c.id, Known{*c.record, c.read_seq});
+      return false;
+    }
   }
-  CAIRN_ASSIGN_OR_RETURN(Extent e, WriteData(c.stored));
+  return AddNew(c.id, c, 0);
+}
+
+Result<Digest> ChunkTxn::AddPrivate(std::span<const uint8_t> plain) {
+  PreparedChunk c;
+  CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(c.id.bytes));
+  c.plain_len = static_cast<uint32_t>(plain.size());
+  CAIRN_RETURN_IF_ERROR(store_->Seal(plain, c, /*raw=*/true));
+  if (!store_->crypto_) c.seal.salt = PrivateChecksum(plain);
+  {
+    std::lock_guard lk(mu_);
+    deltas_[c.id] += 1;
+  }
+  CAIRN_RETURN_IF_ERROR(AddNew(c.id, c, ChunkRecord::kFlagPrivate).status());
+  return c.id;
+}
+
+void ChunkTxn::DropRef(const Digest& id, int64_t n) {
+  std::lock_guard lk(mu_);
+  deltas_[id] -= n;
+}
+
+std::optional<ChunkRecord> ChunkTxn::Pending(const Digest& id) const {
+  std::lock_guard lk(mu_);
+  auto it = new_chunks_.find(id);
+  if (it == new_chunks_.end()) return std::nullopt;
+  return it->second.record;
+}
+
+size_t ChunkTxn::new_chunk_count() const {
+  std::lock_guard lk(mu_);
+  return new_chunks_.size();
+}
+
+// Writes a chunk new to the store (its reference is already counted) outside the lock. Two
+// threads that add the same new chunk at once both write it; the second copy is given back.
+Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags) {
+  auto e = WriteData(c.stored);
+  if (!e.ok()) {
+    std::lock_guard lk(mu_);
+    deltas_[id] -= 1;
+    return e.status();
+  }
   NewChunk nc;
   ChunkRecord& rec = nc.record;
-  rec.segment = e.segment;
-  rec.offset = e.offset;
+  rec.segment = e->segment;
+  rec.offset = e->offset;
   rec.stored_len = static_cast<uint32_t>(c.stored.size());
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
   rec.created = static_cast<uint64_t>(std::time(nullptr));
+  rec.flags = flags;
+  rec.salt = c.seal.salt;  // a plain store's private chunk keeps its checksum there
   if (c.seal.key_version) {
     rec.key_version = c.seal.key_version;
-    rec.salt = c.seal.salt;
     rec.sealed = c.seal.epoch;
     rec.generation = 1;
   }
   nc.read_seq = c.read_seq;
   nc.recheck = c.recheck;
+  std::lock_guard lk(mu_);
+  if (!new_chunks_.emplace(id, nc).second) {
+    std::erase_if(reserved_, [&](const Extent& r) { return SameExtent(r, *e); });
+    store_->space_.Release(*e, {});
+    return false;
+  }
   new_stored_bytes_ += rec.stored_len;
-  new_chunks_.emplace(c.id, nc);
   return true;
 }
 
-void ChunkTxn::DiscardRefs() { deltas_.clear(); }
+void ChunkTxn::DiscardRefs() {
+  std::lock_guard lk(mu_);
+  deltas_.clear();
+}
 
 Status ChunkTxn::Relocate(const Digest& id, const ChunkRecord& rec) {
   std::vector<uint8_t> stored(rec.stored_len), copy, plain;
@@ -167,7 +224,7 @@ Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
     // Verify before sealing again: a damaged chunk must not be blessed with a fresh seal.
     plain.resize(rec.plain_len);
     s = Decompress(rec.codec, stored, plain);
-    if (s.ok() && store_->hasher_->Hash(plain) != id)
+    if (s.ok() && !rec.is_private() && store_->hasher_->Hash(plain) != id)
       s = Status::Corruption("its content does not match its hash");
   }
   if (!s.ok())
@@ -316,7 +373,12 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
 Status ChunkTxn::Commit(const ExtraFn& extra) {
   if (done_) return Status::Invalid("transaction already committed");
   // 1. Data first: every segment written in this transaction is made durable, outside the lock.
-  for (SegmentId seg : written_) CAIRN_RETURN_IF_ERROR(store_->backend_->Sync(seg));
+  std::set<SegmentId> written;
+  {
+    std::lock_guard lk(mu_);
+    written = written_;
+  }
+  for (SegmentId seg : written) CAIRN_RETURN_IF_ERROR(store_->backend_->Sync(seg));
   // 2. Then the rows that point at it, in one batch under the commit lock.
   Settled settled;
   {

@@ -159,13 +159,13 @@ Status ObjectStore::CommitVersion(ChunkTxn& txn, const std::string& name, Ingest
       // Identical content is already stored: the existing manifest holds the chunk references.
       txn.DiscardRefs();
     } else {
-      CAIRN_ASSIGN_OR_RETURN(std::string row, SealRow(keys::Manifest(mid), body));
+      CAIRN_ASSIGN_OR_RETURN(std::string row, rows_.Seal(keys::Manifest(mid), body));
       batch.Put(keys::Manifest(mid), std::move(row));
     }
     batch.Put(keys::ManifestRefs(mid), EncodeCounter(refs + 1));
     ObjectHead head;
     CAIRN_ASSIGN_OR_RETURN(auto head_row,
-                           GetRow(keys::Head(nk), "head record of object '" + name + "'"));
+                           rows_.Get(keys::Head(nk), "head record of object '" + name + "'"));
     if (head_row) {
       auto h = ObjectHead::Decode(*head_row);
       if (!h) return Status::Corruption("head record of object '" + name + "' does not decode");
@@ -174,9 +174,9 @@ Status ObjectStore::CommitVersion(ChunkTxn& txn, const std::string& name, Ingest
     r.version = head.next_version++;
     head.name = name;
     VersionRecord vr{mid, m.size, NowNs(), m.entries.size(), m.content_hash};
-    CAIRN_ASSIGN_OR_RETURN(std::string vrow, SealRow(keys::Version(nk, r.version), vr.Encode()));
+    CAIRN_ASSIGN_OR_RETURN(std::string vrow, rows_.Seal(keys::Version(nk, r.version), vr.Encode()));
     batch.Put(keys::Version(nk, r.version), std::move(vrow));
-    CAIRN_ASSIGN_OR_RETURN(std::string hrow, SealRow(keys::Head(nk), head.Encode()));
+    CAIRN_ASSIGN_OR_RETURN(std::string hrow, rows_.Seal(keys::Head(nk), head.Encode()));
     batch.Put(keys::Head(nk), std::move(hrow));
     return Status::Ok();
   };

@@ -29,34 +29,13 @@ std::string ObjectStore::NameKey(const std::string& name) const {
   return crypto_ ? crypto_->NameId(name) : name;
 }
 
-Result<std::string> ObjectStore::SealRow(const std::string& key, std::string plain) const {
-  if (!crypto_) return plain;
-  return crypto_->SealRow(key, plain);
-}
-
-Result<std::string> ObjectStore::OpenRow(std::string_view key, std::string_view value,
-                                         const std::string& what) const {
-  if (!crypto_) return std::string(value);
-  auto plain = crypto_->OpenRow(key, value);
-  if (!plain.ok()) return Status::Corruption(what + ": " + plain.status().message());
-  return plain;
-}
-
-Result<std::optional<std::string>> ObjectStore::GetRow(const std::string& key,
-                                                       const std::string& what) {
-  CAIRN_ASSIGN_OR_RETURN(auto v, index_->Get(key));
-  if (!v) return v;
-  CAIRN_ASSIGN_OR_RETURN(std::string plain, OpenRow(key, *v, what));
-  return std::optional<std::string>(std::move(plain));
-}
-
 Status ObjectStore::ForEachHead(
     const std::function<void(const std::string&, const ObjectHead&)>& fn) {
   Status bad;
   CAIRN_RETURN_IF_ERROR(index_->Scan(
       std::string(1, keys::kHead), [&](std::string_view k, std::string_view v) {
         std::string nk(k.substr(1));
-        auto plain = OpenRow(k, v, "head record of an object");
+        auto plain = rows_.Open(k, v, "head record of an object");
         if (!plain.ok()) {
           bad = plain.status();
           return false;
@@ -81,7 +60,7 @@ Status ObjectStore::ValidateName(const std::string& name) {
 }
 
 Result<Manifest> ObjectStore::LoadManifest(const Digest& id) {
-  CAIRN_ASSIGN_OR_RETURN(auto body, GetRow(keys::Manifest(id), "manifest " + id.Hex()));
+  CAIRN_ASSIGN_OR_RETURN(auto body, rows_.Get(keys::Manifest(id), "manifest " + id.Hex()));
   if (!body) return Status::NotFound("manifest " + id.Hex() + " is missing");
   if (chunks_->hasher().Hash(*body) != id)
     return Status::Corruption("manifest " + id.Hex() + " fails verification");
@@ -104,7 +83,7 @@ Result<VersionRecord> ObjectStore::LatestVersion(const std::string& name, uint64
     return Status::Corruption("a version key of '" + name + "' is malformed");
   *resolved = DecodeU64BE(key.data() + prefix.size());
   CAIRN_ASSIGN_OR_RETURN(std::string plain,
-                         OpenRow(key, *row, "version record of " + Ref(name, *resolved)));
+                         rows_.Open(key, *row, "version record of " + Ref(name, *resolved)));
   auto rec = VersionRecord::Decode(plain);
   if (!rec)
     return Status::Corruption("version record of " + Ref(name, *resolved) + " does not decode");
@@ -117,7 +96,7 @@ Result<VersionRecord> ObjectStore::ResolveVersion(const std::string& name,
   CAIRN_RETURN_IF_ERROR(ValidateName(name));
   if (!version) return LatestVersion(name, resolved);
   *resolved = *version;
-  CAIRN_ASSIGN_OR_RETURN(auto row, GetRow(keys::Version(NameKey(name), *version),
+  CAIRN_ASSIGN_OR_RETURN(auto row, rows_.Get(keys::Version(NameKey(name), *version),
                                           "version record of " + Ref(name, *version)));
   if (!row) {
     CAIRN_ASSIGN_OR_RETURN(auto all, Versions(name));
@@ -141,7 +120,7 @@ Status ObjectStore::ForEachVersion(
   return index_->Scan(std::string(1, keys::kVersion),
                                [&](std::string_view k, std::string_view v) {
                                  std::optional<VersionRecord> rec;
-                                 auto plain = OpenRow(k, v, "version record");
+                                 auto plain = rows_.Open(k, v, "version record");
                                  if (plain.ok()) rec = VersionRecord::Decode(*plain);
                                  if (k.size() < 11 || k[k.size() - 9] != '\0' || !rec) {
                                    if (bad) bad(k);
@@ -166,7 +145,7 @@ Result<std::vector<VersionInfo>> ObjectStore::Versions(const std::string& name) 
       return false;
     }
     uint64_t ver = DecodeU64BE(k.data() + prefix.size());
-    auto plain = OpenRow(k, v, "version record of " + Ref(name, ver));
+    auto plain = rows_.Open(k, v, "version record of " + Ref(name, ver));
     if (!plain.ok()) {
       bad = plain.status();
       return false;
@@ -268,7 +247,7 @@ Result<uint64_t> ObjectStore::RemoveVersions(const std::string& name,
   auto rows = [&](WriteBatch& batch) -> Status {
     std::map<Digest, uint64_t> manifest_drops;
     for (const auto& v : doomed) {
-      CAIRN_ASSIGN_OR_RETURN(auto row, GetRow(keys::Version(nk, v.version),
+      CAIRN_ASSIGN_OR_RETURN(auto row, rows_.Get(keys::Version(nk, v.version),
                                               "version record of " + Ref(name, v.version)));
       if (!row) continue;
       auto rec = VersionRecord::Decode(*row);
@@ -298,47 +277,8 @@ Result<uint64_t> ObjectStore::RemoveVersions(const std::string& name,
   return removed;
 }
 
-Result<uint64_t> ObjectStore::ResealBatch(const std::vector<std::string>& keys) {
-  const uint32_t current = crypto_->current_version();
-  uint64_t n = 0;
-  auto txn = chunks_->Begin();
-  // Read again under the commit lock: a row changed or removed meanwhile is taken as it is now.
-  auto rows = [&](WriteBatch& batch) -> Status {
-    CAIRN_ASSIGN_OR_RETURN(auto values, index_->MultiGet(keys));
-    for (size_t i = 0; i < keys.size(); i++) {
-      if (!values[i]) continue;
-      auto ver = crypto::StoreCrypto::RowKeyVersion(*values[i]);
-      if (ver && *ver == current) continue;
-      CAIRN_ASSIGN_OR_RETURN(std::string plain, OpenRow(keys[i], *values[i], "metadata row"));
-      CAIRN_ASSIGN_OR_RETURN(std::string sealed, SealRow(keys[i], std::move(plain)));
-      batch.Put(keys[i], std::move(sealed));
-      n++;
-    }
-    return Status::Ok();
-  };
-  CAIRN_RETURN_IF_ERROR(txn->Commit(rows));
-  return n;
-}
-
 Result<uint64_t> ObjectStore::ResealRows() {
-  if (!crypto_) return uint64_t{0};
-  const uint32_t current = crypto_->current_version();
-  uint64_t total = 0;
-  for (char kind : {keys::kManifest, keys::kVersion, keys::kHead}) {
-    std::vector<std::string> due;
-    CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, kind), [&](std::string_view k,
-                                                                  std::string_view v) {
-      auto ver = crypto::StoreCrypto::RowKeyVersion(v);
-      if (!ver || *ver != current) due.emplace_back(k);
-      return true;
-    }));
-    for (size_t i = 0; i < due.size(); i += 4096) {
-      std::vector<std::string> batch(due.begin() + i, due.begin() + std::min(due.size(), i + 4096));
-      CAIRN_ASSIGN_OR_RETURN(uint64_t n, ResealBatch(batch));
-      total += n;
-    }
-  }
-  return total;
+  return rows_.Reseal({keys::kManifest, keys::kVersion, keys::kHead});
 }
 
 Result<uint64_t> ObjectStore::CountManifests() {
@@ -352,16 +292,7 @@ Result<uint64_t> ObjectStore::CountManifests() {
 }
 
 Status ObjectStore::CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts) {
-  if (!crypto_) return Status::Ok();
-  for (char kind : {keys::kManifest, keys::kVersion, keys::kHead}) {
-    CAIRN_RETURN_IF_ERROR(index_->Scan(
-        std::string(1, kind), [&](std::string_view, std::string_view v) {
-          auto ver = crypto::StoreCrypto::RowKeyVersion(v);
-          if (ver) counts[*ver]++;
-          return true;
-        }));
-  }
-  return Status::Ok();
+  return rows_.CountKeyVersions({keys::kManifest, keys::kVersion, keys::kHead}, counts);
 }
 
 }  // namespace cairn

@@ -21,6 +21,7 @@
 #include "cairn/repository.h"
 #include "chunkstore/chunk_check.h"
 #include "chunkstore/chunk_store.h"
+#include "chunkstore/sealed_rows.h"
 #include "objects/manifest.h"
 #include "primitives/chunker.h"
 #include "util/thread_pool.h"
@@ -34,7 +35,12 @@ class ObjectStore {
   // heads are sealed), nullptr in a plain one.
   ObjectStore(Index* index, ChunkStore* chunks, const Chunker* chunker, ThreadPool* pool,
               const crypto::StoreCrypto* crypto = nullptr)
-      : index_(index), chunks_(chunks), chunker_(chunker), pool_(pool), crypto_(crypto) {}
+      : index_(index),
+        chunks_(chunks),
+        chunker_(chunker),
+        pool_(pool),
+        crypto_(crypto),
+        rows_(index, chunks, crypto) {}
 
   Result<PutResult> Put(const std::string& name, ByteSource& src, const ProgressFn& progress);
   Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
@@ -78,18 +84,10 @@ class ObjectStore {
   // Removes the given versions of `name` in one transaction.
   // Versions already gone when the transaction commits are skipped; returns how many went.
   Result<uint64_t> RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);
-  // Re-seals the rows `keys` that are not under the current key version, in one commit.
-  Result<uint64_t> ResealBatch(const std::vector<std::string>& keys);
   size_t InFlight() const { return pool_->size() * 2 + 2; }
   // The part of index keys that stands for an object name: the name itself in a plain store,
   // its keyed hash in an encrypted one.
   std::string NameKey(const std::string& name) const;
-  // Row values as stored: sealed under the row key in an encrypted store.
-  Result<std::string> SealRow(const std::string& key, std::string plain) const;
-  Result<std::string> OpenRow(std::string_view key, std::string_view value,
-                              const std::string& what) const;
-  // Get + OpenRow.
-  Result<std::optional<std::string>> GetRow(const std::string& key, const std::string& what);
   // The refcount row of manifest `mid` (0 when absent).
   Result<uint64_t> ManifestRefs(const Digest& mid);
   // Calls fn(name key, head) for every object head, in key order.
@@ -100,6 +98,7 @@ class ObjectStore {
   const Chunker* chunker_;
   ThreadPool* pool_;
   const crypto::StoreCrypto* crypto_;
+  SealedRows rows_;  // manifests, versions and heads are sealed in an encrypted store
 };
 
 }  // namespace cairn
