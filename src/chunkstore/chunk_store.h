@@ -85,6 +85,10 @@ class ChunkTxn {
   Result<Digest> AddPrivate(std::span<const uint8_t> plain);
   // Drops `n` references; a chunk left with none is deleted at commit and its extent freed.
   void DropRef(const Digest& id, int64_t n = 1);
+  // Adds `n` references to a chunk already in the store (a snapshot sharing a vdisk's blocks).
+  // The caller makes sure it cannot lose its last reference before the commit (the blocks it
+  // shares keep theirs). The commit fails when the chunk is not there.
+  void AddRefExisting(const Digest& id, int64_t n = 1) { DropRef(id, -n); }
   // The record of a chunk this transaction wrote and has not committed (nullopt otherwise):
   // readers of data written but not yet committed read it from there.
   std::optional<ChunkRecord> Pending(const Digest& id) const;

@@ -42,6 +42,10 @@ class SealedRows {
                           std::map<uint32_t, uint64_t>& counts) const;
 
   bool encrypted() const { return crypto_ != nullptr; }
+  // Bytes a row holding `plain_bytes` takes (before the index MAC).
+  size_t SealedSize(size_t plain_bytes) const {
+    return plain_bytes + (crypto_ ? crypto::StoreCrypto::kRowOverhead : 0);
+  }
 
  private:
   Result<uint64_t> ResealBatch(const std::vector<std::string>& keys);

@@ -1,0 +1,95 @@
+// Virtual disks: block devices stored in a cairn store, served to qemu, nbdcopy, fio and the
+// kernel over NBD (the nbdkit plugin in src/nbd/). Three modes:
+//   deduped      every block is a chunk of the store (hashed, deduplicated across every vdisk
+//                and object of the store, compressed, sealed, refcounted); zero blocks are holes
+//   nondeduped   every block is the vdisk's own (a private chunk: never looked up, never
+//                shared except by snapshots), written log-structured, sealed
+//   semideduped  a bitmap over a read-only template: a set bit reads the vdisk's own block, a
+//                clear bit reads the template's (seed 004); a write sets the bit
+// A template is a read-only vdisk (a snapshot, or an image imported with `--template`); one in
+// the system store may back vdisks in every user's store. Design: ADR 0014; crash semantics and
+// formats: docs/vdisk.md, docs/format.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cairn/status.h"
+
+namespace cairn {
+
+enum class VdiskMode : uint8_t { kDeduped = 1, kNondeduped = 2, kSemideduped = 3 };
+
+// "deduped", "nondeduped", "semideduped".
+std::string_view VdiskModeName(VdiskMode m);
+Result<VdiskMode> ParseVdiskMode(std::string_view s);
+
+struct VdiskCreateOptions {
+  VdiskMode mode = VdiskMode::kDeduped;
+  uint64_t size = 0;           // bytes; rounded up to a multiple of block_size
+  uint32_t block_size = 4096;  // bytes: a power of two from 512 to 65536
+  // Semi-deduped only: the template (a read-only vdisk), in the system store when
+  // `template_in_system` (a user's vdisk on a base image), else in the same store.
+  std::string template_name;
+  bool template_in_system = false;
+};
+
+struct VdiskInfo {
+  std::string name, id;
+  VdiskMode mode = VdiskMode::kDeduped;
+  uint64_t size = 0;
+  uint32_t block_size = 0;
+  bool read_only = false, snapshot = false, is_template = false;
+  std::string template_name;  // empty when none
+  bool template_in_system = false;
+  uint64_t blocks = 0;           // size / block_size
+  uint64_t blocks_written = 0;   // blocks of its own map that are not holes
+  uint64_t stored_bytes = 0;     // stored bytes of the chunks its own map references
+  uint64_t bitmap_bits_set = 0;  // semi-deduped: blocks of its own
+  uint64_t bitmap_bytes = 0;     // semi-deduped: compressed bitmap as persisted
+  uint64_t created_ns = 0;
+  uint64_t generation = 0;       // commits (flushes) so far
+};
+
+// What a range of a vdisk holds (NBD block status).
+enum class VdiskExtent : uint8_t {
+  kData = 0,
+  kHole = 1,  // nothing stored: reads as zeros
+};
+
+// An open vdisk. Thread-safe: many threads may read and write at once (nbdkit's parallel
+// thread model). Offsets and lengths are bytes; they need not be block-aligned (unaligned
+// writes are read-modify-write). A range past the end is InvalidArgument.
+//
+// Durability: Write, Zero and Trim return when the data is stored but not yet durable; Flush
+// (or `fua`) makes every write before it durable, data and metadata (block map, bitmap)
+// together. After a crash every flushed write is present; unflushed ones may or may not be,
+// but the vdisk, its bitmap, its template and the store are never corrupt. A flush that fails
+// leaves the vdisk failed: every later call returns that error, and reopening it shows the
+// last flushed state.
+class Vdisk {
+ public:
+  virtual ~Vdisk() = default;  // flushes a writable vdisk (errors are lost: call Flush first)
+  virtual const std::string& name() const = 0;
+  virtual uint64_t size() const = 0;
+  virtual uint32_t block_size() const = 0;
+  virtual bool read_only() const = 0;
+  virtual Status Read(uint64_t offset, std::span<uint8_t> out) = 0;
+  virtual Status Write(uint64_t offset, std::span<const uint8_t> data, bool fua) = 0;
+  // The range reads as zeros afterwards; whole blocks become holes (nothing is written),
+  // partial blocks are written with zeros.
+  virtual Status Zero(uint64_t offset, uint64_t length, bool fua) = 0;
+  // Discards the range: whole blocks become holes and drop their references (reads give
+  // zeros); partial blocks are left as they are (NBD_CMD_TRIM is advisory).
+  virtual Status Trim(uint64_t offset, uint64_t length, bool fua) = 0;
+  virtual Status Flush() = 0;
+  // Calls fn(offset, length, type) for consecutive runs that together cover
+  // [offset, offset + length), each aligned to blocks except at the ends.
+  virtual Status Extents(uint64_t offset, uint64_t length,
+                         const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) = 0;
+};
+
+}  // namespace cairn

@@ -1,0 +1,106 @@
+// Virtual disk records in the index (byte layout: docs/format.md, "Virtual disks"):
+//   d + name key            VdiskDescriptor: what the vdisk is (mode, size, block size,
+//                           template, flags, generation, bitmap digest, counters)
+//   b + vdisk id + page no  BlockMapPage: the chunk ids of kPageBlocks consecutive blocks
+//   x + vdisk id + slice no BitmapSlice: kSliceBits bits of a semi-deduped vdisk's bitmap,
+//                           zstd-compressed
+// All three are sealed rows in an encrypted store (SealedRows). Every decoder checks versions,
+// lengths and counts and refuses trailing bytes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cairn/digest.h"
+#include "cairn/status.h"
+#include "cairn/vdisk.h"
+#include "index/keyspace.h"
+
+namespace cairn {
+
+// A vdisk's identity: 16 random bytes, fixed at creation (names can be reused after rm).
+struct VdiskId {
+  std::array<uint8_t, 16> bytes{};
+  std::string Hex() const;
+  std::string_view View() const {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+  static Result<VdiskId> Random();
+  auto operator<=>(const VdiskId&) const = default;
+};
+
+// Where a vdisk's template is: its store ("system", or this vdisk's own store) and identity.
+struct TemplateRef {
+  bool in_system_store = false;
+  VdiskId id;
+  std::string name;  // the template's name when the reference was made
+};
+
+struct VdiskDescriptor {
+  static constexpr uint8_t kFormatVersion = 1;
+  static constexpr uint8_t kReadOnly = 1;    // snapshots and templates
+  static constexpr uint8_t kSnapshot = 2;    // made by `vdisk snapshot`
+  static constexpr uint8_t kTemplate = 4;    // made by `vdisk import --template`
+  static constexpr uint8_t kIncomplete = 8;  // a snapshot, rm or flatten in progress
+  VdiskId id;
+  std::string name;
+  VdiskMode mode = VdiskMode::kDeduped;
+  uint64_t size = 0;         // bytes, a multiple of block_size
+  uint32_t block_size = 4096;
+  uint8_t flags = 0;
+  std::optional<TemplateRef> tmpl;  // semi-deduped vdisks only
+  uint64_t created_ns = 0;
+  uint64_t generation = 0;     // +1 at every commit (flush)
+  uint64_t mapped_blocks = 0;  // blocks of this vdisk's own map that are not holes
+  // The bitmap of a semi-deduped vdisk: how many slices, and the BLAKE3 of their plain
+  // encodings, in slice order; a bitmap that does not add up is refused.
+  uint32_t bitmap_slices = 0;
+  Digest bitmap_digest;
+  uint64_t bitmap_stored_bytes = 0;  // compressed bytes of all slices
+
+  uint64_t blocks() const { return size / block_size; }
+  bool read_only() const { return (flags & kReadOnly) != 0; }
+  std::string Encode() const;
+  // Corruption naming `where` on any malformed field.
+  static Result<VdiskDescriptor> Decode(std::string_view v, const std::string& where);
+};
+
+// Blocks per block map page, and bits per bitmap slice.
+inline constexpr uint64_t kPageBlocks = 128;
+inline constexpr uint64_t kSliceBits = uint64_t{1} << 18;
+
+// One block map page: entry i is block (page * kPageBlocks + i); nullopt = a hole (zeros).
+struct BlockMapPage {
+  static constexpr uint8_t kFormatVersion = 1;
+  std::array<std::optional<Digest>, kPageBlocks> entries;
+  bool empty() const;
+  // u8 version, u8[16] presence bits (bit i of byte i/8), then 32 bytes per present entry.
+  std::string Encode() const;
+  static Result<BlockMapPage> Decode(std::string_view v, const std::string& where);
+};
+
+// One bitmap slice: `nbits` bits (kSliceBits, less in the last slice) packed LSB first.
+struct BitmapSlice {
+  static constexpr uint8_t kFormatVersion = 1;
+  // u8 version, u32 nbits, then one zstd frame holding ceil(nbits / 8) bytes.
+  static std::string Encode(const uint8_t* bits, uint32_t nbits);
+  // Fills `bits` (ceil(nbits / 8) bytes); Corruption when the slice does not hold exactly
+  // `nbits` bits.
+  static Status Decode(std::string_view v, uint32_t nbits, std::vector<uint8_t>& bits,
+                       const std::string& where);
+};
+
+namespace keys {
+// `name_key`: the name in a plain store, its keyed hash in an encrypted one.
+std::string Vdisk(std::string_view name_key);
+std::string BlockMapPrefix(const VdiskId& id);
+std::string BlockMap(const VdiskId& id, uint64_t page);
+std::string BitmapPrefix(const VdiskId& id);
+std::string BitmapSlice(const VdiskId& id, uint32_t slice);
+}  // namespace keys
+
+}  // namespace cairn

@@ -1,0 +1,339 @@
+// VdiskImpl: block reads and writes, zero, trim and extents (vdisk_impl.h). Flushes and
+// commits are in vdisk_commit.cc.
+#include "vdisk/vdisk_impl.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace cairn {
+namespace {
+
+bool AllZero(std::span<const uint8_t> d) {
+  // Compares 8 bytes at a time; blocks are at least 512 bytes.
+  size_t i = 0;
+  for (; i + 8 <= d.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, d.data() + i, 8);
+    if (w) return false;
+  }
+  for (; i < d.size(); i++)
+    if (d[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+VdiskImpl::VdiskImpl(VdiskContext ctx, VdiskDescriptor desc, std::string desc_key, bool writable,
+                     std::unique_ptr<VdiskBitmap> bitmap, std::shared_ptr<BlockSource> tmpl)
+    : ctx_(ctx),
+      desc_(std::move(desc)),
+      desc_key_(std::move(desc_key)),
+      writable_(writable),
+      size_(desc_.size),
+      map_(ctx.index, ctx.rows, desc_.id, desc_.name, ctx.cache_pages),
+      bitmap_(std::move(bitmap)),
+      tmpl_(std::move(tmpl)) {
+  if (writable_) txn_ = ctx_.chunks->Begin();
+}
+
+VdiskImpl::~VdiskImpl() {
+  if (writable_) (void)Flush();
+  if (on_close_) on_close_();
+}
+
+Status VdiskImpl::CheckUsable() const {
+  std::lock_guard lk(failed_mu_);
+  return failed_;
+}
+
+Status VdiskImpl::CheckRange(uint64_t offset, uint64_t length) const {
+  uint64_t size = this->size();
+  if (offset > size || length > size - offset)
+    return Status::Invalid("vdisk '" + desc_.name + "': " + std::to_string(length) +
+                           " bytes at offset " + std::to_string(offset) +
+                           " are past its end (size " + std::to_string(size) + ")");
+  return Status::Ok();
+}
+
+// --- reads
+
+Status VdiskImpl::ReadChunk(const Digest& id, std::span<uint8_t> out) {
+  // A chunk written since the last flush is in a transaction not yet committed: the current
+  // one, or the one being committed; once that commit is done the store has it.
+  std::optional<ChunkRecord> hint;
+  {
+    std::shared_lock lk(txn_mu_);
+    if (txn_) hint = txn_->Pending(id);
+    if (!hint && committing_) hint = committing_->Pending(id);
+  }
+  std::vector<uint8_t> buf;
+  CAIRN_RETURN_IF_ERROR(ctx_.chunks->Read(id, buf, hint ? &*hint : nullptr)
+                            .WithContext("vdisk '" + desc_.name + "'"));
+  if (buf.size() != out.size())
+    return Status::Corruption("vdisk '" + desc_.name + "': chunk " + id.Hex() + " has " +
+                              std::to_string(buf.size()) + " bytes, a block has " +
+                              std::to_string(out.size()));
+  std::memcpy(out.data(), buf.data(), out.size());
+  return Status::Ok();
+}
+
+Status VdiskImpl::ReadBlockLocked(uint64_t lba, std::span<uint8_t> out) {
+  if (bitmap_ && !bitmap_->Test(lba)) {
+    if (tmpl_ && lba < tmpl_->blocks()) return tmpl_->ReadBlock(lba, out);
+    std::memset(out.data(), 0, out.size());  // past the template's end
+    return Status::Ok();
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto entry, map_.Get(lba));
+  if (!entry) {
+    std::memset(out.data(), 0, out.size());
+    return Status::Ok();
+  }
+  return ReadChunk(*entry, out);
+}
+
+Status VdiskImpl::ReadBlock(uint64_t lba, std::span<uint8_t> out) {
+  std::shared_lock lk(Stripe(lba));
+  return ReadBlockLocked(lba, out);
+}
+
+Result<bool> VdiskImpl::HasData(uint64_t lba) {
+  std::shared_lock lk(Stripe(lba));
+  if (bitmap_ && !bitmap_->Test(lba)) {
+    if (tmpl_ && lba < tmpl_->blocks()) return tmpl_->HasData(lba);
+    return false;
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto entry, map_.Get(lba));
+  return entry.has_value();
+}
+
+Status VdiskImpl::Read(uint64_t offset, std::span<uint8_t> out) {
+  CAIRN_RETURN_IF_ERROR(CheckRange(offset, out.size()));
+  const uint64_t bs = desc_.block_size;
+  std::vector<uint8_t> block(bs);
+  uint64_t done = 0;
+  while (done < out.size()) {
+    uint64_t pos = offset + done, lba = pos / bs, at = pos % bs;
+    uint64_t n = std::min<uint64_t>(bs - at, out.size() - done);
+    if (at == 0 && n == bs) {
+      CAIRN_RETURN_IF_ERROR(ReadBlock(lba, out.subspan(done, bs)));
+    } else {
+      CAIRN_RETURN_IF_ERROR(ReadBlock(lba, block));
+      std::memcpy(out.data() + done, block.data() + at, n);
+    }
+    done += n;
+  }
+  return Status::Ok();
+}
+
+// --- writes
+
+Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Digest> id) {
+  CAIRN_ASSIGN_OR_RETURN(auto old, map_.Set(lba, id));
+  if (bitmap_) bitmap_->Set(lba);
+  if (old) txn.DropRef(*old);
+  mapped_delta_ += (id ? 1 : 0) - (old ? 1 : 0);
+  dirty_ = true;
+  return Status::Ok();
+}
+
+Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
+  std::optional<Digest> id;
+  if (!AllZero(data)) {
+    CAIRN_ASSIGN_OR_RETURN(id, txn.AddPrivate(data));
+  }
+  std::unique_lock lk(Stripe(lba));
+  return SetEntryLocked(txn, lba, id);
+}
+
+Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
+  const uint64_t bs = desc_.block_size;
+  const size_t n = data.size() / bs;
+  std::vector<std::span<const uint8_t>> pieces;
+  std::vector<uint64_t> where;
+  for (size_t i = 0; i < n; i++) {
+    auto b = data.subspan(i * bs, bs);
+    if (AllZero(b)) continue;
+    pieces.push_back(b);
+    where.push_back(i);
+  }
+  // One MultiGet for every block of the request.
+  CAIRN_ASSIGN_OR_RETURN(auto prepared, txn.Prepare(pieces));
+  std::vector<std::optional<Digest>> ids(n);
+  for (size_t j = 0; j < prepared.size(); j++) {
+    ids[where[j]] = prepared[j].id;
+    CAIRN_RETURN_IF_ERROR(txn.AddRef(std::move(prepared[j])).status());
+  }
+  for (size_t i = 0; i < n; i++) {
+    std::unique_lock lk(Stripe(lba + i));
+    CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba + i, ids[i]));
+  }
+  return Status::Ok();
+}
+
+Status VdiskImpl::WriteBlocks(uint64_t lba, std::span<const uint8_t> data) {
+  {
+    std::shared_lock lk(txn_mu_);
+    ChunkTxn& txn = *txn_;
+    if (desc_.mode == VdiskMode::kDeduped) {
+      CAIRN_RETURN_IF_ERROR(WriteDeduped(txn, lba, data));
+    } else {
+      const uint64_t bs = desc_.block_size;
+      for (size_t i = 0; i < data.size() / bs; i++)
+        CAIRN_RETURN_IF_ERROR(WritePrivate(txn, lba + i, data.subspan(i * bs, bs)));
+    }
+  }
+  return MaybeCheckpoint();
+}
+
+Status VdiskImpl::WritePartial(uint64_t lba, size_t at, std::span<const uint8_t> data) {
+  std::vector<uint8_t> block(desc_.block_size);
+  {
+    std::shared_lock tl(txn_mu_);
+    std::unique_lock lk(Stripe(lba));  // read, modify and write as one step
+    CAIRN_RETURN_IF_ERROR(ReadBlockLocked(lba, block));
+    std::memcpy(block.data() + at, data.data(), data.size());
+    ChunkTxn& txn = *txn_;
+    std::optional<Digest> id;
+    if (!AllZero(block)) {
+      if (desc_.mode == VdiskMode::kDeduped) {
+        CAIRN_ASSIGN_OR_RETURN(auto p, txn.Prepare({std::span<const uint8_t>(block)}));
+        id = p[0].id;
+        CAIRN_RETURN_IF_ERROR(txn.AddRef(std::move(p[0])).status());
+      } else {
+        CAIRN_ASSIGN_OR_RETURN(id, txn.AddPrivate(block));
+      }
+    }
+    CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba, id));
+  }
+  return MaybeCheckpoint();
+}
+
+Status VdiskImpl::Write(uint64_t offset, std::span<const uint8_t> data, bool fua) {
+  if (!writable_) return Status::PermissionDenied("vdisk '" + desc_.name + "' is read-only");
+  CAIRN_RETURN_IF_ERROR(CheckUsable());
+  CAIRN_RETURN_IF_ERROR(CheckRange(offset, data.size()));
+  const uint64_t bs = desc_.block_size;
+  uint64_t done = 0;
+  while (done < data.size()) {
+    uint64_t pos = offset + done, lba = pos / bs, at = pos % bs;
+    uint64_t n = std::min<uint64_t>(bs - at, data.size() - done);
+    if (at == 0 && n == bs) {
+      n = (data.size() - done) / bs * bs;  // every whole block from here on
+      CAIRN_RETURN_IF_ERROR(WriteBlocks(lba, data.subspan(done, n)));
+    } else {
+      CAIRN_RETURN_IF_ERROR(WritePartial(lba, at, data.subspan(done, n)));
+    }
+    done += n;
+  }
+  return fua ? Flush() : Status::Ok();
+}
+
+Status VdiskImpl::MakeHoles(uint64_t first, uint64_t count) {
+  {
+    std::shared_lock tl(txn_mu_);
+    for (uint64_t lba = first; lba < first + count; lba++) {
+      std::unique_lock lk(Stripe(lba));
+      // A hole that is already a hole (and, semi-deduped, already own) changes nothing.
+      if (!bitmap_ || bitmap_->Test(lba)) {
+        CAIRN_ASSIGN_OR_RETURN(auto cur, map_.Get(lba));
+        if (!cur) continue;
+      }
+      CAIRN_RETURN_IF_ERROR(SetEntryLocked(*txn_, lba, std::nullopt));
+    }
+  }
+  return MaybeCheckpoint();
+}
+
+Status VdiskImpl::Zero(uint64_t offset, uint64_t length, bool fua) {
+  if (!writable_) return Status::PermissionDenied("vdisk '" + desc_.name + "' is read-only");
+  CAIRN_RETURN_IF_ERROR(CheckUsable());
+  CAIRN_RETURN_IF_ERROR(CheckRange(offset, length));
+  const uint64_t bs = desc_.block_size;
+  const uint64_t end = offset + length;
+  uint64_t first = (offset + bs - 1) / bs, last = end / bs;  // whole blocks [first, last)
+  if (first >= last) {
+    std::vector<uint8_t> zeros(length);
+    return Write(offset, zeros, fua);
+  }
+  std::vector<uint8_t> zeros(bs);
+  if (offset % bs)
+    CAIRN_RETURN_IF_ERROR(WritePartial(offset / bs, offset % bs, {zeros.data(), first * bs - offset}));
+  CAIRN_RETURN_IF_ERROR(MakeHoles(first, last - first));
+  if (end % bs) CAIRN_RETURN_IF_ERROR(WritePartial(last, 0, {zeros.data(), end % bs}));
+  return fua ? Flush() : Status::Ok();
+}
+
+Status VdiskImpl::Trim(uint64_t offset, uint64_t length, bool fua) {
+  if (!writable_) return Status::PermissionDenied("vdisk '" + desc_.name + "' is read-only");
+  CAIRN_RETURN_IF_ERROR(CheckUsable());
+  CAIRN_RETURN_IF_ERROR(CheckRange(offset, length));
+  const uint64_t bs = desc_.block_size;
+  uint64_t first = (offset + bs - 1) / bs, last = (offset + length) / bs;
+  if (first < last) CAIRN_RETURN_IF_ERROR(MakeHoles(first, last - first));
+  return fua ? Flush() : Status::Ok();
+}
+
+Status VdiskImpl::Extents(uint64_t offset, uint64_t length,
+                          const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) {
+  CAIRN_RETURN_IF_ERROR(CheckRange(offset, length));
+  const uint64_t bs = desc_.block_size, end = offset + length;
+  uint64_t run_start = offset;
+  std::optional<VdiskExtent> run;
+  for (uint64_t pos = offset; pos < end;) {
+    uint64_t lba = pos / bs, next = std::min(end, (lba + 1) * bs);
+    CAIRN_ASSIGN_OR_RETURN(bool data, HasData(lba));
+    VdiskExtent t = data ? VdiskExtent::kData : VdiskExtent::kHole;
+    if (run && *run != t) {
+      fn(run_start, pos - run_start, *run);
+      run_start = pos;
+    }
+    run = t;
+    pos = next;
+  }
+  if (run) fn(run_start, end - run_start, *run);
+  return Status::Ok();
+}
+
+Status VdiskImpl::CopyTemplateIn(const ProgressFn& progress) {
+  if (!bitmap_ || !tmpl_) return Status::Invalid("vdisk '" + desc_.name + "' has no template");
+  const uint64_t n = std::min(blocks(), tmpl_->blocks());
+  std::vector<uint8_t> block(desc_.block_size);
+  for (uint64_t lba = 0; lba < n; lba++) {
+    if (progress) progress(lba, n);
+    if (bitmap_->Test(lba)) continue;
+    CAIRN_ASSIGN_OR_RETURN(bool data, tmpl_->HasData(lba));
+    if (!data) continue;  // reads as zeros either way: the bit can stay clear
+    CAIRN_RETURN_IF_ERROR(tmpl_->ReadBlock(lba, block));
+    CAIRN_RETURN_IF_ERROR(WriteBlocks(lba, block));
+  }
+  EditDescriptor([](VdiskDescriptor& d) {
+    d.mode = VdiskMode::kNondeduped;
+    d.tmpl.reset();
+  });
+  drop_bitmap_ = true;
+  return Flush();
+}
+
+void VdiskImpl::GrowTo(uint64_t size) {
+  uint64_t cur = size_.load();
+  while (size > cur && !size_.compare_exchange_weak(cur, size)) {
+  }
+  dirty_ = true;
+}
+
+VdiskDescriptor VdiskImpl::Descriptor() const {
+  std::lock_guard lk(desc_mu_);
+  return desc_;
+}
+
+void VdiskImpl::EditDescriptor(const std::function<void(VdiskDescriptor&)>& fn) {
+  std::lock_guard lk(desc_mu_);
+  auto prev = desc_edit_;
+  desc_edit_ = [prev, fn](VdiskDescriptor& d) {
+    if (prev) prev(d);
+    fn(d);
+  };
+  dirty_ = true;
+}
+
+}  // namespace cairn

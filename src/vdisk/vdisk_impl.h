@@ -1,0 +1,133 @@
+// VdiskImpl: an open virtual disk (cairn/vdisk.h) on a store's chunk store and index.
+//
+// Every block lives in a chunk: a deduplicated one (deduped mode: hashed, looked up, shared) or
+// a private one (nondeduped and semi-deduped own blocks: a random id, never looked up). A write
+// adds the new chunk to the vdisk's current ChunkTxn and points the block map at it; the old
+// chunk loses its reference in the same transaction. A flush swaps in a fresh transaction and
+// commits the old one together with the dirty block map pages, the dirty bitmap slices and the
+// descriptor, in one batch (ADR 0014). Reads of blocks written since the last flush find their
+// chunks in the transactions not yet committed.
+//
+// Locking: writers hold `txn_mu_` shared for the whole write (a flush takes it exclusively just
+// to swap transactions and copy the dirty state); a block's stripe lock orders writers of that
+// block and keeps readers from seeing it half-updated. Commits are serialised by `commit_mu_`
+// in the order their transactions were swapped out.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+
+#include "cairn/io.h"
+#include "cairn/vdisk.h"
+#include "chunkstore/chunk_store.h"
+#include "chunkstore/sealed_rows.h"
+#include "util/thread_pool.h"
+#include "vdisk/bitmap.h"
+#include "vdisk/block_map.h"
+
+namespace cairn {
+
+// What a vdisk needs from its store.
+struct VdiskContext {
+  ChunkStore* chunks = nullptr;
+  Index* index = nullptr;
+  SealedRows* rows = nullptr;
+  ThreadPool* pool = nullptr;
+  size_t cache_pages = 4096;  // block map pages kept in memory (16 MiB at 4 KiB pages)
+};
+
+// The read side of a vdisk, which is all a template needs to be.
+class BlockSource {
+ public:
+  virtual ~BlockSource() = default;
+  virtual uint64_t blocks() const = 0;
+  virtual uint32_t block_size() const = 0;
+  // Reads block `lba` (block_size() bytes) into `out`.
+  virtual Status ReadBlock(uint64_t lba, std::span<uint8_t> out) = 0;
+  // Whether block `lba` holds data (false: it reads as zeros).
+  virtual Result<bool> HasData(uint64_t lba) = 0;
+};
+
+class VdiskImpl : public Vdisk, public BlockSource {
+ public:
+  // `desc_key`: the descriptor's row key; `bitmap`: loaded and verified (semi-deduped only);
+  // `tmpl`: the template (semi-deduped only).
+  VdiskImpl(VdiskContext ctx, VdiskDescriptor desc, std::string desc_key, bool writable,
+            std::unique_ptr<VdiskBitmap> bitmap, std::shared_ptr<BlockSource> tmpl);
+  ~VdiskImpl() override;
+
+  const std::string& name() const override { return desc_.name; }
+  uint64_t size() const override { return size_.load(); }
+  uint32_t block_size() const override { return desc_.block_size; }
+  bool read_only() const override { return !writable_; }
+  Status Read(uint64_t offset, std::span<uint8_t> out) override;
+  Status Write(uint64_t offset, std::span<const uint8_t> data, bool fua) override;
+  Status Zero(uint64_t offset, uint64_t length, bool fua) override;
+  Status Trim(uint64_t offset, uint64_t length, bool fua) override;
+  Status Flush() override;
+  Status Extents(uint64_t offset, uint64_t length,
+                 const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) override;
+
+  uint64_t blocks() const override { return size() / desc_.block_size; }
+  Status ReadBlock(uint64_t lba, std::span<uint8_t> out) override;
+  Result<bool> HasData(uint64_t lba) override;
+
+  // Import: grows a deduped vdisk that is being written from a stream of unknown length.
+  void GrowTo(uint64_t size);
+  // The descriptor as of the last commit.
+  VdiskDescriptor Descriptor() const;
+  // Applies `fn` to the descriptor written by the next commit (flags, template, mode), and
+  // marks the vdisk dirty so that a Flush writes it.
+  void EditDescriptor(const std::function<void(VdiskDescriptor&)>& fn);
+  // Flatten: copies every block the template holds and this vdisk does not into its own
+  // storage, then (at the next flush) drops the bitmap and the template: it becomes nondeduped.
+  Status CopyTemplateIn(const ProgressFn& progress);
+  // Called once the vdisk is closed (after its last flush).
+  void SetOnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
+
+ private:
+  Status CheckUsable() const;
+  Status CheckRange(uint64_t offset, uint64_t length) const;
+  std::shared_mutex& Stripe(uint64_t lba) { return stripes_[lba % stripes_.size()]; }
+  // Block reads and writes; `Locked` variants expect the block's stripe lock held.
+  Status ReadBlockLocked(uint64_t lba, std::span<uint8_t> out);
+  Status ReadChunk(const Digest& id, std::span<uint8_t> out);
+  Status WriteBlocks(uint64_t lba, std::span<const uint8_t> data);
+  Status WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
+  Status WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
+  // Points block `lba` at `id` (nullopt: a hole) under its stripe lock and drops the old
+  // reference. Semi-deduped: the bit is set.
+  Status SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Digest> id);
+  Status WritePartial(uint64_t lba, size_t at, std::span<const uint8_t> data);
+  Status MakeHoles(uint64_t first, uint64_t count);
+  Status MaybeCheckpoint();
+  Status Commit();  // commit_mu_ held
+
+  VdiskContext ctx_;
+  VdiskDescriptor desc_;  // guarded by desc_mu_ (name, mode, block size never change)
+  mutable std::mutex desc_mu_;
+  std::function<void(VdiskDescriptor&)> desc_edit_;  // applied at the next commit
+  const std::string desc_key_;
+  const bool writable_;
+  std::atomic<uint64_t> size_;
+  BlockMap map_;
+  std::unique_ptr<VdiskBitmap> bitmap_;
+  std::shared_ptr<BlockSource> tmpl_;
+  bool drop_bitmap_ = false;
+  std::function<void()> on_close_;
+
+  std::shared_mutex txn_mu_;
+  std::shared_ptr<ChunkTxn> txn_;         // takes the writes
+  std::shared_ptr<ChunkTxn> committing_;  // being committed
+  std::mutex commit_mu_;
+  std::atomic<bool> dirty_{false};
+  std::atomic<int64_t> mapped_delta_{0};
+  mutable std::mutex failed_mu_;
+  Status failed_;
+  std::array<std::shared_mutex, 256> stripes_;
+};
+
+}  // namespace cairn

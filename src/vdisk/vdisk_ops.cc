@@ -1,0 +1,211 @@
+// VdiskStore: removal, resize, snapshots, clones, flatten and import (vdisk_store.h). Work
+// that touches a whole block map (rm, snapshot) runs in batches of pages, each one commit, with
+// the descriptor marked incomplete until the last: a crash leaves a vdisk that `rm` finishes.
+#include <algorithm>
+#include <chrono>
+
+#include "vdisk/vdisk_store.h"
+
+namespace cairn {
+namespace {
+
+constexpr size_t kPagesPerCommit = 2048;  // 256 Ki block references per batch
+
+std::string Joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+}  // namespace
+
+Status VdiskStore::DropMap(const VdiskDescriptor& d) {
+  BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
+  std::vector<uint64_t> pages;
+  CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t page, const BlockMapPage&) {
+    pages.push_back(page);
+    return Status::Ok();
+  }));
+  for (size_t i = 0; i < pages.size(); i += kPagesPerCommit) {
+    auto txn = ctx_.chunks->Begin();
+    size_t end = std::min(pages.size(), i + kPagesPerCommit);
+    CAIRN_RETURN_IF_ERROR(txn->Commit([&](WriteBatch& batch) -> Status {
+      for (size_t j = i; j < end; j++) {
+        CAIRN_ASSIGN_OR_RETURN(auto p, map.LoadPage(pages[j]));
+        for (const auto& e : p.entries)
+          if (e) txn->DropRef(*e);
+        batch.Delete(keys::BlockMap(d.id, pages[j]));
+      }
+      return Status::Ok();
+    }));
+  }
+  return Status::Ok();
+}
+
+Status VdiskStore::Remove(const std::string& name) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
+  CAIRN_ASSIGN_OR_RETURN(auto users, Dependents(d.id, false));
+  if (is_system_ && others_) {
+    CAIRN_ASSIGN_OR_RETURN(auto more, others_(d.id));
+    users.insert(users.end(), more.begin(), more.end());
+  }
+  if (!users.empty())
+    return Status::Invalid("vdisk '" + name + "' is the template of " + Joined(users) +
+                           ": remove or flatten them first");
+  if (!(d.flags & VdiskDescriptor::kIncomplete)) {
+    d.flags |= VdiskDescriptor::kIncomplete;  // from here on, rm finishes what it started
+    CAIRN_RETURN_IF_ERROR(WriteDescriptor(d));
+  }
+  CAIRN_RETURN_IF_ERROR(DropMap(d));
+  auto txn = ctx_.chunks->Begin();
+  return txn->Commit([&](WriteBatch& batch) -> Status {
+    for (uint32_t s = 0; s < d.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));
+    batch.Delete(keys::Vdisk(NameKey(name)));
+    return Status::Ok();
+  });
+}
+
+Status VdiskStore::Resize(const std::string& name, uint64_t size) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
+  if (d.read_only()) return Status::PermissionDenied("vdisk '" + name + "' is read-only");
+  uint64_t want = (size + d.block_size - 1) / d.block_size * d.block_size;
+  if (want < d.size)
+    return Status::Invalid("vdisk '" + name + "' is " + std::to_string(d.size) +
+                           " bytes: it can only grow");
+  if (want == d.size) return Status::Ok();
+  if (d.mode != VdiskMode::kSemideduped) {
+    d.size = want;
+    return WriteDescriptor(d);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto bitmap, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, d));
+  bitmap->Grow(want / d.block_size);
+  auto slices = bitmap->TakeDirty();
+  d.size = want;
+  auto txn = ctx_.chunks->Begin();
+  return txn->Commit([&](WriteBatch& batch) -> Status {
+    CAIRN_RETURN_IF_ERROR(bitmap->AddRows(slices, *ctx_.rows, d, batch));
+    const std::string key = keys::Vdisk(NameKey(name));
+    CAIRN_ASSIGN_OR_RETURN(std::string row, ctx_.rows->Seal(key, d.Encode()));
+    batch.Put(key, std::move(row));
+    return Status::Ok();
+  });
+}
+
+Status VdiskStore::CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& to) {
+  BlockMap map(ctx_.index, ctx_.rows, from.id, from.name, 16);
+  std::vector<std::pair<uint64_t, BlockMapPage>> pages;
+  auto flush = [&]() -> Status {
+    auto txn = ctx_.chunks->Begin();
+    // The source's blocks keep their references meanwhile: the chunks cannot go.
+    return txn->Commit([&](WriteBatch& batch) -> Status {
+      for (const auto& [no, p] : pages) {
+        for (const auto& e : p.entries)
+          if (e) txn->AddRefExisting(*e);
+        const std::string key = keys::BlockMap(to.id, no);
+        CAIRN_ASSIGN_OR_RETURN(std::string row, ctx_.rows->Seal(key, p.Encode()));
+        batch.Put(key, std::move(row));
+      }
+      pages.clear();
+      return Status::Ok();
+    });
+  };
+  CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t no, const BlockMapPage& p) {
+    pages.emplace_back(no, p);
+    return pages.size() >= kPagesPerCommit ? flush() : Status::Ok();
+  }));
+  return pages.empty() ? Status::Ok() : flush();
+}
+
+Status VdiskStore::Snapshot(const std::string& name, const std::string& snapshot) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  CAIRN_ASSIGN_OR_RETURN(auto src, Require(name));
+  if (src.flags & VdiskDescriptor::kIncomplete)
+    return Status::Invalid("vdisk '" + name + "' is incomplete: remove it");
+  CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
+  VdiskDescriptor snap = src;
+  CAIRN_ASSIGN_OR_RETURN(snap.id, VdiskId::Random());
+  snap.name = snapshot;
+  snap.flags = VdiskDescriptor::kReadOnly | VdiskDescriptor::kSnapshot |
+               VdiskDescriptor::kIncomplete;
+  snap.created_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+  snap.generation = 1;
+  if (src.mode == VdiskMode::kSemideduped) {
+    CAIRN_ASSIGN_OR_RETURN(auto bitmap, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, src));
+    CAIRN_RETURN_IF_ERROR(WriteNew(snap, bitmap.get()));
+  } else {
+    CAIRN_RETURN_IF_ERROR(WriteNew(snap, nullptr));
+  }
+  CAIRN_ASSIGN_OR_RETURN(snap, Require(snapshot));  // with the bitmap fields WriteNew filled in
+  CAIRN_RETURN_IF_ERROR(CopyMap(src, snap));
+  snap.flags &= ~VdiskDescriptor::kIncomplete;
+  return WriteDescriptor(snap);
+}
+
+Status VdiskStore::Clone(const std::string& tmpl, bool tmpl_in_system, const std::string& name) {
+  CAIRN_ASSIGN_OR_RETURN(auto t, ResolveTemplate(tmpl, tmpl_in_system));
+  VdiskCreateOptions o;
+  o.mode = VdiskMode::kSemideduped;
+  o.size = t.size;
+  o.block_size = t.block_size;
+  o.template_name = tmpl;
+  o.template_in_system = tmpl_in_system;
+  return Create(name, o);
+}
+
+Status VdiskStore::Flatten(const std::string& name, const ProgressFn& progress) {
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  if (d.mode != VdiskMode::kSemideduped)
+    return Status::Invalid("vdisk '" + name + "' has no template: nothing to flatten");
+  CAIRN_ASSIGN_OR_RETURN(auto v, Open(name, true));
+  CAIRN_RETURN_IF_ERROR(v->CopyTemplateIn(progress));
+  return v->Flush();
+}
+
+Result<VdiskInfo> VdiskStore::Import(const std::string& name, ByteSource& src,
+                                     uint32_t block_size, bool as_template,
+                                     const ProgressFn& progress) {
+  VdiskCreateOptions o;
+  o.mode = VdiskMode::kDeduped;
+  o.block_size = block_size;
+  o.size = std::max<uint64_t>(src.SizeHint(), block_size);
+  CAIRN_RETURN_IF_ERROR(Create(name, o));
+  CAIRN_ASSIGN_OR_RETURN(auto v, Open(name, true));
+  std::vector<uint8_t> buf(4u << 20);
+  uint64_t at = 0;
+  for (;;) {
+    size_t filled = 0;
+    while (filled < buf.size()) {  // whole buffers, so writes stay block-aligned
+      CAIRN_ASSIGN_OR_RETURN(size_t n, src.Read({buf.data() + filled, buf.size() - filled}));
+      if (n == 0) break;
+      filled += n;
+    }
+    if (filled == 0) break;
+    size_t padded = (filled + block_size - 1) / block_size * block_size;
+    std::fill(buf.begin() + filled, buf.begin() + padded, 0);
+    v->GrowTo(at + padded);
+    CAIRN_RETURN_IF_ERROR(v->Write(at, {buf.data(), padded}, false));
+    at += padded;
+    if (progress) progress(at, src.SizeHint());
+    if (filled < buf.size()) break;
+  }
+  if (at == 0) {
+    v.reset();
+    (void)Remove(name);
+    return Status::Invalid("the image is empty: nothing to import");
+  }
+  if (as_template)
+    v->EditDescriptor([](VdiskDescriptor& d) {
+      d.flags |= VdiskDescriptor::kReadOnly | VdiskDescriptor::kTemplate;
+    });
+  CAIRN_RETURN_IF_ERROR(v->Flush());
+  v.reset();
+  return Info(name, false);
+}
+
+}  // namespace cairn

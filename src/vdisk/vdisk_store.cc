@@ -1,0 +1,317 @@
+// VdiskStore: descriptors, create, open, list, info and templates (vdisk_store.h). Removal,
+// resize, snapshot, clone, flatten and import are in vdisk_ops.cc, check in vdisk_check.cc.
+#include "vdisk/vdisk_store.h"
+
+#include <chrono>
+
+#include "util/coding.h"
+
+namespace cairn {
+namespace {
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+Status ValidateVdiskName(const std::string& name) {
+  if (name.empty()) return Status::Invalid("vdisk name is empty");
+  if (name.size() > 4096) return Status::Invalid("vdisk name is longer than 4096 bytes");
+  if (name.find('\0') != std::string::npos) return Status::Invalid("vdisk name contains NUL");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string VdiskStore::NameKey(const std::string& name) const {
+  return crypto_ ? crypto_->NameId(name) : name;
+}
+
+Status VdiskStore::RequireWritable() const {
+  if (!writable_) return Status::Invalid("the " + label_ + " store was opened read-only");
+  return Status::Ok();
+}
+
+Result<std::optional<VdiskDescriptor>> VdiskStore::Find(const std::string& name) {
+  CAIRN_RETURN_IF_ERROR(ValidateVdiskName(name));
+  const std::string what = "descriptor of vdisk '" + name + "'";
+  CAIRN_ASSIGN_OR_RETURN(auto row, ctx_.rows->Get(keys::Vdisk(NameKey(name)), what));
+  if (!row) return std::optional<VdiskDescriptor>();
+  CAIRN_ASSIGN_OR_RETURN(auto d, VdiskDescriptor::Decode(*row, what));
+  if (d.name != name) return Status::Corruption(what + " names another vdisk ('" + d.name + "')");
+  return std::optional<VdiskDescriptor>(std::move(d));
+}
+
+Result<VdiskDescriptor> VdiskStore::Require(const std::string& name) {
+  CAIRN_ASSIGN_OR_RETURN(auto d, Find(name));
+  if (!d) return Status::NotFound("vdisk '" + name + "' not found in the " + label_ + " store");
+  return std::move(*d);
+}
+
+Status VdiskStore::CheckNotOpen(const std::string& name) {
+  std::lock_guard lk(open_mu_);
+  if (open_writable_.count(name))
+    return Status::Busy("vdisk '" + name + "' is open for writing in this process");
+  return Status::Ok();
+}
+
+Status VdiskStore::WriteDescriptor(const VdiskDescriptor& d) {
+  auto txn = ctx_.chunks->Begin();
+  return txn->Commit([&](WriteBatch& batch) -> Status {
+    const std::string key = keys::Vdisk(NameKey(d.name));
+    CAIRN_ASSIGN_OR_RETURN(std::string row, ctx_.rows->Seal(key, d.Encode()));
+    batch.Put(key, std::move(row));
+    return Status::Ok();
+  });
+}
+
+Status VdiskStore::WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap) {
+  auto txn = ctx_.chunks->Begin();
+  VdiskBitmap::Dirty slices;
+  if (bitmap) {
+    bitmap->MarkAllDirty();
+    slices = bitmap->TakeDirty();
+  }
+  // Under the commit lock: two creates of one name cannot both succeed.
+  return txn->Commit([&](WriteBatch& batch) -> Status {
+    CAIRN_ASSIGN_OR_RETURN(auto existing, Find(d.name));
+    if (existing) return Status::Invalid("vdisk '" + d.name + "' already exists");
+    if (bitmap) CAIRN_RETURN_IF_ERROR(bitmap->AddRows(slices, *ctx_.rows, d, batch));
+    const std::string key = keys::Vdisk(NameKey(d.name));
+    CAIRN_ASSIGN_OR_RETURN(std::string row, ctx_.rows->Seal(key, d.Encode()));
+    batch.Put(key, std::move(row));
+    return Status::Ok();
+  });
+}
+
+Result<VdiskDescriptor> VdiskStore::ResolveTemplate(const std::string& name, bool in_system) {
+  if (in_system && !is_system_) {
+    if (!system_) return Status::Invalid("the system store is not available for templates");
+    CAIRN_ASSIGN_OR_RETURN(VdiskStore * sys, system_());
+    return sys->ResolveTemplate(name, false);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  if (!d.read_only())
+    return Status::Invalid("vdisk '" + name + "' is not read-only: only a snapshot or an image "
+                           "imported with --template can be a template");
+  if (d.flags & VdiskDescriptor::kIncomplete)
+    return Status::Invalid("vdisk '" + name + "' is incomplete and cannot be a template");
+  return d;
+}
+
+Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  CAIRN_RETURN_IF_ERROR(ValidateVdiskName(name));
+  VdiskDescriptor d;
+  CAIRN_ASSIGN_OR_RETURN(d.id, VdiskId::Random());
+  d.name = name;
+  d.mode = o.mode;
+  d.block_size = o.block_size;
+  d.created_ns = NowNs();
+  d.generation = 1;
+  const bool semi = o.mode == VdiskMode::kSemideduped;
+  if (semi != !o.template_name.empty())
+    return Status::Invalid(semi ? "a semi-deduped vdisk needs a template (--template)"
+                                : "only a semi-deduped vdisk has a template");
+  uint64_t size = o.size;
+  if (semi) {
+    CAIRN_ASSIGN_OR_RETURN(auto t, ResolveTemplate(o.template_name, o.template_in_system));
+    if (t.block_size != o.block_size)
+      return Status::Invalid("template '" + t.name + "' has " + std::to_string(t.block_size) +
+                             "-byte blocks; the vdisk must use the same block size");
+    d.tmpl = TemplateRef{o.template_in_system && !is_system_, t.id, t.name};
+    if (size == 0) size = t.size;
+  }
+  if (size == 0) return Status::Invalid("a vdisk needs a size (--size)");
+  d.size = (size + d.block_size - 1) / d.block_size * d.block_size;
+  if (semi) d.bitmap_slices = static_cast<uint32_t>((d.blocks() + kSliceBits - 1) / kSliceBits);
+  CAIRN_RETURN_IF_ERROR(VdiskDescriptor::Decode(d.Encode(), "vdisk '" + name + "'").status()
+                            .WithContext("creating vdisk"));
+  if (!semi) return WriteNew(std::move(d), nullptr);
+  VdiskBitmap bitmap(d.blocks());
+  return WriteNew(std::move(d), &bitmap);
+}
+
+Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplateOf(const VdiskDescriptor& d) {
+  const TemplateRef& ref = *d.tmpl;
+  std::shared_ptr<BlockSource> t;
+  if (ref.in_system_store && !is_system_) {
+    if (!system_) return Status::Invalid("the system store is not available for templates");
+    CAIRN_ASSIGN_OR_RETURN(VdiskStore * sys, system_());
+    auto r = sys->OpenTemplate(ref);
+    if (!r.ok()) return r.status().WithContext("vdisk '" + d.name + "'");
+    t = *r;
+  } else {
+    auto r = OpenTemplate(ref);
+    if (!r.ok()) return r.status().WithContext("vdisk '" + d.name + "'");
+    t = *r;
+  }
+  if (t->block_size() != d.block_size)
+    return Status::Corruption("vdisk '" + d.name + "': its template has another block size");
+  return t;
+}
+
+Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplate(const TemplateRef& ref) {
+  std::lock_guard lk(open_mu_);
+  auto cached = templates_.find(ref.id.Hex());
+  if (cached != templates_.end())
+    if (auto t = cached->second.lock()) return t;
+  auto d = Find(ref.name);
+  if (!d.ok()) return d.status();
+  if (!*d || (*d)->id != ref.id)
+    return Status::NotFound("its template '" + ref.name + "' is gone from the " + label_ +
+                            " store");
+  if (!(*d)->read_only()) return Status::Corruption("its template '" + ref.name + "' is writable");
+  std::unique_ptr<VdiskBitmap> bitmap;
+  std::shared_ptr<BlockSource> tmpl;
+  if ((*d)->tmpl) {  // a snapshot of a semi-deduped vdisk: a chain of templates
+    CAIRN_ASSIGN_OR_RETURN(bitmap, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, **d));
+    CAIRN_ASSIGN_OR_RETURN(tmpl, OpenTemplateOf(**d));
+  }
+  auto t = std::make_shared<VdiskImpl>(ctx_, **d, keys::Vdisk(NameKey(ref.name)), false,
+                                       std::move(bitmap), std::move(tmpl));
+  templates_[ref.id.Hex()] = t;
+  return std::shared_ptr<BlockSource>(t);
+}
+
+Result<std::unique_ptr<VdiskImpl>> VdiskStore::Open(const std::string& name, bool writable) {
+  if (writable) CAIRN_RETURN_IF_ERROR(RequireWritable());
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  if (d.flags & VdiskDescriptor::kIncomplete)
+    return Status::Invalid("vdisk '" + name + "' is incomplete (an interrupted snapshot or rm): "
+                           "remove it with `cairn vdisk rm`");
+  if (writable && d.read_only())
+    return Status::PermissionDenied("vdisk '" + name + "' is read-only (a snapshot or template)");
+  std::unique_ptr<VdiskBitmap> bitmap;
+  std::shared_ptr<BlockSource> tmpl;
+  if (d.mode == VdiskMode::kSemideduped) {
+    auto b = VdiskBitmap::Load(*ctx_.rows, *ctx_.index, d);
+    if (!b.ok()) return b.status().WithContext("refusing to open vdisk '" + name + "'");
+    bitmap = std::move(b.value());
+    CAIRN_ASSIGN_OR_RETURN(tmpl, OpenTemplateOf(d));
+  }
+  if (writable) {
+    std::lock_guard lk(open_mu_);
+    if (!open_writable_.insert(name).second)
+      return Status::Busy("vdisk '" + name + "' is already open for writing in this process");
+  }
+  auto v = std::make_unique<VdiskImpl>(ctx_, d, keys::Vdisk(NameKey(name)), writable,
+                                       std::move(bitmap), std::move(tmpl));
+  if (writable)
+    v->SetOnClose([this, name] {
+      std::lock_guard lk(open_mu_);
+      open_writable_.erase(name);
+    });
+  return v;
+}
+
+VdiskInfo VdiskStore::ToInfo(const VdiskDescriptor& d) const {
+  VdiskInfo i;
+  i.name = d.name;
+  i.id = d.id.Hex();
+  i.mode = d.mode;
+  i.size = d.size;
+  i.block_size = d.block_size;
+  i.read_only = d.read_only();
+  i.snapshot = (d.flags & VdiskDescriptor::kSnapshot) != 0;
+  i.is_template = (d.flags & VdiskDescriptor::kTemplate) != 0;
+  if (d.tmpl) {
+    i.template_name = d.tmpl->name;
+    i.template_in_system = d.tmpl->in_system_store;
+  }
+  i.blocks = d.blocks();
+  i.blocks_written = d.mapped_blocks;
+  i.bitmap_bytes = d.bitmap_stored_bytes;
+  i.created_ns = d.created_ns;
+  i.generation = d.generation;
+  return i;
+}
+
+Status VdiskStore::ForEachDescriptor(
+    const std::function<Status(const std::string&, VdiskDescriptor)>& fn, CheckReport* rep) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  CAIRN_RETURN_IF_ERROR(ctx_.index->Scan(std::string(1, keyspace::kVdisk),
+                                         [&](std::string_view k, std::string_view v) {
+                                           rows.emplace_back(k, v);
+                                           return true;
+                                         }));
+  for (const auto& [k, v] : rows) {
+    auto d = ctx_.rows->Open(k, v, "a vdisk descriptor");
+    Result<VdiskDescriptor> desc = d.ok() ? VdiskDescriptor::Decode(*d, "a vdisk descriptor")
+                                          : Result<VdiskDescriptor>(d.status());
+    if (!desc.ok()) {
+      if (!rep) return desc.status();
+      rep->errors.push_back(desc.status().message());
+      continue;
+    }
+    CAIRN_RETURN_IF_ERROR(fn(k, std::move(desc.value())));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<VdiskInfo>> VdiskStore::List() {
+  std::vector<VdiskInfo> out;
+  CAIRN_RETURN_IF_ERROR(ForEachDescriptor([&](const std::string&, VdiskDescriptor d) {
+    out.push_back(ToInfo(d));
+    return Status::Ok();
+  }));
+  std::sort(out.begin(), out.end(),
+            [](const VdiskInfo& a, const VdiskInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+uint64_t VdiskStore::Count() {
+  uint64_t n = 0;
+  (void)ctx_.index->Scan(std::string(1, keyspace::kVdisk), [&](std::string_view, std::string_view) {
+    n++;
+    return true;
+  });
+  return n;
+}
+
+Result<VdiskInfo> VdiskStore::Info(const std::string& name, bool stored_bytes) {
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  VdiskInfo info = ToInfo(d);
+  if (d.mode == VdiskMode::kSemideduped) {
+    CAIRN_ASSIGN_OR_RETURN(auto bm, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, d));
+    info.bitmap_bits_set = bm->CountSet();
+  }
+  if (!stored_bytes) return info;
+  BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
+  std::set<Digest> ids;
+  CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t, const BlockMapPage& p) {
+    for (const auto& e : p.entries)
+      if (e) ids.insert(*e);
+    return Status::Ok();
+  }));
+  std::vector<Digest> all(ids.begin(), ids.end());
+  for (size_t i = 0; i < all.size(); i += 4096) {
+    std::vector<Digest> part(all.begin() + i, all.begin() + std::min(all.size(), i + 4096));
+    CAIRN_ASSIGN_OR_RETURN(auto recs, ctx_.chunks->LookupMany(part));
+    for (const auto& r : recs)
+      if (r) info.stored_bytes += r->stored_len;
+  }
+  return info;
+}
+
+Result<std::vector<std::string>> VdiskStore::Dependents(const VdiskId& id, bool in_system) {
+  std::vector<std::string> out;
+  CAIRN_RETURN_IF_ERROR(ForEachDescriptor([&](const std::string&, VdiskDescriptor d) {
+    if (d.tmpl && d.tmpl->id == id && d.tmpl->in_system_store == in_system) out.push_back(d.name);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<uint64_t> VdiskStore::ResealRows() {
+  return ctx_.rows->Reseal(
+      {keyspace::kVdisk, keyspace::kBlockMap, keyspace::kVdiskBitmap});
+}
+
+Status VdiskStore::CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts) {
+  return ctx_.rows->CountKeyVersions({keyspace::kVdisk, keyspace::kBlockMap, keyspace::kVdiskBitmap},
+                                     counts);
+}
+
+}  // namespace cairn

@@ -1,0 +1,102 @@
+// VdiskStore: the virtual disks of one store: creating, opening, listing, removing, resizing,
+// snapshotting, cloning, flattening, importing and checking them. It owns the vdisk rows of
+// the store's index (d, b, x: keyspace.h). Templates in the system store are reached through
+// the system store's VdiskStore, opened read-only by the repository when first needed.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cairn/io.h"
+#include "cairn/repository.h"
+#include "cairn/vdisk.h"
+#include "chunkstore/chunk_check.h"
+#include "vdisk/vdisk_impl.h"
+
+namespace cairn {
+
+class VdiskStore {
+ public:
+  // `crypto`: the store's keys (names are keyed hashes in index keys), nullptr when plain.
+  // `label`: "system" or "user NAME", for messages. `writable`: the store was opened for
+  // writing (only then can vdisks be created, written or removed).
+  VdiskStore(VdiskContext ctx, const crypto::StoreCrypto* crypto, std::string label,
+             bool is_system, bool writable)
+      : ctx_(ctx), crypto_(crypto), label_(std::move(label)), is_system_(is_system),
+        writable_(writable) {}
+
+  // How to reach the system store's vdisks (templates); called when first needed.
+  using SystemStoreFn = std::function<Result<VdiskStore*>()>;
+  void SetSystemStore(SystemStoreFn fn) { system_ = std::move(fn); }
+  // Finds vdisks in other stores whose template is a vdisk of this (the system) store:
+  // "NAME (store of user U)" for each.
+  using DependentsFn = std::function<Result<std::vector<std::string>>(const VdiskId& id)>;
+  void SetOtherStoresDependents(DependentsFn fn) { others_ = std::move(fn); }
+
+  Status Create(const std::string& name, const VdiskCreateOptions& o);
+  // Opens a vdisk; refused (with a message naming it) when it is incomplete, read-only and
+  // `writable` is asked, already open for writing in this process, or its bitmap or template
+  // cannot be loaded and verified.
+  Result<std::unique_ptr<VdiskImpl>> Open(const std::string& name, bool writable);
+  // A read-only view of the template `ref` names (a vdisk of this store).
+  Result<std::shared_ptr<BlockSource>> OpenTemplate(const TemplateRef& ref);
+  Result<std::vector<VdiskInfo>> List();
+  // With `stored_bytes`, adds up the stored size of every chunk the vdisk's map references
+  // (reads its whole map).
+  Result<VdiskInfo> Info(const std::string& name, bool stored_bytes);
+  Status Remove(const std::string& name);
+  Status Resize(const std::string& name, uint64_t size);
+  Status Snapshot(const std::string& name, const std::string& snapshot);
+  Status Clone(const std::string& tmpl, bool tmpl_in_system, const std::string& name);
+  Status Flatten(const std::string& name, const ProgressFn& progress);
+  // A deduped vdisk from a raw image (`src` to its end; zero blocks become holes); with
+  // `as_template`, read-only and usable as a template.
+  Result<VdiskInfo> Import(const std::string& name, ByteSource& src, uint32_t block_size,
+                           bool as_template, const ProgressFn& progress);
+  // Names of this store's vdisks whose template is `id` (a vdisk of the system store when
+  // `in_system`, else of this store).
+  Result<std::vector<std::string>> Dependents(const VdiskId& id, bool in_system);
+
+  // The vdisk phase of check: descriptors, bitmaps, templates and block maps; adds the chunks
+  // the block maps reference to `expect`.
+  Status Check(ChunkExpectations& expect, CheckReport& rep);
+  uint64_t Count();
+  Result<uint64_t> ResealRows();
+  Status CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts);
+
+ private:
+  std::string NameKey(const std::string& name) const;
+  Result<std::optional<VdiskDescriptor>> Find(const std::string& name);
+  Result<VdiskDescriptor> Require(const std::string& name);
+  Status RequireWritable() const;
+  Status CheckNotOpen(const std::string& name);
+  // Commits a new descriptor (and, semi-deduped, its empty bitmap); refuses an existing name.
+  Status WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap);
+  Status WriteDescriptor(const VdiskDescriptor& d);
+  Result<VdiskDescriptor> ResolveTemplate(const std::string& name, bool in_system);
+  Result<std::shared_ptr<BlockSource>> OpenTemplateOf(const VdiskDescriptor& d);
+  Status DropMap(const VdiskDescriptor& d);
+  Status CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& to);
+  Status CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect, CheckReport& rep);
+  VdiskInfo ToInfo(const VdiskDescriptor& d) const;
+  Status ForEachDescriptor(const std::function<Status(const std::string&, VdiskDescriptor)>& fn,
+                           CheckReport* rep = nullptr);
+
+  VdiskContext ctx_;
+  const crypto::StoreCrypto* crypto_;
+  std::string label_;
+  bool is_system_;
+  bool writable_;
+  SystemStoreFn system_;
+  DependentsFn others_;
+  std::mutex open_mu_;
+  std::set<std::string> open_writable_;  // names open for writing in this process
+  std::map<std::string, std::weak_ptr<BlockSource>> templates_;  // by id hex, shared by clones
+};
+
+}  // namespace cairn

@@ -1,0 +1,345 @@
+// Virtual disks on hand-built stores (local segments, RocksDB, optionally encrypted with
+// authenticated rows): every mode against a model, unaligned I/O, zero, trim, extents, flush
+// and reopen, dedup, snapshots, clones on a template in another (system) store, flatten,
+// template pinning, bitmaps that must be refused, concurrent writers, and check.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "backend/backend.h"
+#include "chunkstore/chunk_check.h"
+#include "crypto/keys.h"
+#include "index/authenticated_index.h"
+#include "index/index.h"
+#include "index/keyspace.h"
+#include "vdisk/vdisk_store.h"
+#include "../../tests/test_util.h"
+
+namespace cairn {
+namespace {
+
+using testing::RandomData;
+using testing::TempDir;
+
+// One store: index, segments, chunk store, sealed rows and its vdisks.
+struct Stack {
+  Stack(const std::string& dir, const crypto::KeyRing* ring, const std::string& store_id,
+        bool is_system) {
+    std::filesystem::create_directories(dir);
+    auto idx = OpenRocksIndex(dir + "/index", !std::filesystem::exists(dir + "/index"), false);
+    EXPECT_TRUE(idx.ok()) << idx.status().message();
+    index = std::move(idx.value());
+    if (ring) {
+      auto keys = crypto::StoreKeys::Derive(*ring, store_id);
+      EXPECT_TRUE(keys.ok());
+      crypto = std::make_unique<crypto::StoreCrypto>(std::move(keys.value()), HashAlgo::kBlake3);
+      const crypto::StoreCrypto* c = crypto.get();
+      index = MakeAuthenticatedIndex(
+          std::move(index), [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
+          keyspace::DescribeRow);
+      hasher = crypto->MakeIdHasher();
+    } else {
+      hasher = MakeHasher(HashAlgo::kBlake3);
+    }
+    backend = std::move(OpenLocalBackend(dir + "/segments").value());
+    pool = std::make_unique<ThreadPool>(2);
+    ChunkStoreOptions co;
+    co.segment_target_size = 16 << 20;
+    chunks = std::make_unique<ChunkStore>(backend.get(), index.get(), hasher.get(), co, crypto.get());
+    EXPECT_TRUE(chunks->Open(true).ok());
+    rows = std::make_unique<SealedRows>(index.get(), chunks.get(), crypto.get());
+    VdiskContext ctx{chunks.get(), index.get(), rows.get(), pool.get(), 64};
+    vdisks = std::make_unique<VdiskStore>(ctx, crypto.get(), is_system ? "system" : "user u",
+                                          is_system, true);
+  }
+  // Runs the vdisk and chunk phases of check; every problem is a test failure.
+  void ExpectClean(const std::string& ctx = "") {
+    CheckReport rep;
+    ChunkExpectations expect;
+    ASSERT_TRUE(vdisks->Check(expect, rep).ok());
+    CheckOptions co;
+    co.read_data = true;
+    ASSERT_TRUE(CheckChunks(*chunks, expect, *pool, co, rep).ok());
+    for (const auto& e : rep.errors) ADD_FAILURE() << ctx << e;
+  }
+  uint64_t Chunks() { return chunks->Stats()->chunks; }
+
+  std::unique_ptr<crypto::StoreCrypto> crypto;
+  std::unique_ptr<Index> index;
+  std::unique_ptr<Hasher> hasher;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<ChunkStore> chunks;
+  std::unique_ptr<SealedRows> rows;
+  std::unique_ptr<VdiskStore> vdisks;
+};
+
+class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
+ protected:
+  void SetUp() override {
+    if (GetParam()) ring_ = std::make_unique<crypto::KeyRing>(crypto::KeyRing::New().value());
+    Reopen();
+  }
+  void Reopen() {
+    user_.reset();
+    system_.reset();
+    system_ = std::make_unique<Stack>(dir_ / "system", ring_.get(), "system", true);
+    user_ = std::make_unique<Stack>(dir_ / "user", ring_.get(), "user:u", false);
+    user_->vdisks->SetSystemStore([this]() -> Result<VdiskStore*> { return system_->vdisks.get(); });
+    system_->vdisks->SetOtherStoresDependents(
+        [this](const VdiskId& id) { return user_->vdisks->Dependents(id, true); });
+  }
+  std::unique_ptr<VdiskImpl> Open(Stack& s, const std::string& name, bool writable = true) {
+    auto v = s.vdisks->Open(name, writable);
+    EXPECT_TRUE(v.ok()) << v.status().message();
+    return v.ok() ? std::move(v.value()) : nullptr;
+  }
+  static std::vector<uint8_t> ReadAll(Vdisk& v) {
+    std::vector<uint8_t> out(v.size());
+    Status s = v.Read(0, out);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<crypto::KeyRing> ring_;
+  std::unique_ptr<Stack> system_, user_;
+};
+
+// Random writes (aligned and not), zeroes and trims against a byte model.
+void Exercise(Vdisk& v, std::vector<uint8_t>& model, uint64_t seed, int ops) {
+  std::mt19937_64 rng(seed);
+  const uint64_t size = v.size();
+  for (int i = 0; i < ops; i++) {
+    uint64_t len = 1 + rng() % (3 * v.block_size());
+    if (rng() % 3 == 0) len = v.block_size() * (1 + rng() % 4);
+    uint64_t off = rng() % (size - len);
+    if (rng() % 2) off -= off % v.block_size();
+    int kind = rng() % 6;
+    if (kind == 0) {
+      ASSERT_TRUE(v.Zero(off, len, false).ok());
+      std::fill(model.begin() + off, model.begin() + off + len, 0);
+    } else if (kind == 1) {
+      ASSERT_TRUE(v.Trim(off, len, false).ok());
+      // Whole blocks read as zeros after a trim; partial ones keep their data.
+      uint64_t bs = v.block_size(), first = (off + bs - 1) / bs, last = (off + len) / bs;
+      for (uint64_t b = first; b < last; b++) std::fill_n(model.begin() + b * bs, bs, 0);
+    } else {
+      auto data = RandomData(len, rng());
+      if (kind == 2) data = std::vector<uint8_t>(len, static_cast<uint8_t>(rng() % 4));  // dedup
+      ASSERT_TRUE(v.Write(off, data, rng() % 8 == 0).ok());
+      std::copy(data.begin(), data.end(), model.begin() + off);
+    }
+    if (rng() % 16 == 0) {
+      ASSERT_TRUE(v.Flush().ok());
+    }
+  }
+}
+
+TEST_P(VdiskTest, EveryModeAgreesWithAModelAcrossFlushAndReopen) {
+  ASSERT_TRUE(system_->vdisks->Create("base", {VdiskMode::kDeduped, 2 << 20, 4096, "", false}).ok());
+  auto base_data = RandomData(2 << 20, 9);
+  {
+    auto b = Open(*system_, "base");
+    ASSERT_TRUE(b->Write(0, base_data, false).ok());
+  }
+  ASSERT_TRUE(system_->vdisks->Snapshot("base", "base-snap").ok());
+  std::map<std::string, std::vector<uint8_t>> models;
+  std::vector<std::pair<std::string, VdiskCreateOptions>> disks = {
+      {"d", {VdiskMode::kDeduped, 3 << 20, 4096, "", false}},
+      {"n", {VdiskMode::kNondeduped, 3 << 20, 512, "", false}},
+      {"s", {VdiskMode::kSemideduped, 0, 4096, "base-snap", true}}};
+  for (auto& [name, o] : disks) {
+    ASSERT_TRUE(user_->vdisks->Create(name, o).ok()) << name;
+    auto v = Open(*user_, name);
+    ASSERT_TRUE(v);
+    models[name] = name == "s" ? base_data : std::vector<uint8_t>(v->size(), 0);
+    EXPECT_EQ(ReadAll(*v), models[name]) << name << ": a new vdisk";
+    Exercise(*v, models[name], name[0], 300);
+    EXPECT_EQ(ReadAll(*v), models[name]) << name << ": before the flush";
+  }
+  Reopen();
+  for (auto& [name, o] : disks) {
+    auto v = Open(*user_, name, false);
+    ASSERT_TRUE(v);
+    EXPECT_EQ(ReadAll(*v), models[name]) << name << ": after reopening";
+  }
+  user_->ExpectClean("user: ");
+  system_->ExpectClean("system: ");
+}
+
+TEST_P(VdiskTest, HolesZeroTrimAndExtents) {
+  ASSERT_TRUE(user_->vdisks->Create("d", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
+  auto v = Open(*user_, "d");
+  auto data = RandomData(64 << 10, 3);
+  ASSERT_TRUE(v->Write(128 << 10, data, false).ok());
+  std::vector<uint8_t> zeros(8192, 0);
+  ASSERT_TRUE(v->Write(0, zeros, false).ok());  // zero blocks are holes: nothing stored
+  ASSERT_TRUE(v->Flush().ok());
+  EXPECT_EQ(user_->Chunks(), 16u);
+  std::vector<std::tuple<uint64_t, uint64_t, VdiskExtent>> ext;
+  ASSERT_TRUE(v->Extents(0, v->size(), [&](uint64_t o, uint64_t l, VdiskExtent t) {
+    ext.emplace_back(o, l, t);
+  }).ok());
+  ASSERT_EQ(ext.size(), 3u);
+  EXPECT_EQ(ext[0], std::make_tuple(uint64_t{0}, uint64_t{128 << 10}, VdiskExtent::kHole));
+  EXPECT_EQ(ext[1], std::make_tuple(uint64_t{128 << 10}, uint64_t{64 << 10}, VdiskExtent::kData));
+  // Trim drops the references; the chunks are released at the flush.
+  ASSERT_TRUE(v->Trim(128 << 10, 32 << 10, false).ok());
+  ASSERT_TRUE(v->Zero((160 << 10) + 100, 10, false).ok());  // partial: written as zeros
+  ASSERT_TRUE(v->Flush().ok());
+  EXPECT_EQ(user_->Chunks(), 8u);
+  std::vector<uint8_t> got(64 << 10);
+  ASSERT_TRUE(v->Read(128 << 10, got).ok());
+  std::fill(data.begin(), data.begin() + (32 << 10), 0);
+  std::fill_n(data.begin() + (32 << 10) + 100, 10, 0);
+  EXPECT_EQ(got, data);
+  // Out of range and read-only.
+  EXPECT_EQ(v->Read(v->size() - 10, got).code(), Code::kInvalidArgument);
+  EXPECT_EQ(v->Write(v->size(), data, false).code(), Code::kInvalidArgument);
+  v.reset();
+  auto ro = Open(*user_, "d", false);
+  EXPECT_EQ(ro->Write(0, data, false).code(), Code::kPermissionDenied);
+  user_->ExpectClean();
+}
+
+TEST_P(VdiskTest, DedupedVdisksShareChunksAndSnapshotsShareEveryBlock) {
+  auto data = RandomData(1 << 20, 5);
+  for (const char* n : {"a", "b"}) {
+    ASSERT_TRUE(user_->vdisks->Create(n, {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
+    ASSERT_TRUE(Open(*user_, n)->Write(0, data, true).ok());
+  }
+  EXPECT_EQ(user_->Chunks(), 256u) << "the same blocks in two vdisks are stored once";
+  ASSERT_TRUE(user_->vdisks->Snapshot("a", "a@1").ok());
+  EXPECT_EQ(user_->Chunks(), 256u) << "a snapshot shares every block";
+  auto other = RandomData(1 << 20, 6);
+  ASSERT_TRUE(Open(*user_, "a")->Write(0, other, true).ok());
+  ASSERT_TRUE(user_->vdisks->Remove("b").ok());
+  EXPECT_EQ(ReadAll(*Open(*user_, "a@1", false)), data);
+  EXPECT_EQ(ReadAll(*Open(*user_, "a", false)), other);
+  EXPECT_EQ(user_->vdisks->Open("a@1", true).status().code(), Code::kPermissionDenied)
+      << "a snapshot is read-only";
+  ASSERT_TRUE(user_->vdisks->Remove("a@1").ok());
+  EXPECT_EQ(user_->Chunks(), 256u);
+  user_->ExpectClean();
+}
+
+TEST_P(VdiskTest, CloneOnASystemTemplateFlattenAndTemplatePinning) {
+  auto image = RandomData(4 << 20, 11);
+  std::fill(image.begin() + (1 << 20), image.begin() + (2 << 20), 0);  // a hole in the image
+  testing::MemSource src(image);
+  auto info = system_->vdisks->Import("os", src, 4096, true, {});
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_TRUE(info->is_template && info->read_only);
+  EXPECT_EQ(info->blocks_written, 768u);
+  ASSERT_TRUE(user_->vdisks->Clone("os", true, "vm").ok());
+  auto model = image;
+  {
+    auto vm = Open(*user_, "vm");
+    EXPECT_EQ(ReadAll(*vm), image);
+    Exercise(*vm, model, 77, 200);
+    ASSERT_TRUE(vm->Flush().ok());
+  }
+  EXPECT_LT(user_->Chunks(), 400u) << "a clone stores only what it wrote";
+  auto rm = system_->vdisks->Remove("os");
+  EXPECT_EQ(rm.code(), Code::kInvalidArgument) << rm.message();
+  EXPECT_NE(rm.message().find("vm"), std::string::npos) << rm.message();
+  auto vinfo = user_->vdisks->Info("vm", true);
+  ASSERT_TRUE(vinfo.ok());
+  EXPECT_GT(vinfo->bitmap_bits_set, 0u);
+  EXPECT_EQ(vinfo->template_name, "os");
+  user_->ExpectClean();
+  ASSERT_TRUE(user_->vdisks->Flatten("vm", {}).ok());
+  ASSERT_TRUE(system_->vdisks->Remove("os").ok()) << "flattened: the template is free";
+  EXPECT_EQ(system_->Chunks(), 0u);
+  auto vm = Open(*user_, "vm", false);
+  EXPECT_EQ(ReadAll(*vm), model);
+  EXPECT_EQ(user_->vdisks->Info("vm", false)->mode, VdiskMode::kNondeduped);
+  user_->ExpectClean();
+  system_->ExpectClean();
+}
+
+TEST_P(VdiskTest, ADamagedOrMissingBitmapIsRefused) {
+  ASSERT_TRUE(system_->vdisks->Create("t", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
+  ASSERT_TRUE(system_->vdisks->Snapshot("t", "t@1").ok());
+  ASSERT_TRUE(user_->vdisks->Create("vm", {VdiskMode::kSemideduped, 0, 4096, "t@1", true}).ok());
+  ASSERT_TRUE(Open(*user_, "vm")->Write(4096, RandomData(4096, 1), true).ok());
+  // The slice row: find it by prefix.
+  std::string key, value;
+  ASSERT_TRUE(user_->index->Scan(std::string(1, keyspace::kVdiskBitmap),
+                                 [&](std::string_view k, std::string_view v) {
+                                   key = k;
+                                   value = v;
+                                   return false;
+                                 }).ok());
+  ASSERT_FALSE(key.empty());
+  auto expect_refused = [&](const std::string& what) {
+    auto v = user_->vdisks->Open("vm", false);
+    ASSERT_FALSE(v.ok()) << what << ": opened";
+    EXPECT_NE(v.status().message().find("vdisk 'vm'"), std::string::npos)
+        << what << ": " << v.status().message();
+  };
+  auto put = [&](const std::string& v) {
+    WriteBatch b;
+    b.Put(key, v);
+    ASSERT_TRUE(user_->index->Write(b, true).ok());
+  };
+  // A plain slice in the right format but with other bits: the digest catches it.
+  std::vector<uint8_t> bits(kSliceBits / 8, 0);
+  bits[0] = 1;
+  std::string forged = BitmapSlice::Encode(bits.data(), 256);
+  put(user_->rows->Seal(key, forged).value());
+  expect_refused("a replaced slice");
+  put(user_->rows->Seal(key, forged.substr(0, 5)).value());
+  expect_refused("a truncated slice");
+  {
+    WriteBatch b;
+    b.Delete(key);
+    ASSERT_TRUE(user_->index->Write(b, true).ok());
+  }
+  expect_refused("a missing slice");
+  put(value);
+  EXPECT_TRUE(user_->vdisks->Open("vm", false).ok()) << "the original slice opens again";
+}
+
+TEST_P(VdiskTest, ConcurrentWritersReadersAndFlushes) {
+  ASSERT_TRUE(user_->vdisks->Create("d", {VdiskMode::kDeduped, 8 << 20, 4096, "", false}).ok());
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 8 << 20, 4096, "", false}).ok());
+  for (const char* name : {"d", "n"}) {
+    auto v = Open(*user_, name);
+    const int kThreads = 4;
+    std::vector<std::vector<uint8_t>> models(kThreads, std::vector<uint8_t>(2 << 20, 0));
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; t++) {
+      ts.emplace_back([&, t] {  // each thread owns 2 MiB of the disk
+        std::mt19937_64 rng(t);
+        for (int i = 0; i < 150; i++) {
+          uint64_t off = (rng() % 500) * 4096, len = 4096 * (1 + rng() % 4);
+          auto data = RandomData(len, rng() % 8);  // repeats: dedup races between threads
+          ASSERT_TRUE(v->Write(t * (2 << 20) + off, data, false).ok());
+          std::copy(data.begin(), data.end(), models[t].begin() + off);
+          std::vector<uint8_t> back(len);
+          ASSERT_TRUE(v->Read(t * (2 << 20) + off, back).ok());
+          ASSERT_EQ(back, data);
+          if (i % 37 == 0) {
+            ASSERT_TRUE(v->Flush().ok());
+          }
+        }
+      });
+    }
+    for (auto& th : ts) th.join();
+    ASSERT_TRUE(v->Flush().ok());
+    auto all = ReadAll(*v);
+    for (int t = 0; t < kThreads; t++)
+      EXPECT_TRUE(std::equal(models[t].begin(), models[t].end(), all.begin() + t * (2 << 20)))
+          << name << " thread " << t;
+  }
+  user_->ExpectClean();
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, VdiskTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "encrypted" : "plain"; });
+
+}  // namespace
+}  // namespace cairn
