@@ -20,6 +20,19 @@ Result<HashAlgo> ParseHashAlgo(std::string_view name) {
 
 namespace {
 
+// BLAKE3's C sources detect the CPU's features on first use and cache them in a global without
+// synchronisation. Hashing once during static initialisation (before any thread of ours
+// exists, 2 KiB so that the SIMD dispatch runs) makes every later use read it only.
+const bool kBlake3FeaturesDetected = [] {
+  static const uint8_t kZeros[2048] = {};
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, kZeros, sizeof kZeros);
+  uint8_t out[BLAKE3_OUT_LEN];
+  blake3_hasher_finalize(&h, out, sizeof out);
+  return true;
+}();
+
 class Blake3Stream : public StreamHasher {
  public:
   explicit Blake3Stream(const std::optional<Digest>& key) {

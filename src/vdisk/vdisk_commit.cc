@@ -38,9 +38,13 @@ Status VdiskImpl::Commit() {
   {
     std::unique_lock lk(txn_mu_);
     if (!dirty_.exchange(false)) return Status::Ok();
-    txn = std::move(txn_);
-    txn_ = ctx_.chunks->Begin();
-    committing_ = txn;
+    std::shared_ptr<ChunkTxn> fresh(ctx_.chunks->Begin());
+    {
+      std::lock_guard pl(ptr_mu_);
+      txn = std::move(txn_);
+      txn_ = std::move(fresh);
+      committing_ = txn;
+    }
     pages = map_.TakeDirty();
     if (bitmap_ && !drop_bitmap_) slices = bitmap_->TakeDirty();
     std::lock_guard dl(desc_mu_);
@@ -68,7 +72,7 @@ Status VdiskImpl::Commit() {
   };
   Status s = txn->Commit(rows);
   {
-    std::unique_lock lk(txn_mu_);
+    std::lock_guard pl(ptr_mu_);
     committing_.reset();
   }
   if (!s.ok()) {

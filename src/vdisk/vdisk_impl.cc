@@ -26,14 +26,17 @@ bool AllZero(std::span<const uint8_t> d) {
 VdiskImpl::VdiskImpl(VdiskContext ctx, VdiskDescriptor desc, std::string desc_key, bool writable,
                      std::unique_ptr<VdiskBitmap> bitmap, std::shared_ptr<BlockSource> tmpl)
     : ctx_(ctx),
+      name_(desc.name),
+      mode_(desc.mode),
+      bs_(desc.block_size),
       desc_(std::move(desc)),
       desc_key_(std::move(desc_key)),
       writable_(writable),
       size_(desc_.size),
-      map_(ctx.index, ctx.rows, desc_.id, desc_.name, ctx.cache_pages),
+      map_(ctx.index, ctx.rows, desc_.id, name_, ctx.cache_pages),
       bitmap_(std::move(bitmap)),
       tmpl_(std::move(tmpl)) {
-  if (writable_) txn_ = ctx_.chunks->Begin();
+  if (writable_) txn_ = std::shared_ptr<ChunkTxn>(ctx_.chunks->Begin());
 }
 
 VdiskImpl::~VdiskImpl() {
@@ -49,7 +52,7 @@ Status VdiskImpl::CheckUsable() const {
 Status VdiskImpl::CheckRange(uint64_t offset, uint64_t length) const {
   uint64_t size = this->size();
   if (offset > size || length > size - offset)
-    return Status::Invalid("vdisk '" + desc_.name + "': " + std::to_string(length) +
+    return Status::Invalid("vdisk '" + name_ + "': " + std::to_string(length) +
                            " bytes at offset " + std::to_string(offset) +
                            " are past its end (size " + std::to_string(size) + ")");
   return Status::Ok();
@@ -60,17 +63,20 @@ Status VdiskImpl::CheckRange(uint64_t offset, uint64_t length) const {
 Status VdiskImpl::ReadChunk(const Digest& id, std::span<uint8_t> out) {
   // A chunk written since the last flush is in a transaction not yet committed: the current
   // one, or the one being committed; once that commit is done the store has it.
-  std::optional<ChunkRecord> hint;
+  std::shared_ptr<ChunkTxn> current, committing;
   {
-    std::shared_lock lk(txn_mu_);
-    if (txn_) hint = txn_->Pending(id);
-    if (!hint && committing_) hint = committing_->Pending(id);
+    std::lock_guard lk(ptr_mu_);
+    current = txn_;
+    committing = committing_;
   }
+  std::optional<ChunkRecord> hint;
+  if (current) hint = current->Pending(id);
+  if (!hint && committing) hint = committing->Pending(id);
   std::vector<uint8_t> buf;
   CAIRN_RETURN_IF_ERROR(ctx_.chunks->Read(id, buf, hint ? &*hint : nullptr)
-                            .WithContext("vdisk '" + desc_.name + "'"));
+                            .WithContext("vdisk '" + name_ + "'"));
   if (buf.size() != out.size())
-    return Status::Corruption("vdisk '" + desc_.name + "': chunk " + id.Hex() + " has " +
+    return Status::Corruption("vdisk '" + name_ + "': chunk " + id.Hex() + " has " +
                               std::to_string(buf.size()) + " bytes, a block has " +
                               std::to_string(out.size()));
   std::memcpy(out.data(), buf.data(), out.size());
@@ -108,7 +114,7 @@ Result<bool> VdiskImpl::HasData(uint64_t lba) {
 
 Status VdiskImpl::Read(uint64_t offset, std::span<uint8_t> out) {
   CAIRN_RETURN_IF_ERROR(CheckRange(offset, out.size()));
-  const uint64_t bs = desc_.block_size;
+  const uint64_t bs = bs_;
   std::vector<uint8_t> block(bs);
   uint64_t done = 0;
   while (done < out.size()) {
@@ -146,7 +152,7 @@ Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint
 }
 
 Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
-  const uint64_t bs = desc_.block_size;
+  const uint64_t bs = bs_;
   const size_t n = data.size() / bs;
   std::vector<std::span<const uint8_t>> pieces;
   std::vector<uint64_t> where;
@@ -174,10 +180,10 @@ Status VdiskImpl::WriteBlocks(uint64_t lba, std::span<const uint8_t> data) {
   {
     std::shared_lock lk(txn_mu_);
     ChunkTxn& txn = *txn_;
-    if (desc_.mode == VdiskMode::kDeduped) {
+    if (mode_ == VdiskMode::kDeduped) {
       CAIRN_RETURN_IF_ERROR(WriteDeduped(txn, lba, data));
     } else {
-      const uint64_t bs = desc_.block_size;
+      const uint64_t bs = bs_;
       for (size_t i = 0; i < data.size() / bs; i++)
         CAIRN_RETURN_IF_ERROR(WritePrivate(txn, lba + i, data.subspan(i * bs, bs)));
     }
@@ -186,7 +192,7 @@ Status VdiskImpl::WriteBlocks(uint64_t lba, std::span<const uint8_t> data) {
 }
 
 Status VdiskImpl::WritePartial(uint64_t lba, size_t at, std::span<const uint8_t> data) {
-  std::vector<uint8_t> block(desc_.block_size);
+  std::vector<uint8_t> block(bs_);
   {
     std::shared_lock tl(txn_mu_);
     std::unique_lock lk(Stripe(lba));  // read, modify and write as one step
@@ -195,7 +201,7 @@ Status VdiskImpl::WritePartial(uint64_t lba, size_t at, std::span<const uint8_t>
     ChunkTxn& txn = *txn_;
     std::optional<Digest> id;
     if (!AllZero(block)) {
-      if (desc_.mode == VdiskMode::kDeduped) {
+      if (mode_ == VdiskMode::kDeduped) {
         CAIRN_ASSIGN_OR_RETURN(auto p, txn.Prepare({std::span<const uint8_t>(block)}));
         id = p[0].id;
         CAIRN_RETURN_IF_ERROR(txn.AddRef(std::move(p[0])).status());
@@ -209,10 +215,10 @@ Status VdiskImpl::WritePartial(uint64_t lba, size_t at, std::span<const uint8_t>
 }
 
 Status VdiskImpl::Write(uint64_t offset, std::span<const uint8_t> data, bool fua) {
-  if (!writable_) return Status::PermissionDenied("vdisk '" + desc_.name + "' is read-only");
+  if (!writable_) return Status::PermissionDenied("vdisk '" + name_ + "' is read-only");
   CAIRN_RETURN_IF_ERROR(CheckUsable());
   CAIRN_RETURN_IF_ERROR(CheckRange(offset, data.size()));
-  const uint64_t bs = desc_.block_size;
+  const uint64_t bs = bs_;
   uint64_t done = 0;
   while (done < data.size()) {
     uint64_t pos = offset + done, lba = pos / bs, at = pos % bs;
@@ -245,10 +251,10 @@ Status VdiskImpl::MakeHoles(uint64_t first, uint64_t count) {
 }
 
 Status VdiskImpl::Zero(uint64_t offset, uint64_t length, bool fua) {
-  if (!writable_) return Status::PermissionDenied("vdisk '" + desc_.name + "' is read-only");
+  if (!writable_) return Status::PermissionDenied("vdisk '" + name_ + "' is read-only");
   CAIRN_RETURN_IF_ERROR(CheckUsable());
   CAIRN_RETURN_IF_ERROR(CheckRange(offset, length));
-  const uint64_t bs = desc_.block_size;
+  const uint64_t bs = bs_;
   const uint64_t end = offset + length;
   uint64_t first = (offset + bs - 1) / bs, last = end / bs;  // whole blocks [first, last)
   if (first >= last) {
@@ -264,10 +270,10 @@ Status VdiskImpl::Zero(uint64_t offset, uint64_t length, bool fua) {
 }
 
 Status VdiskImpl::Trim(uint64_t offset, uint64_t length, bool fua) {
-  if (!writable_) return Status::PermissionDenied("vdisk '" + desc_.name + "' is read-only");
+  if (!writable_) return Status::PermissionDenied("vdisk '" + name_ + "' is read-only");
   CAIRN_RETURN_IF_ERROR(CheckUsable());
   CAIRN_RETURN_IF_ERROR(CheckRange(offset, length));
-  const uint64_t bs = desc_.block_size;
+  const uint64_t bs = bs_;
   uint64_t first = (offset + bs - 1) / bs, last = (offset + length) / bs;
   if (first < last) CAIRN_RETURN_IF_ERROR(MakeHoles(first, last - first));
   return fua ? Flush() : Status::Ok();
@@ -276,7 +282,7 @@ Status VdiskImpl::Trim(uint64_t offset, uint64_t length, bool fua) {
 Status VdiskImpl::Extents(uint64_t offset, uint64_t length,
                           const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) {
   CAIRN_RETURN_IF_ERROR(CheckRange(offset, length));
-  const uint64_t bs = desc_.block_size, end = offset + length;
+  const uint64_t bs = bs_, end = offset + length;
   uint64_t run_start = offset;
   std::optional<VdiskExtent> run;
   for (uint64_t pos = offset; pos < end;) {
@@ -295,9 +301,9 @@ Status VdiskImpl::Extents(uint64_t offset, uint64_t length,
 }
 
 Status VdiskImpl::CopyTemplateIn(const ProgressFn& progress) {
-  if (!bitmap_ || !tmpl_) return Status::Invalid("vdisk '" + desc_.name + "' has no template");
+  if (!bitmap_ || !tmpl_) return Status::Invalid("vdisk '" + name_ + "' has no template");
   const uint64_t n = std::min(blocks(), tmpl_->blocks());
-  std::vector<uint8_t> block(desc_.block_size);
+  std::vector<uint8_t> block(bs_);
   for (uint64_t lba = 0; lba < n; lba++) {
     if (progress) progress(lba, n);
     if (bitmap_->Test(lba)) continue;

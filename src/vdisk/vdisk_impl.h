@@ -59,9 +59,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
             std::unique_ptr<VdiskBitmap> bitmap, std::shared_ptr<BlockSource> tmpl);
   ~VdiskImpl() override;
 
-  const std::string& name() const override { return desc_.name; }
+  const std::string& name() const override { return name_; }
   uint64_t size() const override { return size_.load(); }
-  uint32_t block_size() const override { return desc_.block_size; }
+  uint32_t block_size() const override { return bs_; }
   bool read_only() const override { return !writable_; }
   Status Read(uint64_t offset, std::span<uint8_t> out) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, bool fua) override;
@@ -71,7 +71,7 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status Extents(uint64_t offset, uint64_t length,
                  const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) override;
 
-  uint64_t blocks() const override { return size() / desc_.block_size; }
+  uint64_t blocks() const override { return size() / bs_; }
   Status ReadBlock(uint64_t lba, std::span<uint8_t> out) override;
   Result<bool> HasData(uint64_t lba) override;
 
@@ -107,7 +107,11 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status Commit();  // commit_mu_ held
 
   VdiskContext ctx_;
-  VdiskDescriptor desc_;  // guarded by desc_mu_ (name, mode, block size never change)
+  // Fixed for the life of the handle: read without a lock.
+  const std::string name_;
+  const VdiskMode mode_;
+  const uint32_t bs_;
+  VdiskDescriptor desc_;  // guarded by desc_mu_
   mutable std::mutex desc_mu_;
   std::function<void(VdiskDescriptor&)> desc_edit_;  // applied at the next commit
   const std::string desc_key_;
@@ -120,6 +124,10 @@ class VdiskImpl : public Vdisk, public BlockSource {
   std::function<void()> on_close_;
 
   std::shared_mutex txn_mu_;
+  // Guards the two pointers below, and nothing else, so that a reader holding a block's stripe
+  // can find uncommitted chunks without waiting on txn_mu_ (lock order: txn_mu_, stripe,
+  // ptr_mu_, then a transaction's own lock).
+  std::mutex ptr_mu_;
   std::shared_ptr<ChunkTxn> txn_;         // takes the writes
   std::shared_ptr<ChunkTxn> committing_;  // being committed
   std::mutex commit_mu_;
