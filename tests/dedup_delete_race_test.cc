@@ -22,8 +22,9 @@ TEST(DedupDeleteRace, PutRemoveAndMaintainHammerTheSameChunks) {
   io.max_chunk = 16384;
   OpenOptions oo = testing::TestOpen(false);
   oo.threads = 2;
-  oo.segment_target_size = 128 * 1024;
-  auto opened = testing::InitAndOpen(dir / "repo", io, oo);
+  TestHooks hooks;
+  hooks.segment_target_size = 128 * 1024;
+  auto opened = testing::InitAndOpen(dir / "repo", io, oo, hooks);
   ASSERT_TRUE(opened);
   Repository& repo = *opened;
 
@@ -122,9 +123,12 @@ TEST(ConcurrentRemove, SameVersionIsRemovedOnce) {
     std::atomic<int> ok{0}, not_found{0};
     auto remove = [&] {
       auto r = repo.Remove(name, 1);
-      if (r.ok()) ok++;
-      else if (r.status().code() == Code::kNotFound) not_found++;
-      else ADD_FAILURE() << r.status().message();
+      if (r.ok())
+        ok++;
+      else if (r.status().code() == Code::kNotFound)
+        not_found++;
+      else
+        ADD_FAILURE() << r.status().message();
     };
     std::thread t1(remove), t2(remove);
     t1.join();

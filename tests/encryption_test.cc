@@ -54,12 +54,19 @@ OpenOptions Opts(bool writable, const std::string& user = "") {
   OpenOptions o = testing::TestOpen(writable);
   o.threads = 2;
   o.user = user;
-  o.segment_target_size = 128 * 1024;  // several segments
   return o;
 }
 
-std::unique_ptr<Repository> OpenOrFail(const std::string& path, const OpenOptions& o) {
-  auto r = Repository::Open(path, o);
+// The hooks every handle of these tests opens with.
+TestHooks SmallSegments() {
+  TestHooks h;
+  h.segment_target_size = 128 * 1024;  // several segments
+  return h;
+}
+
+std::unique_ptr<Repository> OpenOrFail(const std::string& path, const OpenOptions& o,
+                                       const TestHooks& hooks = SmallSegments()) {
+  auto r = OpenForTesting(path, o, hooks);
   if (!r.ok()) {
     ADD_FAILURE() << "open " << path << " (user '" << o.user << "'): " << r.status().message();
     return nullptr;
@@ -91,7 +98,8 @@ Fetched GetAll(Repository& repo, const std::string& name,
 
 // A read either returns exactly `want` or fails; what it wrote before failing must be a prefix
 // of the object (every chunk is verified before any of its bytes reach the sink).
-void ExpectSameOrFailed(const Fetched& f, const std::vector<uint8_t>& want, const std::string& ctx) {
+void ExpectSameOrFailed(const Fetched& f, const std::vector<uint8_t>& want,
+                        const std::string& ctx) {
   if (f.status.ok()) {
     EXPECT_EQ(f.data.size(), want.size()) << ctx;
     EXPECT_TRUE(f.data == want) << ctx << ": a read succeeded with different bytes";
@@ -153,20 +161,31 @@ std::map<Digest, ChunkRecord> ChunkRecords(const std::string& store_dir) {
 // How cairn names a row in messages (repository.cc DescribeRow).
 std::string RowName(const std::string& k) {
   switch (k[0]) {
-    case 'c': return "index row of chunk " + Digest::FromBytes(k.substr(1)).Hex();
+    case 'c':
+      return "index row of chunk " + Digest::FromBytes(k.substr(1)).Hex();
     case 's':
-      return "index row of segment " + std::to_string((uint8_t(k[1]) << 24) | (uint8_t(k[2]) << 16) |
-                                                      (uint8_t(k[3]) << 8) | uint8_t(k[4]));
-    case 'f': return "free-extent row of the extent allocator";
-    case 'm': return "index row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
-    case 'n': return "refcount row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
-    case 'h': return "head row of an object";
-    case 'v': return "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) + " of an object";
-    default: return "index row of type '" + std::string(1, k[0]) + "'";
+      return "index row of segment " + std::to_string((uint8_t(k[1]) << 24) |
+                                                      (uint8_t(k[2]) << 16) | (uint8_t(k[3]) << 8) |
+                                                      uint8_t(k[4]));
+    case 'f':
+      return "free-extent row of the extent allocator";
+    case 'm':
+      return "index row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
+    case 'n':
+      return "refcount row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
+    case 'h':
+      return "head row of an object";
+    case 'v':
+      return "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) +
+             " of an object";
+    default:
+      return "index row of type '" + std::string(1, k[0]) + "'";
   }
 }
 
-bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 // (path, size, content hash) of every file under `root`, and every directory.
 std::vector<std::string> Listing(const std::string& root) {
@@ -236,7 +255,7 @@ class EncryptionIndexTamper : public ::testing::Test {
   // Opens read-only, runs check and every read, and expects the change to be detected.
   // `bad` names the rows that were changed.
   void ExpectDetected(const std::vector<std::string>& bad, const std::string& ctx) {
-    auto r = Repository::Open(path_, Opts(false));
+    auto r = OpenForTesting(path_, Opts(false), SmallSegments());
     if (!r.ok()) {
       // Segment and free-extent rows are read when the store opens: the open is refused,
       // naming the row.
@@ -260,8 +279,8 @@ class EncryptionIndexTamper : public ::testing::Test {
       bool found = false;
       for (const auto& e : rep->errors)
         found |= Contains(e, "fails authentication") && Contains(e, RowName(k));
-      EXPECT_TRUE(found) << ctx << ": check does not name " << RowName(k) << "; errors: "
-                         << ::testing::PrintToString(rep->errors);
+      EXPECT_TRUE(found) << ctx << ": check does not name " << RowName(k)
+                         << "; errors: " << ::testing::PrintToString(rep->errors);
     }
     for (const auto& [name, data] : objects_)
       ExpectSameOrFailed(GetAll(repo, name), data, ctx + ": get " + name);
@@ -383,7 +402,8 @@ class EncryptionReseal : public ::testing::Test {
   void PutObjects(Repository& repo, int first, int n) {
     for (int i = first; i < first + n; i++) {
       std::string name = "obj" + std::to_string(i);
-      objects_[name] = i % 2 ? testing::RandomData(80000, 100 + i) : testing::TextData(100000, 100 + i);
+      objects_[name] =
+          i % 2 ? testing::RandomData(80000, 100 + i) : testing::TextData(100000, 100 + i);
       PutOrFail(repo, name, objects_[name]);
     }
   }
@@ -482,9 +502,10 @@ TEST_F(EncryptionReseal, LimitedPassResumesWithItsCutoff) {
   EXPECT_EQ(rd.U8(), 1);
   const uint64_t cutoff = rd.U64();
   // The cut-off is in unix nanoseconds: the pass's start.
-  const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch())
-                                                 .count());
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   EXPECT_GE(cutoff, now - 5'000'000'000ull);
   EXPECT_LE(cutoff, now);
   {
@@ -555,7 +576,8 @@ TEST_F(EncryptionReseal, ResumedPassResealsEachChunkOnce) {
   auto r2 = repo->Reencrypt(ReencryptRequest{});
   ASSERT_TRUE(r2.ok()) << r2.status().message();
   EXPECT_TRUE(r2->finished);
-  EXPECT_EQ(r2->chunks, r1->remaining) << "the resumed run re-sealed chunks the pass had already done";
+  EXPECT_EQ(r2->chunks, r1->remaining)
+      << "the resumed run re-sealed chunks the pass had already done";
   EXPECT_EQ(r1->chunks + r2->chunks, before.size());
   repo.reset();
   uint64_t twice = 0;
@@ -613,34 +635,20 @@ TEST_F(EncryptionReseal, DamagedChunkIsNotResealed) {
 }
 
 // A backend whose reads can run a hook first (the hook may move the chunk being read).
-class HookedReadBackend : public Backend {
+class HookedReadBackend : public BackendWrapper {
  public:
   HookedReadBackend(std::unique_ptr<Backend> inner, std::function<void()>* hook)
-      : inner_(std::move(inner)), hook_(hook) {}
-  Status Write(SegmentId s, uint64_t off, std::span<const uint8_t> d) override {
-    return inner_->Write(s, off, d);
-  }
+      : BackendWrapper(std::move(inner)), hook_(hook) {}
   Status Read(SegmentId s, uint64_t off, std::span<uint8_t> out) override {
     if (*hook_) {
       auto h = std::move(*hook_);
       *hook_ = nullptr;
       h();
     }
-    return inner_->Read(s, off, out);
+    return inner().Read(s, off, out);
   }
-  Status Sync(SegmentId s) override { return inner_->Sync(s); }
-  Result<uint64_t> Size(SegmentId s) override { return inner_->Size(s); }
-  Status Truncate(SegmentId s, uint64_t size) override { return inner_->Truncate(s, size); }
-  Status Discard(SegmentId s, uint64_t off, uint64_t len) override {
-    return inner_->Discard(s, off, len);
-  }
-  Status Remove(SegmentId s) override { return inner_->Remove(s); }
-  Result<std::vector<SegmentId>> List() override { return inner_->List(); }
-  std::string Describe(SegmentId s) const override { return inner_->Describe(s); }
-  Result<uint64_t> AllocatedBytes() override { return inner_->AllocatedBytes(); }
 
  private:
-  std::unique_ptr<Backend> inner_;
   std::function<void()>* hook_;
 };
 
@@ -651,10 +659,11 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
   std::function<void()> hook;
   OpenOptions o = Opts(true);
   o.threads = 1;
-  o.wrap_backend = [&hook](std::unique_ptr<Backend> inner) -> std::unique_ptr<Backend> {
+  TestHooks hooks = SmallSegments();
+  hooks.wrap_backend = [&hook](std::unique_ptr<Backend> inner) -> std::unique_ptr<Backend> {
     return std::make_unique<HookedReadBackend>(std::move(inner), &hook);
   };
-  auto repo = OpenOrFail(path, o);
+  auto repo = OpenOrFail(path, o, hooks);
   ASSERT_TRUE(repo);
   const auto data = testing::RandomData(1500, 31);  // below min_chunk: one chunk
   PutResult pr = PutOrFail(*repo, "one", data);
@@ -665,18 +674,20 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
   move = [&] {
     for (int i = 0; i < moves_per_read; i++) {
       auto rr = repo->Reencrypt(ReencryptRequest{});  // a new pass each time: moves the chunk
-      if (!rr.ok()) hook_status = rr.status();
-      else if (rr->chunks != 1) hook_status = Status::Invalid("the hook moved " + std::to_string(rr->chunks) + " chunks");
+      if (!rr.ok())
+        hook_status = rr.status();
+      else if (rr->chunks != 1)
+        hook_status = Status::Invalid("the hook moved " + std::to_string(rr->chunks) + " chunks");
     }
     if (--armed > 0) hook = move;  // re-arm for the next segment read (the retry)
   };
-  const uint64_t reads_before = repo->chunk_reads();
+  const uint64_t reads_before = ChunkReads(*repo);
   hook = move;
   auto f = GetAll(*repo, "one");
   hook = nullptr;
   ASSERT_TRUE(hook_status.ok()) << hook_status.message();
   EXPECT_EQ(armed, 0) << "the read did not reach the segment " << racing_reads << " times";
-  EXPECT_GT(repo->chunk_reads() - reads_before, 1u) << "the race did not happen";
+  EXPECT_GT(ChunkReads(*repo) - reads_before, 1u) << "the race did not happen";
   EXPECT_TRUE(f.status.ok()) << "a read racing with " << racing_reads * moves_per_read
                              << " moves of its chunk failed: " << f.status.message();
   if (f.status.ok()) {
@@ -689,7 +700,9 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
 }
 
 TEST_F(EncryptionReseal, ReadRetriesAfterChunkMoved) { ReadRacingMoves(path_, 1, 1); }
-TEST_F(EncryptionReseal, ReadRetriesAfterChunkMovedTwiceBeforeRead) { ReadRacingMoves(path_, 1, 2); }
+TEST_F(EncryptionReseal, ReadRetriesAfterChunkMovedTwiceBeforeRead) {
+  ReadRacingMoves(path_, 1, 2);
+}
 // The chunk moves again while the retry is in flight.
 TEST_F(EncryptionReseal, ReadRetriesWhileChunkKeepsMoving) { ReadRacingMoves(path_, 2, 1); }
 
@@ -727,7 +740,7 @@ TEST_F(EncryptionReseal, ReadsDuringReencrypt) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
   while (std::chrono::steady_clock::now() < deadline) {
     ReencryptRequest req;
-    req.max_bytes = 64 * 1024;  // one small transaction per call
+    req.max_bytes = 64 * 1024;                  // one small transaction per call
     if (calls % 2) req.older_than_seconds = 0;  // else: a resumable pass over everything
     auto rr = repo->Reencrypt(req);
     calls++;
@@ -905,7 +918,8 @@ TEST(EncryptionStores, UserStoresAreSeparate) {
   std::set<Digest> sys_chunks, alice_chunks;
   for (const auto& [id, len] : *ms) sys_chunks.insert(id);
   for (const auto& [id, len] : *ma) alice_chunks.insert(id);
-  for (const auto& id : sys_chunks) EXPECT_FALSE(alice_chunks.count(id)) << "a chunk id shared by two stores";
+  for (const auto& id : sys_chunks)
+    EXPECT_FALSE(alice_chunks.count(id)) << "a chunk id shared by two stores";
 
   auto cross = alice->CatManifest(ps.manifest_id);
   ASSERT_FALSE(cross.ok());
@@ -938,7 +952,7 @@ TEST(EncryptionStores, UserStoresAreSeparate) {
   EXPECT_TRUE(ga.data == data);
 
   // A user that does not exist.
-  auto nobody = Repository::Open(path, Opts(false, "bob"));
+  auto nobody = OpenForTesting(path, Opts(false, "bob"), SmallSegments());
   ASSERT_FALSE(nobody.ok());
   EXPECT_EQ(nobody.status().code(), Code::kNotFound);
 }
@@ -965,7 +979,7 @@ TEST(EncryptionPassword, WrongPasswordChangesNothing) {
       for (const std::string user : {"", "alice"}) {
         OpenOptions o = Opts(writable, user);
         o.password = wrong;
-        auto r = Repository::Open(path, o);
+        auto r = OpenForTesting(path, o, SmallSegments());
         ASSERT_FALSE(r.ok()) << "opened with password '" << wrong << "'";
         EXPECT_EQ(r.status().code(), Code::kPermissionDenied)
             << "'" << wrong << "': " << r.status().message();
