@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include "backend/storage.h"
 
@@ -139,17 +140,18 @@ Result<std::string> RandomHex(size_t bytes) {
   return out;
 }
 
-// The names in directory `dir` (an open descriptor, not consumed), without "." and "..".
+// The names in directory `dir` (an open descriptor, not consumed), without "." and "..". The
+// directory is read through a descriptor of its own (a dup would share the read position with
+// `dir`, and with other threads listing it).
 Result<std::vector<std::string>> ReadDirNames(int dir, const std::string& what) {
-  int dup = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return Status::FromErrno(errno, what);
-  DIR* d = ::fdopendir(dup);
+  int own = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (own < 0) return Status::FromErrno(errno, what);
+  DIR* d = ::fdopendir(own);
   if (d == nullptr) {
     int err = errno;
-    ::close(dup);
+    ::close(own);
     return Status::FromErrno(err, what);
   }
-  ::rewinddir(d);
   std::vector<std::string> names;
   errno = 0;
   while (struct dirent* e = ::readdir(d)) {
