@@ -22,8 +22,9 @@ TEST(DedupDeleteRace, PutRemoveAndMaintainHammerTheSameChunks) {
   io.max_chunk = 16384;
   OpenOptions oo = testing::TestOpen(false);
   oo.threads = 2;
-  oo.segment_target_size = 128 * 1024;
-  auto opened = testing::InitAndOpen(dir / "repo", io, oo);
+  TestHooks hooks;
+  hooks.segment_target_size = 128 * 1024;
+  auto opened = testing::InitAndOpen(dir / "repo", io, oo, hooks);
   ASSERT_TRUE(opened);
   Repository& repo = *opened;
 

@@ -54,12 +54,19 @@ OpenOptions Opts(bool writable, const std::string& user = "") {
   OpenOptions o = testing::TestOpen(writable);
   o.threads = 2;
   o.user = user;
-  o.segment_target_size = 128 * 1024;  // several segments
   return o;
 }
 
-std::unique_ptr<Repository> OpenOrFail(const std::string& path, const OpenOptions& o) {
-  auto r = Repository::Open(path, o);
+// The hooks every handle of these tests opens with.
+TestHooks SmallSegments() {
+  TestHooks h;
+  h.segment_target_size = 128 * 1024;  // several segments
+  return h;
+}
+
+std::unique_ptr<Repository> OpenOrFail(const std::string& path, const OpenOptions& o,
+                                       const TestHooks& hooks = SmallSegments()) {
+  auto r = OpenForTesting(path, o, hooks);
   if (!r.ok()) {
     ADD_FAILURE() << "open " << path << " (user '" << o.user << "'): " << r.status().message();
     return nullptr;
@@ -237,7 +244,7 @@ class EncryptionIndexTamper : public ::testing::Test {
   // Opens read-only, runs check and every read, and expects the change to be detected.
   // `bad` names the rows that were changed.
   void ExpectDetected(const std::vector<std::string>& bad, const std::string& ctx) {
-    auto r = Repository::Open(path_, Opts(false));
+    auto r = OpenForTesting(path_, Opts(false), SmallSegments());
     if (!r.ok()) {
       // Segment, free-extent and segment-id rows are read when the store opens: the open is
       // refused, naming the row.
@@ -614,34 +621,20 @@ TEST_F(EncryptionReseal, DamagedChunkIsNotResealed) {
 }
 
 // A backend whose reads can run a hook first (the hook may move the chunk being read).
-class HookedReadBackend : public Backend {
+class HookedReadBackend : public BackendWrapper {
  public:
   HookedReadBackend(std::unique_ptr<Backend> inner, std::function<void()>* hook)
-      : inner_(std::move(inner)), hook_(hook) {}
-  Status Write(SegmentId s, uint64_t off, std::span<const uint8_t> d) override {
-    return inner_->Write(s, off, d);
-  }
+      : BackendWrapper(std::move(inner)), hook_(hook) {}
   Status Read(SegmentId s, uint64_t off, std::span<uint8_t> out) override {
     if (*hook_) {
       auto h = std::move(*hook_);
       *hook_ = nullptr;
       h();
     }
-    return inner_->Read(s, off, out);
+    return inner().Read(s, off, out);
   }
-  Status Sync(SegmentId s) override { return inner_->Sync(s); }
-  Result<uint64_t> Size(SegmentId s) override { return inner_->Size(s); }
-  Status Truncate(SegmentId s, uint64_t size) override { return inner_->Truncate(s, size); }
-  Status Discard(SegmentId s, uint64_t off, uint64_t len) override {
-    return inner_->Discard(s, off, len);
-  }
-  Status Remove(SegmentId s) override { return inner_->Remove(s); }
-  Result<std::vector<SegmentId>> List() override { return inner_->List(); }
-  std::string Describe(SegmentId s) const override { return inner_->Describe(s); }
-  Result<uint64_t> AllocatedBytes() override { return inner_->AllocatedBytes(); }
 
  private:
-  std::unique_ptr<Backend> inner_;
   std::function<void()>* hook_;
 };
 
@@ -652,10 +645,11 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
   std::function<void()> hook;
   OpenOptions o = Opts(true);
   o.threads = 1;
-  o.wrap_backend = [&hook](std::unique_ptr<Backend> inner) -> std::unique_ptr<Backend> {
+  TestHooks hooks = SmallSegments();
+  hooks.wrap_backend = [&hook](std::unique_ptr<Backend> inner) -> std::unique_ptr<Backend> {
     return std::make_unique<HookedReadBackend>(std::move(inner), &hook);
   };
-  auto repo = OpenOrFail(path, o);
+  auto repo = OpenOrFail(path, o, hooks);
   ASSERT_TRUE(repo);
   const auto data = testing::RandomData(1500, 31);  // below min_chunk: one chunk
   PutResult pr = PutOrFail(*repo, "one", data);
@@ -671,13 +665,13 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
     }
     if (--armed > 0) hook = move;  // re-arm for the next segment read (the retry)
   };
-  const uint64_t reads_before = repo->chunk_reads();
+  const uint64_t reads_before = ChunkReads(*repo);
   hook = move;
   auto f = GetAll(*repo, "one");
   hook = nullptr;
   ASSERT_TRUE(hook_status.ok()) << hook_status.message();
   EXPECT_EQ(armed, 0) << "the read did not reach the segment " << racing_reads << " times";
-  EXPECT_GT(repo->chunk_reads() - reads_before, 1u) << "the race did not happen";
+  EXPECT_GT(ChunkReads(*repo) - reads_before, 1u) << "the race did not happen";
   EXPECT_TRUE(f.status.ok()) << "a read racing with " << racing_reads * moves_per_read
                              << " moves of its chunk failed: " << f.status.message();
   if (f.status.ok()) {
@@ -939,7 +933,7 @@ TEST(EncryptionStores, UserStoresAreSeparate) {
   EXPECT_TRUE(ga.data == data);
 
   // A user that does not exist.
-  auto nobody = Repository::Open(path, Opts(false, "bob"));
+  auto nobody = OpenForTesting(path, Opts(false, "bob"), SmallSegments());
   ASSERT_FALSE(nobody.ok());
   EXPECT_EQ(nobody.status().code(), Code::kNotFound);
 }
@@ -966,7 +960,7 @@ TEST(EncryptionPassword, WrongPasswordChangesNothing) {
       for (const std::string user : {"", "alice"}) {
         OpenOptions o = Opts(writable, user);
         o.password = wrong;
-        auto r = Repository::Open(path, o);
+        auto r = OpenForTesting(path, o, SmallSegments());
         ASSERT_FALSE(r.ok()) << "opened with password '" << wrong << "'";
         EXPECT_EQ(r.status().code(), Code::kPermissionDenied)
             << "'" << wrong << "': " << r.status().message();

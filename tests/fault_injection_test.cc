@@ -26,11 +26,12 @@ std::unique_ptr<Repository> OpenWith(const std::string& path, std::optional<Faul
   OpenOptions o = testing::TestOpen(false);
   o.writable = true;
   o.threads = 2;
+  TestHooks hooks;
   if (plan)
-    o.wrap_backend = [p = *plan](std::unique_ptr<Backend> b) -> std::unique_ptr<Backend> {
+    hooks.wrap_backend = [p = *plan](std::unique_ptr<Backend> b) -> std::unique_ptr<Backend> {
       return std::make_unique<FaultBackend>(std::move(b), p);
     };
-  auto r = Repository::Open(path, o);
+  auto r = OpenForTesting(path, o, hooks);
   EXPECT_TRUE(r.ok()) << r.status().message();
   return r.ok() ? std::move(r.value()) : nullptr;
 }

@@ -48,8 +48,9 @@ class LifecycleModel : public ::testing::Test {
     OpenOptions oo = testing::TestOpen(false);
     oo.writable = true;
     oo.threads = 2;
-    oo.segment_target_size = 256 * 1024;  // many segments, so compaction has work
-    auto r = Repository::Open(dir_ / "repo", oo);
+    TestHooks hooks;
+    hooks.segment_target_size = 256 * 1024;  // many segments, so compaction has work
+    auto r = OpenForTesting(dir_ / "repo", oo, hooks);
     ASSERT_TRUE(r.ok()) << r.status().message();
     repo_ = std::move(r.value());
   }

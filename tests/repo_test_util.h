@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cairn/repository.h"
+#include "repo/testing.h"
 
 namespace cairn::testing {
 
@@ -30,17 +31,19 @@ inline OpenOptions TestOpen(bool writable = true) {
   return o;
 }
 
-// Creates a repository at `path` and opens it writable; nullptr (and a test failure) on error.
+// Creates a repository at `path` and opens it writable (with test `hooks`); nullptr (and a
+// test failure) on error.
 inline std::unique_ptr<Repository> InitAndOpen(const std::string& path,
                                                const InitOptions& init = TestInit(),
-                                               OpenOptions open = TestOpen()) {
+                                               OpenOptions open = TestOpen(),
+                                               const TestHooks& hooks = {}) {
   Status s = Repository::Init(path, init);
   if (!s.ok()) {
     ADD_FAILURE() << "init " << path << ": " << s.message();
     return nullptr;
   }
   open.writable = true;
-  auto r = Repository::Open(path, open);
+  auto r = OpenForTesting(path, open, hooks);
   if (!r.ok()) {
     ADD_FAILURE() << "open " << path << ": " << r.status().message();
     return nullptr;

@@ -19,8 +19,6 @@
 
 namespace cairn {
 
-class Backend;
-
 struct InitOptions {
   uint32_t min_chunk = 256 * 1024;
   uint32_t avg_chunk = 1024 * 1024;
@@ -36,10 +34,6 @@ struct InitOptions {
 struct OpenOptions {
   bool writable = false;
   unsigned threads = 0;  // worker threads for ingest/restore; 0 = number of cores
-  // Tests wrap the backend (fault injection).
-  std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
-  // Overrides the repository's segment size for this handle (tests use small ones).
-  std::optional<uint64_t> segment_target_size;
   std::string user;      // the store to open: a user's, or the system store when empty
   std::string password;  // needed for an encrypted repository; never logged or echoed
 };
@@ -175,8 +169,6 @@ class Repository {
   // entries. Ids of another store find nothing here.
   virtual Status CatChunk(const Digest& id, ByteSink& sink) = 0;
   virtual Result<std::vector<std::pair<Digest, uint32_t>>> CatManifest(const Digest& id) = 0;
-  // Chunk reads done by this handle (tests check that ranged reads touch only what they need).
-  virtual uint64_t chunk_reads() const = 0;
 };
 
 // Splits "NAME@N" into name and version; a name without a numeric @ suffix has no version.

@@ -12,7 +12,7 @@ Status FaultBackend::Write(SegmentId s, uint64_t off, std::span<const uint8_t> d
       case FaultPlan::Kind::kNoSpace:
         return Status::FromErrno(ENOSPC, "writing " + Describe(s));
       case FaultPlan::Kind::kTornWrite:
-        (void)inner_->Write(s, off, data.first(data.size() / 2));
+        (void)inner().Write(s, off, data.first(data.size() / 2));
         return Status::FromErrno(EIO, "writing " + Describe(s) + " (torn)");
       case FaultPlan::Kind::kIOError:
         return Status::FromErrno(EIO, "writing " + Describe(s));
@@ -20,12 +20,12 @@ Status FaultBackend::Write(SegmentId s, uint64_t off, std::span<const uint8_t> d
         break;
     }
   }
-  return inner_->Write(s, off, data);
+  return inner().Write(s, off, data);
 }
 
 Status FaultBackend::Sync(SegmentId s) {
   if (plan_.fail_sync_at == ++syncs_) return Status::FromErrno(EIO, "syncing " + Describe(s));
-  return inner_->Sync(s);
+  return inner().Sync(s);
 }
 
 }  // namespace cairn

@@ -72,7 +72,8 @@ class Storage {
   // Removes a file and makes the removal durable (directory fsync). NotFound when absent.
   virtual Status RemoveFile(std::string_view name) = 0;
   // The entries (files and directories) directly inside directory `dir` ("" = the root),
-  // sorted, without "." and "..". NotFound when the directory does not exist.
+  // sorted, without "." and ".." and without WriteFile's temporary files (IsStorageTempName).
+  // NotFound when the directory does not exist.
   virtual Result<std::vector<std::string>> List(std::string_view dir) = 0;
 
   // --- directories
@@ -85,8 +86,9 @@ class Storage {
   virtual Status RemoveAll(std::string_view name) = 0;
 
   // --- locks
-  // Takes the exclusive lock `name` (a file in the local implementation). Busy, naming the
-  // current owner, when another process holds it.
+  // Takes the exclusive lock `name` (a file in the local implementation) and records
+  // opts.owner in it. Busy ("repository DIR is locked by OWNER", DIR the directory holding
+  // `name`) when another holder has it, also another handle of this process.
   virtual Result<std::unique_ptr<StorageLock>> Lock(std::string_view name,
                                                     const LockOptions& opts) = 0;
 
@@ -101,10 +103,35 @@ class Storage {
 };
 
 // Local files under `root` (which must exist and be a directory; it is never created here).
+// `root` itself may be a symbolic link (the user chose it); nothing below it is followed.
+// NotFound ("ROOT: no such repository") when it does not exist, InvalidArgument ("ROOT is not a
+// cairn repository (not a directory)") when it is something else. Implemented in
+// local_storage.cc, which documents the on-disk details (temporary names, lock file contents).
 Result<std::unique_ptr<Storage>> OpenLocalStorage(const std::string& root);
+// Creates directory `root` (mode 0700, its parent fsynced) for a new repository, or accepts an
+// existing EMPTY directory (and sets its mode to 0700), and opens it. InvalidArgument when `root`
+// exists and is not an empty directory.
+Result<std::unique_ptr<Storage>> CreateLocalStorage(const std::string& root);
 
-// Refuses names that could leave the repository (see the top of this file).
+// The storage named by a repository location. Today every location is a local path
+// (OpenLocalStorage, or CreateLocalStorage when `create`); "rados:POOL/PREFIX" is reserved for
+// the RADOS backend and refused with Unsupported until it exists.
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& location, bool create);
+
+// Refuses names that could leave the repository (see the top of this file), and names holding
+// a NUL byte.
 Status ValidateStorageName(std::string_view name);
+
+// `name` inside directory `dir` ("" = the root): "dir/name", or `name` when `dir` is empty.
+std::string JoinStorageName(std::string_view dir, std::string_view name);
+
+// Whether `leaf` (one name component) is a temporary file of WriteFile in the local
+// implementation: ".<target>.tmp-<12 lowercase hex>". List never returns such names; one left
+// by a crash is garbage that may be deleted.
+bool IsStorageTempName(std::string_view leaf);
+
+// This process as a lock owner: "pid 123 on host NAME since 2025-01-31T12:00:00Z" (UTC, now).
+LockOwner ThisProcessLockOwner();
 
 // Forwards every call to `inner`. Decorators derive from it and override what they change.
 class StorageWrapper : public Storage {

@@ -52,14 +52,22 @@ class TempDir {
     std::string t = (std::filesystem::temp_directory_path() / "cairn-crypto-XXXXXX").string();
     EXPECT_NE(::mkdtemp(t.data()), nullptr);
     path_ = t;
+    auto st = OpenLocalStorage(path_);
+    EXPECT_TRUE(st.ok()) << st.status().message();
+    if (st.ok()) st_ = std::move(st.value());
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
   const std::string& path() const { return path_; }
   std::string keys() const { return path_ + "/keys"; }
+  // The directory as a repository Storage; key files go in kKeys of it.
+  Storage& st() { return *st_; }
 
  private:
   std::string path_;
+  std::unique_ptr<Storage> st_;
 };
+
+constexpr std::string_view kKeys = "keys";
 
 // ---------------------------------------------------------------- secret
 
@@ -646,7 +654,7 @@ TEST(KeyFile, CreateUnlockWrongPassword) {
   TempDir tmp;
   KeyRing ring = *KeyRing::New();
   std::string id;
-  ASSERT_TRUE(CreateKeyFile(tmp.keys(), ring, "correct horse", kFast, &id).ok());
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "correct horse", kFast, &id).ok());
   EXPECT_EQ(id.size(), 8u);
   EXPECT_TRUE(std::filesystem::exists(tmp.keys() + "/" + id + ".json"));
   EXPECT_TRUE(std::filesystem::exists(tmp.keys() + "/keyring.sealed"));
@@ -654,7 +662,7 @@ TEST(KeyFile, CreateUnlockWrongPassword) {
   ASSERT_EQ(::stat((tmp.keys() + "/" + id + ".json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  auto got = Unlock(tmp.keys(), "correct horse");
+  auto got = Unlock(tmp.st(), kKeys, "correct horse");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->keyfile_id, id);
   EXPECT_EQ(got->ring.current, 1u);
@@ -662,7 +670,7 @@ TEST(KeyFile, CreateUnlockWrongPassword) {
   EXPECT_TRUE(*got->ring.Master(1) == *ring.Master(1));
 
   const std::string wrong = "Tr0ub4dor&3-not-it";
-  auto bad = UnlockKeyRing(tmp.keys(), wrong);
+  auto bad = UnlockKeyRing(tmp.st(), kKeys, wrong);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), Code::kPermissionDenied);
   EXPECT_NE(bad.status().message().find("wrong password: no key file in " + tmp.keys() +
@@ -678,19 +686,19 @@ TEST(KeyFile, CreateUnlockWrongPassword) {
   EXPECT_NE(text.find("\"kdf\": \"argon2id13\""), std::string::npos);
 
   // Already initialized.
-  EXPECT_EQ(CreateKeyFile(tmp.keys(), ring, "x", kFast, nullptr).code(), Code::kInvalidArgument);
-  EXPECT_EQ(CreateKeyFile(tmp.path() + "/k2", ring, "", kFast, nullptr).code(),
+  EXPECT_EQ(CreateKeyFile(tmp.st(), kKeys, ring, "x", kFast, nullptr).code(),
             Code::kInvalidArgument);
+  EXPECT_EQ(CreateKeyFile(tmp.st(), "k2", ring, "", kFast, nullptr).code(), Code::kInvalidArgument);
 }
 
 TEST(KeyFile, NoKeyFiles) {
   TempDir tmp;
-  auto r = UnlockKeyRing(tmp.path() + "/nothing", "pw");
+  auto r = UnlockKeyRing(tmp.st(), "nothing", "pw");
   EXPECT_EQ(r.status().code(), Code::kNotFound);
   EXPECT_EQ(r.status().message(), tmp.path() + "/nothing has no key files");
   ASSERT_TRUE(std::filesystem::create_directory(tmp.keys()));
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "pw").status().code(), Code::kNotFound);
-  auto list = ListKeyFiles(tmp.keys());
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "pw").status().code(), Code::kNotFound);
+  auto list = ListKeyFiles(tmp.st(), kKeys);
   ASSERT_TRUE(list.ok());
   EXPECT_TRUE(list->empty());
 }
@@ -699,22 +707,22 @@ TEST(KeyFile, TwoPasswordsSameRingAndRemove) {
   TempDir tmp;
   KeyRing ring = *KeyRing::New();
   std::string id1, id2;
-  ASSERT_TRUE(CreateKeyFile(tmp.keys(), ring, "alpha", kFast, &id1).ok());
-  EXPECT_EQ(RemoveKeyFile(tmp.keys(), id1).code(), Code::kInvalidArgument);  // last one
-  auto u = Unlock(tmp.keys(), "alpha");
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "alpha", kFast, &id1).ok());
+  EXPECT_EQ(RemoveKeyFile(tmp.st(), kKeys, id1).code(), Code::kInvalidArgument);  // last one
+  auto u = Unlock(tmp.st(), kKeys, "alpha");
   ASSERT_TRUE(u.ok());
-  ASSERT_TRUE(AddKeyFile(tmp.keys(), *u, "beta", kFast, &id2).ok());
+  ASSERT_TRUE(AddKeyFile(tmp.st(), kKeys, *u, "beta", kFast, &id2).ok());
   EXPECT_NE(id1, id2);
-  EXPECT_EQ(AddKeyFile(tmp.keys(), *u, "", kFast, nullptr).code(), Code::kInvalidArgument);
+  EXPECT_EQ(AddKeyFile(tmp.st(), kKeys, *u, "", kFast, nullptr).code(), Code::kInvalidArgument);
 
-  auto a = UnlockKeyRing(tmp.keys(), "alpha");
-  auto b = Unlock(tmp.keys(), "beta");
+  auto a = UnlockKeyRing(tmp.st(), kKeys, "alpha");
+  auto b = Unlock(tmp.st(), kKeys, "beta");
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(b->keyfile_id, id2);
   EXPECT_TRUE(*a->Master(1) == *b->ring.Master(1));
   EXPECT_TRUE(*a->Master(1) == *ring.Master(1));
 
-  auto list = ListKeyFiles(tmp.keys());
+  auto list = ListKeyFiles(tmp.st(), kKeys);
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 2u);
   for (const auto& info : *list) {
@@ -725,28 +733,28 @@ TEST(KeyFile, TwoPasswordsSameRingAndRemove) {
     EXPECT_GT(info.created, 1600000000);
   }
 
-  EXPECT_EQ(RemoveKeyFile(tmp.keys(), "../../etc").code(), Code::kInvalidArgument);
-  EXPECT_EQ(RemoveKeyFile(tmp.keys(), "00000000").code(), Code::kNotFound);
-  ASSERT_TRUE(RemoveKeyFile(tmp.keys(), id1).ok());
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "alpha").status().code(), Code::kPermissionDenied);
-  EXPECT_TRUE(UnlockKeyRing(tmp.keys(), "beta").ok());
-  EXPECT_EQ(RemoveKeyFile(tmp.keys(), id2).code(), Code::kInvalidArgument);
+  EXPECT_EQ(RemoveKeyFile(tmp.st(), kKeys, "../../etc").code(), Code::kInvalidArgument);
+  EXPECT_EQ(RemoveKeyFile(tmp.st(), kKeys, "00000000").code(), Code::kNotFound);
+  ASSERT_TRUE(RemoveKeyFile(tmp.st(), kKeys, id1).ok());
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "alpha").status().code(), Code::kPermissionDenied);
+  EXPECT_TRUE(UnlockKeyRing(tmp.st(), kKeys, "beta").ok());
+  EXPECT_EQ(RemoveKeyFile(tmp.st(), kKeys, id2).code(), Code::kInvalidArgument);
 }
 
 TEST(KeyFile, RotationKeepsEveryKeyFileWorking) {
   TempDir tmp;
   KeyRing ring = *KeyRing::New();
-  ASSERT_TRUE(CreateKeyFile(tmp.keys(), ring, "alpha", kFast, nullptr).ok());
-  auto u = *Unlock(tmp.keys(), "alpha");
-  ASSERT_TRUE(AddKeyFile(tmp.keys(), u, "beta", kFast, nullptr).ok());
-  auto files_before = ListKeyFiles(tmp.keys());
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "alpha", kFast, nullptr).ok());
+  auto u = *Unlock(tmp.st(), kKeys, "alpha");
+  ASSERT_TRUE(AddKeyFile(tmp.st(), kKeys, u, "beta", kFast, nullptr).ok());
+  auto files_before = ListKeyFiles(tmp.st(), kKeys);
 
   // Rotate while knowing only "beta".
-  auto ub = *Unlock(tmp.keys(), "beta");
-  ASSERT_TRUE(RotateMasterKey(tmp.keys(), ub).ok());
+  auto ub = *Unlock(tmp.st(), kKeys, "beta");
+  ASSERT_TRUE(RotateMasterKey(tmp.st(), kKeys, ub).ok());
   EXPECT_EQ(ub.ring.current, 2u);
   for (const char* pw : {"alpha", "beta"}) {
-    auto r = UnlockKeyRing(tmp.keys(), pw);
+    auto r = UnlockKeyRing(tmp.st(), kKeys, pw);
     ASSERT_TRUE(r.ok()) << pw;
     EXPECT_EQ(r->current, 2u);
     ASSERT_EQ(r->master_by_version.size(), 2u);
@@ -755,25 +763,25 @@ TEST(KeyFile, RotationKeepsEveryKeyFileWorking) {
     EXPECT_TRUE(*r->Master(2) == *ub.ring.Master(2));
   }
   // Key files were not touched by rotation.
-  auto files_after = ListKeyFiles(tmp.keys());
+  auto files_after = ListKeyFiles(tmp.st(), kKeys);
   ASSERT_EQ(files_after->size(), files_before->size());
 
   // Dropping or changing a master version is refused.
   KeyRing dropped = ub.ring;
   dropped.master_by_version.erase(2);
   dropped.current = 1;
-  EXPECT_EQ(RewriteKeyRing(tmp.keys(), ub, dropped).code(), Code::kInvalidArgument);
+  EXPECT_EQ(RewriteKeyRing(tmp.st(), kKeys, ub, dropped).code(), Code::kInvalidArgument);
   KeyRing changed = ub.ring;
   changed.master_by_version[1].b[0] ^= 1;
-  EXPECT_EQ(RewriteKeyRing(tmp.keys(), ub, changed).code(), Code::kInvalidArgument);
+  EXPECT_EQ(RewriteKeyRing(tmp.st(), kKeys, ub, changed).code(), Code::kInvalidArgument);
   // So is a different root key, even with every master version kept.
   KeyRing new_root = ub.ring;
   new_root.root.b[5] ^= 1;
-  Status rs = RewriteKeyRing(tmp.keys(), ub, new_root);
+  Status rs = RewriteKeyRing(tmp.st(), kKeys, ub, new_root);
   EXPECT_EQ(rs.code(), Code::kInvalidArgument);
   EXPECT_NE(rs.message().find("root key"), std::string::npos) << rs.message();
   EXPECT_TRUE(ub.ring.root == ring.root);
-  auto now = UnlockKeyRing(tmp.keys(), "alpha");
+  auto now = UnlockKeyRing(tmp.st(), kKeys, "alpha");
   ASSERT_TRUE(now.ok());
   EXPECT_TRUE(now->root == ring.root);
   EXPECT_TRUE(*now->Master(1) == *ring.Master(1));
@@ -781,38 +789,38 @@ TEST(KeyFile, RotationKeepsEveryKeyFileWorking) {
   // A ring that only adds a version is accepted.
   KeyRing added = ub.ring;
   ASSERT_TRUE(added.Rotate().ok());
-  ASSERT_TRUE(RewriteKeyRing(tmp.keys(), ub, added).ok());
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "beta")->current, 3u);
+  ASSERT_TRUE(RewriteKeyRing(tmp.st(), kKeys, ub, added).ok());
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "beta")->current, 3u);
 }
 
 TEST(KeyFile, RetireKeyVersionPersists) {
   TempDir tmp;
   KeyRing ring = *KeyRing::New();
-  ASSERT_TRUE(CreateKeyFile(tmp.keys(), ring, "alpha", kFast, nullptr).ok());
-  auto u = *Unlock(tmp.keys(), "alpha");
-  ASSERT_TRUE(AddKeyFile(tmp.keys(), u, "beta", kFast, nullptr).ok());
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "alpha", kFast, nullptr).ok());
+  auto u = *Unlock(tmp.st(), kKeys, "alpha");
+  ASSERT_TRUE(AddKeyFile(tmp.st(), kKeys, u, "beta", kFast, nullptr).ok());
   auto keys_v1 = *StoreKeys::Derive(u.ring, "system");
 
   // The only (current) version cannot be retired; nothing is written.
   const std::string kr = tmp.keys() + "/keyring.sealed";
   const std::string sealed_before = ReadText(kr);
-  Status s = RetireKeyVersion(tmp.keys(), u, 1);
+  Status s = RetireKeyVersion(tmp.st(), kKeys, u, 1);
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_NE(s.message().find("current"), std::string::npos) << s.message();
-  EXPECT_EQ(RetireKeyVersion(tmp.keys(), u, 9).code(), Code::kNotFound);
+  EXPECT_EQ(RetireKeyVersion(tmp.st(), kKeys, u, 9).code(), Code::kNotFound);
   EXPECT_EQ(ReadText(kr), sealed_before);
   EXPECT_EQ(u.ring.master_by_version.size(), 1u);
 
-  ASSERT_TRUE(RotateMasterKey(tmp.keys(), u).ok());
+  ASSERT_TRUE(RotateMasterKey(tmp.st(), kKeys, u).ok());
   const Key32 m2 = *u.ring.Master(2);
-  ASSERT_TRUE(RetireKeyVersion(tmp.keys(), u, 1).ok());
+  ASSERT_TRUE(RetireKeyVersion(tmp.st(), kKeys, u, 1).ok());
   EXPECT_EQ(u.ring.master_by_version.size(), 1u);
   EXPECT_EQ(u.ring.Master(1).status().code(), Code::kNotFound);
-  EXPECT_EQ(RetireKeyVersion(tmp.keys(), u, 1).code(), Code::kNotFound);
+  EXPECT_EQ(RetireKeyVersion(tmp.st(), kKeys, u, 1).code(), Code::kNotFound);
 
   // Every key file sees the retired ring; the root and the store's stable keys are unchanged.
   for (const char* pw : {"alpha", "beta"}) {
-    auto r = UnlockKeyRing(tmp.keys(), pw);
+    auto r = UnlockKeyRing(tmp.st(), kKeys, pw);
     ASSERT_TRUE(r.ok()) << pw << ": " << r.status().ToString();
     EXPECT_EQ(r->current, 2u);
     ASSERT_EQ(r->master_by_version.size(), 1u);
@@ -829,11 +837,11 @@ TEST(KeyFile, RetireKeyVersionPersists) {
     EXPECT_TRUE(k.DataKey(2).ok());
   }
   // Retirement touched no key file.
-  EXPECT_EQ(ListKeyFiles(tmp.keys())->size(), 2u);
+  EXPECT_EQ(ListKeyFiles(tmp.st(), kKeys)->size(), 2u);
 
   // Rotation keeps working after a retirement and numbers on from the highest version.
-  ASSERT_TRUE(RotateMasterKey(tmp.keys(), u).ok());
-  auto r = UnlockKeyRing(tmp.keys(), "beta");
+  ASSERT_TRUE(RotateMasterKey(tmp.st(), kKeys, u).ok());
+  auto r = UnlockKeyRing(tmp.st(), kKeys, "beta");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->current, 3u);
   EXPECT_EQ(r->master_by_version.size(), 2u);
@@ -843,7 +851,7 @@ TEST(KeyFile, CorruptedFilesAreRefusedCleanly) {
   TempDir tmp;
   KeyRing ring = *KeyRing::New();
   std::string id;
-  ASSERT_TRUE(CreateKeyFile(tmp.keys(), ring, "pw-1", kFast, &id).ok());
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "pw-1", kFast, &id).ok());
   const std::string path = tmp.keys() + "/" + id + ".json";
   const std::string good = ReadText(path);
 
@@ -852,32 +860,32 @@ TEST(KeyFile, CorruptedFilesAreRefusedCleanly) {
   size_t d = t.find("\"data\": \"") + 9;
   t[d + 40] = t[d + 40] == '0' ? '1' : '0';
   WriteText(path, t);
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "pw-1").status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "pw-1").status().code(), Code::kPermissionDenied);
 
   // An edited header field (authenticated as associated data).
   t = good;
   size_t c = t.find("\"created\": ") + 11;
   t[c] = t[c] == '1' ? '2' : '1';
   WriteText(path, t);
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "pw-1").status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "pw-1").status().code(), Code::kPermissionDenied);
 
   // Absurd KDF cost, garbage, truncation: malformed, named in the message.
   t = good;
   size_t o = t.find("\"opslimit\": ") + 12;
   t.insert(o, "99999");
   WriteText(path, t);
-  auto r = UnlockKeyRing(tmp.keys(), "pw-1");
+  auto r = UnlockKeyRing(tmp.st(), kKeys, "pw-1");
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
   for (std::string junk : {std::string("not json"), good.substr(0, good.size() / 2),
                            std::string("{\"format\":\"cairn-keyfile\",\"version\":7}"),
                            std::string("[]")}) {
     WriteText(path, junk);
-    auto r2 = UnlockKeyRing(tmp.keys(), "pw-1");
+    auto r2 = UnlockKeyRing(tmp.st(), kKeys, "pw-1");
     ASSERT_FALSE(r2.ok());
     EXPECT_NE(r2.status().message().find(id + ".json"), std::string::npos)
         << r2.status().message();
     EXPECT_EQ(r2.status().message().find("pw-1"), std::string::npos);
-    auto list = ListKeyFiles(tmp.keys());
+    auto list = ListKeyFiles(tmp.st(), kKeys);
     ASSERT_TRUE(list.ok());
     ASSERT_EQ(list->size(), 1u);
     EXPECT_FALSE((*list)[0].error.empty());
@@ -885,32 +893,32 @@ TEST(KeyFile, CorruptedFilesAreRefusedCleanly) {
 
   // Restored key file, damaged key ring: Corruption naming keyring.sealed.
   WriteText(path, good);
-  ASSERT_TRUE(UnlockKeyRing(tmp.keys(), "pw-1").ok());
+  ASSERT_TRUE(UnlockKeyRing(tmp.st(), kKeys, "pw-1").ok());
   const std::string kr = tmp.keys() + "/keyring.sealed";
   std::string ktext = ReadText(kr);
   size_t kd = ktext.find("\"data\": \"") + 9;
   ktext[kd + 60] = ktext[kd + 60] == 'a' ? 'b' : 'a';
   WriteText(kr, ktext);
-  auto r3 = UnlockKeyRing(tmp.keys(), "pw-1");
+  auto r3 = UnlockKeyRing(tmp.st(), kKeys, "pw-1");
   EXPECT_EQ(r3.status().code(), Code::kCorruption);
   EXPECT_NE(r3.status().message().find("keyring.sealed"), std::string::npos);
   std::filesystem::remove(kr);
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "pw-1").status().code(), Code::kCorruption);
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "pw-1").status().code(), Code::kCorruption);
   // With a good and a bad key file, the good one still opens.
 }
 
 TEST(KeyFile, GoodFileStillOpensBesideDamagedOne) {
   TempDir tmp;
-  ASSERT_TRUE(CreateKeyFile(tmp.keys(), *KeyRing::New(), "one", kFast, nullptr).ok());
-  auto u = *Unlock(tmp.keys(), "one");
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, *KeyRing::New(), "one", kFast, nullptr).ok());
+  auto u = *Unlock(tmp.st(), kKeys, "one");
   std::string id2;
-  ASSERT_TRUE(AddKeyFile(tmp.keys(), u, "two", kFast, &id2).ok());
+  ASSERT_TRUE(AddKeyFile(tmp.st(), kKeys, u, "two", kFast, &id2).ok());
   WriteText(tmp.keys() + "/" + u.keyfile_id + ".json", "garbage");
-  EXPECT_TRUE(UnlockKeyRing(tmp.keys(), "two").ok());
-  EXPECT_EQ(UnlockKeyRing(tmp.keys(), "one").status().code(), Code::kPermissionDenied);
+  EXPECT_TRUE(UnlockKeyRing(tmp.st(), kKeys, "two").ok());
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, "one").status().code(), Code::kPermissionDenied);
   // The damaged file does not count as a usable one.
-  EXPECT_EQ(RemoveKeyFile(tmp.keys(), id2).code(), Code::kInvalidArgument);
-  EXPECT_TRUE(RemoveKeyFile(tmp.keys(), u.keyfile_id).ok());
+  EXPECT_EQ(RemoveKeyFile(tmp.st(), kKeys, id2).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(RemoveKeyFile(tmp.st(), kKeys, u.keyfile_id).ok());
 }
 
 TEST(KeyFile, DefaultKdfParamsHonoursFastEnv) {

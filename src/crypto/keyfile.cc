@@ -1,20 +1,16 @@
 // Key files and the sealed key ring: Argon2id (libsodium) wraps a KEK, AES-256-GCM seals all.
 #include "crypto/keyfile.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 
 #include "crypto/aead.h"
+
 
 namespace cairn::crypto {
 namespace {
@@ -29,11 +25,6 @@ constexpr size_t kMaxFileSize = 16 << 20;
 // Bounds on stored Argon2id cost: a tampered file must not make unlocking take forever.
 constexpr uint64_t kMaxOpslimit = 64;
 constexpr uint64_t kMaxMemlimit = uint64_t{4} << 30;
-
-std::string Join(const std::string& dir, std::string_view name) {
-  if (!dir.empty() && dir.back() == '/') return dir + std::string(name);
-  return dir + "/" + std::string(name);
-}
 
 std::string ToHex(std::span<const uint8_t> b) {
   static const char kHex[] = "0123456789abcdef";
@@ -67,96 +58,26 @@ bool ValidId(std::string_view id) {
   return id.size() == 8 && FromHex(id, tmp);
 }
 
-
 // ---- files
 
-Status ReadSmallFile(const std::string& path, std::string& out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, path);
-  out.clear();
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return Status::FromErrno(e, path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxFileSize) {
-      ::close(fd);
-      return Status::Corruption(path + ": too large for a key file");
-    }
-  }
-  ::close(fd);
-  return Status::Ok();
+std::string KeyPath(std::string_view dir, std::string_view file) {
+  return JoinStorageName(dir, file);
 }
 
-Status FsyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, dir);
-  int rc = ::fsync(fd);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) return Status::FromErrno(e, dir);
-  return Status::Ok();
-}
-
-// tmp + fsync + rename + directory fsync.
-Status WriteFileAtomic(const std::string& dir, std::string_view name, std::string_view data) {
-  uint8_t rnd[6];
-  CAIRN_RETURN_IF_ERROR(RandomBytes(rnd));
-  const std::string path = Join(dir, name);
-  // Appended piecewise: GCC 12 -O2 misreports "." + std::string(...) as -Wrestrict.
-  std::string tmp_name = ".";
-  tmp_name.append(name).append(".tmp-").append(ToHex(rnd));
-  const std::string tmp = Join(dir, tmp_name);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, tmp);
-  auto fail = [&](int e) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(e, tmp);
-  };
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  if (::fsync(fd) != 0) return fail(errno);
-  if (::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(e, tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(e, path);
-  }
-  return FsyncDir(dir);
-}
-
-// Key file names (<id>.json), sorted. A missing directory has none.
-Result<std::vector<std::string>> KeyFileIds(const std::string& dir) {
+// Key file ids (<id>.json), sorted. A missing directory has none.
+Result<std::vector<std::string>> KeyFileIds(Storage& storage, std::string_view dir) {
   std::vector<std::string> ids;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    if (errno == ENOENT) return ids;
-    return Status::FromErrno(errno, dir);
+
+  auto names = storage.List(dir);
+  if (!names.ok()) {
+    if (names.status().code() == Code::kNotFound) return ids;
+    return names.status();
   }
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
+  for (std::string_view n : *names) {
     if (n.size() > 5 && n.front() != '.' && n.ends_with(".json")) {
       ids.emplace_back(n.substr(0, n.size() - 5));
     }
   }
-  ::closedir(d);
   std::sort(ids.begin(), ids.end());
   return ids;
 }
@@ -210,11 +131,9 @@ struct ParsedKeyFile {
   std::vector<uint8_t> data;
 };
 
-// Parses and validates key file `id`; errors name the file only.
-Result<ParsedKeyFile> ParseKeyFile(const std::string& dir, const std::string& id) {
-  const std::string path = Join(dir, id + ".json");
-  std::string text;
-  CAIRN_RETURN_IF_ERROR(ReadSmallFile(path, text));
+// Parses and validates the text of key file `id`; errors name the file (`path`) only.
+Result<ParsedKeyFile> ParseKeyFileText(std::string_view text, std::string_view id,
+                                       const std::string& path) {
   auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
@@ -254,7 +173,7 @@ Result<ParsedKeyFile> ParseKeyFile(const std::string& dir, const std::string& id
     return bad("bad data");
   }
   CAIRN_RETURN_IF_ERROR(CheckParams({p.info.opslimit, p.info.memlimit}).WithContext(path));
-  p.info.id = id;
+  p.info.id = std::string(id);
   p.info.created = static_cast<int64_t>(created);
   p.info.kdf = *kdf;
   p.header = std::move(j);
@@ -262,18 +181,26 @@ Result<ParsedKeyFile> ParseKeyFile(const std::string& dir, const std::string& id
   return p;
 }
 
-Status WriteKeyFile(const std::string& dir, const Key32& kek, std::string_view passphrase,
-                    const KdfParams& params, std::string* id_out) {
+// Reads and parses key file `id` of `dir`.
+Result<ParsedKeyFile> ReadKeyFile(Storage& storage, std::string_view dir, const std::string& id) {
+  const std::string name = KeyPath(dir, id + ".json");
+  CAIRN_ASSIGN_OR_RETURN(std::string text, storage.ReadFile(name, kMaxFileSize));
+  return ParseKeyFileText(text, id, storage.Describe(name));
+}
+
+Status WriteKeyFile(Storage& storage, std::string_view dir, const Key32& kek,
+                    std::string_view passphrase, const KdfParams& params, std::string* id_out) {
   if (passphrase.empty()) return Status::Invalid("empty password");
   CAIRN_RETURN_IF_ERROR(CheckParams(params));
-  CAIRN_ASSIGN_OR_RETURN(auto existing, KeyFileIds(dir));
+  CAIRN_ASSIGN_OR_RETURN(auto existing, KeyFileIds(storage, dir));
   std::string id;
   for (int tries = 0; id.empty(); tries++) {
     uint8_t r[4];
     CAIRN_RETURN_IF_ERROR(RandomBytes(r));
     id = ToHex(r);
     if (std::binary_search(existing.begin(), existing.end(), id)) id.clear();
-    if (tries > 100) return Status::IOError(dir + ": cannot pick a free key file id");
+    if (tries > 100)
+      return Status::IOError(storage.Describe(dir) + ": cannot pick a free key file id");
   }
   std::vector<uint8_t> salt(crypto_pwhash_SALTBYTES);
   CAIRN_RETURN_IF_ERROR(RandomBytes(salt));
@@ -290,7 +217,9 @@ Status WriteKeyFile(const std::string& dir, const Key32& kek, std::string_view p
   std::vector<uint8_t> sealed;
   CAIRN_RETURN_IF_ERROR(Seal(pk, HeaderAad("cairn/v1/keyfile", h), kek.b, sealed));
   h["data"] = ToHex(sealed);
-  CAIRN_RETURN_IF_ERROR(WriteFileAtomic(dir, id + ".json", h.dump(2) + "\n"));
+  // Exclusive: a new key file never replaces one (a racing writer's, or a stale one).
+  CAIRN_RETURN_IF_ERROR(
+      storage.WriteFile(KeyPath(dir, id + ".json"), h.dump(2) + "\n", /*exclusive=*/true));
   if (id_out != nullptr) *id_out = id;
   return Status::Ok();
 }
@@ -304,7 +233,7 @@ Status CheckKeyRing(const KeyRing& ring) {
   return Status::Ok();
 }
 
-Status WriteKeyRing(const std::string& dir, const Key32& kek, const KeyRing& ring) {
+Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, const KeyRing& ring) {
   json h = json::object();
   h["format"] = kKeyringFormat;
   h["version"] = 1u;
@@ -315,17 +244,10 @@ Status WriteKeyRing(const std::string& dir, const Key32& kek, const KeyRing& rin
   Cleanse(plain.data(), plain.size());
   CAIRN_RETURN_IF_ERROR(s);
   h["data"] = ToHex(sealed);
-  return WriteFileAtomic(dir, kKeyringName, h.dump(2) + "\n");
+  return storage.WriteFile(KeyPath(dir, kKeyringName), h.dump(2) + "\n");
 }
 
-Result<KeyRing> ReadKeyRing(const std::string& dir, const Key32& kek) {
-  const std::string path = Join(dir, kKeyringName);
-  std::string text;
-  Status rs = ReadSmallFile(path, text);
-  if (!rs.ok()) {
-    if (rs.code() == Code::kNotFound) return Status::Corruption(path + " is missing");
-    return rs;
-  }
+Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const std::string& path) {
   auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
@@ -352,11 +274,23 @@ Result<KeyRing> ReadKeyRing(const std::string& dir, const Key32& kek) {
   return ring;
 }
 
+Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
+  const std::string name = KeyPath(dir, kKeyringName);
+  auto text = storage.ReadFile(name, kMaxFileSize);
+  if (!text.ok()) {
+    if (text.status().code() == Code::kNotFound)
+      return Status::Corruption(storage.Describe(name) + " is missing");
+    return text.status();
+  }
+  return OpenKeyRingText(*text, kek, storage.Describe(name));
+}
+
 // Checks that `ring` is well formed, writes it as keyring.sealed under the unlocked KEK
 // (atomically) and makes it unlocked.ring. Callers decide which changes are allowed.
-Status ReplaceKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring) {
+Status ReplaceKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
+                      const KeyRing& ring) {
   CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(dir, unlocked.kek, ring));
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, ring));
   unlocked.ring = ring;
   return Status::Ok();
 }
@@ -373,30 +307,42 @@ KdfParams DefaultKdfParams() {
   return InteractiveKdfParams();
 }
 
-Status CreateKeyFile(const std::string& dir, const KeyRing& ring, std::string_view passphrase,
-                     const KdfParams& params, std::string* id_out) {
+Result<KeyFileInfo> ParseKeyFile(std::string_view text, std::string_view id,
+                                 const std::string& where) {
+  CAIRN_ASSIGN_OR_RETURN(ParsedKeyFile p, ParseKeyFileText(text, id, where));
+  return std::move(p.info);
+}
+
+Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const std::string& where) {
+  return OpenKeyRingText(text, kek, where);
+}
+
+Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
+                     std::string_view passphrase, const KdfParams& params, std::string* id_out) {
   if (passphrase.empty()) return Status::Invalid("empty password");
   CAIRN_RETURN_IF_ERROR(CheckParams(params));
   CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, dir);
-  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+  CAIRN_RETURN_IF_ERROR(storage.CreateDir(dir, /*exist_ok=*/true));
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   if (!ids.empty()) {
-    return Status::Invalid(dir + " already has key files; add one with the existing password");
+    return Status::Invalid(storage.Describe(dir) +
+                           " already has key files; add one with the existing password");
   }
   // The key ring first: until a key file exists, a stale keyring.sealed is unreachable and
   // gets replaced by the next CreateKeyFile.
   CAIRN_ASSIGN_OR_RETURN(Key32 kek, RandomKey());
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(dir, kek, ring));
-  return WriteKeyFile(dir, kek, passphrase, params, id_out);
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring));
+  return WriteKeyFile(storage, dir, kek, passphrase, params, id_out);
 }
 
-Result<UnlockedKeys> Unlock(const std::string& dir, std::string_view passphrase) {
-  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
-  if (ids.empty()) return Status::NotFound(dir + " has no key files");
+Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase) {
+  const std::string where = storage.Describe(dir);
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
+  if (ids.empty()) return Status::NotFound(where + " has no key files");
   Status first_error;
   bool any_wellformed = false;
   for (const std::string& id : ids) {
-    auto p = ParseKeyFile(dir, id);
+    auto p = ReadKeyFile(storage, dir, id);
     if (!p.ok()) {
       if (first_error.ok()) first_error = p.status();
       continue;
@@ -406,29 +352,29 @@ Result<UnlockedKeys> Unlock(const std::string& dir, std::string_view passphrase)
     CAIRN_ASSIGN_OR_RETURN(Key32 pk, PassphraseKey(passphrase, p->salt, params));
     UnlockedKeys u;
     if (!OpenInto(pk, HeaderAad("cairn/v1/keyfile", p->header), p->data, u.kek.b).ok()) continue;
-    CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(dir, u.kek));
+    CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(storage, dir, u.kek));
     u.keyfile_id = id;
     return u;
   }
-  if (!any_wellformed) return first_error.WithContext("no usable key file in " + dir);
-  return Status::FromErrno(EACCES, "wrong password: no key file in " + dir + " opens with it");
+  if (!any_wellformed) return first_error.WithContext("no usable key file in " + where);
+  return Status::FromErrno(EACCES, "wrong password: no key file in " + where + " opens with it");
 }
 
-Result<KeyRing> UnlockKeyRing(const std::string& dir, std::string_view passphrase) {
-  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, Unlock(dir, passphrase));
+Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::string_view passphrase) {
+  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, Unlock(storage, dir, passphrase));
   return std::move(u.ring);
 }
 
-Status AddKeyFile(const std::string& dir, const UnlockedKeys& unlocked,
+Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,
                   std::string_view new_passphrase, const KdfParams& params, std::string* id_out) {
-  return WriteKeyFile(dir, unlocked.kek, new_passphrase, params, id_out);
+  return WriteKeyFile(storage, dir, unlocked.kek, new_passphrase, params, id_out);
 }
 
-Result<std::vector<KeyFileInfo>> ListKeyFiles(const std::string& dir) {
-  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view dir) {
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   std::vector<KeyFileInfo> out;
   for (const std::string& id : ids) {
-    auto p = ParseKeyFile(dir, id);
+    auto p = ReadKeyFile(storage, dir, id);
     if (p.ok()) {
       out.push_back(p->info);
     } else {
@@ -441,26 +387,26 @@ Result<std::vector<KeyFileInfo>> ListKeyFiles(const std::string& dir) {
   return out;
 }
 
-Status RemoveKeyFile(const std::string& dir, std::string_view id) {
+Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id) {
   if (!ValidId(id)) return Status::Invalid("bad key file id '" + std::string(id) + "'");
-  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(dir));
+  const std::string where = storage.Describe(dir);
+  CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   if (!std::binary_search(ids.begin(), ids.end(), std::string(id))) {
-    return Status::NotFound("no key file " + std::string(id) + " in " + dir);
+    return Status::NotFound("no key file " + std::string(id) + " in " + where);
   }
   size_t others = 0;
   for (const std::string& other : ids) {
-    if (other != id && ParseKeyFile(dir, other).ok()) others++;
+    if (other != id && ReadKeyFile(storage, dir, other).ok()) others++;
   }
   if (others == 0) {
     return Status::Invalid("refusing to remove key file " + std::string(id) +
-                           ": it is the last usable key file in " + dir);
+                           ": it is the last usable key file in " + where);
   }
-  const std::string path = Join(dir, std::string(id) + ".json");
-  if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, path);
-  return FsyncDir(dir);
+  return storage.RemoveFile(KeyPath(dir, std::string(id) + ".json"));
 }
 
-Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring) {
+Status RewriteKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
+                      const KeyRing& ring) {
   if (!(ring.root == unlocked.ring.root)) {
     return Status::Invalid("refusing to rewrite the key ring: the root key would change");
   }
@@ -471,19 +417,20 @@ Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyR
                              std::to_string(ver) + " would be dropped or changed");
     }
   }
-  return ReplaceKeyRing(dir, unlocked, ring);
+  return ReplaceKeyRing(storage, dir, unlocked, ring);
 }
 
-Status RotateMasterKey(const std::string& dir, UnlockedKeys& unlocked) {
+Status RotateMasterKey(Storage& storage, std::string_view dir, UnlockedKeys& unlocked) {
   KeyRing next = unlocked.ring;
   CAIRN_RETURN_IF_ERROR(next.Rotate());
-  return RewriteKeyRing(dir, unlocked, next);
+  return RewriteKeyRing(storage, dir, unlocked, next);
 }
 
-Status RetireKeyVersion(const std::string& dir, UnlockedKeys& unlocked, uint32_t version) {
+Status RetireKeyVersion(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
+                        uint32_t version) {
   KeyRing next = unlocked.ring;
   CAIRN_RETURN_IF_ERROR(next.Retire(version));
-  return ReplaceKeyRing(dir, unlocked, next);
+  return ReplaceKeyRing(storage, dir, unlocked, next);
 }
 
 }  // namespace cairn::crypto

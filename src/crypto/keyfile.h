@@ -1,4 +1,6 @@
 // Passphrase-protected key files: how a repository's key ring is stored at rest (REPO/keys/).
+// Every function takes the repository's Storage and the key directory's name in it ("keys");
+// messages name files by Storage::Describe ("REPO/keys/1a2b3c4d.json").
 //
 // Layout of the key directory:
 //   keyring.sealed   the KeyRing (root key, master key versions, current), sealed once with
@@ -16,7 +18,8 @@
 // KEK). keyring.sealed: {"format":"cairn-keyring","version":1,"updated":unix,"data":hex}, data =
 // Seal(KEK, aad = "cairn/v1/keyring" 0x00 canonical JSON of the other fields, KeyRing bytes).
 // Editing any header field therefore makes the file fail to open. All writes are atomic
-// (temporary file, fsync, rename, directory fsync); files are created mode 0600.
+// (Storage::WriteFile: temporary file, fsync, rename, directory fsync); files are created mode
+// 0600, and a new key file never replaces an existing one (exclusive create).
 //
 // Not covered: rolling keyring.sealed back to an older copy (it would drop newer master
 // versions, whose chunks would then fail to open rather than be misread, and bring back
@@ -28,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/storage.h"
 #include "cairn/status.h"
 #include "crypto/keys.h"
 #include "crypto/secret.h"
@@ -63,41 +67,52 @@ struct UnlockedKeys {
   std::string keyfile_id;
 };
 
-// Sets up `dir` (created if missing) for a new repository: a fresh KEK, keyring.sealed holding
-// `ring`, and a first key file for `passphrase`. Refuses a directory that already has key
-// files. `id_out` (optional) receives the new key file's id.
-Status CreateKeyFile(const std::string& dir, const KeyRing& ring, std::string_view passphrase,
-                     const KdfParams& params, std::string* id_out);
+// Parses the text of key file `id` ("<id>.json") without unlocking it; `where` names it in
+// messages. Corruption for malformed JSON, fields or hex, or an id field that does not match;
+// Unsupported for another version or kdf; InvalidArgument for an Argon2id cost out of bounds.
+Result<KeyFileInfo> ParseKeyFile(std::string_view text, std::string_view id,
+                                 const std::string& where);
+// Parses and opens the text of keyring.sealed with the key-wrapping key `kek`. Corruption when
+// it is malformed or fails authentication; Unsupported for another version.
+Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const std::string& where);
+
+// Sets up directory `dir` (created if missing) for a new repository: a fresh KEK,
+// keyring.sealed holding `ring`, and a first key file for `passphrase`. Refuses a directory
+// that already has key files. `id_out` (optional) receives the new key file's id.
+Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
+                     std::string_view passphrase, const KdfParams& params, std::string* id_out);
 
 // Tries each key file with `passphrase`, then opens keyring.sealed.
 //   no key files                       -> NotFound "DIR has no key files"
 //   no key file opens                  -> PermissionDenied "wrong password: no key file in DIR
 //                                         opens with it" (a damaged key file looks the same)
 //   a key file opens, keyring does not -> Corruption
-Result<UnlockedKeys> Unlock(const std::string& dir, std::string_view passphrase);
+Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase);
 // Unlock(...).ring.
-Result<KeyRing> UnlockKeyRing(const std::string& dir, std::string_view passphrase);
+Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::string_view passphrase);
 
 // Adds a key file for `new_passphrase` wrapping the unlocked KEK (key add; key passwd is
 // AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
-Status AddKeyFile(const std::string& dir, const UnlockedKeys& unlocked,
+Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,
                   std::string_view new_passphrase, const KdfParams& params, std::string* id_out);
 
 // Every key file, sorted by id; malformed ones are listed with `error` set.
-Result<std::vector<KeyFileInfo>> ListKeyFiles(const std::string& dir);
+Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view dir);
 
 // Deletes key file `id`; refuses when no other well-formed key file would remain.
-Status RemoveKeyFile(const std::string& dir, std::string_view id);
+Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id);
 
 // Rewrites keyring.sealed with `ring` under the unlocked KEK, leaving every key file as is, and
 // updates unlocked.ring. Refuses a ring with a different root key, or one that drops or changes
 // any master version of unlocked.ring (data sealed under it would become unreadable).
-Status RewriteKeyRing(const std::string& dir, UnlockedKeys& unlocked, const KeyRing& ring);
+Status RewriteKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
+                      const KeyRing& ring);
 // Key rotation: adds master version current+1, makes it current, rewrites keyring.sealed.
-Status RotateMasterKey(const std::string& dir, UnlockedKeys& unlocked);
+Status RotateMasterKey(Storage& storage, std::string_view dir, UnlockedKeys& unlocked);
 // Key retirement: removes master version `version` (KeyRing::Retire: not the current one),
 // rewrites keyring.sealed and updates unlocked.ring. The caller must check first that no chunk
 // or metadata row of any store is still sealed under `version`: afterwards it cannot be opened.
-Status RetireKeyVersion(const std::string& dir, UnlockedKeys& unlocked, uint32_t version);
+Status RetireKeyVersion(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
+                        uint32_t version);
 
 }  // namespace cairn::crypto

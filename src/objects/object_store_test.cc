@@ -150,11 +150,11 @@ TEST_F(ObjectsTest, RangedReadsAreExactAndTouchOnlyOverlappingChunks) {
   for (int i = 0; i < 200; i++) {
     uint64_t off = rng() % (d.size() + 1);
     uint64_t len = rng() % (std::min<uint64_t>(d.size() - off, 300000) + 1);
-    uint64_t before = repo_->chunk_reads();
+    uint64_t before = ChunkReads(*repo_);
     auto got = Get("r", {}, {off, len});
     ASSERT_EQ(got, std::vector<uint8_t>(d.begin() + off, d.begin() + off + len))
         << off << ":" << len;
-    uint64_t reads = repo_->chunk_reads() - before;
+    uint64_t reads = ChunkReads(*repo_) - before;
     // A range of len bytes overlaps at most ceil(len / min_chunk) + 1 chunks.
     EXPECT_LE(reads, len == 0 ? 0 : (len + 16 * 1024 - 1) / (16 * 1024) + 1);
     if (len == 1) {
@@ -174,10 +174,10 @@ TEST_F(ObjectsTest, RangedReadAtEveryChunkBoundary) {
   auto d = RandomData(1 << 20, 17);
   Put("b", d);
   auto reads_for = [&](uint64_t off, uint64_t len) {
-    uint64_t before = repo_->chunk_reads();
+    uint64_t before = ChunkReads(*repo_);
     auto got = Get("b", {}, {off, len});
     EXPECT_TRUE(std::equal(got.begin(), got.end(), d.begin() + off)) << off << ":" << len;
-    return repo_->chunk_reads() - before;
+    return ChunkReads(*repo_) - before;
   };
   // Find each chunk's end by binary search on the read count: [start, start+len) costs one
   // chunk read exactly while it stays inside the chunk that holds `start`.

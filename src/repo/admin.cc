@@ -1,16 +1,14 @@
-// Users and keys: the operations that span a repository's stores (cairn/admin.h).
+// Users and keys: the operations that span a repository's stores (cairn/admin.h), each on an
+// opened Storage (repo/admin_storage.h) with a public wrapper that opens it.
 #include "cairn/admin.h"
 
 #include <openssl/rand.h>
-#include <sys/stat.h>
 
-#include <cerrno>
 #include <ctime>
-#include <filesystem>
 #include <map>
 
 #include "cairn/repository.h"
-#include "repo/lock.h"
+#include "repo/admin_storage.h"
 #include "repo/stores.h"
 
 namespace cairn::admin {
@@ -19,149 +17,189 @@ namespace {
 // A repository opened for administration: its config, checked password, and (when `lock`)
 // the repository lock that serialises changes to users.json and the key files.
 struct AdminSession {
+  std::string repo;  // where the repository is, for messages
   RepoConfig cfg;
   crypto::UnlockedKeys keys;  // empty when the repository is not encrypted
-  std::unique_ptr<RepoLock> lock;
+  std::unique_ptr<StorageLock> lock;
 };
 
-Result<AdminSession> Begin(const std::string& repo, const std::string& password, bool lock) {
+Result<AdminSession> Begin(Storage& st, const std::string& password, bool lock) {
   AdminSession a;
-  CAIRN_ASSIGN_OR_RETURN(a.cfg, LoadConfig(repo));
+  a.repo = st.Describe("");
+  CAIRN_ASSIGN_OR_RETURN(a.cfg, LoadConfig(st));
   if (a.cfg.encrypted()) {
-    CAIRN_ASSIGN_OR_RETURN(a.keys, UnlockRepository(repo, a.cfg, password));
+    CAIRN_ASSIGN_OR_RETURN(a.keys, UnlockRepository(st, a.cfg, password));
   }
   if (a.cfg.version < 2)
-    return Status::Unsupported("repository " + repo +
-                               " has format version 1: it has no users or keys (only the system store)");
+    return Status::Unsupported("repository " + a.repo +
+                               " has format version 1: it has no users or keys (only the system "
+                               "store)");
   if (lock) {
-    CAIRN_ASSIGN_OR_RETURN(a.lock, RepoLock::Acquire(repo));
+    CAIRN_ASSIGN_OR_RETURN(a.lock, LockDir(st, ""));
   }
   return a;
 }
 
-Result<AdminSession> BeginKeys(const std::string& repo, const std::string& password, bool lock) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, lock));
-  if (!a.cfg.encrypted()) return Status::Invalid("repository " + repo + " is not encrypted: it has no keys");
+Result<AdminSession> BeginKeys(Storage& st, const std::string& password, bool lock) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, lock));
+  if (!a.cfg.encrypted())
+    return Status::Invalid("repository " + a.repo + " is not encrypted: it has no keys");
   return a;
 }
 
-// Deletes store directories left behind by an interrupted `user rm`.
-void SweepRemovedStores(const std::string& repo) {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(repo + "/stores", ec)) {
-    if (e.path().extension() == ".removing") std::filesystem::remove_all(e.path(), ec);
+// Finishes what an interrupted `user rm` left in stores/: a "<id>.removing" directory is
+// deleted, or moved back when `reg` still lists the user (the rm stopped before users.json was
+// rewritten). Best effort: a failure here is retried by the next user add or rm.
+void SweepRemovedStores(Storage& st, const UserRegistry& reg) {
+  constexpr std::string_view kSuffix = ".removing";
+  auto names = st.List("stores");
+  if (!names.ok()) return;
+  for (const std::string& n : *names) {
+    if (!std::string_view(n).ends_with(kSuffix)) continue;
+    const std::string id = n.substr(0, n.size() - kSuffix.size());
+    bool listed = false;
+    for (const auto& u : reg.users) listed = listed || u.id == id;
+    if (listed) {
+      (void)st.Rename("stores/" + n, "stores/" + id);
+    } else {
+      (void)st.RemoveAll("stores/" + n);
+    }
   }
+}
+
+// Runs `f` on the storage of the repository at `repo`.
+template <typename F>
+auto WithStorage(const std::string& repo, F&& f) -> decltype(f(std::declval<Storage&>())) {
+  auto st = OpenStorage(repo, /*create=*/false);
+  if (!st.ok()) return st.status();
+  return f(**st);
 }
 
 }  // namespace
 
-Status AddUser(const std::string& repo, const std::string& password, const std::string& name) {
+Status AddUser(Storage& st, const std::string& password, const std::string& name) {
   CAIRN_RETURN_IF_ERROR(ValidateUserName(name));
-  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, true));
-  SweepRemovedStores(repo);
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(repo));
-  if (reg.Find(name)) return Status::Invalid("repository " + repo + " already has a user '" + name + "'");
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, true));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
+  SweepRemovedStores(st, reg);
+  if (reg.Find(name))
+    return Status::Invalid("repository " + a.repo + " already has a user '" + name + "'");
   Digest rnd;
   if (RAND_bytes(rnd.bytes.data(), rnd.bytes.size()) != 1)
     return Status::IOError("no randomness for the store id");
   UserEntry u{name, rnd.Hex().substr(0, 32), static_cast<uint64_t>(std::time(nullptr))};
   // The store directory first, then the registry entry that makes it visible; a crash in
-  // between leaves an unlisted directory that nothing opens.
-  CAIRN_RETURN_IF_ERROR(CreateStoreDir(UserStoreDir(repo, u)));
+  // between leaves an unlisted directory that nothing opens. A failed registry write takes the
+  // directory away again.
+  const std::string dir = UserStoreDir(u);
+  CAIRN_RETURN_IF_ERROR(CreateStoreDir(st, dir));
   reg.users.push_back(u);
-  return reg.Save(repo);
+  Status saved = reg.Save(st);
+  if (!saved.ok()) (void)st.RemoveAll(dir);
+  return saved;
 }
 
-Result<std::vector<UserInfo>> ListUsers(const std::string& repo, const std::string& password) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, false));
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(repo));
+Result<std::vector<UserInfo>> ListUsers(Storage& st, const std::string& password) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, false));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
   std::vector<UserInfo> out;
   for (const auto& u : reg.users) out.push_back({u.name, u.id, u.created});
   return out;
 }
 
-Status RemoveUser(const std::string& repo, const std::string& password, const std::string& name) {
+Status RemoveUser(Storage& st, const std::string& password, const std::string& name) {
   CAIRN_RETURN_IF_ERROR(ValidateUserName(name));
-  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, true));
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(repo));
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, true));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
   const UserEntry* u = reg.Find(name);
-  if (!u) return Status::NotFound("repository " + repo + " has no user '" + name + "'");
-  const std::string dir = UserStoreDir(repo, *u);
+  if (!u) return Status::NotFound("repository " + a.repo + " has no user '" + name + "'");
+  const std::string dir = UserStoreDir(*u), aside = dir + ".removing";
   {
     // Nobody may be writing to the store while it goes.
-    CAIRN_ASSIGN_OR_RETURN(auto store_lock, RepoLock::Acquire(dir));
-    if (::rename(dir.c_str(), (dir + ".removing").c_str()) != 0)
-      return Status::FromErrno(errno, "moving store " + dir + " aside");
+    CAIRN_ASSIGN_OR_RETURN(auto store_lock, LockDir(st, dir));
+    CAIRN_RETURN_IF_ERROR(st.Rename(dir, aside).WithContext("removing user " + name));
   }
-  std::vector<UserEntry> kept;
+  UserRegistry kept;
   for (const auto& x : reg.users)
-    if (x.name != name) kept.push_back(x);
-  reg.users = std::move(kept);
-  CAIRN_RETURN_IF_ERROR(reg.Save(repo));
-  SweepRemovedStores(repo);
+    if (x.name != name) kept.users.push_back(x);
+  Status saved = kept.Save(st);
+  if (!saved.ok()) {
+    // The user stays: put the store back (or the next sweep will, as it is still listed).
+    (void)st.Rename(aside, dir);
+    return saved;
+  }
+  SweepRemovedStores(st, kept);
   return Status::Ok();
 }
 
-Result<std::vector<KeyInfo>> ListKeys(const std::string& repo, const std::string& password) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, false));
-  CAIRN_ASSIGN_OR_RETURN(auto files, crypto::ListKeyFiles(KeyDir(repo)));
+Result<std::vector<KeyInfo>> ListKeys(Storage& st, const std::string& password) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, false));
+  CAIRN_ASSIGN_OR_RETURN(auto files, crypto::ListKeyFiles(st, kKeyDir));
   std::vector<KeyInfo> out;
   for (const auto& f : files)
-    out.push_back({f.id, f.created, f.kdf, f.opslimit, f.memlimit, f.id == a.keys.keyfile_id, f.error});
+    out.push_back(
+        {f.id, f.created, f.kdf, f.opslimit, f.memlimit, f.id == a.keys.keyfile_id, f.error});
   return out;
 }
 
-Result<std::string> AddKey(const std::string& repo, const std::string& password,
+Result<std::string> AddKey(Storage& st, const std::string& password,
                            const std::string& new_password) {
   if (new_password.empty()) return Status::Invalid("the new password is empty");
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, true));
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
   std::string id;
-  CAIRN_RETURN_IF_ERROR(crypto::AddKeyFile(KeyDir(repo), a.keys, new_password,
-                                           crypto::DefaultKdfParams(), &id));
+  CAIRN_RETURN_IF_ERROR(
+      crypto::AddKeyFile(st, kKeyDir, a.keys, new_password, crypto::DefaultKdfParams(), &id));
   return id;
 }
 
-Status RemoveKey(const std::string& repo, const std::string& password, const std::string& id) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, true));
-  return crypto::RemoveKeyFile(KeyDir(repo), id);
+Status RemoveKey(Storage& st, const std::string& password, const std::string& id) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
+  return crypto::RemoveKeyFile(st, kKeyDir, id);
 }
 
-Result<std::string> ChangePassword(const std::string& repo, const std::string& password,
+Result<std::string> ChangePassword(Storage& st, const std::string& password,
                                    const std::string& new_password) {
   if (new_password.empty()) return Status::Invalid("the new password is empty");
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, true));
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
   std::string id;
-  // The new key file is durable before the old one goes: a crash leaves both working.
-  CAIRN_RETURN_IF_ERROR(crypto::AddKeyFile(KeyDir(repo), a.keys, new_password,
-                                           crypto::DefaultKdfParams(), &id));
-  CAIRN_RETURN_IF_ERROR(crypto::RemoveKeyFile(KeyDir(repo), a.keys.keyfile_id));
+  // The new key file is durable before the old one goes: a crash leaves both working. When
+  // the old one cannot be removed, the new one goes again, so a failed change changes nothing.
+  CAIRN_RETURN_IF_ERROR(
+      crypto::AddKeyFile(st, kKeyDir, a.keys, new_password, crypto::DefaultKdfParams(), &id));
+  Status removed = crypto::RemoveKeyFile(st, kKeyDir, a.keys.keyfile_id);
+  if (!removed.ok()) {
+    (void)crypto::RemoveKeyFile(st, kKeyDir, id);
+    return removed;
+  }
   return id;
 }
 
-Result<uint32_t> RotateKey(const std::string& repo, const std::string& password) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, true));
-  CAIRN_RETURN_IF_ERROR(crypto::RotateMasterKey(KeyDir(repo), a.keys));
+Result<uint32_t> RotateKey(Storage& st, const std::string& password) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
+  CAIRN_RETURN_IF_ERROR(crypto::RotateMasterKey(st, kKeyDir, a.keys));
   return a.keys.ring.current;
 }
 
-Result<KeyVersions> ListKeyVersions(const std::string& repo, const std::string& password) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, false));
+Result<KeyVersions> ListKeyVersions(Storage& st, const std::string& password) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, false));
   KeyVersions kv;
   kv.current = a.keys.ring.current;
   for (const auto& [v, k] : a.keys.ring.master_by_version) kv.versions.push_back(v);
   return kv;
 }
 
-Status RetireKey(const std::string& repo, const std::string& password, uint32_t version) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(repo, password, true));
+Status RetireKey(Storage& st, const std::string& password, uint32_t version) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
   if (!a.keys.ring.master_by_version.count(version))
     return Status::NotFound("key version " + std::to_string(version) + " is not in the key ring");
   if (version == a.keys.ring.current)
     return Status::Invalid("key version " + std::to_string(version) +
                            " is the current one: run `cairn key rotate` first");
   // Every store is opened for writing, so none can seal anything while it is counted, and the
-  // stores stay locked until the key ring no longer has the version.
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(repo));
+  // stores stay locked until the key ring no longer has the version. They borrow `st`, which
+  // outlives them.
+  std::shared_ptr<Storage> borrowed(std::shared_ptr<Storage>(), &st);
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
   std::vector<std::string> users{""};
   for (const auto& u : reg.users) users.push_back(u.name);
   std::vector<std::unique_ptr<Repository>> open;
@@ -171,7 +209,7 @@ Status RetireKey(const std::string& repo, const std::string& password, uint32_t 
     o.threads = 1;
     o.user = user;
     o.password = password;
-    auto r = Repository::Open(repo, o);
+    auto r = OpenRepositoryOn(borrowed, o);
     if (!r.ok()) return r.status().WithContext("retiring key version " + std::to_string(version));
     std::map<uint32_t, uint64_t> chunks, rows;
     CAIRN_RETURN_IF_ERROR(CountKeyVersionsOf(**r, chunks, rows));
@@ -180,24 +218,67 @@ Status RetireKey(const std::string& repo, const std::string& password, uint32_t 
     if (c || m)
       return Status::Invalid("key version " + std::to_string(version) + " still seals " +
                              std::to_string(c) + " chunks and " + std::to_string(m) +
-                             " metadata rows of the " + (user.empty() ? "system store" : "store of user " + user) +
+                             " metadata rows of the " +
+                             (user.empty() ? "system store" : "store of user " + user) +
                              ": run `cairn reencrypt` on it first");
     open.push_back(std::move(r.value()));
   }
-  return crypto::RetireKeyVersion(KeyDir(repo), a.keys, version);
+  return crypto::RetireKeyVersion(st, kKeyDir, a.keys, version);
 }
 
-Result<std::string> ShowConfig(const std::string& repo, const std::string& password) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, false));
+Result<std::string> ShowConfig(Storage& st, const std::string& password) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, false));
   return a.cfg.ToJson();
 }
 
-Status SetResealAfter(const std::string& repo, const std::string& password, uint64_t seconds) {
-  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(repo, password, true));
+Status SetResealAfter(Storage& st, const std::string& password, uint64_t seconds) {
+  CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, true));
   if (!a.cfg.encrypted() && seconds)
-    return Status::Invalid("repository " + repo + " is not encrypted: a re-seal policy needs keys");
+    return Status::Invalid("repository " + a.repo +
+                           " is not encrypted: a re-seal policy needs keys");
   a.cfg.reseal_after = seconds;
-  return SaveConfig(repo, a.cfg);
+  return SaveConfig(st, a.cfg);
+}
+
+// ---- the public API: open the storage of `repo`, then the functions above
+
+Status AddUser(const std::string& repo, const std::string& password, const std::string& name) {
+  return WithStorage(repo, [&](Storage& st) { return AddUser(st, password, name); });
+}
+Result<std::vector<UserInfo>> ListUsers(const std::string& repo, const std::string& password) {
+  return WithStorage(repo, [&](Storage& st) { return ListUsers(st, password); });
+}
+Status RemoveUser(const std::string& repo, const std::string& password, const std::string& name) {
+  return WithStorage(repo, [&](Storage& st) { return RemoveUser(st, password, name); });
+}
+Result<std::vector<KeyInfo>> ListKeys(const std::string& repo, const std::string& password) {
+  return WithStorage(repo, [&](Storage& st) { return ListKeys(st, password); });
+}
+Result<std::string> AddKey(const std::string& repo, const std::string& password,
+                           const std::string& new_password) {
+  return WithStorage(repo, [&](Storage& st) { return AddKey(st, password, new_password); });
+}
+Status RemoveKey(const std::string& repo, const std::string& password, const std::string& id) {
+  return WithStorage(repo, [&](Storage& st) { return RemoveKey(st, password, id); });
+}
+Result<std::string> ChangePassword(const std::string& repo, const std::string& password,
+                                   const std::string& new_password) {
+  return WithStorage(repo, [&](Storage& st) { return ChangePassword(st, password, new_password); });
+}
+Result<uint32_t> RotateKey(const std::string& repo, const std::string& password) {
+  return WithStorage(repo, [&](Storage& st) { return RotateKey(st, password); });
+}
+Result<KeyVersions> ListKeyVersions(const std::string& repo, const std::string& password) {
+  return WithStorage(repo, [&](Storage& st) { return ListKeyVersions(st, password); });
+}
+Status RetireKey(const std::string& repo, const std::string& password, uint32_t version) {
+  return WithStorage(repo, [&](Storage& st) { return RetireKey(st, password, version); });
+}
+Result<std::string> ShowConfig(const std::string& repo, const std::string& password) {
+  return WithStorage(repo, [&](Storage& st) { return ShowConfig(st, password); });
+}
+Status SetResealAfter(const std::string& repo, const std::string& password, uint64_t seconds) {
+  return WithStorage(repo, [&](Storage& st) { return SetResealAfter(st, password, seconds); });
 }
 
 }  // namespace cairn::admin

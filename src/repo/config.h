@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "backend/storage.h"
 #include "cairn/status.h"
 #include "primitives/chunker.h"
 #include "primitives/compress.h"
@@ -32,7 +33,13 @@ struct RepoConfig {
   static Result<RepoConfig> FromJson(const std::string& text, const std::string& where);
 };
 
-Result<RepoConfig> LoadConfig(const std::string& repo);
-Status SaveConfig(const std::string& repo, const RepoConfig& cfg);
+// The largest config.json read, in bytes (a real one is under 1 KiB).
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
+
+// Reads and parses config.json. InvalidArgument "ROOT is not a cairn repository (no
+// config.json)" when it is absent; otherwise the errors of Storage::ReadFile and FromJson.
+Result<RepoConfig> LoadConfig(Storage& storage);
+// Replaces config.json atomically (Storage::WriteFile).
+Status SaveConfig(Storage& storage, const RepoConfig& cfg);
 
 }  // namespace cairn

@@ -1,18 +1,16 @@
-// Repository: ties config, lock, backend, index, chunk store and object store together.
+// Repository: ties storage, config, lock, backend, index, chunk store and object store
+// together.
 #include "cairn/repository.h"
 
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <ctime>
-#include <dirent.h>
 #include <thread>
 
 #include "backend/backend.h"
+#include "backend/storage.h"
 #include "chunkstore/chunk_store.h"
 #include "crypto/store_crypto.h"
 #include "index/authenticated_index.h"
@@ -23,8 +21,8 @@
 #include "primitives/hash.h"
 #include "repo/check.h"
 #include "repo/config.h"
-#include "repo/lock.h"
 #include "repo/stores.h"
+#include "repo/testing.h"
 #include "util/coding.h"
 #include "util/thread_pool.h"
 
@@ -43,18 +41,6 @@ Result<std::optional<uint64_t>> PassCutoff(Index& index) {
   uint64_t cutoff = 0;
   for (int i = 8; i >= 1; i--) cutoff = (cutoff << 8) | static_cast<uint8_t>((*row)[i]);
   return std::optional<uint64_t>(cutoff);
-}
-
-bool IsEmptyDir(const std::string& path) {
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return false;
-  bool empty = true;
-  while (auto* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") empty = false;
-  }
-  ::closedir(d);
-  return empty;
 }
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
@@ -78,21 +64,25 @@ uint64_t NanosAgo(uint64_t seconds) {
 
 class RepositoryImpl : public Repository {
  public:
-  RepositoryImpl(std::string path, RepoConfig cfg, StoreRef store)
-      : path_(std::move(path)), cfg_(std::move(cfg)), store_(std::move(store)) {}
+  RepositoryImpl(std::shared_ptr<Storage> storage, RepoConfig cfg, StoreRef store)
+      : storage_(std::move(storage)),
+        path_(storage_->Describe("")),
+        cfg_(std::move(cfg)),
+        store_(std::move(store)) {}
 
   // `ring`: the unlocked key ring of an encrypted repository.
-  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring) {
+  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks) {
     if (ring) {
       CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
       crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
     }
     if (opts.writable) {
-      CAIRN_ASSIGN_OR_RETURN(lock_, RepoLock::Acquire(store_.dir));
+      CAIRN_ASSIGN_OR_RETURN(lock_, LockDir(*storage_, store_.dir));
     }
-    CAIRN_ASSIGN_OR_RETURN(backend_, OpenLocalBackend(store_.dir + "/segments"));
-    if (opts.wrap_backend) backend_ = opts.wrap_backend(std::move(backend_));
-    CAIRN_ASSIGN_OR_RETURN(index_, OpenRocksIndex(store_.dir + "/index", false, !opts.writable));
+    CAIRN_ASSIGN_OR_RETURN(
+        backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
+    if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
+    CAIRN_ASSIGN_OR_RETURN(index_, OpenIndex(opts.writable));
     if (crypto_) {
       const crypto::StoreCrypto* c = crypto_.get();
       index_ = MakeAuthenticatedIndex(
@@ -109,7 +99,7 @@ class RepositoryImpl : public Repository {
     pool_ = std::make_unique<ThreadPool>(threads);
     ChunkStoreOptions co;
     co.compression = cfg_.compression;
-    co.segment_target_size = opts.segment_target_size.value_or(cfg_.segment_size);
+    co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
     chunks_ = std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co,
                                            crypto_.get());
     CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
@@ -305,22 +295,36 @@ class RepositoryImpl : public Repository {
     return CheckRepository(*chunks_, *objects_, *pool_, opts);
   }
 
-  uint64_t chunk_reads() const override { return chunks_->chunk_reads(); }
+  uint64_t chunk_reads() const { return chunks_->chunk_reads(); }
 
  private:
+  // The store's RocksDB, in the local directory the storage gives for "<store>/index" (checked
+  // first through the storage, so a symbolic link there is refused like anywhere else).
+  Result<std::unique_ptr<Index>> OpenIndex(bool writable) {
+    const std::string name = JoinStorageName(store_.dir, "index");
+    auto dir = storage_->LocalPath(name);
+    if (!dir)
+      return Status::Unsupported(storage_->Describe(name) +
+                                 ": the index needs a local directory and this storage has none");
+    CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
+    (void)exists;  // a missing index is reported by RocksDB, naming the directory
+    return OpenRocksIndex(*dir, false, !writable);
+  }
+
   Status RequireWritable() {
     if (!writable_) return Status::Invalid("repository " + path_ + " was opened read-only");
     return Status::Ok();
   }
 
+  // Destruction order matters: the pool's workers use the stores, the stores use the index,
+  // and everything uses the keys and the storage.
+  std::shared_ptr<Storage> storage_;
   std::string path_;
   RepoConfig cfg_;
   StoreRef store_;
   bool writable_ = false;
-  // Destruction order matters: the pool's workers use the stores, the stores use the index,
-  // and everything uses the keys.
   std::unique_ptr<crypto::StoreCrypto> crypto_;
-  std::unique_ptr<RepoLock> lock_;
+  std::unique_ptr<StorageLock> lock_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<Hasher> hasher_;
@@ -356,41 +360,71 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   cfg.id = rnd.Hex().substr(0, 32);
   cfg.created = NowSeconds();
 
-  if (::mkdir(path.c_str(), 0700) != 0) {
-    if (errno != EEXIST) return Status::FromErrno(errno, "creating repository " + path);
-    if (!IsEmptyDir(path)) return Status::Invalid(path + " already exists and is not empty");
-  }
-  if (::mkdir((path + "/stores").c_str(), 0700) != 0)
-    return Status::FromErrno(errno, "creating " + path + "/stores");
-  CAIRN_RETURN_IF_ERROR(CreateStoreDir(SystemStoreDir(path, cfg.version)));
-  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(path));
+  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/true));
+  CAIRN_RETURN_IF_ERROR(storage->CreateDir("stores"));
+  CAIRN_RETURN_IF_ERROR(CreateStoreDir(*storage, SystemStoreDir(cfg.version)));
+  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(*storage));
   if (cfg.encrypted()) {
     CAIRN_ASSIGN_OR_RETURN(auto ring, crypto::KeyRing::New());
-    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(KeyDir(path), ring, opts.password,
+    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(*storage, kKeyDir, ring, opts.password,
                                                 crypto::DefaultKdfParams(), nullptr));
   }
   // The config goes last: a directory without it is not (yet) a repository.
-  return SaveConfig(path, cfg);
+  return SaveConfig(*storage, cfg);
 }
 
-Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
-                                                     const OpenOptions& opts) {
-  CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(path));
-  CAIRN_RETURN_IF_ERROR(CheckNotDowngraded(path, cfg));
+namespace {
+
+Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
+                                           const OpenOptions& opts, const TestHooks& hooks) {
+  CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(*storage));
+  CAIRN_RETURN_IF_ERROR(CheckNotDowngraded(*storage, cfg));
   // Keys first: a wrong password is refused before anything (the lock, the index) is touched.
   std::optional<crypto::UnlockedKeys> keys;
   if (cfg.encrypted()) {
-    CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(path, cfg, opts.password));
+    CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(*storage, cfg, opts.password));
     keys.emplace(std::move(k));
   }
-  CAIRN_ASSIGN_OR_RETURN(auto store, ResolveStore(path, cfg, opts.user));
-  auto repo = std::make_unique<RepositoryImpl>(path, std::move(cfg), std::move(store));
-  CAIRN_RETURN_IF_ERROR(repo->OpenAll(opts, keys ? &keys->ring : nullptr));
+  CAIRN_ASSIGN_OR_RETURN(auto store, ResolveStore(*storage, cfg, opts.user));
+  auto repo =
+      std::make_unique<RepositoryImpl>(std::move(storage), std::move(cfg), std::move(store));
+  CAIRN_RETURN_IF_ERROR(repo->OpenAll(opts, keys ? &keys->ring : nullptr, hooks));
   return std::unique_ptr<Repository>(std::move(repo));
 }
 
+}  // namespace
+
+Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
+                                                     const OpenOptions& opts) {
+  CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<Storage> storage, OpenStorage(path, /*create=*/false));
+  return OpenOn(std::move(storage), opts, TestHooks{});
+}
+
+Result<std::unique_ptr<Repository>> OpenRepositoryOn(std::shared_ptr<Storage> storage,
+                                                     const OpenOptions& opts) {
+  return OpenOn(std::move(storage), opts, TestHooks{});
+}
+
+Result<std::unique_ptr<Repository>> OpenForTesting(const std::string& path, const OpenOptions& opts,
+                                                   const TestHooks& hooks) {
+  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/false));
+  if (hooks.wrap_storage) storage = hooks.wrap_storage(std::move(storage));
+  return OpenOn(std::shared_ptr<Storage>(std::move(storage)), opts, hooks);
+}
+
+Result<std::unique_ptr<Repository>> OpenForTesting(std::shared_ptr<Storage> storage,
+                                                   const OpenOptions& opts,
+                                                   const TestHooks& hooks) {
+  return OpenOn(std::move(storage), opts, hooks);
+}
+
+uint64_t ChunkReads(const Repository& repo) {
+  return static_cast<const RepositoryImpl&>(repo).chunk_reads();
+}
+
 Result<bool> Repository::Encrypted(const std::string& path) {
-  auto cfg = LoadConfig(path);
+  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/false));
+  auto cfg = LoadConfig(*storage);
   if (!cfg.ok()) return cfg.status();
   return cfg.value().encryption != "none";
 }

@@ -1,51 +1,74 @@
-// Store lookup, key unlocking and store creation.
+// Store lookup, key unlocking, store creation and locks.
 #include "repo/stores.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-
-#include "backend/backend.h"
 #include "index/index.h"
 
 namespace cairn {
 
-Result<StoreRef> ResolveStore(const std::string& repo, const RepoConfig& cfg,
-                              const std::string& user) {
-  if (user.empty()) return StoreRef{SystemStoreDir(repo, cfg.version), "system", "system"};
+Result<StoreRef> ResolveStore(Storage& storage, const RepoConfig& cfg, const std::string& user) {
+  if (user.empty()) return StoreRef{SystemStoreDir(cfg.version), "system", "system"};
   CAIRN_RETURN_IF_ERROR(ValidateUserName(user));
+  const std::string repo = storage.Describe("");
   if (cfg.version < 2)
     return Status::NotFound("repository " + repo +
                             " has format version 1, which has no users (only the system store)");
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(repo));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(storage));
   const UserEntry* u = reg.Find(user);
-  if (!u) return Status::NotFound("repository " + repo + " has no user '" + user + "' (see `cairn user ls`)");
-  return StoreRef{UserStoreDir(repo, *u), UserKeyId(*u), "user " + user};
+  if (!u)
+    return Status::NotFound("repository " + repo + " has no user '" + user +
+                            "' (see `cairn user ls`)");
+  return StoreRef{UserStoreDir(*u), UserKeyId(*u), "user " + user};
 }
 
-Result<crypto::UnlockedKeys> UnlockRepository(const std::string& repo, const RepoConfig& cfg,
+Result<crypto::UnlockedKeys> UnlockRepository(Storage& storage, const RepoConfig& cfg,
                                               const std::string& password) {
+  const std::string repo = storage.Describe("");
   if (!cfg.encrypted()) return Status::Invalid("repository " + repo + " is not encrypted");
   if (password.empty())
     return Status::PermissionDenied(
         "repository " + repo +
-                      " is encrypted and no password was given (set CAIRN_PASSWORD, use "
-                      "--password-file, or run on a terminal)");
-  return crypto::Unlock(KeyDir(repo), password);
+        " is encrypted and no password was given (set CAIRN_PASSWORD, use "
+        "--password-file, or run on a terminal)");
+  return crypto::Unlock(storage, kKeyDir, password);
 }
 
-Status CheckNotDowngraded(const std::string& repo, const RepoConfig& cfg) {
-  struct stat st;
-  if (cfg.encrypted() || ::stat(KeyDir(repo).c_str(), &st) != 0) return Status::Ok();
-  return Status::Corruption(repo + "/config.json says encryption \"none\" but the repository has key files (" +
-                            KeyDir(repo) + "): the config was altered; refusing to open it");
+Status CheckNotDowngraded(Storage& storage, const RepoConfig& cfg) {
+  if (cfg.encrypted()) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(bool keys, storage.Exists(kKeyDir));
+  if (!keys) return Status::Ok();
+  return Status::Corruption(storage.Describe("config.json") +
+                            " says encryption \"none\" but the repository has key files (" +
+                            storage.Describe(kKeyDir) +
+                            "): the config was altered; refusing to open it");
 }
 
-Status CreateStoreDir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) != 0) return Status::FromErrno(errno, "creating store " + dir);
-  CAIRN_ASSIGN_OR_RETURN(auto index, OpenRocksIndex(dir + "/index", true, false));
-  CAIRN_ASSIGN_OR_RETURN(auto backend, OpenLocalBackend(dir + "/segments"));
+namespace {
+
+// The index and segments of a new store in existing directory `dir`.
+Status FillStoreDir(Storage& storage, const std::string& dir) {
+  auto index_dir = storage.LocalPath(JoinStorageName(dir, "index"));
+  if (!index_dir)
+    return Status::Unsupported(storage.Describe(dir) +
+                               ": the index needs a local directory and this storage has none");
+  CAIRN_ASSIGN_OR_RETURN(auto index, OpenRocksIndex(*index_dir, true, false));
+  CAIRN_ASSIGN_OR_RETURN(auto backend,
+                         storage.OpenSegments(JoinStorageName(dir, "segments"), true));
   return Status::Ok();
+}
+
+}  // namespace
+
+Status CreateStoreDir(Storage& storage, const std::string& dir) {
+  CAIRN_RETURN_IF_ERROR(storage.CreateDir(dir));
+  Status s = FillStoreDir(storage, dir);
+  if (!s.ok()) (void)storage.RemoveAll(dir);  // a half-made store would only confuse
+  return s;
+}
+
+Result<std::unique_ptr<StorageLock>> LockDir(Storage& storage, const std::string& dir) {
+  LockOptions o;
+  o.owner = ThisProcessLockOwner();
+  return storage.Lock(JoinStorageName(dir, "lock"), o);
 }
 
 }  // namespace cairn

@@ -1,15 +1,8 @@
 // users.json reading and writing.
 #include "repo/users.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cctype>
-#include <cerrno>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace cairn {
 
@@ -19,17 +12,16 @@ const UserEntry* UserRegistry::Find(const std::string& name) const {
   return nullptr;
 }
 
-Result<UserRegistry> UserRegistry::Load(const std::string& repo) {
-  const std::string path = repo + "/users.json";
-  std::ifstream in(path);
-  if (!in) return Status::Corruption(path + " is missing: the repository's user list is gone");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "cairn-users")
-    return Status::Corruption(path + " is not a valid user list");
-  if (j.value("version", 0) != kFormatVersion)
-    return Status::Unsupported(path + ": user list version " + j.value("version", nlohmann::json(0)).dump() +
+Result<UserRegistry> UserRegistry::Parse(const std::string& text, const std::string& where) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("format") || !j["format"].is_string() ||
+      j["format"].get<std::string>() != "cairn-users")
+    return Status::Corruption(where + " is not a valid user list");
+  auto version = j.find("version");
+  if (version == j.end() || !version->is_number_integer() ||
+      version->get<int64_t>() != kFormatVersion)
+    return Status::Unsupported(where + ": user list version " +
+                               (version == j.end() ? std::string("(none)") : version->dump()) +
                                " is not supported by this cairn");
   UserRegistry r;
   try {
@@ -38,23 +30,41 @@ Result<UserRegistry> UserRegistry::Load(const std::string& repo) {
                   u.at("created").get<uint64_t>()};
       if (!ValidateUserName(e.name).ok() || e.id.size() != 32 ||
           e.id.find_first_not_of("0123456789abcdef") != std::string::npos)
-        return Status::Corruption(path + ": bad entry " + u.dump());
+        return Status::Corruption(where + ": bad entry " + u.dump());
+      for (const auto& other : r.users)
+        if (other.name == e.name || other.id == e.id)
+          return Status::Corruption(where + ": duplicate entry " + u.dump());
       r.users.push_back(std::move(e));
     }
   } catch (const nlohmann::json::exception& e) {
-    return Status::Corruption(path + " is damaged: " + e.what());
+    return Status::Corruption(where + " is damaged: " + e.what());
   }
   return r;
 }
 
-Status UserRegistry::Save(const std::string& repo) const {
+std::string UserRegistry::ToJson() const {
   nlohmann::ordered_json j;
   j["format"] = "cairn-users";
   j["version"] = kFormatVersion;
   j["users"] = nlohmann::ordered_json::array();
   for (const auto& u : users)
     j["users"].push_back({{"name", u.name}, {"id", u.id}, {"created", u.created}});
-  return WriteFileAtomic(repo, "users.json", j.dump(2) + "\n");
+  return j.dump(2) + "\n";
+}
+
+Result<UserRegistry> UserRegistry::Load(Storage& storage) {
+  const std::string where = storage.Describe("users.json");
+  auto text = storage.ReadFile("users.json", kMaxBytes);
+  if (!text.ok()) {
+    if (text.status().code() == Code::kNotFound)
+      return Status::Corruption(where + " is missing: the repository's user list is gone");
+    return text.status();
+  }
+  return Parse(*text, where);
+}
+
+Status UserRegistry::Save(Storage& storage) const {
+  return storage.WriteFile("users.json", ToJson());
 }
 
 Status ValidateUserName(const std::string& name) {
@@ -72,33 +82,10 @@ Status ValidateUserName(const std::string& name) {
   return Status::Ok();
 }
 
-std::string SystemStoreDir(const std::string& repo, int format_version) {
-  return format_version >= 2 ? repo + "/stores/system" : repo;
+std::string SystemStoreDir(int format_version) {
+  return format_version >= 2 ? "stores/system" : "";
 }
-std::string UserStoreDir(const std::string& repo, const UserEntry& u) {
-  return repo + "/stores/" + u.id;
-}
+std::string UserStoreDir(const UserEntry& u) { return "stores/" + u.id; }
 std::string UserKeyId(const UserEntry& u) { return "user:" + u.id; }
-
-Status WriteFileAtomic(const std::string& dir, const std::string& name, const std::string& text) {
-  std::string path = dir + "/" + name, tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "creating " + tmp);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return Status::FromErrno(err, "writing " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "renaming " + tmp);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
 
 }  // namespace cairn

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/storage.h"
 #include "cairn/status.h"
 
 namespace cairn {
@@ -20,22 +21,31 @@ struct UserEntry {
 
 struct UserRegistry {
   static constexpr int kFormatVersion = 1;
+  // The largest users.json read, in bytes (about 100 bytes per user).
+  static constexpr size_t kMaxBytes = 64 << 20;
   std::vector<UserEntry> users;
 
   const UserEntry* Find(const std::string& name) const;
-  static Result<UserRegistry> Load(const std::string& repo);
-  Status Save(const std::string& repo) const;
+  // Parses users.json text; `where` names the file in messages. Corruption for anything
+  // malformed (bad JSON, a bad name or id, a missing or mistyped field), Unsupported for an
+  // unknown version.
+  static Result<UserRegistry> Parse(const std::string& text, const std::string& where);
+  // users.json text: pretty-printed JSON with a trailing newline.
+  std::string ToJson() const;
+  // Reads users.json (Corruption when it is missing: every version-2 repository has one).
+  static Result<UserRegistry> Load(Storage& storage);
+  // Replaces users.json atomically.
+  Status Save(Storage& storage) const;
 };
 
 // User names: 1..64 of [a-z0-9._-], starting with a letter or digit; "system" is reserved.
 Status ValidateUserName(const std::string& name);
 
-// Where a store's directory is, and the id its keys derive from ("system", "user:<id>").
-std::string SystemStoreDir(const std::string& repo, int format_version);
-std::string UserStoreDir(const std::string& repo, const UserEntry& u);
+// Where a store's directory is (a Storage name: "stores/system", "stores/<id>", or "" for the
+// repository root of a format-version-1 repository), and the id its keys derive from
+// ("system", "user:<id>").
+std::string SystemStoreDir(int format_version);
+std::string UserStoreDir(const UserEntry& u);
 std::string UserKeyId(const UserEntry& u);
-
-// Writes `text` to `path` atomically: temporary file, fsync, rename, directory fsync.
-Status WriteFileAtomic(const std::string& dir, const std::string& name, const std::string& text);
 
 }  // namespace cairn

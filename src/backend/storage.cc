@@ -1,0 +1,69 @@
+// Storage helpers shared by every implementation: name validation, location dispatch, temporary
+// file names and the lock owner of this process.
+#include "backend/storage.h"
+
+#include <unistd.h>
+
+#include <ctime>
+
+namespace cairn {
+
+Status ValidateStorageName(std::string_view name) {
+  auto bad = [&](const char* why) {
+    std::string shown(name);
+    for (char& c : shown)
+      if (c == '\0') c = '?';
+    return Status::Invalid("bad storage name '" + shown + "': " + why);
+  };
+  if (name.empty()) return bad("it is empty");
+  if (name.find('\0') != std::string_view::npos) return bad("it holds a NUL byte");
+  if (name.front() == '/') return bad("it is absolute");
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    std::string_view part = name.substr(start, end - start);
+    if (part.empty()) return bad("it has an empty component");
+    if (part == "." || part == "..") return bad("it has a '.' or '..' component");
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+std::string JoinStorageName(std::string_view dir, std::string_view name) {
+  if (dir.empty()) return std::string(name);
+  std::string out(dir);
+  out.push_back('/');
+  out.append(name);
+  return out;
+}
+
+bool IsStorageTempName(std::string_view leaf) {
+  constexpr std::string_view kMark = ".tmp-";
+  constexpr size_t kHex = 12;
+  if (leaf.size() < 1 + 1 + kMark.size() + kHex || leaf.front() != '.') return false;
+  if (leaf.substr(leaf.size() - kHex - kMark.size(), kMark.size()) != kMark) return false;
+  for (char c : leaf.substr(leaf.size() - kHex))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+LockOwner ThisProcessLockOwner() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  char when[32] = "unknown time";
+  if (::gmtime_r(&now, &tm) != nullptr) std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return LockOwner{"pid " + std::to_string(::getpid()) + " on host " +
+                   (host[0] ? std::string(host) : std::string("unknown")) + " since " + when};
+}
+
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& location, bool create) {
+  if (location.starts_with("rados:"))
+    return Status::Unsupported(location + ": RADOS storage is not built into this cairn");
+  if (location.empty()) return Status::Invalid("no repository location given");
+  return create ? CreateLocalStorage(location) : OpenLocalStorage(location);
+}
+
+}  // namespace cairn

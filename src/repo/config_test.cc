@@ -1,0 +1,139 @@
+// config.json: round trip through text and through a Storage, and every malformed field refused
+// with an error naming the file (Corruption for damage, Unsupported for what this cairn does not
+// know, InvalidArgument for values out of range), never an exception or a crash.
+#include "repo/config.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "../../tests/test_util.h"
+
+namespace cairn {
+namespace {
+
+const std::string kWhere = "/srv/repo/config.json";
+
+RepoConfig Sample() {
+  RepoConfig c;
+  c.id = "0123456789abcdef0123456789abcdef";
+  c.created = 1700000000;
+  c.chunker = {16 * 1024, 64 * 1024, 256 * 1024};
+  c.hash = HashAlgo::kSha256;
+  c.compression = *CompressionSpec::Parse("zstd:7");
+  c.encryption = "aes-256-gcm";
+  c.segment_size = 256ull << 20;
+  c.reseal_after = 86400;
+  return c;
+}
+
+void ExpectSame(const RepoConfig& a, const RepoConfig& b) {
+  EXPECT_EQ(a.version, b.version);
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.created, b.created);
+  EXPECT_EQ(a.chunker.min_size, b.chunker.min_size);
+  EXPECT_EQ(a.chunker.avg_size, b.chunker.avg_size);
+  EXPECT_EQ(a.chunker.max_size, b.chunker.max_size);
+  EXPECT_EQ(a.hash, b.hash);
+  EXPECT_EQ(a.compression.ToString(), b.compression.ToString());
+  EXPECT_EQ(a.encryption, b.encryption);
+  EXPECT_EQ(a.segment_size, b.segment_size);
+  EXPECT_EQ(a.reseal_after, b.reseal_after);
+}
+
+TEST(Config, RoundTripsThroughJson) {
+  RepoConfig c = Sample();
+  auto back = RepoConfig::FromJson(c.ToJson(), kWhere);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ExpectSame(c, *back);
+  EXPECT_EQ(back->ToJson(), c.ToJson());
+  EXPECT_TRUE(c.ToJson().ends_with("}\n"));
+  // Fields added later have defaults; unknown fields are ignored.
+  auto j = nlohmann::json::parse(c.ToJson());
+  j.erase("segment_size");
+  j.erase("reseal_after");
+  j["future_field"] = "ignored";
+  auto old = RepoConfig::FromJson(j.dump(), kWhere);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ(old->segment_size, 1ull << 30);
+  EXPECT_EQ(old->reseal_after, 0u);
+}
+
+struct Damage {
+  const char* what;
+  std::function<void(nlohmann::json&)> edit;
+  Code code;
+};
+
+TEST(Config, EveryMalformedFieldIsRefusedNamingTheFile) {
+  using nlohmann::json;
+  const std::vector<Damage> cases = {
+      {"format missing", [](json& j) { j.erase("format"); }, Code::kInvalidArgument},
+      {"format other", [](json& j) { j["format"] = "restic"; }, Code::kInvalidArgument},
+      {"format a number", [](json& j) { j["format"] = 7; }, Code::kCorruption},
+      {"version missing", [](json& j) { j.erase("version"); }, Code::kCorruption},
+      {"version a string", [](json& j) { j["version"] = "2"; }, Code::kCorruption},
+      {"version a float", [](json& j) { j["version"] = 2.5; }, Code::kCorruption},
+      {"version 0", [](json& j) { j["version"] = 0; }, Code::kUnsupported},
+      {"version 99", [](json& j) { j["version"] = 99; }, Code::kUnsupported},
+      {"version 2^32+2", [](json& j) { j["version"] = (1ll << 32) + 2; }, Code::kUnsupported},
+      {"id missing", [](json& j) { j.erase("id"); }, Code::kCorruption},
+      {"id a number", [](json& j) { j["id"] = 5; }, Code::kCorruption},
+      {"created a string", [](json& j) { j["created"] = "yesterday"; }, Code::kCorruption},
+      {"chunker missing", [](json& j) { j.erase("chunker"); }, Code::kCorruption},
+      {"chunker a string", [](json& j) { j["chunker"] = "fastcdc"; }, Code::kCorruption},
+      {"chunker algorithm", [](json& j) { j["chunker"]["algorithm"] = "rabin"; },
+       Code::kUnsupported},
+      {"chunker avg missing", [](json& j) { j["chunker"].erase("avg"); }, Code::kCorruption},
+      {"chunker avg not 2^n", [](json& j) { j["chunker"]["avg"] = 1000; }, Code::kInvalidArgument},
+      {"chunker min > avg", [](json& j) { j["chunker"]["min"] = 1 << 20; }, Code::kInvalidArgument},
+      {"hash unknown", [](json& j) { j["hash"] = "md5"; }, Code::kInvalidArgument},
+      {"hash a number", [](json& j) { j["hash"] = 3; }, Code::kCorruption},
+      {"compression bad", [](json& j) { j["compression"] = "zstd:99"; }, Code::kInvalidArgument},
+      {"compression codec", [](json& j) { j["compression"] = "lz4"; }, Code::kInvalidArgument},
+      {"encryption unknown", [](json& j) { j["encryption"] = "rot13"; }, Code::kUnsupported},
+      {"encryption missing", [](json& j) { j.erase("encryption"); }, Code::kCorruption},
+      {"encrypted v1", [](json& j) { j["version"] = 1; }, Code::kUnsupported},
+      {"segment_size small", [](json& j) { j["segment_size"] = 4096; }, Code::kCorruption},
+      {"segment_size huge", [](json& j) { j["segment_size"] = 1ull << 40; }, Code::kCorruption},
+      {"segment_size a string", [](json& j) { j["segment_size"] = "1G"; }, Code::kCorruption},
+      {"reseal_after a string", [](json& j) { j["reseal_after"] = "soon"; }, Code::kCorruption},
+  };
+  for (const Damage& d : cases) {
+    json j = json::parse(Sample().ToJson());
+    d.edit(j);
+    auto r = RepoConfig::FromJson(j.dump(), kWhere);
+    ASSERT_FALSE(r.ok()) << d.what;
+    EXPECT_EQ(r.status().code(), d.code) << d.what << ": " << r.status().message();
+    EXPECT_NE(r.status().message().find(kWhere), std::string::npos)
+        << d.what << ": " << r.status().message();
+  }
+  for (std::string text : {std::string(), std::string("{"), std::string("[1,2]"),
+                           std::string("\"config\""), std::string("\x00\xff garbage", 10)}) {
+    auto r = RepoConfig::FromJson(text, kWhere);
+    EXPECT_EQ(r.status().code(), Code::kCorruption) << text;
+    EXPECT_NE(r.status().message().find(kWhere + " is not valid JSON"), std::string::npos);
+  }
+}
+
+TEST(Config, LoadAndSaveThroughStorage) {
+  testing::TempDir dir;
+  auto st = OpenLocalStorage(dir.path());
+  ASSERT_TRUE(st.ok());
+  auto missing = LoadConfig(**st);
+  EXPECT_EQ(missing.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(missing.status().message(), dir.path() + " is not a cairn repository (no config.json)");
+  ASSERT_TRUE(SaveConfig(**st, Sample()).ok());
+  auto loaded = LoadConfig(**st);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  ExpectSame(Sample(), *loaded);
+  ASSERT_TRUE((*st)->WriteFile("config.json", "{\"format\": \"cairn-repository\"}").ok());
+  auto bad = LoadConfig(**st);
+  EXPECT_EQ(bad.status().code(), Code::kCorruption);
+  EXPECT_NE(bad.status().message().find(dir.path() + "/config.json"), std::string::npos);
+  ASSERT_TRUE((*st)->WriteFile("config.json", std::string(kMaxConfigBytes + 1, ' ')).ok());
+  EXPECT_EQ(LoadConfig(**st).status().code(), Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace cairn

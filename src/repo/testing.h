@@ -1,0 +1,37 @@
+// Test hooks, kept out of the public API (include/cairn/): wrap a repository's Storage or a
+// store's Backend (fault injection, races made deterministic), shrink the segment size, and
+// count chunk reads. Only tests include this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend/backend.h"
+#include "backend/storage.h"
+#include "cairn/repository.h"
+
+namespace cairn {
+
+struct TestHooks {
+  // Applied to the repository's Storage right after it is opened.
+  std::function<std::unique_ptr<Storage>(std::unique_ptr<Storage>)> wrap_storage;
+  // Applied to the store's segment Backend right after it is opened.
+  std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
+  // Overrides the repository's segment size (bytes) for this handle (tests use small ones).
+  std::optional<uint64_t> segment_target_size;
+};
+
+// Repository::Open with hooks.
+Result<std::unique_ptr<Repository>> OpenForTesting(const std::string& path, const OpenOptions& opts,
+                                                   const TestHooks& hooks);
+// The same on an already opened storage (hooks.wrap_storage is not applied).
+Result<std::unique_ptr<Repository>> OpenForTesting(std::shared_ptr<Storage> storage,
+                                                   const OpenOptions& opts, const TestHooks& hooks);
+
+// How many chunks the handle has read from its segments since it was opened.
+uint64_t ChunkReads(const Repository& repo);
+
+}  // namespace cairn
