@@ -55,6 +55,7 @@ class RadosEnv : public BackendEnv {
 
 struct Impl {
   std::string name;
+  friend void PrintTo(const Impl& i, std::ostream* os) { *os << i.name; }
   std::function<std::unique_ptr<BackendEnv>()> make;
 };
 

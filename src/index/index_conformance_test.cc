@@ -9,6 +9,7 @@
 
 #include "../../tests/test_util.h"
 #include "index/index.h"
+#include "util/coding.h"
 
 #ifdef CAIRN_HAVE_RADOS
 #include "../../tests/rados_test_util.h"
@@ -67,6 +68,7 @@ class RadosEnv : public IndexEnv {
 
 struct Impl {
   std::string name;
+  friend void PrintTo(const Impl& i, std::ostream* os) { *os << i.name; }
   std::function<std::unique_ptr<IndexEnv>()> make;
 };
 
@@ -130,7 +132,8 @@ class IndexConformance : public ::testing::TestWithParam<Impl> {
 };
 
 // Keys like the chunk store's plus binary edge cases: 32-byte random ids under 'c' and 'm',
-// names under 'h' and 'v', and keys made of 0x00 and 0xff bytes.
+// names under 'h' and 'v', segment rows under 's' and 'f', random bytes under 'x', and keys made
+// of 0x00 and 0xff bytes.
 std::vector<std::string> SampleKeys(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<std::string> keys = {std::string(1, '\0'),
@@ -143,9 +146,16 @@ std::vector<std::string> SampleKeys(size_t n, uint64_t seed) {
                                    std::string("c\0", 2),
                                    std::string("c\xff", 2)};
   while (keys.size() < n) {
-    std::string k(1, "cmhvsf"[rng() % 6]);
-    size_t len = k[0] == 'c' || k[0] == 'm' ? 32 : 1 + rng() % 12;
-    for (size_t i = 0; i < len; i++) k.push_back(static_cast<char>(rng() % 4 == 0 ? 0 : rng()));
+    std::string k(1, "cmhvsfx"[rng() % 7]);
+    if (k[0] == 's' || k[0] == 'f') {
+      // Segment ids as the chunk store writes them: big-endian and small.
+      PutU64BE(k, rng() % 5000);
+      k.erase(1, 4);
+      if (k[0] == 'f') PutU64BE(k, rng() % (128 << 20));
+    } else {
+      size_t len = k[0] == 'c' || k[0] == 'm' ? 32 : 1 + rng() % 12;
+      for (size_t i = 0; i < len; i++) k.push_back(static_cast<char>(rng() % 4 == 0 ? 0 : rng()));
+    }
     keys.push_back(k);
   }
   return keys;

@@ -100,6 +100,7 @@ class RadosIndex : public Index {
   Result<std::map<uint64_t, Ops>> LoadIntents();
   Grouped Group(const Ops& ops) const;
   Status ApplyGrouped(const Grouped& g);
+  Status ApplyInSteps(const Ops& ops);
   Status CommitIntent(const Ops& ops, const Grouped& g);
   Status DropDoneIntents();
   Result<std::vector<std::pair<std::string, std::string>>> ReadPage(const std::string& id,
@@ -208,9 +209,8 @@ Status RadosIndex::Open(const RadosIndexOptions& o) {
   }
   // Roll every committed batch forward, oldest first, before this handle writes anything.
   for (const auto& [seq, ops] : intents) {
-    CAIRN_RETURN_IF_ERROR(ApplyGrouped(Group(ops))
-                              .WithContext("finishing committed batch " +
-                                           IntentKey(seq).substr(kIntentPrefix.size())));
+    CAIRN_RETURN_IF_ERROR(ApplyInSteps(ops).WithContext(
+        "finishing committed batch " + IntentKey(seq).substr(kIntentPrefix.size())));
     done_intents_.push_back(IntentKey(seq));
   }
   return DropDoneIntents();
@@ -268,6 +268,15 @@ Status RadosIndex::ApplyGrouped(const Grouped& g) {
   }
   if (todo.empty()) return Status::Ok();
   return RadosError(last_rc, "applying a committed batch to " + Where(last_id));
+}
+
+// Applies a committed batch step by step (rados_index_layout.h, ApplyStep).
+Status RadosIndex::ApplyInSteps(const Ops& ops) {
+  std::vector<Ops> steps(rados_index::kApplySteps);
+  for (const auto& op : ops) steps[rados_index::ApplyStep(op)].push_back(op);
+  for (const auto& step : steps)
+    if (!step.empty()) CAIRN_RETURN_IF_ERROR(ApplyGrouped(Group(step)));
+  return Status::Ok();
 }
 
 Status RadosIndex::DropDoneIntents() {
@@ -351,7 +360,7 @@ Status RadosIndex::Write(const WriteBatch& batch, bool /*sync: RADOS ops are dur
     return c;
   }
   std::unique_lock al(apply_mu_);
-  s = ApplyGrouped(g);
+  s = ApplyInSteps(ops);
   if (!s.ok()) {
     std::lock_guard lk(state_mu_);
     failed_ = s.WithContext("the batch is committed and will be finished when " + Describe() +

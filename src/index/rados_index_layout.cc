@@ -38,6 +38,10 @@ Layout Layout::Default(int spread_bits) {
   for (char p : {keyspace::kChunk, keyspace::kManifest, keyspace::kManifestRefs, keyspace::kHead,
                  keyspace::kVersion, keyspace::kQuarantine})
     l.splits_[static_cast<uint8_t>(p)] = Split{0, bits};
+  // Segment and free-extent rows start with a big-endian segment id: one shard per 256
+  // segments (32 GiB of 128 MiB segments), so they grow with the data, not into one object.
+  for (char p : {keyspace::kSegment, keyspace::kFreeExtent})
+    l.splits_[static_cast<uint8_t>(p)] = Split{3, 0};
   return l;
 }
 
@@ -114,6 +118,15 @@ bool Layout::ParseShardName(std::string_view name, std::string* id) {
     id->push_back(static_cast<char>(hi << 4 | lo));
   }
   return true;
+}
+
+int ApplyStep(const WriteBatch::Op& op) {
+  const char p = op.key.empty() ? '\0' : op.key[0];
+  const bool manifest = p == keyspace::kManifest || p == keyspace::kManifestRefs;
+  if (p == keyspace::kHead) return 3;
+  if (p == keyspace::kVersion) return op.is_delete ? 4 : 2;
+  if (manifest) return op.is_delete ? 5 : 1;
+  return op.is_delete ? 6 : 0;
 }
 
 std::vector<WriteBatch::Op> Normalize(const WriteBatch& batch) {

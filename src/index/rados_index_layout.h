@@ -31,7 +31,8 @@ class Layout {
  public:
   // Chunk, manifest, manifest refcount, object head, version and quarantine rows spread over
   // 2^spread_bits shards each (their next byte is a uniform hash when encrypted, and chunk and
-  // manifest ids always are); every other prefix byte keeps one shard.
+  // manifest ids always are); segment and free-extent rows get a shard per 256 segments (their
+  // first three id bytes); every other prefix byte keeps one shard.
   static Layout Default(int spread_bits);
   // The layout stored in an index's configuration (ToJson); InvalidArgument when malformed.
   static Result<Layout> FromJson(std::string_view json);
@@ -53,6 +54,16 @@ class Layout {
  private:
   std::array<Split, 256> splits_{};
 };
+
+// The step in which a batch spanning shards applies an operation, so that a reader in another
+// process sees every prefix of the apply as safe (docs/commit-protocol.md, "Applying a batch
+// that spans shards"): 0 puts of chunk-store and other rows (new chunks, refcount changes,
+// space), 1 puts of manifests and manifest refcounts, 2 puts of versions, 3 heads (puts and
+// deletes), 4 deletes of versions, 5 deletes of manifests and manifest refcounts, 6 deletes of
+// every other row (chunks at refcount zero, free extents). Steps run one after the other; the
+// operations of one step run in parallel, one op per shard.
+inline constexpr int kApplySteps = 7;
+int ApplyStep(const WriteBatch::Op& op);
 
 // A batch as stored in an intent: the last operation on each key, in key order.
 std::vector<WriteBatch::Op> Normalize(const WriteBatch& batch);

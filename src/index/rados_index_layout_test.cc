@@ -44,7 +44,10 @@ TEST(IndexLayout, ShardIdTakesTheConfiguredBits) {
   EXPECT_EQ(l.ShardId(std::string("c\xff\x01", 3)), std::string("c\xe0", 2));
   EXPECT_EQ(l.ShardId(std::string("c\x1f", 2)), std::string("c\x00", 2));
   EXPECT_EQ(l.ShardId("c"), std::string("c\x00", 2));  // short keys are zero-padded
-  EXPECT_EQ(l.ShardId("s12345"), "s");                 // unspread rows: one shard
+  EXPECT_EQ(l.ShardId("p12345"), "p");                 // unspread rows: one shard
+  EXPECT_EQ(l.ShardId(std::string("s\0\0\x01\x07", 5)), std::string("s\0\0\x01", 4));  // by 256
+  EXPECT_EQ(l.ShardId(std::string("f\0\0\x01\xff\0\0\0\0\0\0\0\x10", 13)),
+            std::string("f\0\0\x01", 4));
   EXPECT_EQ(l.ShardId(""), std::string(1, '\0'));
   EXPECT_EQ(Layout::ShardName(std::string("c\xe0", 2)), "shard.63e0");
   std::string id;
@@ -80,6 +83,25 @@ TEST(IndexLayout, PrefixComparisonSelectsExactlyTheShardsHoldingThePrefix) {
       }
     }
   }
+}
+
+TEST(IndexLayout, ApplyStepsPutReferencedRowsFirstAndTakeThemAwayLast) {
+  auto step = [](char p, bool del) { return ApplyStep({del, std::string(1, p) + "id", ""}); };
+  // New chunks and space before the manifest that names them, the manifest before its version,
+  // the version before the head; removal in the reverse order.
+  EXPECT_LT(step('c', false), step('m', false));
+  EXPECT_LT(step('f', false), step('n', false));
+  EXPECT_LT(step('m', false), step('v', false));
+  EXPECT_LT(step('v', false), step('h', false));
+  EXPECT_LT(step('h', true), step('v', true));
+  EXPECT_LT(step('v', true), step('m', true));
+  EXPECT_LT(step('n', true), step('c', true));
+  EXPECT_LT(step('m', true), step('f', true));
+  for (char p : {'c', 'f', 'h', 'm', 'n', 'v', 's', 'g', '\0'})
+    for (bool del : {false, true}) {
+      EXPECT_GE(step(p, del), 0);
+      EXPECT_LT(step(p, del), kApplySteps);
+    }
 }
 
 TEST(IndexLayout, LayoutRoundTripsThroughJsonAndRefusesBadOnes) {
