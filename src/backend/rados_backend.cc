@@ -75,7 +75,8 @@ class RadosBackend : public Backend {
     librados::bufferlist pending;  // contiguous bytes not sent yet, starting at pending_off
     uint64_t pending_off = 0;
     std::deque<std::shared_ptr<WriteOp>> inflight;
-    Status error;  // first failed write since the last Sync
+    Status error;  // first failed write, until the segment is cut below it (rados_backend.h)
+    uint64_t error_from = UINT64_MAX;  // lowest offset of a failed write
   };
   using Lock = std::unique_lock<std::mutex>;
 
@@ -165,6 +166,7 @@ void RadosBackend::Send(SegmentId s, Seg& g) {
   int rc = conn_->io().aio_write(Object(s), op->aio.get(), bl, bl.length(), op->off);
   if (rc < 0) {
     if (g.error.ok()) g.error = RadosError(rc, "writing " + Describe(s));
+    g.error_from = std::min(g.error_from, g.pending_off);
     return;
   }
   g.inflight.push_back(op);
@@ -190,6 +192,7 @@ void RadosBackend::Finish(const std::shared_ptr<WriteOp>& op, int rc) {
   auto i = std::find(g.inflight.begin(), g.inflight.end(), op);
   if (i == g.inflight.end()) return;  // removed and written again meanwhile
   g.inflight.erase(i);
+  if (rc < 0) g.error_from = std::min(g.error_from, op->off);
   if (rc < 0 && g.error.ok())
     g.error = RadosError(rc, "writing " + std::to_string(op->len) + " bytes at offset " +
                                  std::to_string(op->off) + " of " + Describe(op->seg));
@@ -235,9 +238,7 @@ Status RadosBackend::Sync(SegmentId s) {
   WaitAll(lk, s);
   auto it = segs_.find(s);
   if (it == segs_.end()) return Status::Ok();
-  Status err = it->second.error;
-  it->second.error = Status::Ok();
-  return err;
+  return it->second.error;
 }
 
 Result<uint64_t> RadosBackend::Size(SegmentId s) {
@@ -263,6 +264,12 @@ Status RadosBackend::Truncate(SegmentId s, uint64_t size) {
   op.truncate(size);
   int rc = conn_->io().operate(Object(s), &op);
   if (rc < 0) return RadosError(rc, "truncating " + Describe(s));
+  Lock lk(mu_);
+  auto it = segs_.find(s);
+  if (it != segs_.end() && size <= it->second.error_from) {
+    it->second.error = Status::Ok();  // the bytes that failed are gone
+    it->second.error_from = UINT64_MAX;
+  }
   return Status::Ok();
 }
 

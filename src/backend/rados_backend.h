@@ -5,11 +5,13 @@
 // Semantics beyond backend.h, and why:
 //   - Write copies the bytes and returns at once: contiguous writes to a segment are gathered into
 //     one request of up to `coalesce_bytes` and sent with aio, up to `max_inflight` requests at a
-//     time (Write waits for the oldest when more would be in flight). A failed request is
-//     reported by the next Sync of its segment (the first error since the last Sync; then
-//     cleared, so a segment stays usable after its writer rolled back). Read, Size, Truncate,
-//     Discard and Remove first wait for the writes they depend on, so a thread always reads what
-//     it wrote.
+//     time (Write waits for the oldest when more would be in flight). A failed request makes
+//     every later Sync of its segment fail (the first error), whichever writer calls it: two
+//     transactions writing one segment cannot be told apart, and a Sync that succeeded after
+//     losing someone's bytes would let a commit point at them. The error is cleared when the
+//     segment is truncated at or below the failed bytes, or removed (or by a new handle). Read,
+//     Size, Truncate, Discard and Remove first wait for the writes they depend on, so a thread
+//     always reads what it wrote.
 //   - Sync waits for every write to the segment sent before it; a RADOS write is durable on all
 //     replicas when it completes, so there is nothing more to flush.
 //   - A new segment is entered in the directory's omap before its first byte is sent: a crash in

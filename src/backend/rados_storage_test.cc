@@ -232,7 +232,7 @@ TEST_F(RadosStorageTest, SegmentsHonourTheObjectSizeLimitAndReadOnly) {
   EXPECT_EQ(*(*ro)->List(), std::vector<SegmentId>{1});
 }
 
-TEST_F(RadosStorageTest, SyncReportsAFailedWriteOnceThenTheSegmentWorks) {
+TEST_F(RadosStorageTest, SyncReportsAFailedWriteUntilTheSegmentIsCutBelowIt) {
   RadosStorageOptions o;
   o.segments.max_segment_size = uint64_t{1} << 40;  // larger than the cluster accepts
   auto st = Open(o);
@@ -244,10 +244,15 @@ TEST_F(RadosStorageTest, SyncReportsAFailedWriteOnceThenTheSegmentWorks) {
   Status s = (*seg)->Sync(3);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("seg.00000003"), std::string::npos) << s.message();
-  EXPECT_TRUE((*seg)->Sync(3).ok());
+  // Every writer of the segment hears of it, not only the first to sync.
   ASSERT_TRUE((*seg)->Write(3, 4096, d).ok());
+  EXPECT_FALSE((*seg)->Sync(3).ok());
+  ASSERT_TRUE((*seg)->Truncate(3, 8192).ok());  // below the failed bytes: cleared
   EXPECT_TRUE((*seg)->Sync(3).ok());
   EXPECT_EQ(*(*seg)->Size(3), 8192u);
+  std::vector<uint8_t> out(4096);
+  ASSERT_TRUE((*seg)->Read(3, 4096, out).ok());
+  EXPECT_EQ(out, d);
 }
 
 // Needs no cluster: a conf whose monitor address nobody listens on must fail within the timeout.
