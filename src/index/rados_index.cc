@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
@@ -166,9 +167,10 @@ Result<std::map<uint64_t, RadosIndex::Ops>> RadosIndex::LoadIntents() {
   std::map<uint64_t, Ops> out;
   for (const auto& [k, v] : raw) {
     std::string_view hex = std::string_view(k).substr(kIntentPrefix.size());
-    uint64_t seq = 0;
-    if (hex.size() != 16 || std::sscanf(std::string(hex).c_str(), "%16llx",
-                                        reinterpret_cast<unsigned long long*>(&seq)) != 1)
+    const std::string digits(hex);
+    char* end = nullptr;
+    const uint64_t seq = std::strtoull(digits.c_str(), &end, 16);
+    if (digits.size() != 16 || end != digits.c_str() + 16)
       return Status::Corruption(Describe() + " has a malformed intent key");
     CAIRN_ASSIGN_OR_RETURN(
         out[seq],
