@@ -1,10 +1,12 @@
 // Throughput of the RADOS segment backend and index on a live cluster (CEPH_CONF), for comparing
 // with `rados bench` on the same cluster. Not a test: prints numbers.
 //   cairn_rados_bench [--pool P] [--mib N] [--write-mib W] [--segment-mib G] [--inflight K]
-//                     [--readers R] [--rows N] [--batch B] [--bits S]
-// Segments: N MiB written in W MiB writes through one backend with K aio writes in flight, filling
-// segments of G MiB (default 128) one after the other, then read back by R threads in W MiB reads. Index: N rows ('c' + 32 random bytes, 40-byte values)
-// written in batches of B, then looked up with MultiGet in batches of B and with Get one by one.
+//                     [--coalesce-mib C] [--readers R] [--rows N] [--batch B] [--bits S]
+// Segments: N MiB written in W MiB writes through one backend with K aio requests in flight
+// (contiguous writes gathered up to C MiB, default 4), filling segments of G MiB (default 128)
+// one after the other, then read back by R threads in W MiB reads. Index: N rows ('c' + 32 random
+// bytes, 40-byte values) written in batches of B, then looked up with MultiGet in batches of B and
+// with Get one by one.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +25,7 @@ namespace {
 
 struct Args {
   std::string pool = "cairn";
-  uint64_t mib = 1024, write_mib = 16, seg_mib = 128, rows = 100000, batch = 1000;
+  uint64_t mib = 1024, write_mib = 16, seg_mib = 128, coalesce_mib = 4, rows = 100000, batch = 1000;
   size_t inflight = 16, readers = 8;
   int bits = 8;
 };
@@ -38,9 +40,6 @@ double Since(std::chrono::steady_clock::time_point t0) {
 }
 
 void BenchSegments(RadosStorage& st, const Args& a) {
-  RadosBackendOptions o;
-  o.max_inflight = a.inflight;
-  o.coalesce_bytes = a.write_mib << 20;
   const uint64_t seg_size = a.seg_mib << 20, write = a.write_mib << 20;
   std::vector<uint8_t> buf(write);
   std::mt19937_64 rng(1);
@@ -122,17 +121,25 @@ void BenchIndex(RadosStorage& st, const Args& a) {
 
 int main(int argc, char** argv) {
   cairn::Args a;
-  const std::pair<const char*, uint64_t*> nums[] = {
-      {"--mib", &a.mib},   {"--write-mib", &a.write_mib}, {"--segment-mib", &a.seg_mib},
-      {"--rows", &a.rows}, {"--batch", &a.batch}};
+  const std::pair<const char*, uint64_t*> nums[] = {{"--mib", &a.mib},
+                                                    {"--write-mib", &a.write_mib},
+                                                    {"--segment-mib", &a.seg_mib},
+                                                    {"--coalesce-mib", &a.coalesce_mib},
+                                                    {"--rows", &a.rows},
+                                                    {"--batch", &a.batch}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     bool known = true;
-    if (k == "--pool") a.pool = v;
-    else if (k == "--inflight") a.inflight = std::stoul(v);
-    else if (k == "--readers") a.readers = std::stoul(v);
-    else if (k == "--bits") a.bits = std::stoi(v);
-    else known = false;
+    if (k == "--pool")
+      a.pool = v;
+    else if (k == "--inflight")
+      a.inflight = std::stoul(v);
+    else if (k == "--readers")
+      a.readers = std::stoul(v);
+    else if (k == "--bits")
+      a.bits = std::stoi(v);
+    else
+      known = false;
     for (const auto& [name, field] : nums)
       if (k == name) *field = std::stoull(v), known = true;
     if (!known) {
@@ -142,7 +149,10 @@ int main(int argc, char** argv) {
   }
   char prefix[64];
   std::snprintf(prefix, sizeof prefix, "cairn-bench/%d", static_cast<int>(getpid()));
-  auto st = cairn::OpenRadosStorage(a.pool, prefix, "");
+  cairn::RadosStorageOptions so;
+  so.segments.max_inflight = a.inflight;
+  so.segments.coalesce_bytes = a.coalesce_mib << 20;
+  auto st = cairn::OpenRadosStorage(a.pool, prefix, so);
   if (!st.ok()) cairn::Die(st.status());
   if (a.mib) cairn::BenchSegments(**st, a);
   if (a.rows) cairn::BenchIndex(**st, a);
