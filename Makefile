@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 
-.PHONY: all build build-asan build-tsan demo test test-tsan bench clean deps
+.PHONY: all build build-asan build-tsan demo test test-tsan test-rados bench clean deps
 
 all: build
 
@@ -35,6 +35,14 @@ test: build build-asan build-tsan
 
 test-tsan: build-tsan
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent' --timeout 600
+
+# The RADOS storage, backend and index tests against a throw-away local Ceph cluster (installs
+# the Ceph packages first; the cluster lives in a temporary directory and is stopped after).
+test-rados:
+	@scripts/deps.sh test rados
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_RADOS=ON >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+	@tests/rados/run.sh $(BUILD)
 
 bench: build
 	@scripts/deps.sh bench

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages cairn needs to build, test (and with `bench`, benchmark).
+# Installs the Debian 12 packages cairn needs to build, test (and with `bench`, benchmark; with
+# `rados`, a throw-away local Ceph cluster for the RADOS backend and index: scripts/ceph-local.sh).
+# Usage: scripts/deps.sh [test|bench|rados]...  (groups add up: `scripts/deps.sh test rados`).
 # Idempotent: packages already present are skipped; apt-get runs only when something is missing.
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libsodium-dev libzstd-dev librocksdb-dev
   librust-blake3-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev)
 TEST_PKGS=(python3 xxd e2fsprogs util-linux)
 BENCH_PKGS=(restic borgbackup casync linux-source-6.1 time xz-utils)
+# Ceph Pacific (Debian 12): one mon + OSDs on loopback, the rados/ceph tools, librados C++.
+RADOS_PKGS=(ceph-mon ceph-osd ceph-common librados-dev libradospp-dev python3)
 want=("${BUILD_PKGS[@]}")
-case "${1:-}" in
-  test) want+=("${TEST_PKGS[@]}") ;;
-  bench) want+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
-esac
+for group in "$@"; do
+  case "$group" in
+    test) want+=("${TEST_PKGS[@]}") ;;
+    bench) want+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+    rados) want+=("${RADOS_PKGS[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (test, bench, rados)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

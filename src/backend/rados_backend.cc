@@ -1,0 +1,383 @@
+// RADOS segment backend: one object per segment, writes gathered and sent with aio, reads and
+// metadata calls synchronous (see rados_backend.h for the semantics).
+#include "backend/rados_backend.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace cairn {
+namespace {
+
+constexpr std::string_view kSegPrefix = "seg.";
+
+std::string SegLeaf(SegmentId s) {
+  char name[16];
+  std::snprintf(name, sizeof name, "seg.%08x", s);
+  return name;
+}
+
+// "seg." and exactly eight lowercase hex digits; anything else in the directory is not a segment.
+std::optional<SegmentId> ParseSegLeaf(std::string_view n) {
+  if (n.size() != kSegPrefix.size() + 8 || n.substr(0, kSegPrefix.size()) != kSegPrefix)
+    return std::nullopt;
+  SegmentId id = 0;
+  for (char c : n.substr(kSegPrefix.size())) {
+    int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+    if (v < 0) return std::nullopt;
+    id = (id << 4) | static_cast<SegmentId>(v);
+  }
+  return id;
+}
+
+// One aio write request.
+struct WriteOp {
+  SegmentId seg = 0;
+  uint64_t off = 0, len = 0;
+  RadosAio aio;
+  bool reaped = false;  // its result was collected (under the backend's mutex)
+};
+
+class RadosBackend : public Backend {
+ public:
+  RadosBackend(std::shared_ptr<RadosConnection> conn, std::string key, bool writable,
+               const RadosBackendOptions& o, uint64_t max_size)
+      : conn_(std::move(conn)),
+        key_(std::move(key)),
+        dir_obj_(RadosDirObject(key_)),
+        writable_(writable),
+        opts_(o),
+        max_size_(max_size) {}
+  ~RadosBackend() override;
+
+  Status LoadListing();
+  Status Write(SegmentId s, uint64_t off, std::span<const uint8_t> data) override;
+  Status Read(SegmentId s, uint64_t off, std::span<uint8_t> out) override;
+  Status Sync(SegmentId s) override;
+  Result<uint64_t> Size(SegmentId s) override;
+  Status Truncate(SegmentId s, uint64_t size) override;
+  Status Discard(SegmentId s, uint64_t off, uint64_t len) override;
+  Status Remove(SegmentId s) override;
+  Result<std::vector<SegmentId>> List() override;
+  Result<uint64_t> AllocatedBytes() override;
+  std::string Describe(SegmentId s) const override {
+    return "rados:" + conn_->pool() + "/" + Object(s);
+  }
+  std::optional<uint64_t> MaxSegmentSize() const override { return max_size_; }
+
+ private:
+  struct Seg {
+    librados::bufferlist pending;  // contiguous bytes not sent yet, starting at pending_off
+    uint64_t pending_off = 0;
+    std::deque<std::shared_ptr<WriteOp>> inflight;
+    Status error;  // first failed write, until the segment is cut below it (rados_backend.h)
+    uint64_t error_from = UINT64_MAX;  // lowest offset of a failed write
+  };
+  using Lock = std::unique_lock<std::mutex>;
+
+  std::string Object(SegmentId s) const { return RadosChildObject(key_, SegLeaf(s)); }
+  Status CheckWritable(SegmentId s) const {
+    if (writable_) return Status::Ok();
+    return Status::Invalid(Describe(s) + ": the segments were opened read-only");
+  }
+  Status EnsureListed(SegmentId s);
+  void Send(SegmentId s, Seg& g);
+  void Throttle(Lock& lk) {
+    while (order_.size() > opts_.max_inflight) Reap(lk, order_.front());
+  }
+  void Reap(Lock& lk, std::shared_ptr<WriteOp> op);
+  void Finish(const std::shared_ptr<WriteOp>& op, int rc);
+  void WaitFor(Lock& lk, SegmentId s, uint64_t off, uint64_t len);
+  void WaitAll(Lock& lk, SegmentId s) { WaitFor(lk, s, 0, UINT64_MAX); }
+
+  std::shared_ptr<RadosConnection> conn_;
+  std::string key_, dir_obj_;
+  bool writable_;
+  RadosBackendOptions opts_;
+  uint64_t max_size_;
+
+  std::mutex mu_;
+  std::map<SegmentId, Seg> segs_;
+  std::deque<std::shared_ptr<WriteOp>> order_;  // in flight, oldest first
+  std::set<SegmentId> listed_;                  // segments known to be in the directory's omap
+};
+
+RadosBackend::~RadosBackend() {
+  // Nothing may outlive the I/O context: send what is gathered and wait for every request.
+  Lock lk(mu_);
+  for (auto& [s, g] : segs_)
+    if (g.pending.length()) Send(s, g);
+  while (!order_.empty()) Reap(lk, order_.front());
+}
+
+Status RadosBackend::LoadListing() {
+  CAIRN_ASSIGN_OR_RETURN(auto ids, List());
+  listed_.insert(ids.begin(), ids.end());
+  return Status::Ok();
+}
+
+Status RadosBackend::EnsureListed(SegmentId s) {
+  {
+    Lock lk(mu_);
+    if (listed_.count(s)) return Status::Ok();
+  }
+  librados::ObjectWriteOperation op;
+  op.assert_exists();
+  op.omap_set({{SegLeaf(s), RadosBytes("f")}});
+  int rc = conn_->io().operate(dir_obj_, &op);
+  if (rc < 0) return RadosError(rc, "entering " + Describe(s) + " in its directory");
+  Lock lk(mu_);
+  listed_.insert(s);
+  return Status::Ok();
+}
+
+Status RadosBackend::Write(SegmentId s, uint64_t off, std::span<const uint8_t> data) {
+  CAIRN_RETURN_IF_ERROR(CheckWritable(s));
+  if (off + data.size() > max_size_ || off + data.size() < off)
+    return Status::Invalid("writing " + std::to_string(data.size()) + " bytes at offset " +
+                           std::to_string(off) + " would grow " + Describe(s) +
+                           " past the largest object the cluster allows (" +
+                           std::to_string(max_size_) + " bytes)");
+  if (data.empty()) return Status::Ok();
+  CAIRN_RETURN_IF_ERROR(EnsureListed(s));
+  Lock lk(mu_);
+  Seg& g = segs_[s];
+  if (g.pending.length() && off != g.pending_off + g.pending.length()) Send(s, g);
+  if (!g.pending.length()) g.pending_off = off;
+  g.pending.append(reinterpret_cast<const char*>(data.data()), data.size());
+  if (g.pending.length() >= opts_.coalesce_bytes) Send(s, g);
+  Throttle(lk);  // may unlock: `g` is not used after this
+  return Status::Ok();
+}
+
+// Sends the gathered bytes of `g` as one aio write (the caller throttles afterwards).
+void RadosBackend::Send(SegmentId s, Seg& g) {
+  auto op = std::make_shared<WriteOp>();
+  librados::bufferlist bl;
+  bl.swap(g.pending);
+  op->seg = s;
+  op->off = g.pending_off;
+  op->len = bl.length();
+  int rc = conn_->io().aio_write(Object(s), op->aio.get(), bl, bl.length(), op->off);
+  if (rc < 0) {
+    if (g.error.ok()) g.error = RadosError(rc, "writing " + Describe(s));
+    g.error_from = std::min(g.error_from, g.pending_off);
+    return;
+  }
+  g.inflight.push_back(op);
+  order_.push_back(op);
+}
+
+// Waits for `op` without holding the mutex (the copy keeps it alive), then records its result
+// once, whichever thread gets there first.
+void RadosBackend::Reap(Lock& lk, std::shared_ptr<WriteOp> op) {
+  lk.unlock();
+  int rc = op->aio.Wait();
+  lk.lock();
+  if (!op->reaped) Finish(op, rc);
+}
+
+void RadosBackend::Finish(const std::shared_ptr<WriteOp>& op, int rc) {
+  op->reaped = true;
+  auto o = std::find(order_.begin(), order_.end(), op);
+  if (o != order_.end()) order_.erase(o);
+  auto it = segs_.find(op->seg);
+  if (it == segs_.end()) return;  // removed meanwhile
+  Seg& g = it->second;
+  auto i = std::find(g.inflight.begin(), g.inflight.end(), op);
+  if (i == g.inflight.end()) return;  // removed and written again meanwhile
+  g.inflight.erase(i);
+  if (rc < 0) g.error_from = std::min(g.error_from, op->off);
+  if (rc < 0 && g.error.ok())
+    g.error = RadosError(rc, "writing " + std::to_string(op->len) + " bytes at offset " +
+                                 std::to_string(op->off) + " of " + Describe(op->seg));
+}
+
+// Sends gathered bytes overlapping [off, off+len) and waits for every write in flight there.
+void RadosBackend::WaitFor(Lock& lk, SegmentId s, uint64_t off, uint64_t len) {
+  auto it = segs_.find(s);
+  if (it == segs_.end()) return;
+  const uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+  auto overlaps = [&](uint64_t o, uint64_t l) { return o < end && off < o + l; };
+  if (it->second.pending.length() && overlaps(it->second.pending_off, it->second.pending.length()))
+    Send(s, it->second);
+  std::vector<std::shared_ptr<WriteOp>> wait;
+  for (const auto& op : it->second.inflight)
+    if (overlaps(op->off, op->len)) wait.push_back(op);
+  for (const auto& op : wait) Reap(lk, op);
+}
+
+Status RadosBackend::Read(SegmentId s, uint64_t off, std::span<uint8_t> out) {
+  {
+    Lock lk(mu_);
+    WaitFor(lk, s, off, out.size());
+  }
+  if (out.empty()) return Status::Ok();
+  librados::bufferlist bl;
+  bl.push_back(ceph::buffer::create_static(out.size(), reinterpret_cast<char*>(out.data())));
+  int rc = conn_->io().read(Object(s), bl, out.size(), off);
+  if (rc == -ENOENT) return Status::Corruption(Describe(s) + " is missing");
+  if (rc < 0) return RadosError(rc, "reading " + Describe(s));
+  if (static_cast<size_t>(rc) < out.size())
+    return Status::Corruption(Describe(s) + " is truncated: wanted " + std::to_string(out.size()) +
+                              " bytes at offset " + std::to_string(off) + ", object ends at " +
+                              std::to_string(off + rc));
+  // librados reads into the buffer given unless it had to allocate its own.
+  if (bl.length() && bl.c_str() != reinterpret_cast<char*>(out.data()))
+    bl.begin().copy(out.size(), reinterpret_cast<char*>(out.data()));
+  return Status::Ok();
+}
+
+Status RadosBackend::Sync(SegmentId s) {
+  Lock lk(mu_);
+  WaitAll(lk, s);
+  auto it = segs_.find(s);
+  if (it == segs_.end()) return Status::Ok();
+  return it->second.error;
+}
+
+Result<uint64_t> RadosBackend::Size(SegmentId s) {
+  {
+    Lock lk(mu_);
+    WaitAll(lk, s);
+  }
+  uint64_t size = 0;
+  time_t mtime = 0;
+  int rc = conn_->io().stat(Object(s), &size, &mtime);
+  if (rc < 0) return RadosError(rc, Describe(s));
+  return size;
+}
+
+Status RadosBackend::Truncate(SegmentId s, uint64_t size) {
+  CAIRN_RETURN_IF_ERROR(CheckWritable(s));
+  {
+    Lock lk(mu_);
+    WaitAll(lk, s);
+  }
+  librados::ObjectWriteOperation op;
+  op.assert_exists();  // a truncate alone would succeed on a missing object
+  op.truncate(size);
+  int rc = conn_->io().operate(Object(s), &op);
+  if (rc < 0) return RadosError(rc, "truncating " + Describe(s));
+  Lock lk(mu_);
+  auto it = segs_.find(s);
+  if (it != segs_.end() && size <= it->second.error_from) {
+    it->second.error = Status::Ok();  // the bytes that failed are gone
+    it->second.error_from = UINT64_MAX;
+  }
+  return Status::Ok();
+}
+
+Status RadosBackend::Discard(SegmentId s, uint64_t off, uint64_t len) {
+  CAIRN_RETURN_IF_ERROR(CheckWritable(s));
+  {
+    Lock lk(mu_);
+    WaitFor(lk, s, off, len);
+  }
+  CAIRN_ASSIGN_OR_RETURN(uint64_t size, Size(s));
+  if (off >= size || len == 0) return Status::Ok();
+  librados::ObjectWriteOperation op;
+  if (len < size - off) {
+    op.zero(off, len);
+  } else {
+    // Zeroing up to the end would truncate the object: zero all but the last byte, and write
+    // that one as a zero.
+    if (size - 1 > off) op.zero(off, size - 1 - off);
+    op.write(size - 1, RadosBytes(std::string_view("\0", 1)));
+  }
+  int rc = conn_->io().operate(Object(s), &op);
+  if (rc < 0) return RadosError(rc, "releasing space in " + Describe(s));
+  return Status::Ok();
+}
+
+Status RadosBackend::Remove(SegmentId s) {
+  CAIRN_RETURN_IF_ERROR(CheckWritable(s));
+  {
+    Lock lk(mu_);
+    auto it = segs_.find(s);
+    if (it != segs_.end()) {
+      it->second.pending.clear();  // bytes of a segment being removed need not be sent
+      WaitAll(lk, s);
+      segs_.erase(s);
+    }
+  }
+  // Object first, then its entry: a crash in between leaves an entry without object, which the
+  // next Remove clears.
+  int rc = conn_->io().remove(Object(s));
+  if (rc < 0 && rc != -ENOENT) return RadosError(rc, "removing " + Describe(s));
+  librados::ObjectWriteOperation op;
+  op.omap_rm_keys({SegLeaf(s)});
+  rc = conn_->io().operate(dir_obj_, &op);
+  if (rc < 0 && rc != -ENOENT) return RadosError(rc, "removing " + Describe(s) + " from its list");
+  Lock lk(mu_);
+  listed_.erase(s);
+  return Status::Ok();
+}
+
+Result<std::vector<SegmentId>> RadosBackend::List() {
+  std::vector<SegmentId> out;
+  std::string after;
+  for (bool more = true; more;) {
+    std::map<std::string, librados::bufferlist> vals;
+    int prval = 0;
+    librados::ObjectReadOperation op;
+    op.omap_get_vals2(after, std::string(kSegPrefix), 1024, &vals, &more, &prval);
+    int rc = conn_->io().operate(dir_obj_, &op, nullptr);
+    if (rc < 0)
+      return RadosError(rc, "listing the segments in rados:" + conn_->pool() + "/" + key_);
+    for (const auto& [k, v] : vals)
+      if (auto id = ParseSegLeaf(k)) out.push_back(*id);
+    if (!vals.empty()) after = vals.rbegin()->first;
+    if (vals.empty()) more = false;
+  }
+  return out;
+}
+
+Result<uint64_t> RadosBackend::AllocatedBytes() {
+  CAIRN_ASSIGN_OR_RETURN(auto ids, List());
+  struct Stat {
+    RadosAio aio;
+    uint64_t size = 0;
+    time_t mtime = 0;
+    int prval = 0;
+  };
+  std::vector<std::unique_ptr<Stat>> stats;
+  for (SegmentId id : ids) {
+    auto st = std::make_unique<Stat>();
+    librados::ObjectReadOperation op;
+    op.stat(&st->size, &st->mtime, &st->prval);
+    int rc = conn_->io().aio_operate(Object(id), st->aio.get(), &op, nullptr);
+    if (rc < 0) return RadosError(rc, "sizing " + Describe(id));
+    stats.push_back(std::move(st));
+  }
+  uint64_t total = 0;
+  for (auto& st : stats) {
+    int rc = st->aio.Wait();
+    if (rc == 0)
+      total += st->size;  // a listed segment whose object is gone holds nothing
+    else if (rc != -ENOENT)
+      return RadosError(rc, "sizing the segments in " + key_);
+  }
+  return total;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> OpenRadosBackend(std::shared_ptr<RadosConnection> conn,
+                                                  std::string dir_key, bool writable,
+                                                  const RadosBackendOptions& opts) {
+  uint64_t max = opts.max_segment_size ? *opts.max_segment_size : conn->MaxObjectSize();
+  RadosBackendOptions o = opts;
+  o.max_inflight = std::max<size_t>(1, o.max_inflight);
+  o.coalesce_bytes = std::max<size_t>(1, o.coalesce_bytes);
+  auto b = std::make_unique<RadosBackend>(std::move(conn), std::move(dir_key), writable, o, max);
+  CAIRN_RETURN_IF_ERROR(b->LoadListing());
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+}  // namespace cairn

@@ -1,0 +1,56 @@
+// Segments on Ceph RADOS: segment N of a directory is the object "KEY/seg.<8 hex digits>" (KEY is
+// the directory's key, rados_connection.h), listed in the directory object's omap so that List is
+// one omap read. Normally reached through RadosStorage::OpenSegments (rados_storage.h).
+//
+// Semantics beyond backend.h, and why:
+//   - Write copies the bytes and returns at once: contiguous writes to a segment are gathered into
+//     one request of up to `coalesce_bytes` and sent with aio, up to `max_inflight` requests at a
+//     time (Write waits for the oldest when more would be in flight). A failed request makes
+//     every later Sync of its segment fail (the first error), whichever writer calls it: two
+//     transactions writing one segment cannot be told apart, and a Sync that succeeded after
+//     losing someone's bytes would let a commit point at them. The error is cleared when the
+//     segment is truncated at or below the failed bytes, or removed (or by a new handle). Read,
+//     Size, Truncate, Discard and Remove first wait for the writes they depend on, so a thread
+//     always reads what it wrote.
+//   - Sync waits for every write to the segment sent before it; a RADOS write is durable on all
+//     replicas when it completes, so there is nothing more to flush.
+//   - A new segment is entered in the directory's omap before its first byte is sent: a crash in
+//     between leaves a listed segment that does not exist (Size says NotFound, Remove clears it),
+//     never an unlisted object that nothing would delete.
+//   - Discard writes zeros over the range (RADOS "zero"; BlueStore releases the allocation units
+//     it covers whole). A range reaching the end of the object keeps its last byte as a written
+//     zero, because RADOS turns a zero that reaches the end into a truncate and the segment must
+//     keep its length.
+//   - AllocatedBytes is the sum of the segments' sizes: RADOS does not report allocated blocks
+//     per object.
+//   - MaxSegmentSize is `max_segment_size`, or else the cluster's osd_max_object_size.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend/backend.h"
+#include "backend/rados_connection.h"
+
+namespace cairn {
+
+struct RadosBackendOptions {
+  // aio write requests in flight per backend, over all its segments.
+  size_t max_inflight = 16;
+  // Contiguous writes to one segment are sent as one request once they reach this many bytes
+  // (or at the next Sync, read of the range, Size, Truncate, Discard or Remove).
+  size_t coalesce_bytes = 4u << 20;
+  // Overrides the cluster's osd_max_object_size (bytes).
+  std::optional<uint64_t> max_segment_size;
+};
+
+// The segments of the directory whose key is `dir_key`; its directory object must exist. A backend
+// that is not `writable` refuses Write, Truncate, Discard and Remove with InvalidArgument.
+Result<std::unique_ptr<Backend>> OpenRadosBackend(std::shared_ptr<RadosConnection> conn,
+                                                  std::string dir_key, bool writable,
+                                                  const RadosBackendOptions& opts);
+
+}  // namespace cairn
