@@ -988,7 +988,7 @@ TEST(EncryptionPlain, NoneStillWorks) {
   TempDir dir;
   const std::string path = dir / "repo";
   InitOptions io = SmallChunks(InitOptions{});
-  io.encryption = "none";
+  io.encryption = Encryption::kNone;
   ASSERT_TRUE(Repository::Init(path, io).ok());
   EXPECT_FALSE(fs::exists(path + "/keys"));
   auto enc = Repository::Encrypted(path);
@@ -1044,8 +1044,8 @@ TEST(EncryptionPlain, NothingReadableOnDiskWhenEncrypted) {
   for (bool encrypted : {false, true}) {
     const std::string path = dir / (encrypted ? "enc" : "plain");
     InitOptions io = SmallChunks(encrypted ? testing::TestInit() : InitOptions{});
-    io.compression = "none";  // only encryption may hide the content
-    if (!encrypted) io.encryption = "none";
+    io.compression.codec = Compression::Codec::kNone;  // only encryption may hide the content
+    if (!encrypted) io.encryption = Encryption::kNone;
     ASSERT_TRUE(Repository::Init(path, io).ok());
     {
       auto repo = OpenOrFail(path, Opts(true));
@@ -1073,7 +1073,7 @@ TEST(EncryptionFormat, Version1RepositoryOpensAsSystemStore) {
   TempDir dir;
   const std::string path = dir / "repo";
   InitOptions io = SmallChunks(InitOptions{});
-  io.encryption = "none";
+  io.encryption = Encryption::kNone;
   ASSERT_TRUE(Repository::Init(path, io).ok());
   std::map<std::string, std::vector<uint8_t>> objs;
   objs["one"] = testing::RandomData(70000, 21);

@@ -45,12 +45,18 @@ int CmdInit(const std::string& repo, const std::string& avg, const std::string& 
   o.avg_chunk = static_cast<uint32_t>(*a);
   o.min_chunk = static_cast<uint32_t>(*mi);
   o.max_chunk = static_cast<uint32_t>(*ma);
-  o.hash = hash;
-  o.compression = compression;
+  auto h = ParseHashAlgorithm(hash);
+  if (!h.ok()) return Fail(h.status());
+  o.hash = *h;
+  auto c = ParseCompression(compression);
+  if (!c.ok()) return Fail(c.status());
+  o.compression = *c;
   auto seg = ParseSize(segment_size);
   if (!seg.ok()) return Fail(seg.status());
   o.segment_size = *seg;
-  o.encryption = encryption;
+  auto e = ParseEncryption(encryption);
+  if (!e.ok()) return Fail(e.status());
+  o.encryption = *e;
   if (!reseal_after.empty()) {
     auto d = ParseDuration(reseal_after);
     if (!d.ok()) return Fail(d.status().WithContext("--reseal-after"));

@@ -1,4 +1,4 @@
-// Key32 wiping/comparison and the CSPRNG, on OpenSSL.
+// Key32 wiping/comparison, the public SecureWipe (cairn/secure.h) and the CSPRNG, on OpenSSL.
 #include "crypto/secret.h"
 
 #include <openssl/crypto.h>
@@ -8,11 +8,30 @@
 #include <algorithm>
 #include <climits>
 
+#include "cairn/secure.h"
+
 namespace cairn::crypto {
 
 void Cleanse(void* p, size_t n) {
   if (n != 0) OPENSSL_cleanse(p, n);
 }
+
+}  // namespace cairn::crypto
+
+namespace cairn {
+
+void SecureWipe(void* p, size_t n) { crypto::Cleanse(p, n); }
+
+void SecureWipe(std::string& s) {
+  // Bytes between size() and capacity() may hold an earlier, longer value: wipe them too.
+  s.resize(s.capacity());
+  crypto::Cleanse(s.data(), s.size());
+  s.clear();
+}
+
+}  // namespace cairn
+
+namespace cairn::crypto {
 
 bool Key32::operator==(const Key32& o) const {
   return CRYPTO_memcmp(b.data(), o.b.data(), kSize) == 0;

@@ -340,14 +340,15 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   RepoConfig cfg;
   cfg.chunker = {opts.min_chunk, opts.avg_chunk, opts.max_chunk};
   CAIRN_RETURN_IF_ERROR(cfg.chunker.Validate());
-  CAIRN_ASSIGN_OR_RETURN(cfg.hash, ParseHashAlgo(opts.hash));
-  CAIRN_ASSIGN_OR_RETURN(cfg.compression, CompressionSpec::Parse(opts.compression));
+  // config.json records the algorithms by name; an enum value out of range fails here.
+  CAIRN_ASSIGN_OR_RETURN(cfg.hash, ParseHashAlgo(FormatHashAlgorithm(opts.hash)));
+  CAIRN_ASSIGN_OR_RETURN(cfg.compression,
+                         CompressionSpec::Parse(FormatCompression(opts.compression)));
   if (opts.segment_size < (1u << 20) || opts.segment_size > (64ull << 30))
     return Status::Invalid("segment size must be between 1M and 64G");
   cfg.segment_size = opts.segment_size;
-  if (opts.encryption != "none" && opts.encryption != "aes-256-gcm")
-    return Status::Invalid("unknown encryption '" + opts.encryption + "' (use aes-256-gcm or none)");
-  cfg.encryption = opts.encryption;
+  CAIRN_ASSIGN_OR_RETURN(Encryption enc, ParseEncryption(FormatEncryption(opts.encryption)));
+  cfg.encryption = std::string(FormatEncryption(enc));
   if (cfg.encrypted() && opts.password.empty())
     return Status::Invalid("an encrypted repository needs a password (set CAIRN_PASSWORD, use "
                            "--password-file, run on a terminal, or choose --encryption none)");

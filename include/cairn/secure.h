@@ -1,0 +1,17 @@
+// Wiping secrets from memory: callers that hold a password (read from a file, the environment
+// or a terminal) overwrite it once it has been used.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace cairn {
+
+// Overwrites the `n` bytes at `p` with zeros in a way the compiler may not elide
+// (OPENSSL_cleanse). `n` may be 0.
+void SecureWipe(void* p, size_t n);
+
+// Overwrites every byte of `s` (its size, not its capacity) with zeros, then clears it.
+void SecureWipe(std::string& s);
+
+}  // namespace cairn

@@ -1,0 +1,175 @@
+// The value types of the public API: options for creating and opening a repository (with the
+// enums that name its algorithms and their parse/format helpers), and the requests and results
+// of the Repository calls (cairn/repository.h). Plain structs: copyable, no behaviour.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cairn/digest.h"
+#include "cairn/io.h"
+#include "cairn/status.h"
+
+namespace cairn {
+
+class Backend;
+
+// ------------------------------------------------------------------ algorithms of a repository
+
+// The chunk hash (docs/adr/0002-chunk-hash.md): BLAKE3, or SHA-256 as a compliance mode.
+enum class HashAlgorithm : uint8_t { kBlake3, kSha256 };
+
+// Encryption at rest (docs/adr/0009-encryption-and-stores.md): AES-256-GCM, or none (an
+// explicit opt-out).
+enum class Encryption : uint8_t { kAes256Gcm, kNone };
+
+// Chunk compression (docs/adr/0006-compression.md): zstd at `level`, or none.
+struct Compression {
+  enum class Codec : uint8_t { kZstd, kNone };
+  Codec codec = Codec::kZstd;
+  int level = 3;  // zstd level, 1 to 22 (zstd's maximum); ignored for kNone
+  bool operator==(const Compression&) const = default;
+};
+
+// The names below are the ones the CLI flags take and the repository config (config.json)
+// records. Parsing is exact (case-sensitive, no spaces); an unknown name is kInvalidArgument
+// with a message that quotes it and lists the accepted ones.
+
+// "blake3" or "sha256".
+Result<HashAlgorithm> ParseHashAlgorithm(std::string_view name);
+std::string_view FormatHashAlgorithm(HashAlgorithm hash);
+
+// "aes-256-gcm" or "none".
+Result<Encryption> ParseEncryption(std::string_view name);
+std::string_view FormatEncryption(Encryption encryption);
+
+// "zstd:LEVEL" (LEVEL 1 to 22), "zstd" (level 3) or "none".
+Result<Compression> ParseCompression(std::string_view spec);
+// "zstd:LEVEL" or "none". ParseCompression(FormatCompression(c)) gives c back (for kNone:
+// with the default level).
+std::string FormatCompression(const Compression& compression);
+
+// ------------------------------------------------------------------ creating and opening
+
+struct InitOptions {
+  uint32_t min_chunk = 256 * 1024;  // bytes; FastCDC minimum, average and maximum chunk size
+  uint32_t avg_chunk = 1024 * 1024;
+  uint32_t max_chunk = 4 * 1024 * 1024;
+  HashAlgorithm hash = HashAlgorithm::kBlake3;
+  Compression compression;             // zstd level 3
+  uint64_t segment_size = 1ull << 30;  // bytes, 1M..64G: a new segment starts past this
+  Encryption encryption = Encryption::kAes256Gcm;
+  std::string password;       // protects the key file of an encrypted repository
+  uint64_t reseal_after = 0;  // seconds: `maintain` re-seals chunks older than this; 0 = never
+};
+
+struct OpenOptions {
+  bool writable = false;
+  unsigned threads = 0;  // worker threads for ingest/restore; 0 = number of cores
+  std::string user;      // the store to open: a user's, or the system store when empty
+  std::string password;  // needed for an encrypted repository; never logged or echoed
+};
+
+// ------------------------------------------------------------------ results and requests
+
+struct PutResult {
+  uint64_t version = 0;                        // the version the put created (1 for a new object)
+  uint64_t bytes = 0, chunks = 0;              // the object's size in bytes, and its chunks
+  uint64_t new_chunks = 0, new_bytes = 0;      // plaintext bytes of chunks new to the store
+  uint64_t dedup_chunks = 0, dedup_bytes = 0;  // chunks already stored (or repeated)
+  uint64_t stored_bytes = 0;                   // bytes written to segments
+  Digest content_hash, manifest_id;
+};
+
+struct VersionInfo {
+  uint64_t version = 0;
+  uint64_t size = 0;        // bytes
+  uint64_t created_ns = 0;  // unix time, nanoseconds
+  uint64_t chunks = 0;
+  Digest content_hash, manifest_id;
+};
+
+struct ObjectInfo {
+  std::string name;
+  uint64_t versions = 0;  // how many versions it has
+  VersionInfo latest;
+};
+
+struct RepoStats {
+  uint64_t objects = 0, versions = 0, manifests = 0;
+  uint64_t logical_bytes = 0;  // sum of all versions' sizes
+  uint64_t unique_chunks = 0, unreferenced_chunks = 0;
+  uint64_t unique_bytes = 0;  // plaintext bytes of unique chunks
+  uint64_t stored_bytes = 0;  // chunk bytes in segments
+  uint64_t segments = 0, segment_bytes = 0, disk_bytes = 0;
+  // Extent allocator: free space inside segments (reusable, released to the filesystem).
+  uint64_t free_extents = 0, free_bytes = 0, largest_free_extent = 0;
+  uint64_t used_bytes = 0;         // segment bytes holding live chunks
+  uint64_t reclaimable_bytes = 0;  // what `maintain` would give back (free extents)
+  double fragmentation = 0;        // 1 - largest free extent / free bytes (0 = one free run)
+  double dedup_ratio = 0, compression_ratio = 0, total_ratio = 0;
+  // Encryption: which key versions seal the chunks, how old the oldest seal is, and how often
+  // chunks have been re-sealed (generation 1 = never).
+  std::string store;       // "system" or "user NAME"
+  std::string encryption;  // "aes-256-gcm" or "none"
+  uint32_t current_key_version = 0;
+  std::map<uint32_t, uint64_t> chunks_by_key_version;
+  uint64_t oldest_seal = 0;  // unix seconds; 0 when no chunk is sealed
+  uint32_t min_generation = 0, max_generation = 0;
+};
+
+struct MaintainRequest {
+  double live_threshold = 0.5;        // rewrite segments whose live fraction is below this
+  std::optional<uint64_t> max_bytes;  // stop after moving this many bytes
+  std::optional<double> max_seconds;  // stop after this many seconds
+  ProgressFn progress;
+};
+
+struct MaintainResult {
+  uint64_t segments_compacted = 0, segments_removed = 0;
+  uint64_t chunks_moved = 0, bytes_moved = 0, bytes_released = 0;
+  uint64_t chunks_resealed = 0;  // by the repository's reseal_after policy
+  bool finished = true;          // false when a limit stopped it early (run it again to continue)
+};
+
+struct ReencryptRequest {
+  // Re-seal chunks sealed longer ago than this; nullopt = every chunk sealed before this pass
+  // began (a pass interrupted by a crash or a limit resumes with the same cut-off).
+  std::optional<uint64_t> older_than_seconds;
+  std::optional<uint64_t> max_bytes;  // stop after re-sealing this many (plaintext) bytes
+  std::optional<double> max_seconds;  // stop after this many seconds
+  ProgressFn progress;
+};
+
+struct ReencryptResult {
+  uint64_t chunks = 0, bytes = 0;  // re-sealed in this run
+  uint64_t rows = 0;               // metadata rows re-sealed under the current key version
+  uint64_t remaining = 0;          // chunks still due when a limit stopped it
+  bool finished = true;
+};
+
+struct CheckOptions {
+  bool read_data = false;  // also read, decrypt and hash every chunk
+  ProgressFn progress;
+};
+
+struct CheckReport {
+  uint64_t chunks = 0, manifests = 0, versions = 0, chunks_read = 0, bytes_read = 0;
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+  bool clean() const { return errors.empty(); }
+};
+
+// A byte range of an object; length nullopt = to the end.
+struct Range {
+  uint64_t offset = 0;  // bytes
+  std::optional<uint64_t> length;
+};
+
+}  // namespace cairn

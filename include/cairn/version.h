@@ -1,0 +1,18 @@
+// Which cairn this is: the library version, and the repository format version it writes and
+// the range it reads. `cairn --version` prints both.
+#pragma once
+
+namespace cairn {
+
+// Library version (semantic versioning: a major bump breaks the public API in include/cairn/).
+inline constexpr int kVersionMajor = 0;
+inline constexpr int kVersionMinor = 1;
+inline constexpr int kVersionPatch = 0;
+inline constexpr const char* kVersionString = "0.1.0";
+
+// Repository format (docs/format.md): new repositories are written in format 2; formats 1 and
+// 2 are opened. A repository of a newer format is refused with kUnsupported.
+inline constexpr int kRepositoryFormatVersion = 2;
+inline constexpr int kRepositoryFormatMinVersion = 1;
+
+}  // namespace cairn
