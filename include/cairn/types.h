@@ -18,7 +18,6 @@
 
 namespace cairn {
 
-class Backend;
 
 // ------------------------------------------------------------------ algorithms of a repository
 
