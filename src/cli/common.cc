@@ -1,19 +1,39 @@
-// Shared CLI helpers: errors, parsing, passwords, opening stores.
+// Shared CLI helpers: command tables, global flags, errors, parsing, passwords, opening stores.
 #include "cli/common.h"
 
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <iostream>
 
-#include "crypto/passphrase.h"
-#include "crypto/secret.h"
+#include "cli/passphrase.h"
 
 namespace cairn::cli {
+
+void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& ctx) {
+  for (const CommandSpec& spec : table) {
+    CLI::App* cmd = parent.add_subcommand(spec.name, spec.help);
+    RunFn run = spec.define(*cmd, ctx);
+    if (run) cmd->callback([&ctx, run = std::move(run)] { ctx.rc = run(); });
+  }
+}
+
+void AddGlobalFlags(CLI::App& app, Globals& g) {
+  app.add_flag("--json", g.json, "machine-readable output (put, ls, versions, stat, check)");
+  app.add_flag("-q,--quiet", g.quiet, "no progress bar");
+  app.add_option("--threads", g.threads, "worker threads (default: number of cores)");
+  app.add_option("--user", g.user, "work in this user's store");
+  app.add_flag("--system", g.system, "work in the system store (the default)");
+  // The password never comes from the command line: CAIRN_PASSWORD, this file, or a prompt.
+  app.add_option("--password-file", g.password_file, "read the repository password from FILE");
+}
 
 int Fail(const Status& s) {
   std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
   return 1;
 }
+
+void PrintJson(const json& j) { std::cout << j.dump() << "\n"; }
 
 Result<uint64_t> ParseSize(const std::string& s) {
   uint64_t v = 0;
@@ -55,7 +75,7 @@ std::string TimeString(uint64_t ns) {
 Result<std::string> RepoPassword(const Globals& g, const std::string& repo, bool confirm) {
   auto enc = Repository::Encrypted(repo);
   if (!enc.ok() || !*enc) return std::string();  // opening reports a bad repository itself
-  return crypto::ReadPassphrase(g.password_file, confirm, "password for " + repo + ": ");
+  return ReadPassphrase(g.password_file, confirm, "password for " + repo + ": ");
 }
 
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
@@ -67,7 +87,7 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writa
   o.user = g.user;
   CAIRN_ASSIGN_OR_RETURN(o.password, RepoPassword(g, path));
   auto r = Repository::Open(path, o);
-  crypto::Cleanse(o.password);
+  SecureWipe(o.password);
   return r;
 }
 

@@ -1,16 +1,23 @@
-// What every cairn command shares: the global flags, error printing, size and duration
-// parsing, where the password comes from, and opening the selected store.
+// What every cairn command shares: the global flags, the command tables and how they are
+// registered, error and JSON printing, size and duration parsing, where the password comes
+// from, and opening the selected store. The CLI uses only the public API (include/cairn/).
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 
 #include "cairn/repository.h"
+#include "cairn/secure.h"
 #include "cairn/status.h"
 
 namespace cairn::cli {
+
+using json = nlohmann::ordered_json;
 
 struct Globals {
   bool json = false;
@@ -21,24 +28,67 @@ struct Globals {
   std::string password_file;  // --password-file FILE
 };
 
+// The state of one run of the command line: the global flags, and the exit code the command
+// that ran left.
+struct Context {
+  Globals globals;
+  int rc = 0;
+};
+
+// Runs a parsed command; returns its exit code (0 success, 1 error, 3 check found problems).
+using RunFn = std::function<int()>;
+
+// One row of a command table: the (sub)command's name and one-line help, and `define`, which
+// adds the command's arguments to `cmd` and returns what runs it once the command line is
+// parsed. A group of subcommands (`user`, `key`) registers its own table and returns no RunFn.
+struct CommandSpec {
+  const char* name;
+  const char* help;
+  RunFn (*define)(CLI::App& cmd, Context& ctx);
+};
+
+// Adds every command of `table` to `parent`, in order; the one that runs sets ctx.rc.
+void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& ctx);
+
+// The command groups, one file each: cmd_admin.cc (init, user, config, key), cmd_objects.cc
+// (put, get, ls, versions, rm, cat), cmd_maintenance.cc (forget, maintain, stat, check,
+// reencrypt).
+std::span<const CommandSpec> AdminCommands();
+std::span<const CommandSpec> ObjectCommands();
+std::span<const CommandSpec> MaintenanceCommands();
+
+// Adds --json, -q, --threads, --user, --system and --password-file to `app`.
+void AddGlobalFlags(CLI::App& app, Globals& g);
+
 // Prints "cairn: error: MESSAGE" and returns exit code 1.
 int Fail(const Status& s);
+// Prints `j` on one line of standard output.
+void PrintJson(const json& j);
 
 // "4M", "256K", "1G", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);
 // "90d", "12h", "30m", "45s", "2w", "0" -> seconds.
 Result<uint64_t> ParseDuration(const std::string& s);
+// Local time of unix nanoseconds `ns`, "YYYY-MM-DD HH:MM:SS".
 std::string TimeString(uint64_t ns);
 
 // The repository password, when `repo` is encrypted: --password-file, CAIRN_PASSWORD or a
 // terminal prompt (asked twice when `confirm`). Empty for an unencrypted repository.
 Result<std::string> RepoPassword(const Globals& g, const std::string& repo, bool confirm = false);
 
+// Runs `fn(password)` with the repository password, wiping it afterwards; returns fn's exit
+// code, or 1 when the password cannot be read.
+template <typename Fn>
+int WithPassword(const Globals& g, const std::string& repo, Fn&& fn) {
+  auto pw = RepoPassword(g, repo);
+  if (!pw.ok()) return Fail(pw.status());
+  int rc = fn(*pw);
+  SecureWipe(*pw);
+  return rc;
+}
+
 // Opens the store --user/--system selects.
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
                                              const Globals& g);
-
-// Registers the user and key commands (admin_commands.cc).
-void AddAdminCommands(CLI::App& app, Globals& g, int& rc);
 
 }  // namespace cairn::cli

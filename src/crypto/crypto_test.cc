@@ -1,4 +1,4 @@
-// Tests for the crypto layer: AEAD, HKDF, key hierarchy, key files, passphrase sources.
+// Tests for the crypto layer: AEAD, HKDF, key hierarchy, key files.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -17,7 +17,6 @@
 #include "crypto/kdf.h"
 #include "crypto/keyfile.h"
 #include "crypto/keys.h"
-#include "crypto/passphrase.h"
 #include "crypto/secret.h"
 
 namespace cairn::crypto {
@@ -929,34 +928,6 @@ TEST(KeyFile, DefaultKdfParamsHonoursFastEnv) {
   ::setenv("CAIRN_KDF_FAST", "1", 1);
   EXPECT_EQ(DefaultKdfParams().memlimit, FastKdfParams().memlimit);
   ::unsetenv("CAIRN_KDF_FAST");
-}
-
-// ---------------------------------------------------------------- passphrase
-
-TEST(CryptoPassphrase, FileThenEnv) {
-  TempDir tmp;
-  const std::string f = tmp.path() + "/pw";
-  WriteText(f, "s3cret pass\nsecond line\n");
-  ::setenv("CAIRN_PASSWORD", "from-env", 1);
-  auto p = ReadPassphrase(f, false);
-  ASSERT_TRUE(p.ok());
-  EXPECT_EQ(*p, "s3cret pass");
-  WriteText(f, "crlf\r\n");
-  EXPECT_EQ(*ReadPassphrase(f, true), "crlf");
-  WriteText(f, "no-newline");
-  EXPECT_EQ(*ReadPassphrase(f, false), "no-newline");
-  WriteText(f, "\nrest");
-  auto empty = ReadPassphrase(f, false);
-  EXPECT_EQ(empty.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(empty.status().message().find("rest"), std::string::npos);
-  auto missing = ReadPassphrase(tmp.path() + "/missing", false);
-  EXPECT_EQ(missing.status().code(), Code::kNotFound);
-  EXPECT_NE(missing.status().message().find("missing"), std::string::npos);
-
-  auto e = ReadPassphrase("", false);
-  ASSERT_TRUE(e.ok());
-  EXPECT_EQ(*e, "from-env");
-  ::unsetenv("CAIRN_PASSWORD");
 }
 
 }  // namespace

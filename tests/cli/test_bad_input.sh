@@ -44,6 +44,8 @@ expect_rc 2 "too many arguments" cairn ls "$R" prefix extra-arg
 expect_true "usage errors explain themselves on stderr" test -s "$RUN_ERR"
 expect_rc 0 "--help" cairn --help
 expect_stdout_has "--help" put get check
+expect_rc 0 "--version" cairn --version
+expect_stdout_has "--version" "cairn " "repository format 2" "reads formats 1 to 2"
 
 # ---------------------------------------------------------------------------------------------
 # Missing repository, a directory that is not a repository, a file instead of a directory.

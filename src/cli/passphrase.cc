@@ -1,5 +1,5 @@
 // Passphrase sources: password file, environment, or an echo-less terminal prompt (termios).
-#include "crypto/passphrase.h"
+#include "cli/passphrase.h"
 
 #include <fcntl.h>
 #include <termios.h>
@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "crypto/secret.h"
+#include "cairn/secure.h"
 
-namespace cairn::crypto {
+namespace cairn::cli {
 namespace {
 
 constexpr size_t kMaxPassword = 4096;
@@ -18,7 +18,7 @@ constexpr size_t kMaxPassword = 4096;
 void StripLineEnd(std::string& s) {
   size_t nl = s.find('\n');
   if (nl != std::string::npos) {
-    Cleanse(s.data() + nl, s.size() - nl);
+    SecureWipe(s.data() + nl, s.size() - nl);
     s.resize(nl);
   }
   if (!s.empty() && s.back() == '\r') s.pop_back();
@@ -35,8 +35,8 @@ Result<std::string> FromFile(const std::string& path) {
     if (n < 0) {
       int e = errno;
       ::close(fd);
-      Cleanse(buf, sizeof buf);
-      Cleanse(s);
+      SecureWipe(buf, sizeof buf);
+      SecureWipe(s);
       return Status::FromErrno(e, "password file " + path);
     }
     if (n == 0) break;
@@ -44,10 +44,10 @@ Result<std::string> FromFile(const std::string& path) {
     if (s.find('\n') != std::string::npos || s.size() > kMaxPassword) break;
   }
   ::close(fd);
-  Cleanse(buf, sizeof buf);
+  SecureWipe(buf, sizeof buf);
   StripLineEnd(s);
   if (s.size() > kMaxPassword) {
-    Cleanse(s);
+    SecureWipe(s);
     return Status::Invalid("password file " + path + ": first line is too long");
   }
   if (s.empty()) return Status::Invalid("password file " + path + ": empty password");
@@ -103,7 +103,7 @@ Result<std::string> PromptOnce(int fd, std::string_view prompt) {
   WriteAll(fd, "\n");
   if (!s.empty() && s.back() == '\r') s.pop_back();
   if (s.size() > kMaxPassword) {
-    Cleanse(s);
+    SecureWipe(s);
     return Status::Invalid("password is too long");
   }
   if (s.empty()) return Status::Invalid("empty password");
@@ -132,16 +132,16 @@ Result<std::string> ReadPassphrase(const std::string& password_file, bool confir
   auto second = PromptOnce(fd, "confirm password: ");
   ::close(fd);
   if (!second.ok()) {
-    Cleanse(*first);
+    SecureWipe(*first);
     return second.status();
   }
   bool same = *first == *second;
-  Cleanse(*second);
+  SecureWipe(*second);
   if (!same) {
-    Cleanse(*first);
+    SecureWipe(*first);
     return Status::Invalid("passwords do not match");
   }
   return first;
 }
 
-}  // namespace cairn::crypto
+}  // namespace cairn::cli

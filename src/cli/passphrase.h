@@ -7,7 +7,7 @@
 
 #include "cairn/status.h"
 
-namespace cairn::crypto {
+namespace cairn::cli {
 
 // In order of preference:
 //   1. password_file (when non-empty): its first line, without the line ending;
@@ -23,4 +23,4 @@ Result<std::string> ReadPassphrase(const std::string& password_file, bool confir
                                    const char* env_var = "CAIRN_PASSWORD",
                                    std::string_view file_flag = "--password-file");
 
-}  // namespace cairn::crypto
+}  // namespace cairn::cli

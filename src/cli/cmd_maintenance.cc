@@ -1,0 +1,346 @@
+// `cairn forget|maintain|stat|check|reencrypt`: retention, giving space back, statistics,
+// verification and re-sealing chunks at rest.
+#include <cstdio>
+#include <iostream>
+
+#include "cairn/admin.h"
+#include "cairn/repository.h"
+#include "cli/common.h"
+#include "cli/progress.h"
+
+namespace cairn::cli {
+namespace {
+
+// ------------------------------------------------------------------ forget
+
+struct ForgetArgs {
+  std::string repo, name;
+  uint64_t keep_last = 0;
+};
+
+int CmdForget(const Globals& g, const ForgetArgs& a) {
+  auto repo = OpenRepo(a.repo, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  std::optional<std::string> target;
+  if (!a.name.empty()) target = a.name;
+  auto n = (*repo)->Forget(target, a.keep_last);
+  if (!n.ok()) return Fail(n.status());
+  if (g.json)
+    PrintJson({{"versions_removed", *n}});
+  else if (!g.quiet)
+    std::printf("removed %llu version(s)\n", (unsigned long long)*n);
+  return 0;
+}
+
+RunFn DefineForget(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<ForgetArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("NAME", a->name, "object (default: every object)");
+  cmd.add_option("--keep-last", a->keep_last, "versions to keep per object")->required();
+  return [a, &g = ctx.globals] { return CmdForget(g, *a); };
+}
+
+// ------------------------------------------------------------------ maintain
+
+struct MaintainArgs {
+  std::string repo, max_bytes;
+  double threshold = 0.5, max_seconds = 0;
+};
+
+void PrintMaintain(const Globals& g, const MaintainResult& r) {
+  if (g.json) {
+    PrintJson({{"segments_compacted", r.segments_compacted},
+               {"segments_removed", r.segments_removed},
+               {"chunks_moved", r.chunks_moved},
+               {"bytes_moved", r.bytes_moved},
+               {"bytes_released", r.bytes_released},
+               {"chunks_resealed", r.chunks_resealed},
+               {"finished", r.finished}});
+    return;
+  }
+  std::printf(
+      "maintain: %llu segment(s) removed (%llu compacted), %llu chunks (%s) moved, %s "
+      "released, %llu chunks re-sealed by policy%s\n",
+      (unsigned long long)r.segments_removed, (unsigned long long)r.segments_compacted,
+      (unsigned long long)r.chunks_moved, HumanBytes(r.bytes_moved).c_str(),
+      HumanBytes(r.bytes_released).c_str(), (unsigned long long)r.chunks_resealed,
+      r.finished ? "" : "; stopped by a limit, run again to continue");
+}
+
+int CmdMaintain(const Globals& g, const MaintainArgs& a) {
+  MaintainRequest req;
+  req.live_threshold = a.threshold;
+  if (!a.max_bytes.empty()) {
+    auto b = ParseSize(a.max_bytes);
+    if (!b.ok()) return Fail(b.status());
+    req.max_bytes = *b;
+  }
+  if (a.max_seconds > 0) req.max_seconds = a.max_seconds;
+  auto repo = OpenRepo(a.repo, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  ProgressBar bar("maintain", !g.quiet);
+  req.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Maintain(req);
+  bar.Finish();
+  if (!r.ok()) return Fail(r.status());
+  PrintMaintain(g, *r);
+  return 0;
+}
+
+RunFn DefineMaintain(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<MaintainArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("--threshold", a->threshold, "compact segments less live than this (0.5)");
+  cmd.add_option("--max-bytes", a->max_bytes, "stop after moving this much (e.g. 512M)");
+  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds");
+  return [a, &g = ctx.globals] { return CmdMaintain(g, *a); };
+}
+
+// ------------------------------------------------------------------ stat
+
+json StatJson(const RepoStats& s) {
+  json j = {{"objects", s.objects},
+            {"versions", s.versions},
+            {"manifests", s.manifests},
+            {"logical_bytes", s.logical_bytes},
+            {"unique_chunks", s.unique_chunks},
+            {"unreferenced_chunks", s.unreferenced_chunks},
+            {"unique_bytes", s.unique_bytes},
+            {"stored_bytes", s.stored_bytes},
+            {"segments", s.segments},
+            {"segment_bytes", s.segment_bytes},
+            {"disk_bytes", s.disk_bytes},
+            {"used_bytes", s.used_bytes},
+            {"free_extents", s.free_extents},
+            {"free_bytes", s.free_bytes},
+            {"largest_free_extent", s.largest_free_extent},
+            {"reclaimable_bytes", s.reclaimable_bytes},
+            {"fragmentation", s.fragmentation},
+            {"dedup_ratio", s.dedup_ratio},
+            {"compression_ratio", s.compression_ratio},
+            {"total_ratio", s.total_ratio},
+            {"store", s.store},
+            {"encryption", s.encryption},
+            {"current_key_version", s.current_key_version},
+            {"oldest_seal", s.oldest_seal},
+            {"min_generation", s.min_generation},
+            {"max_generation", s.max_generation}};
+  json kv = json::object();
+  for (const auto& [v, n] : s.chunks_by_key_version) kv[std::to_string(v)] = n;
+  j["chunks_by_key_version"] = kv;
+  return j;
+}
+
+// The store and, when encrypted, its key versions and seal ages.
+void PrintStatEncryption(const RepoStats& s) {
+  std::printf("store:               %s\n", s.store.c_str());
+  std::printf("encryption:          %s\n", s.encryption.c_str());
+  if (s.encryption == "none") return;
+  std::string kv;
+  for (const auto& [v, n] : s.chunks_by_key_version)
+    kv +=
+        (kv.empty() ? "" : ", ") + std::string("v") + std::to_string(v) + ": " + std::to_string(n);
+  std::printf("key version:         %u current; chunks by key version: %s\n", s.current_key_version,
+              kv.empty() ? "none" : kv.c_str());
+  if (s.oldest_seal)
+    std::printf("oldest seal:         %s (re-sealed %u..%u times)\n",
+                TimeString(s.oldest_seal * 1000000000ull).c_str(),
+                s.min_generation ? s.min_generation - 1 : 0,
+                s.max_generation ? s.max_generation - 1 : 0);
+}
+
+// Objects, bytes, chunks, segments, free space and ratios.
+void PrintStatSpace(const RepoStats& s) {
+  std::printf("objects:             %llu\n", (unsigned long long)s.objects);
+  std::printf("versions:            %llu\n", (unsigned long long)s.versions);
+  std::printf("logical bytes:       %s (%llu)\n", HumanBytes(s.logical_bytes).c_str(),
+              (unsigned long long)s.logical_bytes);
+  std::printf("unique chunks:       %llu (%s)\n", (unsigned long long)s.unique_chunks,
+              HumanBytes(s.unique_bytes).c_str());
+  std::printf("unreferenced chunks: %llu\n", (unsigned long long)s.unreferenced_chunks);
+  std::printf("stored bytes:        %s (%llu)\n", HumanBytes(s.stored_bytes).c_str(),
+              (unsigned long long)s.stored_bytes);
+  std::printf("segments:            %llu, %s on disk\n", (unsigned long long)s.segments,
+              HumanBytes(s.disk_bytes).c_str());
+  std::printf("used / free extents: %s used, %llu free extents (%s, largest %s)\n",
+              HumanBytes(s.used_bytes).c_str(), (unsigned long long)s.free_extents,
+              HumanBytes(s.free_bytes).c_str(), HumanBytes(s.largest_free_extent).c_str());
+  std::printf("fragmentation:       %.2f\n", s.fragmentation);
+  std::printf(
+      "reclaimable:         %s (free extents: reused by new chunks; `cairn maintain` "
+      "trims and compacts them)\n",
+      HumanBytes(s.reclaimable_bytes).c_str());
+  std::printf("dedup ratio:         %.2fx\n", s.dedup_ratio);
+  std::printf("compression ratio:   %.2fx\n", s.compression_ratio);
+  std::printf("total ratio:         %.2fx (logical / stored)\n", s.total_ratio);
+}
+
+int CmdStat(const Globals& g, const std::string& repo_path) {
+  auto repo = OpenRepo(repo_path, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto s = (*repo)->Stats();
+  if (!s.ok()) return Fail(s.status());
+  if (g.json) {
+    PrintJson(StatJson(*s));
+    return 0;
+  }
+  PrintStatEncryption(*s);
+  PrintStatSpace(*s);
+  return 0;
+}
+
+RunFn DefineStat(CLI::App& cmd, Context& ctx) {
+  auto repo = std::make_shared<std::string>();
+  cmd.add_option("REPO", *repo)->required();
+  return [repo, &g = ctx.globals] { return CmdStat(g, *repo); };
+}
+
+// ------------------------------------------------------------------ check
+
+struct CheckArgs {
+  std::string repo;
+  bool read_data = false;
+};
+
+// The password and the key files first: a problem there is an error (exit 1), not a finding
+// about the store. Returns 0 when they are fine.
+int CheckKeys(const Globals& g, const std::string& repo) {
+  auto pw = RepoPassword(g, repo);
+  if (!pw.ok()) return Fail(pw.status());
+  if (pw->empty()) return 0;
+  auto kv = admin::ListKeyVersions(repo, *pw);
+  SecureWipe(*pw);
+  return kv.ok() ? 0 : Fail(kv.status());
+}
+
+void PrintCheck(const Globals& g, const CheckReport& r, bool read_data) {
+  if (g.json) {
+    PrintJson({{"clean", r.clean()},
+               {"chunks", r.chunks},
+               {"manifests", r.manifests},
+               {"versions", r.versions},
+               {"chunks_read", r.chunks_read},
+               {"bytes_read", r.bytes_read},
+               {"errors", r.errors},
+               {"warnings", r.warnings}});
+    return;
+  }
+  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
+  for (const auto& e : r.errors) std::printf("error: %s\n", e.c_str());
+  std::printf(
+      "%s: %llu chunks, %llu manifests, %llu versions checked%s; %zu error(s)\n",
+      r.clean() ? "clean" : "PROBLEMS FOUND", (unsigned long long)r.chunks,
+      (unsigned long long)r.manifests, (unsigned long long)r.versions,
+      read_data ? (", " + std::to_string(r.chunks_read) + " chunks read and verified").c_str() : "",
+      r.errors.size());
+}
+
+int CmdCheck(const Globals& g, const CheckArgs& a) {
+  if (int rc = CheckKeys(g, a.repo); rc != 0) return rc;
+  auto repo = OpenRepo(a.repo, false, g);
+  if (!repo.ok() && repo.status().code() == Code::kCorruption) {
+    // The store is damaged where opening already reads (segment or free-extent rows): that is
+    // a finding of check, reported as one.
+    if (g.json)
+      PrintJson({{"clean", false}, {"errors", {repo.status().message()}}});
+    else
+      std::printf("error: %s\nPROBLEMS FOUND: the store cannot be opened; 1 error(s)\n",
+                  repo.status().message().c_str());
+    return 3;
+  }
+  if (!repo.ok()) return Fail(repo.status());
+  ProgressBar bar("check", !g.quiet);
+  CheckOptions o;
+  o.read_data = a.read_data;
+  o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Check(o);
+  bar.Finish();
+  if (!r.ok()) return Fail(r.status());
+  PrintCheck(g, *r, a.read_data);
+  return r->clean() ? 0 : 3;
+}
+
+RunFn DefineCheck(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<CheckArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_flag("--read-data", a->read_data, "read and verify every chunk");
+  return [a, &g = ctx.globals] { return CmdCheck(g, *a); };
+}
+
+// ------------------------------------------------------------------ reencrypt
+
+struct ReencryptArgs {
+  std::string repo, older_than, max_bytes;
+  double max_seconds = 0;
+};
+
+Result<ReencryptRequest> ReencryptRequestFrom(const ReencryptArgs& a) {
+  ReencryptRequest req;
+  if (!a.older_than.empty()) {
+    auto d = ParseDuration(a.older_than);
+    if (!d.ok()) return d.status().WithContext("--older-than");
+    req.older_than_seconds = *d;
+  }
+  if (!a.max_bytes.empty()) {
+    auto b = ParseSize(a.max_bytes);
+    if (!b.ok()) return b.status().WithContext("--max-bytes");
+    req.max_bytes = *b;
+  }
+  if (a.max_seconds > 0) req.max_seconds = a.max_seconds;
+  return req;
+}
+
+void PrintReencrypt(const Globals& g, const ReencryptResult& r) {
+  if (g.json) {
+    PrintJson({{"chunks", r.chunks},
+               {"bytes", r.bytes},
+               {"rows", r.rows},
+               {"remaining", r.remaining},
+               {"finished", r.finished}});
+  } else if (!g.quiet) {
+    std::printf("reencrypt: %llu chunks (%s) and %llu metadata rows re-sealed%s\n",
+                (unsigned long long)r.chunks, HumanBytes(r.bytes).c_str(),
+                (unsigned long long)r.rows,
+                r.finished ? ""
+                           : ("; stopped by a limit with " + std::to_string(r.remaining) +
+                              " chunks to go, run again to continue")
+                                 .c_str());
+  }
+}
+
+int CmdReencrypt(const Globals& g, const ReencryptArgs& a) {
+  auto req = ReencryptRequestFrom(a);
+  if (!req.ok()) return Fail(req.status());
+  auto repo = OpenRepo(a.repo, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  ProgressBar bar("reencrypt", !g.quiet);
+  req->progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Reencrypt(*req);
+  bar.Finish();
+  if (!r.ok()) return Fail(r.status());
+  PrintReencrypt(g, *r);
+  return 0;
+}
+
+RunFn DefineReencrypt(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<ReencryptArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("--older-than", a->older_than, "only chunks sealed longer ago (e.g. 90d)");
+  cmd.add_option("--max-bytes", a->max_bytes, "stop after re-sealing this much");
+  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds");
+  return [a, &g = ctx.globals] { return CmdReencrypt(g, *a); };
+}
+
+constexpr CommandSpec kMaintenanceCommands[] = {
+    {"forget", "keep the newest N versions, remove the rest", DefineForget},
+    {"maintain", "give space back: release, compact, trim", DefineMaintain},
+    {"stat", "repository statistics", DefineStat},
+    {"check", "verify refcounts, extents and (--read-data) data", DefineCheck},
+    {"reencrypt", "re-salt and re-seal chunks at rest", DefineReencrypt},
+};
+
+}  // namespace
+
+std::span<const CommandSpec> MaintenanceCommands() { return kMaintenanceCommands; }
+
+}  // namespace cairn::cli

@@ -1,0 +1,301 @@
+// `cairn put|get|ls|versions|rm|cat`: storing, restoring, listing and removing objects.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+
+#include "cairn/repository.h"
+#include "cli/common.h"
+#include "cli/progress.h"
+
+namespace cairn::cli {
+namespace {
+
+json VersionJson(const VersionInfo& v) {
+  return {{"version", v.version},
+          {"size", v.size},
+          {"chunks", v.chunks},
+          {"created", TimeString(v.created_ns)},
+          {"created_ns", v.created_ns},
+          {"content_hash", v.content_hash.Hex()},
+          {"manifest", v.manifest_id.Hex()}};
+}
+
+// ------------------------------------------------------------------ put
+
+// Opens FILE for reading (stdin for "" and "-"); sets its size when it is a regular file.
+Result<int> OpenInput(const std::string& file, uint64_t& size) {
+  if (file.empty() || file == "-") return 0;
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "cannot read " + file);
+  struct stat st;
+  if (::fstat(fd, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return Status::Invalid("cannot read " + file + ": it is a directory");
+    }
+    if (S_ISREG(st.st_mode)) size = st.st_size;
+  }
+  return fd;
+}
+
+void PrintPut(const Globals& g, const std::string& name, const PutResult& r) {
+  if (g.json) {
+    PrintJson({{"name", name},
+               {"version", r.version},
+               {"bytes", r.bytes},
+               {"chunks", r.chunks},
+               {"new_chunks", r.new_chunks},
+               {"new_bytes", r.new_bytes},
+               {"dedup_chunks", r.dedup_chunks},
+               {"dedup_bytes", r.dedup_bytes},
+               {"stored_bytes", r.stored_bytes},
+               {"content_hash", r.content_hash.Hex()},
+               {"manifest", r.manifest_id.Hex()}});
+    return;
+  }
+  std::printf(
+      "%s@%llu: %s in %llu chunks; new %llu chunks (%s, %s stored), deduplicated %llu "
+      "chunks (%s)\n",
+      name.c_str(), (unsigned long long)r.version, HumanBytes(r.bytes).c_str(),
+      (unsigned long long)r.chunks, (unsigned long long)r.new_chunks,
+      HumanBytes(r.new_bytes).c_str(), HumanBytes(r.stored_bytes).c_str(),
+      (unsigned long long)r.dedup_chunks, HumanBytes(r.dedup_bytes).c_str());
+}
+
+struct PutArgs {
+  std::string repo, name, file;
+};
+
+int CmdPut(const Globals& g, const PutArgs& a) {
+  uint64_t size = 0;
+  auto fd = OpenInput(a.file, size);
+  if (!fd.ok()) return Fail(fd.status());
+  const std::string label = a.file.empty() || a.file == "-" ? "stdin" : a.file;
+  auto repo = OpenRepo(a.repo, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  FdSource src(*fd, label, size);
+  ProgressBar bar("put " + a.name, !g.quiet);
+  auto r = (*repo)->Put(a.name, src, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  bar.Finish();
+  if (*fd > 0) ::close(*fd);
+  if (!r.ok()) return Fail(r.status());
+  PrintPut(g, a.name, *r);
+  return 0;
+}
+
+RunFn DefinePut(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<PutArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("NAME", a->name, "object name")->required();
+  cmd.add_option("FILE", a->file, "input file, or - for stdin (default)");
+  return [a, &g = ctx.globals] { return CmdPut(g, *a); };
+}
+
+// ------------------------------------------------------------------ get
+
+Result<Range> ParseRange(const std::string& s) {
+  Range r;
+  if (s.empty()) return r;
+  auto colon = s.find(':');
+  if (colon == std::string::npos)
+    return Status::Invalid("bad range '" + s + "' (use OFFSET:LENGTH)");
+  CAIRN_ASSIGN_OR_RETURN(r.offset, ParseSize(s.substr(0, colon)));
+  if (colon + 1 < s.size()) {
+    CAIRN_ASSIGN_OR_RETURN(uint64_t len, ParseSize(s.substr(colon + 1)));
+    r.length = len;
+  }
+  return r;
+}
+
+// Restores into `out` through a temporary file beside it, renamed into place once complete, so
+// a failed get never leaves a partial file behind.
+Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64_t> version,
+                 const Range& range, const std::string& out, ProgressBar& bar) {
+  std::string tmp = out + ".cairn-partial";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, "cannot write " + out);
+  FdSink sink(fd, out);
+  Status s =
+      repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  bar.Finish();
+  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out);
+  if (s.ok() && ::rename(tmp.c_str(), out.c_str()) != 0)
+    s = Status::FromErrno(errno, "renaming " + tmp + " to " + out);
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
+struct GetArgs {
+  std::string repo, ref, out, range;
+};
+
+int CmdGet(const Globals& g, const GetArgs& a) {
+  auto parsed = ParseObjectRef(a.ref);
+  if (!parsed.ok()) return Fail(parsed.status());
+  auto range = ParseRange(a.range);
+  if (!range.ok()) return Fail(range.status());
+  auto repo = OpenRepo(a.repo, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto& [name, version] = parsed.value();
+  const bool to_stdout = a.out.empty() || a.out == "-";
+  ProgressBar bar("get " + a.ref, !g.quiet && !to_stdout);
+  Status s;
+  if (to_stdout) {
+    FdSink sink(1, "standard output");
+    s = (*repo)->Get(name, version, *range, sink,
+                     [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  } else {
+    s = GetToFile(**repo, name, version, *range, a.out, bar);
+  }
+  return s.ok() ? 0 : Fail(s);
+}
+
+RunFn DefineGet(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<GetArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("REF", a->ref, "NAME or NAME@VERSION")->required();
+  cmd.add_option("-o,--output", a->out, "output file, or - for stdout (default)");
+  cmd.add_option("--range", a->range, "OFFSET:LENGTH, bytes");
+  return [a, &g = ctx.globals] { return CmdGet(g, *a); };
+}
+
+// ------------------------------------------------------------------ ls, versions
+
+struct LsArgs {
+  std::string repo, prefix;
+};
+
+int CmdLs(const Globals& g, const LsArgs& a) {
+  auto repo = OpenRepo(a.repo, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto list = (*repo)->List(a.prefix);
+  if (!list.ok()) return Fail(list.status());
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& o : *list)
+      arr.push_back(
+          {{"name", o.name}, {"versions", o.versions}, {"latest", VersionJson(o.latest)}});
+    PrintJson(arr);
+    return 0;
+  }
+  for (const auto& o : *list)
+    std::printf("%-40s %4llu versions  latest @%llu  %12s  %s\n", o.name.c_str(),
+                (unsigned long long)o.versions, (unsigned long long)o.latest.version,
+                HumanBytes(o.latest.size).c_str(), TimeString(o.latest.created_ns).c_str());
+  return 0;
+}
+
+RunFn DefineLs(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<LsArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("PREFIX", a->prefix, "only names starting with PREFIX");
+  return [a, &g = ctx.globals] { return CmdLs(g, *a); };
+}
+
+struct NameArgs {
+  std::string repo, name;
+};
+
+int CmdVersions(const Globals& g, const NameArgs& a) {
+  auto repo = OpenRepo(a.repo, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto vs = (*repo)->Versions(a.name);
+  if (!vs.ok()) return Fail(vs.status());
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& v : *vs) arr.push_back(VersionJson(v));
+    PrintJson(arr);
+    return 0;
+  }
+  for (const auto& v : *vs)
+    std::printf("%s@%-6llu %12s  %6llu chunks  %s  %s\n", a.name.c_str(),
+                (unsigned long long)v.version, HumanBytes(v.size).c_str(),
+                (unsigned long long)v.chunks, TimeString(v.created_ns).c_str(),
+                v.content_hash.ShortHex().c_str());
+  return 0;
+}
+
+RunFn DefineVersions(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<NameArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("NAME", a->name)->required();
+  return [a, &g = ctx.globals] { return CmdVersions(g, *a); };
+}
+
+// ------------------------------------------------------------------ rm
+
+int CmdRm(const Globals& g, const std::string& repo_path, const std::string& ref) {
+  auto parsed = ParseObjectRef(ref);
+  if (!parsed.ok()) return Fail(parsed.status());
+  auto repo = OpenRepo(repo_path, true, g);
+  if (!repo.ok()) return Fail(repo.status());
+  auto n = (*repo)->Remove(parsed->first, parsed->second);
+  if (!n.ok()) return Fail(n.status());
+  if (!g.quiet)
+    std::printf("removed %llu version(s) of %s\n", (unsigned long long)*n, parsed->first.c_str());
+  return 0;
+}
+
+RunFn DefineRm(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<NameArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("REF", a->name, "NAME or NAME@VERSION")->required();
+  return [a, &g = ctx.globals] { return CmdRm(g, a->repo, a->name); };
+}
+
+// ------------------------------------------------------------------ cat
+
+struct CatArgs {
+  std::string repo, what, id;
+};
+
+int CmdCat(const Globals& g, const CatArgs& a) {
+  auto id = Digest::FromHex(a.id);
+  if (!id) return Fail(Status::Invalid("bad id '" + a.id + "': expected 64 hex digits"));
+  auto repo = OpenRepo(a.repo, false, g);
+  if (!repo.ok()) return Fail(repo.status());
+  if (a.what == "chunk") {
+    FdSink sink(1, "standard output");
+    Status s = (*repo)->CatChunk(*id, sink);
+    return s.ok() ? 0 : Fail(s);
+  }
+  auto m = (*repo)->CatManifest(*id);
+  if (!m.ok()) return Fail(m.status());
+  json arr = json::array();
+  uint64_t off = 0;
+  for (const auto& [cid, len] : *m) {
+    arr.push_back({{"chunk", cid.Hex()}, {"offset", off}, {"length", len}});
+    off += len;
+  }
+  std::cout << arr.dump(g.json ? -1 : 1) << "\n";
+  return 0;
+}
+
+RunFn DefineCat(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<CatArgs>();
+  cmd.add_option("REPO", a->repo)->required();
+  cmd.add_option("WHAT", a->what, "chunk or manifest")
+      ->required()
+      ->check(CLI::IsMember({"chunk", "manifest"}));
+  cmd.add_option("ID", a->id, "64 hex digits")->required();
+  return [a, &g = ctx.globals] { return CmdCat(g, *a); };
+}
+
+constexpr CommandSpec kObjectCommands[] = {
+    {"put", "store a new version of an object from FILE or stdin", DefinePut},
+    {"get", "restore an object (NAME or NAME@VERSION)", DefineGet},
+    {"ls", "list objects", DefineLs},
+    {"versions", "list the versions of an object", DefineVersions},
+    {"rm", "remove an object version (NAME@VERSION) or every version", DefineRm},
+    {"cat", "print a chunk (raw) or a manifest (JSON) by id", DefineCat},
+};
+
+}  // namespace
+
+std::span<const CommandSpec> ObjectCommands() { return kObjectCommands; }
+
+}  // namespace cairn::cli

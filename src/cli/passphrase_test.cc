@@ -1,0 +1,73 @@
+// Tests for the CLI's passphrase sources: the password file (first line, line endings, empty
+// and missing files, an over-long line) and the environment variables.
+#include "cli/passphrase.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <string>
+
+#include "../../tests/test_util.h"
+
+namespace cairn::cli {
+namespace {
+
+void WriteText(const std::string& path, const std::string& s) { std::ofstream(path) << s; }
+
+TEST(CliPassphrase, FileThenEnv) {
+  testing::TempDir tmp;
+  const std::string f = tmp.path() + "/pw";
+  WriteText(f, "s3cret pass\nsecond line\n");
+  ::setenv("CAIRN_PASSWORD", "from-env", 1);
+  auto p = ReadPassphrase(f, false);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(*p, "s3cret pass");
+  WriteText(f, "crlf\r\n");
+  EXPECT_EQ(*ReadPassphrase(f, true), "crlf");
+  WriteText(f, "no-newline");
+  EXPECT_EQ(*ReadPassphrase(f, false), "no-newline");
+  WriteText(f, "\nrest");
+  auto empty = ReadPassphrase(f, false);
+  EXPECT_EQ(empty.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(empty.status().message().find("rest"), std::string::npos);
+  auto missing = ReadPassphrase(tmp.path() + "/missing", false);
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_NE(missing.status().message().find("missing"), std::string::npos);
+
+  auto e = ReadPassphrase("", false);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(*e, "from-env");
+  ::unsetenv("CAIRN_PASSWORD");
+}
+
+TEST(CliPassphrase, OverlongFileLineIsRefusedWithoutEchoingIt) {
+  testing::TempDir tmp;
+  const std::string f = tmp.path() + "/pw";
+  const std::string secret(5000, 'x');
+  WriteText(f, secret + "\n");
+  auto p = ReadPassphrase(f, false);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("too long"), std::string::npos) << p.status().message();
+  EXPECT_EQ(p.status().message().find("xxxx"), std::string::npos);
+  // 4096 bytes is the limit, and still accepted.
+  WriteText(f, std::string(4096, 'y') + "\n");
+  auto at_limit = ReadPassphrase(f, false);
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status().message();
+  EXPECT_EQ(at_limit->size(), 4096u);
+}
+
+TEST(CliPassphrase, NamedVariableOnly) {
+  // key add / key passwd read the new password from CAIRN_NEW_PASSWORD, never CAIRN_PASSWORD.
+  ::setenv("CAIRN_PASSWORD", "old", 1);
+  ::setenv("CAIRN_NEW_PASSWORD", "new", 1);
+  auto p = ReadPassphrase("", true, "new password: ", "CAIRN_NEW_PASSWORD", "--new-password-file");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(*p, "new");
+  ::unsetenv("CAIRN_NEW_PASSWORD");
+  ::unsetenv("CAIRN_PASSWORD");
+}
+
+}  // namespace
+}  // namespace cairn::cli
