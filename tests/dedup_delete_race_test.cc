@@ -123,9 +123,12 @@ TEST(ConcurrentRemove, SameVersionIsRemovedOnce) {
     std::atomic<int> ok{0}, not_found{0};
     auto remove = [&] {
       auto r = repo.Remove(name, 1);
-      if (r.ok()) ok++;
-      else if (r.status().code() == Code::kNotFound) not_found++;
-      else ADD_FAILURE() << r.status().message();
+      if (r.ok())
+        ok++;
+      else if (r.status().code() == Code::kNotFound)
+        not_found++;
+      else
+        ADD_FAILURE() << r.status().message();
     };
     std::thread t1(remove), t2(remove);
     t1.join();

@@ -98,7 +98,8 @@ Fetched GetAll(Repository& repo, const std::string& name,
 
 // A read either returns exactly `want` or fails; what it wrote before failing must be a prefix
 // of the object (every chunk is verified before any of its bytes reach the sink).
-void ExpectSameOrFailed(const Fetched& f, const std::vector<uint8_t>& want, const std::string& ctx) {
+void ExpectSameOrFailed(const Fetched& f, const std::vector<uint8_t>& want,
+                        const std::string& ctx) {
   if (f.status.ok()) {
     EXPECT_EQ(f.data.size(), want.size()) << ctx;
     EXPECT_TRUE(f.data == want) << ctx << ": a read succeeded with different bytes";
@@ -160,21 +161,33 @@ std::map<Digest, ChunkRecord> ChunkRecords(const std::string& store_dir) {
 // How cairn names a row in messages (repository.cc DescribeRow).
 std::string RowName(const std::string& k) {
   switch (k[0]) {
-    case 'c': return "index row of chunk " + Digest::FromBytes(k.substr(1)).Hex();
+    case 'c':
+      return "index row of chunk " + Digest::FromBytes(k.substr(1)).Hex();
     case 's':
-      return "index row of segment " + std::to_string((uint8_t(k[1]) << 24) | (uint8_t(k[2]) << 16) |
-                                                      (uint8_t(k[3]) << 8) | uint8_t(k[4]));
-    case 'f': return "free-extent row of the extent allocator";
-    case 'm': return "index row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
-    case 'n': return "refcount row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
-    case 'h': return "head row of an object";
-    case 'v': return "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) + " of an object";
-    case 'g': return "index row (segment id high-water mark)";
-    default: return "index row of type '" + std::string(1, k[0]) + "'";
+      return "index row of segment " + std::to_string((uint8_t(k[1]) << 24) |
+                                                      (uint8_t(k[2]) << 16) | (uint8_t(k[3]) << 8) |
+                                                      uint8_t(k[4]));
+    case 'f':
+      return "free-extent row of the extent allocator";
+    case 'm':
+      return "index row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
+    case 'n':
+      return "refcount row of manifest " + Digest::FromBytes(k.substr(1)).Hex();
+    case 'h':
+      return "head row of an object";
+    case 'v':
+      return "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) +
+             " of an object";
+    case 'g':
+      return "index row (segment id high-water mark)";
+    default:
+      return "index row of type '" + std::string(1, k[0]) + "'";
   }
 }
 
-bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 // (path, size, content hash) of every file under `root`, and every directory.
 std::vector<std::string> Listing(const std::string& root) {
@@ -268,8 +281,8 @@ class EncryptionIndexTamper : public ::testing::Test {
       bool found = false;
       for (const auto& e : rep->errors)
         found |= Contains(e, "fails authentication") && Contains(e, RowName(k));
-      EXPECT_TRUE(found) << ctx << ": check does not name " << RowName(k) << "; errors: "
-                         << ::testing::PrintToString(rep->errors);
+      EXPECT_TRUE(found) << ctx << ": check does not name " << RowName(k)
+                         << "; errors: " << ::testing::PrintToString(rep->errors);
     }
     for (const auto& [name, data] : objects_)
       ExpectSameOrFailed(GetAll(repo, name), data, ctx + ": get " + name);
@@ -391,7 +404,8 @@ class EncryptionReseal : public ::testing::Test {
   void PutObjects(Repository& repo, int first, int n) {
     for (int i = first; i < first + n; i++) {
       std::string name = "obj" + std::to_string(i);
-      objects_[name] = i % 2 ? testing::RandomData(80000, 100 + i) : testing::TextData(100000, 100 + i);
+      objects_[name] =
+          i % 2 ? testing::RandomData(80000, 100 + i) : testing::TextData(100000, 100 + i);
       PutOrFail(repo, name, objects_[name]);
     }
   }
@@ -490,9 +504,10 @@ TEST_F(EncryptionReseal, LimitedPassResumesWithItsCutoff) {
   EXPECT_EQ(rd.U8(), 1);
   const uint64_t cutoff = rd.U64();
   // The cut-off is in unix nanoseconds: the pass's start.
-  const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch())
-                                                 .count());
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   EXPECT_GE(cutoff, now - 5'000'000'000ull);
   EXPECT_LE(cutoff, now);
   {
@@ -563,7 +578,8 @@ TEST_F(EncryptionReseal, ResumedPassResealsEachChunkOnce) {
   auto r2 = repo->Reencrypt(ReencryptRequest{});
   ASSERT_TRUE(r2.ok()) << r2.status().message();
   EXPECT_TRUE(r2->finished);
-  EXPECT_EQ(r2->chunks, r1->remaining) << "the resumed run re-sealed chunks the pass had already done";
+  EXPECT_EQ(r2->chunks, r1->remaining)
+      << "the resumed run re-sealed chunks the pass had already done";
   EXPECT_EQ(r1->chunks + r2->chunks, before.size());
   repo.reset();
   uint64_t twice = 0;
@@ -660,8 +676,10 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
   move = [&] {
     for (int i = 0; i < moves_per_read; i++) {
       auto rr = repo->Reencrypt(ReencryptRequest{});  // a new pass each time: moves the chunk
-      if (!rr.ok()) hook_status = rr.status();
-      else if (rr->chunks != 1) hook_status = Status::Invalid("the hook moved " + std::to_string(rr->chunks) + " chunks");
+      if (!rr.ok())
+        hook_status = rr.status();
+      else if (rr->chunks != 1)
+        hook_status = Status::Invalid("the hook moved " + std::to_string(rr->chunks) + " chunks");
     }
     if (--armed > 0) hook = move;  // re-arm for the next segment read (the retry)
   };
@@ -684,7 +702,9 @@ void ReadRacingMoves(const std::string& path, int racing_reads, int moves_per_re
 }
 
 TEST_F(EncryptionReseal, ReadRetriesAfterChunkMoved) { ReadRacingMoves(path_, 1, 1); }
-TEST_F(EncryptionReseal, ReadRetriesAfterChunkMovedTwiceBeforeRead) { ReadRacingMoves(path_, 1, 2); }
+TEST_F(EncryptionReseal, ReadRetriesAfterChunkMovedTwiceBeforeRead) {
+  ReadRacingMoves(path_, 1, 2);
+}
 // The chunk moves again while the retry is in flight.
 TEST_F(EncryptionReseal, ReadRetriesWhileChunkKeepsMoving) { ReadRacingMoves(path_, 2, 1); }
 
@@ -722,7 +742,7 @@ TEST_F(EncryptionReseal, ReadsDuringReencrypt) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
   while (std::chrono::steady_clock::now() < deadline) {
     ReencryptRequest req;
-    req.max_bytes = 64 * 1024;  // one small transaction per call
+    req.max_bytes = 64 * 1024;                  // one small transaction per call
     if (calls % 2) req.older_than_seconds = 0;  // else: a resumable pass over everything
     auto rr = repo->Reencrypt(req);
     calls++;
@@ -900,7 +920,8 @@ TEST(EncryptionStores, UserStoresAreSeparate) {
   std::set<Digest> sys_chunks, alice_chunks;
   for (const auto& [id, len] : *ms) sys_chunks.insert(id);
   for (const auto& [id, len] : *ma) alice_chunks.insert(id);
-  for (const auto& id : sys_chunks) EXPECT_FALSE(alice_chunks.count(id)) << "a chunk id shared by two stores";
+  for (const auto& id : sys_chunks)
+    EXPECT_FALSE(alice_chunks.count(id)) << "a chunk id shared by two stores";
 
   auto cross = alice->CatManifest(ps.manifest_id);
   ASSERT_FALSE(cross.ok());

@@ -61,9 +61,14 @@ class LifecycleModel : public ::testing::Test {
     for (int e = 0; e < edits && !d.empty(); e++) {
       size_t at = rng_() % d.size();
       switch (rng_() % 3) {
-        case 0: d.insert(d.begin() + at, 1 + rng_() % 50, uint8_t(rng_())); break;
-        case 1: d.erase(d.begin() + at, d.begin() + std::min(d.size(), at + 1 + rng_() % 50)); break;
-        default: for (size_t k = at; k < std::min(d.size(), at + 100); k++) d[k] = uint8_t(rng_());
+        case 0:
+          d.insert(d.begin() + at, 1 + rng_() % 50, uint8_t(rng_()));
+          break;
+        case 1:
+          d.erase(d.begin() + at, d.begin() + std::min(d.size(), at + 1 + rng_() % 50));
+          break;
+        default:
+          for (size_t k = at; k < std::min(d.size(), at + 100); k++) d[k] = uint8_t(rng_());
       }
     }
     return d;
@@ -92,8 +97,8 @@ class LifecycleModel : public ::testing::Test {
     ASSERT_TRUE(st.ok());
     ASSERT_EQ(st->logical_bytes, model_.logical());
     ASSERT_EQ(st->unreferenced_chunks, 0u);
-    ASSERT_TRUE(testing::ExpectCheckClean(*repo_, read_data,
-                                          "after op " + std::to_string(op_) + ": "));
+    ASSERT_TRUE(
+        testing::ExpectCheckClean(*repo_, read_data, "after op " + std::to_string(op_) + ": "));
   }
 
   testing::TempDir dir_;
@@ -167,9 +172,11 @@ TEST_F(LifecycleModel, RandomOperationsAgreeWithModel) {
       MemSink sink;
       Status s = repo_->Get(name, it->first, range, sink);
       ASSERT_TRUE(s.ok()) << s.message();
-      if (whole) ASSERT_TRUE(sink.data == d);
-      else ASSERT_TRUE(std::equal(sink.data.begin(), sink.data.end(), d.begin() + off) &&
-                       sink.data.size() == len);
+      if (whole)
+        ASSERT_TRUE(sink.data == d);
+      else
+        ASSERT_TRUE(std::equal(sink.data.begin(), sink.data.end(), d.begin() + off) &&
+                    sink.data.size() == len);
       counts[3]++;
     } else if (kind < 95) {  // maintain, sometimes limited
       MaintainRequest req;

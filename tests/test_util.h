@@ -39,8 +39,8 @@ inline std::vector<uint8_t> RandomData(size_t n, uint64_t seed) {
 
 // Compressible text-like data.
 inline std::vector<uint8_t> TextData(size_t n, uint64_t seed) {
-  static const char* words[] = {"cairn ", "chunk ", "store ", "dedup ", "index ", "segment ",
-                                "zstd ", "blake3 ", "\n", "manifest ", "extent ", "refcount "};
+  static const char* words[] = {"cairn ", "chunk ",  "store ", "dedup ",    "index ",  "segment ",
+                                "zstd ",  "blake3 ", "\n",     "manifest ", "extent ", "refcount "};
   std::mt19937_64 rng(seed);
   std::vector<uint8_t> v;
   v.reserve(n);

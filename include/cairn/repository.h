@@ -25,8 +25,7 @@ class Repository {
   virtual ~Repository() = default;
 
   static Status Init(const std::string& path, const InitOptions& opts);
-  static Result<std::unique_ptr<Repository>> Open(const std::string& path,
-                                                   const OpenOptions& opts);
+  static Result<std::unique_ptr<Repository>> Open(const std::string& path, const OpenOptions& opts);
   // Whether the repository at `path` is encrypted (so opening it needs a password).
   static Result<bool> Encrypted(const std::string& path);
 

@@ -12,13 +12,13 @@ namespace cairn {
 
 enum class Code {
   kOk = 0,
-  kNotFound,        // object, version, chunk or repository missing
-  kInvalidArgument, // bad input from the user
-  kCorruption,      // data at rest fails verification
-  kIOError,         // the OS refused (includes ENOSPC)
-  kNoSpace,         // the device is full
-  kUnsupported,     // unknown format version, codec, ...
-  kBusy,            // repository locked by another process
+  kNotFound,         // object, version, chunk or repository missing
+  kInvalidArgument,  // bad input from the user
+  kCorruption,       // data at rest fails verification
+  kIOError,          // the OS refused (includes ENOSPC)
+  kNoSpace,          // the device is full
+  kUnsupported,      // unknown format version, codec, ...
+  kBusy,             // repository locked by another process
   kPermissionDenied,
 };
 
@@ -81,10 +81,10 @@ class [[nodiscard]] Result {
 #define CAIRN_CONCAT(a, b) CAIRN_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not ok.
-#define CAIRN_RETURN_IF_ERROR(expr)           \
-  do {                                        \
-    ::cairn::Status _st = (expr);             \
-    if (!_st.ok()) return _st;                \
+#define CAIRN_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::cairn::Status _st = (expr);   \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 // `CAIRN_ASSIGN_OR_RETURN(auto x, Foo())` unwraps a Result or returns its Status.

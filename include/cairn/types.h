@@ -18,7 +18,6 @@
 
 namespace cairn {
 
-
 // ------------------------------------------------------------------ algorithms of a repository
 
 // The chunk hash (docs/adr/0002-chunk-hash.md): BLAKE3, or SHA-256 as a compliance mode.

@@ -51,7 +51,7 @@ struct VdiskInfo {
   uint64_t bitmap_bits_set = 0;  // semi-deduped: blocks of its own
   uint64_t bitmap_bytes = 0;     // semi-deduped: compressed bitmap as persisted
   uint64_t created_ns = 0;
-  uint64_t generation = 0;       // commits (flushes) so far
+  uint64_t generation = 0;  // commits (flushes) so far
 };
 
 // What a range of a vdisk holds (NBD block status).

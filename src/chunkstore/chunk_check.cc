@@ -12,8 +12,10 @@ namespace {
 std::string Printable(std::string_view k) {
   std::string s;
   for (char c : k) {
-    if (c >= 32 && c < 127) s.push_back(c);
-    else s += "\\x" + std::string(1, "0123456789abcdef"[(c >> 4) & 15]) + "0123456789abcdef"[c & 15];
+    if (c >= 32 && c < 127)
+      s.push_back(c);
+    else
+      s += "\\x" + std::string(1, "0123456789abcdef"[(c >> 4) & 15]) + "0123456789abcdef"[c & 15];
   }
   return s;
 }
@@ -36,8 +38,7 @@ std::map<SegmentId, uint64_t> CheckSegmentFiles(ChunkStore& chunks,
     actual[seg] = *size;
     if (*size < len)
       rep.errors.push_back("segment " + backend.Describe(seg) + " is truncated: " +
-                           std::to_string(*size) + " bytes, " + std::to_string(len) +
-                           " committed");
+                           std::to_string(*size) + " bytes, " + std::to_string(len) + " committed");
     else if (*size > len)
       rep.warnings.push_back("segment " + backend.Describe(seg) + " has " +
                              std::to_string(*size - len) +
@@ -47,8 +48,8 @@ std::map<SegmentId, uint64_t> CheckSegmentFiles(ChunkStore& chunks,
 }
 
 // Each record against what the layers above expect, and against its segment.
-void CheckRecords(const ChunkStore& chunks, const Records& records,
-                  const ChunkExpectations& expect, const std::map<SegmentId, uint64_t>& segments,
+void CheckRecords(const ChunkStore& chunks, const Records& records, const ChunkExpectations& expect,
+                  const std::map<SegmentId, uint64_t>& segments,
                   const std::map<SegmentId, uint64_t>& actual, CheckReport& rep) {
   const Backend& backend = chunks.backend();
   for (const auto& [id, r] : records) {
@@ -70,11 +71,11 @@ void CheckRecords(const ChunkStore& chunks, const Records& records,
       rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") lies in segment " +
                            backend.Describe(r.segment) + " which the index does not know");
     else if (r.offset + r.stored_len > seg->second)
-      rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") lies past the committed end of " +
-                           backend.Describe(r.segment));
+      rep.errors.push_back("chunk " + id.Hex() + " (" + users +
+                           ") lies past the committed end of " + backend.Describe(r.segment));
     else if (r.offset + r.stored_len > actual.at(r.segment))
-      rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") is cut off: " +
-                           backend.Describe(r.segment) + " is truncated");
+      rep.errors.push_back("chunk " + id.Hex() + " (" + users +
+                           ") is cut off: " + backend.Describe(r.segment) + " is truncated");
   }
 }
 
@@ -88,7 +89,8 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
     std::string what;
   };
   std::map<SegmentId, std::vector<Piece>> pieces;
-  for (const auto& [id, r] : records) pieces[r.segment].push_back({r.offset, r.stored_len, "chunk " + id.Hex()});
+  for (const auto& [id, r] : records)
+    pieces[r.segment].push_back({r.offset, r.stored_len, "chunk " + id.Hex()});
   for (const auto& e : chunks.FreeExtents()) {
     if (!segments.count(e.segment))
       rep.errors.push_back("free extent at " + std::to_string(e.offset) + " of unknown segment " +
@@ -96,7 +98,8 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
     pieces[e.segment].push_back({e.offset, e.length, "free extent"});
   }
   for (auto& [seg, list] : pieces) {
-    std::sort(list.begin(), list.end(), [](const Piece& a, const Piece& b) { return a.offset < b.offset; });
+    std::sort(list.begin(), list.end(),
+              [](const Piece& a, const Piece& b) { return a.offset < b.offset; });
     uint64_t at = 0;
     const std::string where = backend.Describe(seg);
     for (const auto& p : list) {
@@ -110,8 +113,9 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
     }
     auto committed = segments.find(seg);
     if (committed != segments.end() && at < committed->second)
-      rep.errors.push_back("bytes " + std::to_string(at) + ".." + std::to_string(committed->second) +
-                           " of " + where + " are neither used nor free (leaked)");
+      rep.errors.push_back("bytes " + std::to_string(at) + ".." +
+                           std::to_string(committed->second) + " of " + where +
+                           " are neither used nor free (leaked)");
   }
   for (const auto& [seg, len] : segments)
     if (len > 0 && !pieces.count(seg))
@@ -123,7 +127,8 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
 void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations& expect,
              ThreadPool& pool, const CheckOptions& opts, CheckReport& rep) {
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.second.segment, a.second.offset) < std::tie(b.second.segment, b.second.offset);
+    return std::tie(a.second.segment, a.second.offset) <
+           std::tie(b.second.segment, b.second.offset);
   });
   uint64_t total = 0;
   for (const auto& [id, r] : records) total += r.stored_len;
@@ -133,7 +138,8 @@ void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations&
     Status s = fut.get();
     rep.chunks_read++;
     rep.bytes_read += records[i].second.stored_len;
-    if (!s.ok()) rep.errors.push_back(s.message() + " (used by " + expect.UsersOf(records[i].first) + ")");
+    if (!s.ok())
+      rep.errors.push_back(s.message() + " (used by " + expect.UsersOf(records[i].first) + ")");
     if (opts.progress) opts.progress(rep.bytes_read, total);
     inflight.pop_front();
   };

@@ -23,8 +23,8 @@ bool OutOfBudget(const MaintainOptions& opts, uint64_t moved, uint64_t next) {
 
 }  // namespace
 
-Result<std::vector<ChunkStore::Candidate>> ChunkStore::ChooseCandidates(
-    const MaintainOptions& opts, uint64_t& planned) {
+Result<std::vector<ChunkStore::Candidate>> ChunkStore::ChooseCandidates(const MaintainOptions& opts,
+                                                                        uint64_t& planned) {
   // One scan without any lock; a chunk committed into a chosen segment after the scan just
   // keeps that segment from being removed this time.
   std::map<SegmentId, Candidate> by_segment;

@@ -3,8 +3,8 @@
 // Byte layout: docs/format.md.
 #pragma once
 
-#include <cstdint>
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,11 +33,11 @@ struct ChunkRecord {
   Codec codec = Codec::kRaw;
   uint64_t created = 0;  // unix seconds
   // Encryption fields (zero in an unencrypted store).
-  uint32_t key_version = 0;    // master key version the chunk is sealed under
+  uint32_t key_version = 0;  // master key version the chunk is sealed under
   std::array<uint8_t, 16> salt{};
-  uint64_t sealed = 0;         // unix nanoseconds of the last seal (the chunk key's epoch)
-  uint32_t generation = 0;     // 1 when first sealed, +1 at every re-seal
-  uint8_t flags = 0;           // kFlagPrivate
+  uint64_t sealed = 0;      // unix nanoseconds of the last seal (the chunk key's epoch)
+  uint32_t generation = 0;  // 1 when first sealed, +1 at every re-seal
+  uint8_t flags = 0;        // kFlagPrivate
 
   bool is_sealed() const { return key_version != 0; }
   bool is_private() const { return (flags & kFlagPrivate) != 0; }

@@ -23,8 +23,8 @@ uint64_t SegmentSize(const Backend& backend, uint64_t wanted) {
 
 }  // namespace
 
-ChunkStore::ChunkStore(Backend* backend, Index* index, const Hasher* hasher,
-                       ChunkStoreOptions opts, const crypto::StoreCrypto* crypto)
+ChunkStore::ChunkStore(Backend* backend, Index* index, const Hasher* hasher, ChunkStoreOptions opts,
+                       const crypto::StoreCrypto* crypto)
     : backend_(backend),
       index_(index),
       hasher_(hasher),
@@ -56,7 +56,9 @@ Status ChunkStore::Open(bool writable) {
   return zero.empty() ? Status::Ok() : ReleaseZeroRows(zero);
 }
 
-std::unique_ptr<ChunkTxn> ChunkStore::Begin() { return std::unique_ptr<ChunkTxn>(new ChunkTxn(this)); }
+std::unique_ptr<ChunkTxn> ChunkStore::Begin() {
+  return std::unique_ptr<ChunkTxn>(new ChunkTxn(this));
+}
 
 Result<std::optional<ChunkRecord>> ChunkStore::Lookup(const Digest& id) const {
   CAIRN_ASSIGN_OR_RETURN(auto v, index_->Get(keys::Chunk(id)));
@@ -157,7 +159,8 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
   // shrink, straight from the input) into the one buffer that is written.
   thread_local std::vector<uint8_t> scratch;
   p.codec = spec.enabled ? Compress(spec, data, scratch) : Codec::kRaw;
-  std::span<const uint8_t> plain = p.codec == Codec::kRaw ? data : std::span<const uint8_t>(scratch);
+  std::span<const uint8_t> plain =
+      p.codec == Codec::kRaw ? data : std::span<const uint8_t>(scratch);
   return crypto_->SealChunk(p.id, plain, p.seal, p.stored);
 }
 

@@ -155,10 +155,10 @@ class ChunkTxn {
   std::unordered_map<Digest, Known, DigestHash> known_;  // dedup hits
   std::unordered_map<Digest, Move, DigestHash> moves_;
   std::map<Digest, int64_t> deltas_;
-  std::set<SegmentId> written_;  // segments written, synced at commit
-  std::mutex pin_mu_;  // Prepare runs on many threads
+  std::set<SegmentId> written_;                       // segments written, synced at commit
+  std::mutex pin_mu_;                                 // Prepare runs on many threads
   std::unordered_map<Digest, int, DigestHash> pins_;  // ids this transaction pinned, how often
-  std::vector<Extent> reserved_;  // extents reserved and not (yet) committed
+  std::vector<Extent> reserved_;                      // extents reserved and not (yet) committed
   uint64_t new_stored_bytes_ = 0;
   uint64_t moves_committed_ = 0, moved_bytes_ = 0;
   bool read_registered_ = false;
@@ -174,7 +174,7 @@ struct ChunkStoreStats {
 };
 
 struct MaintainOptions {
-  double live_threshold = 0.5;  // compact segments whose live fraction is below this
+  double live_threshold = 0.5;      // compact segments whose live fraction is below this
   uint64_t max_bytes = UINT64_MAX;  // stop after moving this many bytes
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   ProgressFn progress;  // bytes moved so far, bytes planned

@@ -9,12 +9,12 @@ namespace cairn {
 
 // What a commit decided while it held the commit lock.
 struct ChunkTxn::Settled {
-  std::vector<Digest> changed;        // chunk rows written or deleted
-  std::vector<Digest> deleted;        // rows deleted (in the store's dying set until written)
-  std::vector<Digest> zero;           // rows kept at refcount zero for another pinner
-  std::vector<Digest> revived;        // zero rows that got a reference again
-  std::vector<Extent> used;           // reservations that became data
-  std::vector<Extent> released;       // extents freed by this commit
+  std::vector<Digest> changed;   // chunk rows written or deleted
+  std::vector<Digest> deleted;   // rows deleted (in the store's dying set until written)
+  std::vector<Digest> zero;      // rows kept at refcount zero for another pinner
+  std::vector<Digest> revived;   // zero rows that got a reference again
+  std::vector<Extent> used;      // reservations that became data
+  std::vector<Extent> released;  // extents freed by this commit
   uint64_t moves = 0, moved_bytes = 0;
 };
 
@@ -260,8 +260,10 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkTxn::CurrentRecords(
     auto n = new_chunks_.find(id);
     auto k = known_.find(id);
     bool stale = true;
-    if (n != new_chunks_.end()) stale = n->second.recheck || store_->ChangedSince(id, n->second.read_seq);
-    else if (k != known_.end()) stale = store_->ChangedSince(id, k->second.read_seq);
+    if (n != new_chunks_.end())
+      stale = n->second.recheck || store_->ChangedSince(id, n->second.read_seq);
+    else if (k != known_.end())
+      stale = store_->ChangedSince(id, k->second.read_seq);
     if (!stale) {
       if (k != known_.end()) out[i] = k->second.record;
       continue;
@@ -298,7 +300,8 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
   std::lock_guard lk(store_->pin_mu_);
   auto pin = store_->pins_.find(id);
   auto own = pins_.find(id);
-  int others = (pin == store_->pins_.end() ? 0 : pin->second) - (own == pins_.end() ? 0 : own->second);
+  int others =
+      (pin == store_->pins_.end() ? 0 : pin->second) - (own == pins_.end() ? 0 : own->second);
   if (others > 0) {  // a transaction in flight relies on it: kept until that one settles it
     batch.Put(keys::Chunk(id), rec.Encode());
     out.zero.push_back(id);

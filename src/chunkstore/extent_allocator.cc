@@ -2,7 +2,6 @@
 #include "chunkstore/extent_allocator.h"
 
 #include "index/keyspace.h"
-
 #include "util/coding.h"
 
 namespace cairn {
@@ -30,20 +29,20 @@ Status ExtentAllocator::Load(Index& index) {
   by_size_.clear();
   touched_.clear();
   bool bad = false;
-  CAIRN_RETURN_IF_ERROR(index.Scan(std::string(1, kFreePrefix), [&](std::string_view k,
-                                                                    std::string_view v) {
-    Reader r(v);
-    uint8_t ver = r.U8();
-    uint64_t len = r.U64();
-    if (k.size() != 13 || ver != 1 || !r.done() || len == 0) {
-      bad = true;
-      return false;
-    }
-    SegmentId s = 0;
-    for (int i = 1; i < 5; i++) s = (s << 8) | static_cast<uint8_t>(k[i]);
-    Insert({s, DecodeU64BE(k.data() + 5)}, len);
-    return true;
-  }));
+  CAIRN_RETURN_IF_ERROR(
+      index.Scan(std::string(1, kFreePrefix), [&](std::string_view k, std::string_view v) {
+        Reader r(v);
+        uint8_t ver = r.U8();
+        uint64_t len = r.U64();
+        if (k.size() != 13 || ver != 1 || !r.done() || len == 0) {
+          bad = true;
+          return false;
+        }
+        SegmentId s = 0;
+        for (int i = 1; i < 5; i++) s = (s << 8) | static_cast<uint8_t>(k[i]);
+        Insert({s, DecodeU64BE(k.data() + 5)}, len);
+        return true;
+      }));
   touched_.clear();
   if (bad) return Status::Corruption(index.Describe() + ": a free-extent row does not decode");
   return Status::Ok();
@@ -100,7 +99,8 @@ void ExtentAllocator::Free(const Extent& e) {
 
 void ExtentAllocator::DropSegment(SegmentId s) {
   std::vector<Pos> doomed;
-  for (auto it = by_offset_.lower_bound({s, 0}); it != by_offset_.end() && it->first.first == s; ++it)
+  for (auto it = by_offset_.lower_bound({s, 0}); it != by_offset_.end() && it->first.first == s;
+       ++it)
     doomed.push_back(it->first);
   for (auto p : doomed) Erase(p);
 }
@@ -137,15 +137,18 @@ bool ExtentAllocator::Carve(const Extent& e) {
   uint64_t end = start.second + it->second;
   Erase(start);
   if (e.offset > start.second) Insert(start, e.offset - start.second);
-  if (e.offset + e.length < end) Insert({e.segment, e.offset + e.length}, end - e.offset - e.length);
+  if (e.offset + e.length < end)
+    Insert({e.segment, e.offset + e.length}, end - e.offset - e.length);
   return true;
 }
 
 void ExtentAllocator::AddChangesTo(WriteBatch& batch) const {
   for (const auto& p : touched_) {
     auto it = by_offset_.find(p);
-    if (it == by_offset_.end()) batch.Delete(Key(p.first, p.second));
-    else batch.Put(Key(p.first, p.second), EncodeLength(it->second));
+    if (it == by_offset_.end())
+      batch.Delete(Key(p.first, p.second));
+    else
+      batch.Put(Key(p.first, p.second), EncodeLength(it->second));
   }
 }
 
@@ -167,7 +170,8 @@ std::vector<Extent> ExtentAllocator::FreeExtents() const {
 
 uint64_t ExtentAllocator::FreeBytesIn(SegmentId s) const {
   uint64_t n = 0;
-  for (auto it = by_offset_.lower_bound({s, 0}); it != by_offset_.end() && it->first.first == s; ++it)
+  for (auto it = by_offset_.lower_bound({s, 0}); it != by_offset_.end() && it->first.first == s;
+       ++it)
     n += it->second;
   return n;
 }

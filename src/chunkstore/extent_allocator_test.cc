@@ -50,7 +50,8 @@ TEST(ExtentAllocator, ChangesPersistAndReload) {
   ExtentAllocator a;
   std::mt19937_64 rng(5);
   // Random frees of disjoint extents, random allocations; persisted state must equal memory.
-  for (uint64_t i = 0; i < 200; i++) a.Free({uint32_t(1 + i % 3), (i / 3) * 1000, 500 + rng() % 500});
+  for (uint64_t i = 0; i < 200; i++)
+    a.Free({uint32_t(1 + i % 3), (i / 3) * 1000, 500 + rng() % 500});
   for (int i = 0; i < 100; i++) (void)a.Allocate(1 + rng() % 700);
   WriteBatch b;
   a.AddChangesTo(b);

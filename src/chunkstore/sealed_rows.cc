@@ -59,12 +59,12 @@ Result<uint64_t> SealedRows::Reseal(const std::vector<char>& prefixes) {
   uint64_t total = 0;
   for (char kind : prefixes) {
     std::vector<std::string> due;
-    CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, kind), [&](std::string_view k,
-                                                                  std::string_view v) {
-      auto ver = crypto::StoreCrypto::RowKeyVersion(v);
-      if (!ver || *ver != current) due.emplace_back(k);
-      return true;
-    }));
+    CAIRN_RETURN_IF_ERROR(
+        index_->Scan(std::string(1, kind), [&](std::string_view k, std::string_view v) {
+          auto ver = crypto::StoreCrypto::RowKeyVersion(v);
+          if (!ver || *ver != current) due.emplace_back(k);
+          return true;
+        }));
     for (size_t i = 0; i < due.size(); i += kResealBatchRows) {
       std::vector<std::string> batch(due.begin() + i,
                                      due.begin() + std::min(due.size(), i + kResealBatchRows));
@@ -79,12 +79,12 @@ Status SealedRows::CountKeyVersions(const std::vector<char>& prefixes,
                                     std::map<uint32_t, uint64_t>& counts) const {
   if (!crypto_) return Status::Ok();
   for (char kind : prefixes) {
-    CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, kind), [&](std::string_view,
-                                                                  std::string_view v) {
-      auto ver = crypto::StoreCrypto::RowKeyVersion(v);
-      if (ver) counts[*ver]++;
-      return true;
-    }));
+    CAIRN_RETURN_IF_ERROR(
+        index_->Scan(std::string(1, kind), [&](std::string_view, std::string_view v) {
+          auto ver = crypto::StoreCrypto::RowKeyVersion(v);
+          if (ver) counts[*ver]++;
+          return true;
+        }));
   }
   return Status::Ok();
 }

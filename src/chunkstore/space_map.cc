@@ -21,7 +21,8 @@ Result<std::optional<SegmentId>> LoadIdMark(Index& index) {
   CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> row, index.Get(SegmentIdMarkKey()));
   if (!row.has_value()) return std::optional<SegmentId>();
   if (row->size() != 5 || (*row)[0] != 1)
-    return Status::Corruption(index.Describe() + ": the segment id high-water mark does not decode");
+    return Status::Corruption(index.Describe() +
+                              ": the segment id high-water mark does not decode");
   SegmentId id = 0;
   for (int i = 4; i >= 1; i--) id = (id << 8) | static_cast<uint8_t>((*row)[i]);
   return std::optional<SegmentId>(id);
@@ -30,18 +31,18 @@ Result<std::optional<SegmentId>> LoadIdMark(Index& index) {
 Result<CommittedState> LoadCommitted(Index& index) {
   CommittedState st;
   bool bad = false;
-  CAIRN_RETURN_IF_ERROR(index.Scan(std::string(1, keys::kSegment), [&](std::string_view k,
-                                                                       std::string_view v) {
-    auto rec = SegmentRecord::Decode(v);
-    if (k.size() != 5 || !rec) {
-      bad = true;
-      return false;
-    }
-    SegmentId id = 0;
-    for (int i = 1; i < 5; i++) id = (id << 8) | static_cast<uint8_t>(k[i]);
-    st.lengths[id] = rec->committed_len;
-    return true;
-  }));
+  CAIRN_RETURN_IF_ERROR(
+      index.Scan(std::string(1, keys::kSegment), [&](std::string_view k, std::string_view v) {
+        auto rec = SegmentRecord::Decode(v);
+        if (k.size() != 5 || !rec) {
+          bad = true;
+          return false;
+        }
+        SegmentId id = 0;
+        for (int i = 1; i < 5; i++) id = (id << 8) | static_cast<uint8_t>(k[i]);
+        st.lengths[id] = rec->committed_len;
+        return true;
+      }));
   if (bad) return Status::Corruption(index.Describe() + ": bad segment record in index");
   CAIRN_RETURN_IF_ERROR(st.free.Load(index));
   CAIRN_ASSIGN_OR_RETURN(auto mark, LoadIdMark(index));
@@ -144,8 +145,10 @@ void SpaceMap::AddChangesTo(WriteBatch& batch) const {
   committed_free_.AddChangesTo(batch);
   for (SegmentId s : len_touched_) {
     auto it = committed_len_.find(s);
-    if (it == committed_len_.end()) batch.Delete(keys::Segment(s));
-    else batch.Put(keys::Segment(s), SegmentRecord{it->second}.Encode());
+    if (it == committed_len_.end())
+      batch.Delete(keys::Segment(s));
+    else
+      batch.Put(keys::Segment(s), SegmentRecord{it->second}.Encode());
   }
   if (next_id_touched_) {
     std::string v;
@@ -181,8 +184,10 @@ void SpaceMap::MakeAvailable(const std::vector<Extent>& extents) {
 
 void SpaceMap::SetDraining(SegmentId s, bool draining) {
   std::lock_guard lk(mu_);
-  if (draining) draining_.insert(s);
-  else draining_.erase(s);
+  if (draining)
+    draining_.insert(s);
+  else
+    draining_.erase(s);
 }
 
 std::vector<SegmentCut> SpaceMap::CutFreeTails() {

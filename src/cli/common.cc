@@ -41,11 +41,16 @@ Result<uint64_t> ParseSize(const std::string& s) {
   if (ec != std::errc() || p == s.data()) return Status::Invalid("bad size '" + s + "'");
   std::string unit(p, s.data() + s.size());
   uint64_t mul = 1;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "k") mul = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
-  else return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
+  if (unit.empty() || unit == "B")
+    mul = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "k")
+    mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB")
+    mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB")
+    mul = 1ull << 30;
+  else
+    return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
   return v * mul;
 }
 
@@ -56,12 +61,18 @@ Result<uint64_t> ParseDuration(const std::string& s) {
     return Status::Invalid("bad duration '" + s + "' (use e.g. 90d, 12h, 30m, 45s)");
   std::string unit(p, s.data() + s.size());
   uint64_t mul = 0;
-  if (unit.empty() || unit == "s") mul = 1;
-  else if (unit == "m") mul = 60;
-  else if (unit == "h") mul = 3600;
-  else if (unit == "d") mul = 86400;
-  else if (unit == "w") mul = 7 * 86400;
-  else return Status::Invalid("bad duration unit in '" + s + "' (use s, m, h, d or w)");
+  if (unit.empty() || unit == "s")
+    mul = 1;
+  else if (unit == "m")
+    mul = 60;
+  else if (unit == "h")
+    mul = 3600;
+  else if (unit == "d")
+    mul = 86400;
+  else if (unit == "w")
+    mul = 7 * 86400;
+  else
+    return Status::Invalid("bad duration unit in '" + s + "' (use s, m, h, d or w)");
   return v * mul;
 }
 

@@ -129,8 +129,8 @@ TEST(AeadTest, SampledBitFlipsFailLargeMessage) {
   std::vector<uint8_t> sealed, out;
   ASSERT_TRUE(Seal(key, {}, plain, sealed).ok());
   std::mt19937_64 rng(42);
-  std::vector<size_t> bits = {0, 95, 96, sealed.size() * 8 - 1, (sealed.size() - 16) * 8,
-                              (sealed.size() - 17) * 8 + 7};
+  std::vector<size_t> bits = {
+      0, 95, 96, sealed.size() * 8 - 1, (sealed.size() - 16) * 8, (sealed.size() - 17) * 8 + 7};
   for (int i = 0; i < 200; i++) bits.push_back(rng() % (sealed.size() * 8));
   for (size_t bit : bits) {
     sealed[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
@@ -178,8 +178,8 @@ TEST(AeadTest, IntoCallerBuffersAndInPlace) {
   EXPECT_EQ(OpenInto(key, {}, buf, std::span<uint8_t>(out).first(5)).code(),
             Code::kInvalidArgument);
   // In place: plaintext lands right after the nonce.
-  ASSERT_TRUE(OpenInto(key, {}, buf, std::span<uint8_t>(buf).subspan(kNonceSize, plain.size()))
-                  .ok());
+  ASSERT_TRUE(
+      OpenInto(key, {}, buf, std::span<uint8_t>(buf).subspan(kNonceSize, plain.size())).ok());
   EXPECT_TRUE(std::equal(plain.begin(), plain.end(), buf.begin() + kNonceSize));
   // A failed open wipes the output.
   ASSERT_TRUE(SealInto(key, {}, plain, buf).ok());
@@ -197,17 +197,16 @@ struct GcmVector {
 // (AES-256, 60-byte plaintext, 20-byte AAD), and NIST CAVP gcmEncryptExtIV256 (16-byte
 // plaintext, 20-byte AAD).
 const GcmVector kGcmVectors[] = {
-    {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
-     "cafebabefacedbaddecaf888", "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+    {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+     "feedfacedeadbeeffeedfacedeadbeefabaddad2",
      "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
      "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
      "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
      "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
      "76fc6ece0f4e1768cddf8853bb2d551b"},
-    {"83688deb4af8007f9b713b47cfa6c73e35ea7a3aa4ecdb414dded03bf7a0fd3a",
-     "0b459724904e010a46901cf3", "794a14ccd178c8ebfd1379dc704c5e208f9d8424",
-     "33d893a2114ce06fc15d55e454cf90c3", "cc66bee423e3fcd4c0865715e9586696",
-     "0fb291bd3dba94a1dfd8b286cfb97ac5"},
+    {"83688deb4af8007f9b713b47cfa6c73e35ea7a3aa4ecdb414dded03bf7a0fd3a", "0b459724904e010a46901cf3",
+     "794a14ccd178c8ebfd1379dc704c5e208f9d8424", "33d893a2114ce06fc15d55e454cf90c3",
+     "cc66bee423e3fcd4c0865715e9586696", "0fb291bd3dba94a1dfd8b286cfb97ac5"},
 };
 
 TEST(AeadTest, KnownAnswerVectors) {
@@ -219,9 +218,9 @@ TEST(AeadTest, KnownAnswerVectors) {
     expect.insert(expect.end(), ct.begin(), ct.end());
     expect.insert(expect.end(), tag.begin(), tag.end());
     std::vector<uint8_t> out(plain.size() + kSealOverhead);
-    ASSERT_TRUE(internal::SealWithNonce(key, std::span<const uint8_t, 12>(iv.data(), 12), aad,
-                                        plain, out)
-                    .ok());
+    ASSERT_TRUE(
+        internal::SealWithNonce(key, std::span<const uint8_t, 12>(iv.data(), 12), aad, plain, out)
+            .ok());
     EXPECT_EQ(out, expect) << v.cipher;
     std::vector<uint8_t> back;
     ASSERT_TRUE(Open(key, aad, expect, back).ok());
@@ -281,10 +280,10 @@ TEST(AeadPerf, Throughput1MiB) {
   }
   auto t4 = clock::now();
   double mb = double(kSize) * kIters / 1e6;
-  std::printf("[ perf ] AES-256-GCM 1 MiB: seal %.0f MB/s, open %.0f MB/s, "
-              "seal+ChunkKey %.0f MB/s; ChunkKey (HKDF) %.2f us\n",
-              mb / secs(t0, t1), mb / secs(t1, t2), mb / secs(t2, t3),
-              secs(t3, t4) * 1e6 / kKeys);
+  std::printf(
+      "[ perf ] AES-256-GCM 1 MiB: seal %.0f MB/s, open %.0f MB/s, "
+      "seal+ChunkKey %.0f MB/s; ChunkKey (HKDF) %.2f us\n",
+      mb / secs(t0, t1), mb / secs(t1, t2), mb / secs(t2, t3), secs(t3, t4) * 1e6 / kKeys);
   EXPECT_EQ(back, plain);
 }
 
@@ -356,9 +355,9 @@ TEST(KeyHierarchy, StoreKeysDistinctAndDeterministic) {
   EXPECT_TRUE(*alice->MetaKey(1) == *alice2->MetaKey(1));
   EXPECT_TRUE(*alice->DataKey(1) == *alice2->DataKey(1));
   for (auto* k : {&*sys, &*alice}) {
-    std::vector<Key32> keys = {k->id_key(),     k->gear_key(),  k->name_key(),
-                               k->index_key(),  *k->MetaKey(1), *k->DataKey(1),
-                               ring.root,       ring.master_by_version.at(1)};
+    std::vector<Key32> keys = {
+        k->id_key(),    k->gear_key(),  k->name_key(), k->index_key(),
+        *k->MetaKey(1), *k->DataKey(1), ring.root,     ring.master_by_version.at(1)};
     for (size_t i = 0; i < keys.size(); i++)
       for (size_t j = i + 1; j < keys.size(); j++) EXPECT_FALSE(keys[i] == keys[j]) << i << j;
   }
@@ -875,14 +874,13 @@ TEST(KeyFile, CorruptedFilesAreRefusedCleanly) {
   WriteText(path, t);
   auto r = UnlockKeyRing(tmp.st(), kKeys, "pw-1");
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
-  for (std::string junk : {std::string("not json"), good.substr(0, good.size() / 2),
-                           std::string("{\"format\":\"cairn-keyfile\",\"version\":7}"),
-                           std::string("[]")}) {
+  for (std::string junk :
+       {std::string("not json"), good.substr(0, good.size() / 2),
+        std::string("{\"format\":\"cairn-keyfile\",\"version\":7}"), std::string("[]")}) {
     WriteText(path, junk);
     auto r2 = UnlockKeyRing(tmp.st(), kKeys, "pw-1");
     ASSERT_FALSE(r2.ok());
-    EXPECT_NE(r2.status().message().find(id + ".json"), std::string::npos)
-        << r2.status().message();
+    EXPECT_NE(r2.status().message().find(id + ".json"), std::string::npos) << r2.status().message();
     EXPECT_EQ(r2.status().message().find("pw-1"), std::string::npos);
     auto list = ListKeyFiles(tmp.st(), kKeys);
     ASSERT_TRUE(list.ok());

@@ -11,7 +11,6 @@
 
 #include "crypto/aead.h"
 
-
 namespace cairn::crypto {
 namespace {
 
@@ -94,8 +93,8 @@ Status CheckParams(const KdfParams& p) {
   if (p.opslimit < crypto_pwhash_OPSLIMIT_MIN || p.opslimit > kMaxOpslimit ||
       p.memlimit < crypto_pwhash_MEMLIMIT_MIN || p.memlimit > kMaxMemlimit) {
     return Status::Invalid("argon2id parameters out of range (opslimit " +
-                           std::to_string(p.opslimit) + ", memlimit " +
-                           std::to_string(p.memlimit) + ")");
+                           std::to_string(p.opslimit) + ", memlimit " + std::to_string(p.memlimit) +
+                           ")");
   }
   return Status::Ok();
 }
@@ -257,7 +256,8 @@ Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const s
   }
   auto v = j.find("version");
   if (v == j.end() || !v->is_number_unsigned()) return bad("missing version");
-  if (v->get<uint64_t>() != 1) return Status::Unsupported(path + ": key ring version not supported");
+  if (v->get<uint64_t>() != 1)
+    return Status::Unsupported(path + ": key ring version not supported");
   auto d = j.find("data");
   std::vector<uint8_t> sealed;
   if (d == j.end() || !d->is_string() || !FromHex(d->get<std::string>(), sealed)) {

@@ -90,8 +90,7 @@ class StoreKeys {
 
 // HKDF(store_data_key, salt, "cairn/v1/chunk", chunk_id || u32le key_version || u64le epoch).
 Key32 ChunkKey(const Key32& store_data_key, const Digest& chunk_id,
-               std::span<const uint8_t, kChunkSaltSize> salt, uint32_t key_version,
-               uint64_t epoch);
+               std::span<const uint8_t, kChunkSaltSize> salt, uint32_t key_version, uint64_t epoch);
 
 // Associated data binding a sealed chunk to its store, id and key version:
 // "cairn/v1/chunk-aad" 0x00 u32le len(store_id) store_id chunk_id u32le key_version.

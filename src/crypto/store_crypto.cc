@@ -1,8 +1,8 @@
 // Chunk and metadata sealing, keyed names and index MACs of an encrypted store.
 #include "crypto/store_crypto.h"
 
-#include <cstring>
 #include <chrono>
+#include <cstring>
 
 #include "crypto/aead.h"
 
@@ -49,8 +49,7 @@ Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, 
 
 Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
                               std::vector<uint8_t>& buf) const {
-  if (buf.size() < kSealOverhead)
-    return Status::Corruption("too short to be a sealed chunk");
+  if (buf.size() < kSealOverhead) return Status::Corruption("too short to be a sealed chunk");
   auto data_key = keys_.DataKey(seal.key_version);
   if (!data_key.ok())
     return Status::Corruption("sealed under key version " + std::to_string(seal.key_version) +

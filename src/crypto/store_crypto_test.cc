@@ -145,7 +145,8 @@ TEST(StoreCryptoChunk, BoundToIdSaltEpochVersionAndStore) {
     EXPECT_FALSE(Opens(c, id, s, sealed)) << "salt byte " << i;
   }
   // Wrong epoch.
-  for (uint64_t e : std::vector<uint64_t>{seal.epoch + 1, seal.epoch - 1, seal.epoch ^ (1ull << 40), 0}) {
+  for (uint64_t e :
+       std::vector<uint64_t>{seal.epoch + 1, seal.epoch - 1, seal.epoch ^ (1ull << 40), 0}) {
     ChunkSeal s = seal;
     s.epoch = e;
     EXPECT_FALSE(Opens(c, id, s, sealed)) << "epoch " << e;
@@ -328,7 +329,8 @@ TEST(StoreCryptoNames, NameIdStableAndPerStore) {
   KeyRing other_ring = NewRing();
   StoreCrypto o = MakeCrypto(other_ring, "system");
   std::set<std::string> seen;
-  for (const std::string& name : std::vector<std::string>{"a", "b", "backup/2024-01-01.tar", std::string(3000, 'z')}) {
+  for (const std::string& name :
+       std::vector<std::string>{"a", "b", "backup/2024-01-01.tar", std::string(3000, 'z')}) {
     std::string id = a.NameId(name);
     EXPECT_EQ(id.size(), 32u);
     EXPECT_EQ(id, a.NameId(name));
@@ -398,7 +400,8 @@ TEST(StoreCryptoIds, IdHasherIsKeyed) {
     EXPECT_TRUE(h->keyed());
     EXPECT_EQ(h->algo(), algo);
     auto plain = MakeHasher(algo);
-    auto other_plain = MakeHasher(algo == HashAlgo::kBlake3 ? HashAlgo::kSha256 : HashAlgo::kBlake3);
+    auto other_plain =
+        MakeHasher(algo == HashAlgo::kBlake3 ? HashAlgo::kSha256 : HashAlgo::kBlake3);
     for (size_t n : {size_t{0}, size_t{3}, size_t{1000}, size_t{70000}}) {
       auto data = Pattern(n, static_cast<uint32_t>(n) + 11);
       Digest keyed = h->Hash(data);

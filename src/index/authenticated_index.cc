@@ -43,13 +43,14 @@ class AuthenticatedIndex : public Index {
 
   Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {
     Status bad;
-    CAIRN_RETURN_IF_ERROR(inner_->ScanFrom(prefix, start, [&](std::string_view k, std::string_view v) {
-      if (!TagMatches(k, v)) {
-        bad = Failure(k);
-        return false;
-      }
-      return fn(k, v.substr(0, v.size() - kIndexTagSize));
-    }));
+    CAIRN_RETURN_IF_ERROR(
+        inner_->ScanFrom(prefix, start, [&](std::string_view k, std::string_view v) {
+          if (!TagMatches(k, v)) {
+            bad = Failure(k);
+            return false;
+          }
+          return fn(k, v.substr(0, v.size() - kIndexTagSize));
+        }));
     return bad;
   }
 
@@ -70,7 +71,8 @@ class AuthenticatedIndex : public Index {
     return CRYPTO_memcmp(t.data(), v.data() + v.size() - kIndexTagSize, kIndexTagSize) == 0;
   }
   Status Failure(std::string_view k) const {
-    return Status::Corruption(namer_(k) + ": index value fails authentication (tampered or damaged)");
+    return Status::Corruption(namer_(k) +
+                              ": index value fails authentication (tampered or damaged)");
   }
   Status Strip(std::string_view k, std::string& v) const {
     if (!TagMatches(k, v)) return Failure(k);

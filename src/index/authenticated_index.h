@@ -14,8 +14,8 @@
 namespace cairn {
 
 inline constexpr size_t kIndexTagSize = 16;
-using IndexTagFn = std::function<std::array<uint8_t, kIndexTagSize>(std::string_view key,
-                                                                    std::string_view value)>;
+using IndexTagFn =
+    std::function<std::array<uint8_t, kIndexTagSize>(std::string_view key, std::string_view value)>;
 // Says what a row is for messages ("chunk 3fa2...", "free extent row").
 using RowNamer = std::function<std::string(std::string_view key)>;
 

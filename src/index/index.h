@@ -96,7 +96,6 @@ class IndexWrapper : public Index {
 };
 
 // RocksDB in `dir`; `read_only` opens a consistent view while another process may write.
-Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
-                                              bool read_only);
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only);
 
 }  // namespace cairn

@@ -29,21 +29,29 @@ const RowType* RowTypeOf(std::string_view key) {
 std::string DescribeRow(std::string_view k) {
   if (k.empty()) return "an empty index key";
   switch (k[0]) {
-    case kChunk: return "index row of chunk " + DigestAfterPrefix(k);
-    case kQuarantine: return "quarantine row of chunk " + DigestAfterPrefix(k);
+    case kChunk:
+      return "index row of chunk " + DigestAfterPrefix(k);
+    case kQuarantine:
+      return "quarantine row of chunk " + DigestAfterPrefix(k);
     case kSegment:
       return k.size() == 5 ? "index row of segment " + std::to_string(U32BE(k, 1))
                            : "index row of a segment";
-    case kManifest: return "index row of manifest " + DigestAfterPrefix(k);
-    case kManifestRefs: return "refcount row of manifest " + DigestAfterPrefix(k);
+    case kManifest:
+      return "index row of manifest " + DigestAfterPrefix(k);
+    case kManifestRefs:
+      return "refcount row of manifest " + DigestAfterPrefix(k);
     case kVersion:
       return k.size() >= 9 ? "version row " + std::to_string(DecodeU64BE(k.data() + k.size() - 8)) +
                                  " of an object"
                            : "a version row";
-    case kFreeExtent: return "free-extent row of the extent allocator";
-    case kHead: return "head row of an object";
-    case kReencryptPass: return "the re-encryption pass row";
-    default: break;
+    case kFreeExtent:
+      return "free-extent row of the extent allocator";
+    case kHead:
+      return "head row of an object";
+    case kReencryptPass:
+      return "the re-encryption pass row";
+    default:
+      break;
   }
   if (const RowType* t = RowTypeOf(k)) return "index row (" + std::string(t->name) + ")";
   return "index row of type '" + std::string(1, k[0]) + "'";

@@ -24,9 +24,9 @@ inline constexpr char kManifest = 'm';       // objects     Manifest v1 (sealed 
 inline constexpr char kManifestRefs = 'n';   // objects     counter v1
 inline constexpr char kHead = 'h';           // objects     ObjectHead v2 (v1 still read)
 inline constexpr char kVersion = 'v';        // objects     VersionRecord v1
-inline constexpr char kVdisk = 'd';          // vdisk       VdiskDescriptor v1 (sealed when encrypted)
-inline constexpr char kBlockMap = 'b';       // vdisk       BlockMapPage v1 (sealed when encrypted)
-inline constexpr char kVdiskBitmap = 'x';    // vdisk       BitmapSlice v1 (sealed when encrypted)
+inline constexpr char kVdisk = 'd';        // vdisk       VdiskDescriptor v1 (sealed when encrypted)
+inline constexpr char kBlockMap = 'b';     // vdisk       BlockMapPage v1 (sealed when encrypted)
+inline constexpr char kVdiskBitmap = 'x';  // vdisk       BitmapSlice v1 (sealed when encrypted)
 inline constexpr char kStoreIdentity = 'i';  // repo        sealed store identity (reserved)
 inline constexpr char kReencryptPass = 'p';  // repo        u8 1 + u64 cut-off, unix ns
 

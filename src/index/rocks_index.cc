@@ -6,12 +6,12 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
-#include <chrono>
 #include <mutex>
-#include <thread>
 #include <shared_mutex>
+#include <thread>
 
 #include "index/index.h"
 
@@ -81,8 +81,10 @@ class RocksIndex : public Index {
     std::shared_lock lk(mu_);
     rocksdb::WriteBatch wb;
     for (const auto& op : batch.ops()) {
-      if (op.is_delete) wb.Delete(op.key);
-      else wb.Put(op.key, op.value);
+      if (op.is_delete)
+        wb.Delete(op.key);
+      else
+        wb.Put(op.key, op.value);
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
@@ -112,8 +114,8 @@ class RocksIndex : public Index {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     rocksdb::Slice p(prefix.data(), prefix.size());
     std::string_view from = start < prefix ? prefix : start;
-    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && it->key().starts_with(p);
-         it->Next()) {
+    for (it->Seek(rocksdb::Slice(from.data(), from.size()));
+         it->Valid() && it->key().starts_with(p); it->Next()) {
       if (!fn(std::string_view(it->key().data(), it->key().size()),
               std::string_view(it->value().data(), it->value().size())))
         break;
@@ -162,8 +164,7 @@ rocksdb::Options MakeOptions(const std::string& dir, bool create) {
 
 }  // namespace
 
-Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create,
-                                              bool read_only) {
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only) {
   rocksdb::Options o = MakeOptions(dir, create);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = read_only ? OpenReadOnly(o, dir, &raw) : rocksdb::DB::Open(o, dir, &raw);

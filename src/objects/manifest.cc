@@ -114,7 +114,9 @@ std::optional<uint64_t> DecodeCounter(std::string_view v) {
 }
 
 namespace keys {
-std::string Manifest(const Digest& id) { return std::string(1, kManifest) + std::string(id.View()); }
+std::string Manifest(const Digest& id) {
+  return std::string(1, kManifest) + std::string(id.View());
+}
 std::string ManifestRefs(const Digest& id) {
   return std::string(1, kManifestRefs) + std::string(id.View());
 }

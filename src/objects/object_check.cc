@@ -14,8 +14,10 @@ constexpr size_t kUsersKept = 4;  // object versions named per chunk in messages
 std::string Printable(std::string_view k) {
   std::string s;
   for (char c : k) {
-    if (c >= 32 && c < 127) s.push_back(c);
-    else s += "\\x" + std::string(1, "0123456789abcdef"[(c >> 4) & 15]) + "0123456789abcdef"[c & 15];
+    if (c >= 32 && c < 127)
+      s.push_back(c);
+    else
+      s += "\\x" + std::string(1, "0123456789abcdef"[(c >> 4) & 15]) + "0123456789abcdef"[c & 15];
   }
   return s;
 }
@@ -42,15 +44,14 @@ Result<ChunkExpectations> ObjectStore::Check(CheckReport& rep) {
         rep.errors.push_back("index row " + Printable(k) + " is not a valid version record");
       }));
   std::vector<Digest> ids;
-  CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, keys::kManifest),
-                                     [&](std::string_view k, std::string_view) {
-                                       if (k.size() == 1 + Digest::kSize)
-                                         ids.push_back(Digest::FromBytes(k.substr(1)));
-                                       else
-                                         rep.errors.push_back("index row " + Printable(k) +
-                                                              " is not a valid manifest key");
-                                       return true;
-                                     }));
+  CAIRN_RETURN_IF_ERROR(
+      index_->Scan(std::string(1, keys::kManifest), [&](std::string_view k, std::string_view) {
+        if (k.size() == 1 + Digest::kSize)
+          ids.push_back(Digest::FromBytes(k.substr(1)));
+        else
+          rep.errors.push_back("index row " + Printable(k) + " is not a valid manifest key");
+        return true;
+      }));
   ChunkExpectations out;
   std::set<Digest> seen;
   for (const Digest& mid : ids) {

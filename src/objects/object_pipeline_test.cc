@@ -10,12 +10,12 @@
 #include <condition_variable>
 #include <thread>
 
+#include "../../tests/test_util.h"
 #include "backend/backend.h"
 #include "index/index.h"
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
 #include "primitives/hash.h"
-#include "../../tests/test_util.h"
 
 namespace cairn {
 namespace {
@@ -170,7 +170,8 @@ TEST_F(Pipeline, TwoPutsIntoOneStoreRunAtTheSameTime) {
   auto a = RandomData(6 << 20, 1), b = RandomData(6 << 20, 2);
   GatedSource sa(a, 3 << 20), sb(b, 3 << 20);
   std::thread opener([&] {
-    bool both = sa.WaitReached(std::chrono::seconds(15)) && sb.WaitReached(std::chrono::seconds(15));
+    bool both =
+        sa.WaitReached(std::chrono::seconds(15)) && sb.WaitReached(std::chrono::seconds(15));
     EXPECT_TRUE(both) << "the two puts were not in flight at the same time";
     sa.Open();
     sb.Open();

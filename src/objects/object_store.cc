@@ -32,8 +32,8 @@ std::string ObjectStore::NameKey(const std::string& name) const {
 Status ObjectStore::ForEachHead(
     const std::function<void(const std::string&, const ObjectHead&)>& fn) {
   Status bad;
-  CAIRN_RETURN_IF_ERROR(index_->Scan(
-      std::string(1, keys::kHead), [&](std::string_view k, std::string_view v) {
+  CAIRN_RETURN_IF_ERROR(
+      index_->Scan(std::string(1, keys::kHead), [&](std::string_view k, std::string_view v) {
         std::string nk(k.substr(1));
         auto plain = rows_.Open(k, v, "head record of an object");
         if (!plain.ok()) {
@@ -73,11 +73,14 @@ Result<VersionRecord> ObjectStore::LatestVersion(const std::string& name, uint64
   const std::string prefix = keys::VersionPrefix(NameKey(name));
   std::optional<std::string> row;
   std::string key;
-  CAIRN_RETURN_IF_ERROR(index_->Scan(prefix, [&](std::string_view k, std::string_view v) {
-    row = std::string(v);
-    key = std::string(k);
-    return true;
-  }).WithContext("object '" + name + "'"));
+  CAIRN_RETURN_IF_ERROR(index_
+                            ->Scan(prefix,
+                                   [&](std::string_view k, std::string_view v) {
+                                     row = std::string(v);
+                                     key = std::string(k);
+                                     return true;
+                                   })
+                            .WithContext("object '" + name + "'"));
   if (!row) return Status::NotFound("object '" + name + "' not found");
   if (key.size() != prefix.size() + 8)
     return Status::Corruption("a version key of '" + name + "' is malformed");
@@ -97,7 +100,7 @@ Result<VersionRecord> ObjectStore::ResolveVersion(const std::string& name,
   if (!version) return LatestVersion(name, resolved);
   *resolved = *version;
   CAIRN_ASSIGN_OR_RETURN(auto row, rows_.Get(keys::Version(NameKey(name), *version),
-                                          "version record of " + Ref(name, *version)));
+                                             "version record of " + Ref(name, *version)));
   if (!row) {
     CAIRN_ASSIGN_OR_RETURN(auto all, Versions(name));
     if (all.empty()) return Status::NotFound("object '" + name + "' not found");
@@ -115,23 +118,22 @@ Status ObjectStore::ForEachVersion(
     const std::function<void(std::string_view)>& bad) {
   // Names come from the heads: in an encrypted store the keys hold only keyed hashes.
   std::map<std::string, std::string> names;
-  CAIRN_RETURN_IF_ERROR(ForEachHead(
-      [&](const std::string& nk, const ObjectHead& h) { names.emplace(nk, h.name); }));
-  return index_->Scan(std::string(1, keys::kVersion),
-                               [&](std::string_view k, std::string_view v) {
-                                 std::optional<VersionRecord> rec;
-                                 auto plain = rows_.Open(k, v, "version record");
-                                 if (plain.ok()) rec = VersionRecord::Decode(*plain);
-                                 if (k.size() < 11 || k[k.size() - 9] != '\0' || !rec) {
-                                   if (bad) bad(k);
-                                   return true;
-                                 }
-                                 std::string nk(k.substr(1, k.size() - 10));
-                                 auto name = names.find(nk);
-                                 fn(name != names.end() ? name->second : "(object without head)",
-                                    DecodeU64BE(k.data() + k.size() - 8), *rec);
-                                 return true;
-                               });
+  CAIRN_RETURN_IF_ERROR(
+      ForEachHead([&](const std::string& nk, const ObjectHead& h) { names.emplace(nk, h.name); }));
+  return index_->Scan(std::string(1, keys::kVersion), [&](std::string_view k, std::string_view v) {
+    std::optional<VersionRecord> rec;
+    auto plain = rows_.Open(k, v, "version record");
+    if (plain.ok()) rec = VersionRecord::Decode(*plain);
+    if (k.size() < 11 || k[k.size() - 9] != '\0' || !rec) {
+      if (bad) bad(k);
+      return true;
+    }
+    std::string nk(k.substr(1, k.size() - 10));
+    auto name = names.find(nk);
+    fn(name != names.end() ? name->second : "(object without head)",
+       DecodeU64BE(k.data() + k.size() - 8), *rec);
+    return true;
+  });
 }
 
 Result<std::vector<VersionInfo>> ObjectStore::Versions(const std::string& name) {
@@ -139,25 +141,30 @@ Result<std::vector<VersionInfo>> ObjectStore::Versions(const std::string& name) 
   std::vector<VersionInfo> out;
   std::string prefix = keys::VersionPrefix(NameKey(name));
   Status bad;
-  CAIRN_RETURN_IF_ERROR(index_->Scan(prefix, [&](std::string_view k, std::string_view v) {
-    if (k.size() != prefix.size() + 8) {
-      bad = Status::Corruption("a version key of '" + name + "' is malformed");
-      return false;
-    }
-    uint64_t ver = DecodeU64BE(k.data() + prefix.size());
-    auto plain = rows_.Open(k, v, "version record of " + Ref(name, ver));
-    if (!plain.ok()) {
-      bad = plain.status();
-      return false;
-    }
-    auto rec = VersionRecord::Decode(*plain);
-    if (!rec) {
-      bad = Status::Corruption("version record of " + Ref(name, ver) + " does not decode");
-      return false;
-    }
-    out.push_back(ToInfo(ver, *rec));
-    return true;
-  }).WithContext("object '" + name + "'"));
+  CAIRN_RETURN_IF_ERROR(
+      index_
+          ->Scan(prefix,
+                 [&](std::string_view k, std::string_view v) {
+                   if (k.size() != prefix.size() + 8) {
+                     bad = Status::Corruption("a version key of '" + name + "' is malformed");
+                     return false;
+                   }
+                   uint64_t ver = DecodeU64BE(k.data() + prefix.size());
+                   auto plain = rows_.Open(k, v, "version record of " + Ref(name, ver));
+                   if (!plain.ok()) {
+                     bad = plain.status();
+                     return false;
+                   }
+                   auto rec = VersionRecord::Decode(*plain);
+                   if (!rec) {
+                     bad = Status::Corruption("version record of " + Ref(name, ver) +
+                                              " does not decode");
+                     return false;
+                   }
+                   out.push_back(ToInfo(ver, *rec));
+                   return true;
+                 })
+          .WithContext("object '" + name + "'"));
   CAIRN_RETURN_IF_ERROR(bad);
   return out;
 }
@@ -171,11 +178,11 @@ Result<VersionInfo> ObjectStore::Stat(const std::string& name, std::optional<uin
 Result<std::vector<std::string>> ObjectStore::Names(const std::string& prefix) {
   std::vector<std::string> names;
   if (!crypto_) {
-    CAIRN_RETURN_IF_ERROR(index_->Scan(
-        std::string(1, keys::kHead) + prefix, [&](std::string_view k, std::string_view) {
-          names.emplace_back(k.substr(1));
-          return true;
-        }));
+    CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, keys::kHead) + prefix,
+                                       [&](std::string_view k, std::string_view) {
+                                         names.emplace_back(k.substr(1));
+                                         return true;
+                                       }));
     return names;
   }
   // Encrypted: every head is opened for its name.
@@ -216,7 +223,8 @@ Result<uint64_t> ObjectStore::Forget(const std::optional<std::string>& name, uin
   if (name) {
     names.push_back(*name);
   } else {
-    CAIRN_ASSIGN_OR_RETURN(names, Names(""));  // names whose versions are all gone are skipped below
+    CAIRN_ASSIGN_OR_RETURN(names,
+                           Names(""));  // names whose versions are all gone are skipped below
   }
   uint64_t removed = 0;
   for (const auto& n : names) {
@@ -248,7 +256,7 @@ Result<uint64_t> ObjectStore::RemoveVersions(const std::string& name,
     std::map<Digest, uint64_t> manifest_drops;
     for (const auto& v : doomed) {
       CAIRN_ASSIGN_OR_RETURN(auto row, rows_.Get(keys::Version(nk, v.version),
-                                              "version record of " + Ref(name, v.version)));
+                                                 "version record of " + Ref(name, v.version)));
       if (!row) continue;
       auto rec = VersionRecord::Decode(*row);
       if (!rec)
@@ -283,11 +291,11 @@ Result<uint64_t> ObjectStore::ResealRows() {
 
 Result<uint64_t> ObjectStore::CountManifests() {
   uint64_t n = 0;
-  CAIRN_RETURN_IF_ERROR(index_->Scan(std::string(1, keys::kManifest),
-                                     [&](std::string_view, std::string_view) {
-                                       n++;
-                                       return true;
-                                     }));
+  CAIRN_RETURN_IF_ERROR(
+      index_->Scan(std::string(1, keys::kManifest), [&](std::string_view, std::string_view) {
+        n++;
+        return true;
+      }));
   return n;
 }
 

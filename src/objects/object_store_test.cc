@@ -1,9 +1,9 @@
 // Object round trips, dedup, versions, ranged reads and removal through the Repository API.
 #include <gtest/gtest.h>
 
-#include "cairn/repository.h"
 #include "../../tests/repo_test_util.h"
 #include "../../tests/test_util.h"
+#include "cairn/repository.h"
 
 namespace cairn {
 namespace {
@@ -52,8 +52,15 @@ class ObjectsTest : public ::testing::Test {
 };
 
 TEST_F(ObjectsTest, RoundTripsAtChunkBounds) {
-  const size_t sizes[] = {0,          1,          16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1,
-                          64 * 1024,  256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1,
+  const size_t sizes[] = {0,
+                          1,
+                          16 * 1024 - 1,
+                          16 * 1024,
+                          16 * 1024 + 1,
+                          64 * 1024,
+                          256 * 1024 - 1,
+                          256 * 1024,
+                          256 * 1024 + 1,
                           3 << 20};
   uint64_t seed = 1;
   for (size_t n : sizes) {
@@ -187,8 +194,10 @@ TEST_F(ObjectsTest, RangedReadAtEveryChunkBoundary) {
     if (reads_for(start, hi) == 1) break;  // last chunk
     while (lo < hi) {
       uint64_t mid = (lo + hi + 1) / 2;
-      if (reads_for(start, mid) == 1) lo = mid;
-      else hi = mid - 1;
+      if (reads_for(start, mid) == 1)
+        lo = mid;
+      else
+        hi = mid - 1;
     }
     start += lo;
     boundaries.push_back(start);

@@ -48,8 +48,8 @@ Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in,
   if (spec.enabled && !in.empty()) {
     thread_local std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
     out.resize(ZSTD_compressBound(in.size()));
-    size_t n = ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), in.data(), in.size(),
-                                 spec.level);
+    size_t n =
+        ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), in.data(), in.size(), spec.level);
     if (!ZSTD_isError(n) && n < in.size()) {
       out.resize(n);
       return Codec::kZstd;
@@ -65,7 +65,8 @@ Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> o
     if (!in.empty()) std::memcpy(out.data(), in.data(), in.size());
     return Status::Ok();
   }
-  if (codec != Codec::kZstd) return Status::Corruption("unknown codec " + std::to_string(int(codec)));
+  if (codec != Codec::kZstd)
+    return Status::Corruption("unknown codec " + std::to_string(int(codec)));
   thread_local std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
   size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), in.data(), in.size());
   if (ZSTD_isError(n)) return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(n));

@@ -36,10 +36,14 @@ const bool kBlake3FeaturesDetected = [] {
 class Blake3Stream : public StreamHasher {
  public:
   explicit Blake3Stream(const std::optional<Digest>& key) {
-    if (key) blake3_hasher_init_keyed(&h_, key->bytes.data());
-    else blake3_hasher_init(&h_);
+    if (key)
+      blake3_hasher_init_keyed(&h_, key->bytes.data());
+    else
+      blake3_hasher_init(&h_);
   }
-  void Update(std::span<const uint8_t> d) override { blake3_hasher_update(&h_, d.data(), d.size()); }
+  void Update(std::span<const uint8_t> d) override {
+    blake3_hasher_update(&h_, d.data(), d.size());
+  }
   Digest Finish() override {
     Digest out;
     blake3_hasher_finalize(&h_, out.bytes.data(), Digest::kSize);
@@ -92,8 +96,10 @@ class Sha256Stream : public StreamHasher {
     EVP_MAC_free(mac_);
   }
   void Update(std::span<const uint8_t> d) override {
-    if (ctx_) EVP_DigestUpdate(ctx_, d.data(), d.size());
-    else EVP_MAC_update(mctx_, d.data(), d.size());
+    if (ctx_)
+      EVP_DigestUpdate(ctx_, d.data(), d.size());
+    else
+      EVP_MAC_update(mctx_, d.data(), d.size());
   }
   Digest Finish() override {
     Digest out;

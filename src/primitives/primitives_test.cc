@@ -173,8 +173,8 @@ TEST(FastCdc, KeyedGearChangesBoundaries) {
 }
 
 TEST(FastCdc, RejectsBadParams) {
-  EXPECT_FALSE((ChunkerParams{1024, 1000, 4096}).Validate().ok());  // avg not a power of two
-  EXPECT_FALSE((ChunkerParams{8192, 4096, 16384}).Validate().ok()); // min > avg
+  EXPECT_FALSE((ChunkerParams{1024, 1000, 4096}).Validate().ok());   // avg not a power of two
+  EXPECT_FALSE((ChunkerParams{8192, 4096, 16384}).Validate().ok());  // min > avg
 }
 
 TEST(FixedChunker, Cuts) {

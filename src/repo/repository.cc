@@ -95,7 +95,8 @@ class RepositoryImpl : public Repository {
       hasher_ = MakeHasher(cfg_.hash);
       chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
     }
-    unsigned threads = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
+    unsigned threads =
+        opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<ThreadPool>(threads);
     ChunkStoreOptions co;
     co.compression = cfg_.compression;
@@ -188,8 +189,8 @@ class RepositoryImpl : public Repository {
     if (disk.ok()) s.disk_bytes = *disk;
     // Versions come in key order, grouped by name: a new name is a new object.
     std::string last_name;
-    CAIRN_RETURN_IF_ERROR(objects_->ForEachVersion(
-        [&](const std::string& name, uint64_t, const VersionRecord& r) {
+    CAIRN_RETURN_IF_ERROR(
+        objects_->ForEachVersion([&](const std::string& name, uint64_t, const VersionRecord& r) {
           if (s.versions == 0 || name != last_name) {
             s.objects++;
             last_name = name;
@@ -208,7 +209,8 @@ class RepositoryImpl : public Repository {
       bool first = true;
       CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk([&](const Digest&, const ChunkRecord& r) {
         s.chunks_by_key_version[r.key_version]++;
-        if (first || r.sealed / kNanosPerSecond < s.oldest_seal) s.oldest_seal = r.sealed / kNanosPerSecond;
+        if (first || r.sealed / kNanosPerSecond < s.oldest_seal)
+          s.oldest_seal = r.sealed / kNanosPerSecond;
         if (first || r.generation < s.min_generation) s.min_generation = r.generation;
         s.max_generation = std::max(s.max_generation, r.generation);
         first = false;
@@ -219,7 +221,8 @@ class RepositoryImpl : public Repository {
 
   Result<ReencryptResult> Reencrypt(const ReencryptRequest& req) override {
     CAIRN_RETURN_IF_ERROR(RequireWritable());
-    if (!crypto_) return Status::Invalid("repository " + path_ + " is not encrypted: nothing to re-encrypt");
+    if (!crypto_)
+      return Status::Invalid("repository " + path_ + " is not encrypted: nothing to re-encrypt");
     ResealOptions o;
     bool pass_row = false;
     if (req.older_than_seconds) {
@@ -280,7 +283,8 @@ class RepositoryImpl : public Repository {
   }
 
   // Chunks and metadata rows of this store by key version (key retire).
-  Status CountKeyVersions(std::map<uint32_t, uint64_t>& chunks, std::map<uint32_t, uint64_t>& rows) {
+  Status CountKeyVersions(std::map<uint32_t, uint64_t>& chunks,
+                          std::map<uint32_t, uint64_t>& rows) {
     CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk(
         [&](const Digest&, const ChunkRecord& r) { chunks[r.key_version]++; }));
     return objects_->CountRowKeyVersions(rows);
@@ -290,7 +294,8 @@ class RepositoryImpl : public Repository {
     CheckReport rep;
     // In an encrypted store every index row carries a MAC: verify them all first and name each
     // bad one; the checks below read those rows and would only repeat the failure.
-    CAIRN_RETURN_IF_ERROR(index_->Verify([&](std::string m) { rep.errors.push_back(std::move(m)); }));
+    CAIRN_RETURN_IF_ERROR(
+        index_->Verify([&](std::string m) { rep.errors.push_back(std::move(m)); }));
     if (!rep.clean()) return rep;
     return CheckRepository(*chunks_, *objects_, *pool_, opts);
   }
@@ -350,8 +355,9 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(Encryption enc, ParseEncryption(FormatEncryption(opts.encryption)));
   cfg.encryption = std::string(FormatEncryption(enc));
   if (cfg.encrypted() && opts.password.empty())
-    return Status::Invalid("an encrypted repository needs a password (set CAIRN_PASSWORD, use "
-                           "--password-file, run on a terminal, or choose --encryption none)");
+    return Status::Invalid(
+        "an encrypted repository needs a password (set CAIRN_PASSWORD, use "
+        "--password-file, run on a terminal, or choose --encryption none)");
   if (!cfg.encrypted() && opts.reseal_after)
     return Status::Invalid("a re-seal policy needs an encrypted repository");
   cfg.reseal_after = opts.reseal_after;

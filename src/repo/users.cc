@@ -73,11 +73,12 @@ Status ValidateUserName(const std::string& name) {
   };
   if (name.empty() || name.size() > 64) return bad("it must be 1 to 64 characters");
   if (name == "system") return bad("'system' is the system store (use --system)");
-  if (!std::isalnum(static_cast<unsigned char>(name[0])) || std::isupper(static_cast<unsigned char>(name[0])))
+  if (!std::isalnum(static_cast<unsigned char>(name[0])) ||
+      std::isupper(static_cast<unsigned char>(name[0])))
     return bad("it must start with a lowercase letter or a digit");
   for (char c : name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '.' || c == '_' || c == '-'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
       return bad("only a-z, 0-9, '.', '_' and '-' are allowed");
   return Status::Ok();
 }

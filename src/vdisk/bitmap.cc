@@ -115,13 +115,15 @@ Result<std::unique_ptr<VdiskBitmap>> VdiskBitmap::Load(const SealedRows& rows, I
     return Status::Corruption(who + ": its bitmap has " + std::to_string(d.bitmap_slices) +
                               " slices, its size needs " + std::to_string(bm->slices()));
   uint64_t rows_present = 0;
-  CAIRN_RETURN_IF_ERROR(index.Scan(keys::BitmapPrefix(d.id), [&](std::string_view, std::string_view) {
-    rows_present++;
-    return true;
-  }));
+  CAIRN_RETURN_IF_ERROR(
+      index.Scan(keys::BitmapPrefix(d.id), [&](std::string_view, std::string_view) {
+        rows_present++;
+        return true;
+      }));
   if (rows_present != d.bitmap_slices)
     return Status::Corruption(who + ": its bitmap has " + std::to_string(rows_present) +
-                              " slice rows, its descriptor says " + std::to_string(d.bitmap_slices));
+                              " slice rows, its descriptor says " +
+                              std::to_string(d.bitmap_slices));
   for (uint32_t s = 0; s < bm->slices(); s++) {
     const std::string what = who + ": bitmap slice " + std::to_string(s);
     CAIRN_ASSIGN_OR_RETURN(auto plain, rows.Get(keys::BitmapSlice(d.id, s), what));
@@ -136,8 +138,9 @@ Result<std::unique_ptr<VdiskBitmap>> VdiskBitmap::Load(const SealedRows& rows, I
     bm->slice_stored_[s] = rows.SealedSize(plain->size());
   }
   if (Combine(bm->slice_digest_) != d.bitmap_digest)
-    return Status::Corruption(who + ": its bitmap does not match its descriptor (a slice is "
-                                    "stale or was replaced)");
+    return Status::Corruption(who +
+                              ": its bitmap does not match its descriptor (a slice is "
+                              "stale or was replaced)");
   return bm;
 }
 

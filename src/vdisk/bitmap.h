@@ -42,8 +42,7 @@ class VdiskBitmap {
   Dirty TakeDirty();
   // Puts the slices' rows into `batch` and fills the descriptor's bitmap fields (count,
   // digest over every slice, stored bytes) as they will be once `dirty` is committed.
-  Status AddRows(const Dirty& dirty, const SealedRows& rows, VdiskDescriptor& d,
-                 WriteBatch& batch);
+  Status AddRows(const Dirty& dirty, const SealedRows& rows, VdiskDescriptor& d, WriteBatch& batch);
   void Committed(const Dirty& dirty, const SealedRows& rows);
   // Every slice dirty (a new vdisk, or a copy for a snapshot).
   void MarkAllDirty();

@@ -59,7 +59,7 @@ class BlockMap {
     std::shared_ptr<BlockMapPage> page;  // never null once loaded
     uint64_t version = 0;                // +1 at every Set
     bool dirty = false;
-    std::list<uint64_t>::iterator lru;   // valid when clean
+    std::list<uint64_t>::iterator lru;  // valid when clean
   };
   // The slot of `page`, loaded from the index when absent; mu_ held on entry and return
   // (released while reading the index).

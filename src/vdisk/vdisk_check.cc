@@ -11,12 +11,12 @@ constexpr size_t kUsersKept = 4;
 
 }  // namespace
 
-Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect,
-                            CheckReport& rep) {
+Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect, CheckReport& rep) {
   const std::string who = "vdisk '" + d.name + "'";
   if (d.flags & VdiskDescriptor::kIncomplete)
-    rep.warnings.push_back(who + " is incomplete (an interrupted snapshot or rm): `cairn vdisk "
-                                 "rm` removes it");
+    rep.warnings.push_back(who +
+                           " is incomplete (an interrupted snapshot or rm): `cairn vdisk "
+                           "rm` removes it");
   if (d.mode == VdiskMode::kSemideduped) {
     auto bm = VdiskBitmap::Load(*ctx_.rows, *ctx_.index, d);
     if (!bm.ok()) rep.errors.push_back(bm.status().message());

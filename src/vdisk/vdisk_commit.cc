@@ -53,8 +53,8 @@ Status VdiskImpl::Commit() {
     desc_edit_ = nullptr;
     d.size = size_.load();
     d.generation++;
-    d.mapped_blocks = static_cast<uint64_t>(static_cast<int64_t>(d.mapped_blocks) +
-                                            mapped_delta_.exchange(0));
+    d.mapped_blocks =
+        static_cast<uint64_t>(static_cast<int64_t>(d.mapped_blocks) + mapped_delta_.exchange(0));
   }
   auto rows = [&](WriteBatch& batch) -> Status {
     CAIRN_RETURN_IF_ERROR(map_.AddRows(pages, batch));
@@ -77,7 +77,8 @@ Status VdiskImpl::Commit() {
   }
   if (!s.ok()) {
     std::lock_guard lk(failed_mu_);
-    failed_ = s.WithContext("vdisk '" + d.name + "': flush failed (reopen it to continue from "
+    failed_ = s.WithContext("vdisk '" + d.name +
+                            "': flush failed (reopen it to continue from "
                             "the last flush)");
     return failed_;
   }

@@ -62,9 +62,12 @@ Status CheckDescriptor(const VdiskDescriptor& d, const std::string& where) {
 
 std::string_view VdiskModeName(VdiskMode m) {
   switch (m) {
-    case VdiskMode::kDeduped: return "deduped";
-    case VdiskMode::kNondeduped: return "nondeduped";
-    case VdiskMode::kSemideduped: return "semideduped";
+    case VdiskMode::kDeduped:
+      return "deduped";
+    case VdiskMode::kNondeduped:
+      return "nondeduped";
+    case VdiskMode::kSemideduped:
+      return "semideduped";
   }
   return "?";
 }

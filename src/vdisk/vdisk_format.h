@@ -49,7 +49,7 @@ struct VdiskDescriptor {
   VdiskId id;
   std::string name;
   VdiskMode mode = VdiskMode::kDeduped;
-  uint64_t size = 0;         // bytes, a multiple of block_size
+  uint64_t size = 0;  // bytes, a multiple of block_size
   uint32_t block_size = 4096;
   uint8_t flags = 0;
   std::optional<TemplateRef> tmpl;  // semi-deduped vdisks only

@@ -73,8 +73,8 @@ Status VdiskImpl::ReadChunk(const Digest& id, std::span<uint8_t> out) {
   if (current) hint = current->Pending(id);
   if (!hint && committing) hint = committing->Pending(id);
   std::vector<uint8_t> buf;
-  CAIRN_RETURN_IF_ERROR(ctx_.chunks->Read(id, buf, hint ? &*hint : nullptr)
-                            .WithContext("vdisk '" + name_ + "'"));
+  CAIRN_RETURN_IF_ERROR(
+      ctx_.chunks->Read(id, buf, hint ? &*hint : nullptr).WithContext("vdisk '" + name_ + "'"));
   if (buf.size() != out.size())
     return Status::Corruption("vdisk '" + name_ + "': chunk " + id.Hex() + " has " +
                               std::to_string(buf.size()) + " bytes, a block has " +
@@ -263,7 +263,8 @@ Status VdiskImpl::Zero(uint64_t offset, uint64_t length, bool fua) {
   }
   std::vector<uint8_t> zeros(bs);
   if (offset % bs)
-    CAIRN_RETURN_IF_ERROR(WritePartial(offset / bs, offset % bs, {zeros.data(), first * bs - offset}));
+    CAIRN_RETURN_IF_ERROR(
+        WritePartial(offset / bs, offset % bs, {zeros.data(), first * bs - offset}));
   CAIRN_RETURN_IF_ERROR(MakeHoles(first, last - first));
   if (end % bs) CAIRN_RETURN_IF_ERROR(WritePartial(last, 0, {zeros.data(), end % bs}));
   return fua ? Flush() : Status::Ok();

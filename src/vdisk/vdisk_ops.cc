@@ -129,8 +129,8 @@ Status VdiskStore::Snapshot(const std::string& name, const std::string& snapshot
   VdiskDescriptor snap = src;
   CAIRN_ASSIGN_OR_RETURN(snap.id, VdiskId::Random());
   snap.name = snapshot;
-  snap.flags = VdiskDescriptor::kReadOnly | VdiskDescriptor::kSnapshot |
-               VdiskDescriptor::kIncomplete;
+  snap.flags =
+      VdiskDescriptor::kReadOnly | VdiskDescriptor::kSnapshot | VdiskDescriptor::kIncomplete;
   snap.created_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
                                               .count());
@@ -167,9 +167,8 @@ Status VdiskStore::Flatten(const std::string& name, const ProgressFn& progress) 
   return v->Flush();
 }
 
-Result<VdiskInfo> VdiskStore::Import(const std::string& name, ByteSource& src,
-                                     uint32_t block_size, bool as_template,
-                                     const ProgressFn& progress) {
+Result<VdiskInfo> VdiskStore::Import(const std::string& name, ByteSource& src, uint32_t block_size,
+                                     bool as_template, const ProgressFn& progress) {
   VdiskCreateOptions o;
   o.mode = VdiskMode::kDeduped;
   o.block_size = block_size;

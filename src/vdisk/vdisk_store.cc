@@ -93,7 +93,8 @@ Result<VdiskDescriptor> VdiskStore::ResolveTemplate(const std::string& name, boo
   }
   CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
   if (!d.read_only())
-    return Status::Invalid("vdisk '" + name + "' is not read-only: only a snapshot or an image "
+    return Status::Invalid("vdisk '" + name +
+                           "' is not read-only: only a snapshot or an image "
                            "imported with --template can be a template");
   if (d.flags & VdiskDescriptor::kIncomplete)
     return Status::Invalid("vdisk '" + name + "' is incomplete and cannot be a template");
@@ -126,7 +127,8 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
   if (size == 0) return Status::Invalid("a vdisk needs a size (--size)");
   d.size = (size + d.block_size - 1) / d.block_size * d.block_size;
   if (semi) d.bitmap_slices = static_cast<uint32_t>((d.blocks() + kSliceBits - 1) / kSliceBits);
-  CAIRN_RETURN_IF_ERROR(VdiskDescriptor::Decode(d.Encode(), "vdisk '" + name + "'").status()
+  CAIRN_RETURN_IF_ERROR(VdiskDescriptor::Decode(d.Encode(), "vdisk '" + name + "'")
+                            .status()
                             .WithContext("creating vdisk"));
   if (!semi) return WriteNew(std::move(d), nullptr);
   VdiskBitmap bitmap(d.blocks());
@@ -179,7 +181,8 @@ Result<std::unique_ptr<VdiskImpl>> VdiskStore::Open(const std::string& name, boo
   if (writable) CAIRN_RETURN_IF_ERROR(RequireWritable());
   CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
   if (d.flags & VdiskDescriptor::kIncomplete)
-    return Status::Invalid("vdisk '" + name + "' is incomplete (an interrupted snapshot or rm): "
+    return Status::Invalid("vdisk '" + name +
+                           "' is incomplete (an interrupted snapshot or rm): "
                            "remove it with `cairn vdisk rm`");
   if (writable && d.read_only())
     return Status::PermissionDenied("vdisk '" + name + "' is read-only (a snapshot or template)");
@@ -305,13 +308,12 @@ Result<std::vector<std::string>> VdiskStore::Dependents(const VdiskId& id, bool 
 }
 
 Result<uint64_t> VdiskStore::ResealRows() {
-  return ctx_.rows->Reseal(
-      {keyspace::kVdisk, keyspace::kBlockMap, keyspace::kVdiskBitmap});
+  return ctx_.rows->Reseal({keyspace::kVdisk, keyspace::kBlockMap, keyspace::kVdiskBitmap});
 }
 
 Status VdiskStore::CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts) {
-  return ctx_.rows->CountKeyVersions({keyspace::kVdisk, keyspace::kBlockMap, keyspace::kVdiskBitmap},
-                                     counts);
+  return ctx_.rows->CountKeyVersions(
+      {keyspace::kVdisk, keyspace::kBlockMap, keyspace::kVdiskBitmap}, counts);
 }
 
 }  // namespace cairn

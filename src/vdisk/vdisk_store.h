@@ -25,9 +25,12 @@ class VdiskStore {
   // `crypto`: the store's keys (names are keyed hashes in index keys), nullptr when plain.
   // `label`: "system" or "user NAME", for messages. `writable`: the store was opened for
   // writing (only then can vdisks be created, written or removed).
-  VdiskStore(VdiskContext ctx, const crypto::StoreCrypto* crypto, std::string label,
-             bool is_system, bool writable)
-      : ctx_(ctx), crypto_(crypto), label_(std::move(label)), is_system_(is_system),
+  VdiskStore(VdiskContext ctx, const crypto::StoreCrypto* crypto, std::string label, bool is_system,
+             bool writable)
+      : ctx_(ctx),
+        crypto_(crypto),
+        label_(std::move(label)),
+        is_system_(is_system),
         writable_(writable) {}
 
   // How to reach the system store's vdisks (templates); called when first needed.

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "../../tests/test_util.h"
 #include "backend/backend.h"
 #include "chunkstore/chunk_check.h"
 #include "crypto/keys.h"
@@ -14,7 +15,6 @@
 #include "index/index.h"
 #include "index/keyspace.h"
 #include "vdisk/vdisk_store.h"
-#include "../../tests/test_util.h"
 
 namespace cairn {
 namespace {
@@ -36,7 +36,8 @@ struct Stack {
       crypto = std::make_unique<crypto::StoreCrypto>(std::move(keys.value()), HashAlgo::kBlake3);
       const crypto::StoreCrypto* c = crypto.get();
       index = MakeAuthenticatedIndex(
-          std::move(index), [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
+          std::move(index),
+          [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
           keyspace::DescribeRow);
       hasher = crypto->MakeIdHasher();
     } else {
@@ -46,7 +47,8 @@ struct Stack {
     pool = std::make_unique<ThreadPool>(2);
     ChunkStoreOptions co;
     co.segment_target_size = 16 << 20;
-    chunks = std::make_unique<ChunkStore>(backend.get(), index.get(), hasher.get(), co, crypto.get());
+    chunks =
+        std::make_unique<ChunkStore>(backend.get(), index.get(), hasher.get(), co, crypto.get());
     EXPECT_TRUE(chunks->Open(true).ok());
     rows = std::make_unique<SealedRows>(index.get(), chunks.get(), crypto.get());
     VdiskContext ctx{chunks.get(), index.get(), rows.get(), pool.get(), 64};
@@ -86,7 +88,8 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
     system_.reset();
     system_ = std::make_unique<Stack>(dir_ / "system", ring_.get(), "system", true);
     user_ = std::make_unique<Stack>(dir_ / "user", ring_.get(), "user:u", false);
-    user_->vdisks->SetSystemStore([this]() -> Result<VdiskStore*> { return system_->vdisks.get(); });
+    user_->vdisks->SetSystemStore(
+        [this]() -> Result<VdiskStore*> { return system_->vdisks.get(); });
     system_->vdisks->SetOtherStoresDependents(
         [this](const VdiskId& id) { return user_->vdisks->Dependents(id, true); });
   }
@@ -138,7 +141,8 @@ void Exercise(Vdisk& v, std::vector<uint8_t>& model, uint64_t seed, int ops) {
 }
 
 TEST_P(VdiskTest, EveryModeAgreesWithAModelAcrossFlushAndReopen) {
-  ASSERT_TRUE(system_->vdisks->Create("base", {VdiskMode::kDeduped, 2 << 20, 4096, "", false}).ok());
+  ASSERT_TRUE(
+      system_->vdisks->Create("base", {VdiskMode::kDeduped, 2 << 20, 4096, "", false}).ok());
   auto base_data = RandomData(2 << 20, 9);
   {
     auto b = Open(*system_, "base");
@@ -180,8 +184,8 @@ TEST_P(VdiskTest, HolesZeroTrimAndExtents) {
   EXPECT_EQ(user_->Chunks(), 16u);
   std::vector<std::tuple<uint64_t, uint64_t, VdiskExtent>> ext;
   ASSERT_TRUE(v->Extents(0, v->size(), [&](uint64_t o, uint64_t l, VdiskExtent t) {
-    ext.emplace_back(o, l, t);
-  }).ok());
+                 ext.emplace_back(o, l, t);
+               }).ok());
   ASSERT_EQ(ext.size(), 3u);
   EXPECT_EQ(ext[0], std::make_tuple(uint64_t{0}, uint64_t{128 << 10}, VdiskExtent::kHole));
   EXPECT_EQ(ext[1], std::make_tuple(uint64_t{128 << 10}, uint64_t{64 << 10}, VdiskExtent::kData));
@@ -267,12 +271,14 @@ TEST_P(VdiskTest, ADamagedOrMissingBitmapIsRefused) {
   ASSERT_TRUE(Open(*user_, "vm")->Write(4096, RandomData(4096, 1), true).ok());
   // The slice row: find it by prefix.
   std::string key, value;
-  ASSERT_TRUE(user_->index->Scan(std::string(1, keyspace::kVdiskBitmap),
-                                 [&](std::string_view k, std::string_view v) {
-                                   key = k;
-                                   value = v;
-                                   return false;
-                                 }).ok());
+  ASSERT_TRUE(user_->index
+                  ->Scan(std::string(1, keyspace::kVdiskBitmap),
+                         [&](std::string_view k, std::string_view v) {
+                           key = k;
+                           value = v;
+                           return false;
+                         })
+                  .ok());
   ASSERT_FALSE(key.empty());
   auto expect_refused = [&](const std::string& what) {
     auto v = user_->vdisks->Open("vm", false);
