@@ -1,5 +1,6 @@
 # The two commands: `make demo` and `make test`. Each installs what it needs and builds.
-# `make style` (run first by `make test`): clang-format clean, no function in src/ over 80 lines.
+# `make style` (run first by `make test`): clang-format clean, no raw file I/O outside the
+# backend, no function in src/ over 80 lines.
 JOBS ?= 2
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -32,6 +33,7 @@ demo: build
 # other branches are listed in scripts/long_functions.txt and reported without failing).
 style: build
 	@scripts/check_format.sh
+	@scripts/check-raw-io.sh
 	@JOBS=$(JOBS) scripts/check_function_size.py $(BUILD)
 
 # Every test: the style checks, unit and CLI tests on the release build, the unit tests under

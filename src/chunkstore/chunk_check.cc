@@ -145,8 +145,7 @@ void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations&
   };
   for (size_t i = 0; i < records.size(); i++) {
     const ChunkStore* cs = &chunks;
-    const auto& [id, rec] = records[i];
-    inflight.emplace_back(i, pool.Submit([cs, id, rec] {
+    inflight.emplace_back(i, pool.Submit([cs, id = records[i].first, rec = records[i].second] {
       std::vector<uint8_t> buf;
       return cs->ReadRecord(id, rec, buf);
     }));
