@@ -17,6 +17,7 @@
 #include "cairn/io.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
+#include "cairn/vdisk.h"
 
 namespace cairn {
 
@@ -56,6 +57,34 @@ class Repository {
   // entries. Ids of another store find nothing here.
   virtual Status CatChunk(const Digest& id, ByteSink& sink) = 0;
   virtual Result<std::vector<std::pair<Digest, uint32_t>>> CatManifest(const Digest& id) = 0;
+  // Which master key versions seal this store's chunks and metadata rows, and how many each
+  // (key retire refuses a version still in use). Empty maps in an unencrypted store.
+  virtual Result<KeyVersionUsage> KeyVersions() = 0;
+
+  // --- virtual disks of this store (cairn/vdisk.h)
+  virtual Status CreateVdisk(const std::string& name, const VdiskCreateOptions& o) = 0;
+  // A deduped vdisk from a raw image read from `image` to its end (zero blocks become holes);
+  // with `as_template`, read-only and usable as a template.
+  virtual Result<VdiskInfo> ImportVdisk(const std::string& name, ByteSource& image,
+                                        uint32_t block_size, bool as_template,
+                                        const ProgressFn& progress = {}) = 0;
+  // Opens a vdisk for reading (and, on a writable handle, writing). Refused, naming it, when it
+  // is read-only and `writable` is asked, or its bitmap or template cannot be verified.
+  virtual Result<std::unique_ptr<Vdisk>> OpenVdisk(const std::string& name, bool writable) = 0;
+  virtual Result<std::vector<VdiskInfo>> ListVdisks() = 0;
+  // With `stored_bytes`, adds up the stored size of the chunks its map references (reads the
+  // whole map).
+  virtual Result<VdiskInfo> VdiskStat(const std::string& name, bool stored_bytes) = 0;
+  // Refused while another vdisk (in any store) uses it as its template.
+  virtual Status RemoveVdisk(const std::string& name) = 0;
+  // Grows a vdisk to `size` bytes (rounded up to its block size); it cannot shrink.
+  virtual Status ResizeVdisk(const std::string& name, uint64_t size) = 0;
+  // A read-only point-in-time copy that shares every block; usable as a template.
+  virtual Status SnapshotVdisk(const std::string& name, const std::string& snapshot) = 0;
+  // A new semi-deduped vdisk on a template (in the system store when `in_system`).
+  virtual Status CloneVdisk(const std::string& tmpl, bool in_system, const std::string& name) = 0;
+  // Copies the template's blocks in: the vdisk becomes nondeduped and needs it no more.
+  virtual Status FlattenVdisk(const std::string& name, const ProgressFn& progress = {}) = 0;
 };
 
 // Splits "NAME@N" into name and version; a name without a numeric @ suffix has no version.

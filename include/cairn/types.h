@@ -101,7 +101,8 @@ struct ObjectInfo {
 
 struct RepoStats {
   uint64_t objects = 0, versions = 0, manifests = 0;
-  uint64_t logical_bytes = 0;  // sum of all versions' sizes
+  uint64_t vdisks = 0, vdisk_blocks = 0;  // vdisks, and blocks their own maps hold
+  uint64_t logical_bytes = 0;             // sum of all versions' sizes
   uint64_t unique_chunks = 0, unreferenced_chunks = 0;
   uint64_t unique_bytes = 0;  // plaintext bytes of unique chunks
   uint64_t stored_bytes = 0;  // chunk bytes in segments
@@ -150,6 +151,11 @@ struct ReencryptResult {
   uint64_t rows = 0;               // metadata rows re-sealed under the current key version
   uint64_t remaining = 0;          // chunks still due when a limit stopped it
   bool finished = true;
+};
+
+struct KeyVersionUsage {
+  std::map<uint32_t, uint64_t> chunks;  // key version -> chunks sealed under it
+  std::map<uint32_t, uint64_t> rows;    // key version -> sealed metadata rows
 };
 
 struct CheckOptions {

@@ -211,8 +211,9 @@ Status RetireKey(Storage& st, const std::string& password, uint32_t version) {
     o.password = password;
     auto r = OpenRepositoryOn(borrowed, o);
     if (!r.ok()) return r.status().WithContext("retiring key version " + std::to_string(version));
-    std::map<uint32_t, uint64_t> chunks, rows;
-    CAIRN_RETURN_IF_ERROR(CountKeyVersionsOf(**r, chunks, rows));
+    CAIRN_ASSIGN_OR_RETURN(KeyVersionUsage usage, (*r)->KeyVersions());
+    auto& chunks = usage.chunks;
+    auto& rows = usage.rows;
     uint64_t c = chunks.count(version) ? chunks[version] : 0;
     uint64_t m = rows.count(version) ? rows[version] : 0;
     if (c || m)

@@ -7,10 +7,11 @@
 #include "chunkstore/chunk_store.h"
 #include "objects/object_store.h"
 #include "util/thread_pool.h"
+#include "vdisk/vdisk_store.h"
 
 namespace cairn {
 
-Result<CheckReport> CheckRepository(ChunkStore& chunks, ObjectStore& objects, ThreadPool& pool,
-                                    const CheckOptions& opts);
+Result<CheckReport> CheckRepository(ChunkStore& chunks, ObjectStore& objects, VdiskStore& vdisks,
+                                    ThreadPool& pool, const CheckOptions& opts);
 
 }  // namespace cairn

@@ -33,10 +33,6 @@ inline constexpr std::string_view kKeyDir = "keys";
 Result<crypto::UnlockedKeys> UnlockRepository(Storage& storage, const RepoConfig& cfg,
                                               const std::string& password);
 
-// Chunks and sealed metadata rows of an open store, by key version (key retire).
-Status CountKeyVersionsOf(Repository& repo, std::map<uint32_t, uint64_t>& chunks,
-                          std::map<uint32_t, uint64_t>& rows);
-
 // An encrypted repository has key files; a config.json saying "none" beside them was altered
 // (opening the repository as plain would write plaintext into it): Corruption.
 Status CheckNotDowngraded(Storage& storage, const RepoConfig& cfg);

@@ -1,0 +1,341 @@
+// RepositoryImpl: opening a store's layers, objects, maintenance, statistics, check and
+// re-encryption (repository_impl.h).
+#include "repo/repository_impl.h"
+
+#include <chrono>
+#include <thread>
+
+#include "index/authenticated_index.h"
+#include "index/keyspace.h"
+#include "primitives/hash.h"
+#include "repo/check.h"
+#include "util/coding.h"
+
+namespace cairn {
+namespace {
+
+// Index row of a re-encryption pass in progress: u8 1, u64 cut-off (unix nanoseconds).
+std::string ReencryptPassKey() { return std::string(1, keyspace::kReencryptPass); }
+
+// The cut-off (unix ns) of the re-encryption pass in progress; nullopt when none is.
+Result<std::optional<uint64_t>> PassCutoff(Index& index) {
+  CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> row, index.Get(ReencryptPassKey()));
+  if (!row.has_value()) return std::optional<uint64_t>();
+  if (row->size() != 9 || (*row)[0] != 1)
+    return Status::Corruption("the re-encryption pass row does not decode");
+  uint64_t cutoff = 0;
+  for (int i = 8; i >= 1; i--) cutoff = (cutoff << 8) | static_cast<uint8_t>((*row)[i]);
+  return std::optional<uint64_t>(cutoff);
+}
+
+uint64_t NowNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+// The steady-clock time `seconds` from now (the --max-seconds limits).
+std::chrono::steady_clock::time_point DeadlineIn(double seconds) {
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+             std::chrono::duration<double>(seconds));
+}
+constexpr uint64_t kNanosPerSecond = 1000000000ull;
+// Unix nanoseconds `seconds` ago (0 when that is before 1970).
+uint64_t NanosAgo(uint64_t seconds) {
+  uint64_t now = NowNanos();
+  return seconds >= now / kNanosPerSecond ? 0 : now - seconds * kNanosPerSecond;
+}
+
+}  // namespace
+
+Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring,
+                               const TestHooks& hooks) {
+  if (ring) {
+    ring_ = *ring;
+    CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
+    crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
+  }
+  if (opts.writable) {
+    CAIRN_ASSIGN_OR_RETURN(lock_, LockDir(*storage_, store_.dir));
+  }
+  CAIRN_ASSIGN_OR_RETURN(
+      backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
+  if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
+  CAIRN_ASSIGN_OR_RETURN(index_, OpenIndex(opts.writable));
+  if (crypto_) {
+    const crypto::StoreCrypto* c = crypto_.get();
+    index_ = MakeAuthenticatedIndex(
+        std::move(index_),
+        [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
+        keyspace::DescribeRow);
+    hasher_ = crypto_->MakeIdHasher();
+    chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker, crypto_->GearSecret());
+  } else {
+    hasher_ = MakeHasher(cfg_.hash);
+    chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
+  }
+  threads_ = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
+  pool_ = std::make_unique<ThreadPool>(threads_);
+  ChunkStoreOptions co;
+  co.compression = cfg_.compression;
+  co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
+  chunks_ =
+      std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co, crypto_.get());
+  CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
+  rows_ = std::make_unique<SealedRows>(index_.get(), chunks_.get(), crypto_.get());
+  objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(), pool_.get(),
+                                           crypto_.get());
+  writable_ = opts.writable;
+  VdiskContext vc{chunks_.get(), index_.get(), rows_.get(), pool_.get()};
+  vdisks_ = std::make_unique<VdiskStore>(vc, crypto_.get(), store_.label, store_.key_id == "system",
+                                         writable_);
+  vdisks_->SetSystemStore([this] { return SystemVdisks(); });
+  vdisks_->SetOtherStoresDependents([this](const VdiskId& id) { return UserDependents(id); });
+  return Status::Ok();
+}
+
+// The store's RocksDB, in the local directory the storage gives for "<store>/index" (checked
+// first through the storage, so a symbolic link there is refused like anywhere else).
+Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
+  const std::string name = JoinStorageName(store_.dir, "index");
+  auto dir = storage_->LocalPath(name);
+  if (!dir)
+    return Status::Unsupported(storage_->Describe(name) +
+                               ": the index needs a local directory and this storage has none");
+  CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
+  (void)exists;  // a missing index is reported by RocksDB, naming the directory
+  return OpenRocksIndex(*dir, false, !writable);
+}
+
+Status RepositoryImpl::RequireWritable() {
+  if (!writable_) return Status::Invalid("repository " + path_ + " was opened read-only");
+  return Status::Ok();
+}
+
+// --- objects
+
+Result<PutResult> RepositoryImpl::Put(const std::string& name, ByteSource& src,
+                                      const ProgressFn& progress) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  return objects_->Put(name, src, progress);
+}
+
+Status RepositoryImpl::Get(const std::string& name, std::optional<uint64_t> version,
+                           const Range& range, ByteSink& sink, const ProgressFn& progress) {
+  return objects_->Get(name, version, range, sink, progress);
+}
+
+Result<std::vector<ObjectInfo>> RepositoryImpl::List(const std::string& prefix) {
+  return objects_->List(prefix);
+}
+
+Result<std::vector<VersionInfo>> RepositoryImpl::Versions(const std::string& name) {
+  CAIRN_ASSIGN_OR_RETURN(auto v, objects_->Versions(name));
+  if (v.empty()) return Status::NotFound("object '" + name + "' not found");
+  return v;
+}
+
+Result<VersionInfo> RepositoryImpl::Stat(const std::string& name, std::optional<uint64_t> version) {
+  return objects_->Stat(name, version);
+}
+
+Result<uint64_t> RepositoryImpl::Remove(const std::string& name, std::optional<uint64_t> version) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  return objects_->Remove(name, version);
+}
+
+Result<uint64_t> RepositoryImpl::Forget(const std::optional<std::string>& name,
+                                        uint64_t keep_last) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  return objects_->Forget(name, keep_last);
+}
+
+Status RepositoryImpl::CatChunk(const Digest& id, ByteSink& sink) {
+  std::vector<uint8_t> data;
+  Status s = chunks_->Read(id, data);
+  if (s.code() == Code::kNotFound)
+    return Status::NotFound("chunk " + id.Hex() + " is not in the " + store_.label + " store");
+  CAIRN_RETURN_IF_ERROR(s);
+  return sink.Write(data);
+}
+
+Result<std::vector<std::pair<Digest, uint32_t>>> RepositoryImpl::CatManifest(const Digest& id) {
+  auto m = objects_->LoadManifest(id);
+  if (!m.ok() && m.status().code() == Code::kNotFound)
+    return Status::NotFound("manifest " + id.Hex() + " is not in the " + store_.label + " store");
+  CAIRN_RETURN_IF_ERROR(m.status());
+  std::vector<std::pair<Digest, uint32_t>> out;
+  for (const auto& e : m->entries) out.emplace_back(e.id, e.length);
+  return out;
+}
+
+// --- maintenance
+
+Result<MaintainResult> RepositoryImpl::Maintain(const MaintainRequest& req) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  MaintainOptions o;
+  o.live_threshold = req.live_threshold;
+  if (req.max_bytes) o.max_bytes = *req.max_bytes;
+  if (req.max_seconds) o.deadline = DeadlineIn(*req.max_seconds);
+  o.progress = req.progress;
+  CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
+  MaintainResult out;
+  if (crypto_ && cfg_.reseal_after > 0 && r.finished) {
+    // The repository's policy: re-seal chunks sealed longer ago than reseal_after, within
+    // what is left of the byte and time budget.
+    ResealOptions ro;
+    ro.sealed_before = NanosAgo(cfg_.reseal_after);
+    ro.max_bytes = o.max_bytes - std::min(o.max_bytes, r.bytes_moved);
+    ro.deadline = o.deadline;
+    CAIRN_ASSIGN_OR_RETURN(auto rr, chunks_->Reseal(ro));
+    out.chunks_resealed = rr.chunks;
+    r.finished = rr.finished;
+  }
+  out.segments_compacted = r.segments_compacted;
+  out.segments_removed = r.segments_removed;
+  out.chunks_moved = r.chunks_moved;
+  out.bytes_moved = r.bytes_moved;
+  out.bytes_released = r.bytes_released;
+  out.finished = r.finished;
+  return out;
+}
+
+// --- statistics
+
+void RepositoryImpl::FillChunkStats(const ChunkStoreStats& cs, RepoStats& s) {
+  s.unique_chunks = cs.referenced_chunks;
+  s.unreferenced_chunks = cs.chunks - cs.referenced_chunks;
+  s.unique_bytes = cs.plain_bytes;
+  s.stored_bytes = cs.stored_bytes;
+  s.segments = cs.segments;
+  s.segment_bytes = cs.segment_bytes;
+  s.free_extents = cs.free.free_extents;
+  s.free_bytes = cs.free.free_bytes;
+  s.largest_free_extent = cs.free.largest_free;
+  s.used_bytes = cs.stored_bytes;
+  s.reclaimable_bytes = cs.free.free_bytes;
+  s.fragmentation =
+      cs.free.free_bytes ? 1.0 - double(cs.free.largest_free) / double(cs.free.free_bytes) : 0;
+  auto disk = backend_->AllocatedBytes();
+  if (disk.ok()) s.disk_bytes = *disk;
+}
+
+Status RepositoryImpl::FillObjectStats(RepoStats& s) {
+  // Versions come in key order, grouped by name: a new name is a new object.
+  std::string last_name;
+  CAIRN_RETURN_IF_ERROR(
+      objects_->ForEachVersion([&](const std::string& name, uint64_t, const VersionRecord& r) {
+        if (s.versions == 0 || name != last_name) {
+          s.objects++;
+          last_name = name;
+        }
+        s.versions++;
+        s.logical_bytes += r.size;
+      }));
+  CAIRN_ASSIGN_OR_RETURN(s.manifests, objects_->CountManifests());
+  CAIRN_ASSIGN_OR_RETURN(auto vdisks, vdisks_->List());
+  s.vdisks = vdisks.size();
+  for (const auto& v : vdisks) {
+    s.vdisk_blocks += v.blocks_written;
+    s.logical_bytes += v.blocks_written * v.block_size;
+  }
+  return Status::Ok();
+}
+
+Status RepositoryImpl::FillKeyStats(RepoStats& s) {
+  if (!crypto_) return Status::Ok();
+  s.current_key_version = crypto_->current_version();
+  bool first = true;
+  return chunks_->ForEachChunk([&](const Digest&, const ChunkRecord& r) {
+    s.chunks_by_key_version[r.key_version]++;
+    if (first || r.sealed / kNanosPerSecond < s.oldest_seal)
+      s.oldest_seal = r.sealed / kNanosPerSecond;
+    if (first || r.generation < s.min_generation) s.min_generation = r.generation;
+    s.max_generation = std::max(s.max_generation, r.generation);
+    first = false;
+  });
+}
+
+Result<RepoStats> RepositoryImpl::Stats() {
+  RepoStats s;
+  CAIRN_ASSIGN_OR_RETURN(auto cs, chunks_->Stats());
+  FillChunkStats(cs, s);
+  CAIRN_RETURN_IF_ERROR(FillObjectStats(s));
+  s.dedup_ratio = s.unique_bytes ? double(s.logical_bytes) / double(s.unique_bytes) : 0;
+  s.compression_ratio = s.stored_bytes ? double(s.unique_bytes) / double(s.stored_bytes) : 0;
+  s.total_ratio = s.stored_bytes ? double(s.logical_bytes) / double(s.stored_bytes) : 0;
+  s.store = store_.label;
+  s.encryption = cfg_.encryption;
+  CAIRN_RETURN_IF_ERROR(FillKeyStats(s));
+  return s;
+}
+
+Result<KeyVersionUsage> RepositoryImpl::KeyVersions() {
+  KeyVersionUsage u;
+  if (!crypto_) return u;
+  CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk(
+      [&](const Digest&, const ChunkRecord& r) { u.chunks[r.key_version]++; }));
+  CAIRN_RETURN_IF_ERROR(objects_->CountRowKeyVersions(u.rows));
+  CAIRN_RETURN_IF_ERROR(vdisks_->CountRowKeyVersions(u.rows));
+  return u;
+}
+
+// --- check
+
+Result<CheckReport> RepositoryImpl::Check(const CheckOptions& opts) {
+  CheckReport rep;
+  // In an encrypted store every index row carries a MAC: verify them all first and name each
+  // bad one; the checks below read those rows and would only repeat the failure.
+  CAIRN_RETURN_IF_ERROR(index_->Verify([&](std::string m) { rep.errors.push_back(std::move(m)); }));
+  if (!rep.clean()) return rep;
+  return CheckRepository(*chunks_, *objects_, *vdisks_, *pool_, opts);
+}
+
+// --- re-encryption
+
+// The cut-off of this run: from --older-than, or the pass in progress (resumed), or a new pass
+// that starts now (its row is written first, so a crash resumes it).
+Result<uint64_t> RepositoryImpl::StartReencryptPass(const ReencryptRequest& req, bool& pass_row) {
+  if (req.older_than_seconds) return NanosAgo(*req.older_than_seconds);
+  pass_row = true;
+  CAIRN_ASSIGN_OR_RETURN(auto cutoff, PassCutoff(*index_));
+  if (cutoff) return *cutoff;
+  uint64_t now = NowNanos();
+  std::string v;
+  PutU8(v, 1);
+  PutU64(v, now);
+  WriteBatch b;
+  b.Put(ReencryptPassKey(), v);
+  CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
+  return now;
+}
+
+Result<ReencryptResult> RepositoryImpl::Reencrypt(const ReencryptRequest& req) {
+  CAIRN_RETURN_IF_ERROR(RequireWritable());
+  if (!crypto_)
+    return Status::Invalid("repository " + path_ + " is not encrypted: nothing to re-encrypt");
+  ResealOptions o;
+  bool pass_row = false;
+  CAIRN_ASSIGN_OR_RETURN(o.sealed_before, StartReencryptPass(req, pass_row));
+  if (req.max_bytes) o.max_bytes = *req.max_bytes;
+  if (req.max_seconds) o.deadline = DeadlineIn(*req.max_seconds);
+  o.progress = req.progress;
+  CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Reseal(o));
+  ReencryptResult out;
+  out.chunks = r.chunks;
+  out.bytes = r.bytes;
+  out.remaining = r.remaining;
+  out.finished = r.finished;
+  if (!r.finished) return out;
+  CAIRN_ASSIGN_OR_RETURN(out.rows, objects_->ResealRows());
+  CAIRN_ASSIGN_OR_RETURN(uint64_t vrows, vdisks_->ResealRows());
+  out.rows += vrows;
+  if (pass_row) {
+    WriteBatch b;
+    b.Delete(ReencryptPassKey());
+    CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
+  }
+  return out;
+}
+
+}  // namespace cairn

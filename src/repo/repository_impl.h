@@ -1,0 +1,110 @@
+// RepositoryImpl: one store of a repository, opened (cairn/repository.h). It owns the store's
+// lock, segments, index, chunk store, object store and vdisk store, and reaches the system
+// store (read-only, opened when first needed) for the templates of its vdisks. Split by role:
+// repository.cc (init and open), repository_impl.cc (objects, maintenance, stats, check,
+// re-encryption), repository_vdisk.cc (vdisks and the system store).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "backend/storage.h"
+#include "cairn/repository.h"
+#include "chunkstore/chunk_store.h"
+#include "chunkstore/sealed_rows.h"
+#include "crypto/keys.h"
+#include "crypto/store_crypto.h"
+#include "index/index.h"
+#include "objects/object_store.h"
+#include "primitives/chunker.h"
+#include "repo/config.h"
+#include "repo/stores.h"
+#include "repo/testing.h"
+#include "util/thread_pool.h"
+#include "vdisk/vdisk_store.h"
+
+namespace cairn {
+
+class RepositoryImpl : public Repository {
+ public:
+  RepositoryImpl(std::shared_ptr<Storage> storage, RepoConfig cfg, StoreRef store)
+      : storage_(std::move(storage)),
+        path_(storage_->Describe("")),
+        cfg_(std::move(cfg)),
+        store_(std::move(store)) {}
+
+  // `ring`: the unlocked key ring of an encrypted repository (kept to open the system store).
+  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks);
+
+  Result<PutResult> Put(const std::string& name, ByteSource& src,
+                        const ProgressFn& progress) override;
+  Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
+             ByteSink& sink, const ProgressFn& progress) override;
+  Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
+  Result<std::vector<VersionInfo>> Versions(const std::string& name) override;
+  Result<VersionInfo> Stat(const std::string& name, std::optional<uint64_t> version) override;
+  Result<uint64_t> Remove(const std::string& name, std::optional<uint64_t> version) override;
+  Result<uint64_t> Forget(const std::optional<std::string>& name, uint64_t keep_last) override;
+  Result<MaintainResult> Maintain(const MaintainRequest& req) override;
+  Result<RepoStats> Stats() override;
+  Result<CheckReport> Check(const CheckOptions& opts) override;
+  Result<ReencryptResult> Reencrypt(const ReencryptRequest& req) override;
+  Status CatChunk(const Digest& id, ByteSink& sink) override;
+  Result<std::vector<std::pair<Digest, uint32_t>>> CatManifest(const Digest& id) override;
+  Result<KeyVersionUsage> KeyVersions() override;
+
+  Status CreateVdisk(const std::string& name, const VdiskCreateOptions& o) override;
+  Result<VdiskInfo> ImportVdisk(const std::string& name, ByteSource& image, uint32_t block_size,
+                                bool as_template, const ProgressFn& progress) override;
+  Result<std::unique_ptr<Vdisk>> OpenVdisk(const std::string& name, bool writable) override;
+  Result<std::vector<VdiskInfo>> ListVdisks() override;
+  Result<VdiskInfo> VdiskStat(const std::string& name, bool stored_bytes) override;
+  Status RemoveVdisk(const std::string& name) override;
+  Status ResizeVdisk(const std::string& name, uint64_t size) override;
+  Status SnapshotVdisk(const std::string& name, const std::string& snapshot) override;
+  Status CloneVdisk(const std::string& tmpl, bool in_system, const std::string& name) override;
+  Status FlattenVdisk(const std::string& name, const ProgressFn& progress) override;
+
+  uint64_t chunk_reads() const { return chunks_->chunk_reads(); }
+
+ private:
+  Result<std::unique_ptr<Index>> OpenIndex(bool writable);
+  Status RequireWritable();
+  void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
+  Status FillObjectStats(RepoStats& s);
+  Status FillKeyStats(RepoStats& s);
+  Result<uint64_t> StartReencryptPass(const ReencryptRequest& req, bool& pass_row);
+  // The system store's vdisks (this store's own when this is the system store).
+  Result<VdiskStore*> SystemVdisks();
+  // A store of this repository opened read-only next to this one (same storage and keys).
+  Result<std::unique_ptr<RepositoryImpl>> OpenSibling(const std::string& user);
+  // "NAME (store of user U)" for every vdisk of a user store whose template is system vdisk id.
+  Result<std::vector<std::string>> UserDependents(const VdiskId& id);
+
+  // Destruction order matters: the pool's workers use the stores, the stores use the index,
+  // and everything uses the keys and the storage.
+  std::shared_ptr<Storage> storage_;
+  std::string path_;
+  RepoConfig cfg_;
+  StoreRef store_;
+  bool writable_ = false;
+  unsigned threads_ = 0;
+  std::optional<crypto::KeyRing> ring_;
+  std::unique_ptr<crypto::StoreCrypto> crypto_;
+  std::unique_ptr<StorageLock> lock_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Index> index_;
+  std::unique_ptr<Hasher> hasher_;
+  std::unique_ptr<Chunker> chunker_;
+  std::unique_ptr<ChunkStore> chunks_;
+  std::unique_ptr<SealedRows> rows_;
+  std::unique_ptr<ObjectStore> objects_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<VdiskStore> vdisks_;
+  std::mutex system_mu_;
+  std::unique_ptr<RepositoryImpl> system_;  // opened for templates when first needed
+};
+
+}  // namespace cairn
