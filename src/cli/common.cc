@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 
@@ -26,6 +27,10 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
   app.add_flag("--system", g.system, "work in the system store (the default)");
   // The password never comes from the command line: CAIRN_PASSWORD, this file, or a prompt.
   app.add_option("--password-file", g.password_file, "read the repository password from FILE");
+  // A RADOS repository (rados:POOL/PREFIX) finds its cluster through CEPH_CONF.
+  app.add_option_function<std::string>(
+      "--ceph-conf", [](const std::string& f) { ::setenv("CEPH_CONF", f.c_str(), 1); },
+      "Ceph cluster config for rados:POOL/PREFIX repositories (default: $CEPH_CONF)");
 }
 
 int Fail(const Status& s) {

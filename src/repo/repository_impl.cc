@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "index/authenticated_index.h"
+#include "index/index_factory.h"
 #include "index/keyspace.h"
 #include "primitives/hash.h"
 #include "repo/check.h"
@@ -56,7 +57,13 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
   }
   if (opts.writable) {
-    CAIRN_ASSIGN_OR_RETURN(lock_, LockDir(*storage_, store_.dir));
+    CAIRN_ASSIGN_OR_RETURN(auto lock, LockDir(*storage_, store_.dir));
+    // A lease (RADOS) is renewed at a third of its length; a local flock never expires.
+    auto every =
+        storage_->LocalPath(store_.dir)
+            ? std::chrono::milliseconds(0)
+            : std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3;
+    lock_ = std::make_unique<LockKeeper>(std::move(lock), every);
   }
   CAIRN_ASSIGN_OR_RETURN(
       backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
@@ -94,22 +101,13 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   return Status::Ok();
 }
 
-// The store's RocksDB, in the local directory the storage gives for "<store>/index" (checked
-// first through the storage, so a symbolic link there is refused like anywhere else).
 Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
-  const std::string name = JoinStorageName(store_.dir, "index");
-  auto dir = storage_->LocalPath(name);
-  if (!dir)
-    return Status::Unsupported(storage_->Describe(name) +
-                               ": the index needs a local directory and this storage has none");
-  CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
-  (void)exists;  // a missing index is reported by RocksDB, naming the directory
-  return OpenRocksIndex(*dir, false, !writable);
+  return OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable);
 }
 
 Status RepositoryImpl::RequireWritable() {
   if (!writable_) return Status::Invalid("repository " + path_ + " was opened read-only");
-  return Status::Ok();
+  return lock_->Held();
 }
 
 // --- objects

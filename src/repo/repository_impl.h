@@ -20,6 +20,7 @@
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
 #include "repo/config.h"
+#include "repo/lock_keeper.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
 #include "util/thread_pool.h"
@@ -93,7 +94,7 @@ class RepositoryImpl : public Repository {
   unsigned threads_ = 0;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<crypto::StoreCrypto> crypto_;
-  std::unique_ptr<StorageLock> lock_;
+  std::unique_ptr<LockKeeper> lock_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<Hasher> hasher_;
