@@ -9,7 +9,7 @@
 namespace cairn {
 
 Result<std::unique_ptr<Index>> OpenStoreIndex(Storage& storage, const std::string& dir, bool create,
-                                              bool read_only) {
+                                              bool read_only, bool shared_writers) {
   if (auto local = storage.LocalPath(dir)) {
     // Checked through the storage first, so a symbolic link there is refused as anywhere else.
     CAIRN_ASSIGN_OR_RETURN(bool exists, storage.Exists(dir));
@@ -22,9 +22,12 @@ Result<std::unique_ptr<Index>> OpenStoreIndex(Storage& storage, const std::strin
       RadosIndexOptions o;
       o.create = create;
       o.read_only = read_only;
+      o.shared_writers = shared_writers && !read_only;
       return OpenRadosIndex(*rados, dir, o);
     }
   }
+#else
+  (void)shared_writers;
 #endif
   return Status::Unsupported(storage.Describe(dir) + ": no index implementation for this storage");
 }

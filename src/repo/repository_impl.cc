@@ -56,7 +56,11 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
     crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
   }
-  if (opts.writable) {
+  // Storage without local files (RADOS): several processes may write the store (ADR 0015).
+  shared_ = !storage_->LocalPath(store_.dir);
+  if (opts.writable && shared_) {
+    gate_ = std::make_unique<StorageGate>(storage_.get(), JoinStorageName(store_.dir, "commit"));
+  } else if (opts.writable) {
     CAIRN_ASSIGN_OR_RETURN(auto lock, LockDir(*storage_, store_.dir));
     // A lease (RADOS) is renewed at a third of its length; a local flock never expires.
     auto every =
@@ -88,6 +92,8 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
   chunks_ =
       std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co, crypto_.get());
+  if (gate_)
+    chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
   CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
   rows_ = std::make_unique<SealedRows>(index_.get(), chunks_.get(), crypto_.get());
   objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(), pool_.get(),
@@ -102,12 +108,13 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
 }
 
 Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
-  return OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable);
+  return OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
+                        writable && shared_);
 }
 
 Status RepositoryImpl::RequireWritable() {
   if (!writable_) return Status::Invalid("repository " + path_ + " was opened read-only");
-  return lock_->Held();
+  return lock_ ? lock_->Held() : Status::Ok();
 }
 
 // --- objects

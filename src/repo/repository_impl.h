@@ -21,6 +21,7 @@
 #include "primitives/chunker.h"
 #include "repo/config.h"
 #include "repo/lock_keeper.h"
+#include "repo/storage_gate.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
 #include "util/thread_pool.h"
@@ -94,7 +95,9 @@ class RepositoryImpl : public Repository {
   unsigned threads_ = 0;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<crypto::StoreCrypto> crypto_;
+  bool shared_ = false;  // several processes write this store (ADR 0015)
   std::unique_ptr<LockKeeper> lock_;
+  std::unique_ptr<StorageGate> gate_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<Hasher> hasher_;
