@@ -34,7 +34,7 @@ test: build build-asan build-tsan
 	@$(MAKE) --no-print-directory test-tsan
 
 test-tsan: build-tsan
-	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren' --timeout 600
+	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|ChunkCache.*Concurren' --timeout 600
 
 bench: build
 	@scripts/deps.sh bench
