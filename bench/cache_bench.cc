@@ -464,8 +464,9 @@ class LockedLru {
 };
 
 struct RateResult {
-  double wall;  // calls per second of wall time, all threads together
-  double cpu;   // calls per second of CPU time, per thread (what a core does when it runs)
+  double wall;   // calls per second of wall time, all threads together
+  double cpu;    // calls per second of CPU time, per thread (what a core does when it runs)
+  double cores;  // CPU seconds / wall seconds: how many cores the threads really got
 };
 
 double ThreadCpuSeconds() {
@@ -498,12 +499,30 @@ RateResult Rate(int threads, uint64_t per_thread, Fn fn) {
   double cpu_sum = 0;
   for (double c : cpu) cpu_sum += c;
   const double calls = static_cast<double>(threads) * static_cast<double>(per_thread);
-  return {calls / s, calls / cpu_sum};
+  return {calls / s, calls / cpu_sum, cpu_sum / s};
 }
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// Prints one row: medians over `runs` of 1 and 2 threads doing `len` calls of fn each.
+template <typename Fn>
+void RateRow(const std::string& label, int runs, uint64_t len, Fn fn) {
+  RateResult r[3];
+  for (int threads = 1; threads <= 2; threads++) {
+    std::vector<double> wall, cpu, cores;
+    for (int k = 0; k < runs; k++) {
+      const RateResult x = Rate(threads, len, fn);
+      wall.push_back(x.wall);
+      cpu.push_back(x.cpu);
+      cores.push_back(x.cores);
+    }
+    r[threads] = {Median(wall), Median(cpu), Median(cores)};
+  }
+  std::printf("%-26s %11.0f %11.0f %6.2f %13.0f %13.0f %9.2f\n", label.c_str(), r[1].wall,
+              r[2].wall, r[2].wall / r[1].wall, r[1].cpu, r[2].cpu, r[2].cores);
 }
 
 // Per-thread sequences of indexes into the cached chunks: uniform or Zipf 1.0.
@@ -541,33 +560,19 @@ void ThroughputTable(uint64_t cap, int runs) {
       "\nLookups/s of cached chunks (%llu x 64 KiB cached, %llu lookups per thread, "
       "median of %d)\n",
       static_cast<unsigned long long>(n), static_cast<unsigned long long>(kLen), runs);
-  std::printf("%-28s %12s %12s %7s %14s %14s\n", "cache, keys", "1T wall/s", "2T wall/s", "2T/1T",
-              "1T per CPU-s", "2T per CPU-s");
+  std::printf("%-26s %11s %11s %6s %13s %13s %9s\n", "cache, keys", "1T wall/s", "2T wall/s",
+              "2T/1T", "1T per CPU-s", "2T per CPU-s", "2T cores");
   for (bool zipf : {false, true}) {
     const auto seqs = KeySequences(n, zipf, kLen);
     auto cairn = [&](int t, uint64_t i) {
-      ChunkRef b = cache.Lookup(store, ids[seqs[t][i]]);
-      if (!b) std::abort();
+      if (!cache.Lookup(store, ids[seqs[t][i]])) std::abort();
     };
     auto lock_lru = [&](int t, uint64_t i) {
       if (!lru.Lookup(ids[seqs[t][i]])) std::abort();
     };
-    for (int which = 0; which < 2; which++) {
-      RateResult r[3];
-      for (int threads = 1; threads <= 2; threads++) {
-        std::vector<double> wall, cpu;
-        for (int k = 0; k < runs; k++) {
-          RateResult x = which == 0 ? Rate(threads, kLen, cairn) : Rate(threads, kLen, lock_lru);
-          wall.push_back(x.wall);
-          cpu.push_back(x.cpu);
-        }
-        r[threads] = {Median(wall), Median(cpu)};
-      }
-      const std::string label = std::string(which == 0 ? "cairn S3-FIFO" : "LRU, one mutex") +
-                                (zipf ? ", zipf 1.0" : ", uniform");
-      std::printf("%-28s %12.0f %12.0f %7.2f %14.0f %14.0f\n", label.c_str(), r[1].wall, r[2].wall,
-                  r[2].wall / r[1].wall, r[1].cpu, r[2].cpu);
-    }
+    const char* keys = zipf ? ", zipf 1.0" : ", uniform";
+    RateRow(std::string("cairn S3-FIFO") + keys, runs, kLen, cairn);
+    RateRow(std::string("LRU, one mutex") + keys, runs, kLen, lock_lru);
   }
   const ChunkCacheStats st = cache.Stats();
   std::printf("cairn cache after the runs: hits %llu, misses %llu, entries %llu, %llu bytes\n",

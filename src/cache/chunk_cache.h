@@ -6,8 +6,9 @@
 // Policy: S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023),
 // as in libCacheSim's S3FIFO.c: a small probationary FIFO (10% of the bytes), a main FIFO with a
 // 2-bit access counter and reinsertion (lazy promotion), and a ghost FIFO of recently evicted
-// ids. A hit only raises the entry's counter: no list moves, no policy lock. Why S3-FIFO and the
-// measurements behind it: docs/adr/0011-hot-cache.md.
+// ids. A hit only raises the entry's counter: no list moves, no policy lock. Unlike libCacheSim,
+// a chunk larger than the small queue is admitted too (it reaches main through the ghost). Why
+// S3-FIFO and the measurements behind it: docs/adr/0011-hot-cache.md.
 //
 // Concurrency: the index is split into shards by id hash, each with its own mutex; a lookup
 // locks one shard only. The byte budget and the queues are one policy under one mutex that
