@@ -10,6 +10,8 @@
 // bytes. Sources: S3-FIFO, Yang et al. SOSP'23; SIEVE, Zhang et al. NSDI'24 (Algorithm 1);
 // W-TinyLFU, Einziger et al. ACM ToS 2017 and Caffeine (window 1%, SLRU 20/80, 4-bit count-min
 // sketch halved every 10 x entries samples; no doorkeeper, no adaptive window).
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -464,10 +466,17 @@ class LockedLru {
 };
 
 struct RateResult {
-  double wall;   // calls per second of wall time, all threads together
-  double cpu;    // calls per second of CPU time, per thread (what a core does when it runs)
-  double cores;  // CPU seconds / wall seconds: how many cores the threads really got
+  double wall;    // calls per second of wall time, all threads together
+  double cpu;     // calls per second of CPU time, per thread (what a core does when it runs)
+  double cores;   // CPU seconds / wall seconds: how many cores the threads really got
+  double sleeps;  // voluntary context switches (lock waits in the kernel) per million calls
 };
+
+long VoluntarySwitches() {
+  rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_nvcsw;
+}
 
 double ThreadCpuSeconds() {
   timespec ts;
@@ -481,14 +490,17 @@ RateResult Rate(int threads, uint64_t per_thread, Fn fn) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
   std::vector<double> cpu(threads);
+  std::vector<long> sleeps(threads);
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; t++) {
     ts.emplace_back([&, t] {
       ready++;
       while (!go.load()) std::this_thread::yield();
       const double c0 = ThreadCpuSeconds();
+      const long v0 = VoluntarySwitches();
       for (uint64_t i = 0; i < per_thread; i++) fn(t, i);
       cpu[t] = ThreadCpuSeconds() - c0;
+      sleeps[t] = VoluntarySwitches() - v0;
     });
   }
   while (ready.load() < threads) std::this_thread::yield();
@@ -496,10 +508,13 @@ RateResult Rate(int threads, uint64_t per_thread, Fn fn) {
   go = true;
   for (auto& th : ts) th.join();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  double cpu_sum = 0;
-  for (double c : cpu) cpu_sum += c;
+  double cpu_sum = 0, sleep_sum = 0;
+  for (int t = 0; t < threads; t++) {
+    cpu_sum += cpu[t];
+    sleep_sum += static_cast<double>(sleeps[t]);
+  }
   const double calls = static_cast<double>(threads) * static_cast<double>(per_thread);
-  return {calls / s, calls / cpu_sum, cpu_sum / s};
+  return {calls / s, calls / cpu_sum, cpu_sum / s, sleep_sum / calls * 1e6};
 }
 
 double Median(std::vector<double> v) {
@@ -512,17 +527,18 @@ template <typename Fn>
 void RateRow(const std::string& label, int runs, uint64_t len, Fn fn) {
   RateResult r[3];
   for (int threads = 1; threads <= 2; threads++) {
-    std::vector<double> wall, cpu, cores;
+    std::vector<double> wall, cpu, cores, sleeps;
     for (int k = 0; k < runs; k++) {
       const RateResult x = Rate(threads, len, fn);
       wall.push_back(x.wall);
       cpu.push_back(x.cpu);
       cores.push_back(x.cores);
+      sleeps.push_back(x.sleeps);
     }
-    r[threads] = {Median(wall), Median(cpu), Median(cores)};
+    r[threads] = {Median(wall), Median(cpu), Median(cores), Median(sleeps)};
   }
-  std::printf("%-26s %11.0f %11.0f %6.2f %13.0f %13.0f %9.2f\n", label.c_str(), r[1].wall,
-              r[2].wall, r[2].wall / r[1].wall, r[1].cpu, r[2].cpu, r[2].cores);
+  std::printf("%-26s %11.0f %11.0f %6.2f %13.0f %13.0f %9.2f %9.0f\n", label.c_str(), r[1].wall,
+              r[2].wall, r[2].wall / r[1].wall, r[1].cpu, r[2].cpu, r[2].cores, r[2].sleeps);
 }
 
 // Per-thread sequences of indexes into the cached chunks: uniform or Zipf 1.0.
@@ -560,8 +576,8 @@ void ThroughputTable(uint64_t cap, int runs) {
       "\nLookups/s of cached chunks (%llu x 64 KiB cached, %llu lookups per thread, "
       "median of %d)\n",
       static_cast<unsigned long long>(n), static_cast<unsigned long long>(kLen), runs);
-  std::printf("%-26s %11s %11s %6s %13s %13s %9s\n", "cache, keys", "1T wall/s", "2T wall/s",
-              "2T/1T", "1T per CPU-s", "2T per CPU-s", "2T cores");
+  std::printf("%-26s %11s %11s %6s %13s %13s %9s %9s\n", "cache, keys", "1T wall/s", "2T wall/s",
+              "2T/1T", "1T per CPU-s", "2T per CPU-s", "2T cores", "2T slp/M");
   for (bool zipf : {false, true}) {
     const auto seqs = KeySequences(n, zipf, kLen);
     auto cairn = [&](int t, uint64_t i) {
