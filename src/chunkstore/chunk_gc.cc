@@ -49,6 +49,7 @@ Status ChunkStore::CollectZeroRows(const std::vector<Digest>& ids, MaintainRepor
     }
     CAIRN_RETURN_IF_ERROR(WriteSpaceBatch(std::move(batch)));
     RecordCommit(deleted);
+    Forget(deleted);
   }
   for (const auto& e : released) {
     (void)backend_->Discard(e.segment, e.offset, e.length);

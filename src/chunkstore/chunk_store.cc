@@ -38,6 +38,37 @@ void ChunkStore::EnableSharedWriters(CommitGate* gate, std::chrono::nanoseconds 
   space_.SetSharedWriters();
 }
 
+void ChunkStore::SetCache(ChunkCache* cache) {
+  cache_ = cache;
+  if (cache_) cache_key_ = cache_->NewStoreKey();
+}
+
+ChunkStore::~ChunkStore() {
+  if (cache_) cache_->EraseStore(cache_key_);
+}
+
+Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint) const {
+  if (cache_)
+    if (ChunkRef hit = cache_->Lookup(cache_key_, id)) return hit;
+  std::vector<uint8_t> plain;
+  CAIRN_RETURN_IF_ERROR(ReadUncached(id, plain, hint));
+  ChunkRef ref = ChunkBuffer::Adopt(std::move(plain), /*wipe=*/crypto_ != nullptr);
+  return cache_ ? cache_->Insert(cache_key_, id, std::move(ref)) : ref;
+}
+
+Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
+                        const ChunkRecord* hint) const {
+  if (!cache_) return ReadUncached(id, out, hint);
+  CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint));
+  out.assign(ref->data(), ref->data() + ref->size());
+  return Status::Ok();
+}
+
+void ChunkStore::Forget(const std::vector<Digest>& deleted) const {
+  if (!cache_) return;
+  for (const auto& id : deleted) cache_->Erase(cache_key_, id);
+}
+
 Status ChunkStore::CommitSection::Enter() {
   if (!s_->gate_) return Status::Ok();
   CAIRN_RETURN_IF_ERROR(s_->gate_->Enter());
@@ -99,8 +130,8 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkStore::LookupMany(
   return out;
 }
 
-Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
-                        const ChunkRecord* hint) const {
+Status ChunkStore::ReadUncached(const Digest& id, std::vector<uint8_t>& out,
+                                const ChunkRecord* hint) const {
   ChunkRecord cur;
   if (hint) {
     cur = *hint;
@@ -304,6 +335,7 @@ Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
     if (batch.empty()) return Status::Ok();
     Status s = WriteSpaceBatch(std::move(batch));
     if (s.ok()) RecordCommit(deleted);
+    if (s.ok()) Forget(deleted);
     std::lock_guard pl(pin_mu_);
     for (const auto& id : deleted) dying_.erase(id);
     if (!s.ok()) return s;

@@ -30,6 +30,7 @@
 #include "backend/backend.h"
 #include "cairn/digest.h"
 #include "cairn/io.h"
+#include "cache/chunk_cache.h"
 #include "chunkstore/chunk_record.h"
 #include "chunkstore/commit_gate.h"
 #include "chunkstore/space_map.h"
@@ -223,6 +224,10 @@ class ChunkStore {
   // whose refcount reaches zero are deleted by `maintain` only after `zero_grace`; each
   // transaction appends to a segment of its own. Call before Open.
   void EnableSharedWriters(CommitGate* gate, std::chrono::nanoseconds zero_grace);
+  // Reads go through `cache` (shared by the stores of a process; this store gets a key of its
+  // own). Plaintext of an encrypted store is wiped when the cache lets it go.
+  void SetCache(ChunkCache* cache);
+  ~ChunkStore();
   bool shared_writers() const { return gate_ != nullptr; }
 
   // Starts a write transaction. Never blocks: transactions run side by side.
@@ -236,7 +241,10 @@ class ChunkStore {
   // `hint`: the chunk's record when the caller already looked it up (no second lookup); a
   // read that fails verification looks the record up again, in case the chunk was moved.
   Status Read(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint = nullptr) const;
-  // Reads exactly the extent `rec` names (no retry): check uses it.
+  // The same through the hot cache (when SetCache gave one): a hit is the cached buffer itself,
+  // already verified; a miss is read and verified as Read does, then cached. Shared, read-only.
+  Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr) const;
+  // Reads exactly the extent `rec` names (no retry, no cache): check uses it.
   Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;
 
   // Calls fn(id, record) for each chunk in id order; a record that does not decode is reported
@@ -271,6 +279,10 @@ class ChunkStore {
 
  private:
   friend class ChunkTxn;
+  // Read without the cache.
+  Status ReadUncached(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint) const;
+  // Drops deleted chunks from the cache (their plaintext need not stay in RAM).
+  void Forget(const std::vector<Digest>& deleted) const;
   // Opens (when sealed), decompresses and verifies `stored` into `out`.
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
@@ -326,6 +338,8 @@ class ChunkStore {
   const crypto::StoreCrypto* crypto_;
   SpaceMap space_;
   CommitGate* gate_ = nullptr;
+  ChunkCache* cache_ = nullptr;
+  CacheStoreKey cache_key_ = 0;
   std::chrono::nanoseconds zero_grace_{0};
   std::mutex pool_mu_;
   std::vector<SegmentId> segment_pool_;  // shared writers: this process's segments with room

@@ -407,6 +407,7 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
     return s;
   }
   store_->RecordCommit(settled.changed);
+  store_->Forget(settled.deleted);
   std::lock_guard lk(store_->pin_mu_);
   for (const auto& id : settled.deleted) store_->dying_.erase(id);
   for (const auto& id : settled.zero) store_->zero_rows_.insert(id);

@@ -50,7 +50,7 @@ uint64_t NanosAgo(uint64_t seconds) {
 }  // namespace
 
 Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring,
-                               const TestHooks& hooks) {
+                               const TestHooks& hooks, std::shared_ptr<ChunkCache> cache) {
   if (ring) {
     ring_ = *ring;
     CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
@@ -92,6 +92,13 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
   chunks_ =
       std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co, crypto_.get());
+  cache_ = cache;
+  if (!cache_) {
+    ChunkCacheOptions co;
+    co.capacity_bytes = opts.cache_size.value_or(cfg_.cache_size.value_or(64ull << 20));
+    cache_ = std::make_shared<ChunkCache>(co);
+  }
+  if (cache_->enabled()) chunks_->SetCache(cache_.get());
   if (gate_)
     chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
   CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
@@ -261,8 +268,21 @@ Status RepositoryImpl::FillKeyStats(RepoStats& s) {
   });
 }
 
+void RepositoryImpl::FillCacheStats(RepoStats& s) {
+  ChunkCacheStats c = cache_->Stats();
+  s.cache_capacity = c.capacity_bytes;
+  s.cache_bytes = c.bytes;
+  s.cache_entries = c.entries;
+  s.cache_hits = c.hits;
+  s.cache_misses = c.misses;
+  s.cache_insertions = c.insertions;
+  s.cache_evictions = c.evictions;
+  s.cache_hit_ratio = c.hit_ratio();
+}
+
 Result<RepoStats> RepositoryImpl::Stats() {
   RepoStats s;
+  FillCacheStats(s);
   CAIRN_ASSIGN_OR_RETURN(auto cs, chunks_->Stats());
   FillChunkStats(cs, s);
   CAIRN_RETURN_IF_ERROR(FillObjectStats(s));

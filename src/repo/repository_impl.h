@@ -38,7 +38,8 @@ class RepositoryImpl : public Repository {
         store_(std::move(store)) {}
 
   // `ring`: the unlocked key ring of an encrypted repository (kept to open the system store).
-  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks);
+  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks,
+                 std::shared_ptr<ChunkCache> cache = nullptr);
 
   Result<PutResult> Put(const std::string& name, ByteSource& src,
                         const ProgressFn& progress) override;
@@ -75,6 +76,7 @@ class RepositoryImpl : public Repository {
   Result<std::unique_ptr<Index>> OpenIndex(bool writable);
   Status RequireWritable();
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
+  void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);
   Status FillKeyStats(RepoStats& s);
   Result<uint64_t> StartReencryptPass(const ReencryptRequest& req, bool& pass_row);
@@ -95,6 +97,8 @@ class RepositoryImpl : public Repository {
   unsigned threads_ = 0;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<crypto::StoreCrypto> crypto_;
+  // Shared with siblings (the system store for templates); outlives the chunk store.
+  std::shared_ptr<ChunkCache> cache_;
   bool shared_ = false;  // several processes write this store (ADR 0015)
   std::unique_ptr<LockKeeper> lock_;
   std::unique_ptr<StorageGate> gate_;
