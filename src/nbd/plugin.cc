@@ -13,6 +13,7 @@
 #define NBDKIT_API_VERSION 2
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <fcntl.h>
+#include <malloc.h>
 #include <nbdkit-plugin.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -210,6 +211,11 @@ void Cleanup() {
   g_table.reset();
 }
 
+// Before any thread exists: at most two malloc arenas. With one arena per thread (glibc's
+// default, up to 8 per core), nbdkit's and the store's threads each kept tens of MiB of freed
+// block buffers: a 100 GiB vdisk under random writes peaked at about 140 MiB instead of 110.
+void Load() { mallopt(M_ARENA_MAX, 2); }
+
 void Unload() {
   Cleanup();
   SecureWipe(g_password);
@@ -360,6 +366,7 @@ struct nbdkit_plugin MakePlugin() {
   p.longname = "cairn virtual disks";
   p.version = kVersionString;
   p.description = "Serves the virtual disks of a cairn repository";
+  p.load = Load;
   p.unload = Unload;
   p.config = Config;
   p.config_complete = ConfigComplete;
