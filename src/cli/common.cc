@@ -54,8 +54,11 @@ Result<uint64_t> ParseSize(const std::string& s) {
     mul = 1ull << 20;
   else if (unit == "G" || unit == "GiB")
     mul = 1ull << 30;
+  else if (unit == "T" || unit == "TiB")
+    mul = 1ull << 40;
   else
-    return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
+    return Status::Invalid("bad size unit in '" + s + "' (use K, M, G or T)");
+  if (v > UINT64_MAX / mul) return Status::Invalid("size '" + s + "' is too large");
   return v * mul;
 }
 
