@@ -10,19 +10,22 @@ TSAN_BUILD ?= build-tsan
 
 all: build
 
+# Ceph (mon, OSD, librados) comes with the test packages: `make test` runs the backend, index and
+# CLI tests against a throw-away local cluster as well as locally.
 deps:
-	@scripts/deps.sh test
+	@scripts/deps.sh test rados
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_RADOS=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
+# The sanitizer trees run the unit tests only (no cluster), so they leave RADOS out.
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON -DCAIRN_CLI_TESTS=OFF >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON -DCAIRN_RADOS=OFF -DCAIRN_CLI_TESTS=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS) --target cairn_tests
 
 build-tsan: deps
-	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE_THREAD=ON -DCAIRN_CLI_TESTS=OFF >/dev/null
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE_THREAD=ON -DCAIRN_RADOS=OFF -DCAIRN_CLI_TESTS=OFF >/dev/null
 	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target cairn_tests
 
 demo: build
@@ -37,7 +40,10 @@ style: build
 	@JOBS=$(JOBS) scripts/check_function_size.py $(BUILD)
 
 # Every test: the style checks, unit and CLI tests on the release build, the unit tests under
-# ASan+UBSan, and the concurrency tests under TSan.
+# ASan+UBSan, and the concurrency tests under TSan. The release build's ctest includes the `rados`
+# label: a ctest fixture starts a local Ceph cluster (scripts/ceph-local.sh) for the RADOS
+# backend, index, repository and CLI tests (tests/rados/test_cli.sh) and stops it after;
+# tests/rados/test_faults.sh starts and kills a 3-OSD cluster of its own.
 test: style build-asan build-tsan
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 1200
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS) -L unit --timeout 1200
@@ -46,13 +52,10 @@ test: style build-asan build-tsan
 test-tsan: build-tsan
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent|ChunkCache.*Concurren' --timeout 600
 
-# The RADOS storage, backend and index tests against a throw-away local Ceph cluster (installs
-# the Ceph packages first; the cluster lives in a temporary directory and is stopped after).
-test-rados:
-	@scripts/deps.sh test rados
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_RADOS=ON >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
-	@tests/rados/run.sh $(BUILD)
+# Only the RADOS tests (`ctest -L rados`: backend, index, repository, CLI and fault tests) against
+# throw-away local Ceph clusters, started and stopped by the tests' fixtures.
+test-rados: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L rados --timeout 1200
 
 bench: build
 	@scripts/deps.sh bench

@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <ctime>
 
 #ifdef CAIRN_HAVE_RADOS
@@ -75,7 +77,17 @@ Result<std::unique_ptr<Storage>> OpenRados(const std::string& location, bool cre
     return Status::Invalid("bad RADOS location '" + location + "' (use rados:POOL/PREFIX)");
   std::string pool(rest.substr(0, slash)), prefix(rest.substr(slash + 1));
   CAIRN_RETURN_IF_ERROR(ValidateStorageName(prefix).WithContext(location));
-  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenRadosStorage(pool, prefix, ""));
+  RadosStorageOptions opts;
+  // $CAIRN_CEPH_TIMEOUT (whole seconds, `cairn --ceph-timeout`) bounds every cluster call.
+  if (const char* t = std::getenv("CAIRN_CEPH_TIMEOUT"); t && *t) {
+    char* end = nullptr;
+    long secs = std::strtol(t, &end, 10);
+    if (*end != '\0' || secs <= 0 || secs > 86400)
+      return Status::Invalid("bad Ceph timeout '" + std::string(t) +
+                             "' (CAIRN_CEPH_TIMEOUT: whole seconds, 1-86400)");
+    opts.rados.timeout = std::chrono::seconds(secs);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenRadosStorage(pool, prefix, opts));
   CAIRN_ASSIGN_OR_RETURN(auto entries, storage->List(""));
   if (create && !entries.empty())
     return Status::Invalid(location + " already exists and is not empty");

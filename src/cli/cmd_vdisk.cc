@@ -501,7 +501,10 @@ void RemoveStaleSocket(const std::string& path) {
 Result<std::vector<std::string>> NbdkitArgs(const Globals& g, const ServeArgs& a) {
   if (a.socket.empty() == (a.port == 0)) return Status::Invalid("give --socket PATH or --port N");
   CAIRN_ASSIGN_OR_RETURN(std::string plugin, FindPlugin());
-  CAIRN_ASSIGN_OR_RETURN(std::string repo, AbsolutePath(a.repo));
+  std::string repo = a.repo;  // rados:POOL/PREFIX as it is; a local path made absolute
+  if (!repo.starts_with("rados:")) {
+    CAIRN_ASSIGN_OR_RETURN(repo, AbsolutePath(a.repo));
+  }
   std::vector<std::string> args = {"nbdkit"};
   if (a.foreground) args.push_back("--foreground");
   args.insert(args.end(),

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/passphrase.h"
@@ -29,8 +30,18 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
   app.add_option("--password-file", g.password_file, "read the repository password from FILE");
   // A RADOS repository (rados:POOL/PREFIX) finds its cluster through CEPH_CONF.
   app.add_option_function<std::string>(
-      "--ceph-conf", [](const std::string& f) { ::setenv("CEPH_CONF", f.c_str(), 1); },
+      "--ceph-conf",
+      [](const std::string& f) {
+        // Absolute: `vdisk serve` runs nbdkit, which changes directory to /.
+        std::error_code ec;
+        auto abs = std::filesystem::absolute(f, ec);
+        ::setenv("CEPH_CONF", ec ? f.c_str() : abs.c_str(), 1);
+      },
       "Ceph cluster config for rados:POOL/PREFIX repositories (default: $CEPH_CONF)");
+  app.add_option_function<std::string>(
+      "--ceph-timeout", [](const std::string& t) { ::setenv("CAIRN_CEPH_TIMEOUT", t.c_str(), 1); },
+      "seconds after which a Ceph call that gets no answer fails (default: "
+      "$CAIRN_CEPH_TIMEOUT, else 30)");
 }
 
 int Fail(const Status& s) {

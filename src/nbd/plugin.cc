@@ -24,6 +24,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cairn/repository.h"
 #include "cairn/secure.h"
@@ -58,7 +59,9 @@ int Fail(Export& e, const Status& s) {
 
 int Config(const char* key, const char* value) {
   std::string k = key;
-  if (k == "repo") {
+  if (k == "repo" && std::string_view(value).starts_with("rados:")) {
+    g_cfg.repo = value;  // rados:POOL/PREFIX names no local path
+  } else if (k == "repo") {
     char* abs = nbdkit_absolute_path(value);  // nbdkit changes directory to / when serving
     if (!abs) return -1;
     g_cfg.repo = abs;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The cairn CLI on a RADOS repository (rados:POOL/PREFIX): init, put (file, stdin, versions,
+# dedup), get (whole, range, version), ls, versions, rm, forget, maintain, stat, check
+# --read-data, a user's store, and a vdisk created, served over NBD and read and written with
+# nbdsh (tests/cli/vdisk_nbd.py) against a model, then exported and compared. Needs a cluster:
+# CEPH_CONF set (the ctest fixture rados.cluster, or tests/rados/run.sh); skips without one.
+#   bash tests/rados/test_cli.sh /abs/path/to/cairn
+source "$(dirname "$0")/../cli/lib.sh" "$@"
+source "$(dirname "$0")/../cli/vdisk_lib.sh"
+if [[ -z ${CEPH_CONF:-} ]]; then
+  skip "CEPH_CONF is not set: no Ceph cluster (ctest -L rados or tests/rados/run.sh start one)"
+  finish
+  exit 0
+fi
+POOL=${CAIRN_RADOS_POOL:-cairn}
+REPO=rados:$POOL/cli-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+note "repository $REPO"
+
+expect_ok "init" cairn init "$REPO" --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+expect_stdout_has "init" "$REPO"
+expect_error "a second init of the same prefix is refused" cairn init "$REPO"
+
+# Objects: a random file, compressible text, an empty one, stdin.
+rand_file "$T/a" $((3 << 20))
+text_file "$T/b" $((1 << 20)) 7
+: >"$T/empty"
+expect_ok "put a" cairn put "$REPO" dir/a "$T/a"
+expect_ok "put b" cairn put "$REPO" dir/b "$T/b"
+expect_ok "put empty" cairn put "$REPO" empty "$T/empty"
+expect_ok "put from stdin" sh -c "'$CAIRN' put '$REPO' stdin < '$T/b'"
+verify_object "$REPO" dir/a "$T/a" "get a"
+verify_object "$REPO" dir/b "$T/b" "get b"
+verify_object "$REPO" empty "$T/empty" "get empty"
+verify_object "$REPO" stdin "$T/b" "get what came from stdin"
+run cairn get "$REPO" dir/a --range 1000000:70000 -o "$T/range"
+[[ $RC == 0 ]] || fail "ranged get exited $RC"
+slice "$T/a" 1000000 70000 >"$T/range.want"
+expect_same "$T/range" "$T/range.want" "ranged get"
+
+# Dedup: a second object with the same bytes stores no new chunk.
+run cairn put --json "$REPO" copy-of-a "$T/a"
+[[ $RC == 0 ]] || fail "put copy-of-a exited $RC"
+cp "$RUN_OUT" "$T/put.json"
+expect_eq "$(json_get "$T/put.json" 'j["chunks"] > 0 and j["new_chunks"] == 0')" true \
+  "a copy of a stores no new chunk"
+
+# Versions: a's second version shares all but the changed chunks.
+cp "$T/a" "$T/a2"
+printf 'changed' | dd of="$T/a2" bs=1 seek=2000000 conv=notrunc status=none
+expect_ok "put a, version 2" cairn put "$REPO" dir/a "$T/a2"
+verify_object "$REPO" dir/a "$T/a2" "get a (latest = version 2)"
+verify_object "$REPO" dir/a@1 "$T/a" "get a@1"
+expect_ok "versions of a" cairn versions "$REPO" dir/a
+[[ $(grep -c . "$RUN_OUT") -ge 2 ]] || fail "versions lists fewer than 2 versions"
+ok "versions lists both versions"
+expect_ok "ls" cairn ls "$REPO"
+expect_stdout_has "ls" dir/a dir/b empty stdin copy-of-a
+expect_ok "ls with a prefix" cairn ls "$REPO" dir/
+grep -q '^empty' "$RUN_OUT" && fail "ls dir/ lists 'empty'"
+ok "ls with a prefix lists only that prefix"
+
+# rm, forget, maintain: what is left reads back and check recomputes every refcount.
+expect_ok "rm copy-of-a" cairn rm "$REPO" copy-of-a
+run cairn get "$REPO" copy-of-a -o "$T/gone"
+[[ $RC != 0 ]] || fail "get of a removed object succeeded"
+ok "a removed object is gone"
+expect_ok "forget all but the newest version" cairn forget "$REPO" --keep-last 1
+run cairn get "$REPO" dir/a@1 -o "$T/gone"
+[[ $RC != 0 ]] || fail "get of a forgotten version succeeded"
+ok "a forgotten version is gone"
+expect_ok "maintain" cairn maintain "$REPO"
+verify_object "$REPO" dir/a "$T/a2" "a after maintain"
+verify_object "$REPO" dir/b "$T/b" "b after maintain"
+expect_check_clean "$REPO" "check --read-data after rm, forget and maintain" --read-data
+expect_ok "stat --json" cairn --json stat "$REPO"
+cp "$RUN_OUT" "$T/stat.json"
+expect_eq "$(json_get "$T/stat.json" 'j["objects"]')" 4 "stat counts 4 objects"
+
+# A user's store on the same repository.
+expect_ok "user add" cairn user add "$REPO" alice
+expect_ok "alice puts" cairn --user alice put "$REPO" mine "$T/b"
+verify_object "$REPO" dir/b "$T/b" "the system store is unchanged"
+expect_ok "alice gets" cairn --user alice get "$REPO" mine -o "$T/mine"
+expect_same "$T/mine" "$T/b" "alice's object"
+run cairn get "$REPO" mine -o "$T/gone"
+[[ $RC != 0 ]] || fail "the system store sees alice's object"
+ok "stores are separate"
+
+# A vdisk: created, served over NBD, read and written with nbdsh, exported, checked.
+need_nbd_tools
+PY=$(cd "$(dirname "$0")/../cli" && pwd)/vdisk_nbd.py
+expect_ok "vdisk create" cairn vdisk create "$REPO" vd --size 8M --mode deduped
+head -c $((8 << 20)) /dev/zero >"$T/vd.model"
+serve vd
+nbdsh_run "$PY" NBD_URI="$(uri vd)" MODEL_IN="$T/vd.model" MODEL_OUT="$T/vd.model.new" SEED=11 \
+  OPS=200
+[[ $RC == 0 ]] || fail "nbdsh against the RADOS vdisk: $(tail -n 5 "$RUN_ERR")"
+ok "nbdsh reads and writes: $(tail -n 1 "$RUN_OUT")"
+stop_server
+expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
+expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
+expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
+
+# A pool that does not exist: a clear error, not a hang.
+run timeout 60 "$CAIRN" ls "rados:no-such-pool-$$/x"
+[[ $RC == 1 ]] || fail "ls on a missing pool: expected exit 1, got $RC"
+grep -q '^cairn: error: .*no-such-pool' "$RUN_ERR" || fail "the error does not name the pool"
+ok "a missing pool is a clear error"
+finish

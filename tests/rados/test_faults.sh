@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Faults on a RADOS repository, on a throw-away cluster of its own (scripts/ceph-local.sh: 3
+# memstore OSDs, pool size 2, so one OSD may die without losing a replica):
+#   1. an OSD killed with -9 during a put: the put completes, every acknowledged object (before
+#      and during) reads back byte-identical, check --read-data is clean;
+#   2. a client killed with -9 mid-put while another client puts overlapping data: the other
+#      client's put completes, the killed object is absent or whole, later puts work, check
+#      --read-data is clean (repeated at several kill times);
+#   3. an unreachable cluster: a dead monitor address, the OSDs killed during a put, then the
+#      monitor too: each command fails with exit 1 and an error naming the cluster within a bound
+#      (--ceph-timeout 5), never a hang.
+#   bash tests/rados/test_faults.sh /abs/path/to/cairn
+source "$(dirname "$0")/../cli/lib.sh" "$@"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+for t in ceph-mon ceph-osd ceph; do
+  if ! command -v "$t" >/dev/null && [[ ! -x /usr/bin/$t ]]; then
+    skip "$t is not installed (scripts/deps.sh rados installs it)"
+    finish
+    exit 0
+  fi
+done
+
+CL=$T/cluster
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+t0=$(now)
+# shellcheck disable=SC2016 # expanded when the hook runs
+add_cleanup 'STOP_WAIT=0 "$ROOT/scripts/ceph-local.sh" stop "$CL" >/dev/null 2>&1'
+NOSDS=3 POOL_SIZE=2 STORE=memstore "$ROOT/scripts/ceph-local.sh" start "$CL" >"$T/start.log" 2>&1 ||
+  fail "could not start a 3-OSD cluster: $(tail -n 5 "$T/start.log")"
+export CEPH_CONF=$CL/ceph.conf
+note "3-OSD cluster (pool size 2) up in $(elapsed "$t0") s"
+REPO=rados:cairn/faults
+expect_ok "init" cairn init "$REPO" --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+
+up_osds() { ceph osd stat -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)["num_up_osds"])'; }
+
+# ---------------------------------------------------------------------------------------------
+# 1. An OSD dies during a put.
+# ---------------------------------------------------------------------------------------------
+rand_file "$T/before" $((8 << 20))
+rand_file "$T/during" $((96 << 20))
+expect_ok "put before the OSD dies" cairn put -q "$REPO" before "$T/before"
+cairn put -q "$REPO" during "$T/during" >"$T/during.out" 2>"$T/during.err" &
+PUT_PID=$!
+sleep 0.8
+running=no
+kill -0 "$PUT_PID" 2>/dev/null && running=yes
+kill -9 "$(cat "$CL/run/osd.1.pid")"
+rm -f "$CL/run/osd.1.pid"
+st=0
+wait "$PUT_PID" || st=$?
+[[ $st == 0 ]] || fail "the put during which osd.1 died exited $st: $(head -c 600 "$T/during.err")"
+ok "the put survives the death of osd.1 (still running when it was killed: $running)"
+[[ $running == yes ]] || note "warning: the put had finished before osd.1 was killed"
+for _ in $(seq 100); do [[ $(up_osds) == 2 ]] && break; sleep 0.2; done
+expect_eq "$(up_osds)" 2 "the cluster marked osd.1 down"
+verify_object "$REPO" before "$T/before" "an object acknowledged before the OSD died"
+verify_object "$REPO" during "$T/during" "the object put while the OSD died"
+expect_ok "a put with one OSD down" cairn put -q "$REPO" after-osd "$T/before"
+expect_check_clean "$REPO" "check --read-data with osd.1 dead" --read-data
+
+# ---------------------------------------------------------------------------------------------
+# 2. A client is killed mid-put while another one keeps putting overlapping data.
+# ---------------------------------------------------------------------------------------------
+rand_file "$T/shared" $((24 << 20))
+rand_file "$T/tail" $((4 << 20))
+cat "$T/shared" "$T/tail" >"$T/other"
+for ms in 300 900 1800; do
+  cairn put -q "$REPO" "other-$ms" "$T/other" >"$T/other.out" 2>"$T/other.err" &
+  OTHER_PID=$!
+  kill_after "$ms" "killed-$ms" "put killed after $ms ms" cairn put -q "$REPO" "killed-$ms" "$T/during"
+  st=0
+  wait "$OTHER_PID" || st=$?
+  [[ $st == 0 ]] || fail "the other client's put (kill at $ms ms) exited $st: $(head -c 600 "$T/other.err")"
+  ok "the other client's put completes while a client is killed at $ms ms"
+  verify_object "$REPO" "other-$ms" "$T/other" "the other client's object (kill at $ms ms)"
+  run cairn get "$REPO" "killed-$ms" -o "$T/killed.out"
+  if [[ $RC == 0 ]]; then
+    expect_same "$T/killed.out" "$T/during" "the killed client's object is whole (kill at $ms ms, status $KILL_STATUS)"
+  else
+    expect_eq "$KILL_STATUS" 137 "the killed client's object is absent only if it was killed"
+  fi
+  expect_ok "a new client puts after the kill at $ms ms" cairn put -q "$REPO" "next-$ms" "$T/shared"
+  verify_object "$REPO" "next-$ms" "$T/shared" "the new client's object (kill at $ms ms)"
+done
+expect_check_clean "$REPO" "check --read-data after the killed clients" --read-data
+expect_ok "maintain after the killed clients" cairn maintain -q "$REPO"
+expect_check_clean "$REPO" "check after maintain"
+
+# ---------------------------------------------------------------------------------------------
+# 3. An unreachable cluster: a clear error within a bound, never a hang.
+# ---------------------------------------------------------------------------------------------
+# expect_bounded_failure DESC MAX_SECONDS CAIRN-ARGS...: cairn exits 1 within MAX_SECONDS with an
+# error naming the Ceph cluster. A hung command is killed at 3 x MAX_SECONDS and fails the test.
+expect_bounded_failure() {
+  local desc=$1 max=$2 t
+  shift 2
+  t=$(now)
+  run timeout -s KILL $((3 * max)) "$CAIRN" "$@"
+  local took
+  took=$(elapsed "$t")
+  [[ $RC == 1 ]] || fail "$desc: expected exit 1, got $RC after $took s"
+  grep -q '^cairn: error: .*ceph cluster' "$RUN_ERR" || fail "$desc: the error does not name the ceph cluster"
+  awk -v a="$took" -v m="$max" 'BEGIN { exit !(a <= m) }' || fail "$desc: took $took s (bound $max s)"
+  ok "$desc: exit 1 after $took s: $(head -c 160 "$RUN_ERR")"
+}
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed "s/^mon host = .*/mon host = 127.0.0.1:$PORT/" "$CEPH_CONF" >"$T/dead.conf"
+expect_bounded_failure "ls with no monitor at the address" 15 \
+  --ceph-conf "$T/dead.conf" --ceph-timeout 5 ls "$REPO"
+
+# The remaining OSDs die while a put is writing: the put fails, it does not hang.
+cairn --ceph-timeout 5 put -q "$REPO" doomed "$T/during" >"$T/doomed.out" 2>"$T/doomed.err" &
+PUT_PID=$!
+sleep 0.5
+t=$(now)
+for f in "$CL"/run/osd.*.pid; do kill -9 "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; done
+st=0
+wait "$PUT_PID" || st=$?
+took=$(elapsed "$t")
+[[ $st == 1 ]] || fail "the put whose OSDs all died exited $st after $took s: $(head -c 600 "$T/doomed.err")"
+grep -q '^cairn: error: ' "$T/doomed.err" || fail "the failed put printed no error"
+awk -v a="$took" 'BEGIN { exit !(a <= 60) }' || fail "the put whose OSDs died took $took s to fail"
+ok "a put whose OSDs all die fails after $took s: $(head -c 200 "$T/doomed.err")"
+expect_bounded_failure "ls with the monitor up and every OSD dead" 20 \
+  --ceph-timeout 5 ls "$REPO"
+kill -9 "$(cat "$CL/run/mon.a.pid")"
+rm -f "$CL/run/mon.a.pid"
+expect_bounded_failure "ls with the whole cluster dead" 15 --ceph-timeout 5 ls "$REPO"
+run cairn --ceph-timeout 0 ls "$REPO"
+[[ $RC == 1 ]] && grep -q 'CAIRN_CEPH_TIMEOUT' "$RUN_ERR" || fail "a timeout of 0 is not refused clearly"
+ok "a bad --ceph-timeout is refused"
+finish
