@@ -7,10 +7,16 @@
 // one after the other, then read back by R threads in W MiB reads. Index: N rows ('c' + 32 random
 // bytes, 40-byte values) written in batches of B, then looked up with MultiGet in batches of B and
 // with Get one by one.
+//   cairn_rados_bench --pool P --omap-usage PREFIX
+// Sums the omap of every object of the pool whose name starts with PREFIX (a pool listing): keys,
+// key bytes and value bytes in all, and for the index shard objects (".../shard.<hex>") per
+// row type (the key's first byte). bench/rados.sh divides these by the chunk count.
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -116,10 +122,56 @@ void BenchIndex(RadosStorage& st, const Args& a) {
   std::printf("index: Get one at a time: %.0f keys/s\n", gets / Since(t0));
 }
 
+// Adds the omap rows of `oid` to `by_type` (first key byte -> {rows, key bytes, value bytes}).
+void CountOmap(RadosConnection& c, const std::string& oid,
+               std::map<int, std::array<uint64_t, 3>>* by_type) {
+  std::string after;
+  for (bool more = true; more;) {
+    std::map<std::string, librados::bufferlist> vals;
+    int prval = 0;
+    librados::ObjectReadOperation op;
+    op.omap_get_vals2(after, "", 1024, &vals, &more, &prval);
+    int rc = c.io().operate(oid, &op, nullptr);
+    if (rc < 0 || prval < 0) Die(RadosError(rc < 0 ? rc : prval, "reading the omap of " + oid));
+    for (auto& [k, v] : vals) {
+      auto& t = (*by_type)[k.empty() ? -1 : static_cast<uint8_t>(k[0])];
+      t[0]++, t[1] += k.size(), t[2] += v.length();
+    }
+    if (!vals.empty()) after = vals.rbegin()->first;
+  }
+}
+
+int OmapUsage(const std::string& pool, const std::string& prefix) {
+  RadosOptions o;
+  auto c = RadosConnection::Connect(pool, o);
+  if (!c.ok()) Die(c.status());
+  std::map<int, std::array<uint64_t, 3>> shards, other;
+  uint64_t shard_objects = 0, objects = 0;
+  for (auto it = (*c)->io().nobjects_begin(); it != (*c)->io().nobjects_end(); ++it) {
+    const std::string& oid = it->get_oid();
+    if (oid.rfind(prefix, 0) != 0) continue;
+    objects++;
+    bool shard = oid.find("/shard.") != std::string::npos;
+    shard_objects += shard;
+    CountOmap(**c, oid, shard ? &shards : &other);
+  }
+  std::printf("objects %llu index_shards %llu\n", (unsigned long long)objects,
+              (unsigned long long)shard_objects);
+  for (auto* m : {&shards, &other})
+    for (auto& [type, t] : *m)
+      std::printf("%s type %s rows %llu key_bytes %llu value_bytes %llu\n",
+                  m == &shards ? "shard" : "other",
+                  type < 0 ? "-" : std::string(1, static_cast<char>(type)).c_str(),
+                  (unsigned long long)t[0], (unsigned long long)t[1], (unsigned long long)t[2]);
+  return 0;
+}
+
 }  // namespace
 }  // namespace cairn
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--pool" && std::string(argv[3]) == "--omap-usage")
+    return cairn::OmapUsage(argv[2], argv[4]);
   cairn::Args a;
   const std::pair<const char*, uint64_t*> nums[] = {{"--mib", &a.mib},
                                                     {"--write-mib", &a.write_mib},
