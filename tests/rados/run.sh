@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the RADOS tests (every gtest with "Rados" in its name) against a throw-away local Ceph
-# cluster: starts it with scripts/ceph-local.sh (memstore, NOSDS OSDs, default 1), exports
-# CEPH_CONF, runs the tests, stops the cluster and deletes it, and prints how long each step took.
+# Runs the RADOS tests (every gtest with "Rados" in its name, then tests/rados/test_cli.sh) against
+# a throw-away local Ceph cluster: starts it with scripts/ceph-local.sh (memstore, NOSDS OSDs,
+# default 1), exports CEPH_CONF, runs the tests, stops the cluster and deletes it, and prints how
+# long each step took.
 #   tests/rados/run.sh [BUILD_DIR (default: build)] [extra gtest arguments...]
 # Needs: scripts/deps.sh rados, and a build with CAIRN_RADOS=ON. `ctest -L rados` in the build
 # directory does the same through a ctest fixture.
@@ -27,5 +28,8 @@ echo "run.sh: cluster started in $(secs "$t0" "$t1") s ($dir/cluster)"
 export CEPH_CONF=$dir/cluster/ceph.conf
 status=0
 "$tests" --gtest_filter='*Rados*' --gtest_brief=1 "$@" || status=$?
+# The CLI on a rados: repository, against the same cluster (tests/rados/test_faults.sh starts
+# a cluster of its own: ctest -L rados runs it).
+bash "$here/tests/rados/test_cli.sh" "$build/cairn" || status=$?
 echo "run.sh: tests took $(secs "$t1" "$(now)") s"
 exit $status
