@@ -1,11 +1,13 @@
 // Shared CLI helpers: command tables, global flags, errors, parsing, passwords, opening stores.
 #include "cli/common.h"
 
+#include <limits.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <filesystem>
 #include <iostream>
 
 #include "cli/passphrase.h"
@@ -33,9 +35,11 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
       "--ceph-conf",
       [](const std::string& f) {
         // Absolute: `vdisk serve` runs nbdkit, which changes directory to /.
-        std::error_code ec;
-        auto abs = std::filesystem::absolute(f, ec);
-        ::setenv("CEPH_CONF", ec ? f.c_str() : abs.c_str(), 1);
+        char cwd[PATH_MAX];
+        std::string abs = f;
+        if (!f.empty() && f[0] != '/' && ::getcwd(cwd, sizeof cwd))
+          abs = std::string(cwd) + "/" + f;
+        ::setenv("CEPH_CONF", abs.c_str(), 1);
       },
       "Ceph cluster config for rados:POOL/PREFIX repositories (default: $CEPH_CONF)");
   app.add_option_function<std::string>(
