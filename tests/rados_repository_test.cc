@@ -115,7 +115,10 @@ TEST_F(RadosRepository, SharedWritersDedupAndMaintainAtOnce) {
     return d;
   };
   TestHooks hooks;
-  hooks.zero_grace = std::chrono::milliseconds(0);  // maintain deletes at once
+  // Maintain deletes chunks 2 s after their refcount reached zero: long enough for every put of
+  // the test (3 MiB) to commit its dedup hits, as ADR 0015 requires (with 0, maintain could
+  // delete a chunk a put had deduplicated against before that put committed, and the put fails).
+  hooks.zero_grace = std::chrono::seconds(2);
   std::atomic<int> failures{0};
   std::mutex mu;
   std::map<std::string, std::vector<uint8_t>> latest;
@@ -163,8 +166,11 @@ TEST_F(RadosRepository, SharedWritersDedupAndMaintainAtOnce) {
     EXPECT_EQ(out.data, d) << ref;
   }
   EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "after: "));
-  // Once the last zero-refcount chunks are collected, nothing unreferenced is left.
-  auto last = OpenForTesting(location_, testing::TestOpen(true), hooks);
+  // Once the last zero-refcount chunks are collected, nothing unreferenced is left (no put is in
+  // flight any more: no grace needed).
+  TestHooks now_hooks;
+  now_hooks.zero_grace = std::chrono::milliseconds(0);
+  auto last = OpenForTesting(location_, testing::TestOpen(true), now_hooks);
   ASSERT_TRUE(last.ok());
   ASSERT_TRUE((*last)->Maintain({}).ok());
   auto st = (*last)->Stats();
