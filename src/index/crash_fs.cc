@@ -396,7 +396,10 @@ Status CrashFs::Recover(std::mt19937_64& rng) {
   // Appended data past the last sync: a random prefix of it reached the disk.
   for (const auto& [path, st] : files_) {
     if (st.size <= st.synced) continue;
-    uint64_t keep = st.synced + rng() % (st.size - st.synced + 1);
+    // All of it, none of it, or a random prefix (a torn last write), one third each.
+    const uint64_t unsynced = st.size - st.synced;
+    const uint64_t r = rng() % 3;
+    uint64_t keep = st.synced + (r == 0 ? unsynced : r == 1 ? 0 : rng() % (unsynced + 1));
     if (!target()->FileExists(path, IOOptions(), nullptr).ok()) continue;
     // The default file system has no Truncate(path): cut through a reopened handle.
     std::unique_ptr<rocksdb::FSWritableFile> f;
