@@ -61,6 +61,8 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   CAIRN_ASSIGN_OR_RETURN(
       backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
   if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
+  // The mark is read before the index is opened: a reader's view is then at least as new.
+  CAIRN_ASSIGN_OR_RETURN(auto mark, LoadCommitMark(*storage_, store_.dir));
   CAIRN_ASSIGN_OR_RETURN(index_, OpenIndex(opts.writable));
   if (crypto_) {
     const crypto::StoreCrypto* c = crypto_.get();
@@ -68,6 +70,20 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
         std::move(index_),
         [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
         keyspace::DescribeRow);
+  }
+  // Before anything reads the index or recovery touches a segment.
+  CAIRN_RETURN_IF_ERROR(CheckIndexAgainstMark(mark, opts.writable));
+  mark_ = mark;
+  if (opts.writable) {
+    CAIRN_ASSIGN_OR_RETURN(auto counter, CommitCounter::Wrap(std::move(index_)));
+    counter_ = counter.get();
+    counter_->OnDurable(hooks.commit_mark_period.value_or(std::chrono::seconds(30)),
+                        [this](uint64_t n) {
+                          if (SaveCommitMark(*storage_, store_.dir, n).ok()) mark_ = n;
+                        });
+    index_ = std::move(counter);
+  }
+  if (crypto_) {
     hasher_ = crypto_->MakeIdHasher();
     chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker, crypto_->GearSecret());
   } else {
@@ -104,7 +120,33 @@ Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
                                ": the index needs a local directory and this storage has none");
   CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
   (void)exists;  // a missing index is reported by RocksDB, naming the directory
-  return OpenRocksIndex(*dir, false, !writable);
+  auto index = OpenRocksIndex(*dir, false, !writable);
+  if (index.status().code() == Code::kCorruption)
+    return Status::Corruption("the index of the " + store_.label + " store is damaged (" +
+                              index.status().message() +
+                              "). Nothing was changed; the segments still hold their data");
+  return index;
+}
+
+Status RepositoryImpl::CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable) {
+  const std::string where = index_->Describe();
+  CAIRN_ASSIGN_OR_RETURN(uint64_t count, ReadCommitCount(*index_));
+  // A reader's view is a consistent one taken after the mark was read, so it is never behind;
+  // a fresh view is tried a few times all the same before the index is called damaged.
+  for (int attempt = 0; !writable && mark && count < *mark && attempt < 5; attempt++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+    CAIRN_RETURN_IF_ERROR(index_->Refresh());
+    CAIRN_ASSIGN_OR_RETURN(count, ReadCommitCount(*index_));
+  }
+  const std::string label = store_.label == "system" ? "system store" : "store of " + store_.label;
+  return CheckCommitMark(*storage_, store_.dir, label, where, count, mark);
+}
+
+RepositoryImpl::~RepositoryImpl() {
+  if (!counter_) return;
+  // Only what is durable is recorded; after a failed write nothing is (a crash may undo it).
+  std::optional<uint64_t> n = counter_->durable();
+  if (n && *n > 0 && n != mark_) (void)SaveCommitMark(*storage_, store_.dir, *n);
 }
 
 Status RepositoryImpl::RequireWritable() {

@@ -19,6 +19,7 @@
 #include "index/index.h"
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
+#include "repo/commit_mark.h"
 #include "repo/config.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
@@ -34,6 +35,8 @@ class RepositoryImpl : public Repository {
         path_(storage_->Describe("")),
         cfg_(std::move(cfg)),
         store_(std::move(store)) {}
+  // A writable handle records its commits in the store's commit mark (ADR 0015).
+  ~RepositoryImpl() override;
 
   // `ring`: the unlocked key ring of an encrypted repository (kept to open the system store).
   Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks);
@@ -71,6 +74,9 @@ class RepositoryImpl : public Repository {
 
  private:
   Result<std::unique_ptr<Index>> OpenIndex(bool writable);
+  // Refuses an index that lost acknowledged commits (below `mark`); a reader tries a fresh view
+  // first.
+  Status CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable);
   Status RequireWritable();
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
   Status FillObjectStats(RepoStats& s);
@@ -96,6 +102,8 @@ class RepositoryImpl : public Repository {
   std::unique_ptr<StorageLock> lock_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
+  CommitCounter* counter_ = nullptr;  // index_ of a writable handle
+  std::optional<uint64_t> mark_;      // the commit mark as last read or written
   std::unique_ptr<Hasher> hasher_;
   std::unique_ptr<Chunker> chunker_;
   std::unique_ptr<ChunkStore> chunks_;

@@ -3,6 +3,7 @@
 // count chunk reads. Only tests include this header.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,6 +23,9 @@ struct TestHooks {
   std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
   // Overrides the repository's segment size (bytes) for this handle (tests use small ones).
   std::optional<uint64_t> segment_target_size;
+  // How often a writable handle records its durable commits in the store's commit mark while
+  // it commits (default 30 s; 0 = after every commit). ADR 0015.
+  std::optional<std::chrono::seconds> commit_mark_period;
 };
 
 // Repository::Open with hooks.

@@ -146,7 +146,7 @@ bool OutOfTime(const Args& a, Clock::time_point start) {
 // ---- crash: simulated power cuts in this process
 
 struct CrashCounts {
-  uint64_t cuts = 0, in_open = 0, in_verify = 0, in_workload = 0;
+  uint64_t cuts = 0, in_open = 0, in_verify = 0, in_workload = 0, after_close = 0;
 };
 
 // One round: open through the simulation (the cut is armed), verify what the last cut left, run
@@ -154,7 +154,15 @@ struct CrashCounts {
 void CrashRound(const Args& a, testing::CrashRig& rig, Model& model, std::mt19937_64& rng,
                 CrashCounts& c, OpCounts& ops, Tally& tally) {
   CrashSim& sim = rig.sim();
-  sim.CutAfter(rng() % 5 == 0 ? 1 + rng() % 60 : 1 + rng() % 300);
+  // One round in four ends with a clean close (the commit mark is written) and the power cut
+  // after it; the others cut at a random operation. Half the rounds write the mark after every
+  // commit.
+  const bool clean = rng() % 4 == 0;
+  const uint64_t limit = sim.ops() + 1 + rng() % 300;
+  TestHooks hooks = Hooks();
+  if (rng() % 2) hooks.commit_mark_period = std::chrono::seconds(0);
+  sim.CutAfter(clean ? 0 : rng() % 5 == 0 ? 1 + rng() % 60 : 1 + rng() % 300);
+  auto stop = [&] { return sim.cut() || (clean && sim.ops() >= limit); };
   std::vector<std::string> problems;
   auto t0 = Clock::now();
   auto lap = [&](const char* what) {
@@ -166,7 +174,7 @@ void CrashRound(const Args& a, testing::CrashRig& rig, Model& model, std::mt1993
   {
     auto storage = rig.OpenStorage();
     if (!storage.ok()) Die("storage: " + storage.status().message());
-    auto repo = OpenForTesting(*storage, Writable(), Hooks());
+    auto repo = OpenForTesting(*storage, Writable(), hooks);
     if (!repo.ok()) {
       if (!sim.cut()) Report("open failed without a power cut", {repo.status().message()}, a);
       c.in_open++;
@@ -179,13 +187,12 @@ void CrashRound(const Args& a, testing::CrashRig& rig, Model& model, std::mt1993
       if (!s.ok()) {
         c.in_verify++;
       } else if (!sim.cut()) {
-        auto done = RunWorkload(
-            **repo, **storage, model, Workload(a, rng()), [&] { return sim.cut(); }, problems);
+        auto done = RunWorkload(**repo, **storage, model, Workload(a, rng()), stop, problems);
         for (const auto& [op, n] : done) ops[op] += n;
         lap("workload");
         if (!problems.empty()) Report("the workload read wrong data", problems, a);
-        if (!sim.cut()) Report("every workload thread stopped without a power cut", {}, a);
-        c.in_workload++;
+        if (!stop()) Report("every workload thread stopped without a power cut", {}, a);
+        sim.cut() ? c.in_workload++ : c.after_close++;
       }
     }
   }
@@ -217,7 +224,8 @@ int Crash(const Args& a) {
   if (!problems.empty()) Report("after the last cut", problems, a);
   std::cout << "cairn-stress crash: " << c.cuts << " simulated power cuts (" << c.in_open
             << " during open and recovery, " << c.in_verify << " during verification, "
-            << c.in_workload << " during the workload) in "
+            << c.in_workload << " during the workload, " << c.after_close
+            << " after a clean close) in "
             << std::chrono::duration<double>(Clock::now() - start).count() << " s, seed " << a.seed
             << "\n";
   PrintCounts(ops, tally);
