@@ -115,6 +115,40 @@ rocksdb::Status OpenReadOnly(const rocksdb::Options& o, const std::string& dir, 
   return s;
 }
 
+// ---- the space reserve (RocksIndexOptions::reserve_bytes)
+
+constexpr uint64_t kMiB = 1 << 20;
+
+std::string ReservePath(const std::string& dir) { return dir + ".reserve"; }
+
+// Free bytes on the filesystem of `dir`; UINT64_MAX when it cannot be told.
+uint64_t FreeBytes(rocksdb::Env* env, const std::string& dir) {
+  uint64_t free = 0;
+  return env->GetFreeSpace(dir, &free).ok() ? free : UINT64_MAX;
+}
+
+// Deletes the reserve; whether there was one.
+bool ReleaseReserve(rocksdb::Env* env, const std::string& dir) {
+  return env->DeleteFile(ReservePath(dir)).ok();
+}
+
+// Creates the reserve when it is missing and the disk has three times its size free. Best
+// effort: a reserve that cannot be written is simply not there.
+void EnsureReserve(rocksdb::Env* env, const std::string& dir, uint64_t bytes) {
+  const std::string path = ReservePath(dir);
+  if (bytes == 0 || env->FileExists(path).ok() || FreeBytes(env, dir) < 3 * bytes) return;
+  const std::string tmp = path + ".tmp";
+  std::unique_ptr<rocksdb::WritableFile> f;
+  rocksdb::Status s = env->NewWritableFile(tmp, &f, rocksdb::EnvOptions());
+  const std::string zeros(kMiB, '\0');
+  for (uint64_t done = 0; s.ok() && done < bytes; done += zeros.size())
+    s = f->Append(rocksdb::Slice(zeros.data(), std::min<uint64_t>(zeros.size(), bytes - done)));
+  if (s.ok()) s = f->Sync();
+  if (f) (void)f->Close();
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (!s.ok()) (void)env->DeleteFile(tmp);
+}
+
 class RocksIndex : public Index {
  public:
   RocksIndex(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db, std::string dir,
@@ -132,6 +166,7 @@ class RocksIndex : public Index {
 
   Status Write(const WriteBatch& batch, bool sync) override {
     std::shared_lock lk(mu_);
+    CAIRN_RETURN_IF_ERROR(RoomFor(batch));
     rocksdb::WriteBatch wb;
     for (const auto& op : batch.ops()) {
       if (op.is_delete)
@@ -177,6 +212,20 @@ class RocksIndex : public Index {
   }
 
   std::string Describe() const override { return dir_; }
+
+  // NoSpace unless the disk has room for the batch in the WAL (see OpenRocksIndex).
+  Status RoomFor(const WriteBatch& batch) {
+    uint64_t need = kMiB;
+    for (const auto& op : batch.ops()) need += 2 * (op.key.size() + op.value.size() + 16);
+    rocksdb::Env* env = env_ ? env_.get() : rocksdb::Env::Default();
+    uint64_t free = FreeBytes(env, dir_);
+    if (free >= need) return Status::Ok();
+    if (ReleaseReserve(env, dir_)) free = FreeBytes(env, dir_);
+    if (free >= need) return Status::Ok();
+    return Status::NoSpace("writing index " + dir_ + ": No space left on device (" +
+                           std::to_string(free) + " bytes free, a commit needs " +
+                           std::to_string(need) + ")");
+  }
 
   Status Refresh() override {
     if (!read_only_) return Status::Ok();
@@ -247,12 +296,24 @@ std::shared_ptr<rocksdb::FileSystem> IndexFileSystemFor(const std::string& dir) 
   return best;
 }
 
-Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only) {
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only,
+                                              const RocksIndexOptions& opts) {
   std::unique_ptr<rocksdb::Env> env;
   if (auto fs = IndexFileSystemFor(dir)) env = rocksdb::NewCompositeEnv(fs);
   rocksdb::Options o = MakeOptions(dir, create, env.get());
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = read_only ? OpenReadOnly(o, dir, &raw) : rocksdb::DB::Open(o, dir, &raw);
+  rocksdb::Status s;
+  if (read_only) {
+    s = OpenReadOnly(o, dir, &raw);
+  } else {
+    // Opening writes (a MANIFEST, an OPTIONS file, the recovered log as a table): on a nearly
+    // full disk the reserve makes room first.
+    const bool low = opts.reserve_bytes && FreeBytes(o.env, dir) < opts.reserve_bytes;
+    if (low) ReleaseReserve(o.env, dir);
+    s = rocksdb::DB::Open(o, dir, &raw);
+    if (s.IsNoSpace() && ReleaseReserve(o.env, dir)) s = rocksdb::DB::Open(o, dir, &raw);
+    if (s.ok() && !low) EnsureReserve(o.env, dir, opts.reserve_bytes);
+  }
   if (!s.ok()) return FromRocks(s, "opening index " + dir);
   return std::unique_ptr<Index>(
       new RocksIndex(std::move(env), std::unique_ptr<rocksdb::DB>(raw), dir, read_only));

@@ -40,6 +40,8 @@ std::chrono::steady_clock::time_point DeadlineIn(double seconds) {
              std::chrono::duration<double>(seconds));
 }
 constexpr uint64_t kNanosPerSecond = 1000000000ull;
+// Space each store's index keeps in reserve for a full disk (RocksIndexOptions).
+constexpr uint64_t kIndexReserveBytes = 8 << 20;
 // Unix nanoseconds `seconds` ago (0 when that is before 1970).
 uint64_t NanosAgo(uint64_t seconds) {
   uint64_t now = NowNanos();
@@ -120,7 +122,9 @@ Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
                                ": the index needs a local directory and this storage has none");
   CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
   (void)exists;  // a missing index is reported by RocksDB, naming the directory
-  auto index = OpenRocksIndex(*dir, false, !writable);
+  RocksIndexOptions ro;
+  ro.reserve_bytes = kIndexReserveBytes;
+  auto index = OpenRocksIndex(*dir, false, !writable, ro);
   if (index.status().code() == Code::kCorruption)
     return Status::Corruption("the index of the " + store_.label + " store is damaged (" +
                               index.status().message() +
