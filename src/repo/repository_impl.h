@@ -78,6 +78,8 @@ class RepositoryImpl : public Repository {
   // first.
   Status CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable);
   Status RequireWritable();
+  // One run of check on the current view (Check runs it until its findings are stable).
+  Result<CheckReport> CheckOnce(const CheckOptions& opts);
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
   Status FillObjectStats(RepoStats& s);
   Status FillKeyStats(RepoStats& s);

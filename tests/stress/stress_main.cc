@@ -34,6 +34,7 @@
 #include "repo/testing.h"
 #include "tests/crash_util.h"
 #include "tests/stress/stress_model.h"
+#include "tests/stress/stress_readers.h"
 #include "tests/stress/stress_workload.h"
 
 extern char** environ;
@@ -256,20 +257,23 @@ int Run(const Args& a) {
   return 0;
 }
 
-// Starts `cairn-stress run` and kills it after `delay_ms`; returns how it ended.
-int SpawnAndKill(const Args& a, uint64_t seed, uint64_t delay_ms) {
+// Starts this program with `args` (after argv[0]); returns the child's pid.
+pid_t Spawn(std::vector<std::string> args) {
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  std::vector<std::string> args{self,        "run",
-                                "--dir",     a.dir,
-                                "--seed",    std::to_string(seed),
-                                "--threads", std::to_string(a.threads),
-                                "--seconds", "10"};
+  args.insert(args.begin(), self);
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   pid_t pid;
   if (posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
     Die("cannot start the child");
+  return pid;
+}
+
+// Starts `cairn-stress run` and kills it after `delay_ms`; returns how it ended.
+int SpawnAndKill(const Args& a, uint64_t seed, uint64_t delay_ms) {
+  pid_t pid = Spawn({"run", "--dir", a.dir, "--seed", std::to_string(seed), "--threads",
+                     std::to_string(a.threads), "--seconds", "10"});
   std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
   ::kill(pid, SIGKILL);
   int status = 0;
@@ -317,6 +321,29 @@ int Kill(const Args& a) {
   return 0;
 }
 
+// ---- readers beside a writer process
+
+int Readers(const Args& a) {
+  const double seconds = a.seconds > 0 ? a.seconds : 10;
+  InitOptions io;
+  io.password = kPassword;
+  io.min_chunk = 2048;
+  io.avg_chunk = 8192;
+  io.max_chunk = 32768;
+  Status s = Repository::Init(a.dir + "/repo", io);
+  if (!s.ok()) Die("init: " + s.message());
+  if (WriteLoop(a.dir + "/repo", a.seed, 0.2) != 0) Die("the first writes failed");
+  pid_t pid = Spawn({"write-loop", "--dir", a.dir, "--seed", std::to_string(a.seed + 1),
+                     "--seconds", std::to_string(seconds)});
+  int rc = RunReaders(a.dir + "/repo", a.threads, seconds, a.seed, [pid] {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  });
+  if (rc == 0) std::filesystem::remove_all(a.dir);
+  return rc;
+}
+
 }  // namespace
 }  // namespace cairn::stress
 
@@ -326,5 +353,7 @@ int main(int argc, char** argv) {
   if (a.mode == "crash") return cairn::stress::Crash(a);
   if (a.mode == "kill") return cairn::stress::Kill(a);
   if (a.mode == "run") return cairn::stress::Run(a);
+  if (a.mode == "readers") return cairn::stress::Readers(a);
+  if (a.mode == "write-loop") return cairn::stress::WriteLoop(a.dir + "/repo", a.seed, a.seconds);
   cairn::stress::Die("unknown mode " + a.mode);
 }
