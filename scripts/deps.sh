@@ -6,7 +6,7 @@
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libsodium-dev libzstd-dev librocksdb-dev
   librust-blake3-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev)
-TEST_PKGS=(python3 xxd e2fsprogs util-linux clang-format clang-tidy)
+TEST_PKGS=(python3 xxd strace e2fsprogs util-linux clang-format clang-tidy)
 BENCH_PKGS=(restic borgbackup casync linux-source-6.1 time xz-utils)
 # Ceph Pacific (Debian 12): one mon + OSDs on loopback, the rados/ceph tools, librados C++.
 RADOS_PKGS=(ceph-mon ceph-osd ceph-common librados-dev libradospp-dev python3)

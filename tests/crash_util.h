@@ -3,6 +3,9 @@
 // starts from the same state.
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -35,6 +38,23 @@ class CrashRig {
   std::string root_;
   CrashSim sim_;
   CrashIndexRoute route_;
+};
+
+// A temporary directory on a tmpfs when there is one (fsyncs cost nothing there; what survives
+// a cut is decided by the simulation, not the device), else in the usual place.
+class CrashTempDir {
+ public:
+  CrashTempDir() {
+    std::filesystem::path base = std::filesystem::temp_directory_path();
+    if (!std::getenv("TMPDIR") && ::access("/dev/shm", W_OK) == 0) base = "/dev/shm";
+    std::string tmpl = (base / "cairn-crash-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~CrashTempDir() { std::filesystem::remove_all(path_); }
+  std::string operator/(const std::string& s) const { return path_ + "/" + s; }
+
+ private:
+  std::string path_;
 };
 
 // Replaces `to` with a copy of directory `from`.

@@ -1,12 +1,13 @@
 // Simulated power cuts (src/backend/crash_sim.h) at many points of each operation that changes a
-// repository: put, rm, forget, maintain, reencrypt, key rotate, user add, vdisk writes and
-// flushes. For each cut point the operation runs on a fresh copy of the same repository, the
+// repository: put, rm, forget, maintain, reencrypt, key rotate, vdisk writes and flushes, init
+// and user add. For each cut point the operation runs on a fresh copy of the same repository, the
 // power goes off at that point, the files are put back to what the cut may leave, and the
 // repository is reopened (recovery runs) and compared with what was committed: check is clean,
 // every committed object reads back byte-identical, and the interrupted operation either
 // happened completely or not at all.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <random>
 
@@ -34,6 +35,7 @@ OpenOptions Writable() {
 TestHooks SmallSegments() {
   TestHooks h;
   h.segment_target_size = 96 * 1024;
+  h.index_reserve_bytes = 0;  // copying 8 MiB per cut point would dominate
   return h;
 }
 
@@ -137,7 +139,7 @@ class PowerCut : public ::testing::Test {
     return ops;
   }
 
-  testing::TempDir dir_;
+  testing::CrashTempDir dir_;
   std::unique_ptr<Repository> base_repo_;
   Objects before_;
   size_t cuts_ = 0;
@@ -221,6 +223,79 @@ TEST_F(PowerCut, KeyRotateThenPut) {
   // The rotation and the put are two changes: a cut between them leaves the key rotated and no
   // put, which Read cannot tell from "before" (the ring is not part of Objects): fine.
   CutEverywhere(step, 25);
+}
+
+TEST_F(PowerCut, VdiskWritesAndFlushes) {
+  Put("a", Mixed(40000, 22));
+  VdiskCreateOptions c;
+  c.size = 256 << 10;
+  ASSERT_TRUE(base_repo_->CreateVdisk("d", c).ok());
+  Step step;
+  step.after = before_;
+  // Flushed writes must be there after any later cut; what a cut leaves of unflushed ones is
+  // checked by cairn-stress. Here: two flushed rounds, then the disk's content is compared.
+  auto img = testing::RandomData(c.size, 23);
+  step.run = [img](Repository& r, Storage&) {
+    auto d = r.OpenVdisk("d", true);
+    if (!d.ok()) return d.status();
+    for (uint64_t off = 0; off < img.size(); off += 40000) {
+      size_t n = std::min<size_t>(40000, img.size() - off);
+      CAIRN_RETURN_IF_ERROR((*d)->Write(off, {img.data() + off, n}, false));
+      if (off % 80000 == 0) CAIRN_RETURN_IF_ERROR((*d)->Flush());
+    }
+    return (*d)->Flush();
+  };
+  CutEverywhere(step, 30);
+}
+
+// Case 8: the directories of a new repository and of a new user's store are durable before
+// config.json or users.json names them. Init and user add are cut at every point; after the
+// restart, a repository whose config.json exists opens, and a user that users.json lists has a
+// store that opens, takes a put and checks clean.
+TEST(PowerCutDirectories, InitAndUserAdd) {
+  testing::CrashTempDir dir;
+  InitOptions io = testing::TestInit();
+  size_t cuts = 0, users_seen = 0;
+  for (uint64_t cut = 1;; cut++) {
+    const std::string root = dir / ("r" + std::to_string(cut));
+    std::filesystem::create_directory(root);
+    bool done = false;
+    {
+      testing::CrashRig rig(root, cut);
+      auto st = rig.OpenStorage();
+      ASSERT_TRUE(st.ok());
+      rig.sim().CutAfter(cut);
+      Status s = InitForTesting(**st, io);
+      if (s.ok()) s = admin::AddUser(**st, testing::kTestPassword, "bob");
+      done = s.ok() && !rig.sim().cut();
+      Status rs = rig.sim().Restart();
+      ASSERT_TRUE(rs.ok()) << rs.message();
+    }
+    cuts++;
+    const std::string ctx = "cut at operation " + std::to_string(cut) + ": ";
+    if (!std::filesystem::exists(root + "/config.json")) continue;
+    auto repo = Repository::Open(root, testing::TestOpen(true));
+    ASSERT_TRUE(repo.ok()) << ctx << repo.status().message();
+    repo->reset();
+    auto users = admin::ListUsers(root, testing::kTestPassword);
+    ASSERT_TRUE(users.ok()) << ctx << users.status().message();
+    if (!users->empty()) {
+      users_seen++;
+      OpenOptions o = testing::TestOpen(true);
+      o.user = "bob";
+      auto bob = Repository::Open(root, o);
+      ASSERT_TRUE(bob.ok()) << ctx << "users.json names bob but his store does not open: "
+                            << bob.status().message();
+      auto data = testing::RandomData(30000, cut);
+      MemSource src(data);
+      ASSERT_TRUE((*bob)->Put("x", src).ok()) << ctx;
+      testing::ExpectCheckClean(**bob, true, ctx);
+    }
+    if (done) break;  // the cut came after everything
+    ASSERT_LT(cut, 400u) << "init and user add never finished";
+  }
+  EXPECT_GT(users_seen, 0u);
+  EXPECT_GT(cuts, 20u);
 }
 
 }  // namespace

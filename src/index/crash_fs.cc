@@ -410,8 +410,11 @@ Status CrashFs::Recover(std::mt19937_64& rng) {
     if (!s.ok())
       return Status::IOError("crash simulation: truncating " + path + ": " + s.ToString());
   }
-  // Directory changes no fsync covered: the newest ones are lost, oldest kept.
-  for (auto& [dir, entries] : pending_) {
+  // Directory changes no fsync covered: the newest ones are lost, oldest kept. Deeper
+  // directories first (they sort after their parents): a directory whose own entry is then lost
+  // goes as a whole, with whatever was pending inside it.
+  for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+    auto& [dir, entries] = *it;
     size_t keep = rng() % (entries.size() + 1);
     for (size_t i = entries.size(); i-- > keep;) {
       const DirEntry& e = entries[i];

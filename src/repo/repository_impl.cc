@@ -66,7 +66,8 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
   // The mark is read before the index is opened: a reader's view is then at least as new.
   CAIRN_ASSIGN_OR_RETURN(auto mark, LoadCommitMark(*storage_, store_.dir));
-  CAIRN_ASSIGN_OR_RETURN(index_, OpenIndex(opts.writable));
+  CAIRN_ASSIGN_OR_RETURN(
+      index_, OpenIndex(opts.writable, hooks.index_reserve_bytes.value_or(kIndexReserveBytes)));
   if (crypto_) {
     const crypto::StoreCrypto* c = crypto_.get();
     index_ = MakeAuthenticatedIndex(
@@ -115,7 +116,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
 
 // The store's RocksDB, in the local directory the storage gives for "<store>/index" (checked
 // first through the storage, so a symbolic link there is refused like anywhere else).
-Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
+Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable, uint64_t reserve_bytes) {
   const std::string name = JoinStorageName(store_.dir, "index");
   auto dir = storage_->LocalPath(name);
   if (!dir)
@@ -124,7 +125,7 @@ Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
   CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
   (void)exists;  // a missing index is reported by RocksDB, naming the directory
   RocksIndexOptions ro;
-  ro.reserve_bytes = kIndexReserveBytes;
+  ro.reserve_bytes = reserve_bytes;
   auto index = OpenRocksIndex(*dir, false, !writable, ro);
   if (index.status().code() == Code::kCorruption)
     return Status::Corruption("the index of the " + store_.label + " store is damaged (" +

@@ -73,7 +73,7 @@ class RepositoryImpl : public Repository {
   uint64_t chunk_reads() const { return chunks_->chunk_reads(); }
 
  private:
-  Result<std::unique_ptr<Index>> OpenIndex(bool writable);
+  Result<std::unique_ptr<Index>> OpenIndex(bool writable, uint64_t reserve_bytes);
   // Refuses an index that lost acknowledged commits (below `mark`); a reader tries a fresh view
   // first.
   Status CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable);

@@ -50,6 +50,9 @@ Status FillStoreDir(Storage& storage, const std::string& dir) {
   if (!index_dir)
     return Status::Unsupported(storage.Describe(dir) +
                                ": the index needs a local directory and this storage has none");
+  // Created here, durable in its parent before RocksDB fills it (RocksDB fsyncs only the
+  // directory it writes in, never the parent of a directory it creates).
+  CAIRN_RETURN_IF_ERROR(storage.CreateDir(JoinStorageName(dir, "index")));
   CAIRN_ASSIGN_OR_RETURN(auto index, OpenRocksIndex(*index_dir, true, false));
   CAIRN_ASSIGN_OR_RETURN(auto backend,
                          storage.OpenSegments(JoinStorageName(dir, "segments"), true));

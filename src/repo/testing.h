@@ -26,7 +26,12 @@ struct TestHooks {
   // How often a writable handle records its durable commits in the store's commit mark while
   // it commits (default 30 s; 0 = after every commit). ADR 0015.
   std::optional<std::chrono::seconds> commit_mark_period;
+  // Overrides the space the index keeps in reserve for a full disk (bytes; 0 = none).
+  std::optional<uint64_t> index_reserve_bytes;
 };
+
+// Repository::Init on an already opened, empty storage (a crash simulation's).
+Status InitForTesting(Storage& storage, const InitOptions& opts);
 
 // Repository::Open with hooks.
 Result<std::unique_ptr<Repository>> OpenForTesting(const std::string& path, const OpenOptions& opts,
