@@ -44,7 +44,7 @@ test: style build-asan build-tsan
 	@$(MAKE) --no-print-directory test-tsan
 
 test-tsan: build-tsan
-	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent' --timeout 600
+	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent|ChunkCache.*Concurren' --timeout 600
 
 # cairn-stress for as long as asked (STRESS_SECONDS, default 600): half of it simulated power
 # cuts in one process, half kill -9 of a writer process; each followed by recovery, check and a

@@ -56,6 +56,7 @@ class AuthenticatedIndex : public Index {
 
   std::string Describe() const override { return inner_->Describe(); }
   Status Refresh() override { return inner_->Refresh(); }
+  Status CatchUp() override { return inner_->CatchUp(); }
 
   Status Verify(const std::function<void(std::string)>& problem) override {
     return inner_->Scan("", [&](std::string_view k, std::string_view v) {

@@ -5,7 +5,7 @@
 // a record that fails its checksum is an error (only an incomplete last record, which a crash
 // during its write leaves, is dropped); RocksDB's default, kPointInTimeRecovery, would drop
 // everything after it without a word. A truncated or deleted WAL is caught one level up, by the
-// store's commit mark (ADR 0015).
+// store's commit mark (ADR 0016).
 //
 // A read-only open of an index that a writer in another process is changing can race with the
 // writer's memtable flush: RocksDB reads the MANIFEST, then lists the WAL files, and a WAL that

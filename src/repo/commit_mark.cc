@@ -1,4 +1,4 @@
-// Commit counter row and commit mark file (commit_mark.h, ADR 0015).
+// Commit counter row and commit mark file (commit_mark.h, ADR 0016).
 #include "repo/commit_mark.h"
 
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-// The commit mark of a store (ADR 0015): how a damaged index is told apart from a good one.
+// The commit mark of a store (ADR 0016): how a damaged index is told apart from a good one.
 //
 // Every batch written to a store's index through CommitCounter also writes the `k` row, the
 // number of batches committed so far. The store's commit mark, the small file

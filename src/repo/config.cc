@@ -20,6 +20,7 @@ std::string RepoConfig::ToJson() const {
   j["encryption"] = encryption;
   j["segment_size"] = segment_size;
   if (version >= 2) j["reseal_after"] = reseal_after;
+  if (cache_size) j["cache_size"] = *cache_size;
   return j.dump(2) + "\n";
 }
 
@@ -63,6 +64,8 @@ Result<RepoConfig> ParseConfig(const std::string& text, const std::string& where
     return Status::Corruption(where + ": segment_size " + std::to_string(c.segment_size) +
                               " is outside 1M..64G");
   c.reseal_after = j.value("reseal_after", uint64_t{0});
+  // Optional: the hot cache's size for whoever opens the repository (ADR 0011).
+  if (j.contains("cache_size")) c.cache_size = j.at("cache_size").get<uint64_t>();
   if (c.encryption != "none" && (c.encryption != "aes-256-gcm" || version < 2))
     return Status::Unsupported(where + ": encryption '" + c.encryption +
                                "' is not supported by this cairn");

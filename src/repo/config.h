@@ -2,6 +2,8 @@
 // parameters, hash algorithm, compression, encryption. Written once at init, atomically.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backend/storage.h"
@@ -25,6 +27,7 @@ struct RepoConfig {
   uint64_t segment_size = 1ull << 30;
   uint64_t created = 0;
   uint64_t reseal_after = 0;  // seconds; `maintain` re-seals chunks older than this (0 = never)
+  std::optional<uint64_t> cache_size;  // bytes of hot cache for whoever opens it (optional key)
 
   bool encrypted() const { return encryption != "none"; }
 

@@ -21,6 +21,8 @@
 #include "primitives/chunker.h"
 #include "repo/commit_mark.h"
 #include "repo/config.h"
+#include "repo/lock_keeper.h"
+#include "repo/storage_gate.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
 #include "util/thread_pool.h"
@@ -35,11 +37,12 @@ class RepositoryImpl : public Repository {
         path_(storage_->Describe("")),
         cfg_(std::move(cfg)),
         store_(std::move(store)) {}
-  // A writable handle records its commits in the store's commit mark (ADR 0015).
+  // A writable handle records its commits in the store's commit mark (ADR 0016).
   ~RepositoryImpl() override;
 
   // `ring`: the unlocked key ring of an encrypted repository (kept to open the system store).
-  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks);
+  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks,
+                 std::shared_ptr<ChunkCache> cache = nullptr);
 
   Result<PutResult> Put(const std::string& name, ByteSource& src,
                         const ProgressFn& progress) override;
@@ -77,10 +80,12 @@ class RepositoryImpl : public Repository {
   // Refuses an index that lost acknowledged commits (below `mark`); a reader tries a fresh view
   // first.
   Status CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable);
+  Status TrackCommits(std::optional<uint64_t> mark, bool writable, const TestHooks& hooks);
   Status RequireWritable();
   // One run of check on the current view (Check runs it until its findings are stable).
   Result<CheckReport> CheckOnce(const CheckOptions& opts);
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
+  void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);
   Status FillKeyStats(RepoStats& s);
   Result<uint64_t> StartReencryptPass(const ReencryptRequest& req, bool& pass_row);
@@ -101,11 +106,16 @@ class RepositoryImpl : public Repository {
   unsigned threads_ = 0;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<crypto::StoreCrypto> crypto_;
-  std::unique_ptr<StorageLock> lock_;
+  // Shared with siblings (the system store for templates); outlives the chunk store.
+  std::shared_ptr<ChunkCache> cache_;
+  bool shared_ = false;  // several processes write this store (ADR 0015)
+  std::unique_ptr<LockKeeper> lock_;
+  std::unique_ptr<StorageGate> gate_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
   CommitCounter* counter_ = nullptr;  // index_ of a writable handle
   std::optional<uint64_t> mark_;      // the commit mark as last read or written
+  uint64_t opened_commits_ = 0;       // the index's commit count when it was opened
   std::unique_ptr<Hasher> hasher_;
   std::unique_ptr<Chunker> chunker_;
   std::unique_ptr<ChunkStore> chunks_;
