@@ -11,6 +11,7 @@
 #include "index/keyspace.h"
 #include "primitives/hash.h"
 #include "repo/check.h"
+#include "repo/index_copies.h"
 #include "util/coding.h"
 
 namespace cairn {
@@ -149,6 +150,7 @@ Status RepositoryImpl::TrackCommits(std::optional<uint64_t> mark, bool writable,
   if (writable) {
     CAIRN_ASSIGN_OR_RETURN(auto counter, CommitCounter::Wrap(std::move(index_)));
     counter_ = counter.get();
+    opened_commits_ = counter_->durable().value_or(0);
     counter_->OnDurable(hooks.commit_mark_period.value_or(std::chrono::seconds(30)),
                         [this](uint64_t n) {
                           if (SaveCommitMark(*storage_, store_.dir, n).ok()) mark_ = n;
@@ -176,7 +178,20 @@ RepositoryImpl::~RepositoryImpl() {
   if (!counter_) return;
   // Only what is durable is recorded; after a failed write nothing is (a crash may undo it).
   std::optional<uint64_t> n = counter_->durable();
-  if (n && *n > 0 && n != mark_) (void)SaveCommitMark(*storage_, store_.dir, *n);
+  if (!n || *n == 0) return;
+  if (*n != opened_commits_ && storage_->LocalPath(store_.dir)) {
+    // The index is closed first (everything that uses it before it), then copied (ADR 0017).
+    system_.reset();
+    vdisks_.reset();
+    pool_.reset();
+    objects_.reset();
+    rows_.reset();
+    chunks_.reset();
+    counter_ = nullptr;
+    index_.reset();
+    (void)SaveIndexCopy(*storage_, store_.dir, *n);
+  }
+  if (n != mark_) (void)SaveCommitMark(*storage_, store_.dir, *n);
 }
 
 Status RepositoryImpl::RequireWritable() {
