@@ -25,6 +25,7 @@ traced "$T/init.log" init "$R"
 traced "$T/user.log" user add "$R" bob
 traced "$T/put.log" put "$R" obj "$T/f"
 traced "$T/put-bob.log" put "$R" --user bob obj "$T/f"
+traced "$T/vdisk.log" vdisk create "$R" d --size 4M
 
 check_log() { # LOG WHAT
   python3 - "$1" <<'PY' || fail "$2: $(cat "$T/.why")"
@@ -82,5 +83,6 @@ check_log "$T/init.log" "init: repository, stores, system store, index, segments
 check_log "$T/user.log" "user add: the user's store directories fsynced before users.json"
 check_log "$T/put.log" "put: a new segment file's directory fsynced before the index names it"
 check_log "$T/put-bob.log" "put as a user: the same in the user's store"
+check_log "$T/vdisk.log" "vdisk create: the same"
 expect_ok "check after the traced commands" cairn check "$R" --read-data
 finish
