@@ -25,7 +25,7 @@ traced "$T/init.log" init "$R"
 traced "$T/user.log" user add "$R" bob
 traced "$T/put.log" put "$R" obj "$T/f"
 traced "$T/put-bob.log" put "$R" --user bob obj "$T/f"
-traced "$T/vdisk.log" vdisk create "$R" d --size 4M
+traced "$T/vdisk.log" vdisk create "$R" d --size 4M --mode deduped
 
 check_log() { # LOG WHAT
   python3 - "$1" <<'PY' || fail "$2: $(cat "$T/.why")"
