@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 
-.PHONY: all build build-asan build-tsan demo style test test-tsan test-rados bench clean deps
+.PHONY: all build build-asan build-tsan demo style test test-tsan test-rados bench clean deps stress
 
 all: build
 
@@ -51,6 +51,14 @@ test: style build-asan build-tsan
 
 test-tsan: build-tsan
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent|ChunkCache.*Concurren' --timeout 600
+
+# cairn-stress for as long as asked (STRESS_SECONDS, default 600): half of it simulated power
+# cuts in one process, half kill -9 of a writer process; each followed by recovery, check and a
+# comparison of every object and vdisk with the model. `make test` runs a short run of each.
+STRESS_SECONDS ?= 600
+stress: build
+	@$(BUILD)/cairn-stress crash --seconds $$(( $(STRESS_SECONDS) / 2 ))
+	@$(BUILD)/cairn-stress kill --seconds $$(( $(STRESS_SECONDS) - $(STRESS_SECONDS) / 2 ))
 
 # Only the RADOS tests (`ctest -L rados`: backend, index, repository, CLI and fault tests) against
 # throw-away local Ceph clusters, started and stopped by the tests' fixtures.

@@ -218,15 +218,14 @@ class LocalBackend : public Backend {
  public:
   LocalBackend(Fd dir, std::string where, bool writable)
       : dir_(std::move(dir)), where_(std::move(where)), writable_(writable) {}
-  ~LocalBackend() override {
-    for (auto& [id, fd] : fds_) ::close(fd);
-  }
+  ~LocalBackend() override = default;
 
   std::string Describe(SegmentId s) const override { return where_ + "/" + FileName(s); }
 
   Status Write(SegmentId s, uint64_t off, std::span<const uint8_t> data) override {
     CAIRN_RETURN_IF_ERROR(RequireWritable(s));
-    CAIRN_ASSIGN_OR_RETURN(int fd, FdOf(s, true));
+    CAIRN_ASSIGN_OR_RETURN(SharedFd held, FdOf(s, true));
+    const int fd = held->get();
     size_t done = 0;
     while (done < data.size()) {
       ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, off + done);
@@ -240,12 +239,21 @@ class LocalBackend : public Backend {
   }
 
   Status Read(SegmentId s, uint64_t off, std::span<uint8_t> out) override {
-    CAIRN_ASSIGN_OR_RETURN(int fd, FdOf(s, false));
+    CAIRN_ASSIGN_OR_RETURN(SharedFd held, FdOf(s, false));
     size_t done = 0;
+    bool reopened = false;
     while (done < out.size()) {
-      ssize_t n = ::pread(fd, out.data() + done, out.size() - done, off + done);
+      ssize_t n = ::pread(held->get(), out.data() + done, out.size() - done, off + done);
       if (n < 0) {
         if (errno == EINTR) continue;
+        if (errno == EBADF && !reopened) {
+          // Not ours to close (descriptors are shared until their last user is done), but a
+          // descriptor the process lost is opened again, once.
+          Forget(s, held);
+          CAIRN_ASSIGN_OR_RETURN(held, FdOf(s, false));
+          reopened = true;
+          continue;
+        }
         return Status::FromErrno(errno, "reading " + Describe(s));
       }
       if (n == 0)
@@ -260,8 +268,8 @@ class LocalBackend : public Backend {
 
   // Also makes a new segment's directory entry durable when that failed at its creation.
   Status Sync(SegmentId s) override {
-    CAIRN_ASSIGN_OR_RETURN(int fd, FdOf(s, false));
-    if (::fdatasync(fd) != 0) return Status::FromErrno(errno, "syncing " + Describe(s));
+    CAIRN_ASSIGN_OR_RETURN(SharedFd held, FdOf(s, false));
+    if (::fdatasync(held->get()) != 0) return Status::FromErrno(errno, "syncing " + Describe(s));
     if (dir_dirty_.load()) {
       CAIRN_RETURN_IF_ERROR(FsyncDir(dir_.get(), where_));
       dir_dirty_ = false;
@@ -280,17 +288,17 @@ class LocalBackend : public Backend {
 
   Status Truncate(SegmentId s, uint64_t size) override {
     CAIRN_RETURN_IF_ERROR(RequireWritable(s));
-    CAIRN_ASSIGN_OR_RETURN(int fd, FdOf(s, false));
-    if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
+    CAIRN_ASSIGN_OR_RETURN(SharedFd held, FdOf(s, false));
+    if (::ftruncate(held->get(), static_cast<off_t>(size)) != 0)
       return Status::FromErrno(errno, "truncating " + Describe(s));
     return Status::Ok();
   }
 
   Status Discard(SegmentId s, uint64_t off, uint64_t len) override {
     CAIRN_RETURN_IF_ERROR(RequireWritable(s));
-    CAIRN_ASSIGN_OR_RETURN(int fd, FdOf(s, false));
-    if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                    static_cast<off_t>(len)) != 0 &&
+    CAIRN_ASSIGN_OR_RETURN(SharedFd held, FdOf(s, false));
+    if (::fallocate(held->get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(off), static_cast<off_t>(len)) != 0 &&
         errno != EOPNOTSUPP)
       return Status::FromErrno(errno, "releasing space in " + Describe(s));
     return Status::Ok();
@@ -299,12 +307,9 @@ class LocalBackend : public Backend {
   Status Remove(SegmentId s) override {
     CAIRN_RETURN_IF_ERROR(RequireWritable(s));
     {
+      // Closed when its last user (a read in flight on another thread) is done with it.
       std::lock_guard lk(mu_);
-      auto it = fds_.find(s);
-      if (it != fds_.end()) {
-        ::close(it->second);
-        fds_.erase(it);
-      }
+      fds_.erase(s);
     }
     if (::unlinkat(dir_.get(), FileName(s).c_str(), 0) != 0 && errno != ENOENT)
       return Status::FromErrno(errno, "removing " + Describe(s));
@@ -354,10 +359,21 @@ class LocalBackend : public Backend {
     return Status::Invalid(Describe(s) + ": the segments were opened read-only");
   }
 
+  // A segment's descriptor, shared by every call using it: closed when the last holder lets go,
+  // so a Remove on one thread never closes (or, reused, redirects) a read on another.
+  using SharedFd = std::shared_ptr<Fd>;
+
+  // Drops the cached descriptor `held` of `s` (when it is still the cached one).
+  void Forget(SegmentId s, const SharedFd& held) {
+    std::lock_guard lk(mu_);
+    auto it = fds_.find(s);
+    if (it != fds_.end() && it->second == held) fds_.erase(it);
+  }
+
   // The cached descriptor of segment `s`, opened through the directory descriptor without
   // following a link (read-write when the handle is writable, else read-only). With `create`,
   // a missing segment is created and its directory entry made durable.
-  Result<int> FdOf(SegmentId s, bool create) {
+  Result<SharedFd> FdOf(SegmentId s, bool create) {
     std::lock_guard lk(mu_);
     auto it = fds_.find(s);
     if (it != fds_.end()) return it->second;
@@ -378,7 +394,8 @@ class LocalBackend : public Backend {
       ::close(fd);
       return Status::Invalid(Describe(s) + " is not a regular file");
     }
-    fds_.emplace(s, fd);
+    auto held = std::make_shared<Fd>(fd);
+    fds_.emplace(s, held);
     if (created) {
       // A new segment file must survive a crash along with the directory entry naming it. When
       // this fsync fails, the next Sync tries again, so no commit can rely on the file first.
@@ -388,14 +405,14 @@ class LocalBackend : public Backend {
         return ds;
       }
     }
-    return fd;
+    return held;
   }
 
   Fd dir_;
   std::string where_;
   bool writable_;
   std::mutex mu_;
-  std::unordered_map<SegmentId, int> fds_;
+  std::unordered_map<SegmentId, SharedFd> fds_;
   std::atomic<bool> dir_dirty_{false};
 };
 

@@ -129,6 +129,9 @@ Status ChunkStore::CutTailsAndPunch(MaintainReport& rep) {
 Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
   if (gate_) return MaintainShared(opts);
   MaintainReport rep;
+  // What is free already goes back to the filesystem first: compaction copies, and on a full
+  // disk it could not start before this made room.
+  CAIRN_RETURN_IF_ERROR(CutTailsAndPunch(rep));
   uint64_t planned = 0;
   CAIRN_ASSIGN_OR_RETURN(auto candidates, ChooseCandidates(opts, planned));
   Status s;

@@ -77,6 +77,7 @@ Status ChunkStore::CommitSection::Enter() {
 }
 
 Status ChunkStore::Open(bool writable) {
+  writable_ = writable;
   CAIRN_RETURN_IF_ERROR(space_.Load(*index_));
   // Shared writers: another process may be writing past a committed length, or into a segment
   // it has not committed yet; nothing is cut (ADR 0015).
@@ -142,19 +143,38 @@ Status ChunkStore::ReadUncached(const Digest& id, std::vector<uint8_t>& out,
   }
   Status s = ReadRecord(id, cur, out);
   // A compaction or re-encryption may have moved the chunk between the lookup and the read
-  // (and its old extent been reused): read again from where the index says it is now, as long
-  // as the record keeps changing (bounded: a chunk is not moved that often).
-  // Index::Refresh makes a read-only index see moves committed after it was opened.
-  for (int attempt = 0; attempt < 8 && s.code() == Code::kCorruption; attempt++) {
-    if (!index_->Refresh().ok()) return s;
+  // (and its old extent been reused or released), or a removal released it: read again from
+  // where the index says it is now, as long as the record keeps changing (bounded: a chunk is
+  // not moved that often). RefreshView makes a read-only handle see what was committed after
+  // its view was taken. A failed read of a record that is still current is real damage.
+  for (int attempt = 0; attempt < 8 && !s.ok() && s.code() != Code::kNotFound; attempt++) {
+    if (!RefreshView(std::chrono::steady_clock::now()).ok()) return s;
     auto again = Lookup(id);
-    if (!again.ok() || !*again) return s;
+    if (!again.ok()) return s;
+    if (!*again) {
+      if (cache_) cache_->Erase(cache_key_, id);  // released: a stale copy must not outlive it
+      return Status::NotFound("chunk " + id.Hex() +
+                              " was removed while it was being read (the object or version "
+                              "that used it was removed meanwhile)");
+    }
     const ChunkRecord& now = **again;
     if (now.segment == cur.segment && now.offset == cur.offset && now.salt == cur.salt) return s;
     cur = now;
     s = ReadRecord(id, cur, out);
   }
   return s;
+}
+
+Status ChunkStore::RefreshView(
+    std::optional<std::chrono::steady_clock::time_point> failed_at) const {
+  if (writable_) return Status::Ok();
+  std::lock_guard lk(view_mu_);
+  if (failed_at && view_taken_ > *failed_at) return Status::Ok();  // a newer view is in place
+  const auto now = std::chrono::steady_clock::now();
+  CAIRN_RETURN_IF_ERROR(index_->Refresh());
+  CAIRN_RETURN_IF_ERROR(space_.Load(*index_));
+  view_taken_ = now;
+  return Status::Ok();
 }
 
 Status ChunkStore::ReadRecord(const Digest& id, const ChunkRecord& rec,

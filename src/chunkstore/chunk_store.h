@@ -238,12 +238,22 @@ class ChunkStore {
   Result<std::vector<std::optional<ChunkRecord>>> LookupMany(const std::vector<Digest>& ids) const;
   // Reads, decompresses and verifies the chunk into `out` (resized to its plaintext length).
   // Thread-safe. A missing chunk, a short segment or a hash mismatch is an error naming it.
-  // `hint`: the chunk's record when the caller already looked it up (no second lookup); a
-  // read that fails verification looks the record up again, in case the chunk was moved.
+  // `hint`: the chunk's record when the caller already looked it up (no second lookup). A read
+  // that fails is never trusted at once: the view is refreshed (another process may have moved,
+  // re-sealed or released the chunk since this handle's view was taken) and the record looked
+  // up again. Moved: read from where it is now. Released: NotFound ("was removed while it was
+  // being read"). Still there and still failing: Corruption, real damage.
   Status Read(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint = nullptr) const;
   // The same through the hot cache (when SetCache gave one): a hit is the cached buffer itself,
   // already verified; a miss is read and verified as Read does, then cached. Shared, read-only.
   Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr) const;
+  // A read-only handle moves its view (index rows and space map) to what is committed now;
+  // nothing for a writable one, which always sees the latest. Not while a check runs.
+  // With `failed_at` (when the read that calls for it failed), nothing is done when another
+  // thread took a view after that instant: parallel reads that fail together refresh once.
+  // Cached chunks stay: a cached chunk is verified plaintext, valid under any view in which its
+  // id is live; one found released is dropped from the cache by the read that finds it so.
+  Status RefreshView(std::optional<std::chrono::steady_clock::time_point> failed_at = {}) const;
   // Reads exactly the extent `rec` names (no retry, no cache): check uses it.
   Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;
 
@@ -336,7 +346,10 @@ class ChunkStore {
   const Hasher* hasher_;
   ChunkStoreOptions opts_;
   const crypto::StoreCrypto* crypto_;
-  SpaceMap space_;
+  bool writable_ = false;
+  mutable SpaceMap space_;  // a read-only handle reloads it with its view (RefreshView)
+  mutable std::mutex view_mu_;
+  mutable std::chrono::steady_clock::time_point view_taken_;  // guarded by view_mu_
   CommitGate* gate_ = nullptr;
   ChunkCache* cache_ = nullptr;
   CacheStoreKey cache_key_ = 0;

@@ -1,9 +1,10 @@
-// `cairn forget|maintain|stat|check|reencrypt`: retention, giving space back, statistics,
+// `cairn forget|maintain|stat|check|reencrypt|repair`: retention, giving space back, statistics,
 // verification and re-sealing chunks at rest.
 #include <cstdio>
 #include <iostream>
 
 #include "cairn/admin.h"
+#include "cairn/repair.h"
 #include "cairn/repository.h"
 #include "cli/common.h"
 #include "cli/progress.h"
@@ -335,12 +336,78 @@ RunFn DefineReencrypt(CLI::App& cmd, Context& ctx) {
   return [a, &g = ctx.globals] { return CmdReencrypt(g, *a); };
 }
 
+// ------------------------------------------------------------------ repair
+
+json RepairJson(const RepairReport& r) {
+  json stores = json::array();
+  for (const StoreRepair& s : r.stores) {
+    json ranges = json::array();
+    for (const LostRange& l : s.ranges)
+      ranges.push_back({{"object", l.object},
+                        {"version", l.version},
+                        {"offset", l.offset},
+                        {"length", l.length},
+                        {"error", l.why}});
+    stores.push_back({{"store", s.store},
+                      {"actions", s.actions},
+                      {"lost", s.lost},
+                      {"lost_ranges", ranges},
+                      {"lost_commits", s.lost_commits},
+                      {"objects", s.objects},
+                      {"versions", s.versions},
+                      {"chunks_read", s.chunks_read}});
+  }
+  return {{"clean", r.clean()}, {"actions", r.actions}, {"stores", stores}};
+}
+
+void PrintRepair(const RepairReport& r) {
+  for (const auto& a : r.actions) std::printf("repaired: %s\n", a.c_str());
+  for (const StoreRepair& s : r.stores) {
+    for (const auto& a : s.actions)
+      std::printf("%s store: repaired: %s\n", s.store.c_str(), a.c_str());
+    for (const auto& l : s.lost) std::printf("%s store: LOST: %s\n", s.store.c_str(), l.c_str());
+    for (const LostRange& l : s.ranges)
+      std::printf("%s store: LOST: %s@%llu bytes %llu..%llu (%llu bytes): %s\n", s.store.c_str(),
+                  l.object.c_str(), (unsigned long long)l.version, (unsigned long long)l.offset,
+                  (unsigned long long)(l.offset + l.length), (unsigned long long)l.length,
+                  l.why.c_str());
+    std::printf("%s store: %llu objects, %llu versions, %llu chunks read\n", s.store.c_str(),
+                (unsigned long long)s.objects, (unsigned long long)s.versions,
+                (unsigned long long)s.chunks_read);
+  }
+  std::printf("%s\n", r.clean() ? "nothing lost" : "DATA LOST: see the LOST lines above");
+}
+
+int CmdRepair(const Globals& g, const std::string& repo) {
+  return WithPassword(g, repo, [&](const std::string& pw) {
+    RepairOptions o;
+    o.password = pw;
+    if (!g.user.empty()) o.user = g.user;
+    auto r = Repair(repo, o);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      PrintJson(RepairJson(*r));
+    } else {
+      PrintRepair(*r);
+    }
+    return r->clean() ? 0 : 3;
+  });
+}
+
+RunFn DefineRepair(CLI::App& cmd, Context& ctx) {
+  auto repo = std::make_shared<std::string>();
+  cmd.add_option("REPO", *repo)->required();
+  return [repo, &g = ctx.globals] { return CmdRepair(g, *repo); };
+}
+
 constexpr CommandSpec kMaintenanceCommands[] = {
     {"forget", "keep the newest N versions, remove the rest", DefineForget},
     {"maintain", "give space back: release, compact, trim", DefineMaintain},
     {"stat", "repository statistics", DefineStat},
     {"check", "verify refcounts, extents and (--read-data) data", DefineCheck},
     {"reencrypt", "re-salt and re-seal chunks at rest", DefineReencrypt},
+    {"repair", "put back the index or key ring from their copies, name every lost byte range",
+     DefineRepair},
 };
 
 }  // namespace

@@ -17,6 +17,9 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kKeyringName = "keyring.sealed";
+// A second copy of the key ring, written after it: a damaged or truncated keyring.sealed is
+// read from here, and `cairn repair` writes it back (ADR 0017).
+constexpr std::string_view kKeyringCopyName = "keyring.copy.sealed";
 constexpr std::string_view kKeyfileFormat = "cairn-keyfile";
 constexpr std::string_view kKeyringFormat = "cairn-keyring";
 constexpr std::string_view kKdfName = "argon2id13";
@@ -243,7 +246,10 @@ Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, co
   Cleanse(plain.data(), plain.size());
   CAIRN_RETURN_IF_ERROR(s);
   h["data"] = ToHex(sealed);
-  return storage.WriteFile(KeyPath(dir, kKeyringName), h.dump(2) + "\n");
+  CAIRN_RETURN_IF_ERROR(storage.WriteFile(KeyPath(dir, kKeyringName), h.dump(2) + "\n"));
+  // Best effort: the ring is in place; a missing or older copy is refreshed by `cairn repair`.
+  (void)storage.WriteFile(KeyPath(dir, kKeyringCopyName), h.dump(2) + "\n");
+  return Status::Ok();
 }
 
 Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const std::string& path) {
@@ -274,15 +280,25 @@ Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const s
   return ring;
 }
 
-Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
-  const std::string name = KeyPath(dir, kKeyringName);
+// The text of key ring file `leaf` and the ring it opens to.
+Result<std::pair<std::string, KeyRing>> ReadRingFile(Storage& storage, std::string_view dir,
+                                                     std::string_view leaf, const Key32& kek) {
+  const std::string name = KeyPath(dir, leaf);
   auto text = storage.ReadFile(name, kMaxFileSize);
   if (!text.ok()) {
     if (text.status().code() == Code::kNotFound)
       return Status::Corruption(storage.Describe(name) + " is missing");
     return text.status();
   }
-  return OpenKeyRingText(*text, kek, storage.Describe(name));
+  CAIRN_ASSIGN_OR_RETURN(KeyRing ring, OpenKeyRingText(*text, kek, storage.Describe(name)));
+  return std::make_pair(std::move(*text), std::move(ring));
+}
+
+Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
+  // Only keyring.sealed: a damaged one is an error naming it (it may have been tampered with);
+  // `cairn repair` puts its copy back.
+  CAIRN_ASSIGN_OR_RETURN(auto text_ring, ReadRingFile(storage, dir, kKeyringName, kek));
+  return std::move(text_ring.second);
 }
 
 // Checks that `ring` is well formed, writes it as keyring.sealed under the unlocked KEK
@@ -335,7 +351,9 @@ Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring
   return WriteKeyFile(storage, dir, kek, passphrase, params, id_out);
 }
 
-Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase) {
+// The KEK from the first key file that opens with `passphrase` (and that file's id).
+static Result<UnlockedKeys> OpenKek(Storage& storage, std::string_view dir,
+                                    std::string_view passphrase) {
   const std::string where = storage.Describe(dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   if (ids.empty()) return Status::NotFound(where + " has no key files");
@@ -352,12 +370,38 @@ Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_
     CAIRN_ASSIGN_OR_RETURN(Key32 pk, PassphraseKey(passphrase, p->salt, params));
     UnlockedKeys u;
     if (!OpenInto(pk, HeaderAad("cairn/v1/keyfile", p->header), p->data, u.kek.b).ok()) continue;
-    CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(storage, dir, u.kek));
     u.keyfile_id = id;
     return u;
   }
   if (!any_wellformed) return first_error.WithContext("no usable key file in " + where);
   return Status::FromErrno(EACCES, "wrong password: no key file in " + where + " opens with it");
+}
+
+Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase) {
+  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, OpenKek(storage, dir, passphrase));
+  CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(storage, dir, u.kek));
+  return u;
+}
+
+Result<std::string> RepairKeyRing(Storage& storage, std::string_view dir,
+                                  std::string_view passphrase) {
+  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, OpenKek(storage, dir, passphrase));
+  const Key32& kek = u.kek;
+  auto main = ReadRingFile(storage, dir, kKeyringName, kek);
+  auto copy = ReadRingFile(storage, dir, kKeyringCopyName, kek);
+  if (main.ok() && copy.ok() && main->first == copy->first) return std::string();
+  if (main.ok()) {
+    CAIRN_RETURN_IF_ERROR(storage.WriteFile(KeyPath(dir, kKeyringCopyName), main->first));
+    return storage.Describe(KeyPath(dir, kKeyringCopyName)) + " written from " +
+           storage.Describe(KeyPath(dir, kKeyringName)) +
+           (copy.ok() ? " (it was older)" : " (" + copy.status().message() + ")");
+  }
+  if (!copy.ok())
+    return Status::Corruption("the key ring is lost: " + main.status().message() + "; " +
+                              copy.status().message());
+  CAIRN_RETURN_IF_ERROR(storage.WriteFile(KeyPath(dir, kKeyringName), copy->first));
+  return storage.Describe(KeyPath(dir, kKeyringName)) + " restored from its copy (" +
+         main.status().message() + ")";
 }
 
 Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::string_view passphrase) {

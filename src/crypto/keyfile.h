@@ -91,6 +91,14 @@ Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_
 // Unlock(...).ring.
 Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::string_view passphrase);
 
+// Repair of the key ring (`cairn repair`): keyring.sealed has a copy, keyring.copy.sealed,
+// written after it (best effort) and read only here. Opens the KEK with `passphrase`, then makes
+// both files hold the ring that opens (keyring.sealed when both do). Returns what it changed
+// ("" when nothing); Corruption when neither opens (the ring is lost); the errors of Unlock for
+// the passphrase.
+Result<std::string> RepairKeyRing(Storage& storage, std::string_view dir,
+                                  std::string_view passphrase);
+
 // Adds a key file for `new_passphrase` wrapping the unlocked KEK (key add; key passwd is
 // AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
 Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,

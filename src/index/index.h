@@ -100,7 +100,19 @@ class IndexWrapper : public Index {
   std::unique_ptr<Index> inner_;
 };
 
+struct RocksIndexOptions {
+  // A writable index keeps a file of this many bytes (DIR.reserve, beside its directory) that it
+  // deletes when the disk is nearly full, so that it can still open and commit the removals
+  // that free space (rm, forget, maintain) on a full disk; 0 = none. It is created again when
+  // the disk has room (three times its size free) at a later writable open.
+  uint64_t reserve_bytes = 0;
+};
+
 // RocksDB in `dir`; `read_only` opens a consistent view while another process may write.
-Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only);
+// A writable index refuses a batch (NoSpace, naming the index) when the disk has less than
+// 1 MiB plus twice the batch free after its reserve is gone, before RocksDB sees it: RocksDB
+// (as Debian builds it, with assertions) aborts the process when a WAL write fails.
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only,
+                                              const RocksIndexOptions& opts = {});
 
 }  // namespace cairn

@@ -9,12 +9,13 @@
 namespace cairn {
 
 Result<std::unique_ptr<Index>> OpenStoreIndex(Storage& storage, const std::string& dir, bool create,
-                                              bool read_only, bool shared_writers) {
+                                              bool read_only, bool shared_writers,
+                                              const RocksIndexOptions& rocks) {
   if (auto local = storage.LocalPath(dir)) {
     // Checked through the storage first, so a symbolic link there is refused as anywhere else.
     CAIRN_ASSIGN_OR_RETURN(bool exists, storage.Exists(dir));
     (void)exists;  // a missing index is reported by RocksDB, naming the directory
-    return OpenRocksIndex(*local, create, read_only);
+    return OpenRocksIndex(*local, create, read_only, rocks);
   }
 #ifdef CAIRN_HAVE_RADOS
   for (Storage* s = &storage; s != nullptr; s = s->Unwrapped()) {

@@ -13,8 +13,9 @@ namespace cairn {
 // The index in storage directory `dir` ("stores/system/index"). With `create`, a new one (the
 // directory must not hold one); `read_only` for a reader beside a writer; `shared_writers` for a
 // writer among several processes (RADOS, ADR 0015). Unsupported when the storage offers neither
-// a local directory nor RADOS.
+// a local directory nor RADOS. `rocks`: options for a local (RocksDB) index.
 Result<std::unique_ptr<Index>> OpenStoreIndex(Storage& storage, const std::string& dir, bool create,
-                                              bool read_only, bool shared_writers = false);
+                                              bool read_only, bool shared_writers = false,
+                                              const RocksIndexOptions& rocks = {});
 
 }  // namespace cairn

@@ -29,6 +29,7 @@ inline constexpr char kVdisk = 'd';        // vdisk       VdiskDescriptor v1 (se
 inline constexpr char kBlockMap = 'b';     // vdisk       BlockMapPage v1 (sealed when encrypted)
 inline constexpr char kVdiskBitmap = 'x';  // vdisk       BitmapSlice v1 (sealed when encrypted)
 inline constexpr char kStoreIdentity = 'i';  // repo        sealed store identity (reserved)
+inline constexpr char kCommitCount = 'k';    // repo        u8 1 + u64 batches committed (ADR 0016)
 inline constexpr char kReencryptPass = 'p';  // repo        u8 1 + u64 cut-off, unix ns
 
 struct RowType {
@@ -46,6 +47,7 @@ inline constexpr RowType kRowTypes[] = {
     {kSegmentIdMark, "segment id high-water mark", "chunkstore"},
     {kHead, "object head", "objects"},
     {kStoreIdentity, "store identity row", "repo"},
+    {kCommitCount, "commit counter row", "repo"},
     {kManifest, "manifest", "objects"},
     {kManifestRefs, "manifest refcount row", "objects"},
     {kReencryptPass, "re-encryption pass row", "repo"},

@@ -1,22 +1,44 @@
 // RocksDB index: one default column family, WAL on, synced batches for commits. Tuned small:
 // the index holds about one row per MiB of unique data, so a modest block cache is plenty.
+//
+// Damage is never a silent rollback: the WAL is replayed with kTolerateCorruptedTailRecords, so
+// a record that fails its checksum is an error (only an incomplete last record, which a crash
+// during its write leaves, is dropped); RocksDB's default, kPointInTimeRecovery, would drop
+// everything after it without a word. A truncated or deleted WAL is caught one level up, by the
+// store's commit mark (ADR 0016).
+//
+// A read-only open of an index that a writer in another process is changing can race with the
+// writer's memtable flush: RocksDB reads the MANIFEST, then lists the WAL files, and a WAL that
+// the flush deleted in between is simply missing from the view (rows of the middle of history
+// gone, later ones there). Such an open is detected by comparing the MANIFEST and WAL files
+// before and after it, and tried again.
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
 
 #include "index/index.h"
+#include "index/index_fs.h"
 
 namespace cairn {
 namespace {
+
+std::mutex routes_mu;
+std::map<std::string, std::shared_ptr<rocksdb::FileSystem>>& Routes() {
+  static auto* routes = new std::map<std::string, std::shared_ptr<rocksdb::FileSystem>>();
+  return *routes;
+}
 
 // RocksDB's own info log, written best-effort to index/LOG with warnings and errors only. The
 // stock logger of Debian's RocksDB (built with assertions) aborts the process when a log write
@@ -50,23 +72,88 @@ Status FromRocks(const rocksdb::Status& s, const std::string& where) {
   return Status::IOError(where + ": " + s.ToString());
 }
 
-rocksdb::Options MakeOptions(const std::string& dir, bool create);
+rocksdb::Options MakeOptions(const std::string& dir, bool create, rocksdb::Env* env);
 
-// A read-only open races with the writer's compactions: a table file listed in the MANIFEST it
-// read can be deleted before it opens it. Such an open is simply tried again.
+// The files a read-only open depends on: every MANIFEST with its size, and the names of the WAL
+// files. A writer's flush or MANIFEST switch changes it; appends to the live WAL do not (a view
+// that stops anywhere in the live WAL is consistent).
+using FileStamp = std::vector<std::pair<std::string, uint64_t>>;
+
+FileStamp StampOf(rocksdb::Env* env, const std::string& dir) {
+  std::vector<rocksdb::Env::FileAttributes> files;
+  FileStamp out;
+  if (!env->GetChildrenFileAttributes(dir, &files).ok()) return {{"?", 0}};
+  for (const auto& f : files) {
+    if (f.name.rfind("MANIFEST-", 0) == 0 || f.name == "CURRENT")
+      out.emplace_back(f.name, f.size_bytes);
+    else if (f.name.size() > 4 && f.name.compare(f.name.size() - 4, 4, ".log") == 0)
+      out.emplace_back(f.name, 0);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A read-only open that no writer's flush or compaction raced with (see the top of this file).
+// A table file a writer deleted under the open fails it: also tried again.
 rocksdb::Status OpenReadOnly(const rocksdb::Options& o, const std::string& dir, rocksdb::DB** db) {
-  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(o, dir, db);
-  for (int attempt = 0; !s.ok() && !s.IsNotFound() && attempt < 5; attempt++) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+  rocksdb::Status s;
+  for (int attempt = 0; attempt < 20; attempt++) {
+    if (attempt > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 * attempt, 50)));
+    FileStamp before = StampOf(o.env, dir);
     s = rocksdb::DB::OpenForReadOnly(o, dir, db);
+    if (s.ok() && before == StampOf(o.env, dir)) return s;
+    if (s.ok()) {
+      delete *db;
+      *db = nullptr;
+      s = rocksdb::Status::Busy("the index changed while it was opened; tried 20 times");
+      continue;
+    }
+    // No CURRENT file: there is no index here (not a race).
+    if (s.IsNotFound() || !o.env->FileExists(dir + "/CURRENT").ok()) return s;
   }
   return s;
 }
 
+// ---- the space reserve (RocksIndexOptions::reserve_bytes)
+
+constexpr uint64_t kMiB = 1 << 20;
+
+std::string ReservePath(const std::string& dir) { return dir + ".reserve"; }
+
+// Free bytes on the filesystem of `dir`; UINT64_MAX when it cannot be told.
+uint64_t FreeBytes(rocksdb::Env* env, const std::string& dir) {
+  uint64_t free = 0;
+  return env->GetFreeSpace(dir, &free).ok() ? free : UINT64_MAX;
+}
+
+// Deletes the reserve; whether there was one.
+bool ReleaseReserve(rocksdb::Env* env, const std::string& dir) {
+  return env->DeleteFile(ReservePath(dir)).ok();
+}
+
+// Creates the reserve when it is missing and the disk has three times its size free. Best
+// effort: a reserve that cannot be written is simply not there.
+void EnsureReserve(rocksdb::Env* env, const std::string& dir, uint64_t bytes) {
+  const std::string path = ReservePath(dir);
+  if (bytes == 0 || env->FileExists(path).ok() || FreeBytes(env, dir) < 3 * bytes) return;
+  const std::string tmp = path + ".tmp";
+  std::unique_ptr<rocksdb::WritableFile> f;
+  rocksdb::Status s = env->NewWritableFile(tmp, &f, rocksdb::EnvOptions());
+  const std::string zeros(kMiB, '\0');
+  for (uint64_t done = 0; s.ok() && done < bytes; done += zeros.size())
+    s = f->Append(rocksdb::Slice(zeros.data(), std::min<uint64_t>(zeros.size(), bytes - done)));
+  if (s.ok()) s = f->Sync();
+  if (f) (void)f->Close();
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (!s.ok()) (void)env->DeleteFile(tmp);
+}
+
 class RocksIndex : public Index {
  public:
-  RocksIndex(std::unique_ptr<rocksdb::DB> db, std::string dir, bool read_only)
-      : db_(std::move(db)), dir_(std::move(dir)), read_only_(read_only) {}
+  RocksIndex(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db, std::string dir,
+             bool read_only)
+      : env_(std::move(env)), db_(std::move(db)), dir_(std::move(dir)), read_only_(read_only) {}
 
   Result<std::optional<std::string>> Get(std::string_view key) override {
     std::shared_lock lk(mu_);
@@ -79,6 +166,7 @@ class RocksIndex : public Index {
 
   Status Write(const WriteBatch& batch, bool sync) override {
     std::shared_lock lk(mu_);
+    CAIRN_RETURN_IF_ERROR(RoomFor(batch));
     rocksdb::WriteBatch wb;
     for (const auto& op : batch.ops()) {
       if (op.is_delete)
@@ -125,10 +213,24 @@ class RocksIndex : public Index {
 
   std::string Describe() const override { return dir_; }
 
+  // NoSpace unless the disk has room for the batch in the WAL (see OpenRocksIndex).
+  Status RoomFor(const WriteBatch& batch) {
+    uint64_t need = kMiB;
+    for (const auto& op : batch.ops()) need += 2 * (op.key.size() + op.value.size() + 16);
+    rocksdb::Env* env = env_ ? env_.get() : rocksdb::Env::Default();
+    uint64_t free = FreeBytes(env, dir_);
+    if (free >= need) return Status::Ok();
+    if (ReleaseReserve(env, dir_)) free = FreeBytes(env, dir_);
+    if (free >= need) return Status::Ok();
+    return Status::NoSpace("writing index " + dir_ + ": No space left on device (" +
+                           std::to_string(free) + " bytes free, a commit needs " +
+                           std::to_string(need) + ")");
+  }
+
   Status Refresh() override {
     if (!read_only_) return Status::Ok();
     rocksdb::DB* raw = nullptr;
-    rocksdb::Status s = OpenReadOnly(MakeOptions(dir_, false), dir_, &raw);
+    rocksdb::Status s = OpenReadOnly(MakeOptions(dir_, false, env_.get()), dir_, &raw);
     if (!s.ok()) return FromRocks(s, "reopening index " + dir_);
     std::unique_ptr<rocksdb::DB> fresh(raw);
     std::unique_lock lk(mu_);
@@ -137,15 +239,19 @@ class RocksIndex : public Index {
   }
 
  private:
-  std::shared_mutex mu_;  // readers share; Refresh swaps the database exclusively
+  std::shared_mutex mu_;               // readers share; Refresh swaps the database exclusively
+  std::unique_ptr<rocksdb::Env> env_;  // a routed file system's (index_fs.h); outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
   bool read_only_;
 };
 
-rocksdb::Options MakeOptions(const std::string& dir, bool create) {
+rocksdb::Options MakeOptions(const std::string& dir, bool create, rocksdb::Env* env) {
   rocksdb::Options o;
+  if (env) o.env = env;
   o.info_log = std::make_shared<BestEffortLogger>(dir + "/LOG");
+  // A record that fails its checksum is an error, never the silent end of the log.
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // No WAL preallocation: on a nearly full disk it takes the last free space before the data.
   o.allow_fallocate = false;
   o.create_if_missing = create;
@@ -164,12 +270,53 @@ rocksdb::Options MakeOptions(const std::string& dir, bool create) {
 
 }  // namespace
 
-Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only) {
-  rocksdb::Options o = MakeOptions(dir, create);
+void RouteIndexFiles(const std::string& root, std::shared_ptr<rocksdb::FileSystem> fs) {
+  std::lock_guard lk(routes_mu);
+  Routes()[root] = std::move(fs);
+}
+
+void UnrouteIndexFiles(const std::string& root) {
+  std::lock_guard lk(routes_mu);
+  Routes().erase(root);
+}
+
+std::shared_ptr<rocksdb::FileSystem> IndexFileSystemFor(const std::string& dir) {
+  std::lock_guard lk(routes_mu);
+  std::shared_ptr<rocksdb::FileSystem> best;
+  size_t best_len = 0;
+  for (const auto& [root, fs] : Routes()) {
+    bool inside =
+        dir == root || (dir.size() > root.size() && dir.compare(0, root.size(), root) == 0 &&
+                        dir[root.size()] == '/');
+    if (inside && root.size() >= best_len) {
+      best = fs;
+      best_len = root.size();
+    }
+  }
+  return best;
+}
+
+Result<std::unique_ptr<Index>> OpenRocksIndex(const std::string& dir, bool create, bool read_only,
+                                              const RocksIndexOptions& opts) {
+  std::unique_ptr<rocksdb::Env> env;
+  if (auto fs = IndexFileSystemFor(dir)) env = rocksdb::NewCompositeEnv(fs);
+  rocksdb::Options o = MakeOptions(dir, create, env.get());
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = read_only ? OpenReadOnly(o, dir, &raw) : rocksdb::DB::Open(o, dir, &raw);
+  rocksdb::Status s;
+  if (read_only) {
+    s = OpenReadOnly(o, dir, &raw);
+  } else {
+    // Opening writes (a MANIFEST, an OPTIONS file, the recovered log as a table): on a nearly
+    // full disk the reserve makes room first.
+    const bool low = opts.reserve_bytes && FreeBytes(o.env, dir) < opts.reserve_bytes;
+    if (low) ReleaseReserve(o.env, dir);
+    s = rocksdb::DB::Open(o, dir, &raw);
+    if (s.IsNoSpace() && ReleaseReserve(o.env, dir)) s = rocksdb::DB::Open(o, dir, &raw);
+    if (s.ok() && !low) EnsureReserve(o.env, dir, opts.reserve_bytes);
+  }
   if (!s.ok()) return FromRocks(s, "opening index " + dir);
-  return std::unique_ptr<Index>(new RocksIndex(std::unique_ptr<rocksdb::DB>(raw), dir, read_only));
+  return std::unique_ptr<Index>(
+      new RocksIndex(std::move(env), std::unique_ptr<rocksdb::DB>(raw), dir, read_only));
 }
 
 }  // namespace cairn

@@ -20,6 +20,22 @@ using Fetched = Result<ChunkRef>;
 
 Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version,
                         const Range& range, ByteSink& sink, const ProgressFn& progress) {
+  for (int attempt = 0;; attempt++) {
+    uint64_t written = 0;
+    Status s = GetOnce(name, version, range, sink, progress, written);
+    // A chunk released under this read (ChunkStore::Read refreshed the view when it found
+    // that): the version was removed meanwhile. Started again on the fresh view while nothing
+    // was written; the version asked for (or the latest now) is read, or is NotFound.
+    if (s.code() != Code::kNotFound || written > 0 || attempt == 3) return s;
+    uint64_t v = 0;
+    auto now = ResolveVersion(name, version, &v);
+    if (!now.ok()) return now.status();
+  }
+}
+
+Status ObjectStore::GetOnce(const std::string& name, std::optional<uint64_t> version,
+                            const Range& range, ByteSink& sink, const ProgressFn& progress,
+                            uint64_t& written) {
   uint64_t v = 0;
   CAIRN_ASSIGN_OR_RETURN(auto rec, ResolveVersion(name, version, &v));
   const std::string ref = name + "@" + std::to_string(v);
@@ -57,6 +73,7 @@ Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version
     std::span<const uint8_t> part(data.data() + from, to - from);
     CAIRN_RETURN_IF_ERROR(sink.Write(part));
     done += part.size();
+    written = done;
     if (progress) progress(done, end - begin);
     return Status::Ok();
   };

@@ -43,6 +43,10 @@ class ObjectStore {
         rows_(index, chunks, crypto) {}
 
   Result<PutResult> Put(const std::string& name, ByteSource& src, const ProgressFn& progress);
+  // A read beside a writer in another process may find a chunk released after this handle's
+  // view was taken: the version it reads was removed meanwhile. Get then starts again on a
+  // fresh view when nothing was written to `sink` yet, and otherwise fails with NotFound
+  // ("... was removed while it was being read"), never with a damage verdict.
   Status Get(const std::string& name, std::optional<uint64_t> version, const Range& range,
              ByteSink& sink, const ProgressFn& progress);
   Result<std::vector<ObjectInfo>> List(const std::string& prefix);
@@ -81,6 +85,9 @@ class ObjectStore {
   Result<VersionRecord> ResolveVersion(const std::string& name, std::optional<uint64_t> version,
                                        uint64_t* resolved);
   Result<VersionRecord> LatestVersion(const std::string& name, uint64_t* resolved);
+  // One attempt of Get; `written`: bytes given to `sink`.
+  Status GetOnce(const std::string& name, std::optional<uint64_t> version, const Range& range,
+                 ByteSink& sink, const ProgressFn& progress, uint64_t& written);
   // Removes the given versions of `name` in one transaction.
   // Versions already gone when the transaction commits are skipped; returns how many went.
   Result<uint64_t> RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);

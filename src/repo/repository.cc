@@ -14,9 +14,8 @@ namespace {
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
 
-}  // namespace
-
-Status Repository::Init(const std::string& path, const InitOptions& opts) {
+// The config of a new repository from the init options (checked).
+Result<RepoConfig> NewConfig(const InitOptions& opts) {
   RepoConfig cfg;
   cfg.chunker = {opts.min_chunk, opts.avg_chunk, opts.max_chunk};
   CAIRN_RETURN_IF_ERROR(cfg.chunker.Validate());
@@ -41,18 +40,34 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
     return Status::IOError("no randomness for the repository id");
   cfg.id = rnd.Hex().substr(0, 32);
   cfg.created = NowSeconds();
+  return cfg;
+}
 
-  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/true));
-  CAIRN_RETURN_IF_ERROR(storage->CreateDir("stores"));
-  CAIRN_RETURN_IF_ERROR(CreateStoreDir(*storage, SystemStoreDir(cfg.version)));
-  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(*storage));
+// Fills an empty storage with a new repository.
+Status InitOn(Storage& storage, const RepoConfig& cfg, const std::string& password) {
+  CAIRN_RETURN_IF_ERROR(storage.CreateDir("stores"));
+  CAIRN_RETURN_IF_ERROR(CreateStoreDir(storage, SystemStoreDir(cfg.version)));
+  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(storage));
   if (cfg.encrypted()) {
     CAIRN_ASSIGN_OR_RETURN(auto ring, crypto::KeyRing::New());
-    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(*storage, kKeyDir, ring, opts.password,
+    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(storage, kKeyDir, ring, password,
                                                 crypto::DefaultKdfParams(), nullptr));
   }
   // The config goes last: a directory without it is not (yet) a repository.
-  return SaveConfig(*storage, cfg);
+  return SaveConfig(storage, cfg);
+}
+
+}  // namespace
+
+Status Repository::Init(const std::string& path, const InitOptions& opts) {
+  CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, NewConfig(opts));
+  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/true));
+  return InitOn(*storage, cfg, opts.password);
+}
+
+Status InitForTesting(Storage& storage, const InitOptions& opts) {
+  CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, NewConfig(opts));
+  return InitOn(storage, cfg, opts.password);
 }
 
 namespace {

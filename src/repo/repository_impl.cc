@@ -3,6 +3,7 @@
 #include "repo/repository_impl.h"
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "index/authenticated_index.h"
@@ -10,6 +11,7 @@
 #include "index/keyspace.h"
 #include "primitives/hash.h"
 #include "repo/check.h"
+#include "repo/index_copies.h"
 #include "util/coding.h"
 
 namespace cairn {
@@ -41,6 +43,8 @@ std::chrono::steady_clock::time_point DeadlineIn(double seconds) {
              std::chrono::duration<double>(seconds));
 }
 constexpr uint64_t kNanosPerSecond = 1000000000ull;
+// Space each store's index keeps in reserve for a full disk (RocksIndexOptions).
+constexpr uint64_t kIndexReserveBytes = 8 << 20;
 // Unix nanoseconds `seconds` ago (0 when that is before 1970).
 uint64_t NanosAgo(uint64_t seconds) {
   uint64_t now = NowNanos();
@@ -72,13 +76,24 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   CAIRN_ASSIGN_OR_RETURN(
       backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
   if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
-  CAIRN_ASSIGN_OR_RETURN(index_, OpenIndex(opts.writable));
+  // The mark is read before the index is opened: a reader's view is then at least as new.
+  // Shared writers (RADOS) keep no mark: the RADOS index has no write-ahead log to lose.
+  std::optional<uint64_t> mark;
+  if (!shared_) {
+    CAIRN_ASSIGN_OR_RETURN(mark, LoadCommitMark(*storage_, store_.dir));
+  }
+  CAIRN_ASSIGN_OR_RETURN(
+      index_, OpenIndex(opts.writable, hooks.index_reserve_bytes.value_or(kIndexReserveBytes)));
   if (crypto_) {
     const crypto::StoreCrypto* c = crypto_.get();
     index_ = MakeAuthenticatedIndex(
         std::move(index_),
         [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
         keyspace::DescribeRow);
+  }
+  // Before anything reads the index or recovery touches a segment.
+  if (!shared_) CAIRN_RETURN_IF_ERROR(TrackCommits(mark, opts.writable, hooks));
+  if (crypto_) {
     hasher_ = crypto_->MakeIdHasher();
     chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker, crypto_->GearSecret());
   } else {
@@ -114,9 +129,69 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
-  return OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
-                        writable && shared_);
+Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable, uint64_t reserve_bytes) {
+  RocksIndexOptions ro;
+  ro.reserve_bytes = reserve_bytes;
+  auto index = OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
+                              writable && shared_, ro);
+  if (index.status().code() == Code::kCorruption)
+    return Status::Corruption("the index of the " + store_.label + " store is damaged (" +
+                              index.status().message() +
+                              "). Nothing was changed; the segments still hold their data");
+  return index;
+}
+
+// Refuses an index below the commit mark, then (writable) counts commits into the k row and
+// records the durable count in the mark.
+Status RepositoryImpl::TrackCommits(std::optional<uint64_t> mark, bool writable,
+                                    const TestHooks& hooks) {
+  CAIRN_RETURN_IF_ERROR(CheckIndexAgainstMark(mark, writable));
+  mark_ = mark;
+  if (writable) {
+    CAIRN_ASSIGN_OR_RETURN(auto counter, CommitCounter::Wrap(std::move(index_)));
+    counter_ = counter.get();
+    opened_commits_ = counter_->durable().value_or(0);
+    counter_->OnDurable(hooks.commit_mark_period.value_or(std::chrono::seconds(30)),
+                        [this](uint64_t n) {
+                          if (SaveCommitMark(*storage_, store_.dir, n).ok()) mark_ = n;
+                        });
+    index_ = std::move(counter);
+  }
+  return Status::Ok();
+}
+
+Status RepositoryImpl::CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable) {
+  const std::string where = index_->Describe();
+  CAIRN_ASSIGN_OR_RETURN(uint64_t count, ReadCommitCount(*index_));
+  // A reader's view is a consistent one taken after the mark was read, so it is never behind;
+  // a fresh view is tried a few times all the same before the index is called damaged.
+  for (int attempt = 0; !writable && mark && count < *mark && attempt < 5; attempt++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+    CAIRN_RETURN_IF_ERROR(index_->Refresh());
+    CAIRN_ASSIGN_OR_RETURN(count, ReadCommitCount(*index_));
+  }
+  const std::string label = store_.label == "system" ? "system store" : "store of " + store_.label;
+  return CheckCommitMark(*storage_, store_.dir, label, where, count, mark);
+}
+
+RepositoryImpl::~RepositoryImpl() {
+  if (!counter_) return;
+  // Only what is durable is recorded; after a failed write nothing is (a crash may undo it).
+  std::optional<uint64_t> n = counter_->durable();
+  if (!n || *n == 0) return;
+  if (*n != opened_commits_ && storage_->LocalPath(store_.dir)) {
+    // The index is closed first (everything that uses it before it), then copied (ADR 0017).
+    system_.reset();
+    vdisks_.reset();
+    pool_.reset();
+    objects_.reset();
+    rows_.reset();
+    chunks_.reset();
+    counter_ = nullptr;
+    index_.reset();
+    (void)SaveIndexCopy(*storage_, store_.dir, *n);
+  }
+  if (n != mark_) (void)SaveCommitMark(*storage_, store_.dir, *n);
 }
 
 Status RepositoryImpl::RequireWritable() {
@@ -307,13 +382,40 @@ Result<KeyVersionUsage> RepositoryImpl::KeyVersions() {
 
 // --- check
 
-Result<CheckReport> RepositoryImpl::Check(const CheckOptions& opts) {
+Result<CheckReport> RepositoryImpl::CheckOnce(const CheckOptions& opts) {
   CheckReport rep;
   // In an encrypted store every index row carries a MAC: verify them all first and name each
   // bad one; the checks below read those rows and would only repeat the failure.
   CAIRN_RETURN_IF_ERROR(index_->Verify([&](std::string m) { rep.errors.push_back(std::move(m)); }));
   if (!rep.clean()) return rep;
   return CheckRepository(*chunks_, *objects_, *vdisks_, *pool_, opts);
+}
+
+namespace {
+
+// What identifies a finding across two runs: its text without the users it lists (they may
+// change between the views while the damage stays).
+std::string FindingKey(const std::string& m) { return m.substr(0, m.find(" (used by ")); }
+
+}  // namespace
+
+// A reader's view is a consistent snapshot, but the segment files it reads are live: a writer
+// in another process may have moved, released or removed what the view still names. A finding
+// is therefore reported only when a second run on a fresh view finds it again (damage stays
+// where it is; a writer's change does not look the same from two views).
+Result<CheckReport> RepositoryImpl::Check(const CheckOptions& opts) {
+  CAIRN_ASSIGN_OR_RETURN(CheckReport rep, CheckOnce(opts));
+  for (int run = 0; run < 3 && !rep.clean(); run++) {
+    std::set<std::string> before;
+    for (const auto& e : rep.errors) before.insert(FindingKey(e));
+    CAIRN_RETURN_IF_ERROR(chunks_->RefreshView());
+    CAIRN_ASSIGN_OR_RETURN(CheckReport again, CheckOnce(opts));
+    const size_t found = again.errors.size();
+    std::erase_if(again.errors, [&](const std::string& e) { return !before.count(FindingKey(e)); });
+    rep = std::move(again);
+    if (rep.errors.size() == found) break;  // every finding was there in both views
+  }
+  return rep;
 }
 
 // --- re-encryption

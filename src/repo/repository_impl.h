@@ -19,6 +19,7 @@
 #include "index/index.h"
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
+#include "repo/commit_mark.h"
 #include "repo/config.h"
 #include "repo/lock_keeper.h"
 #include "repo/storage_gate.h"
@@ -36,6 +37,8 @@ class RepositoryImpl : public Repository {
         path_(storage_->Describe("")),
         cfg_(std::move(cfg)),
         store_(std::move(store)) {}
+  // A writable handle records its commits in the store's commit mark (ADR 0016).
+  ~RepositoryImpl() override;
 
   // `ring`: the unlocked key ring of an encrypted repository (kept to open the system store).
   Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks,
@@ -73,8 +76,14 @@ class RepositoryImpl : public Repository {
   uint64_t chunk_reads() const { return chunks_->chunk_reads(); }
 
  private:
-  Result<std::unique_ptr<Index>> OpenIndex(bool writable);
+  Result<std::unique_ptr<Index>> OpenIndex(bool writable, uint64_t reserve_bytes);
+  // Refuses an index that lost acknowledged commits (below `mark`); a reader tries a fresh view
+  // first.
+  Status CheckIndexAgainstMark(std::optional<uint64_t> mark, bool writable);
+  Status TrackCommits(std::optional<uint64_t> mark, bool writable, const TestHooks& hooks);
   Status RequireWritable();
+  // One run of check on the current view (Check runs it until its findings are stable).
+  Result<CheckReport> CheckOnce(const CheckOptions& opts);
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
   void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);
@@ -104,6 +113,9 @@ class RepositoryImpl : public Repository {
   std::unique_ptr<StorageGate> gate_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
+  CommitCounter* counter_ = nullptr;  // index_ of a writable handle
+  std::optional<uint64_t> mark_;      // the commit mark as last read or written
+  uint64_t opened_commits_ = 0;       // the index's commit count when it was opened
   std::unique_ptr<Hasher> hasher_;
   std::unique_ptr<Chunker> chunker_;
   std::unique_ptr<ChunkStore> chunks_;

@@ -47,8 +47,11 @@ namespace {
 
 // The index and segments of a new store in existing directory `dir`.
 Status FillStoreDir(Storage& storage, const std::string& dir) {
-  CAIRN_ASSIGN_OR_RETURN(auto index,
-                         OpenStoreIndex(storage, JoinStorageName(dir, "index"), true, false));
+  // Local storage: the directory is created here, durable in its parent before RocksDB fills it
+  // (RocksDB fsyncs only the directory it writes in, never the parent of one it creates).
+  const std::string index_dir = JoinStorageName(dir, "index");
+  if (storage.LocalPath(index_dir)) CAIRN_RETURN_IF_ERROR(storage.CreateDir(index_dir));
+  CAIRN_ASSIGN_OR_RETURN(auto index, OpenStoreIndex(storage, index_dir, true, false));
   CAIRN_ASSIGN_OR_RETURN(auto backend,
                          storage.OpenSegments(JoinStorageName(dir, "segments"), true));
   return Status::Ok();

@@ -23,10 +23,18 @@ struct TestHooks {
   std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
   // Overrides the repository's segment size (bytes) for this handle (tests use small ones).
   std::optional<uint64_t> segment_target_size;
+  // How often a writable handle records its durable commits in the store's commit mark while
+  // it commits (default 30 s; 0 = after every commit). ADR 0016.
+  std::optional<std::chrono::seconds> commit_mark_period;
+  // Overrides the space the index keeps in reserve for a full disk (bytes; 0 = none).
+  std::optional<uint64_t> index_reserve_bytes;
   // Shared writers (RADOS): how long a chunk stays at refcount zero before maintain deletes it
   // (default one hour).
   std::optional<std::chrono::nanoseconds> zero_grace;
 };
+
+// Repository::Init on an already opened, empty storage (a crash simulation's).
+Status InitForTesting(Storage& storage, const InitOptions& opts);
 
 // Repository::Open with hooks.
 Result<std::unique_ptr<Repository>> OpenForTesting(const std::string& path, const OpenOptions& opts,

@@ -1,0 +1,152 @@
+// Issue 11, cases 7 and 11: readers beside a writer never fail spuriously and never report false
+// damage. A read-only handle keeps the view it opened with while a writable handle (standing for
+// another process) removes, compacts and re-seals; every read then either returns the right
+// bytes, or says the object was removed (NotFound), never "tampered or damaged"; `check` on the
+// reader reports nothing. Segment ids are never reused (the `g` row).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cairn/repository.h"
+#include "repo_test_util.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+using testing::MemSink;
+using testing::MemSource;
+
+class ReadersBesideWriter : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InitOptions io = testing::TestInit();
+    io.min_chunk = 2048;
+    io.avg_chunk = 8192;
+    io.max_chunk = 32768;
+    TestHooks hooks;
+    hooks.segment_target_size = 64 * 1024;  // each object in segments of its own
+    writer_ = testing::InitAndOpen(repo_, io, testing::TestOpen(true), hooks);
+    ASSERT_TRUE(writer_);
+  }
+  void Put(const std::string& name, const std::vector<uint8_t>& data) {
+    MemSource src(data);
+    ASSERT_TRUE(writer_->Put(name, src).ok());
+  }
+  std::unique_ptr<Repository> Reader() {
+    auto r = Repository::Open(repo_, testing::TestOpen(false));
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? std::move(r.value()) : nullptr;
+  }
+  void MaintainAll() {
+    MaintainRequest m;
+    m.live_threshold = 1.0;
+    auto r = writer_->Maintain(m);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+  }
+
+  testing::TempDir dir_;
+  std::string repo_ = dir_ / "repo";
+  std::unique_ptr<Repository> writer_;
+};
+
+bool SaysDamaged(const Status& s) {
+  const std::string& m = s.message();
+  return s.code() == Code::kCorruption || m.find("tampered") != std::string::npos ||
+         m.find("damaged") != std::string::npos || m.find("missing") != std::string::npos;
+}
+
+// The version a reader is reading is removed and its space released: NotFound, not damage.
+TEST_F(ReadersBesideWriter, RemovedUnderAReaderIsNotFoundNotDamage) {
+  auto a = testing::RandomData(200000, 1);
+  auto keep = testing::RandomData(150000, 2);
+  Put("a", a);
+  Put("keep", keep);
+  auto reader = Reader();
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(writer_->Remove("a", std::nullopt).ok());
+  MaintainAll();  // holes punched, a's segments removed
+  MemSink sink;
+  Status s = reader->Get("a", std::nullopt, {}, sink);
+  EXPECT_EQ(s.code(), Code::kNotFound) << s.message();
+  EXPECT_FALSE(SaysDamaged(s)) << s.message();
+  MemSink k;
+  ASSERT_TRUE(reader->Get("keep", std::nullopt, {}, k).ok());
+  EXPECT_TRUE(k.data == keep);
+  testing::ExpectCheckClean(*reader, true, "reader beside a writer: ");
+}
+
+// The latest version changes under a reader that asked for the latest: the read starts again
+// on a fresh view and returns the new content.
+TEST_F(ReadersBesideWriter, LatestReplacedUnderAReaderIsReadAgain) {
+  auto v1 = testing::RandomData(120000, 3), v2 = testing::RandomData(130000, 4);
+  Put("x", v1);
+  auto reader = Reader();
+  ASSERT_TRUE(reader);
+  Put("x", v2);
+  ASSERT_TRUE(writer_->Forget("x", 1).ok());
+  MaintainAll();
+  MemSink sink;
+  Status s = reader->Get("x", std::nullopt, {}, sink);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(sink.data == v2) << "the read started again and returned the latest version";
+}
+
+// Chunks moved by compaction and re-sealed by reencrypt under a reader: read from where they
+// are now; check on the reader's handle is clean throughout.
+TEST_F(ReadersBesideWriter, MovedAndResealedUnderAReaderReadBack) {
+  std::vector<std::vector<uint8_t>> data;
+  for (int i = 0; i < 6; i++) {
+    data.push_back(testing::RandomData(60000 + 1000 * i, 10 + i));
+    Put("o" + std::to_string(i), data.back());
+  }
+  auto reader = Reader();
+  ASSERT_TRUE(reader);
+  for (int i : {0, 2, 4}) ASSERT_TRUE(writer_->Remove("o" + std::to_string(i), {}).ok());
+  MaintainAll();
+  ASSERT_TRUE(writer_->Reencrypt({}).ok());
+  for (int i : {1, 3, 5}) {
+    MemSink sink;
+    Status s = reader->Get("o" + std::to_string(i), std::nullopt, {}, sink);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(sink.data == data[i]);
+  }
+  testing::ExpectCheckClean(*reader, true, "reader after compaction and re-sealing: ");
+}
+
+// A check on a reader whose view is stale (taken before a removal and a compaction) reports
+// nothing: it looks at a fresh view, and a finding counts only when a second view shows it too.
+TEST_F(ReadersBesideWriter, CheckOnAStaleReaderIsClean) {
+  for (int i = 0; i < 5; i++) Put("o" + std::to_string(i), testing::RandomData(70000, 20 + i));
+  auto reader = Reader();
+  ASSERT_TRUE(reader);
+  MemSink warm;  // the reader has read (and so opened segments) before the writer moves on
+  ASSERT_TRUE(reader->Get("o1", std::nullopt, {}, warm).ok());
+  for (int i : {0, 1, 3}) ASSERT_TRUE(writer_->Remove("o" + std::to_string(i), {}).ok());
+  MaintainAll();
+  testing::ExpectCheckClean(*reader, true, "stale reader: ");
+}
+
+// Segment ids only grow: after the highest segment is removed, the next one gets a new id.
+TEST_F(ReadersBesideWriter, SegmentIdsAreNeverReused) {
+  Put("a", testing::RandomData(50000, 30));
+  Put("b", testing::RandomData(50000, 31));
+  auto before = writer_->Stats();
+  ASSERT_TRUE(before.ok());
+  const std::string segdir = repo_ + "/stores/system/segments";
+  auto highest = [&] {
+    std::string top;
+    for (const auto& e : std::filesystem::directory_iterator(segdir))
+      top = std::max(top, e.path().filename().string());
+    return top;
+  };
+  const std::string top = highest();
+  ASSERT_TRUE(writer_->Remove("b", {}).ok());
+  MaintainAll();
+  ASSERT_LT(highest(), top) << "the highest segment was removed";
+  Put("c", testing::RandomData(50000, 32));
+  EXPECT_GT(highest(), top) << "a new segment took the id of a removed one";
+}
+
+}  // namespace
+}  // namespace cairn
