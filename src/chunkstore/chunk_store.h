@@ -28,9 +28,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "cache/chunk_cache.h"
 #include "cairn/digest.h"
 #include "cairn/io.h"
-#include "cache/chunk_cache.h"
 #include "chunkstore/chunk_record.h"
 #include "chunkstore/commit_gate.h"
 #include "chunkstore/space_map.h"
@@ -244,6 +244,10 @@ class ChunkStore {
   // The same through the hot cache (when SetCache gave one): a hit is the cached buffer itself,
   // already verified; a miss is read and verified as Read does, then cached. Shared, read-only.
   Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr) const;
+  // Read-ahead: tells the backend that the extents of `records` will be read soon, sorted by
+  // (segment, offset) and merged where less than 1 MiB apart, so a cold segment is read in a
+  // few large requests ahead of the readers. Only a hint: returns at once and never fails.
+  void WillNeed(std::vector<const ChunkRecord*> records) const;
   // Reads exactly the extent `rec` names (no retry, no cache): check uses it.
   Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;
 
