@@ -125,7 +125,6 @@ dropcache() {
   done
   return 0
 }
-CHECK_BYTES=0 # set below: the logical bytes a check of the main repo verifies (tar + random)
 
 # ---- per-tool drivers: main RUN  /  edits RUN ---------------------------------------------
 # Each gets a fresh repo dir under $WORK and removes it before returning.
