@@ -21,9 +21,12 @@
 #   CAIRN_COMMIT=...    label for the binary (default: git HEAD of its CMake source dir)
 #
 # Figures per tool and run: (1) ingest of linux-6.1.tar, (2) ingest of random1g.bin into the same
-# repo, (3) re-ingest of the tar (dedup path), (4) restore of the tar + cmp, (5) du -sb of the repo
-# after 1 and after 1-2, and after the 20-version edit series in a fresh repo, (6) peak RSS and
-# CPU time of every timed command. Repo init is not timed; everything a user runs to ingest or
+# repo, (3) re-ingest of the tar (dedup path), (4) restore of the tar + cmp, warm (after `sync`)
+# and cold (every file of the repo and the tool's cache dropped from the page cache first, with
+# dd iflag=nocache), (5) du -sb of the repo after 1 and after 1-2, and after the 20-version edit
+# series in a fresh repo, (6) peak RSS and CPU time of every timed command, (7) a full data check
+# (cairn check --read-data, restic check --read-data, borg check --verify-data; casync has none)
+# of the repo holding 1-3, as logical MB (tar + random) per second. Repo init is not timed; everything a user runs to ingest or
 # restore is. `sync` (untimed) runs before each timed command so that one tool's dirty pages do
 # not slow the next. The order of the tools rotates from run to run.
 set -uo pipefail
@@ -78,6 +81,7 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS
 
 size() { stat -c %s "$1"; }
 LINUX_BYTES=$(size "$LINUX"); RANDOM_BYTES=$(size "$RANDOM1G")
+CHECK_BYTES=$((LINUX_BYTES + RANDOM_BYTES))
 EDIT_BYTES=0; for f in "${EDITS[@]}"; do EDIT_BYTES=$((EDIT_BYTES + $(size "$f"))); done
 
 # timed RUN TOOL FIGURE LOGICAL_BYTES -- CMD...: one timed command, appended to $RES
@@ -103,14 +107,24 @@ timed() {
   return $((1 - ok))
 }
 stored() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(du -sb "$4" | cut -f1)" >>"$STO"; }
-verify() { # run tool file
-  local ok=1
+verify() { # run tool file [figure prefix: restore (default) or restore_cold]
+  local ok=1 what=${4:-restore}
   if [ -z "$3" ] || [ ! -f "$3" ] || ! cmp -s "$3" "$LINUX"; then
-    ok=0; echo "  VERIFY FAILED: $2 restore of linux-6.1.tar is not byte-identical" >&2
+    ok=0; echo "  VERIFY FAILED: $2 $what of linux-6.1.tar is not byte-identical" >&2
   fi
-  printf '%s\t%s\tverify_linux\t0\t0\t0\t0\t0\t%s\n' "$1" "$2" "$ok" >>"$RES"
+  printf '%s\t%s\tverify%s_linux\t0\t0\t0\t0\t0\t%s\n' "$1" "$2" "${what#restore}" "$ok" >>"$RES"
 }
 found() { find "$1" -type f -name "$(basename "$LINUX")" | head -n1; }
+# dropcache DIR...: evicts every file under the dirs from the page cache (after a sync, so that
+# no page is dirty), as if they had not been read since boot; other data stays cached.
+dropcache() {
+  sync
+  local d
+  for d in "$@"; do
+    [ -e "$d" ] && find "$d" -type f -exec dd if={} iflag=nocache count=0 status=none \;
+  done
+  return 0
+}
 
 # ---- per-tool drivers: main RUN  /  edits RUN ---------------------------------------------
 # Each gets a fresh repo dir under $WORK and removes it before returning.
@@ -131,6 +145,13 @@ cairn_main() {
   # shellcheck disable=SC2086
   timed "$r" cairn restore_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
   verify "$r" cairn "$out/linux-6.1.tar"
+  rm -rf "$out"; mkdir -p "$out"; dropcache "$repo"
+  # shellcheck disable=SC2086
+  timed "$r" cairn restore_cold_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
+  verify "$r" cairn "$out/linux-6.1.tar" restore_cold
+  rm -rf "$out"
+  # shellcheck disable=SC2086
+  timed "$r" cairn check_data "$CHECK_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS check "$repo" --read-data
   "$CAIRN" stat "$repo" --json >"$LOG/$r.cairn.stat.json" 2>&1 || true
   rm -rf "$repo" "$out"
 }
@@ -171,6 +192,11 @@ restic_main() {
   timed "$r" restic reingest_linux "$LINUX_BYTES" -- restic -r "$repo" -q backup --compression auto --force "$LINUX"
   timed "$r" restic restore_linux "$LINUX_BYTES" -- restic -r "$repo" -q restore latest --target "$out"
   verify "$r" restic "$(found "$out")"
+  rm -rf "$out"; mkdir -p "$out"; dropcache "$repo" "$RESTIC_CACHE_DIR"
+  timed "$r" restic restore_cold_linux "$LINUX_BYTES" -- restic -r "$repo" -q restore latest --target "$out"
+  verify "$r" restic "$(found "$out")" restore_cold
+  rm -rf "$out"
+  timed "$r" restic check_data "$CHECK_BYTES" -- restic -r "$repo" -q check --read-data
   rm -rf "$repo" "$out" "$RESTIC_CACHE_DIR"
 }
 restic_edits() {
@@ -199,6 +225,11 @@ borg_main() {
   # borg extracts into the current directory
   timed "$r" borg restore_linux "$LINUX_BYTES" -- bash -c 'cd "$1" && exec borg extract "$2"' _ "$out" "$repo::linux-2"
   verify "$r" borg "$(found "$out")"
+  rm -rf "$out"; mkdir -p "$out"; dropcache "$repo" "$BORG_BASE_DIR"
+  timed "$r" borg restore_cold_linux "$LINUX_BYTES" -- bash -c 'cd "$1" && exec borg extract "$2"' _ "$out" "$repo::linux-2"
+  verify "$r" borg "$(found "$out")" restore_cold
+  rm -rf "$out"
+  timed "$r" borg check_data "$CHECK_BYTES" -- borg check --verify-data "$repo"
   rm -rf "$repo" "$out" "$BORG_BASE_DIR"
 }
 borg_edits() {
@@ -224,6 +255,9 @@ casync_main() { # repo = a dir holding the chunk store and the .caibx indexes
   timed "$r" casync reingest_linux "$LINUX_BYTES" -- casync make --compression=zstd --store="$repo/store" "$repo/linux-2.caibx" "$LINUX"
   timed "$r" casync restore_linux "$LINUX_BYTES" -- casync extract --store="$repo/store" "$repo/linux-2.caibx" "$out/linux-6.1.tar"
   verify "$r" casync "$out/linux-6.1.tar"
+  rm -rf "$out"; mkdir -p "$out"; dropcache "$repo"
+  timed "$r" casync restore_cold_linux "$LINUX_BYTES" -- casync extract --store="$repo/store" "$repo/linux-2.caibx" "$out/linux-6.1.tar"
+  verify "$r" casync "$out/linux-6.1.tar" restore_cold
   rm -rf "$repo" "$out"
 }
 casync_edits() {

@@ -41,12 +41,25 @@ class FdSource : public ByteSource {
 
 class FdSink : public ByteSink {
  public:
-  FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  // `holes`: `fd` is a fresh, empty regular file written from offset 0. Every whole
+  // kHoleBlock-byte block of zeros (aligned in the file) is then skipped with lseek instead of
+  // written, so it stays a hole; Finish() sets the final length. Otherwise writes go straight
+  // through write(2) (pipes, terminals, existing files).
+  FdSink(int fd, std::string name, bool holes = false)
+      : fd_(fd), name_(std::move(name)), holes_(holes) {}
   Status Write(std::span<const uint8_t> data) override;
+  // With holes: makes the file as long as everything written (ftruncate) when it ends in a
+  // hole. Call once after the last Write; errors name the file.
+  Status Finish();
+  static constexpr size_t kHoleBlock = 64 * 1024;
 
  private:
+  Status WriteAll(const uint8_t* p, size_t n);
   int fd_;
   std::string name_;
+  bool holes_;
+  uint64_t pos_ = 0;  // bytes written or skipped (with holes)
+  bool ends_in_hole_ = false;
 };
 
 // Called from the ordered stage with bytes done so far and the total (0 when unknown).

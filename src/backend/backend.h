@@ -41,6 +41,12 @@ class Backend {
   // The largest segment this backend can hold, in bytes (RADOS caps objects at 128 MiB by
   // default); nullopt when there is no limit. The chunk store never grows a segment past it.
   virtual std::optional<uint64_t> MaxSegmentSize() const { return std::nullopt; }
+  // A hint that `length` bytes at `offset` of `segment` will be read soon: the local backend
+  // starts reading them into the page cache (posix_fadvise WILLNEED) and returns at once. Never
+  // fails the caller: a hint that cannot be given is dropped.
+  virtual void WillNeed(SegmentId segment, uint64_t offset, uint64_t length) {
+    (void)segment, (void)offset, (void)length;
+  }
 };
 
 // Forwards every call to `inner`. Decorators (fault injection, test hooks, a crash simulator,
@@ -65,6 +71,7 @@ class BackendWrapper : public Backend {
   std::string Describe(SegmentId s) const override { return inner_->Describe(s); }
   Result<uint64_t> AllocatedBytes() override { return inner_->AllocatedBytes(); }
   std::optional<uint64_t> MaxSegmentSize() const override { return inner_->MaxSegmentSize(); }
+  void WillNeed(SegmentId s, uint64_t off, uint64_t len) override { inner_->WillNeed(s, off, len); }
 
  protected:
   Backend& inner() { return *inner_; }

@@ -266,6 +266,13 @@ class LocalBackend : public Backend {
     return Status::Ok();
   }
 
+  void WillNeed(SegmentId s, uint64_t off, uint64_t len) override {
+    auto fd = FdOf(s, false);
+    if (fd.ok())
+      (void)::posix_fadvise(*fd, static_cast<off_t>(off), static_cast<off_t>(len),
+                            POSIX_FADV_WILLNEED);
+  }
+
   // Also makes a new segment's directory entry durable when that failed at its creation.
   Status Sync(SegmentId s) override {
     CAIRN_ASSIGN_OR_RETURN(SharedFd held, FdOf(s, false));

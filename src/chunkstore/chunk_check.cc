@@ -124,7 +124,8 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
                            " committed bytes but neither chunks nor free extents");
 }
 
-// Reads, decompresses and verifies every chunk, in segment order (sequential I/O), in parallel.
+// Reads, decompresses and verifies every chunk, in segment order (sequential I/O, read ahead),
+// in parallel.
 void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations& expect,
              ThreadPool& pool, const CheckOptions& opts, CheckReport& rep) {
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
@@ -144,7 +145,18 @@ void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations&
     if (opts.progress) opts.progress(rep.bytes_read, total);
     inflight.pop_front();
   };
+  // Read-ahead: the extents of the next windows of records go to the backend as hints ahead of
+  // the reads (one window in flight in the kernel while this one is read).
+  constexpr size_t kWindow = 64;
+  auto hint = [&](size_t from) {
+    std::vector<const ChunkRecord*> v;
+    for (size_t j = from; j < std::min(records.size(), from + kWindow); j++)
+      v.push_back(&records[j].second);
+    if (!v.empty()) chunks.WillNeed(std::move(v));
+  };
+  hint(0);
   for (size_t i = 0; i < records.size(); i++) {
+    if (i % kWindow == 0) hint(i + kWindow);
     const ChunkStore* cs = &chunks;
     inflight.emplace_back(i, pool.Submit([cs, id = records[i].first, rec = records[i].second] {
       std::vector<uint8_t> buf;

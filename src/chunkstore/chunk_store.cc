@@ -3,6 +3,7 @@
 #include "chunkstore/chunk_store.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace cairn {
 
@@ -62,6 +63,23 @@ Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
   CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint));
   out.assign(ref->data(), ref->data() + ref->size());
   return Status::Ok();
+}
+
+void ChunkStore::WillNeed(std::vector<const ChunkRecord*> records) const {
+  constexpr uint64_t kMergeGap = 1 << 20;
+  std::sort(records.begin(), records.end(), [](const ChunkRecord* a, const ChunkRecord* b) {
+    return std::tie(a->segment, a->offset) < std::tie(b->segment, b->offset);
+  });
+  for (size_t i = 0; i < records.size();) {
+    const SegmentId seg = records[i]->segment;
+    const uint64_t begin = records[i]->offset;
+    uint64_t end = begin + records[i]->stored_len;
+    for (i++;
+         i < records.size() && records[i]->segment == seg && records[i]->offset <= end + kMergeGap;
+         i++)
+      end = std::max(end, records[i]->offset + records[i]->stored_len);
+    backend_->WillNeed(seg, begin, end - begin);
+  }
 }
 
 void ChunkStore::Forget(const std::vector<Digest>& deleted) const {

@@ -1,7 +1,8 @@
 // ObjectStore::Get: the restore pipeline. The calling thread resolves the version, loads and
 // verifies the manifest, looks chunk records up in batches (one MultiGet per window of
-// entries), submits verified chunk reads to the pool (at most InFlight() at a time) and writes
-// the results to the sink in order.
+// entries, one window ahead, each window a read-ahead hint to the backend), submits verified
+// chunk reads to the pool (at most InFlight() at a time) and writes the results to the sink in
+// order.
 #include <algorithm>
 #include <deque>
 #include <future>
@@ -78,18 +79,38 @@ Status ObjectStore::GetOnce(const std::string& name, std::optional<uint64_t> ver
     return Status::Ok();
   };
   const ChunkStore* cs = chunks_;
-  for (size_t w = first; w < last; w += kLookupWindow) {
+  // Lookups run one window ahead of the reads, and every window looked up is handed to the
+  // backend as a read-ahead hint (sorted and merged by segment offset), so a cold segment
+  // streams in with large requests while the window before it is read and written.
+  using Records = std::vector<std::optional<ChunkRecord>>;
+  auto lookup = [&](size_t w) -> Result<Records> {
     std::vector<Digest> ids;
     for (size_t i = w; i < std::min(last, w + kLookupWindow); i++) ids.push_back(m.entries[i].id);
     auto records = cs->LookupMany(ids);
     if (!records.ok()) return records.status().WithContext(ref);
-    for (size_t i = 0; i < ids.size(); i++) {
-      std::optional<ChunkRecord> hint = std::move((*records)[i]);
-      inflight.push_back(pool_->Submit([cs, id = ids[i], hint]() -> Fetched {
+    std::vector<const ChunkRecord*> hint;
+    for (const auto& r : *records)
+      if (r) hint.push_back(&*r);
+    cs->WillNeed(std::move(hint));
+    return records;
+  };
+  Records cur, next;
+  if (first < last) {
+    CAIRN_ASSIGN_OR_RETURN(cur, lookup(first));
+  }
+  for (size_t w = first; w < last; w += kLookupWindow) {
+    if (w + kLookupWindow < last) {
+      CAIRN_ASSIGN_OR_RETURN(next, lookup(w + kLookupWindow));
+    }
+    for (size_t i = 0; i < cur.size(); i++) {
+      std::optional<ChunkRecord> hint = std::move(cur[i]);
+      inflight.push_back(pool_->Submit([cs, id = m.entries[w + i].id, hint]() -> Fetched {
         return cs->ReadRef(id, hint ? &*hint : nullptr);
       }));
       while (inflight.size() >= InFlight()) CAIRN_RETURN_IF_ERROR(drain_one());
     }
+    cur = std::move(next);
+    next.clear();
   }
   while (!inflight.empty()) CAIRN_RETURN_IF_ERROR(drain_one());
   return Status::Ok();

@@ -21,6 +21,16 @@ Status ChunkerParams::Validate() const {
   return Status::Ok();
 }
 
+std::string_view FastCdcVersionName(FastCdcVersion v) {
+  return v == FastCdcVersion::kV1 ? "fastcdc-2020-nc2" : "fastcdc-2020-nc2-v2";
+}
+
+Result<FastCdcVersion> FastCdcVersionFromName(std::string_view name) {
+  if (name == "fastcdc-2020-nc2") return FastCdcVersion::kV1;
+  if (name == "fastcdc-2020-nc2-v2") return FastCdcVersion::kV2;
+  return Status::Invalid("unknown chunker algorithm '" + std::string(name) + "'");
+}
+
 namespace {
 
 // A mask with `bits` ones spread evenly over bits 15..62: the gear hash shifts left once per
@@ -32,6 +42,17 @@ uint64_t SpreadMask(int bits) {
   uint64_t m = 0;
   for (int i = 0; i < bits; i++) m |= uint64_t{1} << (62 - (i * 48) / bits);
   return m;
+}
+
+// Where the hard mask gives way to the easy one, in bytes from the chunk start. v1: at `avg`,
+// so the `min` bytes skipped come on top and the real mean is above `avg`. v2: at
+// avg - 1.5 * min, never below min: the normal-size rule of the reference FastCDC code
+// (ronomon/deduplication, fastcdc-rs v2016 `center_size`), which makes up for cut-point
+// skipping. Integer arithmetic only: cut points must not depend on the machine.
+size_t NormalPoint(const ChunkerParams& p) {
+  if (p.version == FastCdcVersion::kV1) return p.avg_size;
+  const uint64_t skipped = uint64_t{p.min_size} + (p.min_size + 1) / 2;
+  return skipped >= p.avg_size ? p.min_size : std::max<uint64_t>(p.avg_size - skipped, p.min_size);
 }
 
 }  // namespace
@@ -53,6 +74,7 @@ FastCdcChunker::FastCdcChunker(const ChunkerParams& p, std::optional<Digest> gea
   mask_s_ = SpreadMask(std::min(bits + 2, 48));  // harder to cut before the average size
   mask_l_ = SpreadMask(std::max(bits - 2, 1));   // easier to cut after it
   mask_s_ls_ = mask_s_ << 1;
+  normal_ = NormalPoint(p_);
   mask_l_ls_ = mask_l_ << 1;
 }
 
@@ -60,7 +82,7 @@ size_t FastCdcChunker::NextCut(std::span<const uint8_t> data, bool eof) const {
   const size_t n = data.size();
   if (n <= p_.min_size) return eof ? n : 0;
   const size_t end = std::min<size_t>(n, p_.max_size);
-  const size_t normal = std::min<size_t>(end, p_.avg_size);
+  const size_t normal = std::min<size_t>(end, normal_);
   const uint8_t* src = data.data();
   uint64_t fp = 0;
   size_t i = p_.min_size;

@@ -130,8 +130,11 @@ constexpr size_t kGoldenCount = 15;
 constexpr uint64_t kGoldenHash = 3016017424169076530ull;
 
 TEST(FastCdc, DefaultParamsGoldenCutPoints) {
-  // Cut points must be the same on every machine and every build: pin them.
-  FastCdcChunker c(ChunkerParams{});
+  // Cut points must be the same on every machine and every build: pin them. These are the
+  // first version's (fastcdc-2020-nc2), which stores made before ADR 0018 keep using.
+  ChunkerParams v1;
+  v1.version = FastCdcVersion::kV1;
+  FastCdcChunker c(v1);
   auto data = RandomBytes(16 << 20, 42);
   auto cuts = Cuts(c, data, 8 << 20);
   uint64_t acc = 0;
@@ -143,8 +146,8 @@ TEST(FastCdc, DefaultParamsGoldenCutPoints) {
   EXPECT_EQ(acc, kGoldenHash) << sizes;
 }
 
-TEST(FastCdc, InsertDisturbsOnlyNearbyChunks) {
-  FastCdcChunker c(ChunkerParams{16 * 1024, 64 * 1024, 256 * 1024});
+void InsertDisturbsOnlyNearbyChunks(FastCdcVersion v) {
+  FastCdcChunker c(ChunkerParams{16 * 1024, 64 * 1024, 256 * 1024, v});
   auto data = RandomBytes(4 << 20, 7);
   auto edited = data;
   edited.insert(edited.begin() + (2 << 20), 0x5a);
@@ -160,6 +163,42 @@ TEST(FastCdc, InsertDisturbsOnlyNearbyChunks) {
   // Only the chunk holding the insert changes: the cuts resynchronise at once.
   EXPECT_EQ(shared + 1, b.size());
   EXPECT_EQ(a.size(), b.size());
+}
+
+constexpr size_t kGoldenCountV2 = 20;
+constexpr uint64_t kGoldenHashV2 = 7997981842322484360ull;
+
+TEST(FastCdc, DefaultParamsGoldenCutPointsV2) {
+  // The same for fastcdc-2020-nc2-v2, the default of new stores (ADR 0018).
+  FastCdcChunker c(ChunkerParams{});
+  auto data = RandomBytes(16 << 20, 42);
+  auto cuts = Cuts(c, data, 8 << 20);
+  uint64_t acc = 0;
+  for (auto x : cuts) acc = acc * 1000003 + x;
+  std::string sizes;
+  for (auto x : cuts) sizes += std::to_string(x) + " ";
+  EXPECT_EQ(cuts.size(), kGoldenCountV2) << sizes;
+  EXPECT_EQ(acc, kGoldenHashV2) << sizes;
+}
+
+// The real mean chunk size on random data: v1 lands above `avg` (hashing starts at `min`), v2
+// below it (0.80 MiB here; 0.96 MiB on linux-6.1.tar, ADR 0018).
+TEST(FastCdc, V2MeanIsNearTheAverage) {
+  auto data = RandomBytes(64 << 20, 5);
+  ChunkerParams v1;
+  v1.version = FastCdcVersion::kV1;
+  const double mean1 = double(data.size()) / Cuts(FastCdcChunker(v1), data, 8 << 20).size();
+  const double mean2 = double(data.size()) / Cuts(FastCdcChunker({}), data, 8 << 20).size();
+  EXPECT_GT(mean1, 1.0 * (1 << 20));
+  EXPECT_GT(mean2, 0.7 * (1 << 20));
+  EXPECT_LT(mean2, 0.9 * (1 << 20));
+}
+
+TEST(FastCdc, InsertDisturbsOnlyNearbyChunks) {
+  for (auto v : {FastCdcVersion::kV1, FastCdcVersion::kV2}) {
+    SCOPED_TRACE(FastCdcVersionName(v));
+    InsertDisturbsOnlyNearbyChunks(v);
+  }
 }
 
 TEST(FastCdc, KeyedGearChangesBoundaries) {

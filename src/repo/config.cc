@@ -11,7 +11,7 @@ std::string RepoConfig::ToJson() const {
   j["version"] = version;
   j["id"] = id;
   j["created"] = created;
-  j["chunker"] = {{"algorithm", "fastcdc-2020-nc2"},
+  j["chunker"] = {{"algorithm", std::string(FastCdcVersionName(chunker.version))},
                   {"min", chunker.min_size},
                   {"avg", chunker.avg_size},
                   {"max", chunker.max_size}};
@@ -45,8 +45,12 @@ Result<RepoConfig> ParseConfig(const std::string& text, const std::string& where
   c.id = j.at("id").get<std::string>();
   c.created = j.at("created").get<uint64_t>();
   const auto& ch = j.at("chunker");
-  if (ch.at("algorithm").get<std::string>() != "fastcdc-2020-nc2")
+  // Each store keeps the cut rules it was made with: other cut points would stop new data
+  // deduplicating against old (ADR 0018).
+  auto algo = FastCdcVersionFromName(ch.at("algorithm").get<std::string>());
+  if (!algo.ok())
     return Status::Unsupported(where + ": unknown chunker " + ch.at("algorithm").dump());
+  c.chunker.version = *algo;
   c.chunker.min_size = ch.at("min").get<uint32_t>();
   c.chunker.avg_size = ch.at("avg").get<uint32_t>();
   c.chunker.max_size = ch.at("max").get<uint32_t>();

@@ -34,6 +34,7 @@ void ExpectSame(const RepoConfig& a, const RepoConfig& b) {
   EXPECT_EQ(a.chunker.min_size, b.chunker.min_size);
   EXPECT_EQ(a.chunker.avg_size, b.chunker.avg_size);
   EXPECT_EQ(a.chunker.max_size, b.chunker.max_size);
+  EXPECT_EQ(a.chunker.version, b.chunker.version);
   EXPECT_EQ(a.hash, b.hash);
   EXPECT_EQ(a.compression.ToString(), b.compression.ToString());
   EXPECT_EQ(a.encryption, b.encryption);
@@ -57,6 +58,25 @@ TEST(Config, RoundTripsThroughJson) {
   ASSERT_TRUE(old.ok()) << old.status().message();
   EXPECT_EQ(old->segment_size, 1ull << 30);
   EXPECT_EQ(old->reseal_after, 0u);
+}
+
+// A store keeps the cut rules it was made with: a config naming the first FastCDC version loads
+// as that version and is written back with the same name; new configs get the current one.
+TEST(Config, ChunkerVersionIsKept) {
+  RepoConfig fresh;
+  EXPECT_EQ(fresh.chunker.version, FastCdcVersion::kV2);
+  EXPECT_NE(fresh.ToJson().find("\"fastcdc-2020-nc2-v2\""), std::string::npos);
+  auto j = nlohmann::json::parse(Sample().ToJson());
+  j["chunker"]["algorithm"] = "fastcdc-2020-nc2";
+  auto old = RepoConfig::FromJson(j.dump(), kWhere);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ(old->chunker.version, FastCdcVersion::kV1);
+  EXPECT_EQ(nlohmann::json::parse(old->ToJson())["chunker"]["algorithm"], "fastcdc-2020-nc2");
+  j["chunker"]["algorithm"] = "fastcdc-2020-nc3";
+  auto bad = RepoConfig::FromJson(j.dump(), kWhere);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kUnsupported);
+  EXPECT_NE(bad.status().message().find(kWhere), std::string::npos);
 }
 
 struct Damage {
