@@ -180,6 +180,8 @@ std::string RowName(const std::string& k) {
              " of an object";
     case 'g':
       return "index row (segment id high-water mark)";
+    case 'i':
+      return "index row (store identity row)";
     default:
       return "index row of type '" + std::string(1, k[0]) + "'";
   }
@@ -259,8 +261,8 @@ class EncryptionIndexTamper : public ::testing::Test {
   void ExpectDetected(const std::vector<std::string>& bad, const std::string& ctx) {
     auto r = OpenForTesting(path_, Opts(false), SmallSegments());
     if (!r.ok()) {
-      // Segment, free-extent and segment-id rows are read when the store opens: the open is
-      // refused, naming the row.
+      // Segment, free-extent, segment-id and store identity rows are read when the store
+      // opens: the open is refused, naming the row.
       const std::string& m = r.status().message();
       EXPECT_EQ(r.status().code(), Code::kCorruption) << ctx << ": " << m;
       EXPECT_TRUE(Contains(m, "fails authentication")) << ctx << ": " << m;
@@ -268,7 +270,7 @@ class EncryptionIndexTamper : public ::testing::Test {
       for (const auto& k : bad) named |= Contains(m, RowName(k));
       EXPECT_TRUE(named) << ctx << ": open error does not name the row: " << m;
       for (const auto& k : bad)
-        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g')
+        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g' || k[0] == 'i')
             << ctx << ": a changed " << k[0] << " row stops the store from opening: " << m;
       return;
     }
@@ -849,7 +851,8 @@ TEST(EncryptionKeys, RotateReencryptRetireAcrossStores) {
     EXPECT_EQ(by.size(), 1u);
     EXPECT_TRUE(by.count(2));
   }
-  EXPECT_EQ(sys_rows, 2u * 3);  // manifest, version and head rows of the two v1 objects
+  // Manifest, version and head rows of the two v1 objects, and the store identity row.
+  EXPECT_EQ(sys_rows, 2u * 3 + 1);
   refused = admin::RetireKey(path, pw, 1);
   EXPECT_EQ(refused.code(), Code::kInvalidArgument) << refused.message();
   EXPECT_TRUE(Contains(refused.message(), "alice")) << refused.message();
@@ -860,7 +863,7 @@ TEST(EncryptionKeys, RotateReencryptRetireAcrossStores) {
     ASSERT_TRUE(rr.ok()) << rr.status().message();
     EXPECT_TRUE(rr->finished);
     EXPECT_GT(rr->rows, 0u);
-    EXPECT_EQ(rr->rows, 3u);  // a1: manifest, version, head
+    EXPECT_EQ(rr->rows, 3u + 1);  // a1: manifest, version, head; the store identity row
     auto by = ChunksByVersion(*alice);
     EXPECT_EQ(by.size(), 1u);
     EXPECT_TRUE(by.count(2));

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "crypto/aead.h"
 
@@ -232,11 +233,19 @@ Status CheckKeyRing(const KeyRing& ring) {
   return Status::Ok();
 }
 
-Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, const KeyRing& ring) {
+// `keyfiles`: the ids of the key files allowed to open the ring (nullopt: any, as in key rings
+// written before format 3); kept in the header, so it is covered by the AAD.
+Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, const KeyRing& ring,
+                    const std::optional<std::vector<std::string>>& keyfiles) {
   json h = json::object();
   h["format"] = kKeyringFormat;
   h["version"] = 1u;
   h["updated"] = static_cast<uint64_t>(std::time(nullptr));
+  if (keyfiles) {
+    std::vector<std::string> sorted = *keyfiles;
+    std::sort(sorted.begin(), sorted.end());
+    h["keyfiles"] = sorted;
+  }
   std::vector<uint8_t> plain = ring.Serialize();
   std::vector<uint8_t> sealed;
   Status s = Seal(kek, HeaderAad("cairn/v1/keyring", h), plain, sealed);
@@ -246,7 +255,28 @@ Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, co
   return storage.WriteFile(KeyPath(dir, kKeyringName), h.dump(2) + "\n");
 }
 
-Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const std::string& path) {
+// The "keyfiles" list of a key ring header (nullopt when absent); Corruption when malformed.
+Result<std::optional<std::vector<std::string>>> HeaderKeyFiles(const json& j,
+                                                               const std::string& path) {
+  auto it = j.find("keyfiles");
+  if (it == j.end()) return std::optional<std::vector<std::string>>();
+  if (!it->is_array() || it->size() > 4096) return Status::Corruption(path + ": bad keyfiles list");
+  std::vector<std::string> ids;
+  for (const auto& e : *it) {
+    if (!e.is_string() || !ValidId(e.get_ref<const std::string&>()))
+      return Status::Corruption(path + ": bad keyfiles list");
+    ids.push_back(e.get<std::string>());
+  }
+  return std::optional<std::vector<std::string>>(std::move(ids));
+}
+
+struct OpenedRing {
+  KeyRing ring;
+  std::optional<std::vector<std::string>> keyfiles;
+};
+
+Result<OpenedRing> OpenKeyRingText(std::string_view text, const Key32& kek,
+                                   const std::string& path) {
   auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
@@ -260,9 +290,13 @@ Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const s
     return Status::Unsupported(path + ": key ring version not supported");
   auto d = j.find("data");
   std::vector<uint8_t> sealed;
-  if (d == j.end() || !d->is_string() || !FromHex(d->get<std::string>(), sealed)) {
+  if (d == j.end() || !d->is_string() ||
+      d->get_ref<const std::string&>().size() > 2 * kMaxFileSize ||
+      !FromHex(d->get<std::string>(), sealed)) {
     return bad("bad data");
   }
+  OpenedRing out;
+  CAIRN_ASSIGN_OR_RETURN(out.keyfiles, HeaderKeyFiles(j, path));
   j.erase("data");
   std::vector<uint8_t> plain;
   if (!Open(kek, HeaderAad("cairn/v1/keyring", j), sealed, plain).ok()) {
@@ -271,10 +305,11 @@ Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const s
   auto ring = KeyRing::Parse(plain);
   Cleanse(plain.data(), plain.size());
   if (!ring.ok()) return ring.status().WithContext(path);
-  return ring;
+  out.ring = std::move(*ring);
+  return out;
 }
 
-Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
+Result<OpenedRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
   const std::string name = KeyPath(dir, kKeyringName);
   auto text = storage.ReadFile(name, kMaxFileSize);
   if (!text.ok()) {
@@ -290,7 +325,7 @@ Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32&
 Status ReplaceKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
                       const KeyRing& ring) {
   CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, ring));
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, ring, unlocked.keyfiles));
   unlocked.ring = ring;
   return Status::Ok();
 }
@@ -314,7 +349,8 @@ Result<KeyFileInfo> ParseKeyFile(std::string_view text, std::string_view id,
 }
 
 Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const std::string& where) {
-  return OpenKeyRingText(text, kek, where);
+  CAIRN_ASSIGN_OR_RETURN(OpenedRing r, OpenKeyRingText(text, kek, where));
+  return std::move(r.ring);
 }
 
 Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
@@ -331,15 +367,20 @@ Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring
   // The key ring first: until a key file exists, a stale keyring.sealed is unreachable and
   // gets replaced by the next CreateKeyFile.
   CAIRN_ASSIGN_OR_RETURN(Key32 kek, RandomKey());
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring));
-  return WriteKeyFile(storage, dir, kek, passphrase, params, id_out);
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring, std::nullopt));
+  std::string id;
+  CAIRN_RETURN_IF_ERROR(WriteKeyFile(storage, dir, kek, passphrase, params, &id));
+  // Then the ring again, listing the one key file allowed to open it.
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring, std::vector<std::string>{id}));
+  if (id_out != nullptr) *id_out = id;
+  return Status::Ok();
 }
 
 Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase) {
   const std::string where = storage.Describe(dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   if (ids.empty()) return Status::NotFound(where + " has no key files");
-  Status first_error;
+  Status first_error, unlisted;
   bool any_wellformed = false;
   for (const std::string& id : ids) {
     auto p = ReadKeyFile(storage, dir, id);
@@ -352,10 +393,21 @@ Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_
     CAIRN_ASSIGN_OR_RETURN(Key32 pk, PassphraseKey(passphrase, p->salt, params));
     UnlockedKeys u;
     if (!OpenInto(pk, HeaderAad("cairn/v1/keyfile", p->header), p->data, u.kek.b).ok()) continue;
-    CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(storage, dir, u.kek));
+    CAIRN_ASSIGN_OR_RETURN(OpenedRing r, ReadKeyRing(storage, dir, u.kek));
+    if (r.keyfiles && !std::binary_search(r.keyfiles->begin(), r.keyfiles->end(), id)) {
+      // Opens, but the ring does not list it: planted, or put back after `key rm`.
+      unlisted = Status::FromErrno(
+          EACCES, storage.Describe(KeyPath(dir, id + ".json")) +
+                      " opens with this password but the key ring does not list it (restored "
+                      "after `cairn key rm`, or planted): refusing it");
+      continue;
+    }
+    u.ring = std::move(r.ring);
+    u.keyfiles = std::move(r.keyfiles);
     u.keyfile_id = id;
     return u;
   }
+  if (!unlisted.ok()) return unlisted;
   if (!any_wellformed) return first_error.WithContext("no usable key file in " + where);
   return Status::FromErrno(EACCES, "wrong password: no key file in " + where + " opens with it");
 }
@@ -365,9 +417,35 @@ Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::strin
   return std::move(u.ring);
 }
 
-Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,
+Status AddKeyFile(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
                   std::string_view new_passphrase, const KdfParams& params, std::string* id_out) {
-  return WriteKeyFile(storage, dir, unlocked.kek, new_passphrase, params, id_out);
+  std::string id;
+  CAIRN_RETURN_IF_ERROR(WriteKeyFile(storage, dir, unlocked.kek, new_passphrase, params, &id));
+  if (unlocked.keyfiles) {
+    // Listed in the ring only now: a crash in between leaves a key file that opens nothing.
+    auto listed = unlocked.keyfiles;
+    listed->push_back(id);
+    Status s = WriteKeyRing(storage, dir, unlocked.kek, unlocked.ring, listed);
+    if (!s.ok()) {
+      (void)storage.RemoveFile(KeyPath(dir, id + ".json"));
+      return s;
+    }
+    std::sort(listed->begin(), listed->end());
+    unlocked.keyfiles = std::move(listed);
+  }
+  if (id_out != nullptr) *id_out = id;
+  return Status::Ok();
+}
+
+Status RecordKeyFiles(Storage& storage, std::string_view dir, UnlockedKeys& unlocked) {
+  if (unlocked.keyfiles) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(auto files, ListKeyFiles(storage, dir));
+  std::vector<std::string> ids;
+  for (const auto& f : files)
+    if (f.error.empty()) ids.push_back(f.id);
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, unlocked.ring, ids));
+  unlocked.keyfiles = std::move(ids);
+  return Status::Ok();
 }
 
 Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view dir) {
@@ -387,7 +465,8 @@ Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view
   return out;
 }
 
-Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id) {
+Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id,
+                     UnlockedKeys* unlocked) {
   if (!ValidId(id)) return Status::Invalid("bad key file id '" + std::string(id) + "'");
   const std::string where = storage.Describe(dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
@@ -402,7 +481,17 @@ Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id
     return Status::Invalid("refusing to remove key file " + std::string(id) +
                            ": it is the last usable key file in " + where);
   }
-  return storage.RemoveFile(KeyPath(dir, std::string(id) + ".json"));
+  CAIRN_RETURN_IF_ERROR(storage.RemoveFile(KeyPath(dir, std::string(id) + ".json")));
+  if (unlocked != nullptr && unlocked->keyfiles) {
+    // Then unlisted. Should this fail, the ring lists a file that no longer exists: harmless
+    // (only a holder of the KEK can make a file the ring would accept).
+    std::vector<std::string> kept;
+    for (const auto& k : *unlocked->keyfiles)
+      if (k != id) kept.push_back(k);
+    CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked->kek, unlocked->ring, kept));
+    unlocked->keyfiles = std::move(kept);
+  }
+  return Status::Ok();
 }
 
 Status RewriteKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +66,9 @@ struct UnlockedKeys {
   KeyRing ring;
   Key32 kek;
   std::string keyfile_id;
+  // The key files the ring allows (its "keyfiles" header field, sorted); nullopt for a ring
+  // written before format 3, which any key file may open.
+  std::optional<std::vector<std::string>> keyfiles;
 };
 
 // Parses the text of key file `id` ("<id>.json") without unlocking it; `where` names it in
@@ -82,7 +86,8 @@ Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const s
 Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
                      std::string_view passphrase, const KdfParams& params, std::string* id_out);
 
-// Tries each key file with `passphrase`, then opens keyring.sealed.
+// Tries each key file with `passphrase`, then opens keyring.sealed. A key file the ring does
+// not list (when it lists any) is refused: PermissionDenied "... the key ring does not list it".
 //   no key files                       -> NotFound "DIR has no key files"
 //   no key file opens                  -> PermissionDenied "wrong password: no key file in DIR
 //                                         opens with it" (a damaged key file looks the same)
@@ -91,16 +96,21 @@ Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_
 // Unlock(...).ring.
 Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::string_view passphrase);
 
-// Adds a key file for `new_passphrase` wrapping the unlocked KEK (key add; key passwd is
-// AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
-Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,
+// Adds a key file for `new_passphrase` wrapping the unlocked KEK, then lists it in the key ring
+// (key add; key passwd is AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
+Status AddKeyFile(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
                   std::string_view new_passphrase, const KdfParams& params, std::string* id_out);
+// Makes the key ring list the well-formed key files present now, when it lists none yet (a
+// key ring written before format 3; done by the format-3 upgrade).
+Status RecordKeyFiles(Storage& storage, std::string_view dir, UnlockedKeys& unlocked);
 
 // Every key file, sorted by id; malformed ones are listed with `error` set.
 Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view dir);
 
-// Deletes key file `id`; refuses when no other well-formed key file would remain.
-Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id);
+// Deletes key file `id`; refuses when no other well-formed key file would remain. With
+// `unlocked` (whose ring lists key files), the ring stops listing it first.
+Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id,
+                     UnlockedKeys* unlocked = nullptr);
 
 // Rewrites keyring.sealed with `ring` under the unlocked KEK, leaving every key file as is, and
 // updates unlocked.ring. Refuses a ring with a different root key, or one that drops or changes

@@ -43,12 +43,18 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   cfg.created = NowSeconds();
 
   CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/true));
-  CAIRN_RETURN_IF_ERROR(storage->CreateDir("stores"));
-  CAIRN_RETURN_IF_ERROR(CreateStoreDir(*storage, SystemStoreDir(cfg.version)));
-  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(*storage));
+  std::optional<crypto::KeyRing> ring;
   if (cfg.encrypted()) {
-    CAIRN_ASSIGN_OR_RETURN(auto ring, crypto::KeyRing::New());
-    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(*storage, kKeyDir, ring, opts.password,
+    CAIRN_ASSIGN_OR_RETURN(ring, crypto::KeyRing::New());
+    cfg.Sign(*ring);
+  }
+  const crypto::KeyRing* r = ring ? &*ring : nullptr;
+  CAIRN_RETURN_IF_ERROR(storage->CreateDir("stores"));
+  CAIRN_RETURN_IF_ERROR(
+      CreateStoreDir(*storage, {SystemStoreDir(cfg.version), "system", "system", ""}, cfg, r));
+  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(*storage, r));
+  if (ring) {
+    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(*storage, kKeyDir, *ring, opts.password,
                                                 crypto::DefaultKdfParams(), nullptr));
   }
   // The config goes last: a directory without it is not (yet) a repository.
@@ -56,6 +62,23 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
 }
 
 namespace {
+
+// The format-3 upgrade at a writable open (UpgradeRepository); another process holding the
+// repository's or a store's lock only postpones it (the repository stays format 2).
+Status TryUpgrade(Storage& storage, RepoConfig& cfg, std::optional<crypto::UnlockedKeys>& keys) {
+  auto lock = LockDir(storage, "");
+  if (!lock.ok()) return lock.status().code() == Code::kBusy ? Status::Ok() : lock.status();
+  // Another process may have upgraded it meanwhile.
+  CAIRN_ASSIGN_OR_RETURN(RepoConfig now, LoadConfig(storage));
+  if (now.version != cfg.version) {
+    CAIRN_RETURN_IF_ERROR(
+        VerifyConfig(now, keys ? &keys->ring : nullptr, storage.Describe("config.json")));
+    cfg = std::move(now);
+    return Status::Ok();
+  }
+  Status s = UpgradeRepository(storage, cfg, keys ? &*keys : nullptr);
+  return s.code() == Code::kBusy ? Status::Ok() : s;
+}
 
 Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
                                            const OpenOptions& opts, const TestHooks& hooks) {
@@ -66,8 +89,11 @@ Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
   if (cfg.encrypted()) {
     CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(*storage, cfg, opts.password));
     keys.emplace(std::move(k));
+    CAIRN_RETURN_IF_ERROR(VerifyConfig(cfg, &keys->ring, storage->Describe("config.json")));
   }
-  CAIRN_ASSIGN_OR_RETURN(auto store, ResolveStore(*storage, cfg, opts.user));
+  if (opts.writable && cfg.version == 2) CAIRN_RETURN_IF_ERROR(TryUpgrade(*storage, cfg, keys));
+  CAIRN_ASSIGN_OR_RETURN(auto store,
+                         ResolveStore(*storage, cfg, opts.user, keys ? &keys->ring : nullptr));
   auto repo =
       std::make_unique<RepositoryImpl>(std::move(storage), std::move(cfg), std::move(store));
   CAIRN_RETURN_IF_ERROR(repo->OpenAll(opts, keys ? &keys->ring : nullptr, hooks));

@@ -9,6 +9,7 @@
 #include "index/keyspace.h"
 #include "primitives/hash.h"
 #include "repo/check.h"
+#include "repo/store_identity.h"
 #include "util/coding.h"
 
 namespace cairn {
@@ -74,6 +75,11 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     hasher_ = MakeHasher(cfg_.hash);
     chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
   }
+  // Before anything is read or written: the store must be the one config.json and users.json
+  // name, written with their parameters (and never an encrypted store opened as plain).
+  CAIRN_RETURN_IF_ERROR(CheckStoreIdentity(*index_, crypto_.get(),
+                                           StoreIdentity::Expected(cfg_, store_), cfg_.version,
+                                           opts.writable, storage_->Describe(store_.dir)));
   threads_ = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
   pool_ = std::make_unique<ThreadPool>(threads_);
   ChunkStoreOptions co;
@@ -276,6 +282,7 @@ Result<KeyVersionUsage> RepositoryImpl::KeyVersions() {
   CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk(
       [&](const Digest&, const ChunkRecord& r) { u.chunks[r.key_version]++; }));
   CAIRN_RETURN_IF_ERROR(objects_->CountRowKeyVersions(u.rows));
+  CAIRN_RETURN_IF_ERROR(rows_->CountKeyVersions({keyspace::kStoreIdentity}, u.rows));
   CAIRN_RETURN_IF_ERROR(vdisks_->CountRowKeyVersions(u.rows));
   return u;
 }
@@ -330,6 +337,8 @@ Result<ReencryptResult> RepositoryImpl::Reencrypt(const ReencryptRequest& req) {
   CAIRN_ASSIGN_OR_RETURN(out.rows, objects_->ResealRows());
   CAIRN_ASSIGN_OR_RETURN(uint64_t vrows, vdisks_->ResealRows());
   out.rows += vrows;
+  CAIRN_ASSIGN_OR_RETURN(uint64_t irows, rows_->Reseal({keyspace::kStoreIdentity}));
+  out.rows += irows;
   if (pass_row) {
     WriteBatch b;
     b.Delete(ReencryptPassKey());
