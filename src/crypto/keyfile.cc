@@ -4,12 +4,14 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "cairn/secure.h"
 #include "crypto/aead.h"
 
 namespace cairn::crypto {
@@ -22,9 +24,8 @@ constexpr std::string_view kKeyfileFormat = "cairn-keyfile";
 constexpr std::string_view kKeyringFormat = "cairn-keyring";
 constexpr std::string_view kKdfName = "argon2id13";
 constexpr size_t kMaxFileSize = 16 << 20;
-// Bounds on stored Argon2id cost: a tampered file must not make unlocking take forever.
-constexpr uint64_t kMaxOpslimit = 64;
-constexpr uint64_t kMaxMemlimit = uint64_t{4} << 30;
+// The test-only KDF cost: off unless a test program called EnableTestKdf.
+std::atomic<bool> g_test_kdf{false};
 
 std::string ToHex(std::span<const uint8_t> b) {
   static const char kHex[] = "0123456789abcdef";
@@ -90,13 +91,38 @@ Status SodiumInit() {
   return Status::Ok();
 }
 
+// The cost a key file may ask for when it is opened (kMinKdf*..kMaxKdf*).
 Status CheckParams(const KdfParams& p) {
-  if (p.opslimit < crypto_pwhash_OPSLIMIT_MIN || p.opslimit > kMaxOpslimit ||
-      p.memlimit < crypto_pwhash_MEMLIMIT_MIN || p.memlimit > kMaxMemlimit) {
+  if (p.opslimit < kMinKdfOpslimit || p.opslimit > kMaxKdfOpslimit ||
+      p.memlimit < kMinKdfMemlimit || p.memlimit > kMaxKdfMemlimit) {
     return Status::Invalid("argon2id parameters out of range (opslimit " +
                            std::to_string(p.opslimit) + ", memlimit " + std::to_string(p.memlimit) +
-                           ")");
+                           "; a key file may ask for opslimit " + std::to_string(kMinKdfOpslimit) +
+                           ".." + std::to_string(kMaxKdfOpslimit) + " and memlimit " +
+                           std::to_string(kMinKdfMemlimit) + ".." +
+                           std::to_string(kMaxKdfMemlimit) + " bytes)");
   }
+  return Status::Ok();
+}
+
+// The cost a new key file must have: at least libsodium's interactive level (above OWASP's
+// minimum), unless the test-only KDF was enabled.
+Status CheckNewParams(const KdfParams& p) {
+  CAIRN_RETURN_IF_ERROR(CheckParams(p));
+  const KdfParams min = InteractiveKdfParams();
+  if (!g_test_kdf.load() && (p.opslimit < min.opslimit || p.memlimit < min.memlimit))
+    return Status::Invalid("refusing to create a key file with a weak argon2id cost (opslimit " +
+                           std::to_string(p.opslimit) + ", memlimit " + std::to_string(p.memlimit) +
+                           "): the minimum is opslimit " + std::to_string(min.opslimit) +
+                           ", memlimit " + std::to_string(min.memlimit));
+  return Status::Ok();
+}
+
+Status CheckPassphrase(std::string_view pass) {
+  if (pass.empty()) return Status::Invalid("empty password");
+  if (pass.size() > kMaxPasswordBytes)
+    return Status::Invalid("the password is longer than " + std::to_string(kMaxPasswordBytes) +
+                           " bytes");
   return Status::Ok();
 }
 
@@ -190,8 +216,8 @@ Result<ParsedKeyFile> ReadKeyFile(Storage& storage, std::string_view dir, const 
 
 Status WriteKeyFile(Storage& storage, std::string_view dir, const Key32& kek,
                     std::string_view passphrase, const KdfParams& params, std::string* id_out) {
-  if (passphrase.empty()) return Status::Invalid("empty password");
-  CAIRN_RETURN_IF_ERROR(CheckParams(params));
+  CAIRN_RETURN_IF_ERROR(CheckPassphrase(passphrase));
+  CAIRN_RETURN_IF_ERROR(CheckNewParams(params));
   CAIRN_ASSIGN_OR_RETURN(auto existing, KeyFileIds(storage, dir));
   std::string id;
   for (int tries = 0; id.empty(); tries++) {
@@ -337,10 +363,9 @@ KdfParams InteractiveKdfParams() {
 }
 KdfParams FastKdfParams() { return {crypto_pwhash_OPSLIMIT_MIN, uint64_t{8} << 20}; }
 KdfParams DefaultKdfParams() {
-  const char* fast = std::getenv("CAIRN_KDF_FAST");
-  if (fast != nullptr && std::string_view(fast) == "1") return FastKdfParams();
-  return InteractiveKdfParams();
+  return g_test_kdf.load() ? FastKdfParams() : InteractiveKdfParams();
 }
+void EnableTestKdf() { g_test_kdf.store(true); }
 
 Result<KeyFileInfo> ParseKeyFile(std::string_view text, std::string_view id,
                                  const std::string& where) {
@@ -355,8 +380,8 @@ Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const s
 
 Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
                      std::string_view passphrase, const KdfParams& params, std::string* id_out) {
-  if (passphrase.empty()) return Status::Invalid("empty password");
-  CAIRN_RETURN_IF_ERROR(CheckParams(params));
+  CAIRN_RETURN_IF_ERROR(CheckPassphrase(passphrase));
+  CAIRN_RETURN_IF_ERROR(CheckNewParams(params));
   CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
   CAIRN_RETURN_IF_ERROR(storage.CreateDir(dir, /*exist_ok=*/true));
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
@@ -377,6 +402,7 @@ Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring
 }
 
 Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase) {
+  CAIRN_RETURN_IF_ERROR(CheckPassphrase(passphrase));
   const std::string where = storage.Describe(dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   if (ids.empty()) return Status::NotFound(where + " has no key files");

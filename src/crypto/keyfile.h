@@ -44,13 +44,29 @@ struct KdfParams {
   uint64_t opslimit;
   uint64_t memlimit;  // bytes
 };
+// The cost a key file may ask for when it is opened. A key file is input like any other: a
+// planted or edited one must not make an unlock take minutes or gigabytes. The caps are
+// libsodium's "sensitive" level for memory (crypto_pwhash_MEMLIMIT_SENSITIVE, 1 GiB) and 2.5x
+// its opslimit (4), so the slowest unlock stays within about ten seconds on one core; the
+// floors are libsodium's minimum (older test repositories used them). Creating a key file needs
+// more (CheckNewParams in keyfile.cc): at least the interactive level, which is above OWASP's
+// Argon2id minimum (19 MiB, 2 passes; OWASP Password Storage Cheat Sheet).
+inline constexpr uint64_t kMinKdfOpslimit = 1;
+inline constexpr uint64_t kMaxKdfOpslimit = 10;
+inline constexpr uint64_t kMinKdfMemlimit = 8192;
+inline constexpr uint64_t kMaxKdfMemlimit = uint64_t{1} << 30;
+
 // libsodium's interactive level: opslimit 2, 64 MiB.
 KdfParams InteractiveKdfParams();
 // opslimit 1, 8 MiB: WEAK, for tests only (a passphrase under it is far cheaper to guess).
 KdfParams FastKdfParams();
-// InteractiveKdfParams(), or FastKdfParams() when the environment has CAIRN_KDF_FAST=1. The
-// variable exists so CLI tests run quickly; never set it for a real repository.
+// InteractiveKdfParams(), or FastKdfParams() once EnableTestKdf was called.
 KdfParams DefaultKdfParams();
+// Test programs only (cairn_tests, and cairn-test, the CLI build the CLI tests run, when its
+// environment has CAIRN_KDF_FAST=1): makes DefaultKdfParams return FastKdfParams and allows
+// creating key files below the interactive level. The release `cairn` never calls it, and no
+// input or environment variable reaches it there.
+void EnableTestKdf();
 
 struct KeyFileInfo {
   std::string id;
@@ -70,6 +86,9 @@ struct UnlockedKeys {
   // written before format 3, which any key file may open.
   std::optional<std::vector<std::string>> keyfiles;
 };
+
+// Every function that takes a passphrase refuses an empty one and one longer than
+// kMaxPasswordBytes (cairn/secure.h) with InvalidArgument.
 
 // Parses the text of key file `id` ("<id>.json") without unlocking it; `where` names it in
 // messages. Corruption for malformed JSON, fields or hex, or an id field that does not match;
