@@ -31,6 +31,7 @@ Result<AdminSession> Begin(Storage& st, const std::string& password, bool lock) 
   if (a.cfg.encrypted()) {
     CAIRN_ASSIGN_OR_RETURN(a.keys, UnlockRepository(st, a.cfg, password));
     CAIRN_RETURN_IF_ERROR(VerifyConfig(a.cfg, &a.keys.ring, st.Describe("config.json")));
+    CAIRN_RETURN_IF_ERROR(CheckNotRolledBack(st, a.cfg, a.keys));
   }
   if (a.cfg.version < 2)
     return Status::Unsupported("repository " + a.repo +

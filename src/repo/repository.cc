@@ -64,7 +64,7 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
 namespace {
 
 // The format-3 upgrade at a writable open (UpgradeRepository); another process holding the
-// repository's or a store's lock only postpones it (the repository stays format 2).
+// repository lock only postpones it (the repository stays format 2 for this handle).
 Status TryUpgrade(Storage& storage, RepoConfig& cfg, std::optional<crypto::UnlockedKeys>& keys) {
   auto lock = LockDir(storage, "");
   if (!lock.ok()) return lock.status().code() == Code::kBusy ? Status::Ok() : lock.status();
@@ -74,10 +74,8 @@ Status TryUpgrade(Storage& storage, RepoConfig& cfg, std::optional<crypto::Unloc
     CAIRN_RETURN_IF_ERROR(
         VerifyConfig(now, keys ? &keys->ring : nullptr, storage.Describe("config.json")));
     cfg = std::move(now);
-    return Status::Ok();
   }
-  Status s = UpgradeRepository(storage, cfg, keys ? &*keys : nullptr);
-  return s.code() == Code::kBusy ? Status::Ok() : s;
+  return UpgradeRepository(storage, cfg, keys ? &*keys : nullptr);
 }
 
 Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
@@ -90,8 +88,10 @@ Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
     CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(*storage, cfg, opts.password));
     keys.emplace(std::move(k));
     CAIRN_RETURN_IF_ERROR(VerifyConfig(cfg, &keys->ring, storage->Describe("config.json")));
+    CAIRN_RETURN_IF_ERROR(CheckNotRolledBack(*storage, cfg, *keys));
   }
-  if (opts.writable && cfg.version == 2) CAIRN_RETURN_IF_ERROR(TryUpgrade(*storage, cfg, keys));
+  if (opts.writable && cfg.version >= 2 && UpgradeDue(cfg, keys ? &*keys : nullptr))
+    CAIRN_RETURN_IF_ERROR(TryUpgrade(*storage, cfg, keys));
   CAIRN_ASSIGN_OR_RETURN(auto store,
                          ResolveStore(*storage, cfg, opts.user, keys ? &keys->ring : nullptr));
   auto repo =

@@ -159,15 +159,20 @@ Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
     CAIRN_ASSIGN_OR_RETURN(StoreIdentity have, StoreIdentity::Decode(plain, where));
     if (crypto == nullptr && have.encryption != "none")
       return LooksEncrypted(where, "its identity (encryption \"" + have.encryption + "\")");
+    // Rows are written only once config.json says format 3: an older config beside one is a
+    // replaced or edited copy (rolling the format back would drop its authentication).
+    if (repo_version < 3)
+      return Status::Corruption(where + ": config.json says format " +
+                                std::to_string(repo_version) +
+                                ", but the store has an identity row (format 3): config.json was "
+                                "replaced by an older or edited copy; refusing to open it");
     return have.Matches(expected, where);
   }
-  if (repo_version >= 3)
-    return Status::Corruption(where +
-                              ": the store has no identity row (every store of a format-3 "
-                              "repository has one): it was replaced or altered; refusing to open "
-                              "it");
+  // No row: a format-2 store, or a format-3 one whose upgrade (or creation) stopped before its
+  // row was written. It must hold no sealed data if it is opened as plain; a writable open of
+  // a format-3 repository adds the row.
   if (crypto == nullptr) CAIRN_RETURN_IF_ERROR(CheckLooksPlain(index, where));
-  if (!writable) return Status::Ok();
+  if (!writable || repo_version < 3) return Status::Ok();
   return WriteIdentity(index, expected, crypto);
 }
 
@@ -188,8 +193,8 @@ Status EnsureStoreIdentity(Storage& storage, const StoreRef& ref, const StoreIde
         std::move(index), [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
         keyspace::DescribeRow);
   }
-  // Version 2 here: an absent row is written (after the plain check), a present one compared.
-  return CheckStoreIdentity(*index, crypto.get(), expected, 2, true, storage.Describe(ref.dir));
+  return CheckStoreIdentity(*index, crypto.get(), expected, RepoConfig::kFormatVersion, true,
+                            storage.Describe(ref.dir));
 }
 
 }  // namespace cairn

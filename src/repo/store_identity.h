@@ -54,16 +54,19 @@ struct StoreIdentity {
 std::string StoreIdentityKey();
 
 // Checks the identity row of a store opened as `index` (already wrapped in the authenticated
-// index when `crypto` is given) against `expected`; `where` names the store. When the row is
-// absent: a format-3 repository is Corruption (every store of one has it); an older one is
-// checked to look plain (when `crypto` is null) and, when `writable`, gets the row.
+// index when `crypto` is given) against `expected`; `where` names the store. A row beside a
+// config older than format 3 is Corruption (the config was rolled back or edited). When the
+// row is absent (a format-2 store, or an upgrade or creation that stopped early) the store is
+// checked to look plain (when `crypto` is null), and a writable open of a format-3 repository
+// writes the row.
 Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
                           const StoreIdentity& expected, int repo_version, bool writable,
                           const std::string& where);
 
 // Opens the index of store `ref` (writable, its lock must be held), and makes sure it has an
 // identity row equal to `expected`, sealed under `ring` when given: writes it when absent,
-// checks it when present. Used when a store is created and when a repository is upgraded.
+// checks it when present. Used when a store is created and when a repository is upgraded (after
+// config.json says format 3).
 Status EnsureStoreIdentity(Storage& storage, const StoreRef& ref, const StoreIdentity& expected,
                            const crypto::KeyRing* ring, HashAlgo hash);
 

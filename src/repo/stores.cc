@@ -74,26 +74,45 @@ Status CreateStoreDir(Storage& storage, const StoreRef& ref, const RepoConfig& c
   return s;
 }
 
+Status CheckNotRolledBack(Storage& storage, const RepoConfig& cfg,
+                          const crypto::UnlockedKeys& keys) {
+  if (cfg.version >= 3 || !keys.keyfiles) return Status::Ok();
+  return Status::Corruption(storage.Describe("config.json") + " says format " +
+                            std::to_string(cfg.version) +
+                            ", but the key ring was written by format 3: config.json was replaced "
+                            "by an older or edited copy; refusing to open it");
+}
+
 Status UpgradeRepository(Storage& storage, RepoConfig& cfg, crypto::UnlockedKeys* keys) {
-  if (cfg.version != 2) return Status::Ok();
+  if (cfg.version >= 3 && (keys == nullptr || keys->keyfiles)) return Status::Ok();
   const crypto::KeyRing* ring = keys != nullptr ? &keys->ring : nullptr;
-  CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage));
+  if (cfg.version < 3) {
+    // users.json, then config.json: a format-3 config is what makes the MACs and identity rows
+    // required.
+    CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage));
+    CAIRN_RETURN_IF_ERROR(reg.Save(storage, ring));
+    RepoConfig next = cfg;
+    next.version = RepoConfig::kFormatVersion;
+    if (ring != nullptr) next.Sign(*ring);
+    CAIRN_RETURN_IF_ERROR(SaveConfig(storage, next));
+    cfg = std::move(next);
+  }
+  // Every store's identity row; a store another process is writing gets it at its next
+  // writable open.
+  CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage, ring, cfg.version));
   std::vector<StoreRef> stores{{SystemStoreDir(cfg.version), "system", "system", ""}};
   for (const auto& u : reg.users) stores.push_back(UserStoreRef(u));
   for (const StoreRef& ref : stores) {
-    CAIRN_ASSIGN_OR_RETURN(auto lock, LockDir(storage, ref.dir));
+    auto lock = LockDir(storage, ref.dir);
+    if (!lock.ok() && lock.status().code() == Code::kBusy) continue;
+    CAIRN_RETURN_IF_ERROR(lock.status());
     CAIRN_RETURN_IF_ERROR(
         EnsureStoreIdentity(storage, ref, StoreIdentity::Expected(cfg, ref), ring, cfg.hash)
             .WithContext("upgrading to format 3"));
   }
-  CAIRN_RETURN_IF_ERROR(reg.Save(storage, ring));
+  // Last, the commit point of an encrypted repository's upgrade: once the key ring lists its
+  // key files, a format-2 config.json is refused (CheckNotRolledBack).
   if (keys != nullptr) CAIRN_RETURN_IF_ERROR(crypto::RecordKeyFiles(storage, kKeyDir, *keys));
-  RepoConfig next = cfg;
-  next.version = RepoConfig::kFormatVersion;
-  if (ring != nullptr) next.Sign(*ring);
-  // Last: until config.json says 3, nothing requires what the steps above add.
-  CAIRN_RETURN_IF_ERROR(SaveConfig(storage, next));
-  cfg = std::move(next);
   return Status::Ok();
 }
 

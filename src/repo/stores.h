@@ -48,13 +48,21 @@ Status CheckNotDowngraded(Storage& storage, const RepoConfig& cfg);
 Status CreateStoreDir(Storage& storage, const StoreRef& ref, const RepoConfig& cfg,
                       const crypto::KeyRing* ring);
 
-// Upgrades a format-2 repository to format 3 (docs/format.md, "Compatibility policy"): under
-// the repository lock and each store's lock in turn, every store gets its identity row, then
-// users.json is rewritten (authenticated when encrypted), the key ring records its key files
-// (encrypted), and config.json is rewritten last as format 3 (authenticated when encrypted);
-// `cfg` is updated. Busy when another process holds a lock: the repository stays format 2
-// and the next writable open tries again. `keys`: the unlocked keys of an encrypted repository.
+// Upgrades a format-2 repository to format 3 (docs/format.md, "Compatibility policy"), or
+// finishes an upgrade that stopped; the caller holds the repository lock. users.json is
+// rewritten (authenticated when encrypted), config.json is rewritten as format 3
+// (authenticated when encrypted) and `cfg` updated; then each store whose lock is free gets its
+// identity row (the others at their next writable open); last, the key ring of an encrypted
+// repository records its key files. `keys`: the unlocked keys of an encrypted repository.
 Status UpgradeRepository(Storage& storage, RepoConfig& cfg, crypto::UnlockedKeys* keys);
+// Whether an upgrade is due: a format-2 config, or a key ring that lists no key files yet.
+inline bool UpgradeDue(const RepoConfig& cfg, const crypto::UnlockedKeys* keys) {
+  return cfg.version == 2 || (keys != nullptr && !keys->keyfiles);
+}
+// Corruption when an encrypted repository's config.json says a format older than 3 while its
+// key ring was written by format 3 (the config was rolled back to drop its MAC).
+Status CheckNotRolledBack(Storage& storage, const RepoConfig& cfg,
+                          const crypto::UnlockedKeys& keys);
 
 // Takes the lock of directory `dir` ("" = the repository lock, else a store's writer lock)
 // for this process: Busy "repository ROOT/DIR is locked by pid N on host H since T".
