@@ -27,6 +27,8 @@
 #include "cairn/admin.h"
 #include "cairn/repository.h"
 #include "chunkstore/chunk_record.h"
+#include "crypto/keyfile.h"
+#include "crypto/store_crypto.h"
 #include "index/index.h"
 #include "primitives/hash.h"
 #include "repo_test_util.h"
@@ -144,14 +146,32 @@ Status WriteRaw(const std::string& store_dir, const std::map<std::string, std::s
   return idx->Write(b, true);
 }
 
-// The chunk records of a store, decoded from the raw rows (the MAC stripped).
+// The system store's keys of the encrypted repository holding `store_dir` (its stores/system).
+std::unique_ptr<crypto::StoreCrypto> SystemCrypto(const std::string& store_dir) {
+  auto st = OpenLocalStorage(fs::path(store_dir).parent_path().parent_path().string());
+  EXPECT_TRUE(st.ok());
+  if (!st.ok()) return nullptr;
+  auto ring = crypto::UnlockKeyRing(**st, "keys", testing::kTestPassword);
+  EXPECT_TRUE(ring.ok()) << ring.status().message();
+  if (!ring.ok()) return nullptr;
+  auto keys = crypto::StoreKeys::Derive(*ring, "system");
+  return std::make_unique<crypto::StoreCrypto>(std::move(*keys), HashAlgo::kBlake3);
+}
+
+// The chunk records of a system store, decoded from the raw rows (the MAC stripped, the length
+// fields unmasked with the repository's keys: the raw record is always masked).
 std::map<Digest, ChunkRecord> ChunkRecords(const std::string& store_dir) {
   std::map<Digest, ChunkRecord> out;
+  auto crypto = SystemCrypto(store_dir);
+  if (!crypto) return out;
   for (const auto& [k, v] : RawRows(store_dir)) {
     if (k[0] != keys::kChunk) continue;
     EXPECT_EQ(k.size(), 1 + Digest::kSize);
     EXPECT_GT(v.size(), kTag);
-    auto rec = ChunkRecord::Decode(std::string_view(v).substr(0, v.size() - kTag));
+    std::string value = v.substr(0, v.size() - kTag);
+    EXPECT_EQ(static_cast<uint8_t>(value[0]), 3 | kMaskedRecordBit) << "an unmasked chunk record";
+    EXPECT_TRUE(UnmaskChunkRecord(k, value, *crypto));
+    auto rec = ChunkRecord::Decode(value);
     EXPECT_TRUE(rec.has_value()) << "chunk row does not decode";
     if (rec) out.emplace(Digest::FromBytes(k.substr(1)), *rec);
   }
@@ -1110,7 +1130,14 @@ TEST(EncryptionFormat, Version1RepositoryOpensAsSystemStore) {
     ASSERT_TRUE(repo);
     for (const auto& [n, d] : objs) PutOrFail(*repo, n, d);
   }
-  // Rewrite it into the version-1 layout.
+  // Rewrite it into the version-1 layout (which has no store identity row).
+  {
+    auto idx = OpenRocksIndex(path + "/stores/system/index", false, false);
+    ASSERT_TRUE(idx.ok());
+    WriteBatch b;
+    b.Delete("i");
+    ASSERT_TRUE((*idx)->Write(b, true).ok());
+  }
   fs::rename(path + "/stores/system/index", path + "/index");
   fs::rename(path + "/stores/system/segments", path + "/segments");
   fs::remove_all(path + "/stores");

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "chunkstore/masked_records.h"
 #include "index/authenticated_index.h"
 #include "index/keyspace.h"
 #include "primitives/hash.h"
@@ -69,6 +70,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
         std::move(index_),
         [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
         keyspace::DescribeRow);
+    index_ = MakeMaskedRecordIndex(std::move(index_), c);
     hasher_ = crypto_->MakeIdHasher();
     chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker, crypto_->GearSecret());
   } else {
