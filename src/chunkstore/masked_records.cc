@@ -46,16 +46,22 @@ class MaskedRecordIndex : public IndexWrapper {
   }
 
   Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {
-    std::string v;
-    return inner().ScanFrom(prefix, start, [&](std::string_view k, std::string_view value) {
+    return inner().ScanFrom(prefix, start, Unmasking(fn));
+  }
+  Status ScanHistory(std::string_view prefix, const ScanFn& fn) override {
+    return inner().ScanHistory(prefix, Unmasking(fn));
+  }
+
+ private:
+  ScanFn Unmasking(const ScanFn& fn) const {
+    return [this, &fn, v = std::string()](std::string_view k, std::string_view value) mutable {
       if (!IsChunkRow(k)) return fn(k, value);
       v.assign(value);
       UnmaskChunkRecord(k, v, *crypto_);
       return fn(k, v);
-    });
+    };
   }
 
- private:
   const crypto::StoreCrypto* crypto_;
 };
 

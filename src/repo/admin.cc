@@ -229,12 +229,18 @@ Status RetireKey(Storage& st, const std::string& password, uint32_t version) {
     auto& rows = usage.rows;
     uint64_t c = chunks.count(version) ? chunks[version] : 0;
     uint64_t m = rows.count(version) ? rows[version] : 0;
+    uint64_t f = usage.in_files.count(version) ? usage.in_files[version] : 0;
+    const std::string store = user.empty() ? "system store" : "store of user " + user;
     if (c || m)
       return Status::Invalid("key version " + std::to_string(version) + " still seals " +
                              std::to_string(c) + " chunks and " + std::to_string(m) +
-                             " metadata rows of the " +
-                             (user.empty() ? "system store" : "store of user " + user) +
+                             " metadata rows of the " + store +
                              ": run `cairn reencrypt` on it first");
+    if (f)
+      return Status::Invalid("the index files of the " + store + " still hold " +
+                             std::to_string(f) + " old row versions under key version " +
+                             std::to_string(version) +
+                             ": run `cairn reencrypt` on it first (it compacts them away)");
     open.push_back(std::move(r.value()));
   }
   return crypto::RetireKeyVersion(st, kKeyDir, a.keys, version);
