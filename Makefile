@@ -44,7 +44,7 @@ test: style build-asan build-tsan
 	@$(MAKE) --no-print-directory test-tsan
 
 test-tsan: build-tsan
-	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent' --timeout 600
+	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" ctest --output-on-failure -R 'DedupDeleteRace|Aead.*Concurren|Pipeline\.(Two|Stalled)|VdiskTest\.Concurrent|ChunkCache.*Concurren' --timeout 600
 
 # The RADOS storage, backend and index tests against a throw-away local Ceph cluster (installs
 # the Ceph packages first; the cluster lives in a temporary directory and is stopped after).

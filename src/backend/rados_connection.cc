@@ -28,7 +28,11 @@ Result<std::shared_ptr<RadosConnection>> RadosConnection::Connect(const std::str
   int rc = c->cluster_.init2(opts.client_name.c_str(), "ceph", 0);
   if (rc < 0) return RadosError(rc, "initialising the ceph client " + opts.client_name);
   rc = c->cluster_.conf_read_file(conf.empty() ? nullptr : conf.c_str());
-  if (rc < 0) return RadosError(rc, "reading " + (conf.empty() ? "ceph.conf" : conf));
+  if (rc < 0)
+    return RadosError(rc, "reading the Ceph config " +
+                              (conf.empty() ? std::string("(no CEPH_CONF or --ceph-conf given; "
+                                                          "the default /etc/ceph/ceph.conf)")
+                                            : conf));
   const std::string secs = std::to_string(opts.timeout.count());
   for (const char* opt : {"client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"}) {
     rc = c->cluster_.conf_set(opt, secs.c_str());

@@ -6,6 +6,10 @@
 
 #include <ctime>
 
+#ifdef CAIRN_HAVE_RADOS
+#include "backend/rados_storage.h"
+#endif
+
 namespace cairn {
 
 Status ValidateStorageName(std::string_view name) {
@@ -59,9 +63,34 @@ LockOwner ThisProcessLockOwner() {
                    (host[0] ? std::string(host) : std::string("unknown")) + " since " + when};
 }
 
+namespace {
+
+// "rados:POOL/PREFIX": a repository of the pool's objects under PREFIX, in the cluster that
+// $CEPH_CONF (else /etc/ceph/ceph.conf) describes. `create` needs an empty prefix.
+Result<std::unique_ptr<Storage>> OpenRados(const std::string& location, bool create) {
+#ifdef CAIRN_HAVE_RADOS
+  std::string_view rest = std::string_view(location).substr(6);
+  size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == rest.size())
+    return Status::Invalid("bad RADOS location '" + location + "' (use rados:POOL/PREFIX)");
+  std::string pool(rest.substr(0, slash)), prefix(rest.substr(slash + 1));
+  CAIRN_RETURN_IF_ERROR(ValidateStorageName(prefix).WithContext(location));
+  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenRadosStorage(pool, prefix, ""));
+  CAIRN_ASSIGN_OR_RETURN(auto entries, storage->List(""));
+  if (create && !entries.empty())
+    return Status::Invalid(location + " already exists and is not empty");
+  if (!create && entries.empty()) return Status::NotFound(location + ": no such repository");
+  return std::unique_ptr<Storage>(std::move(storage));
+#else
+  (void)create;
+  return Status::Unsupported(location + ": RADOS storage is not built into this cairn");
+#endif
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& location, bool create) {
-  if (location.starts_with("rados:"))
-    return Status::Unsupported(location + ": RADOS storage is not built into this cairn");
+  if (location.starts_with("rados:")) return OpenRados(location, create);
   if (location.empty()) return Status::Invalid("no repository location given");
   return create ? CreateLocalStorage(location) : OpenLocalStorage(location);
 }

@@ -100,6 +100,10 @@ class Storage {
   // A local directory for `name`, for a component that manages its own files there (RocksDB);
   // nullopt when the storage has no local files.
   virtual std::optional<std::string> LocalPath(std::string_view name) const = 0;
+
+  // The storage a wrapper forwards to (nullptr for an implementation), so that a component
+  // that needs the implementation itself (the RADOS index) can find it under decorators.
+  virtual Storage* Unwrapped() { return nullptr; }
 };
 
 // Local files under `root` (which must exist and be a directory; it is never created here).
@@ -113,9 +117,10 @@ Result<std::unique_ptr<Storage>> OpenLocalStorage(const std::string& root);
 // exists and is not an empty directory.
 Result<std::unique_ptr<Storage>> CreateLocalStorage(const std::string& root);
 
-// The storage named by a repository location. Today every location is a local path
-// (OpenLocalStorage, or CreateLocalStorage when `create`); "rados:POOL/PREFIX" is reserved for
-// the RADOS backend and refused with Unsupported until it exists.
+// The storage named by a repository location: a local path (OpenLocalStorage, or
+// CreateLocalStorage when `create`), or "rados:POOL/PREFIX" (RADOS, rados_storage.h; the cluster
+// from $CEPH_CONF; `create` needs an empty PREFIX, an open a non-empty one). Unsupported for
+// RADOS in a build without librados.
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& location, bool create);
 
 // Refuses names that could leave the repository (see the top of this file), and names holding
@@ -161,6 +166,7 @@ class StorageWrapper : public Storage {
   std::optional<std::string> LocalPath(std::string_view n) const override {
     return inner_->LocalPath(n);
   }
+  Storage* Unwrapped() override { return inner_.get(); }
 
  protected:
   Storage& inner() { return *inner_; }

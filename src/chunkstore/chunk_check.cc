@@ -82,7 +82,8 @@ void CheckRecords(const ChunkStore& chunks, const Records& records, const ChunkE
 // Every committed byte of a segment is either a live chunk's extent or a free extent: any
 // overlap is double booking, any gap is leaked space.
 void CheckTiling(const ChunkStore& chunks, const Records& records,
-                 const std::map<SegmentId, uint64_t>& segments, CheckReport& rep) {
+                 const std::map<SegmentId, uint64_t>& segments, const std::vector<Extent>& free,
+                 CheckReport& rep) {
   const Backend& backend = chunks.backend();
   struct Piece {
     uint64_t offset, length;
@@ -91,7 +92,7 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
   std::map<SegmentId, std::vector<Piece>> pieces;
   for (const auto& [id, r] : records)
     pieces[r.segment].push_back({r.offset, r.stored_len, "chunk " + id.Hex()});
-  for (const auto& e : chunks.FreeExtents()) {
+  for (const auto& e : free) {
     if (!segments.count(e.segment))
       rep.errors.push_back("free extent at " + std::to_string(e.offset) + " of unknown segment " +
                            backend.Describe(e.segment));
@@ -180,10 +181,11 @@ Status CheckChunks(ChunkStore& chunks, const ChunkExpectations& expect, ThreadPo
   for (const auto& [id, x] : expect.chunks)
     if (!present.count(id))
       rep.errors.push_back("chunk " + id.Hex() + " used by " + expect.UsersOf(id) + " is missing");
-  const auto segments = chunks.Segments();
+  CAIRN_ASSIGN_OR_RETURN(auto space, chunks.ReadCommittedSpace());
+  const auto& segments = space.lengths;
   const auto actual = CheckSegmentFiles(chunks, segments, rep);
   CheckRecords(chunks, records, expect, segments, actual, rep);
-  CheckTiling(chunks, records, segments, rep);
+  CheckTiling(chunks, records, segments, space.free, rep);
   if (opts.read_data) ReadAll(chunks, std::move(records), expect, pool, opts, rep);
   return Status::Ok();
 }

@@ -81,7 +81,8 @@ Status ChunkStore::DrainSegment(Candidate& c, const MaintainOptions& opts, Maint
 
 Status ChunkStore::RemoveSegmentIfEmpty(SegmentId seg, MaintainReport& rep) {
   {
-    std::lock_guard lk(commit_mu_);
+    CommitSection cs(this);
+    CAIRN_RETURN_IF_ERROR(cs.Enter());
     auto len = space_.DropIfEmpty(seg);
     if (!len) return Status::Ok();  // something came in meanwhile: it stays
     Status s = WriteSpaceBatch(WriteBatch());
@@ -100,7 +101,8 @@ Status ChunkStore::RemoveSegmentIfEmpty(SegmentId seg, MaintainReport& rep) {
 Status ChunkStore::CutTailsAndPunch(MaintainReport& rep) {
   std::vector<SegmentCut> cuts;
   {
-    std::lock_guard lk(commit_mu_);
+    CommitSection cs(this);
+    CAIRN_RETURN_IF_ERROR(cs.Enter());
     const auto before = space_.CommittedLengths();
     cuts = space_.CutFreeTails();
     if (!cuts.empty()) {
@@ -125,6 +127,7 @@ Status ChunkStore::CutTailsAndPunch(MaintainReport& rep) {
 }
 
 Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
+  if (gate_) return MaintainShared(opts);
   MaintainReport rep;
   uint64_t planned = 0;
   CAIRN_ASSIGN_OR_RETURN(auto candidates, ChooseCandidates(opts, planned));

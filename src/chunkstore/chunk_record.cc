@@ -103,6 +103,11 @@ std::string Chunk(const Digest& id) {
   k.append(id.View());
   return k;
 }
+std::string ZeroSince(const Digest& id) {
+  std::string k(1, keyspace::kZeroSince);
+  k.append(id.View());
+  return k;
+}
 std::string Segment(SegmentId id) {
   std::string k(1, kSegment);
   for (int i = 3; i >= 0; i--) k.push_back(static_cast<char>(id >> (8 * i)));

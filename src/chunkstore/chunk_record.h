@@ -71,6 +71,8 @@ inline constexpr char kChunk = keyspace::kChunk;
 inline constexpr char kSegment = keyspace::kSegment;
 std::string Chunk(const Digest& id);
 std::string Segment(SegmentId id);
+// Shared writers: when a chunk's refcount became zero (u8 1, u64 LE unix ns).
+std::string ZeroSince(const Digest& id);
 }  // namespace keys
 
 struct SegmentRecord {

@@ -32,9 +32,55 @@ ChunkStore::ChunkStore(Backend* backend, Index* index, const Hasher* hasher, Chu
       crypto_(crypto),
       space_(SegmentSize(*backend, opts.segment_target_size)) {}
 
+void ChunkStore::EnableSharedWriters(CommitGate* gate, std::chrono::nanoseconds zero_grace) {
+  gate_ = gate;
+  zero_grace_ = zero_grace;
+  space_.SetSharedWriters();
+}
+
+void ChunkStore::SetCache(ChunkCache* cache) {
+  cache_ = cache;
+  if (cache_) cache_key_ = cache_->NewStoreKey();
+}
+
+ChunkStore::~ChunkStore() {
+  if (cache_) cache_->EraseStore(cache_key_);
+}
+
+Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint) const {
+  if (cache_)
+    if (ChunkRef hit = cache_->Lookup(cache_key_, id)) return hit;
+  std::vector<uint8_t> plain;
+  CAIRN_RETURN_IF_ERROR(ReadUncached(id, plain, hint));
+  ChunkRef ref = ChunkBuffer::Adopt(std::move(plain), /*wipe=*/crypto_ != nullptr);
+  return cache_ ? cache_->Insert(cache_key_, id, std::move(ref)) : ref;
+}
+
+Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
+                        const ChunkRecord* hint) const {
+  if (!cache_) return ReadUncached(id, out, hint);
+  CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint));
+  out.assign(ref->data(), ref->data() + ref->size());
+  return Status::Ok();
+}
+
+void ChunkStore::Forget(const std::vector<Digest>& deleted) const {
+  if (!cache_) return;
+  for (const auto& id : deleted) cache_->Erase(cache_key_, id);
+}
+
+Status ChunkStore::CommitSection::Enter() {
+  if (!s_->gate_) return Status::Ok();
+  CAIRN_RETURN_IF_ERROR(s_->gate_->Enter());
+  entered_ = true;
+  return s_->index_->CatchUp();
+}
+
 Status ChunkStore::Open(bool writable) {
   CAIRN_RETURN_IF_ERROR(space_.Load(*index_));
-  if (!writable) return Status::Ok();
+  // Shared writers: another process may be writing past a committed length, or into a segment
+  // it has not committed yet; nothing is cut (ADR 0015).
+  if (!writable || gate_) return Status::Ok();
   // Crash recovery: bytes past a segment's committed length were never referenced, and a
   // segment the index does not know was never committed (or was being removed).
   const auto committed = space_.CommittedLengths();
@@ -84,8 +130,8 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkStore::LookupMany(
   return out;
 }
 
-Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
-                        const ChunkRecord* hint) const {
+Status ChunkStore::ReadUncached(const Digest& id, std::vector<uint8_t>& out,
+                                const ChunkRecord* hint) const {
   ChunkRecord cur;
   if (hint) {
     cur = *hint;
@@ -183,6 +229,12 @@ Status ChunkStore::ForEachChunk(const std::function<void(const Digest&, const Ch
   });
 }
 
+Result<ChunkStore::CommittedSpace> ChunkStore::ReadCommittedSpace() const {
+  SpaceMap fresh(opts_.segment_target_size);
+  CAIRN_RETURN_IF_ERROR(fresh.Load(*index_));
+  return CommittedSpace{fresh.CommittedLengths(), fresh.CommittedFree()};
+}
+
 Result<ChunkStoreStats> ChunkStore::Stats() const {
   ChunkStoreStats st;
   CAIRN_RETURN_IF_ERROR(ForEachChunk([&](const Digest&, const ChunkRecord& r) {
@@ -221,6 +273,7 @@ void ChunkStore::RecordCommit(const std::vector<Digest>& ids) {
 }
 
 bool ChunkStore::ChangedSince(const Digest& id, uint64_t seq) const {
+  if (gate_) return true;  // other processes commit too: every row is read again at commit
   auto it = changed_at_.find(id);
   return it != changed_at_.end() && it->second > seq;
 }
@@ -254,9 +307,11 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
 }
 
 Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
+  if (gate_) return Status::Ok();  // shared writers: maintain deletes them after the grace period
   std::vector<Extent> released;
   {
-    std::lock_guard lk(commit_mu_);
+    CommitSection cs(this);
+    CAIRN_RETURN_IF_ERROR(cs.Enter());
     CAIRN_ASSIGN_OR_RETURN(auto recs, LookupMany(ids));
     WriteBatch batch;
     std::vector<Digest> deleted;
@@ -281,12 +336,55 @@ Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
     if (batch.empty()) return Status::Ok();
     Status s = WriteSpaceBatch(std::move(batch));
     if (s.ok()) RecordCommit(deleted);
+    if (s.ok()) Forget(deleted);
     std::lock_guard pl(pin_mu_);
     for (const auto& id : deleted) dying_.erase(id);
     if (!s.ok()) return s;
   }
   PunchAndMakeAvailable(released);
   return Status::Ok();
+}
+
+// --- shared writers: segments of one transaction
+
+Result<SegmentId> ChunkStore::CheckoutSegment() {
+  {
+    std::lock_guard lk(pool_mu_);
+    if (!segment_pool_.empty()) {
+      SegmentId id = segment_pool_.back();
+      segment_pool_.pop_back();
+      return id;
+    }
+  }
+  return NewSegmentId();
+}
+
+void ChunkStore::ReturnSegment(SegmentId id) {
+  std::lock_guard lk(pool_mu_);
+  segment_pool_.push_back(id);
+}
+
+Result<SegmentId> ChunkStore::NewSegmentId() {
+  CommitSection cs(this);
+  CAIRN_RETURN_IF_ERROR(cs.Enter());
+  const std::string key(1, keyspace::kSegmentIdMark);
+  CAIRN_ASSIGN_OR_RETURN(auto row, index_->Get(key));
+  SegmentId next = 1;
+  if (row) {
+    if (row->size() != 5 || (*row)[0] != 1)
+      return Status::Corruption(index_->Describe() +
+                                ": the segment id high-water mark does not decode");
+    next = 0;
+    for (int i = 4; i >= 1; i--) next = (next << 8) | static_cast<uint8_t>((*row)[i]);
+  }
+  for (const auto& [seg, len] : space_.CommittedLengths()) next = std::max(next, seg + 1);
+  std::string v(1, '\1');
+  for (int i = 0; i < 4; i++) v.push_back(static_cast<char>((next + 1) >> (8 * i)));
+  WriteBatch b;
+  b.Put(key, v);
+  CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
+  space_.AdoptSegment(next);
+  return next;
 }
 
 }  // namespace cairn

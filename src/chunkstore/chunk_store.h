@@ -30,7 +30,9 @@
 #include "backend/backend.h"
 #include "cairn/digest.h"
 #include "cairn/io.h"
+#include "cache/chunk_cache.h"
 #include "chunkstore/chunk_record.h"
+#include "chunkstore/commit_gate.h"
 #include "chunkstore/space_map.h"
 #include "crypto/store_crypto.h"
 #include "index/index.h"
@@ -139,6 +141,8 @@ class ChunkTxn {
   };
   struct Settled;  // what the commit decided (chunk_txn.cc)
   Result<Extent> WriteData(std::span<const uint8_t> stored);
+  Result<Extent> ReserveOwn(uint64_t len);
+  Status DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch);
   Result<bool> AddNew(const Digest& id, PreparedChunk& c, uint8_t flags);
   void Pin(std::vector<PreparedChunk>& chunks);
   uint64_t ReadSequence();
@@ -159,6 +163,8 @@ class ChunkTxn {
   std::mutex pin_mu_;                                 // Prepare runs on many threads
   std::unordered_map<Digest, int, DigestHash> pins_;  // ids this transaction pinned, how often
   std::vector<Extent> reserved_;                      // extents reserved and not (yet) committed
+  std::mutex own_mu_;
+  std::optional<SegmentId> own_segment_;  // shared writers: the segment it appends to
   uint64_t new_stored_bytes_ = 0;
   uint64_t moves_committed_ = 0, moved_bytes_ = 0;
   bool read_registered_ = false;
@@ -212,7 +218,17 @@ class ChunkStore {
 
   // Loads the space map; when `writable`, recovers from a crash: cuts uncommitted segment tails,
   // removes segment files the index does not know and releases chunks left with no reference.
+  // With shared writers there is no such recovery (another process may be writing).
   Status Open(bool writable);
+  // Several processes write this store (RADOS, ADR 0015): every commit passes `gate`; chunks
+  // whose refcount reaches zero are deleted by `maintain` only after `zero_grace`; each
+  // transaction appends to a segment of its own. Call before Open.
+  void EnableSharedWriters(CommitGate* gate, std::chrono::nanoseconds zero_grace);
+  // Reads go through `cache` (shared by the stores of a process; this store gets a key of its
+  // own). Plaintext of an encrypted store is wiped when the cache lets it go.
+  void SetCache(ChunkCache* cache);
+  ~ChunkStore();
+  bool shared_writers() const { return gate_ != nullptr; }
 
   // Starts a write transaction. Never blocks: transactions run side by side.
   std::unique_ptr<ChunkTxn> Begin();
@@ -225,16 +241,25 @@ class ChunkStore {
   // `hint`: the chunk's record when the caller already looked it up (no second lookup); a
   // read that fails verification looks the record up again, in case the chunk was moved.
   Status Read(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint = nullptr) const;
-  // Reads exactly the extent `rec` names (no retry): check uses it.
+  // The same through the hot cache (when SetCache gave one): a hit is the cached buffer itself,
+  // already verified; a miss is read and verified as Read does, then cached. Shared, read-only.
+  Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr) const;
+  // Reads exactly the extent `rec` names (no retry, no cache): check uses it.
   Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;
 
   // Calls fn(id, record) for each chunk in id order; a record that does not decode is reported
   // through `bad` and skipped.
   Status ForEachChunk(const std::function<void(const Digest&, const ChunkRecord&)>& fn,
                       const std::function<void(std::string_view key)>& bad = {}) const;
-  // Committed length of each segment, and the committed free extents.
+  // Committed length of each segment, and the committed free extents, as this process sees them.
   std::map<SegmentId, uint64_t> Segments() const { return space_.CommittedLengths(); }
   std::vector<Extent> FreeExtents() const { return space_.CommittedFree(); }
+  // The same, read from the index now (what is at rest, whoever wrote it): check uses this.
+  struct CommittedSpace {
+    std::map<SegmentId, uint64_t> lengths;
+    std::vector<Extent> free;
+  };
+  Result<CommittedSpace> ReadCommittedSpace() const;
 
   // Compaction and space release: releases free extents to the filesystem, cuts free segment
   // tails, removes empty segments and rewrites sparse ones, in batches that let writers in
@@ -254,6 +279,10 @@ class ChunkStore {
 
  private:
   friend class ChunkTxn;
+  // Read without the cache.
+  Status ReadUncached(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint) const;
+  // Drops deleted chunks from the cache (their plaintext need not stay in RAM).
+  void Forget(const std::vector<Digest>& deleted) const;
   // Opens (when sealed), decompresses and verifies `stored` into `out`.
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
@@ -279,12 +308,41 @@ class ChunkStore {
   Status RemoveSegmentIfEmpty(SegmentId seg, MaintainReport& rep);
   Status CutTailsAndPunch(MaintainReport& rep);
 
+  // Held while a commit settles its rows and writes its batch: this process's commit lock and,
+  // with shared writers, the store's gate, entered with the index caught up with other writers.
+  class CommitSection {
+   public:
+    explicit CommitSection(ChunkStore* s) : s_(s), lk_(s->commit_mu_) {}
+    ~CommitSection() {
+      if (entered_) s_->gate_->Leave();
+    }
+    Status Enter();
+
+   private:
+    ChunkStore* s_;
+    std::lock_guard<std::mutex> lk_;
+    bool entered_ = false;
+  };
+  // Shared writers: a segment for one transaction to append to, and back when it is done.
+  Result<SegmentId> CheckoutSegment();
+  void ReturnSegment(SegmentId id);
+  Result<SegmentId> NewSegmentId();
+  // Shared writers: deletes chunks at refcount zero for longer than the grace period.
+  Result<MaintainReport> MaintainShared(const MaintainOptions& opts);
+  Status CollectZeroRows(const std::vector<Digest>& ids, MaintainReport& rep);
+
   Backend* backend_;
   Index* index_;
   const Hasher* hasher_;
   ChunkStoreOptions opts_;
   const crypto::StoreCrypto* crypto_;
   SpaceMap space_;
+  CommitGate* gate_ = nullptr;
+  ChunkCache* cache_ = nullptr;
+  CacheStoreKey cache_key_ = 0;
+  std::chrono::nanoseconds zero_grace_{0};
+  std::mutex pool_mu_;
+  std::vector<SegmentId> segment_pool_;  // shared writers: this process's segments with room
 
   std::mutex commit_mu_;  // one commit at a time; held only while rows are settled and written
   // Guarded by commit_mu_: the commit sequence and, for rows committed while some transaction

@@ -1,6 +1,7 @@
 // ChunkTxn: preparing, writing and committing chunks side by side with other transactions
 // (chunk_store.h; the commit protocol is in docs/commit-protocol.md, the design in ADR 0013).
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 
 #include "chunkstore/chunk_store.h"
@@ -47,6 +48,7 @@ ChunkTxn::~ChunkTxn() {
     }
   }
   if (read_registered_) store_->UnregisterReader(first_read_seq_);
+  if (own_segment_) store_->ReturnSegment(*own_segment_);
   // Rows another commit kept at refcount zero because this transaction had pinned them, and
   // that this transaction did not reference after all.
   if (!orphans.empty()) (void)store_->ReleaseZeroRows(orphans);
@@ -91,7 +93,10 @@ Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
   CAIRN_ASSIGN_OR_RETURN(auto records, store_->LookupMany(ids));
   for (size_t i = 0; i < pieces.size(); i++) {
     out[i].read_seq = seq;
-    if (records[i] && !out[i].recheck) {
+    // Shared writers: a chunk at refcount zero may be deleted by another process's maintain
+    // before this commit; only a live chunk is a dedup hit (the commit re-reads it anyway).
+    bool live = records[i] && (!store_->gate_ || records[i]->refcount > 0);
+    if (live && !out[i].recheck) {
       out[i].record = std::move(records[i]);
       continue;
     }
@@ -101,7 +106,12 @@ Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
 }
 
 Result<Extent> ChunkTxn::WriteData(std::span<const uint8_t> stored) {
-  Extent e = store_->space_.Reserve(stored.size());
+  Extent e;
+  if (store_->gate_) {
+    CAIRN_ASSIGN_OR_RETURN(e, ReserveOwn(stored.size()));
+  } else {
+    e = store_->space_.Reserve(stored.size());
+  }
   {
     std::lock_guard lk(mu_);
     reserved_.push_back(e);
@@ -109,6 +119,19 @@ Result<Extent> ChunkTxn::WriteData(std::span<const uint8_t> stored) {
   }
   CAIRN_RETURN_IF_ERROR(store_->backend_->Write(e.segment, e.offset, stored));
   return e;
+}
+
+// Shared writers: space at the end of this transaction's own segment (a new one when full).
+Result<Extent> ChunkTxn::ReserveOwn(uint64_t len) {
+  std::lock_guard lk(own_mu_);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (!own_segment_) {
+      CAIRN_ASSIGN_OR_RETURN(own_segment_, store_->CheckoutSegment());
+    }
+    if (auto e = store_->space_.ReserveIn(*own_segment_, len)) return *e;
+    own_segment_.reset();  // full: it stays out of the pool
+  }
+  return Status::IOError("no segment takes a chunk of " + std::to_string(len) + " bytes");
 }
 
 Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
@@ -293,13 +316,17 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
   out.changed.push_back(id);
   if (rec.refcount > 0) {
     batch.Put(keys::Chunk(id), rec.Encode());
-    if (cur && cur->refcount == 0) out.revived.push_back(id);
+    if (cur && cur->refcount == 0) {
+      out.revived.push_back(id);
+      if (store_->gate_) batch.Delete(keys::ZeroSince(id));
+    }
     if (use_new) {
       CAIRN_RETURN_IF_ERROR(store_->space_.Use(ExtentOf(rec)));
       out.used.push_back(ExtentOf(rec));
     }
     return Status::Ok();
   }
+  if (store_->gate_) return DeferDeletion(id, rec, batch);
   std::lock_guard lk(store_->pin_mu_);
   auto pin = store_->pins_.find(id);
   auto own = pins_.find(id);
@@ -315,6 +342,20 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
   batch.Delete(keys::Chunk(id));
   store_->space_.Free(ExtentOf(rec));
   out.released.push_back(ExtentOf(rec));
+  return Status::Ok();
+}
+
+// Shared writers: the row stays at refcount zero, marked with the time; maintain deletes it
+// once the mark is older than the grace period (ADR 0015).
+Status ChunkTxn::DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch) {
+  batch.Put(keys::Chunk(id), rec.Encode());
+  std::string v(1, '\1');
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  for (int i = 0; i < 8; i++) v.push_back(static_cast<char>(now >> (8 * i)));
+  batch.Put(keys::ZeroSince(id), v);
   return Status::Ok();
 }
 
@@ -369,6 +410,7 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
     return s;
   }
   store_->RecordCommit(settled.changed);
+  store_->Forget(settled.deleted);
   std::lock_guard lk(store_->pin_mu_);
   for (const auto& id : settled.deleted) store_->dying_.erase(id);
   for (const auto& id : settled.zero) store_->zero_rows_.insert(id);
@@ -388,7 +430,8 @@ Status ChunkTxn::Commit(const ExtraFn& extra) {
   // 2. Then the rows that point at it, in one batch under the commit lock.
   Settled settled;
   {
-    std::lock_guard lk(store_->commit_mu_);
+    ChunkStore::CommitSection cs(store_);
+    CAIRN_RETURN_IF_ERROR(cs.Enter());
     CAIRN_RETURN_IF_ERROR(CommitLocked(extra, settled));
   }
   done_ = true;

@@ -119,7 +119,7 @@ void SpaceMap::ExtendCommitted(SegmentId s, uint64_t end) {
     len = end;
     len_touched_.insert(s);
   }
-  if (s >= committed_next_id_) {
+  if (!shared_ && s >= committed_next_id_) {
     committed_next_id_ = s + 1;
     next_id_touched_ = true;
   }
@@ -137,12 +137,32 @@ Status SpaceMap::Use(const Extent& e) {
 
 void SpaceMap::Free(const Extent& e) {
   std::lock_guard lk(mu_);
+  if (shared_) {
+    blind_frees_.push_back(e);
+    return;
+  }
   committed_free_.Free(e);
+}
+
+std::optional<Extent> SpaceMap::ReserveIn(SegmentId seg, uint64_t len) {
+  std::lock_guard lk(mu_);
+  uint64_t tail = TailOf(seg);
+  if (tail > 0 && tail + len > target_size_) return std::nullopt;
+  tail_[seg] = tail + len;
+  return Extent{seg, tail, len};
+}
+
+void SpaceMap::AdoptSegment(SegmentId seg) {
+  std::lock_guard lk(mu_);
+  tail_.emplace(seg, 0);
+  next_id_ = std::max(next_id_, seg + 1);
 }
 
 void SpaceMap::AddChangesTo(WriteBatch& batch) const {
   std::lock_guard lk(mu_);
   committed_free_.AddChangesTo(batch);
+  for (const auto& e : blind_frees_)
+    batch.Put(ExtentAllocator::Key(e.segment, e.offset), ExtentAllocator::EncodeLength(e.length));
   for (SegmentId s : len_touched_) {
     auto it = committed_len_.find(s);
     if (it == committed_len_.end())
@@ -161,6 +181,7 @@ void SpaceMap::AddChangesTo(WriteBatch& batch) const {
 void SpaceMap::Committed() {
   std::lock_guard lk(mu_);
   committed_free_.MarkCommitted();
+  blind_frees_.clear();
   len_touched_.clear();
   next_id_touched_ = false;
 }
@@ -173,6 +194,7 @@ Status SpaceMap::Rollback(Index& index) {
   committed_next_id_ = st.next_id;
   len_touched_.clear();
   next_id_touched_ = false;
+  blind_frees_.clear();
   return Status::Ok();
 }
 

@@ -46,6 +46,17 @@ class SpaceMap {
   // forgotten. Used at open.
   Status Load(Index& index);
 
+  // Shared writers (ADR 0015): transactions append to segments they own (ReserveIn), segment
+  // ids come from the shared `g` row through the chunk store (so this map never writes it),
+  // and freed extents are written as exact `f` rows without merging, since other processes may
+  // free extents in the same segments.
+  void SetSharedWriters() { shared_ = true; }
+  // Shared writers: `len` bytes at the end of segment `seg`, which this transaction owns;
+  // nullopt when they would take it past the target size (it is full).
+  std::optional<Extent> ReserveIn(SegmentId seg, uint64_t len);
+  // Shared writers: a new segment this process got from the `g` row.
+  void AdoptSegment(SegmentId seg);
+
   // --- reservations (thread-safe)
   // Reserves `len` bytes: the best-fitting available free extent outside draining segments, or
   // the end of the active segment (a new segment when it would pass the target size).
@@ -113,6 +124,8 @@ class SpaceMap {
   SegmentId committed_next_id_ = 1;  // the `g` row
   std::set<SegmentId> len_touched_;  // `s` rows to write
   bool next_id_touched_ = false;
+  bool shared_ = false;
+  std::vector<Extent> blind_frees_;  // shared writers: exact `f` rows for the next commit
   // Available view.
   ExtentAllocator available_;
   std::map<SegmentId, uint64_t> tail_;  // end of committed or reserved space, per segment

@@ -102,6 +102,8 @@ json StatJson(const RepoStats& s) {
   json j = {{"objects", s.objects},
             {"versions", s.versions},
             {"manifests", s.manifests},
+            {"vdisks", s.vdisks},
+            {"vdisk_blocks", s.vdisk_blocks},
             {"logical_bytes", s.logical_bytes},
             {"unique_chunks", s.unique_chunks},
             {"unreferenced_chunks", s.unreferenced_chunks},
@@ -159,6 +161,8 @@ void PrintStatEncryption(const RepoStats& s) {
 void PrintStatSpace(const RepoStats& s) {
   std::printf("objects:             %llu\n", (unsigned long long)s.objects);
   std::printf("versions:            %llu\n", (unsigned long long)s.versions);
+  std::printf("vdisks:              %llu (%llu blocks in their own maps)\n",
+              (unsigned long long)s.vdisks, (unsigned long long)s.vdisk_blocks);
   std::printf("logical bytes:       %s (%llu)\n", HumanBytes(s.logical_bytes).c_str(),
               (unsigned long long)s.logical_bytes);
   std::printf("unique chunks:       %llu (%s)\n", (unsigned long long)s.unique_chunks,

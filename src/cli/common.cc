@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 
@@ -26,6 +27,10 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
   app.add_flag("--system", g.system, "work in the system store (the default)");
   // The password never comes from the command line: CAIRN_PASSWORD, this file, or a prompt.
   app.add_option("--password-file", g.password_file, "read the repository password from FILE");
+  // A RADOS repository (rados:POOL/PREFIX) finds its cluster through CEPH_CONF.
+  app.add_option_function<std::string>(
+      "--ceph-conf", [](const std::string& f) { ::setenv("CEPH_CONF", f.c_str(), 1); },
+      "Ceph cluster config for rados:POOL/PREFIX repositories (default: $CEPH_CONF)");
 }
 
 int Fail(const Status& s) {
@@ -49,8 +54,11 @@ Result<uint64_t> ParseSize(const std::string& s) {
     mul = 1ull << 20;
   else if (unit == "G" || unit == "GiB")
     mul = 1ull << 30;
+  else if (unit == "T" || unit == "TiB")
+    mul = 1ull << 40;
   else
-    return Status::Invalid("bad size unit in '" + s + "' (use K, M or G)");
+    return Status::Invalid("bad size unit in '" + s + "' (use K, M, G or T)");
+  if (v > UINT64_MAX / mul) return Status::Invalid("size '" + s + "' is too large");
   return v * mul;
 }
 

@@ -52,10 +52,11 @@ void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& 
 
 // The command groups, one file each: cmd_admin.cc (init, user, config, key), cmd_objects.cc
 // (put, get, ls, versions, rm, cat), cmd_maintenance.cc (forget, maintain, stat, check,
-// reencrypt).
+// reencrypt), cmd_vdisk.cc (vdisk: virtual disks and serving them over NBD).
 std::span<const CommandSpec> AdminCommands();
 std::span<const CommandSpec> ObjectCommands();
 std::span<const CommandSpec> MaintenanceCommands();
+std::span<const CommandSpec> VdiskCommands();
 
 // Adds --json, -q, --threads, --user, --system and --password-file to `app`.
 void AddGlobalFlags(CLI::App& app, Globals& g);
@@ -65,7 +66,7 @@ int Fail(const Status& s);
 // Prints `j` on one line of standard output.
 void PrintJson(const json& j);
 
-// "4M", "256K", "1G", "4096" (binary units).
+// "4M", "256K", "1G", "1T", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);
 // "90d", "12h", "30m", "45s", "2w", "0" -> seconds.
 Result<uint64_t> ParseDuration(const std::string& s);

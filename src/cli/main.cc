@@ -19,6 +19,7 @@ constexpr std::span<const CommandSpec> (*kGroups[])() = {
     AdminCommands,
     ObjectCommands,
     MaintenanceCommands,
+    VdiskCommands,
 };
 
 std::string VersionText() {

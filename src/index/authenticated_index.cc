@@ -56,6 +56,7 @@ class AuthenticatedIndex : public Index {
 
   std::string Describe() const override { return inner_->Describe(); }
   Status Refresh() override { return inner_->Refresh(); }
+  Status CatchUp() override { return inner_->CatchUp(); }
   Status Compact() override { return inner_->Compact(); }
   // Old versions carry the MAC of their own time; it is stripped, not checked (a history scan
   // looks for what the files still hold, damaged or not).

@@ -62,6 +62,10 @@ class Index {
     (void)problem;
     return Status::Ok();
   }
+  // The caller now holds the store's cross-process commit gate (shared writers, ADR 0015):
+  // finish any batch a crashed writer left half applied and see everything other writers
+  // created. No-op for an index with one writer process.
+  virtual Status CatchUp() { return Status::Ok(); }
   // A read-only index sees the rows committed when it was opened; Refresh moves it to what is
   // committed now (a reader that finds a chunk moved by another process's compaction or
   // re-encryption refreshes and looks again). No-op for a writer, which always sees the latest.
@@ -96,6 +100,7 @@ class IndexWrapper : public Index {
     return inner_->Verify(problem);
   }
   Status Refresh() override { return inner_->Refresh(); }
+  Status CatchUp() override { return inner_->CatchUp(); }
   Status Compact() override { return inner_->Compact(); }
   Status ScanHistory(std::string_view prefix, const ScanFn& fn) override {
     return inner_->ScanHistory(prefix, fn);

@@ -20,6 +20,7 @@ inline constexpr char kSegment = 's';        // chunkstore  SegmentRecord v1
 inline constexpr char kFreeExtent = 'f';     // chunkstore  extent allocator, u8 1 + u64 length
 inline constexpr char kSegmentIdMark = 'g';  // chunkstore  u8 1 + u32 next segment id
 inline constexpr char kQuarantine = 'q';     // chunkstore  damaged chunk found by check (reserved)
+inline constexpr char kZeroSince = 'z';      // chunkstore  u8 1 + u64 unix ns: refcount 0 since
 inline constexpr char kManifest = 'm';       // objects     Manifest v1 (sealed when encrypted)
 inline constexpr char kManifestRefs = 'n';   // objects     counter v1
 inline constexpr char kHead = 'h';           // objects     ObjectHead v2 (v1 still read)
@@ -52,6 +53,7 @@ inline constexpr RowType kRowTypes[] = {
     {kSegment, "segment row", "chunkstore"},
     {kVersion, "object version row", "objects"},
     {kVdiskBitmap, "vdisk bitmap slice", "vdisk"},
+    {kZeroSince, "zero-refcount mark of a chunk", "chunkstore"},
 };
 
 // The row type of `key`, or nullptr for a key no layer owns.

@@ -71,6 +71,7 @@ class RadosIndex : public Index {
         key_(std::move(key)),
         dir_obj_(RadosDirObject(key_)),
         read_only_(o.read_only),
+        shared_(o.shared_writers),
         window_(std::max<size_t>(1, o.max_inflight)) {}
   ~RadosIndex() override;
 
@@ -83,6 +84,7 @@ class RadosIndex : public Index {
   std::string Describe() const override { return "rados:" + conn_->pool() + "/" + key_; }
   Status Verify(const std::function<void(std::string)>& problem) override;
   Status Refresh() override;
+  Status CatchUp() override;
 
  private:
   using Ops = std::vector<WriteBatch::Op>;
@@ -98,6 +100,7 @@ class RadosIndex : public Index {
   }
   Result<Bufs> ReadDirKeys(const std::string& filter);
   Status LoadCatalog();
+  Status ReplayIntents(const std::map<uint64_t, Ops>& intents);
   Result<std::map<uint64_t, Ops>> LoadIntents();
   Grouped Group(const Ops& ops) const;
   Status ApplyGrouped(const Grouped& g);
@@ -114,6 +117,7 @@ class RadosIndex : public Index {
   std::shared_ptr<RadosConnection> conn_;
   std::string key_, dir_obj_;
   bool read_only_;
+  bool shared_;
   size_t window_;
   Layout layout_;
 
@@ -209,6 +213,11 @@ Status RadosIndex::Open(const RadosIndexOptions& o) {
         overlay_[op.key] = op.is_delete ? std::nullopt : std::optional(op.value);
     return Status::Ok();
   }
+  if (shared_) return Status::Ok();  // intents are rolled forward under the gate (CatchUp)
+  return ReplayIntents(intents);
+}
+
+Status RadosIndex::ReplayIntents(const std::map<uint64_t, Ops>& intents) {
   // Roll every committed batch forward, oldest first, before this handle writes anything.
   for (const auto& [seq, ops] : intents) {
     CAIRN_RETURN_IF_ERROR(ApplyInSteps(ops).WithContext(
@@ -216,6 +225,18 @@ Status RadosIndex::Open(const RadosIndexOptions& o) {
     done_intents_.push_back(IntentKey(seq));
   }
   return DropDoneIntents();
+}
+
+Status RadosIndex::CatchUp() {
+  if (!shared_) return Status::Ok();
+  CAIRN_RETURN_IF_ERROR(Healthy());
+  CAIRN_ASSIGN_OR_RETURN(auto intents, LoadIntents());
+  CAIRN_RETURN_IF_ERROR(LoadCatalog());
+  {
+    std::lock_guard lk(state_mu_);
+    next_seq_ = intents.empty() ? next_seq_ : std::max(next_seq_, intents.rbegin()->first + 1);
+  }
+  return ReplayIntents(intents);
 }
 
 Status RadosIndex::Refresh() {
@@ -369,7 +390,8 @@ Status RadosIndex::Write(const WriteBatch& batch, bool /*sync: RADOS ops are dur
                             " is reopened");
     return failed_;
   }
-  return Status::Ok();
+  // Shared writers: an intent still there when the gate is passed on must be a crashed one.
+  return shared_ ? DropDoneIntents() : Status::Ok();
 }
 
 Result<std::optional<std::string>> RadosIndex::Get(std::string_view key) {
@@ -474,6 +496,7 @@ void RadosIndex::MergeOverlay(const std::string& id, const std::string& prefix,
 
 Status RadosIndex::ScanFrom(std::string_view prefix_in, std::string_view start, const ScanFn& fn) {
   CAIRN_RETURN_IF_ERROR(Healthy());
+  if (shared_) CAIRN_RETURN_IF_ERROR(LoadCatalog());  // shards other writers created
   const std::string prefix(prefix_in);
   const std::string from(start < prefix_in ? prefix_in : start);
   // A start past every key of the prefix (it is greater and does not start with it): nothing.

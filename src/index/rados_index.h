@@ -47,6 +47,11 @@ struct RadosIndexOptions {
   int spread_bits = 8;
   // Shard requests in flight at once for MultiGet, Write and recovery.
   size_t max_inflight = 32;
+  // Several writer processes, whose commits pass a cross-process gate (ADR 0015): an open does
+  // not replay intents (another writer may be applying its own); CatchUp, called under the gate,
+  // replays what crashed writers left and reloads the shard catalog; every batch drops its
+  // intent before Write returns; scans reload the catalog first.
+  bool shared_writers = false;
 };
 
 // The index in the directory with key `dir_key`, whose directory object is created if missing.

@@ -14,7 +14,7 @@ namespace {
 // Manifest entries whose chunk records are looked up in one index call.
 constexpr size_t kLookupWindow = 64;
 
-using Fetched = std::pair<Status, std::shared_ptr<std::vector<uint8_t>>>;
+using Fetched = Result<ChunkRef>;
 
 }  // namespace
 
@@ -43,17 +43,18 @@ Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version
   uint64_t done = 0;
   size_t drain_index = first;
   auto drain_one = [&]() -> Status {
-    auto [st, data] = inflight.front().get();
+    Fetched fetched = inflight.front().get();
     inflight.pop_front();
     const ManifestEntry& e = m.entries[drain_index++];
-    if (!st.ok()) return st.WithContext(ref);
-    if (data->size() != e.length)
+    if (!fetched.ok()) return fetched.status().WithContext(ref);
+    const ChunkBuffer& data = **fetched;
+    if (data.size() != e.length)
       return Status::Corruption(ref + ": chunk " + e.id.Hex() + " has " +
-                                std::to_string(data->size()) + " bytes but the manifest expects " +
+                                std::to_string(data.size()) + " bytes but the manifest expects " +
                                 std::to_string(e.length));
     uint64_t from = std::max(begin, e.offset) - e.offset;
     uint64_t to = std::min(end, e.offset + e.length) - e.offset;
-    std::span<const uint8_t> part(data->data() + from, to - from);
+    std::span<const uint8_t> part(data.data() + from, to - from);
     CAIRN_RETURN_IF_ERROR(sink.Write(part));
     done += part.size();
     if (progress) progress(done, end - begin);
@@ -68,9 +69,7 @@ Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version
     for (size_t i = 0; i < ids.size(); i++) {
       std::optional<ChunkRecord> hint = std::move((*records)[i]);
       inflight.push_back(pool_->Submit([cs, id = ids[i], hint]() -> Fetched {
-        auto data = std::make_shared<std::vector<uint8_t>>();
-        Status st = cs->Read(id, *data, hint ? &*hint : nullptr);
-        return {st, data};
+        return cs->ReadRef(id, hint ? &*hint : nullptr);
       }));
       while (inflight.size() >= InFlight()) CAIRN_RETURN_IF_ERROR(drain_one());
     }

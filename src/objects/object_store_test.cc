@@ -29,6 +29,7 @@ class ObjectsTest : public ::testing::Test {
     OpenOptions oo = testing::TestOpen(false);
     oo.writable = true;
     oo.threads = 2;
+    oo.cache_size = 0;  // these tests count segment reads (ChunkReads); a cache hit makes none
     auto r = Repository::Open(dir_ / "repo", oo);
     ASSERT_TRUE(r.ok()) << r.status().message();
     repo_ = std::move(r.value());

@@ -27,6 +27,7 @@ nlohmann::ordered_json Fields(const RepoConfig& c) {
   j["encryption"] = c.encryption;
   j["segment_size"] = c.segment_size;
   if (c.version >= 2) j["reseal_after"] = c.reseal_after;
+  if (c.cache_size) j["cache_size"] = *c.cache_size;
   return j;
 }
 
@@ -68,6 +69,12 @@ Status ParseFields(const JsonFields& f, RepoConfig& c) {
   // Added after the first repositories were written: absent means the 1 GiB default.
   CAIRN_RETURN_IF_ERROR(f.OptionalU64("segment_size", c.segment_size, 1u << 20, 64ull << 30));
   CAIRN_RETURN_IF_ERROR(f.OptionalU64("reseal_after", c.reseal_after));
+  // Optional: the hot cache's size for whoever opens the repository (ADR 0011).
+  if (f.Has("cache_size")) {
+    uint64_t cache = 0;
+    CAIRN_RETURN_IF_ERROR(f.U64("cache_size", cache));
+    c.cache_size = cache;
+  }
   if (c.encryption != "none" && (c.encryption != "aes-256-gcm" || c.version < 2))
     return Status::Unsupported(f.where() + ": encryption '" + c.encryption +
                                "' is not supported by this cairn");

@@ -4,6 +4,8 @@
 // ring ("mac", crypto::RepoFileMac), checked at every open once the keys are unlocked.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backend/storage.h"
@@ -31,6 +33,7 @@ struct RepoConfig {
   uint64_t segment_size = 1ull << 30;
   uint64_t created = 0;
   uint64_t reseal_after = 0;  // seconds; `maintain` re-seals chunks older than this (0 = never)
+  std::optional<uint64_t> cache_size;  // bytes of hot cache for whoever opens it (optional key)
 
   // Format 3, encrypted: 64 hex digits, RepoFileMac(ring, "config", authenticated_text).
   std::string mac;

@@ -7,6 +7,7 @@
 
 #include "chunkstore/masked_records.h"
 #include "index/authenticated_index.h"
+#include "index/index_factory.h"
 #include "index/keyspace.h"
 #include "primitives/hash.h"
 #include "repo/check.h"
@@ -51,14 +52,24 @@ uint64_t NanosAgo(uint64_t seconds) {
 }  // namespace
 
 Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring,
-                               const TestHooks& hooks) {
+                               const TestHooks& hooks, std::shared_ptr<ChunkCache> cache) {
   if (ring) {
     ring_ = *ring;
     CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
     crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
   }
-  if (opts.writable) {
-    CAIRN_ASSIGN_OR_RETURN(lock_, LockDir(*storage_, store_.dir));
+  // Storage without local files (RADOS): several processes may write the store (ADR 0015).
+  shared_ = !storage_->LocalPath(store_.dir);
+  if (opts.writable && shared_) {
+    gate_ = std::make_unique<StorageGate>(storage_.get(), JoinStorageName(store_.dir, "commit"));
+  } else if (opts.writable) {
+    CAIRN_ASSIGN_OR_RETURN(auto lock, LockDir(*storage_, store_.dir));
+    // A lease (RADOS) is renewed at a third of its length; a local flock never expires.
+    auto every =
+        storage_->LocalPath(store_.dir)
+            ? std::chrono::milliseconds(0)
+            : std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3;
+    lock_ = std::make_unique<LockKeeper>(std::move(lock), every);
   }
   CAIRN_ASSIGN_OR_RETURN(
       backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
@@ -89,6 +100,15 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
   chunks_ =
       std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co, crypto_.get());
+  cache_ = cache;
+  if (!cache_) {
+    ChunkCacheOptions co;
+    co.capacity_bytes = opts.cache_size.value_or(cfg_.cache_size.value_or(64ull << 20));
+    cache_ = std::make_shared<ChunkCache>(co);
+  }
+  if (cache_->enabled()) chunks_->SetCache(cache_.get());
+  if (gate_)
+    chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
   CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
   rows_ = std::make_unique<SealedRows>(index_.get(), chunks_.get(), crypto_.get());
   objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(), pool_.get(),
@@ -102,22 +122,14 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   return Status::Ok();
 }
 
-// The store's RocksDB, in the local directory the storage gives for "<store>/index" (checked
-// first through the storage, so a symbolic link there is refused like anywhere else).
 Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable) {
-  const std::string name = JoinStorageName(store_.dir, "index");
-  auto dir = storage_->LocalPath(name);
-  if (!dir)
-    return Status::Unsupported(storage_->Describe(name) +
-                               ": the index needs a local directory and this storage has none");
-  CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
-  (void)exists;  // a missing index is reported by RocksDB, naming the directory
-  return OpenRocksIndex(*dir, false, !writable);
+  return OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
+                        writable && shared_);
 }
 
 Status RepositoryImpl::RequireWritable() {
   if (!writable_) return Status::Invalid("repository " + path_ + " was opened read-only");
-  return Status::Ok();
+  return lock_ ? lock_->Held() : Status::Ok();
 }
 
 // --- objects
@@ -264,8 +276,21 @@ Status RepositoryImpl::FillKeyStats(RepoStats& s) {
   });
 }
 
+void RepositoryImpl::FillCacheStats(RepoStats& s) {
+  ChunkCacheStats c = cache_->Stats();
+  s.cache_capacity = c.capacity_bytes;
+  s.cache_bytes = c.bytes;
+  s.cache_entries = c.entries;
+  s.cache_hits = c.hits;
+  s.cache_misses = c.misses;
+  s.cache_insertions = c.insertions;
+  s.cache_evictions = c.evictions;
+  s.cache_hit_ratio = c.hit_ratio();
+}
+
 Result<RepoStats> RepositoryImpl::Stats() {
   RepoStats s;
+  FillCacheStats(s);
   CAIRN_ASSIGN_OR_RETURN(auto cs, chunks_->Stats());
   FillChunkStats(cs, s);
   CAIRN_RETURN_IF_ERROR(FillObjectStats(s));

@@ -20,6 +20,8 @@
 #include "objects/object_store.h"
 #include "primitives/chunker.h"
 #include "repo/config.h"
+#include "repo/lock_keeper.h"
+#include "repo/storage_gate.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
 #include "util/thread_pool.h"
@@ -36,7 +38,8 @@ class RepositoryImpl : public Repository {
         store_(std::move(store)) {}
 
   // `ring`: the unlocked key ring of an encrypted repository (kept to open the system store).
-  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks);
+  Status OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring, const TestHooks& hooks,
+                 std::shared_ptr<ChunkCache> cache = nullptr);
 
   Result<PutResult> Put(const std::string& name, ByteSource& src,
                         const ProgressFn& progress) override;
@@ -73,6 +76,7 @@ class RepositoryImpl : public Repository {
   Result<std::unique_ptr<Index>> OpenIndex(bool writable);
   Status RequireWritable();
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
+  void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);
   Status FillKeyStats(RepoStats& s);
   Result<uint64_t> StartReencryptPass(const ReencryptRequest& req, bool& pass_row);
@@ -93,7 +97,11 @@ class RepositoryImpl : public Repository {
   unsigned threads_ = 0;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<crypto::StoreCrypto> crypto_;
-  std::unique_ptr<StorageLock> lock_;
+  // Shared with siblings (the system store for templates); outlives the chunk store.
+  std::shared_ptr<ChunkCache> cache_;
+  bool shared_ = false;  // several processes write this store (ADR 0015)
+  std::unique_ptr<LockKeeper> lock_;
+  std::unique_ptr<StorageGate> gate_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<Hasher> hasher_;

@@ -11,7 +11,7 @@ Result<std::unique_ptr<RepositoryImpl>> RepositoryImpl::OpenSibling(const std::s
   OpenOptions o;
   o.writable = false;
   o.threads = threads_;
-  CAIRN_RETURN_IF_ERROR(repo->OpenAll(o, ring_ ? &*ring_ : nullptr, TestHooks{}));
+  CAIRN_RETURN_IF_ERROR(repo->OpenAll(o, ring_ ? &*ring_ : nullptr, TestHooks{}, cache_));
   return repo;
 }
 

@@ -2,6 +2,7 @@
 #include "repo/stores.h"
 
 #include "index/index.h"
+#include "index/index_factory.h"
 #include "repo/store_identity.h"
 
 namespace cairn {
@@ -52,11 +53,8 @@ namespace {
 
 // The index and segments of a new store in existing directory `dir`.
 Status FillStoreDir(Storage& storage, const std::string& dir) {
-  auto index_dir = storage.LocalPath(JoinStorageName(dir, "index"));
-  if (!index_dir)
-    return Status::Unsupported(storage.Describe(dir) +
-                               ": the index needs a local directory and this storage has none");
-  CAIRN_ASSIGN_OR_RETURN(auto index, OpenRocksIndex(*index_dir, true, false));
+  CAIRN_ASSIGN_OR_RETURN(auto index,
+                         OpenStoreIndex(storage, JoinStorageName(dir, "index"), true, false));
   CAIRN_ASSIGN_OR_RETURN(auto backend,
                          storage.OpenSegments(JoinStorageName(dir, "segments"), true));
   return Status::Ok();

@@ -3,6 +3,7 @@
 // count chunk reads. Only tests include this header.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,6 +23,9 @@ struct TestHooks {
   std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap_backend;
   // Overrides the repository's segment size (bytes) for this handle (tests use small ones).
   std::optional<uint64_t> segment_target_size;
+  // Shared writers (RADOS): how long a chunk stays at refcount zero before maintain deletes it
+  // (default one hour).
+  std::optional<std::chrono::nanoseconds> zero_grace;
 };
 
 // Repository::Open with hooks.

@@ -114,19 +114,26 @@ Result<std::unique_ptr<VdiskBitmap>> VdiskBitmap::Load(const SealedRows& rows, I
   if (bm->slices() != d.bitmap_slices)
     return Status::Corruption(who + ": its bitmap has " + std::to_string(d.bitmap_slices) +
                               " slices, its size needs " + std::to_string(bm->slices()));
+  // Errors of the index itself (a row failing authentication) name the row's kind, not the
+  // vdisk: say which vdisk they are about.
+  auto named = [&](const Status& st) {
+    return st.message().find(who) == std::string::npos ? st.WithContext(who) : st;
+  };
   uint64_t rows_present = 0;
-  CAIRN_RETURN_IF_ERROR(
-      index.Scan(keys::BitmapPrefix(d.id), [&](std::string_view, std::string_view) {
-        rows_present++;
-        return true;
-      }));
+  Status scanned = index.Scan(keys::BitmapPrefix(d.id), [&](std::string_view, std::string_view) {
+    rows_present++;
+    return true;
+  });
+  if (!scanned.ok()) return named(scanned);
   if (rows_present != d.bitmap_slices)
     return Status::Corruption(who + ": its bitmap has " + std::to_string(rows_present) +
                               " slice rows, its descriptor says " +
                               std::to_string(d.bitmap_slices));
   for (uint32_t s = 0; s < bm->slices(); s++) {
     const std::string what = who + ": bitmap slice " + std::to_string(s);
-    CAIRN_ASSIGN_OR_RETURN(auto plain, rows.Get(keys::BitmapSlice(d.id, s), what));
+    auto got = rows.Get(keys::BitmapSlice(d.id, s), what);
+    if (!got.ok()) return named(got.status());
+    auto& plain = got.value();
     if (!plain) return Status::Corruption(what + " is missing");
     const uint64_t start = uint64_t{s} * kSliceBits;
     uint32_t nbits = static_cast<uint32_t>(std::min<uint64_t>(kSliceBits, d.blocks() - start));

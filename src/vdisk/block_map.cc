@@ -66,6 +66,8 @@ Result<std::optional<Digest>> BlockMap::Set(uint64_t lba, std::optional<Digest> 
     dirty_++;
   }
   s->version++;
+  // A commit may be writing this page out: it keeps the version it took; this one changes.
+  if (s->page.use_count() > 1) s->page = std::make_shared<BlockMapPage>(*s->page);
   auto& e = s->page->entries[lba % kPageBlocks];
   std::optional<Digest> old = e;
   e = id;
@@ -75,9 +77,13 @@ Result<std::optional<Digest>> BlockMap::Set(uint64_t lba, std::optional<Digest> 
 BlockMap::Dirty BlockMap::TakeDirty() {
   std::lock_guard lk(mu_);
   Dirty d;
+  d.pages.reserve(dirty_);
+  d.versions.reserve(dirty_);
   for (const auto& [page, s] : slots_) {
     if (!s.dirty) continue;
-    d.pages.emplace_back(page, *s.page);
+    // Shared, not copied: copying every dirty page (thousands of 4 KiB pages) at each commit
+    // was most of a busy NBD server's peak memory. Set copies a page still shared.
+    d.pages.emplace_back(page, s.page);
     d.versions.push_back(s.version);
   }
   return d;
@@ -86,11 +92,11 @@ BlockMap::Dirty BlockMap::TakeDirty() {
 Status BlockMap::AddRows(const Dirty& dirty, WriteBatch& batch) const {
   for (const auto& [page, p] : dirty.pages) {
     const std::string key = keys::BlockMap(id_, page);
-    if (p.empty()) {
+    if (p->empty()) {
       batch.Delete(key);
       continue;
     }
-    CAIRN_ASSIGN_OR_RETURN(std::string row, rows_->Seal(key, p.Encode()));
+    CAIRN_ASSIGN_OR_RETURN(std::string row, rows_->Seal(key, p->Encode()));
     batch.Put(key, std::move(row));
   }
   return Status::Ok();

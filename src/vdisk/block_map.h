@@ -37,9 +37,10 @@ class BlockMap {
   // Sets the entry of block `lba` and returns the previous one. The page becomes dirty.
   Result<std::optional<Digest>> Set(uint64_t lba, std::optional<Digest> id);
 
-  // The pages dirty now, copied, with the versions that the commit writing them covers.
+  // The pages dirty now, with the versions that the commit writing them covers. The pages are
+  // shared with the cache, not copied: a Set to a page still held here copies it first.
   struct Dirty {
-    std::vector<std::pair<uint64_t, BlockMapPage>> pages;
+    std::vector<std::pair<uint64_t, std::shared_ptr<const BlockMapPage>>> pages;
     std::vector<uint64_t> versions;  // one per page
   };
   Dirty TakeDirty();
@@ -56,7 +57,8 @@ class BlockMap {
 
  private:
   struct Slot {
-    std::shared_ptr<BlockMapPage> page;  // never null once loaded
+    // Never null once loaded; shared (read-only) with a Dirty being committed, if any.
+    std::shared_ptr<BlockMapPage> page;
     uint64_t version = 0;                // +1 at every Set
     bool dirty = false;
     std::list<uint64_t>::iterator lru;  // valid when clean

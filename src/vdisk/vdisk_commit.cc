@@ -8,8 +8,9 @@
 namespace cairn {
 namespace {
 
-constexpr size_t kMaxPendingChunks = 32768;  // new chunks of one transaction
-constexpr size_t kMaxDirtyPages = 4096;      // ~17 MiB of block map pages
+constexpr size_t kMaxPendingChunks =
+    8192;                                // new chunks of one transaction (32 MiB of 4 KiB blocks)
+constexpr size_t kMaxDirtyPages = 2048;  // ~9 MiB of block map pages
 
 }  // namespace
 

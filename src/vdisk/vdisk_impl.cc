@@ -72,14 +72,13 @@ Status VdiskImpl::ReadChunk(const Digest& id, std::span<uint8_t> out) {
   std::optional<ChunkRecord> hint;
   if (current) hint = current->Pending(id);
   if (!hint && committing) hint = committing->Pending(id);
-  std::vector<uint8_t> buf;
-  CAIRN_RETURN_IF_ERROR(
-      ctx_.chunks->Read(id, buf, hint ? &*hint : nullptr).WithContext("vdisk '" + name_ + "'"));
-  if (buf.size() != out.size())
+  auto buf = ctx_.chunks->ReadRef(id, hint ? &*hint : nullptr);
+  if (!buf.ok()) return buf.status().WithContext("vdisk '" + name_ + "'");
+  if ((*buf)->size() != out.size())
     return Status::Corruption("vdisk '" + name_ + "': chunk " + id.Hex() + " has " +
-                              std::to_string(buf.size()) + " bytes, a block has " +
+                              std::to_string((*buf)->size()) + " bytes, a block has " +
                               std::to_string(out.size()));
-  std::memcpy(out.data(), buf.data(), out.size());
+  std::memcpy(out.data(), (*buf)->data(), out.size());
   return Status::Ok();
 }
 

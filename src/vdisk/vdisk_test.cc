@@ -30,6 +30,7 @@ struct Stack {
     auto idx = OpenRocksIndex(dir + "/index", !std::filesystem::exists(dir + "/index"), false);
     EXPECT_TRUE(idx.ok()) << idx.status().message();
     index = std::move(idx.value());
+    raw_index = index.get();  // below the authenticating wrapper, to plant damage at rest
     if (ring) {
       auto keys = crypto::StoreKeys::Derive(*ring, store_id);
       EXPECT_TRUE(keys.ok());
@@ -69,6 +70,7 @@ struct Stack {
 
   std::unique_ptr<crypto::StoreCrypto> crypto;
   std::unique_ptr<Index> index;
+  Index* raw_index = nullptr;
   std::unique_ptr<Hasher> hasher;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<ThreadPool> pool;
@@ -285,6 +287,11 @@ TEST_P(VdiskTest, ADamagedOrMissingBitmapIsRefused) {
     ASSERT_FALSE(v.ok()) << what << ": opened";
     EXPECT_NE(v.status().message().find("vdisk 'vm'"), std::string::npos)
         << what << ": " << v.status().message();
+    // Info (vdisk info, the NBD server's first look) refuses it too, naming it.
+    auto info = user_->vdisks->Info("vm", false);
+    ASSERT_FALSE(info.ok()) << what << ": info succeeded";
+    EXPECT_NE(info.status().message().find("vdisk 'vm'"), std::string::npos)
+        << what << ": " << info.status().message();
   };
   auto put = [&](const std::string& v) {
     WriteBatch b;
@@ -299,6 +306,18 @@ TEST_P(VdiskTest, ADamagedOrMissingBitmapIsRefused) {
   expect_refused("a replaced slice");
   put(user_->rows->Seal(key, forged.substr(0, 5)).value());
   expect_refused("a truncated slice");
+  {
+    // A byte flipped at rest, below the index's authentication (as a damaged disk or an
+    // attacker would): the index tag (encrypted) or the slice digest (plain) fails.
+    auto stored = user_->raw_index->Get(key);
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    std::string flipped = **stored;
+    flipped[flipped.size() / 2] ^= 0x55;
+    WriteBatch b;
+    b.Put(key, flipped);
+    ASSERT_TRUE(user_->raw_index->Write(b, true).ok());
+  }
+  expect_refused("a byte flipped at rest");
   {
     WriteBatch b;
     b.Delete(key);

@@ -1,0 +1,153 @@
+// ChunkCache: the hot storage area. A byte-bounded RAM cache of verified plaintext chunks keyed
+// by (store, chunk id), between the chunk store and its readers. Values are shared immutable
+// buffers (ChunkRef): a hit returns the cached buffer itself, never a copy, and is never
+// re-verified.
+//
+// Policy: S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023),
+// as in libCacheSim's S3FIFO.c: a small probationary FIFO (10% of the bytes), a main FIFO with a
+// 2-bit access counter and reinsertion (lazy promotion), and a ghost FIFO of recently evicted
+// ids. A hit only raises the entry's counter: no list moves, no policy lock. Unlike libCacheSim,
+// a chunk larger than the small queue is admitted too (it reaches main through the ghost). Why
+// S3-FIFO and the measurements behind it: docs/adr/0011-hot-cache.md.
+//
+// Concurrency: the index is split into shards by id hash, each with its own mutex; a lookup
+// locks one shard only. The byte budget and the queues are one policy under one mutex that
+// only inserts, erasures and evictions take (each insert follows a chunk read from storage,
+// which costs far more than the insert), so the policy sees the whole budget: with 1 MiB chunks
+// a 64 MiB cache holds ~60 entries, too few to split.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/chunk_buffer.h"
+#include "cairn/digest.h"
+
+namespace cairn {
+
+// Names one chunk store inside a cache, so that stores never see each other's entries.
+using CacheStoreKey = uint64_t;
+
+struct ChunkCacheOptions {
+  // Bound on the bytes the cache holds: the sum over entries of size + kEntryOverheadBytes.
+  // 0 disables the cache: every Lookup misses and every Insert keeps nothing.
+  uint64_t capacity_bytes = 64ull << 20;
+  // Index shards (rounded up to a power of two, at most 1024); more shards, less lock
+  // contention between reader threads.
+  size_t shards = 64;
+  // Share of the capacity for the small (probationary) queue; S3-FIFO uses 0.1.
+  double small_fraction = 0.1;
+  // Hits an entry needs while in the small queue to move to the main queue instead of leaving
+  // (S3-FIFO's move-to-main threshold, 1..3; libCacheSim's default 2; 1 and 2 measured within
+  // 0.1 point of each other, ADR 0011).
+  int promote_hits = 2;
+};
+
+// A snapshot of the counters. hits + misses = lookups of an enabled cache; insertions count
+// entries admitted, evictions entries pushed out by the policy, erasures entries dropped by
+// Erase/EraseStore, rejected buffers too large to cache (size + overhead > capacity).
+struct ChunkCacheStats {
+  uint64_t capacity_bytes = 0;
+  uint64_t bytes = 0;  // held now, overhead included
+  uint64_t entries = 0;
+  uint64_t hits = 0, misses = 0;
+  uint64_t insertions = 0, evictions = 0, erasures = 0, rejected = 0;
+  double hit_ratio() const {
+    return hits + misses == 0 ? 0.0
+                              : static_cast<double>(hits) / static_cast<double>(hits + misses);
+  }
+};
+
+class ChunkCache {
+ public:
+  // Bytes charged per entry on top of its chunk's size: the entry, its index slots, the
+  // ChunkBuffer header, the shared_ptr control block and allocator headers (an upper bound).
+  static constexpr uint64_t kEntryOverheadBytes = 256;
+
+  explicit ChunkCache(ChunkCacheOptions opts);
+  ~ChunkCache();
+  ChunkCache(const ChunkCache&) = delete;
+  ChunkCache& operator=(const ChunkCache&) = delete;
+
+  // A key for a newly opened store, never handed out before by this cache (starts at 1).
+  CacheStoreKey NewStoreKey() { return next_store_key_.fetch_add(1, std::memory_order_relaxed); }
+
+  // The cached chunk, or nullptr on a miss. Thread-safe; takes one shard lock, no policy lock.
+  ChunkRef Lookup(CacheStoreKey store, const Digest& id);
+
+  // Offers `buf` (the verified plaintext of chunk `id` of `store`) to the cache and returns the
+  // buffer to use: the one already cached when another thread inserted the same chunk first,
+  // else `buf` itself (cached or not: a disabled cache, or a buffer larger than the capacity,
+  // keeps nothing). May evict other entries; their buffers are released (and wiped, when they
+  // wipe) after the locks are dropped, once no reader holds them. Thread-safe.
+  ChunkRef Insert(CacheStoreKey store, const Digest& id, ChunkRef buf);
+
+  // Drops one chunk (released or rewritten) if cached; returns whether it was.
+  bool Erase(CacheStoreKey store, const Digest& id);
+  // Drops every chunk of a store (closed or removed); returns how many.
+  size_t EraseStore(CacheStoreKey store);
+
+  ChunkCacheStats Stats() const;
+  uint64_t capacity_bytes() const { return capacity_; }
+  bool enabled() const { return capacity_ != 0; }
+
+ private:
+  struct Entry;
+  struct Shard;
+  // A FIFO of entries linked through Entry::prev/next: head = newest, tail = oldest.
+  struct Queue {
+    Entry* head = nullptr;
+    Entry* tail = nullptr;
+    uint64_t bytes = 0;
+    void PushHead(Entry* e);
+    void Remove(Entry* e);
+  };
+  // Ids (hashes) of entries recently evicted from the small queue, bounded in charged bytes
+  // (S3-FIFO's ghost, sized like the main queue) and in count.
+  class Ghost {
+   public:
+    Ghost(uint64_t max_bytes, size_t max_entries) : max_bytes_(max_bytes), max_n_(max_entries) {}
+    void Add(uint64_t hash, uint64_t charge);
+    bool Take(uint64_t hash);  // true (and forgets it) when `hash` is in the ghost
+   private:
+    struct Item {
+      uint64_t hash, charge, seq;
+    };
+    std::deque<Item> fifo_;
+    std::unordered_map<uint64_t, uint64_t> live_;  // hash -> seq of its newest Item
+    uint64_t bytes_ = 0, next_seq_ = 0;
+    uint64_t max_bytes_;
+    size_t max_n_;
+  };
+
+  Shard& ShardOf(uint64_t hash) const;
+  // Evicts one entry (S3-FIFO), appending its buffer to `released`. Caller holds policy_mu_.
+  void EvictOne(std::vector<ChunkRef>& released);
+  void EvictSmall(std::vector<ChunkRef>& released);
+  void EvictMain(std::vector<ChunkRef>& released);
+  // Unlinks `e` from its queue and the index and frees it; its buffer goes to `released`.
+  void Drop(Entry* e, std::vector<ChunkRef>& released);
+
+  const uint64_t capacity_;
+  const uint64_t small_target_;
+  const int promote_hits_;
+  std::unique_ptr<Shard[]> shards_;
+  uint64_t shard_mask_;  // shard = (hash >> 54) & shard_mask_
+  std::atomic<uint64_t> next_store_key_{1};
+  std::atomic<uint64_t> rejected_{0};
+
+  mutable std::mutex policy_mu_;  // guards everything below; taken before any shard lock
+  Queue small_, main_;
+  Ghost ghost_;
+  uint64_t used_ = 0, entries_ = 0;
+  uint64_t insertions_ = 0, evictions_ = 0, erasures_ = 0;
+  bool has_evicted_ = false;
+};
+
+}  // namespace cairn

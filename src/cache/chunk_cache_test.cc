@@ -1,0 +1,311 @@
+// Tests of the hot cache: scan resistance, the byte bound, zero-copy hits, statistics, the wipe
+// of released plaintext, store isolation and concurrent readers and inserters (run under TSan by
+// `make test-tsan`).
+#include "cache/chunk_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <random>
+#include <thread>
+
+namespace cairn {
+namespace {
+
+constexpr uint64_t kOverhead = ChunkCache::kEntryOverheadBytes;
+
+Digest IdOf(uint64_t n) {
+  Digest d;
+  // Spread n over the id like a content hash would be (the cache hashes the first 8 bytes).
+  uint64_t x = n * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+  for (size_t i = 0; i < Digest::kSize; i += 8) {
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    std::memcpy(d.bytes.data() + i, &x, 8);
+  }
+  return d;
+}
+
+// A buffer whose bytes say which chunk it is: the first 8 bytes hold n, the rest a fill byte.
+ChunkRef BufferFor(uint64_t n, size_t size, bool wipe = false) {
+  auto b = ChunkBuffer::Allocate(size, wipe);
+  std::memset(b->mutable_span().data(), static_cast<int>(n & 0xFF), size);
+  std::memcpy(b->mutable_span().data(), &n, std::min<size_t>(8, size));
+  return b;
+}
+
+bool BufferIs(const ChunkRef& b, uint64_t n) {
+  uint64_t got = 0;
+  if (b->size() < 8) return true;
+  std::memcpy(&got, b->data(), 8);
+  return got == n;
+}
+
+// Looks a chunk up and inserts it on a miss, as a reader in front of the chunk store would.
+bool Access(ChunkCache& c, CacheStoreKey store, uint64_t n, size_t size) {
+  if (c.Lookup(store, IdOf(n))) return true;
+  c.Insert(store, IdOf(n), BufferFor(n, size));
+  return false;
+}
+
+TEST(ChunkCache, OneTimeScanDoesNotEvictHotSetThatFits) {
+  constexpr size_t kChunk = 64 << 10;
+  ChunkCache c({.capacity_bytes = 64 * (kChunk + kOverhead)});
+  const CacheStoreKey s = c.NewStoreKey();
+  constexpr uint64_t kHot = 24;  // 3/8 of the cache
+  for (int round = 0; round < 3; round++) {
+    for (uint64_t i = 0; i < kHot; i++) Access(c, s, i, kChunk);
+  }
+  for (uint64_t i = 1000; i < 1000 + 2000; i++) {  // 2000 cold chunks: 31x the cache
+    EXPECT_FALSE(Access(c, s, i, kChunk)) << "cold chunk " << i << " hit";
+  }
+  ChunkCacheStats st = c.Stats();
+  EXPECT_GE(st.evictions, 2000u - 64u);  // the scan did fill the cache and push entries out
+  for (uint64_t i = 0; i < kHot; i++) EXPECT_TRUE(c.Lookup(s, IdOf(i))) << "hot chunk " << i;
+}
+
+TEST(ChunkCache, LoopSlightlyLargerThanCacheStillHits) {
+  // LRU and FIFO hit nothing on such a loop; S3-FIFO's ghost admits returning chunks to main.
+  constexpr size_t kChunk = 64 << 10;
+  ChunkCache c({.capacity_bytes = 100 * (kChunk + kOverhead)});
+  const CacheStoreKey s = c.NewStoreKey();
+  uint64_t hits = 0, total = 0;
+  for (int round = 0; round < 20; round++) {
+    for (uint64_t i = 0; i < 110; i++) {
+      const bool hit = Access(c, s, i, kChunk);
+      if (round < 5) continue;  // warm-up
+      hits += hit;
+      total++;
+    }
+  }
+  EXPECT_GT(static_cast<double>(hits) / static_cast<double>(total), 0.5);
+}
+
+TEST(ChunkCache, ByteBoundHoldsUnderRandomInsertsOfRandomSizes) {
+  constexpr uint64_t kCap = 1 << 20;
+  ChunkCache c({.capacity_bytes = kCap, .shards = 8});
+  const CacheStoreKey s = c.NewStoreKey();
+  std::mt19937_64 rng(7);
+  std::map<uint64_t, size_t> size_of;  // every id ever offered, with its size
+  uint64_t too_large = 0;
+  for (int op = 0; op < 20000; op++) {
+    const uint64_t n = rng() % 400;
+    size_t size;
+    if (auto it = size_of.find(n); it != size_of.end()) {
+      size = it->second;
+    } else {
+      const uint64_t kind = rng() % 100;
+      size = kind < 3    ? kCap + rng() % kCap              // larger than the whole cache
+             : kind < 5  ? kCap - kOverhead - rng() % 1024  // nearly the whole cache
+             : kind < 15 ? 0                                // empty chunk: overhead only
+                         : rng() % (96 << 10);
+      size_of[n] = size;
+      if (size + kOverhead > kCap) too_large++;
+    }
+    if (rng() % 50 == 0) {
+      c.Erase(s, IdOf(n));
+    } else {
+      Access(c, s, n, size);
+    }
+    ASSERT_LE(c.Stats().bytes, kCap) << "after op " << op;
+  }
+  // The held bytes are exactly the charges of the entries present; no oversized chunk is there.
+  uint64_t bytes = 0, entries = 0;
+  for (auto [n, size] : size_of) {
+    ChunkRef b = c.Lookup(s, IdOf(n));
+    if (!b) continue;
+    EXPECT_LE(size + kOverhead, kCap);
+    EXPECT_EQ(b->size(), size);
+    EXPECT_TRUE(BufferIs(b, n));
+    bytes += size + kOverhead;
+    entries++;
+  }
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.bytes, bytes);
+  EXPECT_EQ(st.entries, entries);
+  EXPECT_GT(too_large, 0u);
+  EXPECT_GT(st.rejected, 0u);
+  EXPECT_GT(st.entries, 1u);
+}
+
+TEST(ChunkCache, HitReturnsTheCachedBufferWithoutCopying) {
+  ChunkCache c({.capacity_bytes = 8 << 20});
+  const CacheStoreKey s = c.NewStoreKey();
+  ChunkRef b = BufferFor(5, 1 << 20);
+  EXPECT_EQ(c.Insert(s, IdOf(5), b).get(), b.get());
+  for (int i = 0; i < 3; i++) {
+    ChunkRef hit = c.Lookup(s, IdOf(5));
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(hit.get(), b.get());
+    EXPECT_EQ(hit->data(), b->data());
+  }
+  // A second insert of the same chunk (two readers missed at once) gets the first buffer back.
+  ChunkRef other = BufferFor(5, 1 << 20);
+  EXPECT_EQ(c.Insert(s, IdOf(5), other).get(), b.get());
+  EXPECT_EQ(c.Stats().insertions, 1u);
+}
+
+TEST(ChunkCache, AdoptTakesTheVectorsBytesWithoutCopying) {
+  std::vector<uint8_t> v(4096, 0x5A);
+  const uint8_t* p = v.data();
+  ChunkRef b = ChunkBuffer::Adopt(std::move(v), false);
+  EXPECT_EQ(b->data(), p);
+  EXPECT_EQ(b->size(), 4096u);
+}
+
+TEST(ChunkCache, StatsAddUp) {
+  constexpr size_t kChunk = 10000;
+  ChunkCache c({.capacity_bytes = 20 * (kChunk + kOverhead)});
+  const CacheStoreKey s = c.NewStoreKey();
+  std::mt19937_64 rng(3);
+  uint64_t hits = 0, lookups = 0;
+  for (int i = 0; i < 5000; i++) {
+    hits += Access(c, s, rng() % 60, kChunk);
+    lookups++;
+  }
+  EXPECT_FALSE(Access(c, s, 999, kChunk));  // a new chunk, then erased
+  lookups++;
+  EXPECT_TRUE(c.Erase(s, IdOf(999)));
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.hits, hits);
+  EXPECT_EQ(st.misses, lookups - hits);
+  EXPECT_EQ(st.insertions, st.misses);  // every miss inserted a new chunk
+  EXPECT_EQ(st.erasures, 1u);
+  EXPECT_EQ(st.entries, st.insertions - st.evictions - st.erasures);
+  EXPECT_EQ(st.bytes, st.entries * (kChunk + kOverhead));
+  EXPECT_GT(st.hits, 0u);
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_DOUBLE_EQ(st.hit_ratio(), static_cast<double>(hits) / static_cast<double>(lookups));
+}
+
+TEST(ChunkCache, PlaintextIsWipedWhenTheLastReferenceGoes) {
+  constexpr size_t kChunk = 32 << 10;
+  for (bool wipe : {true, false}) {
+    SCOPED_TRACE(wipe ? "wiping buffer" : "plain buffer");
+    ChunkCache c({.capacity_bytes = 4 * (kChunk + kOverhead)});
+    const CacheStoreKey s = c.NewStoreKey();
+    int released = 0;
+    bool all_zero = false, all_pattern = false;
+    ChunkBuffer::ReleaseHook hook = [&](std::span<const uint8_t> bytes) {
+      released++;
+      all_zero = std::all_of(bytes.begin(), bytes.end(), [](uint8_t x) { return x == 0; });
+      all_pattern = std::all_of(bytes.begin(), bytes.end(), [](uint8_t x) { return x == 0xAB; });
+    };
+    auto b = ChunkBuffer::Allocate(kChunk, wipe);
+    std::memset(b->mutable_span().data(), 0xAB, kChunk);
+    b->SetReleaseHookForTesting(&hook);
+    ChunkRef reader = c.Insert(s, IdOf(1), std::move(b));       // cached, never hit
+    for (uint64_t i = 2; i < 20; i++) Access(c, s, i, kChunk);  // pushes chunk 1 out
+    EXPECT_FALSE(c.Lookup(s, IdOf(1)));
+    EXPECT_EQ(released, 0) << "released while a reader still holds it";
+    EXPECT_EQ(reader->data()[kChunk - 1], 0xAB);
+    reader.reset();
+    EXPECT_EQ(released, 1);
+    EXPECT_EQ(all_zero, wipe);
+    EXPECT_EQ(all_pattern, !wipe);
+  }
+}
+
+TEST(ChunkCache, AdoptedVectorIsWipedIncludingSpareCapacity) {
+  std::vector<uint8_t> v(8192, 0xCD);
+  v.resize(1000);  // capacity stays 8192, the tail still holds old bytes
+  const size_t cap = v.capacity();
+  size_t seen = 0;
+  bool all_zero = false;
+  ChunkBuffer::ReleaseHook hook = [&](std::span<const uint8_t> bytes) {
+    // The hook sees the chunk's bytes; the whole heap block is still allocated at this point.
+    std::span<const uint8_t> block(bytes.data(), cap);
+    seen = bytes.size();
+    all_zero = std::all_of(block.begin(), block.end(), [](uint8_t x) { return x == 0; });
+  };
+  {
+    auto b = ChunkBuffer::Adopt(std::move(v), true);
+    b->SetReleaseHookForTesting(&hook);
+  }
+  EXPECT_EQ(seen, 1000u);
+  EXPECT_TRUE(all_zero);
+}
+
+TEST(ChunkCache, StoresAreSeparateAndEraseStoreDropsOnlyOne) {
+  ChunkCache c({.capacity_bytes = 1 << 20});
+  const CacheStoreKey a = c.NewStoreKey(), b = c.NewStoreKey();
+  EXPECT_NE(a, b);
+  for (uint64_t i = 0; i < 10; i++) {
+    c.Insert(a, IdOf(i), BufferFor(i, 100));
+    c.Insert(b, IdOf(i), BufferFor(1000 + i, 100));
+  }
+  ChunkRef ra = c.Lookup(a, IdOf(3)), rb = c.Lookup(b, IdOf(3));
+  ASSERT_TRUE(ra && rb);
+  EXPECT_TRUE(BufferIs(ra, 3));
+  EXPECT_TRUE(BufferIs(rb, 1003));
+  EXPECT_TRUE(c.Erase(a, IdOf(3)));
+  EXPECT_FALSE(c.Erase(a, IdOf(3)));
+  EXPECT_FALSE(c.Lookup(a, IdOf(3)));
+  EXPECT_TRUE(c.Lookup(b, IdOf(3)));
+  EXPECT_EQ(c.EraseStore(b), 10u);
+  EXPECT_FALSE(c.Lookup(b, IdOf(5)));
+  EXPECT_TRUE(c.Lookup(a, IdOf(5)));
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.entries, 9u);
+  EXPECT_EQ(st.bytes, 9 * (100 + kOverhead));
+  EXPECT_EQ(st.erasures, 11u);
+}
+
+TEST(ChunkCache, SizeZeroDisablesTheCache) {
+  ChunkCache c({.capacity_bytes = 0});
+  EXPECT_FALSE(c.enabled());
+  ChunkRef b = BufferFor(1, 100);
+  EXPECT_EQ(c.Insert(1, IdOf(1), b).get(), b.get());
+  EXPECT_FALSE(c.Lookup(1, IdOf(1)));
+  EXPECT_FALSE(c.Erase(1, IdOf(1)));
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.bytes + st.entries + st.hits + st.misses + st.insertions, 0u);
+  EXPECT_EQ(b.use_count(), 1);  // nothing kept a reference
+}
+
+// Readers and inserters on several threads over a key space larger than the cache, with
+// erasures: every hit must be the chunk asked for, and the counters and the bound must hold.
+TEST(ChunkCache, ConcurrentReadersAndInsertersKeepChunksAndBound) {
+  constexpr uint64_t kCap = 2 << 20;
+  ChunkCache c({.capacity_bytes = kCap, .shards = 4});
+  const CacheStoreKey s1 = c.NewStoreKey(), s2 = c.NewStoreKey();
+  constexpr int kThreads = 4, kOps = 20000;
+  std::atomic<uint64_t> hits{0}, wrong{0}, over{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      for (int op = 0; op < kOps; op++) {
+        const uint64_t n = rng() % 300;
+        const CacheStoreKey s = (n & 1) ? s1 : s2;
+        const size_t size = 1000 + (n * 7919) % (40 << 10);
+        if (t == 0 && op % 500 == 0) c.Erase(s, IdOf(n));
+        if (t == 1 && op % 5000 == 4999) c.EraseStore(s2);
+        if (ChunkRef b = c.Lookup(s, IdOf(n))) {
+          hits++;
+          if (b->size() != size || !BufferIs(b, n)) wrong++;
+        } else {
+          ChunkRef got = c.Insert(s, IdOf(n), BufferFor(n, size, (n & 2) != 0));
+          if (!BufferIs(got, n)) wrong++;
+        }
+        if (op % 64 == 0 && c.Stats().bytes > kCap) over++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_EQ(over.load(), 0u);
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.hits + st.misses, uint64_t{kThreads} * kOps);
+  EXPECT_EQ(st.hits, hits.load());
+  EXPECT_EQ(st.entries, st.insertions - st.evictions - st.erasures);
+  EXPECT_LE(st.bytes, kCap);
+  EXPECT_GT(st.hits, 0u);
+  EXPECT_GT(st.evictions, 0u);
+}
+
+}  // namespace
+}  // namespace cairn

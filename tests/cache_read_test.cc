@@ -1,0 +1,93 @@
+// The hot cache between the chunk store and its readers (ADR 0011): repeated ranged reads and
+// vdisk block reads are served from RAM without touching the segments, a deleted chunk leaves
+// the cache, `cache_size` 0 turns it off, and stat reports what it did.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "cairn/repository.h"
+#include "repo/testing.h"
+#include "repo_test_util.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+using testing::MemSink;
+using testing::MemSource;
+using testing::RandomData;
+using testing::TempDir;
+
+// Reads `n` random 4 KiB ranges of `name`; returns how many chunks were read from segments.
+uint64_t RandomRangeReads(Repository& repo, const std::string& name, uint64_t size, int n) {
+  std::mt19937_64 rng(7);
+  uint64_t before = ChunkReads(repo);
+  for (int i = 0; i < n; i++) {
+    MemSink sink;
+    Range r{rng() % (size - 4096), 4096};
+    EXPECT_TRUE(repo.Get(name, std::nullopt, r, sink).ok());
+    EXPECT_EQ(sink.data.size(), 4096u);
+  }
+  return ChunkReads(repo) - before;
+}
+
+TEST(CacheRead, RangedReadsComeFromTheCacheAfterTheFirst) {
+  TempDir dir;
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 64 << 10;
+  io.avg_chunk = 256 << 10;
+  io.max_chunk = 1 << 20;
+  ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+  auto data = RandomData(8 << 20, 1);
+  for (uint64_t cache : {uint64_t{64} << 20, uint64_t{0}}) {
+    OpenOptions o = testing::TestOpen(true);
+    o.cache_size = cache;
+    auto repo = OpenForTesting(dir / "repo", o, TestHooks{});
+    ASSERT_TRUE(repo.ok());
+    if (cache) {
+      MemSource src(data);
+      ASSERT_TRUE((*repo)->Put("obj", src).ok());
+    }
+    uint64_t first = RandomRangeReads(**repo, "obj", data.size(), 200);
+    uint64_t second = RandomRangeReads(**repo, "obj", data.size(), 200);
+    auto st = (*repo)->Stats();
+    ASSERT_TRUE(st.ok());
+    if (cache) {
+      EXPECT_GT(first, 0u);
+      EXPECT_EQ(second, 0u) << "the same ranges again: every chunk should be a cache hit";
+      EXPECT_GE(st->cache_hits, 200u);
+      EXPECT_GT(st->cache_bytes, 0u);
+      EXPECT_LE(st->cache_bytes, st->cache_capacity);
+    } else {
+      EXPECT_EQ(second, first) << "without a cache every read goes to the segments";
+      EXPECT_EQ(st->cache_hits, 0u);
+      EXPECT_EQ(st->cache_capacity, 0u);
+    }
+  }
+}
+
+TEST(CacheRead, VdiskBlocksAndDeletedChunks) {
+  TempDir dir;
+  auto repo = testing::InitAndOpen(dir / "repo");
+  ASSERT_TRUE(repo);
+  ASSERT_TRUE(repo->CreateVdisk("d", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
+  auto v = repo->OpenVdisk("d", true);
+  ASSERT_TRUE(v.ok());
+  auto block = RandomData(65536, 2);
+  ASSERT_TRUE((*v)->Write(0, block, true).ok());
+  std::vector<uint8_t> back(65536);
+  ASSERT_TRUE((*v)->Read(0, back).ok());
+  uint64_t before = ChunkReads(*repo);
+  ASSERT_TRUE((*v)->Read(0, back).ok());
+  EXPECT_EQ(back, block);
+  EXPECT_EQ(ChunkReads(*repo) - before, 0u) << "vdisk block reads go through the cache";
+  // Trimmed blocks lose their chunks; the cache lets them go too.
+  uint64_t entries = repo->Stats()->cache_entries;
+  ASSERT_TRUE((*v)->Trim(0, 65536, true).ok());
+  EXPECT_LT(repo->Stats()->cache_entries, entries);
+  v->reset();
+  EXPECT_TRUE(testing::ExpectCheckClean(*repo));
+}
+
+}  // namespace
+}  // namespace cairn
