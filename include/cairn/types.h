@@ -109,7 +109,7 @@ struct RepoStats {
   uint64_t cache_capacity = 0, cache_bytes = 0, cache_entries = 0;
   uint64_t cache_hits = 0, cache_misses = 0, cache_insertions = 0, cache_evictions = 0;
   double cache_hit_ratio = 0;
-  uint64_t logical_bytes = 0;             // sum of all versions' sizes
+  uint64_t logical_bytes = 0;  // sum of all versions' sizes
   uint64_t unique_chunks = 0, unreferenced_chunks = 0;
   uint64_t unique_bytes = 0;  // plaintext bytes of unique chunks
   uint64_t stored_bytes = 0;  // chunk bytes in segments
