@@ -6,6 +6,7 @@
 #      an unencrypted repository says in `stat` that it is not protected;
 #   2. store registry swap: users.json ids swapped: refused (encrypted and plain);
 #   3. symbolic links inside the repository: lock, users.json.tmp, config.json.tmp, a segment;
+#      and beside outputs: get -o and vdisk export through a planted OUT.cairn-partial;
 #   7. JSON types and numbers: exact integers, wrong types are errors (never exit 134);
 #   8. key files: a planted one asking for a huge Argon2id cost is refused; the release binary
 #      ignores CAIRN_KDF_FAST;
@@ -173,7 +174,25 @@ expect_error "put with a segment replaced by a symlink" cairn put "$S" c "$T/f1"
 expect_error "get with a segment replaced by a symlink" cairn get "$S" a -o "$T/a.out"
 expect_same "$T/segment.victim" "$T/segment.copy" "a segment link's target is neither truncated nor appended to"
 rm -f "$T/a.out"
-# (get -o OUT through a planted OUT.cairn-partial belongs to issue 11's rework of get -o.)
+# get -o OUT and vdisk export IMAGE OUT write through a temporary file of a random name: a link
+# planted where a fixed name used to be is never written through, nor is anything left behind.
+O=$T/outs
+mkdir "$O"
+cp "$T/segment.copy" "$T/segment.victim"
+rm "$S/stores/system/segments/$SEG"
+cp "$T/segment.copy" "$S/stores/system/segments/$SEG"
+ln -s "$T/victim" "$O/got.cairn-partial"
+expect_ok "get -o with a planted OUT.cairn-partial link" cairn get "$S" a -o "$O/got"
+expect_same "$O/got" "$T/f1" "get -o wrote the object"
+expect_eq "$(cat "$T/victim")" precious "get -o never writes through a planted partial link"
+expect_ok "vdisk create" cairn vdisk create "$S" vd --size 1M --mode deduped
+ln -s "$T/victim" "$O/vd.img.cairn-partial"
+expect_ok "vdisk export with a planted OUT.cairn-partial link" cairn vdisk export "$S" vd "$O/vd.img"
+expect_eq "$(stat -c %s "$O/vd.img")" 1048576 "vdisk export wrote the image"
+expect_eq "$(cat "$T/victim")" precious "vdisk export never writes through a planted partial link"
+expect_error "get of a missing object to a file" cairn get "$S" nosuch -o "$O/none"
+expect_eq "$(find "$O" -name '*.cairn-partial-*' | wc -l)" 0 "no temporary file is left behind"
+expect_absent "$O/none" "a failed get leaves no output"
 fi
 
 # ---------------------------------------------------------------------------------------------
