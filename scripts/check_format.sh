@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `make style`, part 1: every C++ file under src/, include/, tests/ and bench/ is formatted as
+# `make style`, part 1: every C++ file under src/, include/, tests/, bench/ and fuzz/ is formatted as
 # .clang-format says. Fails listing the files that are not; `clang-format -i FILE` fixes one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find src include tests bench -type f \
+mapfile -t files < <(find src include tests bench fuzz -type f \
   \( -name '*.cc' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null | sort)
 bad=()
 for f in "${files[@]}"; do

@@ -7,10 +7,12 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libsodium-dev libzstd-dev librocksdb-dev
   librust-blake3-dev libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   nbdkit-plugin-dev)
-# strace: the directory fsync test. The vdisk tests: nbdkit (the server the plugin runs in), libnbd-bin (nbdinfo, nbdcopy,
+# strace: the directory fsync test. The vdisk tests: nbdkit (the server the plugin runs in),
+# libnbd-bin (nbdinfo, nbdcopy,
 # nbdfuse), python3-libnbd (nbdsh), qemu-utils (qemu-img, qemu-nbd), e2fsprogs (mke2fs -d,
-# e2fsck, debugfs), rocksdb-tools (ldb: the damaged-bitmap test edits index rows).
-TEST_PKGS=(python3 xxd strace e2fsprogs util-linux clang-format clang-tidy nbdkit libnbd-bin
+# e2fsck, debugfs), rocksdb-tools (ldb: the damaged-bitmap test edits index rows); clang and
+# libclang-rt-14-dev (libFuzzer) build the fuzzers.
+TEST_PKGS=(python3 xxd strace e2fsprogs util-linux clang-format clang-tidy clang libclang-rt-14-dev nbdkit libnbd-bin
   python3-libnbd qemu-utils rocksdb-tools)
 BENCH_PKGS=(restic borgbackup casync linux-source-6.1 time xz-utils fio)
 # Ceph Pacific (Debian 12): one mon + OSDs on loopback, the rados/ceph tools, librados C++.

@@ -27,6 +27,8 @@
 #include "cairn/admin.h"
 #include "cairn/repository.h"
 #include "chunkstore/chunk_record.h"
+#include "crypto/keyfile.h"
+#include "crypto/store_crypto.h"
 #include "index/index.h"
 #include "primitives/hash.h"
 #include "repo_test_util.h"
@@ -144,14 +146,32 @@ Status WriteRaw(const std::string& store_dir, const std::map<std::string, std::s
   return idx->Write(b, true);
 }
 
-// The chunk records of a store, decoded from the raw rows (the MAC stripped).
+// The system store's keys of the encrypted repository holding `store_dir` (its stores/system).
+std::unique_ptr<crypto::StoreCrypto> SystemCrypto(const std::string& store_dir) {
+  auto st = OpenLocalStorage(fs::path(store_dir).parent_path().parent_path().string());
+  EXPECT_TRUE(st.ok());
+  if (!st.ok()) return nullptr;
+  auto ring = crypto::UnlockKeyRing(**st, "keys", testing::kTestPassword);
+  EXPECT_TRUE(ring.ok()) << ring.status().message();
+  if (!ring.ok()) return nullptr;
+  auto keys = crypto::StoreKeys::Derive(*ring, "system");
+  return std::make_unique<crypto::StoreCrypto>(std::move(*keys), HashAlgo::kBlake3);
+}
+
+// The chunk records of a system store, decoded from the raw rows (the MAC stripped, the length
+// fields unmasked with the repository's keys: the raw record is always masked).
 std::map<Digest, ChunkRecord> ChunkRecords(const std::string& store_dir) {
   std::map<Digest, ChunkRecord> out;
+  auto crypto = SystemCrypto(store_dir);
+  if (!crypto) return out;
   for (const auto& [k, v] : RawRows(store_dir)) {
     if (k[0] != keys::kChunk) continue;
     EXPECT_EQ(k.size(), 1 + Digest::kSize);
     EXPECT_GT(v.size(), kTag);
-    auto rec = ChunkRecord::Decode(std::string_view(v).substr(0, v.size() - kTag));
+    std::string value = v.substr(0, v.size() - kTag);
+    EXPECT_EQ(static_cast<uint8_t>(value[0]), 3 | kMaskedRecordBit) << "an unmasked chunk record";
+    EXPECT_TRUE(UnmaskChunkRecord(k, value, *crypto));
+    auto rec = ChunkRecord::Decode(value);
     EXPECT_TRUE(rec.has_value()) << "chunk row does not decode";
     if (rec) out.emplace(Digest::FromBytes(k.substr(1)), *rec);
   }
@@ -180,6 +200,8 @@ std::string RowName(const std::string& k) {
              " of an object";
     case 'g':
       return "index row (segment id high-water mark)";
+    case 'i':
+      return "index row (store identity row)";
     default:
       return "index row of type '" + std::string(1, k[0]) + "'";
   }
@@ -259,8 +281,8 @@ class EncryptionIndexTamper : public ::testing::Test {
   void ExpectDetected(const std::vector<std::string>& bad, const std::string& ctx) {
     auto r = OpenForTesting(path_, Opts(false), SmallSegments());
     if (!r.ok()) {
-      // Segment, free-extent and segment-id rows are read when the store opens: the open is
-      // refused, naming the row.
+      // Segment, free-extent, segment-id and store identity rows are read when the store
+      // opens: the open is refused, naming the row.
       const std::string& m = r.status().message();
       EXPECT_EQ(r.status().code(), Code::kCorruption) << ctx << ": " << m;
       EXPECT_TRUE(Contains(m, "fails authentication")) << ctx << ": " << m;
@@ -268,7 +290,7 @@ class EncryptionIndexTamper : public ::testing::Test {
       for (const auto& k : bad) named |= Contains(m, RowName(k));
       EXPECT_TRUE(named) << ctx << ": open error does not name the row: " << m;
       for (const auto& k : bad)
-        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g')
+        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g' || k[0] == 'i')
             << ctx << ": a changed " << k[0] << " row stops the store from opening: " << m;
       return;
     }
@@ -849,7 +871,8 @@ TEST(EncryptionKeys, RotateReencryptRetireAcrossStores) {
     EXPECT_EQ(by.size(), 1u);
     EXPECT_TRUE(by.count(2));
   }
-  EXPECT_EQ(sys_rows, 2u * 3);  // manifest, version and head rows of the two v1 objects
+  // Manifest, version and head rows of the two v1 objects, and the store identity row.
+  EXPECT_EQ(sys_rows, 2u * 3 + 1);
   refused = admin::RetireKey(path, pw, 1);
   EXPECT_EQ(refused.code(), Code::kInvalidArgument) << refused.message();
   EXPECT_TRUE(Contains(refused.message(), "alice")) << refused.message();
@@ -860,7 +883,7 @@ TEST(EncryptionKeys, RotateReencryptRetireAcrossStores) {
     ASSERT_TRUE(rr.ok()) << rr.status().message();
     EXPECT_TRUE(rr->finished);
     EXPECT_GT(rr->rows, 0u);
-    EXPECT_EQ(rr->rows, 3u);  // a1: manifest, version, head
+    EXPECT_EQ(rr->rows, 3u + 1);  // a1: manifest, version, head; the store identity row
     auto by = ChunksByVersion(*alice);
     EXPECT_EQ(by.size(), 1u);
     EXPECT_TRUE(by.count(2));
@@ -1107,7 +1130,14 @@ TEST(EncryptionFormat, Version1RepositoryOpensAsSystemStore) {
     ASSERT_TRUE(repo);
     for (const auto& [n, d] : objs) PutOrFail(*repo, n, d);
   }
-  // Rewrite it into the version-1 layout.
+  // Rewrite it into the version-1 layout (which has no store identity row).
+  {
+    auto idx = OpenRocksIndex(path + "/stores/system/index", false, false);
+    ASSERT_TRUE(idx.ok());
+    WriteBatch b;
+    b.Delete("i");
+    ASSERT_TRUE((*idx)->Write(b, true).ok());
+  }
   fs::rename(path + "/stores/system/index", path + "/index");
   fs::rename(path + "/stores/system/segments", path + "/segments");
   fs::remove_all(path + "/stores");

@@ -9,14 +9,16 @@
 #include <string>
 
 #include "cairn/repository.h"
+#include "crypto/keyfile.h"
 #include "repo/testing.h"
 
 namespace cairn::testing {
 
 // The password of every test repository. Key files are made with the weak test-only KDF cost
-// (CAIRN_KDF_FAST=1, set below before any test runs), so opening one takes milliseconds.
+// (crypto::EnableTestKdf, called below before any test runs), so opening one takes
+// milliseconds.
 inline constexpr const char* kTestPassword = "correct horse battery staple";
-inline const bool kFastKdf = (::setenv("CAIRN_KDF_FAST", "1", 1), true);
+inline const bool kFastKdf = (crypto::EnableTestKdf(), true);
 
 // Init and open options for a test repository: encrypted (the default) with kTestPassword.
 inline InitOptions TestInit() {

@@ -7,6 +7,10 @@
 
 namespace cairn {
 
+// The longest password cairn accepts, in bytes, wherever it comes from (a password file, the
+// environment, a prompt, the API): a longer one is refused, never truncated.
+inline constexpr size_t kMaxPasswordBytes = 4096;
+
 // Overwrites the `n` bytes at `p` with zeros in a way the compiler may not elide
 // (OPENSSL_cleanse). `n` may be 0.
 void SecureWipe(void* p, size_t n);

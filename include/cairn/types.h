@@ -163,6 +163,10 @@ struct ReencryptResult {
 struct KeyVersionUsage {
   std::map<uint32_t, uint64_t> chunks;  // key version -> chunks sealed under it
   std::map<uint32_t, uint64_t> rows;    // key version -> sealed metadata rows
+  // Key version -> row versions in the index files that name it (chunk records) or are sealed
+  // under it, overwritten versions not yet compacted away included: what an attacker reading
+  // the files could still find. Zero for a version once `reencrypt` has run.
+  std::map<uint32_t, uint64_t> in_files;
 };
 
 struct CheckOptions {

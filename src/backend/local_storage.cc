@@ -269,7 +269,7 @@ class LocalBackend : public Backend {
   void WillNeed(SegmentId s, uint64_t off, uint64_t len) override {
     auto fd = FdOf(s, false);
     if (fd.ok())
-      (void)::posix_fadvise(*fd, static_cast<off_t>(off), static_cast<off_t>(len),
+      (void)::posix_fadvise((*fd)->get(), static_cast<off_t>(off), static_cast<off_t>(len),
                             POSIX_FADV_WILLNEED);
   }
 

@@ -1,6 +1,8 @@
 // Encoding of chunk and segment index rows.
 #include "chunkstore/chunk_record.h"
 
+#include <cstring>
+
 #include "util/coding.h"
 
 namespace cairn {
@@ -42,9 +44,41 @@ std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
   c.sealed = r.U64();
   if (version >= 2) c.generation = r.U32();
   if (version >= 3) c.flags = r.U8();
-  if (!r.done() || (c.flags & ~kFlagPrivate) != 0) return std::nullopt;
+  if (!r.done() || (c.flags & ~(kFlagPrivate | kFlagPadded)) != 0) return std::nullopt;
   if (c.codec != Codec::kRaw && c.codec != Codec::kZstd) return std::nullopt;
   return c;
+}
+
+namespace {
+
+// Version-3 layout (docs/format.md): what the mask covers and what keys it.
+constexpr size_t kV3Size = 71, kPlainLenAt = 25, kMaskedBytes = 5, kSaltAt = 42, kSealedAt = 58;
+
+void XorMask(std::string_view key, std::string& v, const crypto::StoreCrypto& c) {
+  std::array<uint8_t, crypto::kChunkSaltSize> salt;
+  std::memcpy(salt.data(), v.data() + kSaltAt, salt.size());
+  uint64_t sealed = 0;
+  for (int i = 7; i >= 0; i--) sealed = (sealed << 8) | static_cast<uint8_t>(v[kSealedAt + i]);
+  uint8_t mask[kMaskedBytes];
+  c.ChunkRecordMask(key, salt, sealed, mask);
+  for (size_t i = 0; i < kMaskedBytes; i++) v[kPlainLenAt + i] ^= static_cast<char>(mask[i]);
+}
+
+}  // namespace
+
+void MaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c) {
+  if (value.size() != kV3Size || static_cast<uint8_t>(value[0]) != 3) return;
+  XorMask(key, value, c);
+  value[0] = static_cast<char>(3 | kMaskedRecordBit);
+}
+
+bool UnmaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c) {
+  if (value.empty() || !(static_cast<uint8_t>(value[0]) & kMaskedRecordBit)) return true;
+  if (value.size() != kV3Size || static_cast<uint8_t>(value[0]) != (3 | kMaskedRecordBit))
+    return false;
+  XorMask(key, value, c);
+  value[0] = 3;
+  return true;
 }
 
 std::string SegmentRecord::Encode() const {

@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "cairn/digest.h"
+#include "crypto/store_crypto.h"
 #include "index/keyspace.h"
 #include "primitives/compress.h"
 
@@ -25,6 +26,9 @@ struct ChunkRecord {
   // store, and by `salt`, which holds the first 16 bytes of the BLAKE3 of its plaintext, in a
   // plain one.
   static constexpr uint8_t kFlagPrivate = 1;
+  // The sealed stored bytes are padded (crypto::ChunkSeal::padded): every chunk sealed by
+  // format 3.
+  static constexpr uint8_t kFlagPadded = 2;
   uint64_t refcount = 0;
   SegmentId segment = 0;
   uint64_t offset = 0;
@@ -37,14 +41,26 @@ struct ChunkRecord {
   std::array<uint8_t, 16> salt{};
   uint64_t sealed = 0;      // unix nanoseconds of the last seal (the chunk key's epoch)
   uint32_t generation = 0;  // 1 when first sealed, +1 at every re-seal
-  uint8_t flags = 0;        // kFlagPrivate
+  uint8_t flags = 0;        // kFlagPrivate, kFlagPadded
 
   bool is_sealed() const { return key_version != 0; }
   bool is_private() const { return (flags & kFlagPrivate) != 0; }
+  bool is_padded() const { return (flags & kFlagPadded) != 0; }
 
   std::string Encode() const;
   static std::optional<ChunkRecord> Decode(std::string_view v);
 };
+
+// Chunk record values of an encrypted store hide their length fields (plain_len and codec)
+// under StoreCrypto::ChunkRecordMask, keyed by the row key, the salt and the seal epoch; the
+// version byte of a masked record has bit 7 set (0x83 for version 3). Records written before
+// format 3 are not masked and are read as they are. `key` is the row key.
+inline constexpr uint8_t kMaskedRecordBit = 0x80;
+// Masks an encoded version-3 record in place (anything else is left alone).
+void MaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c);
+// Unmasks a masked record in place (an unmasked one is left alone); false when a value marked
+// masked has the wrong size (it then fails to decode as it is).
+bool UnmaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c);
 
 // The checksum a private chunk of a plain store keeps in `salt`: BLAKE3 of its plaintext,
 // first 16 bytes.

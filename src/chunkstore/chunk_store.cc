@@ -214,7 +214,8 @@ Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<
                               (crypto_ ? " is not sealed in an encrypted store"
                                        : " is sealed but the store is not encrypted"));
   if (crypto_) {
-    Status s = crypto_->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed}, stored);
+    Status s =
+        crypto_->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
     if (!s.ok()) return Status::Corruption("chunk " + id.Hex() + where() + ": " + s.message());
   }
   out.resize(rec.plain_len);

@@ -195,7 +195,7 @@ Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags)
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
   rec.created = static_cast<uint64_t>(std::time(nullptr));
-  rec.flags = flags;
+  rec.flags = flags | (c.seal.padded ? ChunkRecord::kFlagPadded : 0);
   rec.salt = c.seal.salt;  // a plain store's private chunk keeps its checksum there
   if (c.seal.key_version) {
     rec.key_version = c.seal.key_version;
@@ -242,7 +242,8 @@ Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
   if (!crypto) return Status::Invalid("the store is not encrypted: nothing to re-seal");
   std::vector<uint8_t> stored(rec.stored_len), plain;
   Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
-  if (s.ok()) s = crypto->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed}, stored);
+  if (s.ok())
+    s = crypto->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
   if (s.ok()) {
     // Verify before sealing again: a damaged chunk must not be blessed with a fresh seal.
     plain.resize(rec.plain_len);
@@ -265,6 +266,8 @@ Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
   next.salt = seal.salt;
   next.sealed = seal.epoch;
   next.generation = rec.generation + 1;
+  next.flags = static_cast<uint8_t>((rec.flags & ~ChunkRecord::kFlagPadded) |
+                                    (seal.padded ? ChunkRecord::kFlagPadded : 0));
   moves_[id] = {rec, next};
   return Status::Ok();
 }

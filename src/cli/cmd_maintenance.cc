@@ -124,6 +124,7 @@ json StatJson(const RepoStats& s) {
             {"total_ratio", s.total_ratio},
             {"store", s.store},
             {"encryption", s.encryption},
+            {"protected", s.encryption != "none"},
             {"current_key_version", s.current_key_version},
             {"oldest_seal", s.oldest_seal},
             {"min_generation", s.min_generation},
@@ -138,7 +139,12 @@ json StatJson(const RepoStats& s) {
 void PrintStatEncryption(const RepoStats& s) {
   std::printf("store:               %s\n", s.store.c_str());
   std::printf("encryption:          %s\n", s.encryption.c_str());
-  if (s.encryption == "none") return;
+  if (s.encryption == "none") {
+    std::printf(
+        "protection:          none: anyone who can read the files reads the data, and an edited\n"
+        "                     config.json or users.json is not detected (docs/security.md)\n");
+    return;
+  }
   std::string kv;
   for (const auto& [v, n] : s.chunks_by_key_version)
     kv +=

@@ -9,6 +9,7 @@
 
 #include "cairn/repository.h"
 #include "cli/common.h"
+#include "cli/output_file.h"
 #include "cli/progress.h"
 
 namespace cairn::cli {
@@ -111,23 +112,19 @@ Result<Range> ParseRange(const std::string& s) {
   return r;
 }
 
-// Restores into `out` through a temporary file beside it, renamed into place once complete, so
-// a failed get never leaves a partial file behind. Zero blocks are left as holes.
+// Restores into `out` through a temporary file beside it (OutputFile: random O_EXCL name, no
+// symbolic link followed), renamed into place once complete, so a failed get never leaves a
+// partial file behind.
 Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64_t> version,
                  const Range& range, const std::string& out, ProgressBar& bar) {
-  std::string tmp = out + ".cairn-partial";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno(errno, "cannot write " + out);
-  FdSink sink(fd, out, /*holes=*/true);  // a fresh file: zero blocks stay holes
+  CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(out));
+  FdSink sink(file.fd(), out, /*holes=*/true);  // a fresh file: zero blocks stay holes
   Status s =
       repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   if (s.ok()) s = sink.Finish();
   bar.Finish();
-  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out);
-  if (s.ok() && ::rename(tmp.c_str(), out.c_str()) != 0)
-    s = Status::FromErrno(errno, "renaming " + tmp + " to " + out);
-  if (!s.ok()) ::unlink(tmp.c_str());
-  return s;
+  if (!s.ok()) return s;
+  return file.Commit(false);
 }
 
 struct GetArgs {

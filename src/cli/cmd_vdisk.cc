@@ -19,6 +19,7 @@
 
 #include "cairn/repository.h"
 #include "cli/common.h"
+#include "cli/output_file.h"
 #include "cli/progress.h"
 
 namespace cairn::cli {
@@ -228,21 +229,14 @@ Status CopyOut(Vdisk& v, int fd, bool stream, const std::string& what, ProgressB
   return Status::Ok();
 }
 
-// Exports into `out` through a temporary file beside it, renamed into place once complete.
+// Exports into `out` through a temporary file beside it (OutputFile: random O_EXCL name, no
+// symbolic link followed), renamed into place once complete.
 Status ExportToFile(Vdisk& v, const std::string& out, ProgressBar& bar) {
-  std::string tmp = out + ".cairn-partial";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno(errno, "cannot write " + out);
-  Status s;
-  if (::ftruncate(fd, static_cast<off_t>(v.size())) != 0)
-    s = Status::FromErrno(errno, "sizing " + out);
-  if (s.ok()) s = CopyOut(v, fd, false, out, bar);
-  if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno(errno, "syncing " + out);
-  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out);
-  if (s.ok() && ::rename(tmp.c_str(), out.c_str()) != 0)
-    s = Status::FromErrno(errno, "renaming " + tmp + " to " + out);
-  if (!s.ok()) ::unlink(tmp.c_str());
-  return s;
+  CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(out));
+  if (::ftruncate(file.fd(), static_cast<off_t>(v.size())) != 0)
+    return Status::FromErrno(errno, "sizing " + out);
+  CAIRN_RETURN_IF_ERROR(CopyOut(v, file.fd(), false, out, bar));
+  return file.Commit(true);
 }
 
 struct ExportArgs {

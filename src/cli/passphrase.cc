@@ -13,7 +13,7 @@
 namespace cairn::cli {
 namespace {
 
-constexpr size_t kMaxPassword = 4096;
+constexpr size_t kMaxPassword = kMaxPasswordBytes;
 
 void StripLineEnd(std::string& s) {
   size_t nl = s.find('\n');
@@ -48,7 +48,8 @@ Result<std::string> FromFile(const std::string& path) {
   StripLineEnd(s);
   if (s.size() > kMaxPassword) {
     SecureWipe(s);
-    return Status::Invalid("password file " + path + ": first line is too long");
+    return Status::Invalid("password file " + path + ": first line is longer than " +
+                           std::to_string(kMaxPassword) + " bytes");
   }
   if (s.empty()) return Status::Invalid("password file " + path + ": empty password");
   return s;
@@ -104,7 +105,7 @@ Result<std::string> PromptOnce(int fd, std::string_view prompt) {
   if (!s.empty() && s.back() == '\r') s.pop_back();
   if (s.size() > kMaxPassword) {
     SecureWipe(s);
-    return Status::Invalid("password is too long");
+    return Status::Invalid("password is longer than " + std::to_string(kMaxPassword) + " bytes");
   }
   if (s.empty()) return Status::Invalid("empty password");
   return s;
@@ -117,7 +118,13 @@ Result<std::string> ReadPassphrase(const std::string& password_file, bool confir
                                    std::string_view file_flag) {
   if (!password_file.empty()) return FromFile(password_file);
   if (const char* env = std::getenv(env_var); env != nullptr && env[0] != '\0') {
-    return std::string(env);
+    std::string s(env);
+    if (s.size() > kMaxPassword) {
+      SecureWipe(s);
+      return Status::Invalid(std::string(env_var) + " is longer than " +
+                             std::to_string(kMaxPassword) + " bytes");
+    }
+    return s;
   }
   int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../../tests/test_util.h"
+#include "cairn/secure.h"
 
 namespace cairn::cli {
 namespace {
@@ -49,13 +50,42 @@ TEST(CliPassphrase, OverlongFileLineIsRefusedWithoutEchoingIt) {
   auto p = ReadPassphrase(f, false);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), Code::kInvalidArgument);
-  EXPECT_NE(p.status().message().find("too long"), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("longer than 4096 bytes"), std::string::npos)
+      << p.status().message();
   EXPECT_EQ(p.status().message().find("xxxx"), std::string::npos);
   // 4096 bytes is the limit, and still accepted.
   WriteText(f, std::string(4096, 'y') + "\n");
   auto at_limit = ReadPassphrase(f, false);
   ASSERT_TRUE(at_limit.ok()) << at_limit.status().message();
   EXPECT_EQ(at_limit->size(), 4096u);
+}
+
+// Issue 10 case 10: one limit for every source. A password longer than kMaxPasswordBytes in the
+// environment is refused like one in a file (before, the environment took any length, so a
+// repository made with a long CAIRN_PASSWORD could not be opened with a password file).
+TEST(CliPassphrase, OneLengthLimitForFileAndEnvironment) {
+  testing::TempDir tmp;
+  const std::string f = tmp.path() + "/pw";
+  const std::string at_limit(kMaxPasswordBytes, 'e'), over(kMaxPasswordBytes + 1, 'e');
+  ::setenv("CAIRN_PASSWORD", over.c_str(), 1);
+  auto env = ReadPassphrase("", false);
+  ASSERT_FALSE(env.ok());
+  EXPECT_EQ(env.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(env.status().message().find("CAIRN_PASSWORD is longer than 4096 bytes"),
+            std::string::npos)
+      << env.status().message();
+  EXPECT_EQ(env.status().message().find("eeee"), std::string::npos);
+  WriteText(f, over + "\n");
+  EXPECT_EQ(ReadPassphrase(f, false).status().code(), Code::kInvalidArgument);
+  // At the limit both sources give the same password.
+  ::setenv("CAIRN_PASSWORD", at_limit.c_str(), 1);
+  auto env_ok = ReadPassphrase("", false);
+  ASSERT_TRUE(env_ok.ok());
+  WriteText(f, at_limit + "\n");
+  auto file_ok = ReadPassphrase(f, false);
+  ASSERT_TRUE(file_ok.ok());
+  EXPECT_EQ(*env_ok, *file_ok);
+  ::unsetenv("CAIRN_PASSWORD");
 }
 
 TEST(CliPassphrase, NamedVariableOnly) {

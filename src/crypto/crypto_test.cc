@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <thread>
 
+#include "cairn/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/keyfile.h"
@@ -918,12 +920,115 @@ TEST(KeyFile, GoodFileStillOpensBesideDamagedOne) {
   EXPECT_TRUE(RemoveKeyFile(tmp.st(), kKeys, u.keyfile_id).ok());
 }
 
-TEST(KeyFile, DefaultKdfParamsHonoursFastEnv) {
-  ::unsetenv("CAIRN_KDF_FAST");
-  KdfParams d = DefaultKdfParams();
-  EXPECT_EQ(d.opslimit, InteractiveKdfParams().opslimit);
-  EXPECT_EQ(d.memlimit, uint64_t{64} << 20);
-  ::setenv("CAIRN_KDF_FAST", "1", 1);
+// Issue 10 case 8: a key file is input like any other. The Argon2id cost it may ask for is
+// capped (opslimit 10, memlimit 1 GiB: before, 64 passes and 4 GiB per unlock were accepted),
+// and a key file that is not a regular file is refused.
+TEST(KeyFile, KdfCostIsCappedAndOnlyRegularFilesAreRead) {
+  TempDir tmp;
+  KeyRing ring = *KeyRing::New();
+  std::string id;
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "pw", kFast, &id).ok());
+  const std::string path = tmp.keys() + "/" + id + ".json";
+  const std::string good = ReadText(path);
+  auto with = [&](const char* field, uint64_t value) {
+    auto j = nlohmann::json::parse(good);
+    j[field] = value;
+    return j.dump(2);
+  };
+  for (auto [field, value] :
+       std::vector<std::pair<const char*, uint64_t>>{{"opslimit", kMaxKdfOpslimit + 1},
+                                                     {"opslimit", 64},
+                                                     {"memlimit", kMaxKdfMemlimit + 1},
+                                                     {"memlimit", uint64_t{4} << 30},
+                                                     {"opslimit", 0}}) {
+    auto info = ParseKeyFile(with(field, value), id, path);
+    ASSERT_FALSE(info.ok()) << field << " " << value;
+    EXPECT_EQ(info.status().code(), Code::kInvalidArgument) << info.status().message();
+    EXPECT_NE(info.status().message().find(path), std::string::npos) << info.status().message();
+    WriteText(path, with(field, value));
+    EXPECT_FALSE(UnlockKeyRing(tmp.st(), kKeys, "pw").ok()) << field << " " << value;
+  }
+  // At the caps the file parses (its data no longer opens: the cost is in the AAD).
+  EXPECT_TRUE(ParseKeyFile(with("opslimit", kMaxKdfOpslimit), id, path).ok());
+  EXPECT_TRUE(ParseKeyFile(with("memlimit", kMaxKdfMemlimit), id, path).ok());
+  // Exact integers only: 2^32 + 2 is not 2, a float is not an integer.
+  EXPECT_FALSE(ParseKeyFile(with("opslimit", (uint64_t{1} << 32) + 2), id, path).ok());
+  {
+    auto j = nlohmann::json::parse(good);
+    j["opslimit"] = 2.0;
+    EXPECT_EQ(ParseKeyFile(j.dump(), id, path).status().code(), Code::kCorruption);
+  }
+  // A key file that is a directory or a FIFO is refused, not read (or blocked on).
+  std::filesystem::remove(path);
+  ASSERT_TRUE(std::filesystem::create_directory(path));
+  EXPECT_FALSE(UnlockKeyRing(tmp.st(), kKeys, "pw").ok());
+  std::filesystem::remove(path);
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto fifo = UnlockKeyRing(tmp.st(), kKeys, "pw");
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_NE(fifo.status().message().find(id + ".json"), std::string::npos)
+      << fifo.status().message();
+  std::filesystem::remove(path);
+  WriteText(path, good);
+  EXPECT_TRUE(UnlockKeyRing(tmp.st(), kKeys, "pw").ok());
+}
+
+// Issue 10 case 8: creating a key file below the interactive cost needs the test-only switch
+// (EnableTestKdf, which this test program turned on); the limits are what a release binary
+// enforces. Passwords longer than kMaxPasswordBytes are refused, never truncated (case 10).
+TEST(KeyFile, NewKeyFilesNeedTheInteractiveCostAndABoundedPassword) {
+  TempDir tmp;
+  KeyRing ring = *KeyRing::New();
+  const KdfParams interactive = InteractiveKdfParams();
+  EXPECT_GE(interactive.memlimit, uint64_t{19} << 20);  // OWASP's Argon2id minimum
+  EXPECT_GE(interactive.opslimit, 2u);
+  EXPECT_LE(interactive.opslimit, kMaxKdfOpslimit);
+  EXPECT_LE(interactive.memlimit, kMaxKdfMemlimit);
+  const std::string long_pw(kMaxPasswordBytes + 1, 'p');
+  Status s = CreateKeyFile(tmp.st(), kKeys, ring, long_pw, kFast, nullptr);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("longer than 4096 bytes"), std::string::npos) << s.message();
+  ASSERT_TRUE(
+      CreateKeyFile(tmp.st(), kKeys, ring, std::string(kMaxPasswordBytes, 'p'), kFast, nullptr)
+          .ok());
+  EXPECT_EQ(UnlockKeyRing(tmp.st(), kKeys, long_pw).status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(UnlockKeyRing(tmp.st(), kKeys, std::string(kMaxPasswordBytes, 'p')).ok());
+}
+
+// The key ring lists the key files allowed to open it: a key file put back after `key rm`
+// (or planted with a known password and a copied KEK) is refused.
+TEST(KeyFile, KeyRingListsItsKeyFiles) {
+  TempDir tmp;
+  KeyRing ring = *KeyRing::New();
+  std::string first;
+  ASSERT_TRUE(CreateKeyFile(tmp.st(), kKeys, ring, "one", kFast, &first).ok());
+  auto u = Unlock(tmp.st(), kKeys, "one");
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(u->keyfiles.has_value());
+  EXPECT_EQ(*u->keyfiles, std::vector<std::string>{first});
+  std::string second;
+  ASSERT_TRUE(AddKeyFile(tmp.st(), kKeys, *u, "two", kFast, &second).ok());
+  const std::string second_path = tmp.keys() + "/" + second + ".json";
+  const std::string saved = ReadText(second_path);
+  ASSERT_TRUE(Unlock(tmp.st(), kKeys, "two").ok());
+  ASSERT_TRUE(RemoveKeyFile(tmp.st(), kKeys, second, &*u).ok());
+  EXPECT_EQ(*u->keyfiles, std::vector<std::string>{first});
+  WriteText(second_path, saved);  // the removed file, put back
+  auto back = Unlock(tmp.st(), kKeys, "two");
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(back.status().message().find("does not list it"), std::string::npos)
+      << back.status().message();
+  EXPECT_TRUE(Unlock(tmp.st(), kKeys, "one").ok());
+}
+
+TEST(KeyFile, DefaultKdfParamsAreFastOnlyInTestPrograms) {
+  // This test program enabled the test-only KDF (tests/repo_test_util.h); the interactive level
+  // is the one a release binary uses, and the environment variable no longer matters here.
+  EXPECT_EQ(InteractiveKdfParams().opslimit, 2u);
+  EXPECT_EQ(InteractiveKdfParams().memlimit, uint64_t{64} << 20);
+  EnableTestKdf();
+  ::setenv("CAIRN_KDF_FAST", "0", 1);
   EXPECT_EQ(DefaultKdfParams().memlimit, FastKdfParams().memlimit);
   ::unsetenv("CAIRN_KDF_FAST");
 }

@@ -4,11 +4,14 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "cairn/secure.h"
 #include "crypto/aead.h"
 
 namespace cairn::crypto {
@@ -17,16 +20,15 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kKeyringName = "keyring.sealed";
-// A second copy of the key ring, written after it: a damaged or truncated keyring.sealed is
-// read from here, and `cairn repair` writes it back (ADR 0017).
+// A second copy of the key ring, written after it: `cairn repair` puts it back when
+// keyring.sealed is damaged or truncated (ADR 0017).
 constexpr std::string_view kKeyringCopyName = "keyring.copy.sealed";
 constexpr std::string_view kKeyfileFormat = "cairn-keyfile";
 constexpr std::string_view kKeyringFormat = "cairn-keyring";
 constexpr std::string_view kKdfName = "argon2id13";
 constexpr size_t kMaxFileSize = 16 << 20;
-// Bounds on stored Argon2id cost: a tampered file must not make unlocking take forever.
-constexpr uint64_t kMaxOpslimit = 64;
-constexpr uint64_t kMaxMemlimit = uint64_t{4} << 30;
+// The test-only KDF cost: off unless a test program called EnableTestKdf.
+std::atomic<bool> g_test_kdf{false};
 
 std::string ToHex(std::span<const uint8_t> b) {
   static const char kHex[] = "0123456789abcdef";
@@ -92,13 +94,38 @@ Status SodiumInit() {
   return Status::Ok();
 }
 
+// The cost a key file may ask for when it is opened (kMinKdf*..kMaxKdf*).
 Status CheckParams(const KdfParams& p) {
-  if (p.opslimit < crypto_pwhash_OPSLIMIT_MIN || p.opslimit > kMaxOpslimit ||
-      p.memlimit < crypto_pwhash_MEMLIMIT_MIN || p.memlimit > kMaxMemlimit) {
+  if (p.opslimit < kMinKdfOpslimit || p.opslimit > kMaxKdfOpslimit ||
+      p.memlimit < kMinKdfMemlimit || p.memlimit > kMaxKdfMemlimit) {
     return Status::Invalid("argon2id parameters out of range (opslimit " +
                            std::to_string(p.opslimit) + ", memlimit " + std::to_string(p.memlimit) +
-                           ")");
+                           "; a key file may ask for opslimit " + std::to_string(kMinKdfOpslimit) +
+                           ".." + std::to_string(kMaxKdfOpslimit) + " and memlimit " +
+                           std::to_string(kMinKdfMemlimit) + ".." +
+                           std::to_string(kMaxKdfMemlimit) + " bytes)");
   }
+  return Status::Ok();
+}
+
+// The cost a new key file must have: at least libsodium's interactive level (above OWASP's
+// minimum), unless the test-only KDF was enabled.
+Status CheckNewParams(const KdfParams& p) {
+  CAIRN_RETURN_IF_ERROR(CheckParams(p));
+  const KdfParams min = InteractiveKdfParams();
+  if (!g_test_kdf.load() && (p.opslimit < min.opslimit || p.memlimit < min.memlimit))
+    return Status::Invalid("refusing to create a key file with a weak argon2id cost (opslimit " +
+                           std::to_string(p.opslimit) + ", memlimit " + std::to_string(p.memlimit) +
+                           "): the minimum is opslimit " + std::to_string(min.opslimit) +
+                           ", memlimit " + std::to_string(min.memlimit));
+  return Status::Ok();
+}
+
+Status CheckPassphrase(std::string_view pass) {
+  if (pass.empty()) return Status::Invalid("empty password");
+  if (pass.size() > kMaxPasswordBytes)
+    return Status::Invalid("the password is longer than " + std::to_string(kMaxPasswordBytes) +
+                           " bytes");
   return Status::Ok();
 }
 
@@ -192,8 +219,8 @@ Result<ParsedKeyFile> ReadKeyFile(Storage& storage, std::string_view dir, const 
 
 Status WriteKeyFile(Storage& storage, std::string_view dir, const Key32& kek,
                     std::string_view passphrase, const KdfParams& params, std::string* id_out) {
-  if (passphrase.empty()) return Status::Invalid("empty password");
-  CAIRN_RETURN_IF_ERROR(CheckParams(params));
+  CAIRN_RETURN_IF_ERROR(CheckPassphrase(passphrase));
+  CAIRN_RETURN_IF_ERROR(CheckNewParams(params));
   CAIRN_ASSIGN_OR_RETURN(auto existing, KeyFileIds(storage, dir));
   std::string id;
   for (int tries = 0; id.empty(); tries++) {
@@ -235,11 +262,19 @@ Status CheckKeyRing(const KeyRing& ring) {
   return Status::Ok();
 }
 
-Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, const KeyRing& ring) {
+// `keyfiles`: the ids of the key files allowed to open the ring (nullopt: any, as in key rings
+// written before format 3); kept in the header, so it is covered by the AAD.
+Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, const KeyRing& ring,
+                    const std::optional<std::vector<std::string>>& keyfiles) {
   json h = json::object();
   h["format"] = kKeyringFormat;
   h["version"] = 1u;
   h["updated"] = static_cast<uint64_t>(std::time(nullptr));
+  if (keyfiles) {
+    std::vector<std::string> sorted = *keyfiles;
+    std::sort(sorted.begin(), sorted.end());
+    h["keyfiles"] = sorted;
+  }
   std::vector<uint8_t> plain = ring.Serialize();
   std::vector<uint8_t> sealed;
   Status s = Seal(kek, HeaderAad("cairn/v1/keyring", h), plain, sealed);
@@ -252,7 +287,28 @@ Status WriteKeyRing(Storage& storage, std::string_view dir, const Key32& kek, co
   return Status::Ok();
 }
 
-Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const std::string& path) {
+// The "keyfiles" list of a key ring header (nullopt when absent); Corruption when malformed.
+Result<std::optional<std::vector<std::string>>> HeaderKeyFiles(const json& j,
+                                                               const std::string& path) {
+  auto it = j.find("keyfiles");
+  if (it == j.end()) return std::optional<std::vector<std::string>>();
+  if (!it->is_array() || it->size() > 4096) return Status::Corruption(path + ": bad keyfiles list");
+  std::vector<std::string> ids;
+  for (const auto& e : *it) {
+    if (!e.is_string() || !ValidId(e.get_ref<const std::string&>()))
+      return Status::Corruption(path + ": bad keyfiles list");
+    ids.push_back(e.get<std::string>());
+  }
+  return std::optional<std::vector<std::string>>(std::move(ids));
+}
+
+struct OpenedRing {
+  KeyRing ring;
+  std::optional<std::vector<std::string>> keyfiles;
+};
+
+Result<OpenedRing> OpenKeyRingText(std::string_view text, const Key32& kek,
+                                   const std::string& path) {
   auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
@@ -266,9 +322,13 @@ Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const s
     return Status::Unsupported(path + ": key ring version not supported");
   auto d = j.find("data");
   std::vector<uint8_t> sealed;
-  if (d == j.end() || !d->is_string() || !FromHex(d->get<std::string>(), sealed)) {
+  if (d == j.end() || !d->is_string() ||
+      d->get_ref<const std::string&>().size() > 2 * kMaxFileSize ||
+      !FromHex(d->get<std::string>(), sealed)) {
     return bad("bad data");
   }
+  OpenedRing out;
+  CAIRN_ASSIGN_OR_RETURN(out.keyfiles, HeaderKeyFiles(j, path));
   j.erase("data");
   std::vector<uint8_t> plain;
   if (!Open(kek, HeaderAad("cairn/v1/keyring", j), sealed, plain).ok()) {
@@ -277,12 +337,13 @@ Result<KeyRing> OpenKeyRingText(std::string_view text, const Key32& kek, const s
   auto ring = KeyRing::Parse(plain);
   Cleanse(plain.data(), plain.size());
   if (!ring.ok()) return ring.status().WithContext(path);
-  return ring;
+  out.ring = std::move(*ring);
+  return out;
 }
 
 // The text of key ring file `leaf` and the ring it opens to.
-Result<std::pair<std::string, KeyRing>> ReadRingFile(Storage& storage, std::string_view dir,
-                                                     std::string_view leaf, const Key32& kek) {
+Result<std::pair<std::string, OpenedRing>> ReadRingFile(Storage& storage, std::string_view dir,
+                                                        std::string_view leaf, const Key32& kek) {
   const std::string name = KeyPath(dir, leaf);
   auto text = storage.ReadFile(name, kMaxFileSize);
   if (!text.ok()) {
@@ -290,11 +351,11 @@ Result<std::pair<std::string, KeyRing>> ReadRingFile(Storage& storage, std::stri
       return Status::Corruption(storage.Describe(name) + " is missing");
     return text.status();
   }
-  CAIRN_ASSIGN_OR_RETURN(KeyRing ring, OpenKeyRingText(*text, kek, storage.Describe(name)));
+  CAIRN_ASSIGN_OR_RETURN(OpenedRing ring, OpenKeyRingText(*text, kek, storage.Describe(name)));
   return std::make_pair(std::move(*text), std::move(ring));
 }
 
-Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
+Result<OpenedRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32& kek) {
   // Only keyring.sealed: a damaged one is an error naming it (it may have been tampered with);
   // `cairn repair` puts its copy back.
   CAIRN_ASSIGN_OR_RETURN(auto text_ring, ReadRingFile(storage, dir, kKeyringName, kek));
@@ -306,7 +367,7 @@ Result<KeyRing> ReadKeyRing(Storage& storage, std::string_view dir, const Key32&
 Status ReplaceKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
                       const KeyRing& ring) {
   CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, ring));
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, ring, unlocked.keyfiles));
   unlocked.ring = ring;
   return Status::Ok();
 }
@@ -318,10 +379,9 @@ KdfParams InteractiveKdfParams() {
 }
 KdfParams FastKdfParams() { return {crypto_pwhash_OPSLIMIT_MIN, uint64_t{8} << 20}; }
 KdfParams DefaultKdfParams() {
-  const char* fast = std::getenv("CAIRN_KDF_FAST");
-  if (fast != nullptr && std::string_view(fast) == "1") return FastKdfParams();
-  return InteractiveKdfParams();
+  return g_test_kdf.load() ? FastKdfParams() : InteractiveKdfParams();
 }
+void EnableTestKdf() { g_test_kdf.store(true); }
 
 Result<KeyFileInfo> ParseKeyFile(std::string_view text, std::string_view id,
                                  const std::string& where) {
@@ -330,13 +390,14 @@ Result<KeyFileInfo> ParseKeyFile(std::string_view text, std::string_view id,
 }
 
 Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const std::string& where) {
-  return OpenKeyRingText(text, kek, where);
+  CAIRN_ASSIGN_OR_RETURN(OpenedRing r, OpenKeyRingText(text, kek, where));
+  return std::move(r.ring);
 }
 
 Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
                      std::string_view passphrase, const KdfParams& params, std::string* id_out) {
-  if (passphrase.empty()) return Status::Invalid("empty password");
-  CAIRN_RETURN_IF_ERROR(CheckParams(params));
+  CAIRN_RETURN_IF_ERROR(CheckPassphrase(passphrase));
+  CAIRN_RETURN_IF_ERROR(CheckNewParams(params));
   CAIRN_RETURN_IF_ERROR(CheckKeyRing(ring));
   CAIRN_RETURN_IF_ERROR(storage.CreateDir(dir, /*exist_ok=*/true));
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
@@ -347,17 +408,24 @@ Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring
   // The key ring first: until a key file exists, a stale keyring.sealed is unreachable and
   // gets replaced by the next CreateKeyFile.
   CAIRN_ASSIGN_OR_RETURN(Key32 kek, RandomKey());
-  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring));
-  return WriteKeyFile(storage, dir, kek, passphrase, params, id_out);
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring, std::nullopt));
+  std::string id;
+  CAIRN_RETURN_IF_ERROR(WriteKeyFile(storage, dir, kek, passphrase, params, &id));
+  // Then the ring again, listing the one key file allowed to open it.
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, kek, ring, std::vector<std::string>{id}));
+  if (id_out != nullptr) *id_out = id;
+  return Status::Ok();
 }
 
-// The KEK from the first key file that opens with `passphrase` (and that file's id).
+// The KEK from the first key file that opens with `passphrase`, with that file's id; with
+// `with_ring`, also the key ring, and only from a key file the ring lists.
 static Result<UnlockedKeys> OpenKek(Storage& storage, std::string_view dir,
-                                    std::string_view passphrase) {
+                                    std::string_view passphrase, bool with_ring) {
+  CAIRN_RETURN_IF_ERROR(CheckPassphrase(passphrase));
   const std::string where = storage.Describe(dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
   if (ids.empty()) return Status::NotFound(where + " has no key files");
-  Status first_error;
+  Status first_error, unlisted;
   bool any_wellformed = false;
   for (const std::string& id : ids) {
     auto p = ReadKeyFile(storage, dir, id);
@@ -371,21 +439,32 @@ static Result<UnlockedKeys> OpenKek(Storage& storage, std::string_view dir,
     UnlockedKeys u;
     if (!OpenInto(pk, HeaderAad("cairn/v1/keyfile", p->header), p->data, u.kek.b).ok()) continue;
     u.keyfile_id = id;
+    if (!with_ring) return u;
+    CAIRN_ASSIGN_OR_RETURN(OpenedRing r, ReadKeyRing(storage, dir, u.kek));
+    if (r.keyfiles && !std::binary_search(r.keyfiles->begin(), r.keyfiles->end(), id)) {
+      // Opens, but the ring does not list it: planted, or put back after `key rm`.
+      unlisted = Status::FromErrno(
+          EACCES, storage.Describe(KeyPath(dir, id + ".json")) +
+                      " opens with this password but the key ring does not list it (restored "
+                      "after `cairn key rm`, or planted): refusing it");
+      continue;
+    }
+    u.ring = std::move(r.ring);
+    u.keyfiles = std::move(r.keyfiles);
     return u;
   }
+  if (!unlisted.ok()) return unlisted;
   if (!any_wellformed) return first_error.WithContext("no usable key file in " + where);
   return Status::FromErrno(EACCES, "wrong password: no key file in " + where + " opens with it");
 }
 
 Result<UnlockedKeys> Unlock(Storage& storage, std::string_view dir, std::string_view passphrase) {
-  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, OpenKek(storage, dir, passphrase));
-  CAIRN_ASSIGN_OR_RETURN(u.ring, ReadKeyRing(storage, dir, u.kek));
-  return u;
+  return OpenKek(storage, dir, passphrase, /*with_ring=*/true);
 }
 
 Result<std::string> RepairKeyRing(Storage& storage, std::string_view dir,
                                   std::string_view passphrase) {
-  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, OpenKek(storage, dir, passphrase));
+  CAIRN_ASSIGN_OR_RETURN(UnlockedKeys u, OpenKek(storage, dir, passphrase, /*with_ring=*/false));
   const Key32& kek = u.kek;
   auto main = ReadRingFile(storage, dir, kKeyringName, kek);
   auto copy = ReadRingFile(storage, dir, kKeyringCopyName, kek);
@@ -409,9 +488,35 @@ Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::strin
   return std::move(u.ring);
 }
 
-Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,
+Status AddKeyFile(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
                   std::string_view new_passphrase, const KdfParams& params, std::string* id_out) {
-  return WriteKeyFile(storage, dir, unlocked.kek, new_passphrase, params, id_out);
+  std::string id;
+  CAIRN_RETURN_IF_ERROR(WriteKeyFile(storage, dir, unlocked.kek, new_passphrase, params, &id));
+  if (unlocked.keyfiles) {
+    // Listed in the ring only now: a crash in between leaves a key file that opens nothing.
+    auto listed = unlocked.keyfiles;
+    listed->push_back(id);
+    Status s = WriteKeyRing(storage, dir, unlocked.kek, unlocked.ring, listed);
+    if (!s.ok()) {
+      (void)storage.RemoveFile(KeyPath(dir, id + ".json"));
+      return s;
+    }
+    std::sort(listed->begin(), listed->end());
+    unlocked.keyfiles = std::move(listed);
+  }
+  if (id_out != nullptr) *id_out = id;
+  return Status::Ok();
+}
+
+Status RecordKeyFiles(Storage& storage, std::string_view dir, UnlockedKeys& unlocked) {
+  if (unlocked.keyfiles) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(auto files, ListKeyFiles(storage, dir));
+  std::vector<std::string> ids;
+  for (const auto& f : files)
+    if (f.error.empty()) ids.push_back(f.id);
+  CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked.kek, unlocked.ring, ids));
+  unlocked.keyfiles = std::move(ids);
+  return Status::Ok();
 }
 
 Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view dir) {
@@ -431,7 +536,8 @@ Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view
   return out;
 }
 
-Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id) {
+Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id,
+                     UnlockedKeys* unlocked) {
   if (!ValidId(id)) return Status::Invalid("bad key file id '" + std::string(id) + "'");
   const std::string where = storage.Describe(dir);
   CAIRN_ASSIGN_OR_RETURN(auto ids, KeyFileIds(storage, dir));
@@ -446,7 +552,17 @@ Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id
     return Status::Invalid("refusing to remove key file " + std::string(id) +
                            ": it is the last usable key file in " + where);
   }
-  return storage.RemoveFile(KeyPath(dir, std::string(id) + ".json"));
+  CAIRN_RETURN_IF_ERROR(storage.RemoveFile(KeyPath(dir, std::string(id) + ".json")));
+  if (unlocked != nullptr && unlocked->keyfiles) {
+    // Then unlisted. Should this fail, the ring lists a file that no longer exists: harmless
+    // (only a holder of the KEK can make a file the ring would accept).
+    std::vector<std::string> kept;
+    for (const auto& k : *unlocked->keyfiles)
+      if (k != id) kept.push_back(k);
+    CAIRN_RETURN_IF_ERROR(WriteKeyRing(storage, dir, unlocked->kek, unlocked->ring, kept));
+    unlocked->keyfiles = std::move(kept);
+  }
+  return Status::Ok();
 }
 
 Status RewriteKeyRing(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,13 +44,29 @@ struct KdfParams {
   uint64_t opslimit;
   uint64_t memlimit;  // bytes
 };
+// The cost a key file may ask for when it is opened. A key file is input like any other: a
+// planted or edited one must not make an unlock take minutes or gigabytes. The caps are
+// libsodium's "sensitive" level for memory (crypto_pwhash_MEMLIMIT_SENSITIVE, 1 GiB) and 2.5x
+// its opslimit (4), so the slowest unlock stays within about ten seconds on one core; the
+// floors are libsodium's minimum (older test repositories used them). Creating a key file needs
+// more (CheckNewParams in keyfile.cc): at least the interactive level, which is above OWASP's
+// Argon2id minimum (19 MiB, 2 passes; OWASP Password Storage Cheat Sheet).
+inline constexpr uint64_t kMinKdfOpslimit = 1;
+inline constexpr uint64_t kMaxKdfOpslimit = 10;
+inline constexpr uint64_t kMinKdfMemlimit = 8192;
+inline constexpr uint64_t kMaxKdfMemlimit = uint64_t{1} << 30;
+
 // libsodium's interactive level: opslimit 2, 64 MiB.
 KdfParams InteractiveKdfParams();
 // opslimit 1, 8 MiB: WEAK, for tests only (a passphrase under it is far cheaper to guess).
 KdfParams FastKdfParams();
-// InteractiveKdfParams(), or FastKdfParams() when the environment has CAIRN_KDF_FAST=1. The
-// variable exists so CLI tests run quickly; never set it for a real repository.
+// InteractiveKdfParams(), or FastKdfParams() once EnableTestKdf was called.
 KdfParams DefaultKdfParams();
+// Test programs only (cairn_tests, and cairn-test, the CLI build the CLI tests run, when its
+// environment has CAIRN_KDF_FAST=1): makes DefaultKdfParams return FastKdfParams and allows
+// creating key files below the interactive level. The release `cairn` never calls it, and no
+// input or environment variable reaches it there.
+void EnableTestKdf();
 
 struct KeyFileInfo {
   std::string id;
@@ -65,7 +82,13 @@ struct UnlockedKeys {
   KeyRing ring;
   Key32 kek;
   std::string keyfile_id;
+  // The key files the ring allows (its "keyfiles" header field, sorted); nullopt for a ring
+  // written before format 3, which any key file may open.
+  std::optional<std::vector<std::string>> keyfiles;
 };
+
+// Every function that takes a passphrase refuses an empty one and one longer than
+// kMaxPasswordBytes (cairn/secure.h) with InvalidArgument.
 
 // Parses the text of key file `id` ("<id>.json") without unlocking it; `where` names it in
 // messages. Corruption for malformed JSON, fields or hex, or an id field that does not match;
@@ -82,7 +105,8 @@ Result<KeyRing> OpenKeyRingFile(std::string_view text, const Key32& kek, const s
 Status CreateKeyFile(Storage& storage, std::string_view dir, const KeyRing& ring,
                      std::string_view passphrase, const KdfParams& params, std::string* id_out);
 
-// Tries each key file with `passphrase`, then opens keyring.sealed.
+// Tries each key file with `passphrase`, then opens keyring.sealed. A key file the ring does
+// not list (when it lists any) is refused: PermissionDenied "... the key ring does not list it".
 //   no key files                       -> NotFound "DIR has no key files"
 //   no key file opens                  -> PermissionDenied "wrong password: no key file in DIR
 //                                         opens with it" (a damaged key file looks the same)
@@ -99,16 +123,21 @@ Result<KeyRing> UnlockKeyRing(Storage& storage, std::string_view dir, std::strin
 Result<std::string> RepairKeyRing(Storage& storage, std::string_view dir,
                                   std::string_view passphrase);
 
-// Adds a key file for `new_passphrase` wrapping the unlocked KEK (key add; key passwd is
-// AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
-Status AddKeyFile(Storage& storage, std::string_view dir, const UnlockedKeys& unlocked,
+// Adds a key file for `new_passphrase` wrapping the unlocked KEK, then lists it in the key ring
+// (key add; key passwd is AddKeyFile + RemoveKeyFile(unlocked.keyfile_id)).
+Status AddKeyFile(Storage& storage, std::string_view dir, UnlockedKeys& unlocked,
                   std::string_view new_passphrase, const KdfParams& params, std::string* id_out);
+// Makes the key ring list the well-formed key files present now, when it lists none yet (a
+// key ring written before format 3; done by the format-3 upgrade).
+Status RecordKeyFiles(Storage& storage, std::string_view dir, UnlockedKeys& unlocked);
 
 // Every key file, sorted by id; malformed ones are listed with `error` set.
 Result<std::vector<KeyFileInfo>> ListKeyFiles(Storage& storage, std::string_view dir);
 
-// Deletes key file `id`; refuses when no other well-formed key file would remain.
-Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id);
+// Deletes key file `id`; refuses when no other well-formed key file would remain. With
+// `unlocked` (whose ring lists key files), the ring stops listing it first.
+Status RemoveKeyFile(Storage& storage, std::string_view dir, std::string_view id,
+                     UnlockedKeys* unlocked = nullptr);
 
 // Rewrites keyring.sealed with `ring` under the unlocked KEK, leaving every key file as is, and
 // updates unlocked.ring. Refuses a ring with a different root key, or one that drops or changes

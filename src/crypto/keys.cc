@@ -1,10 +1,13 @@
 // Key ring serialization and HKDF derivation of store and chunk keys.
 #include "crypto/keys.h"
 
+#include <openssl/crypto.h>
+
 #include <cstring>
 #include <string>
 
 #include "crypto/kdf.h"
+#include "primitives/hash.h"
 
 namespace cairn::crypto {
 namespace {
@@ -210,6 +213,21 @@ std::vector<uint8_t> ChunkAad(std::string_view store_id, const Digest& chunk_id,
   p += Digest::kSize;
   PutU32(p, key_version);
   return v;
+}
+
+std::string RepoFileMac(const KeyRing& ring, std::string_view label, std::string_view text) {
+  Key32 k = Hkdf(ring.root, {}, "cairn/v1/repo-file-mac");
+  auto mac = MakeHasher(HashAlgo::kSha256, k.AsDigest());
+  std::string input(label);
+  input.push_back('\0');
+  input.append(text);
+  return mac->Hash(input).Hex();
+}
+
+bool RepoFileMacMatches(const KeyRing& ring, std::string_view label, std::string_view text,
+                        std::string_view mac) {
+  std::string want = RepoFileMac(ring, label, text);
+  return mac.size() == want.size() && CRYPTO_memcmp(mac.data(), want.data(), want.size()) == 0;
 }
 
 }  // namespace cairn::crypto

@@ -88,6 +88,15 @@ class StoreKeys {
   uint32_t current_ = 0;
 };
 
+// The MAC that authenticates a repository-level file (config.json, users.json) under the key
+// ring: HMAC-SHA-256 keyed with HKDF(root, "cairn/v1/repo-file-mac"), over
+// label || 0x00 || text. Returned as 64 lowercase hex digits. The root key never changes, so a
+// MAC stays valid across key rotation. `label` separates the files ("config", "users").
+std::string RepoFileMac(const KeyRing& ring, std::string_view label, std::string_view text);
+// Whether `mac` (hex) is RepoFileMac(ring, label, text); constant-time comparison.
+bool RepoFileMacMatches(const KeyRing& ring, std::string_view label, std::string_view text,
+                        std::string_view mac);
+
 // HKDF(store_data_key, salt, "cairn/v1/chunk", chunk_id || u32le key_version || u64le epoch).
 Key32 ChunkKey(const Key32& store_data_key, const Digest& chunk_id,
                std::span<const uint8_t, kChunkSaltSize> salt, uint32_t key_version, uint64_t epoch);

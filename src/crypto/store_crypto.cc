@@ -1,10 +1,12 @@
 // Chunk and metadata sealing, keyed names and index MACs of an encrypted store.
 #include "crypto/store_crypto.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 #include "crypto/aead.h"
+#include "crypto/kdf.h"
 
 namespace cairn::crypto {
 namespace {
@@ -17,17 +19,30 @@ uint32_t GetU32Le(const uint8_t* p) {
   for (int i = 3; i >= 0; i--) x = (x << 8) | p[i];
   return x;
 }
+// The largest payload SealChunk takes: its padded size must fit the record's u32 stored_len.
+constexpr size_t kMaxChunkPayload = size_t{1} << 31;
+
 std::span<const uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
 }  // namespace
 
+uint64_t PaddedChunkSize(uint64_t payload) {
+  const uint64_t len = payload + 4 + kSealOverhead;
+  const int e = 63 - __builtin_clzll(len);        // floor(log2 len); len >= 32
+  const int s = 32 - __builtin_clz(uint32_t(e));  // floor(log2 e) + 1
+  const uint64_t mask = (uint64_t{1} << (e - s)) - 1;
+  return (len + mask) & ~mask;
+}
+
 StoreCrypto::StoreCrypto(StoreKeys keys, HashAlgo algo)
     : keys_(std::move(keys)),
       algo_(algo),
       name_hasher_(MakeHasher(algo, keys_.name_key().AsDigest())),
-      index_hasher_(MakeHasher(algo, keys_.index_key().AsDigest())) {}
+      index_hasher_(MakeHasher(algo, keys_.index_key().AsDigest())),
+      mask_hasher_(
+          MakeHasher(algo, Hkdf(keys_.index_key(), {}, "cairn/v1/chunk-record-mask").AsDigest())) {}
 
 std::unique_ptr<Hasher> StoreCrypto::MakeIdHasher() const {
   return MakeHasher(algo_, keys_.id_key().AsDigest());
@@ -43,8 +58,15 @@ Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, 
   CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
   Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
   auto aad = ChunkAad(store_id(), id, seal.key_version);
-  out.resize(plain.size() + kSealOverhead);
-  return SealInto(key, aad, plain, out);
+  if (plain.size() > kMaxChunkPayload) return Status::Invalid("chunk too large to seal");
+  // payload || zeros || u32le payload length, in a per-thread buffer.
+  thread_local std::vector<uint8_t> padded;
+  padded.assign(PaddedChunkSize(plain.size()) - kSealOverhead, 0);
+  if (!plain.empty()) std::memcpy(padded.data(), plain.data(), plain.size());
+  PutU32Le(padded.data() + padded.size() - 4, static_cast<uint32_t>(plain.size()));
+  seal.padded = true;
+  out.resize(padded.size() + kSealOverhead);
+  return SealInto(key, aad, padded, out);
 }
 
 Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
@@ -59,8 +81,15 @@ Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
   std::span<uint8_t> plain(buf.data() + kNonceSize, buf.size() - kSealOverhead);
   if (!OpenInto(key, aad, buf, plain).ok())
     return Status::Corruption("authentication failed (tampered or damaged)");
-  std::memmove(buf.data(), plain.data(), plain.size());
-  buf.resize(plain.size());
+  size_t n = plain.size();
+  if (seal.padded) {
+    // Authenticated, so a bad trailer means a bug or a record whose flags were not ours.
+    if (n < 4 || GetU32Le(plain.data() + n - 4) > n - 4)
+      return Status::Corruption("its padding trailer does not decode");
+    n = GetU32Le(plain.data() + n - 4);
+  }
+  std::memmove(buf.data(), plain.data(), n);
+  buf.resize(n);
   return Status::Ok();
 }
 
@@ -114,6 +143,23 @@ std::array<uint8_t, StoreCrypto::kIndexTagSize> StoreCrypto::IndexTag(
   std::array<uint8_t, kIndexTagSize> tag;
   std::memcpy(tag.data(), d.bytes.data(), tag.size());
   return tag;
+}
+
+void StoreCrypto::ChunkRecordMask(std::string_view row_key,
+                                  std::span<const uint8_t, kChunkSaltSize> salt, uint64_t epoch,
+                                  std::span<uint8_t> out) const {
+  uint8_t buf[4 + 64 + kChunkSaltSize + 8];
+  size_t n = 0;
+  const size_t klen = std::min<size_t>(row_key.size(), 64);
+  PutU32Le(buf, static_cast<uint32_t>(klen));
+  n = 4;
+  std::memcpy(buf + n, row_key.data(), klen);
+  n += klen;
+  std::memcpy(buf + n, salt.data(), salt.size());
+  n += salt.size();
+  for (int i = 0; i < 8; i++) buf[n++] = static_cast<uint8_t>(epoch >> (8 * i));
+  Digest d = mask_hasher_->Hash(std::span<const uint8_t>(buf, n));
+  std::memcpy(out.data(), d.bytes.data(), std::min(out.size(), d.bytes.size()));
 }
 
 }  // namespace cairn::crypto

@@ -27,7 +27,18 @@ struct ChunkSeal {
   uint32_t key_version = 0;  // 0 = not sealed (plain store)
   std::array<uint8_t, kChunkSaltSize> salt{};
   uint64_t epoch = 0;  // unix nanoseconds of the seal
+  // The sealed plaintext is padded (PaddedChunkSize): payload || zeros || u32le payload length.
+  // Every chunk sealed since format 3; false for chunks of older repositories.
+  bool padded = false;
 };
+
+// The stored size of a sealed, padded chunk whose payload (compressed or raw) is `payload`
+// bytes: Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and
+// Communication with PURBs", PETS 2019) applied to payload + 4-byte length trailer + 28 bytes of
+// nonce and tag. The result keeps only the top floor(log2 E) + 1 bits of a length of E + 1
+// bits, so at most O(log log L) bits of the length leak, for at most 12% (about 1.5% at 1 MiB)
+// of padding.
+uint64_t PaddedChunkSize(uint64_t payload);
 
 class StoreCrypto {
  public:
@@ -46,12 +57,14 @@ class StoreCrypto {
   // The secret the chunker's gear table is derived from.
   Digest GearSecret() const { return keys_.gear_key().AsDigest(); }
 
-  // Seals `plain` (the chunk as stored: compressed or raw) under a fresh salt, the current key
-  // version and the current time; `out` = nonce || ciphertext || tag.
+  // Seals `plain` (the chunk as stored: compressed or raw), padded to PaddedChunkSize, under a
+  // fresh salt, the current key version and the current time; `out` = nonce || ciphertext ||
+  // tag; seal.padded is set.
   Status SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                    std::vector<uint8_t>& out) const;
-  // Opens a sealed chunk in place: on success `buf` holds the plaintext. Any mismatch is
-  // Corruption saying why (the caller names the chunk and its place).
+  // Opens a sealed chunk in place: on success `buf` holds the plaintext (without its padding
+  // when seal.padded). Any mismatch is Corruption saying why (the caller names the chunk and
+  // its place).
   Status OpenChunk(const Digest& id, const ChunkSeal& seal, std::vector<uint8_t>& buf) const;
 
   // Metadata rows: u8 0xE1 || u32le key version || nonce || ciphertext || tag, AAD = row key.
@@ -67,10 +80,18 @@ class StoreCrypto {
   // truncated to 16 bytes.
   std::array<uint8_t, kIndexTagSize> IndexTag(std::string_view key, std::string_view value) const;
 
+  // The keystream that hides a chunk record's length fields (plaintext length and codec): the
+  // first `out.size()` (at most 32) bytes of the store hash keyed with HKDF(index key,
+  // "cairn/v1/chunk-record-mask") over u32le len(row key) || row key || salt || u64le epoch.
+  // A (chunk, salt, epoch) triple is sealed once and a chunk's length never changes, so each
+  // keystream only ever hides one value.
+  void ChunkRecordMask(std::string_view row_key, std::span<const uint8_t, kChunkSaltSize> salt,
+                       uint64_t epoch, std::span<uint8_t> out) const;
+
  private:
   StoreKeys keys_;
   HashAlgo algo_;
-  std::unique_ptr<Hasher> name_hasher_, index_hasher_;  // stateless, thread-safe
+  std::unique_ptr<Hasher> name_hasher_, index_hasher_, mask_hasher_;  // stateless, thread-safe
 };
 
 }  // namespace cairn::crypto

@@ -69,7 +69,12 @@ TEST(StoreCryptoChunk, RoundTripSizes) {
     Digest id = IdOf(plain);
     ChunkSeal seal;
     auto sealed = SealOf(c, id, plain, seal);
-    EXPECT_EQ(sealed.size(), n + kSealOverhead) << n;
+    // Padded (format 3): the payload, a 4-byte length trailer and the overhead, rounded up by
+    // Padmé; never more than 12% above that.
+    EXPECT_TRUE(seal.padded);
+    EXPECT_EQ(sealed.size(), PaddedChunkSize(n)) << n;
+    EXPECT_GE(sealed.size(), n + 4 + kSealOverhead) << n;
+    EXPECT_LE(sealed.size(), (n + 4 + kSealOverhead) * 112 / 100 + 1) << n;
     EXPECT_EQ(seal.key_version, 1u);
     EXPECT_NE(seal.epoch, 0u);
     EXPECT_NE(seal.salt, (std::array<uint8_t, kChunkSaltSize>{}));

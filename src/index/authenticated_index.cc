@@ -57,6 +57,14 @@ class AuthenticatedIndex : public Index {
   std::string Describe() const override { return inner_->Describe(); }
   Status Refresh() override { return inner_->Refresh(); }
   Status CatchUp() override { return inner_->CatchUp(); }
+  Status Compact() override { return inner_->Compact(); }
+  // Old versions carry the MAC of their own time; it is stripped, not checked (a history scan
+  // looks for what the files still hold, damaged or not).
+  Status ScanHistory(std::string_view prefix, const ScanFn& fn) override {
+    return inner_->ScanHistory(prefix, [&](std::string_view k, std::string_view v) {
+      return fn(k, v.size() >= kIndexTagSize ? v.substr(0, v.size() - kIndexTagSize) : v);
+    });
+  }
 
   Status Verify(const std::function<void(std::string)>& problem) override {
     return inner_->Scan("", [&](std::string_view k, std::string_view v) {

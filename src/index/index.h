@@ -70,6 +70,15 @@ class Index {
   // committed now (a reader that finds a chunk moved by another process's compaction or
   // re-encryption refreshes and looks again). No-op for a writer, which always sees the latest.
   virtual Status Refresh() { return Status::Ok(); }
+  // Rewrites the index files so that no overwritten or deleted row version is left in them
+  // (RocksDB: flush the memtable, then compact every level down to the bottommost, forced), as
+  // re-encryption needs before an old key version may be retired. Writable handles only. The
+  // default, for an index that keeps no old versions a client can reach, does nothing.
+  virtual Status Compact() { return Status::Ok(); }
+  // Calls `fn(key, value)` for every version of every row under `prefix` that the index files
+  // still hold, overwritten ones included (deletions are skipped), in key order, until it
+  // returns false. The default, for an index without old versions, is Scan.
+  virtual Status ScanHistory(std::string_view prefix, const ScanFn& fn) { return Scan(prefix, fn); }
 };
 
 // Forwards every call to `inner`. Decorators (counting, fault injection, a crash simulator)
@@ -92,6 +101,10 @@ class IndexWrapper : public Index {
   }
   Status Refresh() override { return inner_->Refresh(); }
   Status CatchUp() override { return inner_->CatchUp(); }
+  Status Compact() override { return inner_->Compact(); }
+  Status ScanHistory(std::string_view prefix, const ScanFn& fn) override {
+    return inner_->ScanHistory(prefix, fn);
+  }
 
  protected:
   Index& inner() { return *inner_; }

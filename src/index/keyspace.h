@@ -15,9 +15,9 @@
 namespace cairn::keyspace {
 
 // Row prefixes. Owner layer and record version (the first byte of the value) beside each.
-inline constexpr char kChunk = 'c';          // chunkstore  ChunkRecord v2 (v1 still read)
-inline constexpr char kSegment = 's';        // chunkstore  SegmentRecord v1
-inline constexpr char kFreeExtent = 'f';     // chunkstore  extent allocator, u8 1 + u64 length
+inline constexpr char kChunk = 'c';       // chunkstore  ChunkRecord v3 (v1, v2 read; 0x83 masked)
+inline constexpr char kSegment = 's';     // chunkstore  SegmentRecord v1
+inline constexpr char kFreeExtent = 'f';  // chunkstore  extent allocator, u8 1 + u64 length
 inline constexpr char kSegmentIdMark = 'g';  // chunkstore  u8 1 + u32 next segment id
 inline constexpr char kQuarantine = 'q';     // chunkstore  damaged chunk found by check (reserved)
 inline constexpr char kZeroSince = 'z';      // chunkstore  u8 1 + u64 unix ns: refcount 0 since
@@ -28,7 +28,7 @@ inline constexpr char kVersion = 'v';        // objects     VersionRecord v1
 inline constexpr char kVdisk = 'd';        // vdisk       VdiskDescriptor v1 (sealed when encrypted)
 inline constexpr char kBlockMap = 'b';     // vdisk       BlockMapPage v1 (sealed when encrypted)
 inline constexpr char kVdiskBitmap = 'x';  // vdisk       BitmapSlice v1 (sealed when encrypted)
-inline constexpr char kStoreIdentity = 'i';  // repo        sealed store identity (reserved)
+inline constexpr char kStoreIdentity = 'i';  // repo        StoreIdentity v1 (sealed when encrypted)
 inline constexpr char kCommitCount = 'k';    // repo        u8 1 + u64 batches committed (ADR 0016)
 inline constexpr char kReencryptPass = 'p';  // repo        u8 1 + u64 cut-off, unix ns
 

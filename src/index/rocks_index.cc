@@ -17,6 +17,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/debug.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -227,6 +228,18 @@ class RocksIndex : public Index {
                            std::to_string(need) + ")");
   }
 
+  Status Compact() override {
+    if (read_only_) return Status::Invalid("index " + dir_ + " is open read-only: cannot compact");
+    std::shared_lock lk(mu_);
+    CAIRN_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flushing index " + dir_));
+    rocksdb::CompactRangeOptions o;
+    o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    o.exclusive_manual_compaction = true;
+    return FromRocks(db_->CompactRange(o, nullptr, nullptr), "compacting index " + dir_);
+  }
+
+  Status ScanHistory(std::string_view prefix, const ScanFn& fn) override;
+
   Status Refresh() override {
     if (!read_only_) return Status::Ok();
     rocksdb::DB* raw = nullptr;
@@ -245,6 +258,38 @@ class RocksIndex : public Index {
   std::string dir_;
   bool read_only_;
 };
+
+// Pages through rocksdb::GetAllKeyVersions (utilities/debug.h: memtables and every SST file) so
+// that memory stays bounded: each page ends short of its last key, which the next page starts at.
+Status RocksIndex::ScanHistory(std::string_view prefix, const ScanFn& fn) {
+  // ValueType::kTypeValue in RocksDB's db/dbformat.h (not public): a Put. cairn writes no
+  // merges; deletions and the other types carry no row value.
+  constexpr int kRocksTypeValue = 0x1;
+  constexpr size_t kPage = 65536;
+  std::shared_lock lk(mu_);
+  // The bound (inclusive) is the prefix's successor, or none ("") for "" or a last byte 0xff.
+  std::string begin(prefix), end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  for (;;) {
+    std::vector<rocksdb::KeyVersion> page;
+    rocksdb::Status s = rocksdb::GetAllKeyVersions(db_.get(), begin, end, kPage, &page);
+    if (!s.ok()) return FromRocks(s, "listing row versions of index " + dir_);
+    const bool full = page.size() >= kPage;
+    std::string last = full ? page.back().user_key : std::string();
+    for (const auto& kv : page) {
+      if (full && kv.user_key == last) break;  // its versions come whole with the next page
+      if (!std::string_view(kv.user_key).starts_with(prefix)) continue;
+      if (kv.type != kRocksTypeValue) continue;
+      if (!fn(kv.user_key, kv.value)) return Status::Ok();
+    }
+    if (!full) return Status::Ok();
+    if (last == begin)
+      return Status::Corruption("index " + dir_ + ": row has more than " + std::to_string(kPage) +
+                                " versions");
+    begin = std::move(last);
+  }
+}
 
 rocksdb::Options MakeOptions(const std::string& dir, bool create, rocksdb::Env* env) {
   rocksdb::Options o;

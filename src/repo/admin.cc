@@ -27,8 +27,11 @@ Result<AdminSession> Begin(Storage& st, const std::string& password, bool lock) 
   AdminSession a;
   a.repo = st.Describe("");
   CAIRN_ASSIGN_OR_RETURN(a.cfg, LoadConfig(st));
+  CAIRN_RETURN_IF_ERROR(CheckNotDowngraded(st, a.cfg));
   if (a.cfg.encrypted()) {
     CAIRN_ASSIGN_OR_RETURN(a.keys, UnlockRepository(st, a.cfg, password));
+    CAIRN_RETURN_IF_ERROR(VerifyConfig(a.cfg, &a.keys.ring, st.Describe("config.json")));
+    CAIRN_RETURN_IF_ERROR(CheckNotRolledBack(st, a.cfg, a.keys));
   }
   if (a.cfg.version < 2)
     return Status::Unsupported("repository " + a.repo +
@@ -36,8 +39,14 @@ Result<AdminSession> Begin(Storage& st, const std::string& password, bool lock) 
                                "store)");
   if (lock) {
     CAIRN_ASSIGN_OR_RETURN(a.lock, LockDir(st, ""));
+    // Every change is made in format 3: a format-2 repository is upgraded first.
+    CAIRN_RETURN_IF_ERROR(UpgradeRepository(st, a.cfg, a.cfg.encrypted() ? &a.keys : nullptr));
   }
   return a;
+}
+
+const crypto::KeyRing* Ring(const AdminSession& a) {
+  return a.cfg.encrypted() ? &a.keys.ring : nullptr;
 }
 
 Result<AdminSession> BeginKeys(Storage& st, const std::string& password, bool lock) {
@@ -80,7 +89,7 @@ auto WithStorage(const std::string& repo, F&& f) -> decltype(f(std::declval<Stor
 Status AddUser(Storage& st, const std::string& password, const std::string& name) {
   CAIRN_RETURN_IF_ERROR(ValidateUserName(name));
   CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, true));
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st, Ring(a), a.cfg.version));
   SweepRemovedStores(st, reg);
   if (reg.Find(name))
     return Status::Invalid("repository " + a.repo + " already has a user '" + name + "'");
@@ -92,16 +101,16 @@ Status AddUser(Storage& st, const std::string& password, const std::string& name
   // between leaves an unlisted directory that nothing opens. A failed registry write takes the
   // directory away again.
   const std::string dir = UserStoreDir(u);
-  CAIRN_RETURN_IF_ERROR(CreateStoreDir(st, dir));
+  CAIRN_RETURN_IF_ERROR(CreateStoreDir(st, UserStoreRef(u), a.cfg, Ring(a)));
   reg.users.push_back(u);
-  Status saved = reg.Save(st);
+  Status saved = reg.Save(st, Ring(a));
   if (!saved.ok()) (void)st.RemoveAll(dir);
   return saved;
 }
 
 Result<std::vector<UserInfo>> ListUsers(Storage& st, const std::string& password) {
   CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, false));
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st, Ring(a), a.cfg.version));
   std::vector<UserInfo> out;
   for (const auto& u : reg.users) out.push_back({u.name, u.id, u.created});
   return out;
@@ -110,7 +119,7 @@ Result<std::vector<UserInfo>> ListUsers(Storage& st, const std::string& password
 Status RemoveUser(Storage& st, const std::string& password, const std::string& name) {
   CAIRN_RETURN_IF_ERROR(ValidateUserName(name));
   CAIRN_ASSIGN_OR_RETURN(auto a, Begin(st, password, true));
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st, Ring(a), a.cfg.version));
   const UserEntry* u = reg.Find(name);
   if (!u) return Status::NotFound("repository " + a.repo + " has no user '" + name + "'");
   const std::string dir = UserStoreDir(*u), aside = dir + ".removing";
@@ -122,7 +131,7 @@ Status RemoveUser(Storage& st, const std::string& password, const std::string& n
   UserRegistry kept;
   for (const auto& x : reg.users)
     if (x.name != name) kept.users.push_back(x);
-  Status saved = kept.Save(st);
+  Status saved = kept.Save(st, Ring(a));
   if (!saved.ok()) {
     // The user stays: put the store back (or the next sweep will, as it is still listed).
     (void)st.Rename(aside, dir);
@@ -154,7 +163,7 @@ Result<std::string> AddKey(Storage& st, const std::string& password,
 
 Status RemoveKey(Storage& st, const std::string& password, const std::string& id) {
   CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
-  return crypto::RemoveKeyFile(st, kKeyDir, id);
+  return crypto::RemoveKeyFile(st, kKeyDir, id, &a.keys);
 }
 
 Result<std::string> ChangePassword(Storage& st, const std::string& password,
@@ -163,12 +172,16 @@ Result<std::string> ChangePassword(Storage& st, const std::string& password,
   CAIRN_ASSIGN_OR_RETURN(auto a, BeginKeys(st, password, true));
   std::string id;
   // The new key file is durable before the old one goes: a crash leaves both working. When
-  // the old one cannot be removed, the new one goes again, so a failed change changes nothing.
+  // the old one cannot be removed, the new one goes again and the key ring gets its old bytes
+  // back, so a failed change changes nothing.
+  const std::string ring_name = JoinStorageName(kKeyDir, "keyring.sealed");
+  CAIRN_ASSIGN_OR_RETURN(std::string old_ring, st.ReadFile(ring_name, 16 << 20));
   CAIRN_RETURN_IF_ERROR(
       crypto::AddKeyFile(st, kKeyDir, a.keys, new_password, crypto::DefaultKdfParams(), &id));
-  Status removed = crypto::RemoveKeyFile(st, kKeyDir, a.keys.keyfile_id);
+  Status removed = crypto::RemoveKeyFile(st, kKeyDir, a.keys.keyfile_id, &a.keys);
   if (!removed.ok()) {
     (void)crypto::RemoveKeyFile(st, kKeyDir, id);
+    (void)st.WriteFile(ring_name, old_ring);
     return removed;
   }
   return id;
@@ -199,7 +212,7 @@ Status RetireKey(Storage& st, const std::string& password, uint32_t version) {
   // stores stay locked until the key ring no longer has the version. They borrow `st`, which
   // outlives them.
   std::shared_ptr<Storage> borrowed(std::shared_ptr<Storage>(), &st);
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(st, Ring(a), a.cfg.version));
   std::vector<std::string> users{""};
   for (const auto& u : reg.users) users.push_back(u.name);
   std::vector<std::unique_ptr<Repository>> open;
@@ -216,12 +229,18 @@ Status RetireKey(Storage& st, const std::string& password, uint32_t version) {
     auto& rows = usage.rows;
     uint64_t c = chunks.count(version) ? chunks[version] : 0;
     uint64_t m = rows.count(version) ? rows[version] : 0;
+    uint64_t f = usage.in_files.count(version) ? usage.in_files[version] : 0;
+    const std::string store = user.empty() ? "system store" : "store of user " + user;
     if (c || m)
       return Status::Invalid("key version " + std::to_string(version) + " still seals " +
                              std::to_string(c) + " chunks and " + std::to_string(m) +
-                             " metadata rows of the " +
-                             (user.empty() ? "system store" : "store of user " + user) +
+                             " metadata rows of the " + store +
                              ": run `cairn reencrypt` on it first");
+    if (f)
+      return Status::Invalid("the index files of the " + store + " still hold " +
+                             std::to_string(f) + " old row versions under key version " +
+                             std::to_string(version) +
+                             ": run `cairn reencrypt` on it first (it compacts them away)");
     open.push_back(std::move(r.value()));
   }
   return crypto::RetireKeyVersion(st, kKeyDir, a.keys, version);
@@ -238,6 +257,7 @@ Status SetResealAfter(Storage& st, const std::string& password, uint64_t seconds
     return Status::Invalid("repository " + a.repo +
                            " is not encrypted: a re-seal policy needs keys");
   a.cfg.reseal_after = seconds;
+  if (a.cfg.encrypted()) a.cfg.Sign(a.keys.ring);
   return SaveConfig(st, a.cfg);
 }
 

@@ -1,5 +1,7 @@
 // RepoConfig: the repository's versioned config (REPO/config.json): format version, chunker
-// parameters, hash algorithm, compression, encryption. Written once at init, atomically.
+// parameters, hash algorithm, compression, encryption. Written at init and by `cairn config`,
+// atomically. From format 3 on, an encrypted repository's config carries a MAC under the key
+// ring ("mac", crypto::RepoFileMac), checked at every open once the keys are unlocked.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +10,7 @@
 
 #include "backend/storage.h"
 #include "cairn/status.h"
+#include "crypto/keys.h"
 #include "primitives/chunker.h"
 #include "primitives/compress.h"
 #include "primitives/hash.h"
@@ -15,9 +18,12 @@
 namespace cairn {
 
 struct RepoConfig {
-  // 2: stores/ (a system store and one per user), optional encryption. 1: a single unencrypted
-  // store at the top of the repository (still opened: it is the system store, without users).
-  static constexpr int kFormatVersion = 2;
+  // 3: authenticated config and user registry (encrypted repositories), a store identity row
+  // in every store, sealed chunk lengths. 2: stores/ (a system store and one per user),
+  // optional encryption (still opened, and upgraded to 3 by the first writable open). 1: a
+  // single unencrypted store at the top of the repository (still opened: it is the system
+  // store, without users).
+  static constexpr int kFormatVersion = 3;
   int version = kFormatVersion;
   std::string id;  // random, hex
   ChunkerParams chunker;
@@ -29,12 +35,28 @@ struct RepoConfig {
   uint64_t reseal_after = 0;  // seconds; `maintain` re-seals chunks older than this (0 = never)
   std::optional<uint64_t> cache_size;  // bytes of hot cache for whoever opens it (optional key)
 
+  // Format 3, encrypted: 64 hex digits, RepoFileMac(ring, "config", authenticated_text).
+  std::string mac;
+  // What the MAC covers: the file's JSON object without "mac", keys sorted, no whitespace
+  // (set by FromJson and Sign; unknown fields of a newer writer are covered too).
+  std::string authenticated_text;
+
   bool encrypted() const { return encryption != "none"; }
 
+  // config.json text (pretty-printed, trailing newline); "mac" only when set.
   std::string ToJson() const;
-  // `where` names the file in messages.
+  // Sets `mac` (and authenticated_text) for the current fields under `ring`.
+  void Sign(const crypto::KeyRing& ring);
+  // `where` names the file in messages. Every field is read exactly (JsonFields): a missing or
+  // mistyped field, or an integer out of range, is Corruption naming the file and field;
+  // Unsupported for an unknown version, chunker or encryption; InvalidArgument for another
+  // format or bad chunker sizes, hash or compression. The MAC is not checked here (VerifyConfig).
   static Result<RepoConfig> FromJson(const std::string& text, const std::string& where);
 };
+
+// Checks the MAC of an encrypted format-3 config under the unlocked `ring` (Ok for a plain or
+// an older config): Corruption naming `where` when "mac" is missing or does not match.
+Status VerifyConfig(const RepoConfig& cfg, const crypto::KeyRing* ring, const std::string& where);
 
 // The largest config.json read, in bytes (a real one is under 1 KiB).
 inline constexpr size_t kMaxConfigBytes = 1 << 20;

@@ -137,6 +137,7 @@ Result<RepairReport> Repair(const std::string& path, const RepairOptions& opts) 
   CAIRN_ASSIGN_OR_RETURN(auto st, OpenStorage(path, /*create=*/false));
   CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, LoadConfig(*st));
   RepairReport report;
+  std::optional<crypto::UnlockedKeys> keys;
   if (cfg.encrypted()) {
     if (opts.password.empty())
       return Status::PermissionDenied("repository " + path +
@@ -144,19 +145,23 @@ Result<RepairReport> Repair(const std::string& path, const RepairOptions& opts) 
     auto what = crypto::RepairKeyRing(*st, kKeyDir, opts.password);
     if (!what.ok()) return what.status();
     if (!what->empty()) report.actions.push_back(*what);
+    // With the ring whole again: users.json is authenticated under it (format 3).
+    CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(*st, cfg, opts.password));
+    keys.emplace(std::move(k));
   }
+  const crypto::KeyRing* ring = keys ? &keys->ring : nullptr;
   std::vector<std::string> users;
   if (opts.user) {
     users.push_back(*opts.user);
   } else {
     users.push_back("");
     if (cfg.version >= 2) {
-      CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(*st));
+      CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(*st, ring, cfg.version));
       for (const UserEntry& u : reg.users) users.push_back(u.name);
     }
   }
   for (const std::string& user : users) {
-    CAIRN_ASSIGN_OR_RETURN(StoreRef store, ResolveStore(*st, cfg, user));
+    CAIRN_ASSIGN_OR_RETURN(StoreRef store, ResolveStore(*st, cfg, user, ring));
     report.stores.emplace_back();
     RepairStore(*st, path, store, opts, user, report.stores.back());
   }

@@ -43,14 +43,21 @@ Result<RepoConfig> NewConfig(const InitOptions& opts) {
   return cfg;
 }
 
-// Fills an empty storage with a new repository.
-Status InitOn(Storage& storage, const RepoConfig& cfg, const std::string& password) {
-  CAIRN_RETURN_IF_ERROR(storage.CreateDir("stores"));
-  CAIRN_RETURN_IF_ERROR(CreateStoreDir(storage, SystemStoreDir(cfg.version)));
-  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(storage));
+// Fills an empty storage with a new repository (format 3: config and users authenticated under
+// the key ring, a store identity row in the system store).
+Status InitOn(Storage& storage, RepoConfig cfg, const std::string& password) {
+  std::optional<crypto::KeyRing> ring;
   if (cfg.encrypted()) {
-    CAIRN_ASSIGN_OR_RETURN(auto ring, crypto::KeyRing::New());
-    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(storage, kKeyDir, ring, password,
+    CAIRN_ASSIGN_OR_RETURN(ring, crypto::KeyRing::New());
+    cfg.Sign(*ring);
+  }
+  const crypto::KeyRing* r = ring ? &*ring : nullptr;
+  CAIRN_RETURN_IF_ERROR(storage.CreateDir("stores"));
+  CAIRN_RETURN_IF_ERROR(
+      CreateStoreDir(storage, {SystemStoreDir(cfg.version), "system", "system", ""}, cfg, r));
+  CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(storage, r));
+  if (ring) {
+    CAIRN_RETURN_IF_ERROR(crypto::CreateKeyFile(storage, kKeyDir, *ring, password,
                                                 crypto::DefaultKdfParams(), nullptr));
   }
   // The config goes last: a directory without it is not (yet) a repository.
@@ -72,6 +79,21 @@ Status InitForTesting(Storage& storage, const InitOptions& opts) {
 
 namespace {
 
+// The format-3 upgrade at a writable open (UpgradeRepository); another process holding the
+// repository lock only postpones it (the repository stays format 2 for this handle).
+Status TryUpgrade(Storage& storage, RepoConfig& cfg, std::optional<crypto::UnlockedKeys>& keys) {
+  auto lock = LockDir(storage, "");
+  if (!lock.ok()) return lock.status().code() == Code::kBusy ? Status::Ok() : lock.status();
+  // Another process may have upgraded it meanwhile.
+  CAIRN_ASSIGN_OR_RETURN(RepoConfig now, LoadConfig(storage));
+  if (now.version != cfg.version) {
+    CAIRN_RETURN_IF_ERROR(
+        VerifyConfig(now, keys ? &keys->ring : nullptr, storage.Describe("config.json")));
+    cfg = std::move(now);
+  }
+  return UpgradeRepository(storage, cfg, keys ? &*keys : nullptr);
+}
+
 Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
                                            const OpenOptions& opts, const TestHooks& hooks) {
   CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(*storage));
@@ -81,8 +103,13 @@ Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
   if (cfg.encrypted()) {
     CAIRN_ASSIGN_OR_RETURN(auto k, UnlockRepository(*storage, cfg, opts.password));
     keys.emplace(std::move(k));
+    CAIRN_RETURN_IF_ERROR(VerifyConfig(cfg, &keys->ring, storage->Describe("config.json")));
+    CAIRN_RETURN_IF_ERROR(CheckNotRolledBack(*storage, cfg, *keys));
   }
-  CAIRN_ASSIGN_OR_RETURN(auto store, ResolveStore(*storage, cfg, opts.user));
+  if (opts.writable && cfg.version >= 2 && UpgradeDue(cfg, keys ? &*keys : nullptr))
+    CAIRN_RETURN_IF_ERROR(TryUpgrade(*storage, cfg, keys));
+  CAIRN_ASSIGN_OR_RETURN(auto store,
+                         ResolveStore(*storage, cfg, opts.user, keys ? &keys->ring : nullptr));
   auto repo =
       std::make_unique<RepositoryImpl>(std::move(storage), std::move(cfg), std::move(store));
   CAIRN_RETURN_IF_ERROR(repo->OpenAll(opts, keys ? &keys->ring : nullptr, hooks));

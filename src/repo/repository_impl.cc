@@ -6,12 +6,14 @@
 #include <set>
 #include <thread>
 
+#include "chunkstore/masked_records.h"
 #include "index/authenticated_index.h"
 #include "index/index_factory.h"
 #include "index/keyspace.h"
 #include "primitives/hash.h"
 #include "repo/check.h"
 #include "repo/index_copies.h"
+#include "repo/store_identity.h"
 #include "util/coding.h"
 
 namespace cairn {
@@ -90,6 +92,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
         std::move(index_),
         [c](std::string_view k, std::string_view v) { return c->IndexTag(k, v); },
         keyspace::DescribeRow);
+    index_ = MakeMaskedRecordIndex(std::move(index_), c);
   }
   // Before anything reads the index or recovery touches a segment.
   if (!shared_) CAIRN_RETURN_IF_ERROR(TrackCommits(mark, opts.writable, hooks));
@@ -100,6 +103,11 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     hasher_ = MakeHasher(cfg_.hash);
     chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
   }
+  // Before anything is read or written: the store must be the one config.json and users.json
+  // name, written with their parameters (and never an encrypted store opened as plain).
+  CAIRN_RETURN_IF_ERROR(CheckStoreIdentity(*index_, crypto_.get(),
+                                           StoreIdentity::Expected(cfg_, store_), cfg_.version,
+                                           opts.writable, storage_->Describe(store_.dir)));
   threads_ = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
   pool_ = std::make_unique<ThreadPool>(threads_);
   ChunkStoreOptions co;
@@ -376,7 +384,18 @@ Result<KeyVersionUsage> RepositoryImpl::KeyVersions() {
   CAIRN_RETURN_IF_ERROR(chunks_->ForEachChunk(
       [&](const Digest&, const ChunkRecord& r) { u.chunks[r.key_version]++; }));
   CAIRN_RETURN_IF_ERROR(objects_->CountRowKeyVersions(u.rows));
+  CAIRN_RETURN_IF_ERROR(rows_->CountKeyVersions({keyspace::kStoreIdentity}, u.rows));
   CAIRN_RETURN_IF_ERROR(vdisks_->CountRowKeyVersions(u.rows));
+  // Every version the index files still hold: a chunk record names its key version, a sealed
+  // row carries it. An attacker reading the files finds these, current or not.
+  CAIRN_RETURN_IF_ERROR(index_->ScanHistory("", [&](std::string_view k, std::string_view v) {
+    if (!k.empty() && k[0] == keyspace::kChunk) {
+      if (auto rec = ChunkRecord::Decode(v)) u.in_files[rec->key_version]++;
+    } else if (auto ver = crypto::StoreCrypto::RowKeyVersion(v)) {
+      u.in_files[*ver]++;
+    }
+    return true;
+  }));
   return u;
 }
 
@@ -457,11 +476,16 @@ Result<ReencryptResult> RepositoryImpl::Reencrypt(const ReencryptRequest& req) {
   CAIRN_ASSIGN_OR_RETURN(out.rows, objects_->ResealRows());
   CAIRN_ASSIGN_OR_RETURN(uint64_t vrows, vdisks_->ResealRows());
   out.rows += vrows;
+  CAIRN_ASSIGN_OR_RETURN(uint64_t irows, rows_->Reseal({keyspace::kStoreIdentity}));
+  out.rows += irows;
   if (pass_row) {
     WriteBatch b;
     b.Delete(ReencryptPassKey());
     CAIRN_RETURN_IF_ERROR(index_->Write(b, true));
   }
+  // The rows rewritten above are new versions; the old ones (sealed under older key versions)
+  // stay in the index files until compacted away.
+  CAIRN_RETURN_IF_ERROR(index_->Compact());
   return out;
 }
 

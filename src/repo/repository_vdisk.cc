@@ -5,7 +5,8 @@
 namespace cairn {
 
 Result<std::unique_ptr<RepositoryImpl>> RepositoryImpl::OpenSibling(const std::string& user) {
-  CAIRN_ASSIGN_OR_RETURN(auto store, ResolveStore(*storage_, cfg_, user));
+  CAIRN_ASSIGN_OR_RETURN(auto store,
+                         ResolveStore(*storage_, cfg_, user, ring_ ? &*ring_ : nullptr));
   auto repo = std::make_unique<RepositoryImpl>(storage_, cfg_, std::move(store));
   OpenOptions o;
   o.writable = false;
@@ -27,7 +28,8 @@ Result<VdiskStore*> RepositoryImpl::SystemVdisks() {
 
 Result<std::vector<std::string>> RepositoryImpl::UserDependents(const VdiskId& id) {
   std::vector<std::string> out;
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(*storage_));
+  CAIRN_ASSIGN_OR_RETURN(auto reg,
+                         UserRegistry::Load(*storage_, ring_ ? &*ring_ : nullptr, cfg_.version));
   for (const auto& u : reg.users) {
     CAIRN_ASSIGN_OR_RETURN(auto repo, OpenSibling(u.name));
     CAIRN_ASSIGN_OR_RETURN(auto names, repo->vdisks_->Dependents(id, true));

@@ -3,22 +3,28 @@
 
 #include "index/index.h"
 #include "index/index_factory.h"
+#include "repo/store_identity.h"
 
 namespace cairn {
 
-Result<StoreRef> ResolveStore(Storage& storage, const RepoConfig& cfg, const std::string& user) {
-  if (user.empty()) return StoreRef{SystemStoreDir(cfg.version), "system", "system"};
+StoreRef UserStoreRef(const UserEntry& u) {
+  return StoreRef{UserStoreDir(u), UserKeyId(u), "user " + u.name, u.name};
+}
+
+Result<StoreRef> ResolveStore(Storage& storage, const RepoConfig& cfg, const std::string& user,
+                              const crypto::KeyRing* ring) {
+  if (user.empty()) return StoreRef{SystemStoreDir(cfg.version), "system", "system", ""};
   CAIRN_RETURN_IF_ERROR(ValidateUserName(user));
   const std::string repo = storage.Describe("");
   if (cfg.version < 2)
     return Status::NotFound("repository " + repo +
                             " has format version 1, which has no users (only the system store)");
-  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(storage));
+  CAIRN_ASSIGN_OR_RETURN(auto reg, UserRegistry::Load(storage, ring, cfg.version));
   const UserEntry* u = reg.Find(user);
   if (!u)
     return Status::NotFound("repository " + repo + " has no user '" + user +
                             "' (see `cairn user ls`)");
-  return StoreRef{UserStoreDir(*u), UserKeyId(*u), "user " + user};
+  return UserStoreRef(*u);
 }
 
 Result<crypto::UnlockedKeys> UnlockRepository(Storage& storage, const RepoConfig& cfg,
@@ -59,11 +65,56 @@ Status FillStoreDir(Storage& storage, const std::string& dir) {
 
 }  // namespace
 
-Status CreateStoreDir(Storage& storage, const std::string& dir) {
-  CAIRN_RETURN_IF_ERROR(storage.CreateDir(dir));
-  Status s = FillStoreDir(storage, dir);
-  if (!s.ok()) (void)storage.RemoveAll(dir);  // a half-made store would only confuse
+Status CreateStoreDir(Storage& storage, const StoreRef& ref, const RepoConfig& cfg,
+                      const crypto::KeyRing* ring) {
+  CAIRN_RETURN_IF_ERROR(storage.CreateDir(ref.dir));
+  Status s = FillStoreDir(storage, ref.dir);
+  if (s.ok())
+    s = EnsureStoreIdentity(storage, ref, StoreIdentity::Expected(cfg, ref), ring, cfg.hash);
+  if (!s.ok()) (void)storage.RemoveAll(ref.dir);  // a half-made store would only confuse
   return s;
+}
+
+Status CheckNotRolledBack(Storage& storage, const RepoConfig& cfg,
+                          const crypto::UnlockedKeys& keys) {
+  if (cfg.version >= 3 || !keys.keyfiles) return Status::Ok();
+  return Status::Corruption(storage.Describe("config.json") + " says format " +
+                            std::to_string(cfg.version) +
+                            ", but the key ring was written by format 3: config.json was replaced "
+                            "by an older or edited copy; refusing to open it");
+}
+
+Status UpgradeRepository(Storage& storage, RepoConfig& cfg, crypto::UnlockedKeys* keys) {
+  if (cfg.version >= 3 && (keys == nullptr || keys->keyfiles)) return Status::Ok();
+  const crypto::KeyRing* ring = keys != nullptr ? &keys->ring : nullptr;
+  if (cfg.version < 3) {
+    // users.json, then config.json: a format-3 config is what makes the MACs and identity rows
+    // required.
+    CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage));
+    CAIRN_RETURN_IF_ERROR(reg.Save(storage, ring));
+    RepoConfig next = cfg;
+    next.version = RepoConfig::kFormatVersion;
+    if (ring != nullptr) next.Sign(*ring);
+    CAIRN_RETURN_IF_ERROR(SaveConfig(storage, next));
+    cfg = std::move(next);
+  }
+  // Every store's identity row; a store another process is writing gets it at its next
+  // writable open.
+  CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage, ring, cfg.version));
+  std::vector<StoreRef> stores{{SystemStoreDir(cfg.version), "system", "system", ""}};
+  for (const auto& u : reg.users) stores.push_back(UserStoreRef(u));
+  for (const StoreRef& ref : stores) {
+    auto lock = LockDir(storage, ref.dir);
+    if (!lock.ok() && lock.status().code() == Code::kBusy) continue;
+    CAIRN_RETURN_IF_ERROR(lock.status());
+    CAIRN_RETURN_IF_ERROR(
+        EnsureStoreIdentity(storage, ref, StoreIdentity::Expected(cfg, ref), ring, cfg.hash)
+            .WithContext("upgrading to format 3"));
+  }
+  // Last, the commit point of an encrypted repository's upgrade: once the key ring lists its
+  // key files, a format-2 config.json is refused (CheckNotRolledBack).
+  if (keys != nullptr) CAIRN_RETURN_IF_ERROR(crypto::RecordKeyFiles(storage, kKeyDir, *keys));
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<StorageLock>> LockDir(Storage& storage, const std::string& dir) {

@@ -83,12 +83,26 @@ TEST(Users, BadEntriesAreRefusedNamingTheFile) {
     EXPECT_EQ(r.status().code(), Code::kCorruption) << what << ": " << r.status().message();
     EXPECT_NE(r.status().message().find(kWhere), std::string::npos) << r.status().message();
   }
-  for (auto version : {json(2), json("1"), json(nullptr)}) {
+  // An unknown version is Unsupported; a version of the wrong type, or one that would only
+  // match after truncation to 32 bits (2^32 + 1), is Corruption.
+  for (auto [version, code] :
+       std::vector<std::pair<json, Code>>{{json(3), Code::kUnsupported},
+                                          {json(0), Code::kUnsupported},
+                                          {json((1ull << 32) + 1), Code::kUnsupported},
+                                          {json("1"), Code::kCorruption},
+                                          {json(1.0), Code::kCorruption},
+                                          {json(-1), Code::kCorruption},
+                                          {json(nullptr), Code::kCorruption}}) {
     json j = json::parse(Sample().ToJson());
     j["version"] = version;
     auto r = UserRegistry::Parse(j.dump(), kWhere);
-    EXPECT_EQ(r.status().code(), Code::kUnsupported) << version.dump();
+    EXPECT_EQ(r.status().code(), code) << version.dump();
     EXPECT_NE(r.status().message().find(kWhere), std::string::npos);
+  }
+  {
+    json j = json::parse(Sample().ToJson());
+    j["users"][0]["created"] = (1ull << 32) * 1.5e10;  // past 2^64: a float, not an integer
+    EXPECT_EQ(UserRegistry::Parse(j.dump(), kWhere).status().code(), Code::kCorruption);
   }
   for (std::string text : {std::string(), std::string("[]"), std::string("{\"users\": [")}) {
     auto r = UserRegistry::Parse(text, kWhere);
@@ -104,11 +118,49 @@ TEST(Users, LoadAndSaveThroughStorage) {
   EXPECT_EQ(missing.status().code(), Code::kCorruption);
   EXPECT_EQ(missing.status().message(),
             dir.path() + "/users.json is missing: the repository's user list is gone");
-  ASSERT_TRUE(Sample().Save(**st).ok());
+  UserRegistry saved = Sample();
+  ASSERT_TRUE(saved.Save(**st, nullptr).ok());
   auto loaded = UserRegistry::Load(**st);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   EXPECT_EQ(loaded->ToJson(), Sample().ToJson());
   EXPECT_EQ(*(*st)->ReadFile("users.json", 1 << 20), Sample().ToJson());
+}
+
+// Version 2 in an encrypted repository: the registry carries a MAC under the key ring; any edit
+// (a swapped id, a removed user, the mac dropped or moved to another ring) fails Verify.
+TEST(Users, MacCatchesEveryEdit) {
+  auto ring = crypto::KeyRing::New();
+  ASSERT_TRUE(ring.ok());
+  UserRegistry r = Sample();
+  r.Sign(*ring);
+  auto back = UserRegistry::Parse(r.ToJson(), kWhere);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->Verify(*ring, kWhere).ok());
+  using nlohmann::json;
+  const std::vector<std::function<void(json&)>> edits = {
+      [](json& j) { std::swap(j["users"][0]["id"], j["users"][1]["id"]); },
+      [](json& j) { j["users"].erase(1); },
+      [](json& j) { j["users"][0]["created"] = 1; },
+      [](json& j) { j.erase("mac"); },
+      [](json& j) { j["version"] = 1; },
+  };
+  for (size_t i = 0; i < edits.size(); i++) {
+    json j = json::parse(r.ToJson());
+    edits[i](j);
+    auto p = UserRegistry::Parse(j.dump(), kWhere);
+    ASSERT_TRUE(p.ok()) << i << ": " << p.status().message();
+    Status v = p->Verify(*ring, kWhere);
+    EXPECT_EQ(v.code(), Code::kCorruption) << i;
+    EXPECT_NE(v.message().find(kWhere), std::string::npos) << v.message();
+  }
+  auto other = crypto::KeyRing::New();
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(back->Verify(*other, kWhere).code(), Code::kCorruption);
+  // Whitespace and key order do not matter: the MAC covers the parsed object.
+  json j = json::parse(r.ToJson());
+  auto reparsed = UserRegistry::Parse(j.dump(), kWhere);
+  ASSERT_TRUE(reparsed.ok());
+  EXPECT_TRUE(reparsed->Verify(*ring, kWhere).ok());
 }
 
 }  // namespace

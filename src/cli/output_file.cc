@@ -1,0 +1,66 @@
+// OutputFile (output_file.h): the temporary file behind `get -o` and `vdisk export`.
+#include "cli/output_file.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+namespace cairn::cli {
+namespace {
+
+// 16 random hex digits (getrandom(2)): a name nobody can plant in advance.
+std::string RandomSuffix() {
+  unsigned char b[8] = {};
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  std::string s;
+  for (unsigned char c : b) {
+    char h[3];
+    std::snprintf(h, sizeof h, "%02x", c);
+    s += h;
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<OutputFile> OutputFile::Create(const std::string& out) {
+  int err = EEXIST;
+  for (int attempt = 0; attempt < 16 && err == EEXIST; attempt++) {
+    std::string tmp = out + ".cairn-partial-" + RandomSuffix();
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) return OutputFile(out, std::move(tmp), fd);
+    err = errno;
+  }
+  return Status::FromErrno(err, "cannot write " + out);
+}
+
+OutputFile::OutputFile(OutputFile&& o) noexcept
+    : out_(std::move(o.out_)), tmp_(std::move(o.tmp_)), fd_(o.fd_) {
+  o.fd_ = -1;
+  o.tmp_.clear();
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+Status OutputFile::Commit(bool sync) {
+  Status s;
+  if (sync && ::fsync(fd_) != 0) s = Status::FromErrno(errno, "syncing " + out_);
+  if (::close(fd_) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out_);
+  fd_ = -1;
+  if (s.ok() && ::rename(tmp_.c_str(), out_.c_str()) != 0)
+    s = Status::FromErrno(errno, "renaming " + tmp_ + " to " + out_);
+  if (s.ok()) tmp_.clear();  // renamed: nothing left to remove
+  return s;
+}
+
+}  // namespace cairn::cli
