@@ -28,9 +28,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "cache/chunk_cache.h"
 #include "cairn/digest.h"
 #include "cairn/io.h"
-#include "cache/chunk_cache.h"
 #include "chunkstore/chunk_record.h"
 #include "chunkstore/commit_gate.h"
 #include "chunkstore/space_map.h"

@@ -59,7 +59,7 @@ class BlockMap {
   struct Slot {
     // Never null once loaded; shared (read-only) with a Dirty being committed, if any.
     std::shared_ptr<BlockMapPage> page;
-    uint64_t version = 0;                // +1 at every Set
+    uint64_t version = 0;  // +1 at every Set
     bool dirty = false;
     std::list<uint64_t>::iterator lru;  // valid when clean
   };
