@@ -49,6 +49,8 @@ class Repository {
   // forget; maintain is about returning their space and defragmenting.
   virtual Result<MaintainResult> Maintain(const MaintainRequest& req) = 0;
   virtual Result<RepoStats> Stats() = 0;
+  // The hot cache's figures since this handle opened (cheap: no index or segment access).
+  virtual CacheStats HotCacheStats() const = 0;
   virtual Result<CheckReport> Check(const CheckOptions& opts) = 0;
   // Re-salts and re-seals chunks at rest under the current key version (encrypted stores).
   // Online: reads keep working. Crash-safe and resumable.

@@ -102,6 +102,15 @@ struct ObjectInfo {
   VersionInfo latest;
 };
 
+// The hot cache of verified plaintext chunks (ADR 0011) of one open Repository handle (shared
+// with the system store it opens for templates). Bytes include the per-entry overhead.
+struct CacheStats {
+  uint64_t capacity = 0;  // bytes; 0 = the cache is off
+  uint64_t bytes = 0, entries = 0;
+  uint64_t hits = 0, misses = 0, insertions = 0, evictions = 0;
+  double hit_ratio = 0;  // hits / (hits + misses); 0 before any lookup
+};
+
 struct RepoStats {
   uint64_t objects = 0, versions = 0, manifests = 0;
   uint64_t vdisks = 0, vdisk_blocks = 0;  // vdisks, and blocks their own maps hold

@@ -520,6 +520,7 @@ Result<std::vector<std::string>> NbdkitArgs(const Globals& g, const ServeArgs& a
   if (!g.user.empty()) args.push_back("user=" + g.user);
   if (a.readonly) args.push_back("readonly=true");
   if (g.threads) args.push_back("threads=" + std::to_string(g.threads));
+  if (g.cache_size) args.push_back("cache-size=" + std::to_string(*g.cache_size));
   if (!g.password_file.empty()) {
     CAIRN_ASSIGN_OR_RETURN(std::string pwf, AbsolutePath(g.password_file));
     args.push_back("password-file=" + pwf);  // a path, not the password

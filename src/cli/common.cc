@@ -30,6 +30,15 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
   app.add_flag("--system", g.system, "work in the system store (the default)");
   // The password never comes from the command line: CAIRN_PASSWORD, this file, or a prompt.
   app.add_option("--password-file", g.password_file, "read the repository password from FILE");
+  app.add_option_function<std::string>(
+      "--cache-size",
+      [&g](const std::string& v) {
+        auto n = ParseSize(v);
+        if (!n.ok()) throw CLI::ValidationError("--cache-size", n.status().message());
+        g.cache_size = *n;
+      },
+      "RAM for the hot cache of verified chunks, e.g. 256M (default: the repository config's "
+      "cache_size, else 64M; 0 turns it off)");
   // A RADOS repository (rados:POOL/PREFIX) finds its cluster through CEPH_CONF.
   app.add_option_function<std::string>(
       "--ceph-conf",
@@ -119,6 +128,7 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writa
   o.writable = writable;
   o.threads = g.threads;
   o.user = g.user;
+  o.cache_size = g.cache_size;
   CAIRN_ASSIGN_OR_RETURN(o.password, RepoPassword(g, path));
   auto r = Repository::Open(path, o);
   SecureWipe(o.password);

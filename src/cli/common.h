@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -26,6 +27,9 @@ struct Globals {
   std::string user;           // --user NAME; empty = the system store
   bool system = false;        // --system (the default, said explicitly)
   std::string password_file;  // --password-file FILE
+  // --cache-size SIZE: bytes of hot cache (ADR 0011); unset = the repository config's
+  // cache_size, else 64 MiB; 0 disables it.
+  std::optional<uint64_t> cache_size;
 };
 
 // The state of one run of the command line: the global flags, and the exit code the command
@@ -58,7 +62,8 @@ std::span<const CommandSpec> ObjectCommands();
 std::span<const CommandSpec> MaintenanceCommands();
 std::span<const CommandSpec> VdiskCommands();
 
-// Adds --json, -q, --threads, --user, --system and --password-file to `app`.
+// Adds --json, -q, --threads, --user, --system, --password-file, --cache-size and --ceph-conf
+// to `app`. A bad --cache-size is a usage error (CLI::ValidationError).
 void AddGlobalFlags(CLI::App& app, Globals& g);
 
 // Prints "cairn: error: MESSAGE" and returns exit code 1.

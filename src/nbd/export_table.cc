@@ -69,12 +69,26 @@ std::string StatsLine(const Export& e) {
   return buf;
 }
 
+std::string CacheLine(const CacheStats& c) {
+  if (c.capacity == 0) return "hot cache: off";
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "hot cache: %llu bytes, %llu held in %llu chunks; %llu hits, %llu misses (hit "
+                "ratio %.3f), %llu insertions, %llu evictions",
+                (unsigned long long)c.capacity, (unsigned long long)c.bytes,
+                (unsigned long long)c.entries, (unsigned long long)c.hits,
+                (unsigned long long)c.misses, c.hit_ratio, (unsigned long long)c.insertions,
+                (unsigned long long)c.evictions);
+  return buf;
+}
+
 Status ExportTable::OpenRepository(const std::string& password) {
   std::lock_guard lk(mu_);
   OpenOptions o;
   o.writable = !cfg_.readonly;
   o.threads = cfg_.threads;
   o.user = cfg_.user;
+  o.cache_size = cfg_.cache_size;
   o.password = password;
   auto r = Repository::Open(cfg_.repo, o);
   std::fill(o.password.begin(), o.password.end(), '\0');
@@ -173,6 +187,7 @@ std::vector<std::string> ExportTable::Close() {
     lines.push_back(StatsLine(*e));
   }
   exports_.clear();
+  if (repo_) lines.push_back(CacheLine(repo_->HotCacheStats()));
   repo_.reset();
   return lines;
 }

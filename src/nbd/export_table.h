@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,9 +27,10 @@ struct ServerConfig {
   std::vector<std::string> vdisks;  // vdisk=NAME, repeatable; empty = every vdisk of the store
   std::string user;                 // user=NAME; empty = the system store
   bool readonly = false;            // readonly=true: the store is opened read-only (no lock)
-  uint64_t cache_size = 0;          // cache-size=SIZE, bytes: accepted and kept; no effect yet (the
-                                    // RAM cache is a separate piece of work)
-  unsigned threads = 0;             // threads=N: the store's worker threads (0 = number of cores)
+  // cache-size=SIZE, bytes of hot cache shared by every export (ADR 0011); unset = the
+  // repository config's cache_size, else 64 MiB; 0 disables it.
+  std::optional<uint64_t> cache_size;
+  unsigned threads = 0;  // threads=N: the store's worker threads (0 = number of cores)
 };
 
 // What the clients did to one export, since it was opened.
@@ -56,6 +58,8 @@ std::string MessageFor(const std::string& vdisk, const Status& s);
 
 // One line of statistics for `e` (for the server's log on close).
 std::string StatsLine(const Export& e);
+// One line of the hot cache's figures (for the server's log on close).
+std::string CacheLine(const CacheStats& c);
 
 class ExportTable {
  public:
@@ -78,8 +82,9 @@ class ExportTable {
   Result<Export*> Acquire(const std::string& name);
   // (name, description) of every export the server offers.
   Result<std::vector<std::pair<std::string, std::string>>> List();
-  // Flushes and closes every export and the store; returns one statistics line per export
-  // and one line per flush that failed.
+  // Flushes and closes every export and the store; returns one statistics line per export,
+  // one line per flush that failed, then one line of the hot cache's figures (none when the
+  // store was not open).
   std::vector<std::string> Close();
 
  private:

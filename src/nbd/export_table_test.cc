@@ -1,7 +1,8 @@
 // The nbdkit plugin's export table without nbdkit: Status -> errno, messages naming the vdisk,
 // exports resolved and listed, one shared handle per export (what multi-conn relies on),
 // read-only vdisks and a read-only server, a start-up check that refuses what cannot be served,
-// and close flushing every export.
+// close flushing every export, and cache-size= reaching the store with the cache's figures
+// logged on close.
 #include "nbd/export_table.h"
 
 #include <gtest/gtest.h>
@@ -90,8 +91,10 @@ TEST_F(ExportTableTest, ResolvesListsAndSharesOneHandlePerExport) {
   EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
   // Close flushes: the write is there after reopening.
   auto lines = t.Close();
-  ASSERT_EQ(lines.size(), 2u);
+  ASSERT_EQ(lines.size(), 3u);
   EXPECT_NE(lines[0].find("vdisk 'a'"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[2].rfind("hot cache: 67108864 bytes", 0), 0u)
+      << "64 MiB by default: " << lines[2];
   auto repo = Repository::Open(path_, cairn::testing::TestOpen(false));
   ASSERT_TRUE(repo.ok());
   auto v = (*repo)->OpenVdisk("a", false);
@@ -145,6 +148,31 @@ TEST_F(ExportTableTest, AReadOnlyServerNeedsNoLockAndWritesNothing) {
   EXPECT_FALSE((*e)->writable);
   Status w = (*e)->disk->Write(0, RandomData(10, 3), false);
   EXPECT_EQ(ErrnoOf(w), EROFS) << w.message();
+}
+
+// cache-size= sizes the hot cache of the served store; its figures are the last line Close
+// returns (what the server logs on exit).
+TEST_F(ExportTableTest, CacheSizeSizesTheStoresCacheAndCloseLogsItsFigures) {
+  for (uint64_t cache : {uint64_t{1} << 20, uint64_t{0}}) {
+    ServerConfig c = Config({"t"});
+    c.cache_size = cache;
+    ExportTable t(c);
+    ASSERT_TRUE(t.OpenRepository(cairn::testing::kTestPassword).ok());
+    auto e = t.Acquire("t");
+    ASSERT_TRUE(e.ok());
+    std::vector<uint8_t> buf(64 << 10);  // 16 blocks of 4 KiB
+    for (int pass = 0; pass < 2; pass++) ASSERT_TRUE((*e)->disk->Read(0, buf).ok());
+    auto lines = t.Close();
+    ASSERT_FALSE(lines.empty());
+    const std::string& last = lines.back();
+    if (cache) {
+      EXPECT_EQ(last.rfind("hot cache: 1048576 bytes", 0), 0u) << last;
+      EXPECT_NE(last.find("16 hits, 16 misses (hit ratio 0.500)"), std::string::npos) << last;
+      EXPECT_NE(last.find("in 16 chunks"), std::string::npos) << last;
+    } else {
+      EXPECT_EQ(last, "hot cache: off");
+    }
+  }
 }
 
 }  // namespace

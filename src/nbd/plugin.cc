@@ -9,7 +9,7 @@
 // vdisk before nbdkit forks into the background); .after_fork opens the store for real (the
 // store starts threads, which must not exist across nbdkit's fork). Every connection to an
 // export shares one Vdisk handle (ExportTable), hence multi-conn. .cleanup flushes every vdisk
-// and logs its statistics.
+// and logs its statistics and the hot cache's.
 #define NBDKIT_API_VERSION 2
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <fcntl.h>
@@ -134,9 +134,6 @@ int ConfigComplete() {
     nbdkit_error("repo=PATH is required");
     return -1;
   }
-  if (g_cfg.cache_size)
-    nbdkit_debug("cache-size=%llu accepted: it has no effect yet (no RAM cache)",
-                 (unsigned long long)g_cfg.cache_size);
   return ReadPassword();
 }
 
@@ -360,7 +357,8 @@ const char kConfigHelp[] =
     "user=NAME            serve from this user's store (default: the system store)\n"
     "readonly=true        open the store read-only (no writer lock, no writes)\n"
     "password-file=FILE   the repository password (else CAIRN_PASSWORD)\n"
-    "cache-size=SIZE      accepted; no effect yet\n"
+    "cache-size=SIZE      RAM for the hot cache of verified blocks (default: the\n"
+    "                     repository config's cache_size, else 64M; 0 = off)\n"
     "threads=N            the store's worker threads";
 
 struct nbdkit_plugin MakePlugin() {

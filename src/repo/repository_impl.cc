@@ -351,16 +351,31 @@ Status RepositoryImpl::FillKeyStats(RepoStats& s) {
   });
 }
 
-void RepositoryImpl::FillCacheStats(RepoStats& s) {
+CacheStats RepositoryImpl::HotCacheStats() const {
+  CacheStats s;
+  if (!cache_) return s;
   ChunkCacheStats c = cache_->Stats();
-  s.cache_capacity = c.capacity_bytes;
+  s.capacity = c.capacity_bytes;
+  s.bytes = c.bytes;
+  s.entries = c.entries;
+  s.hits = c.hits;
+  s.misses = c.misses;
+  s.insertions = c.insertions;
+  s.evictions = c.evictions;
+  s.hit_ratio = c.hit_ratio();
+  return s;
+}
+
+void RepositoryImpl::FillCacheStats(RepoStats& s) {
+  CacheStats c = HotCacheStats();
+  s.cache_capacity = c.capacity;
   s.cache_bytes = c.bytes;
   s.cache_entries = c.entries;
   s.cache_hits = c.hits;
   s.cache_misses = c.misses;
   s.cache_insertions = c.insertions;
   s.cache_evictions = c.evictions;
-  s.cache_hit_ratio = c.hit_ratio();
+  s.cache_hit_ratio = c.hit_ratio;
 }
 
 Result<RepoStats> RepositoryImpl::Stats() {

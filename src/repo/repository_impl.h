@@ -55,6 +55,7 @@ class RepositoryImpl : public Repository {
   Result<uint64_t> Forget(const std::optional<std::string>& name, uint64_t keep_last) override;
   Result<MaintainResult> Maintain(const MaintainRequest& req) override;
   Result<RepoStats> Stats() override;
+  CacheStats HotCacheStats() const override;
   Result<CheckReport> Check(const CheckOptions& opts) override;
   Result<ReencryptResult> Reencrypt(const ReencryptRequest& req) override;
   Status CatChunk(const Digest& id, ByteSink& sink) override;
