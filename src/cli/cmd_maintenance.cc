@@ -16,9 +16,17 @@ namespace {
 struct ForgetArgs {
   std::string repo, name;
   uint64_t keep_last = 0;
+  bool allow_remove_all = false;
 };
 
 int CmdForget(const Globals& g, const ForgetArgs& a) {
+  // Like restic's forget: a policy that keeps nothing empties the object (or every object), so
+  // it runs only when the user says so explicitly.
+  if (a.keep_last == 0 && !a.allow_remove_all)
+    return Fail(
+        Status::Invalid("--keep-last 0 would remove every version of " +
+                        (a.name.empty() ? std::string("every object") : "'" + a.name + "'") +
+                        "; add --unsafe-allow-remove-all if that is what you want"));
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
   std::optional<std::string> target;
@@ -36,7 +44,11 @@ RunFn DefineForget(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ForgetArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "object (default: every object)");
-  cmd.add_option("--keep-last", a->keep_last, "versions to keep per object")->required();
+  cmd.add_option("--keep-last", a->keep_last, "versions to keep per object")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_flag("--unsafe-allow-remove-all", a->allow_remove_all,
+               "allow --keep-last 0, which removes every version");
   return [a, &g = ctx.globals] { return CmdForget(g, *a); };
 }
 
