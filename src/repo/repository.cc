@@ -121,6 +121,10 @@ Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std
       if (v == 0) return Status::Invalid("versions start at 1: " + ref);
       return std::make_pair(ref.substr(0, at), std::optional<uint64_t>(v));
     }
+    // Digits too many for a version: still a version, never an object's name (new names ending
+    // in '@' and digits are refused), so no reference can reach another object.
+    if (ec == std::errc::result_out_of_range && p == num.data() + num.size())
+      return Status::Invalid("version out of range: " + ref);
   }
   return std::make_pair(ref, std::optional<uint64_t>());
 }
