@@ -28,7 +28,11 @@ json VersionJson(const VersionInfo& v) {
 
 // Opens FILE for reading (stdin for "" and "-"); sets its size when it is a regular file.
 Result<int> OpenInput(const std::string& file, uint64_t& size) {
-  if (file.empty() || file == "-") return 0;
+  if (file.empty() || file == "-") {
+    if (StandardDescriptorWasClosed(0))
+      return Status::Invalid("standard input is closed: nothing to store (give FILE)");
+    return 0;
+  }
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "cannot read " + file);
   struct stat st;
@@ -142,6 +146,8 @@ int CmdGet(const Globals& g, const GetArgs& a) {
   if (!repo.ok()) return Fail(repo.status());
   auto& [name, version] = parsed.value();
   const bool to_stdout = a.out.empty() || a.out == "-";
+  if (to_stdout && StandardDescriptorWasClosed(1))
+    return Fail(Status::Invalid("standard output is closed: use -o FILE"));
   ProgressBar bar("get " + a.ref, !g.quiet && !to_stdout);
   Status s;
   if (to_stdout) {

@@ -1,6 +1,10 @@
 // Shared CLI helpers: command tables, global flags, errors, parsing, passwords, opening stores.
 #include "cli/common.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +14,26 @@
 #include "cli/passphrase.h"
 
 namespace cairn::cli {
+
+namespace {
+bool g_std_closed[3] = {false, false, false};
+}  // namespace
+
+bool GuardStandardDescriptors() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    // The lowest free descriptor is `fd`: every lower one is open by now.
+    int nfd = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (nfd != fd) {
+      if (nfd >= 0) ::close(nfd);
+      return false;
+    }
+    g_std_closed[fd] = true;
+  }
+  return true;
+}
+
+bool StandardDescriptorWasClosed(int fd) { return fd >= 0 && fd <= 2 && g_std_closed[fd]; }
 
 void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& ctx) {
   for (const CommandSpec& spec : table) {

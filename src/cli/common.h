@@ -58,6 +58,16 @@ std::span<const CommandSpec> ObjectCommands();
 std::span<const CommandSpec> MaintenanceCommands();
 std::span<const CommandSpec> VdiskCommands();
 
+// Reopens each of descriptors 0, 1 and 2 that is closed onto /dev/null, so no file the
+// process opens later (the repository lock, a segment) takes a standard descriptor and receives
+// what is meant for the terminal. Call first thing in main. Returns false when /dev/null
+// cannot be opened.
+bool GuardStandardDescriptors();
+// Whether standard descriptor `fd` (0, 1 or 2) was closed when the process started (now
+// /dev/null): reading stdin or writing stdout then is an error, not an empty object or a
+// silent loss.
+bool StandardDescriptorWasClosed(int fd);
+
 // Adds --json, -q, --threads, --user, --system and --password-file to `app`.
 void AddGlobalFlags(CLI::App& app, Globals& g);
 

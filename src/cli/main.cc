@@ -34,6 +34,9 @@ std::string VersionText() {
 
 int main(int argc, char** argv) {
   using namespace cairn::cli;
+  // Before anything opens a file: a closed stdin must not make the lock file fd 0 (and the
+  // object's content), nor a closed stderr make error messages land in it.
+  if (!GuardStandardDescriptors()) return 1;
   // The pipelines allocate and free chunk-sized buffers (up to a few MiB) all the time; keep
   // them in the heap instead of a fresh mmap (and page faults) for each. Memory stays bounded by
   // the pipelines' in-flight limits.
