@@ -1,9 +1,12 @@
 // `cairn put|get|ls|versions|rm|cat`: storing, restoring, listing and removing objects.
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -70,32 +73,131 @@ void PrintPut(const Globals& g, const std::string& name, const PutResult& r) {
       (unsigned long long)r.dedup_chunks, HumanBytes(r.dedup_bytes).c_str());
 }
 
-struct PutArgs {
-  std::string repo, name, file;
+// The standard output of a command (--stdin-from-command), like restic's: the command's exit
+// status is part of the data, so reaching the end of its output waits for it, and a command
+// that fails (non-zero exit, killed by a signal) fails the read, and with it the put, before
+// anything is committed.
+class CommandSource : public ByteSource {
+ public:
+  // A command still running when the put gave up is stopped (its pipe is closed first).
+  ~CommandSource() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      (void)Wait();
+    }
+  }
+
+  // Starts argv[0] (looked up in PATH) with its standard output on a pipe.
+  Status Start(const std::vector<std::string>& argv) {
+    label_ = "command '" + argv[0] + "'";
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno(errno, "a pipe for " + label_);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    int rc = ::posix_spawnp(&pid_, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(p[1]);
+    if (rc != 0) {
+      ::close(p[0]);
+      pid_ = -1;
+      return Status::FromErrno(rc, "cannot run " + label_);
+    }
+    fd_ = p[0];
+    return Status::Ok();
+  }
+
+  Result<size_t> Read(std::span<uint8_t> out) override {
+    FdSource src(fd_, "the output of " + label_);
+    CAIRN_ASSIGN_OR_RETURN(size_t got, src.Read(out));
+    if (got == out.size()) return got;
+    // The end of its output: the command must have succeeded for the data to count.
+    CAIRN_RETURN_IF_ERROR(Wait());
+    return got;
+  }
+
+ private:
+  Status Wait() {
+    if (pid_ <= 0) return status_;
+    int st = 0;
+    while (::waitpid(pid_, &st, 0) < 0) {
+      if (errno != EINTR) {
+        status_ = Status::FromErrno(errno, "waiting for " + label_);
+        pid_ = -1;
+        return status_;
+      }
+    }
+    pid_ = -1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+      status_ = Status::IOError(label_ + " exited with status " + std::to_string(WEXITSTATUS(st)) +
+                                "; nothing stored");
+    else if (WIFSIGNALED(st))
+      status_ = Status::IOError(label_ + " was killed by signal " + std::to_string(WTERMSIG(st)) +
+                                "; nothing stored");
+    return status_;
+  }
+
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string label_;
+  Status status_;
 };
 
-int CmdPut(const Globals& g, const PutArgs& a) {
-  uint64_t size = 0;
-  auto fd = OpenInput(a.file, size);
-  if (!fd.ok()) return Fail(fd.status());
-  const std::string label = a.file.empty() || a.file == "-" ? "stdin" : a.file;
+struct PutArgs {
+  std::string repo, name;
+  std::vector<std::string> args;  // FILE, or with --stdin-from-command the command
+  bool from_command = false;
+};
+
+int PutFrom(const Globals& g, const PutArgs& a, ByteSource& src) {
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
-  FdSource src(*fd, label, size);
   ProgressBar bar("put " + a.name, !g.quiet);
   auto r = (*repo)->Put(a.name, src, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   bar.Finish();
-  if (*fd > 0) ::close(*fd);
   if (!r.ok()) return Fail(r.status());
   PrintPut(g, a.name, *r);
   return 0;
+}
+
+int CmdPut(const Globals& g, const PutArgs& a) {
+  if (a.from_command) {
+    if (a.args.empty()) {
+      std::fprintf(stderr, "cairn: usage: put REPO NAME --stdin-from-command -- CMD [ARGS...]\n");
+      return 2;
+    }
+    CommandSource src;
+    if (Status s = src.Start(a.args); !s.ok()) return Fail(s);
+    return PutFrom(g, a, src);
+  }
+  if (a.args.size() > 1) {
+    std::fprintf(stderr, "cairn: usage: put takes one FILE (or --stdin-from-command -- CMD)\n");
+    return 2;
+  }
+  const std::string file = a.args.empty() ? "" : a.args[0];
+  uint64_t size = 0;
+  auto fd = OpenInput(file, size);
+  if (!fd.ok()) return Fail(fd.status());
+  FdSource src(*fd, file.empty() || file == "-" ? "stdin" : file, size);
+  int rc = PutFrom(g, a, src);
+  if (*fd > 0) ::close(*fd);
+  return rc;
 }
 
 RunFn DefinePut(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<PutArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "object name")->required();
-  cmd.add_option("FILE", a->file, "input file, or - for stdin (default)");
+  cmd.add_option("FILE", a->args,
+                 "input file, or - for stdin (default); with --stdin-from-command, the command "
+                 "and its arguments after --");
+  cmd.add_flag("--stdin-from-command", a->from_command,
+               "store the standard output of the command after --; store nothing when it "
+               "fails (non-zero exit)");
   return [a, &g = ctx.globals] { return CmdPut(g, *a); };
 }
 
