@@ -217,27 +217,89 @@ Result<Range> ParseRange(const std::string& s) {
   return r;
 }
 
-// Restores into `out` through a temporary file beside it, renamed into place once complete, so
-// a failed get never leaves a partial file behind.
-Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64_t> version,
-                 const Range& range, const std::string& out, ProgressBar& bar) {
-  std::string tmp = out + ".cairn-partial";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+struct GetArgs {
+  std::string repo, ref, out, range;
+  bool force = false;
+};
+
+// Restores into an existing device, FIFO or socket `out` in place (--force): such a target is
+// written, never replaced.
+Status GetInPlace(Repository& repo, const std::string& name, std::optional<uint64_t> version,
+                  const Range& range, const std::string& out, ProgressBar& bar) {
+  int fd = ::open(out.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "cannot write " + out);
   FdSink sink(fd, out);
   Status s =
       repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   bar.Finish();
+  if (s.ok() && ::fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+    s = Status::FromErrno(errno, "flushing " + out);
   if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out);
-  if (s.ok() && ::rename(tmp.c_str(), out.c_str()) != 0)
-    s = Status::FromErrno(errno, "renaming " + tmp + " to " + out);
-  if (!s.ok()) ::unlink(tmp.c_str());
   return s;
 }
 
-struct GetArgs {
-  std::string repo, ref, out, range;
-};
+// Where a regular-file restore goes and with which mode: a link is followed to the file it
+// names; an existing file keeps its mode; a new one is private (0600) when the content came
+// from an encrypted repository, else 0666 less the umask. Refuses directories, and devices,
+// FIFOs and sockets unless `in_place` may be set (--force).
+Status PlanOutput(const std::string& out, bool force, bool private_new, std::string& target,
+                  mode_t& mode, bool& in_place) {
+  target = out;
+  in_place = false;
+  struct stat st;
+  if (::stat(out.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::FromErrno(errno, "cannot write " + out);
+    mode_t mask = ::umask(077);
+    ::umask(mask);
+    mode = private_new ? 0600 : (0666 & ~mask);
+    return Status::Ok();
+  }
+  if (S_ISDIR(st.st_mode)) return Status::Invalid("cannot write " + out + ": it is a directory");
+  if (!S_ISREG(st.st_mode)) {
+    if (!force)
+      return Status::Invalid(out +
+                             " exists and is not a regular file (a device, FIFO or socket); "
+                             "use --force to write into it in place");
+    in_place = true;
+    return Status::Ok();
+  }
+  mode = st.st_mode & 07777;
+  char* real = ::realpath(out.c_str(), nullptr);
+  if (!real) return Status::FromErrno(errno, "resolving " + out);
+  target = real;
+  ::free(real);
+  return Status::Ok();
+}
+
+// Restores into `out` through a new, uniquely named temporary file beside it (never a file of
+// the user's), flushed and renamed into place once complete, so a failed get leaves `out` as it
+// was. An existing device, FIFO or socket is refused, or with --force written in place.
+Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64_t> version,
+                 const Range& range, const GetArgs& a, bool private_new, ProgressBar& bar) {
+  std::string target;
+  mode_t mode = 0600;
+  bool in_place = false;
+  CAIRN_RETURN_IF_ERROR(PlanOutput(a.out, a.force, private_new, target, mode, in_place));
+  if (in_place) return GetInPlace(repo, name, version, range, a.out, bar);
+  auto slash = target.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
+  std::string tmp = dir + "." + base + ".cairn-XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // O_EXCL: never an existing file
+  if (fd < 0) return Status::FromErrno(errno, "cannot write " + a.out);
+  FdSink sink(fd, a.out);
+  Status s = ::fchmod(fd, mode) == 0 ? Status::Ok()
+                                     : Status::FromErrno(errno, "setting the mode of " + a.out);
+  if (s.ok())
+    s = repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  bar.Finish();
+  if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno(errno, "flushing " + a.out);
+  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + a.out);
+  if (s.ok() && ::rename(tmp.c_str(), target.c_str()) != 0)
+    s = Status::FromErrno(errno, "renaming " + tmp + " to " + target);
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
 
 int CmdGet(const Globals& g, const GetArgs& a) {
   auto parsed = ParseObjectRef(a.ref);
@@ -257,7 +319,8 @@ int CmdGet(const Globals& g, const GetArgs& a) {
     s = (*repo)->Get(name, version, *range, sink,
                      [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   } else {
-    s = GetToFile(**repo, name, version, *range, a.out, bar);
+    auto enc = Repository::Encrypted(a.repo);
+    s = GetToFile(**repo, name, version, *range, a, !enc.ok() || *enc, bar);
   }
   return s.ok() ? 0 : Fail(s);
 }
@@ -268,6 +331,8 @@ RunFn DefineGet(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REF", a->ref, "NAME or NAME@VERSION")->required();
   cmd.add_option("-o,--output", a->out, "output file, or - for stdout (default)");
   cmd.add_option("--range", a->range, "OFFSET:LENGTH, bytes");
+  cmd.add_flag("--force", a->force,
+               "write into an existing device, FIFO or socket in place (refused otherwise)");
   return [a, &g = ctx.globals] { return CmdGet(g, *a); };
 }
 
