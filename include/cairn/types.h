@@ -67,9 +67,14 @@ struct InitOptions {
   uint64_t reseal_after = 0;  // seconds: `maintain` re-seals chunks older than this; 0 = never
 };
 
+// The most worker threads a handle may ask for (OpenOptions::threads).
+constexpr unsigned kMaxThreads = 256;
+
 struct OpenOptions {
   bool writable = false;
-  unsigned threads = 0;  // worker threads for ingest/restore; 0 = number of cores
+  // Worker threads for ingest/restore; 0 = number of cores; more than kMaxThreads is refused
+  // (Invalid) when opening.
+  unsigned threads = 0;
   // Bytes of RAM for the hot cache of verified plaintext chunks (ADR 0011); nullopt = the
   // repository config's cache_size, else 64 MiB; 0 disables it.
   std::optional<uint64_t> cache_size;
@@ -109,7 +114,7 @@ struct RepoStats {
   uint64_t cache_capacity = 0, cache_bytes = 0, cache_entries = 0;
   uint64_t cache_hits = 0, cache_misses = 0, cache_insertions = 0, cache_evictions = 0;
   double cache_hit_ratio = 0;
-  uint64_t logical_bytes = 0;             // sum of all versions' sizes
+  uint64_t logical_bytes = 0;  // sum of all versions' sizes
   uint64_t unique_chunks = 0, unreferenced_chunks = 0;
   uint64_t unique_bytes = 0;  // plaintext bytes of unique chunks
   uint64_t stored_bytes = 0;  // chunk bytes in segments

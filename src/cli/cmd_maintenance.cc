@@ -102,9 +102,11 @@ int CmdMaintain(const Globals& g, const MaintainArgs& a) {
 RunFn DefineMaintain(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<MaintainArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("--threshold", a->threshold, "compact segments less live than this (0.5)");
+  cmd.add_option("--threshold", a->threshold, "compact segments less live than this (0.5)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--max-bytes", a->max_bytes, "stop after moving this much (e.g. 512M)");
-  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds");
+  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
   return [a, &g = ctx.globals] { return CmdMaintain(g, *a); };
 }
 
@@ -343,7 +345,8 @@ RunFn DefineReencrypt(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("--older-than", a->older_than, "only chunks sealed longer ago (e.g. 90d)");
   cmd.add_option("--max-bytes", a->max_bytes, "stop after re-sealing this much");
-  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds");
+  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
   return [a, &g = ctx.globals] { return CmdReencrypt(g, *a); };
 }
 

@@ -183,7 +183,20 @@ int CmdPut(const Globals& g, const PutArgs& a) {
   auto fd = OpenInput(file, size);
   if (!fd.ok()) return Fail(fd.status());
   FdSource src(*fd, file.empty() || file == "-" ? "stdin" : file, size);
+  struct stat before {};
+  const bool regular = *fd > 0 && ::fstat(*fd, &before) == 0 && S_ISREG(before.st_mode);
   int rc = PutFrom(g, a, src);
+  struct stat after {};
+  if (rc == 0 && regular && ::fstat(*fd, &after) == 0 &&
+      (after.st_size != before.st_size || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+       after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)) {
+    // Like restic: the version is stored, but what it holds may be no state the file ever had.
+    std::fprintf(stderr,
+                 "cairn: warning: %s changed while it was read (size %lld, now %lld bytes); "
+                 "the stored version may be inconsistent\n",
+                 file.c_str(), (long long)before.st_size, (long long)after.st_size);
+    rc = 3;
+  }
   if (*fd > 0) ::close(*fd);
   return rc;
 }
@@ -408,8 +421,8 @@ int CmdRm(const Globals& g, const std::string& repo_path, const std::string& ref
   if (!repo.ok()) return Fail(repo.status());
   auto n = (*repo)->Remove(parsed->first, parsed->second);
   if (!n.ok()) return Fail(n.status());
-  if (!g.quiet)
-    std::printf("removed %llu version(s) of %s\n", (unsigned long long)*n, parsed->first.c_str());
+  Report(g, {{"name", parsed->first}, {"versions_removed", *n}},
+         "removed " + std::to_string(*n) + " version(s) of " + parsed->first);
   return 0;
 }
 

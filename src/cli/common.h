@@ -71,10 +71,14 @@ bool StandardDescriptorWasClosed(int fd);
 // Adds --json, -q, --threads, --user, --system and --password-file to `app`.
 void AddGlobalFlags(CLI::App& app, Globals& g);
 
-// Prints "cairn: error: MESSAGE" and returns exit code 1.
+// Prints "cairn: error: MESSAGE" on standard error and returns exit code 1; under --json the
+// error is one JSON line instead: {"error": MESSAGE, "exit_code": 1}.
 int Fail(const Status& s);
 // Prints `j` on one line of standard output.
 void PrintJson(const json& j);
+// The outcome of a command that has no table to print: `j` under --json, else `text` (a line,
+// newline added) unless --quiet.
+void Report(const Globals& g, const json& j, const std::string& text);
 
 // "4M", "256K", "1G", "1T", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);

@@ -1,10 +1,12 @@
 // cairn: the command-line front end. Thin: parse flags, call the library, print results.
 // The commands live in one file per group (cmd_*.cc), each a table of commands; this file lists
 // the groups and turns the outcome of parsing into the exit code.
-// Exit codes: 0 success, 1 error, 2 usage error, 3 check found problems.
+// Exit codes: 0 success, 1 error, 2 usage error, 3 check found problems (or put's FILE changed
+// while it was read: stored, with a warning).
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <span>
 #include <string>
 
@@ -53,6 +55,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (ctx.globals.json && e.get_exit_code() != 0) {
+      std::fprintf(stderr, "%s\n", json({{"error", e.what()}, {"exit_code", 2}}).dump().c_str());
+      return 2;
+    }
     int code = app.exit(e);  // prints help, the version, or the usage error
     return code == 0 ? 0 : 2;
   }

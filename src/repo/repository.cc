@@ -16,6 +16,27 @@ uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
 
 }  // namespace
 
+namespace {
+
+// The storage a new repository goes into: a new or empty location, or one an interrupted init
+// left (kInitMarker and no config.json), cleared first: init writes the marker before anything
+// else, so such a location holds nothing but what that init made.
+Result<std::unique_ptr<Storage>> StorageForInit(const std::string& path) {
+  auto fresh = OpenStorage(path, /*create=*/true);
+  if (fresh.ok()) return fresh;
+  auto old = OpenStorage(path, /*create=*/false);
+  if (!old.ok()) return fresh.status();
+  auto marker = (*old)->Exists(kInitMarker);
+  auto config = (*old)->Exists("config.json");
+  if (!marker.ok() || !*marker || !config.ok() || *config) return fresh.status();
+  CAIRN_ASSIGN_OR_RETURN(auto names, (*old)->List(""));
+  for (const auto& n : names)
+    if (n != kInitMarker) CAIRN_RETURN_IF_ERROR((*old)->RemoveAll(n));
+  return std::move(*old);
+}
+
+}  // namespace
+
 Status Repository::Init(const std::string& path, const InitOptions& opts) {
   RepoConfig cfg;
   cfg.chunker = {opts.min_chunk, opts.avg_chunk, opts.max_chunk};
@@ -42,7 +63,8 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
   cfg.id = rnd.Hex().substr(0, 32);
   cfg.created = NowSeconds();
 
-  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/true));
+  CAIRN_ASSIGN_OR_RETURN(auto storage, StorageForInit(path));
+  CAIRN_RETURN_IF_ERROR(storage->WriteFile(kInitMarker, "cairn init in progress\n"));
   CAIRN_RETURN_IF_ERROR(storage->CreateDir("stores"));
   CAIRN_RETURN_IF_ERROR(CreateStoreDir(*storage, SystemStoreDir(cfg.version)));
   CAIRN_RETURN_IF_ERROR(UserRegistry{}.Save(*storage));
@@ -52,13 +74,17 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
                                                 crypto::DefaultKdfParams(), nullptr));
   }
   // The config goes last: a directory without it is not (yet) a repository.
-  return SaveConfig(*storage, cfg);
+  CAIRN_RETURN_IF_ERROR(SaveConfig(*storage, cfg));
+  return storage->RemoveFile(kInitMarker);
 }
 
 namespace {
 
 Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
                                            const OpenOptions& opts, const TestHooks& hooks) {
+  if (opts.threads > kMaxThreads)
+    return Status::Invalid("threads " + std::to_string(opts.threads) + " is more than " +
+                           std::to_string(kMaxThreads));
   CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(*storage));
   CAIRN_RETURN_IF_ERROR(CheckNotDowngraded(*storage, cfg));
   // Keys first: a wrong password is refused before anything (the lock, the index) is touched.

@@ -3,6 +3,7 @@
 #include "repo/repository_impl.h"
 
 #include <chrono>
+#include <system_error>
 #include <thread>
 
 #include "index/authenticated_index.h"
@@ -86,7 +87,12 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     chunker_ = std::make_unique<FastCdcChunker>(cfg_.chunker);
   }
   threads_ = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
-  pool_ = std::make_unique<ThreadPool>(threads_);
+  try {
+    pool_ = std::make_unique<ThreadPool>(threads_);
+  } catch (const std::system_error& e) {
+    return Status::IOError("cannot start " + std::to_string(threads_) +
+                           " worker threads: " + e.what());
+  }
   ChunkStoreOptions co;
   co.compression = cfg_.compression;
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
