@@ -177,6 +177,10 @@ struct CheckOptions {
 
 struct CheckReport {
   uint64_t chunks = 0, manifests = 0, versions = 0, chunks_read = 0, bytes_read = 0;
+  // With read_data: the chunks whose stored copy failed to read or verify. The store remembers
+  // them (when it can write its directory), and the next put of their content stores a good
+  // copy that every reference then uses.
+  std::vector<Digest> damaged_chunks;
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
   bool clean() const { return errors.empty(); }

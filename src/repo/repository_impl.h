@@ -75,6 +75,11 @@ class RepositoryImpl : public Repository {
  private:
   Result<std::unique_ptr<Index>> OpenIndex(bool writable);
   Status RequireWritable();
+  // The store's list of chunks known damaged (file "damaged-chunks" in the store directory, one
+  // hex id a line): loaded by a writable open, written by check --read-data, rewritten once a
+  // put healed some.
+  Status LoadDamaged();
+  Status SaveDamaged(const std::vector<Digest>& ids);
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
   void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);
