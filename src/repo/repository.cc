@@ -28,8 +28,11 @@ Result<std::unique_ptr<Storage>> StorageForInit(const std::string& path) {
   if (!old.ok()) return fresh.status();
   auto marker = (*old)->Exists(kInitMarker);
   auto config = (*old)->Exists("config.json");
-  if (!marker.ok() || !*marker || !config.ok() || *config) return fresh.status();
+  if (!marker.ok() || !config.ok() || *config) return fresh.status();
   CAIRN_ASSIGN_OR_RETURN(auto names, (*old)->List(""));
+  // Without the marker, only a location holding nothing but temporary files (an init killed
+  // while writing the marker) is taken; List does not show those.
+  if (!*marker && !names.empty()) return fresh.status();
   for (const auto& n : names)
     if (n != kInitMarker) CAIRN_RETURN_IF_ERROR((*old)->RemoveAll(n));
   return std::move(*old);

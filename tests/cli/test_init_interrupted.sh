@@ -15,7 +15,10 @@ for i in $(seq 1 12); do
     partial=$((partial + 1))
     run cairn ls "$R"
     expect_eq "$RC" 1 "init $i killed after ${ms}ms: ls fails"
-    expect_stderr_has "init $i killed after ${ms}ms: ls" "unfinished" "cairn init"
+    # Killed before its marker was in place, the directory holds nothing (or a temporary file).
+    if [[ -f $R/init-unfinished ]]; then
+      expect_stderr_has "init $i killed after ${ms}ms: ls" "unfinished" "cairn init"
+    fi
     expect_ok "init $i killed after ${ms}ms: init again" cairn init "$R"
   fi
   echo "x$i" >"$T/f"
