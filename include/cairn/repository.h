@@ -30,6 +30,8 @@ class Repository {
   // Whether the repository at `path` is encrypted (so opening it needs a password).
   static Result<bool> Encrypted(const std::string& path);
 
+  // Stores a new version of `name` from `src`. Invalid when the name is empty, over 4096 bytes,
+  // holds NUL, or ends in '@' and digits (it would read as NAME@VERSION).
   virtual Result<PutResult> Put(const std::string& name, ByteSource& src,
                                 const ProgressFn& progress = {}) = 0;
   // Streams `name` at `version` (latest when nullopt) within `range` into `sink`. Every chunk is
@@ -90,6 +92,8 @@ class Repository {
 };
 
 // Splits "NAME@N" into name and version; a name without a numeric @ suffix has no version.
+// Errors: Invalid for version 0 or a version beyond 2^64-1. Put refuses names ending in '@' and
+// digits, so a reference never reaches another object than the one it names.
 Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std::string& ref);
 
 }  // namespace cairn

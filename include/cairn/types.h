@@ -67,9 +67,14 @@ struct InitOptions {
   uint64_t reseal_after = 0;  // seconds: `maintain` re-seals chunks older than this; 0 = never
 };
 
+// The most worker threads a handle may ask for (OpenOptions::threads).
+constexpr unsigned kMaxThreads = 256;
+
 struct OpenOptions {
   bool writable = false;
-  unsigned threads = 0;  // worker threads for ingest/restore; 0 = number of cores
+  // Worker threads for ingest/restore; 0 = number of cores; more than kMaxThreads is refused
+  // (Invalid) when opening.
+  unsigned threads = 0;
   // Bytes of RAM for the hot cache of verified plaintext chunks (ADR 0011); nullopt = the
   // repository config's cache_size, else 64 MiB; 0 disables it.
   std::optional<uint64_t> cache_size;
@@ -185,6 +190,10 @@ struct CheckOptions {
 
 struct CheckReport {
   uint64_t chunks = 0, manifests = 0, versions = 0, chunks_read = 0, bytes_read = 0;
+  // With read_data: the chunks whose stored copy failed to read or verify. The store remembers
+  // them (when it can write its directory), and the next put of their content stores a good
+  // copy that every reference then uses.
+  std::vector<Digest> damaged_chunks;
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
   bool clean() const { return errors.empty(); }

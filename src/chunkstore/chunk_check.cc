@@ -140,8 +140,10 @@ void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations&
     Status s = fut.get();
     rep.chunks_read++;
     rep.bytes_read += records[i].second.stored_len;
-    if (!s.ok())
+    if (!s.ok()) {
       rep.errors.push_back(s.message() + " (used by " + expect.UsersOf(records[i].first) + ")");
+      rep.damaged_chunks.push_back(records[i].first);
+    }
     if (opts.progress) opts.progress(rep.bytes_read, total);
     inflight.pop_front();
   };

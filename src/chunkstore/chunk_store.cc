@@ -82,6 +82,31 @@ void ChunkStore::WillNeed(std::vector<const ChunkRecord*> records) const {
   }
 }
 
+void ChunkStore::SetDamaged(std::vector<Digest> ids) {
+  std::lock_guard lk(damaged_mu_);
+  damaged_.clear();
+  damaged_.insert(ids.begin(), ids.end());
+}
+
+bool ChunkStore::IsDamaged(const Digest& id) const {
+  std::lock_guard lk(damaged_mu_);
+  return !damaged_.empty() && damaged_.count(id) > 0;
+}
+
+std::vector<Digest> ChunkStore::Damaged() const {
+  std::lock_guard lk(damaged_mu_);
+  std::vector<Digest> out(damaged_.begin(), damaged_.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void ChunkStore::Healed(const std::vector<Digest>& ids) {
+  if (ids.empty()) return;
+  std::lock_guard lk(damaged_mu_);
+  for (const auto& id : ids) damaged_.erase(id);
+  healed_ += ids.size();
+}
+
 void ChunkStore::Forget(const std::vector<Digest>& deleted) const {
   if (!cache_) return;
   for (const auto& id : deleted) cache_->Erase(cache_key_, id);

@@ -55,6 +55,9 @@ struct PreparedChunk {
   uint64_t read_seq = 0;
   // Prepared as new because a commit was deleting it: the commit looks it up again.
   bool recheck = false;
+  // Prepared as new although it is stored, because its stored copy is known to be damaged
+  // (ChunkStore::SetDamaged): the commit replaces the stored copy with this one.
+  bool heal = false;
   Codec codec = Codec::kRaw;
   std::vector<uint8_t> stored;  // only for a new chunk: compressed (or raw), then sealed
   crypto::ChunkSeal seal;       // how `stored` was sealed (key_version 0 in a plain store)
@@ -130,6 +133,7 @@ class ChunkTxn {
     ChunkRecord record;  // refcount 0; location = its reserved extent
     uint64_t read_seq = 0;
     bool recheck = false;
+    bool heal = false;  // replaces a damaged stored copy at commit
   };
   struct Known {
     ChunkRecord record;  // as read at read_seq
@@ -151,6 +155,8 @@ class ChunkTxn {
   Status SettleRow(const Digest& id, int64_t delta, const std::optional<ChunkRecord>& cur,
                    WriteBatch& batch, Settled& out);
   Status SettleMoves(WriteBatch& batch, Settled& out);
+  Status HealRow(const Digest& id, int64_t delta, const ChunkRecord& cur, const ChunkRecord& good,
+                 WriteBatch& batch, Settled& out);
   void Abandon(const Settled& settled);
 
   ChunkStore* store_;
@@ -287,6 +293,17 @@ class ChunkStore {
 
   Result<ChunkStoreStats> Stats() const;
   uint64_t chunk_reads() const { return chunk_reads_.load(); }
+
+  // Self-healing (like restic's and borg's): chunks whose stored copy is known to be damaged
+  // (what `check --read-data` found). A transaction that meets such a chunk again stores a good
+  // copy instead of deduplicating against the damaged one, and its commit moves the chunk's
+  // record (and so every reference) to that copy and frees the damaged extent. Thread-safe.
+  void SetDamaged(std::vector<Digest> ids);
+  bool IsDamaged(const Digest& id) const;
+  // The chunks still known damaged (healed ones leave the set as their commit lands).
+  std::vector<Digest> Damaged() const;
+  // Chunks healed by commits so far.
+  uint64_t healed() const { return healed_.load(); }
   const Hasher& hasher() const { return *hasher_; }
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
@@ -297,6 +314,8 @@ class ChunkStore {
   Status ReadUncached(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint) const;
   // Drops deleted chunks from the cache (their plaintext need not stay in RAM).
   void Forget(const std::vector<Digest>& deleted) const;
+  // Chunks whose damaged copy a commit replaced: no longer damaged.
+  void Healed(const std::vector<Digest>& ids);
   // Opens (when sealed), decompresses and verifies `stored` into `out`.
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
@@ -376,6 +395,9 @@ class ChunkStore {
   std::unordered_set<Digest, DigestHash> zero_rows_;  // kept at refcount 0 for a pinner
 
   mutable std::atomic<uint64_t> chunk_reads_{0};
+  mutable std::mutex damaged_mu_;
+  std::unordered_set<Digest, DigestHash> damaged_;
+  std::atomic<uint64_t> healed_{0};
 };
 
 }  // namespace cairn

@@ -16,6 +16,7 @@ struct ChunkTxn::Settled {
   std::vector<Digest> revived;   // zero rows that got a reference again
   std::vector<Extent> used;      // reservations that became data
   std::vector<Extent> released;  // extents freed by this commit
+  std::vector<Digest> healed;    // damaged copies replaced by good ones
   uint64_t moves = 0, moved_bytes = 0;
 };
 
@@ -96,7 +97,8 @@ Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
     // Shared writers: a chunk at refcount zero may be deleted by another process's maintain
     // before this commit; only a live chunk is a dedup hit (the commit re-reads it anyway).
     bool live = records[i] && (!store_->gate_ || records[i]->refcount > 0);
-    if (live && !out[i].recheck) {
+    out[i].heal = records[i] && store_->IsDamaged(ids[i]);
+    if (live && !out[i].recheck && !out[i].heal) {
       out[i].record = std::move(records[i]);
       continue;
     }
@@ -204,6 +206,7 @@ Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags)
   }
   nc.read_seq = c.read_seq;
   nc.recheck = c.recheck;
+  nc.heal = c.heal;
   std::lock_guard lk(mu_);
   if (!new_chunks_.emplace(id, nc).second) {
     std::erase_if(reserved_, [&](const Extent& r) { return SameExtent(r, *e); });
@@ -287,7 +290,7 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkTxn::CurrentRecords(
     auto k = known_.find(id);
     bool stale = true;
     if (n != new_chunks_.end())
-      stale = n->second.recheck || store_->ChangedSince(id, n->second.read_seq);
+      stale = n->second.recheck || n->second.heal || store_->ChangedSince(id, n->second.read_seq);
     else if (k != known_.end())
       stale = store_->ChangedSince(id, k->second.read_seq);
     if (!stale) {
@@ -306,6 +309,8 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkTxn::CurrentRecords(
 Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<ChunkRecord>& cur,
                            WriteBatch& batch, Settled& out) {
   auto fresh = new_chunks_.find(id);
+  if (cur && fresh != new_chunks_.end() && fresh->second.heal && cur->refcount + delta > 0)
+    return HealRow(id, delta, *cur, fresh->second.record, batch, out);
   const bool use_new = !cur && fresh != new_chunks_.end();
   if (!cur && !use_new)
     return Status::Corruption("chunk " + id.Hex() + " is referenced but missing from the index");
@@ -342,6 +347,24 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
   batch.Delete(keys::Chunk(id));
   store_->space_.Free(ExtentOf(rec));
   out.released.push_back(ExtentOf(rec));
+  return Status::Ok();
+}
+
+// The stored copy of `id` is damaged and this transaction wrote a good one: the record moves
+// there (keeping its references, plus `delta`) and the damaged extent is freed.
+Status ChunkTxn::HealRow(const Digest& id, int64_t delta, const ChunkRecord& cur,
+                         const ChunkRecord& good, WriteBatch& batch, Settled& out) {
+  ChunkRecord rec = good;
+  rec.refcount = cur.refcount + delta;
+  rec.created = cur.created;
+  batch.Put(keys::Chunk(id), rec.Encode());
+  CAIRN_RETURN_IF_ERROR(store_->space_.Use(ExtentOf(rec)));
+  store_->space_.Free(ExtentOf(cur));
+  out.used.push_back(ExtentOf(rec));
+  out.released.push_back(ExtentOf(cur));
+  out.changed.push_back(id);
+  out.healed.push_back(id);
+  if (cur.refcount == 0) out.revived.push_back(id);
   return Status::Ok();
 }
 
@@ -398,11 +421,23 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
   std::vector<Digest> ids;
   for (const auto& [id, delta] : deltas_)
     if (delta != 0) ids.push_back(id);
+  // A good copy of a damaged chunk heals it even when the references were discarded (the
+  // content was already stored under an existing manifest): settled with no change of count.
+  for (const auto& [id, nc] : new_chunks_) {
+    auto d = deltas_.find(id);
+    if (nc.heal && (d == deltas_.end() || d->second == 0)) ids.push_back(id);
+  }
   Status s;
   auto cur = CurrentRecords(ids);
   if (!cur.ok()) return cur.status();
-  for (size_t i = 0; i < ids.size() && s.ok(); i++)
-    s = SettleRow(ids[i], deltas_[ids[i]], (*cur)[i], batch, settled);
+  for (size_t i = 0; i < ids.size() && s.ok(); i++) {
+    auto d = deltas_.find(ids[i]);
+    const int64_t delta = d == deltas_.end() ? 0 : d->second;
+    if (delta != 0)
+      s = SettleRow(ids[i], delta, (*cur)[i], batch, settled);
+    else if ((*cur)[i] && (*cur)[i]->refcount > 0)
+      s = HealRow(ids[i], 0, *(*cur)[i], new_chunks_[ids[i]].record, batch, settled);
+  }
   if (s.ok()) s = SettleMoves(batch, settled);
   if (s.ok()) s = store_->WriteSpaceBatch(std::move(batch));
   if (!s.ok()) {
@@ -411,6 +446,7 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
   }
   store_->RecordCommit(settled.changed);
   store_->Forget(settled.deleted);
+  store_->Healed(settled.healed);
   std::lock_guard lk(store_->pin_mu_);
   for (const auto& id : settled.deleted) store_->dying_.erase(id);
   for (const auto& id : settled.zero) store_->zero_rows_.insert(id);

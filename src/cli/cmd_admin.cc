@@ -64,8 +64,11 @@ int CmdInit(const Globals& g, const InitArgs& a) {
   Status s = Repository::Init(a.repo, *o);
   SecureWipe(o->password);
   if (!s.ok()) return Fail(s);
-  std::printf("created %s cairn repository at %s\n", encrypted ? "an encrypted" : "an unencrypted",
-              a.repo.c_str());
+  if (g.json)
+    PrintJson({{"created", a.repo}, {"encrypted", encrypted}});
+  else
+    std::printf("created %s cairn repository at %s\n",
+                encrypted ? "an encrypted" : "an unencrypted", a.repo.c_str());
   return 0;
 }
 
@@ -98,7 +101,7 @@ RunFn DefineUserAdd(CLI::App& cmd, Context& ctx) {
     return WithPassword(g, a->repo, [&](const std::string& pw) {
       Status s = admin::AddUser(a->repo, pw, a->name);
       if (!s.ok()) return Fail(s);
-      if (!g.quiet) std::printf("added user %s\n", a->name.c_str());
+      Report(g, {{"user_added", a->name}}, "added user " + a->name);
       return 0;
     });
   };
@@ -137,7 +140,7 @@ RunFn DefineUserRm(CLI::App& cmd, Context& ctx) {
     return WithPassword(g, a->repo, [&](const std::string& pw) {
       Status s = admin::RemoveUser(a->repo, pw, a->name);
       if (!s.ok()) return Fail(s);
-      if (!g.quiet) std::printf("removed user %s and its store\n", a->name.c_str());
+      Report(g, {{"user_removed", a->name}}, "removed user " + a->name + " and its store");
       return 0;
     });
   };
@@ -173,7 +176,7 @@ int CmdConfig(const Globals& g, const ConfigArgs& a, const std::string& pw) {
   if (!d.ok()) return Fail(d.status());
   Status s = admin::SetResealAfter(a.repo, pw, *d);
   if (!s.ok()) return Fail(s);
-  if (!g.quiet) std::printf("reseal-after set to %llu seconds\n", (unsigned long long)*d);
+  Report(g, {{"reseal_after", *d}}, "reseal-after set to " + std::to_string(*d) + " seconds");
   return 0;
 }
 
@@ -254,7 +257,7 @@ int CmdNewKey(const Globals& g, const NewPasswordArgs& a, KeyChangeFn change, Ke
     auto kid = change(a.repo, pw, *np);
     SecureWipe(*np);
     if (!kid.ok()) return Fail(kid.status());
-    if (!g.quiet) std::printf("%s\n", done(*kid).c_str());
+    Report(g, {{"key", *kid}}, done(*kid));
     return 0;
   });
 }
@@ -290,7 +293,7 @@ RunFn DefineKeyRm(CLI::App& cmd, Context& ctx) {
     return WithPassword(g, a->repo, [&](const std::string& pw) {
       Status s = admin::RemoveKey(a->repo, pw, a->name);
       if (!s.ok()) return Fail(s);
-      if (!g.quiet) std::printf("removed key %s\n", a->name.c_str());
+      Report(g, {{"key_removed", a->name}}, "removed key " + a->name);
       return 0;
     });
   };
@@ -344,7 +347,8 @@ RunFn DefineKeyRetire(CLI::App& cmd, Context& ctx) {
     return WithPassword(g, a->repo, [&](const std::string& pw) {
       Status s = admin::RetireKey(a->repo, pw, a->version);
       if (!s.ok()) return Fail(s);
-      if (!g.quiet) std::printf("key version %u retired\n", a->version);
+      Report(g, {{"retired", a->version}},
+             "key version " + std::to_string(a->version) + " retired");
       return 0;
     });
   };

@@ -17,9 +17,17 @@ namespace {
 struct ForgetArgs {
   std::string repo, name;
   uint64_t keep_last = 0;
+  bool allow_remove_all = false;
 };
 
 int CmdForget(const Globals& g, const ForgetArgs& a) {
+  // Like restic's forget: a policy that keeps nothing empties the object (or every object), so
+  // it runs only when the user says so explicitly.
+  if (a.keep_last == 0 && !a.allow_remove_all)
+    return Fail(
+        Status::Invalid("--keep-last 0 would remove every version of " +
+                        (a.name.empty() ? std::string("every object") : "'" + a.name + "'") +
+                        "; add --unsafe-allow-remove-all if that is what you want"));
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
   std::optional<std::string> target;
@@ -37,7 +45,11 @@ RunFn DefineForget(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ForgetArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "object (default: every object)");
-  cmd.add_option("--keep-last", a->keep_last, "versions to keep per object")->required();
+  cmd.add_option("--keep-last", a->keep_last, "versions to keep per object")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_flag("--unsafe-allow-remove-all", a->allow_remove_all,
+               "allow --keep-last 0, which removes every version");
   return [a, &g = ctx.globals] { return CmdForget(g, *a); };
 }
 
@@ -91,9 +103,11 @@ int CmdMaintain(const Globals& g, const MaintainArgs& a) {
 RunFn DefineMaintain(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<MaintainArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("--threshold", a->threshold, "compact segments less live than this (0.5)");
+  cmd.add_option("--threshold", a->threshold, "compact segments less live than this (0.5)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--max-bytes", a->max_bytes, "stop after moving this much (e.g. 512M)");
-  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds");
+  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
   return [a, &g = ctx.globals] { return CmdMaintain(g, *a); };
 }
 
@@ -238,18 +252,99 @@ struct CheckArgs {
 };
 
 // The password and the key files first: a problem there is an error (exit 1), not a finding
-// about the store. Returns 0 when they are fine.
-int CheckKeys(const Globals& g, const std::string& repo) {
-  auto pw = RepoPassword(g, repo);
-  if (!pw.ok()) return Fail(pw.status());
-  if (pw->empty()) return 0;
-  auto kv = admin::ListKeyVersions(repo, *pw);
-  SecureWipe(*pw);
+// about the stores. Sets `pw` (empty for an unencrypted repository); returns 0 when fine.
+int CheckKeys(const Globals& g, const std::string& repo, std::string& pw) {
+  auto p = RepoPassword(g, repo);
+  if (!p.ok()) return Fail(p.status());
+  pw = std::move(*p);
+  if (pw.empty()) return 0;
+  auto kv = admin::ListKeyVersions(repo, pw);
   return kv.ok() ? 0 : Fail(kv.status());
 }
 
-void PrintCheck(const Globals& g, const CheckReport& r, bool read_data) {
+// The stores `check` covers: the one --user or --system names, else the system store and every
+// user's ("" is the system store).
+Result<std::vector<std::string>> StoresToCheck(const Globals& g, const std::string& repo,
+                                               const std::string& pw) {
+  if (g.system && !g.user.empty()) return Status::Invalid("--user and --system exclude each other");
+  if (!g.user.empty()) return std::vector<std::string>{g.user};
+  std::vector<std::string> stores{""};
+  if (g.system) return stores;
+  CAIRN_ASSIGN_OR_RETURN(auto users, admin::ListUsers(repo, pw));
+  for (const auto& u : users) stores.push_back(u.name);
+  return stores;
+}
+
+// One store's outcome: its report, or why it could not be checked (`opened` false).
+struct StoreCheck {
+  std::string user;  // "" = the system store
+  bool opened = false;
+  Status failure;  // why it could not be checked
+  CheckReport report;
+};
+
+std::string StoreLabel(const std::string& user) {
+  return user.empty() ? "system store" : "store of user " + user;
+}
+
+// Checks one store, read-only. A store that cannot be opened is a finding (it names why).
+StoreCheck CheckOneStore(const Globals& g, const CheckArgs& a, const std::string& pw,
+                         const std::string& user, ProgressBar& bar) {
+  StoreCheck sc;
+  sc.user = user;
+  OpenOptions o;
+  o.threads = g.threads;
+  o.user = user;
+  o.password = pw;
+  auto repo = Repository::Open(a.repo, o);
+  SecureWipe(o.password);
+  if (!repo.ok()) {
+    sc.failure = repo.status();
+    sc.report.errors.push_back("could not check the " + StoreLabel(user) + ": " +
+                               repo.status().message());
+    return sc;
+  }
+  CheckOptions co;
+  co.read_data = a.read_data;
+  co.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+  auto r = (*repo)->Check(co);
+  if (!r.ok()) {
+    sc.failure = r.status();
+    sc.report.errors.push_back("could not check the " + StoreLabel(user) + ": " +
+                               r.status().message());
+    return sc;
+  }
+  sc.opened = true;
+  sc.report = std::move(*r);
+  return sc;
+}
+
+// The totals over every store checked; a user store's findings name it.
+CheckReport MergeChecks(const std::vector<StoreCheck>& all) {
+  CheckReport t;
+  for (const auto& sc : all) {
+    const CheckReport& r = sc.report;
+    t.chunks += r.chunks;
+    t.manifests += r.manifests;
+    t.versions += r.versions;
+    t.chunks_read += r.chunks_read;
+    t.bytes_read += r.bytes_read;
+    const std::string pre = sc.user.empty() || !sc.opened ? "" : "user " + sc.user + ": ";
+    for (const auto& e : r.errors) t.errors.push_back(pre + e);
+    for (const auto& w : r.warnings) t.warnings.push_back(pre + w);
+  }
+  return t;
+}
+
+void PrintCheck(const Globals& g, const std::vector<StoreCheck>& all, bool read_data) {
+  CheckReport r = MergeChecks(all);
   if (g.json) {
+    json stores = json::array();
+    for (const auto& sc : all)
+      stores.push_back({{"store", sc.user.empty() ? "system" : "user:" + sc.user},
+                        {"checked", sc.opened},
+                        {"clean", sc.report.clean()},
+                        {"errors", sc.report.errors.size()}});
     PrintJson({{"clean", r.clean()},
                {"chunks", r.chunks},
                {"manifests", r.manifests},
@@ -257,42 +352,52 @@ void PrintCheck(const Globals& g, const CheckReport& r, bool read_data) {
                {"chunks_read", r.chunks_read},
                {"bytes_read", r.bytes_read},
                {"errors", r.errors},
-               {"warnings", r.warnings}});
+               {"warnings", r.warnings},
+               {"stores", stores}});
     return;
   }
   for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
   for (const auto& e : r.errors) std::printf("error: %s\n", e.c_str());
+  std::string stores;
+  for (const auto& sc : all)
+    stores += (stores.empty() ? "" : ", ") + std::string(sc.user.empty() ? "system" : sc.user) +
+              (sc.opened ? "" : " (not checked)");
   std::printf(
-      "%s: %llu chunks, %llu manifests, %llu versions checked%s; %zu error(s)\n",
+      "%s: %llu chunks, %llu manifests, %llu versions checked%s in %zu store(s) (%s); %zu "
+      "error(s)\n",
       r.clean() ? "clean" : "PROBLEMS FOUND", (unsigned long long)r.chunks,
       (unsigned long long)r.manifests, (unsigned long long)r.versions,
       read_data ? (", " + std::to_string(r.chunks_read) + " chunks read and verified").c_str() : "",
-      r.errors.size());
+      all.size(), stores.c_str(), r.errors.size());
 }
 
+// Checks the system store and every user's (the password unlocks them all), or the one store
+// --user/--system names. A store that cannot be opened is reported as not checked (exit 3).
 int CmdCheck(const Globals& g, const CheckArgs& a) {
-  if (int rc = CheckKeys(g, a.repo); rc != 0) return rc;
-  auto repo = OpenRepo(a.repo, false, g);
-  if (!repo.ok() && repo.status().code() == Code::kCorruption) {
-    // The store is damaged where opening already reads (segment or free-extent rows): that is
-    // a finding of check, reported as one.
-    if (g.json)
-      PrintJson({{"clean", false}, {"errors", {repo.status().message()}}});
-    else
-      std::printf("error: %s\nPROBLEMS FOUND: the store cannot be opened; 1 error(s)\n",
-                  repo.status().message().c_str());
-    return 3;
+  std::string pw;
+  if (int rc = CheckKeys(g, a.repo, pw); rc != 0) return rc;
+  auto stores = StoresToCheck(g, a.repo, pw);
+  if (!stores.ok()) {
+    SecureWipe(pw);
+    return Fail(stores.status());
   }
-  if (!repo.ok()) return Fail(repo.status());
   ProgressBar bar("check", !g.quiet);
-  CheckOptions o;
-  o.read_data = a.read_data;
-  o.progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
-  auto r = (*repo)->Check(o);
+  std::vector<StoreCheck> all;
+  for (const auto& user : *stores) {
+    all.push_back(CheckOneStore(g, a, pw, user, bar));
+    // The store asked for (or the system store) that fails for another reason than damage
+    // found while opening it is an error of the command, as before (exit 1).
+    const Status& f = all.back().failure;
+    if (!f.ok() && f.code() != Code::kCorruption && (user.empty() || !g.user.empty())) {
+      SecureWipe(pw);
+      bar.Finish();
+      return Fail(f);
+    }
+  }
+  SecureWipe(pw);
   bar.Finish();
-  if (!r.ok()) return Fail(r.status());
-  PrintCheck(g, *r, a.read_data);
-  return r->clean() ? 0 : 3;
+  PrintCheck(g, all, a.read_data);
+  return MergeChecks(all).clean() ? 0 : 3;
 }
 
 RunFn DefineCheck(CLI::App& cmd, Context& ctx) {
@@ -362,7 +467,8 @@ RunFn DefineReencrypt(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("--older-than", a->older_than, "only chunks sealed longer ago (e.g. 90d)");
   cmd.add_option("--max-bytes", a->max_bytes, "stop after re-sealing this much");
-  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds");
+  cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
   return [a, &g = ctx.globals] { return CmdReencrypt(g, *a); };
 }
 
@@ -434,7 +540,7 @@ constexpr CommandSpec kMaintenanceCommands[] = {
     {"forget", "keep the newest N versions, remove the rest", DefineForget},
     {"maintain", "give space back: release, compact, trim", DefineMaintain},
     {"stat", "repository statistics", DefineStat},
-    {"check", "verify refcounts, extents and (--read-data) data", DefineCheck},
+    {"check", "verify refcounts, extents and (--read-data) data of every store", DefineCheck},
     {"reencrypt", "re-salt and re-seal chunks at rest", DefineReencrypt},
     {"repair", "put back the index or key ring from their copies, name every lost byte range",
      DefineRepair},

@@ -1,9 +1,12 @@
 // `cairn put|get|ls|versions|rm|cat`: storing, restoring, listing and removing objects.
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -29,7 +32,11 @@ json VersionJson(const VersionInfo& v) {
 
 // Opens FILE for reading (stdin for "" and "-"); sets its size when it is a regular file.
 Result<int> OpenInput(const std::string& file, uint64_t& size) {
-  if (file.empty() || file == "-") return 0;
+  if (file.empty() || file == "-") {
+    if (StandardDescriptorWasClosed(0))
+      return Status::Invalid("standard input is closed: nothing to store (give FILE)");
+    return 0;
+  }
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "cannot read " + file);
   struct stat st;
@@ -67,32 +74,144 @@ void PrintPut(const Globals& g, const std::string& name, const PutResult& r) {
       (unsigned long long)r.dedup_chunks, HumanBytes(r.dedup_bytes).c_str());
 }
 
-struct PutArgs {
-  std::string repo, name, file;
+// The standard output of a command (--stdin-from-command), like restic's: the command's exit
+// status is part of the data, so reaching the end of its output waits for it, and a command
+// that fails (non-zero exit, killed by a signal) fails the read, and with it the put, before
+// anything is committed.
+class CommandSource : public ByteSource {
+ public:
+  // A command still running when the put gave up is stopped (its pipe is closed first).
+  ~CommandSource() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      (void)Wait();
+    }
+  }
+
+  // Starts argv[0] (looked up in PATH) with its standard output on a pipe.
+  Status Start(const std::vector<std::string>& argv) {
+    label_ = "command '" + argv[0] + "'";
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno(errno, "a pipe for " + label_);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    int rc = ::posix_spawnp(&pid_, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(p[1]);
+    if (rc != 0) {
+      ::close(p[0]);
+      pid_ = -1;
+      return Status::FromErrno(rc, "cannot run " + label_);
+    }
+    fd_ = p[0];
+    return Status::Ok();
+  }
+
+  Result<size_t> Read(std::span<uint8_t> out) override {
+    FdSource src(fd_, "the output of " + label_);
+    CAIRN_ASSIGN_OR_RETURN(size_t got, src.Read(out));
+    if (got == out.size()) return got;
+    // The end of its output: the command must have succeeded for the data to count.
+    CAIRN_RETURN_IF_ERROR(Wait());
+    return got;
+  }
+
+ private:
+  Status Wait() {
+    if (pid_ <= 0) return status_;
+    int st = 0;
+    while (::waitpid(pid_, &st, 0) < 0) {
+      if (errno != EINTR) {
+        status_ = Status::FromErrno(errno, "waiting for " + label_);
+        pid_ = -1;
+        return status_;
+      }
+    }
+    pid_ = -1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+      status_ = Status::IOError(label_ + " exited with status " + std::to_string(WEXITSTATUS(st)) +
+                                "; nothing stored");
+    else if (WIFSIGNALED(st))
+      status_ = Status::IOError(label_ + " was killed by signal " + std::to_string(WTERMSIG(st)) +
+                                "; nothing stored");
+    return status_;
+  }
+
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string label_;
+  Status status_;
 };
 
-int CmdPut(const Globals& g, const PutArgs& a) {
-  uint64_t size = 0;
-  auto fd = OpenInput(a.file, size);
-  if (!fd.ok()) return Fail(fd.status());
-  const std::string label = a.file.empty() || a.file == "-" ? "stdin" : a.file;
+struct PutArgs {
+  std::string repo, name;
+  std::vector<std::string> args;  // FILE, or with --stdin-from-command the command
+  bool from_command = false;
+};
+
+int PutFrom(const Globals& g, const PutArgs& a, ByteSource& src) {
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
-  FdSource src(*fd, label, size);
   ProgressBar bar("put " + a.name, !g.quiet);
   auto r = (*repo)->Put(a.name, src, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   bar.Finish();
-  if (*fd > 0) ::close(*fd);
   if (!r.ok()) return Fail(r.status());
   PrintPut(g, a.name, *r);
   return 0;
+}
+
+int CmdPut(const Globals& g, const PutArgs& a) {
+  if (a.from_command) {
+    if (a.args.empty()) {
+      std::fprintf(stderr, "cairn: usage: put REPO NAME --stdin-from-command -- CMD [ARGS...]\n");
+      return 2;
+    }
+    CommandSource src;
+    if (Status s = src.Start(a.args); !s.ok()) return Fail(s);
+    return PutFrom(g, a, src);
+  }
+  if (a.args.size() > 1) {
+    std::fprintf(stderr, "cairn: usage: put takes one FILE (or --stdin-from-command -- CMD)\n");
+    return 2;
+  }
+  const std::string file = a.args.empty() ? "" : a.args[0];
+  uint64_t size = 0;
+  auto fd = OpenInput(file, size);
+  if (!fd.ok()) return Fail(fd.status());
+  FdSource src(*fd, file.empty() || file == "-" ? "stdin" : file, size);
+  struct stat before {};
+  const bool regular = *fd > 0 && ::fstat(*fd, &before) == 0 && S_ISREG(before.st_mode);
+  int rc = PutFrom(g, a, src);
+  struct stat after {};
+  if (rc == 0 && regular && ::fstat(*fd, &after) == 0 &&
+      (after.st_size != before.st_size || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+       after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)) {
+    // Like restic: the version is stored, but what it holds may be no state the file ever had.
+    std::fprintf(stderr,
+                 "cairn: warning: %s changed while it was read (size %lld, now %lld bytes); "
+                 "the stored version may be inconsistent\n",
+                 file.c_str(), (long long)before.st_size, (long long)after.st_size);
+    rc = 3;
+  }
+  if (*fd > 0) ::close(*fd);
+  return rc;
 }
 
 RunFn DefinePut(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<PutArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "object name")->required();
-  cmd.add_option("FILE", a->file, "input file, or - for stdin (default)");
+  cmd.add_option("FILE", a->args,
+                 "input file, or - for stdin (default); with --stdin-from-command, the command "
+                 "and its arguments after --");
+  cmd.add_flag("--stdin-from-command", a->from_command,
+               "store the standard output of the command after --; store nothing when it "
+               "fails (non-zero exit)");
   return [a, &g = ctx.globals] { return CmdPut(g, *a); };
 }
 
@@ -112,24 +231,84 @@ Result<Range> ParseRange(const std::string& s) {
   return r;
 }
 
-// Restores into `out` through a temporary file beside it (OutputFile: random O_EXCL name, no
-// symbolic link followed), renamed into place once complete, so a failed get never leaves a
-// partial file behind.
-Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64_t> version,
-                 const Range& range, const std::string& out, ProgressBar& bar) {
-  CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(out));
-  FdSink sink(file.fd(), out, /*holes=*/true);  // a fresh file: zero blocks stay holes
+struct GetArgs {
+  std::string repo, ref, out, range;
+  bool force = false;
+};
+
+// Restores into an existing device, FIFO or socket `out` in place (--force): such a target is
+// written, never replaced.
+Status GetInPlace(Repository& repo, const std::string& name, std::optional<uint64_t> version,
+                  const Range& range, const std::string& out, ProgressBar& bar) {
+  int fd = ::open(out.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "cannot write " + out);
+  FdSink sink(fd, out);
   Status s =
       repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   if (s.ok()) s = sink.Finish();
   bar.Finish();
-  if (!s.ok()) return s;
-  return file.Commit(false);
+  if (s.ok() && ::fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+    s = Status::FromErrno(errno, "flushing " + out);
+  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "writing " + out);
+  return s;
 }
 
-struct GetArgs {
-  std::string repo, ref, out, range;
-};
+// Where a regular-file restore goes and with which mode: a link is followed to the file it
+// names; an existing file keeps its mode; a new one is private (0600) when the content came
+// from an encrypted repository, else 0666 less the umask. Refuses directories, and devices,
+// FIFOs and sockets unless `in_place` may be set (--force).
+Status PlanOutput(const std::string& out, bool force, bool private_new, std::string& target,
+                  mode_t& mode, bool& in_place) {
+  target = out;
+  in_place = false;
+  struct stat st;
+  if (::stat(out.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::FromErrno(errno, "cannot write " + out);
+    mode_t mask = ::umask(077);
+    ::umask(mask);
+    mode = private_new ? 0600 : (0666 & ~mask);
+    return Status::Ok();
+  }
+  if (S_ISDIR(st.st_mode)) return Status::Invalid("cannot write " + out + ": it is a directory");
+  if (!S_ISREG(st.st_mode)) {
+    if (!force)
+      return Status::Invalid(out +
+                             " exists and is not a regular file (a device, FIFO or socket); "
+                             "use --force to write into it in place");
+    in_place = true;
+    return Status::Ok();
+  }
+  mode = st.st_mode & 07777;
+  char* real = ::realpath(out.c_str(), nullptr);
+  if (!real) return Status::FromErrno(errno, "resolving " + out);
+  target = real;
+  ::free(real);
+  return Status::Ok();
+}
+
+// Restores into `out` through a new temporary file beside it (OutputFile: random name, O_EXCL,
+// no symbolic link followed, never a file of the user's), flushed and renamed into place once
+// complete, so a failed get leaves `out` as it was. Zero blocks stay holes. An existing device,
+// FIFO or socket is refused, or with --force written in place.
+Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64_t> version,
+                 const Range& range, const GetArgs& a, bool private_new, ProgressBar& bar) {
+  std::string target;
+  mode_t mode = 0600;
+  bool in_place = false;
+  CAIRN_RETURN_IF_ERROR(PlanOutput(a.out, a.force, private_new, target, mode, in_place));
+  if (in_place) return GetInPlace(repo, name, version, range, a.out, bar);
+  CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(target));
+  FdSink sink(file.fd(), a.out, /*holes=*/true);  // a fresh file: zero blocks stay holes
+  Status s = ::fchmod(file.fd(), mode) == 0
+                 ? Status::Ok()
+                 : Status::FromErrno(errno, "setting the mode of " + a.out);
+  if (s.ok())
+    s = repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  if (s.ok()) s = sink.Finish();
+  bar.Finish();
+  if (!s.ok()) return s;
+  return file.Commit(/*sync=*/true);
+}
 
 int CmdGet(const Globals& g, const GetArgs& a) {
   auto parsed = ParseObjectRef(a.ref);
@@ -140,6 +319,8 @@ int CmdGet(const Globals& g, const GetArgs& a) {
   if (!repo.ok()) return Fail(repo.status());
   auto& [name, version] = parsed.value();
   const bool to_stdout = a.out.empty() || a.out == "-";
+  if (to_stdout && StandardDescriptorWasClosed(1))
+    return Fail(Status::Invalid("standard output is closed: use -o FILE"));
   ProgressBar bar("get " + a.ref, !g.quiet && !to_stdout);
   Status s;
   if (to_stdout) {
@@ -147,7 +328,8 @@ int CmdGet(const Globals& g, const GetArgs& a) {
     s = (*repo)->Get(name, version, *range, sink,
                      [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
   } else {
-    s = GetToFile(**repo, name, version, *range, a.out, bar);
+    auto enc = Repository::Encrypted(a.repo);
+    s = GetToFile(**repo, name, version, *range, a, !enc.ok() || *enc, bar);
   }
   return s.ok() ? 0 : Fail(s);
 }
@@ -158,6 +340,8 @@ RunFn DefineGet(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REF", a->ref, "NAME or NAME@VERSION")->required();
   cmd.add_option("-o,--output", a->out, "output file, or - for stdout (default)");
   cmd.add_option("--range", a->range, "OFFSET:LENGTH, bytes");
+  cmd.add_flag("--force", a->force,
+               "write into an existing device, FIFO or socket in place (refused otherwise)");
   return [a, &g = ctx.globals] { return CmdGet(g, *a); };
 }
 
@@ -233,8 +417,8 @@ int CmdRm(const Globals& g, const std::string& repo_path, const std::string& ref
   if (!repo.ok()) return Fail(repo.status());
   auto n = (*repo)->Remove(parsed->first, parsed->second);
   if (!n.ok()) return Fail(n.status());
-  if (!g.quiet)
-    std::printf("removed %llu version(s) of %s\n", (unsigned long long)*n, parsed->first.c_str());
+  Report(g, {{"name", parsed->first}, {"versions_removed", *n}},
+         "removed " + std::to_string(*n) + " version(s) of " + parsed->first);
   return 0;
 }
 

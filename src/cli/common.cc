@@ -1,9 +1,11 @@
 // Shared CLI helpers: command tables, global flags, errors, parsing, passwords, opening stores.
 #include "cli/common.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,27 @@
 
 namespace cairn::cli {
 
+namespace {
+bool g_std_closed[3] = {false, false, false};
+const Globals* g_globals = nullptr;  // for Fail's --json
+}  // namespace
+
+bool GuardStandardDescriptors() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    // The lowest free descriptor is `fd`: every lower one is open by now.
+    int nfd = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (nfd != fd) {
+      if (nfd >= 0) ::close(nfd);
+      return false;
+    }
+    g_std_closed[fd] = true;
+  }
+  return true;
+}
+
+bool StandardDescriptorWasClosed(int fd) { return fd >= 0 && fd <= 2 && g_std_closed[fd]; }
+
 void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& ctx) {
   for (const CommandSpec& spec : table) {
     CLI::App* cmd = parent.add_subcommand(spec.name, spec.help);
@@ -23,9 +46,11 @@ void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& 
 }
 
 void AddGlobalFlags(CLI::App& app, Globals& g) {
+  g_globals = &g;
   app.add_flag("--json", g.json, "machine-readable output (put, ls, versions, stat, check)");
   app.add_flag("-q,--quiet", g.quiet, "no progress bar");
-  app.add_option("--threads", g.threads, "worker threads (default: number of cores)");
+  app.add_option("--threads", g.threads, "worker threads, 1 to 256 (default: number of cores)")
+      ->check(CLI::Range(1u, kMaxThreads));
   app.add_option("--user", g.user, "work in this user's store");
   app.add_flag("--system", g.system, "work in the system store (the default)");
   // The password never comes from the command line: CAIRN_PASSWORD, this file, or a prompt.
@@ -58,11 +83,27 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
 }
 
 int Fail(const Status& s) {
+  if (g_globals && g_globals->json) {
+    std::fprintf(stderr, "%s\n",
+                 json({{"error", s.message()}, {"exit_code", 1}})
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
+                     .c_str());
+    return 1;
+  }
   std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
   return 1;
 }
 
-void PrintJson(const json& j) { std::cout << j.dump() << "\n"; }
+void PrintJson(const json& j) {
+  std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+void Report(const Globals& g, const json& j, const std::string& text) {
+  if (g.json)
+    PrintJson(j);
+  else if (!g.quiet)
+    std::printf("%s\n", text.c_str());
+}
 
 Result<uint64_t> ParseSize(const std::string& s) {
   uint64_t v = 0;

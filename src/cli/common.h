@@ -62,14 +62,28 @@ std::span<const CommandSpec> ObjectCommands();
 std::span<const CommandSpec> MaintenanceCommands();
 std::span<const CommandSpec> VdiskCommands();
 
+// Reopens each of descriptors 0, 1 and 2 that is closed onto /dev/null, so no file the
+// process opens later (the repository lock, a segment) takes a standard descriptor and receives
+// what is meant for the terminal. Call first thing in main. Returns false when /dev/null
+// cannot be opened.
+bool GuardStandardDescriptors();
+// Whether standard descriptor `fd` (0, 1 or 2) was closed when the process started (now
+// /dev/null): reading stdin or writing stdout then is an error, not an empty object or a
+// silent loss.
+bool StandardDescriptorWasClosed(int fd);
+
 // Adds --json, -q, --threads, --user, --system, --password-file, --cache-size and --ceph-conf
 // to `app`. A bad --cache-size is a usage error (CLI::ValidationError).
 void AddGlobalFlags(CLI::App& app, Globals& g);
 
-// Prints "cairn: error: MESSAGE" and returns exit code 1.
+// Prints "cairn: error: MESSAGE" on standard error and returns exit code 1; under --json the
+// error is one JSON line instead: {"error": MESSAGE, "exit_code": 1}.
 int Fail(const Status& s);
 // Prints `j` on one line of standard output.
 void PrintJson(const json& j);
+// The outcome of a command that has no table to print: `j` under --json, else `text` (a line,
+// newline added) unless --quiet.
+void Report(const Globals& g, const json& j, const std::string& text);
 
 // "4M", "256K", "1G", "1T", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);

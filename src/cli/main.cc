@@ -1,10 +1,12 @@
 // cairn: the command-line front end. Thin: parse flags, call the library, print results.
 // The commands live in one file per group (cmd_*.cc), each a table of commands; this file lists
 // the groups and turns the outcome of parsing into the exit code.
-// Exit codes: 0 success, 1 error, 2 usage error, 3 check found problems.
+// Exit codes: 0 success, 1 error, 2 usage error, 3 check found problems (or put's FILE changed
+// while it was read: stored, with a warning).
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <span>
 #include <string>
 
@@ -34,6 +36,9 @@ std::string VersionText() {
 
 int main(int argc, char** argv) {
   using namespace cairn::cli;
+  // Before anything opens a file: a closed stdin must not make the lock file fd 0 (and the
+  // object's content), nor a closed stderr make error messages land in it.
+  if (!GuardStandardDescriptors()) return 1;
   // The pipelines allocate and free chunk-sized buffers (up to a few MiB) all the time; keep
   // them in the heap instead of a fresh mmap (and page faults) for each. Memory stays bounded by
   // the pipelines' in-flight limits.
@@ -50,6 +55,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (ctx.globals.json && e.get_exit_code() != 0) {
+      std::fprintf(stderr, "%s\n", json({{"error", e.what()}, {"exit_code", 2}}).dump().c_str());
+      return 2;
+    }
     int code = app.exit(e);  // prints help, the version, or the usage error
     return code == 0 ? 0 : 2;
   }

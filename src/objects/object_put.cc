@@ -195,7 +195,7 @@ Status ObjectStore::CommitVersion(ChunkTxn& txn, const std::string& name, Ingest
 
 Result<PutResult> ObjectStore::Put(const std::string& name, ByteSource& src,
                                    const ProgressFn& progress) {
-  CAIRN_RETURN_IF_ERROR(ValidateName(name));
+  CAIRN_RETURN_IF_ERROR(ValidateNewName(name));
   auto txn = chunks_->Begin();
   CAIRN_ASSIGN_OR_RETURN(Ingested in, Ingest(*txn, src, progress));
   PutResult r = in.counts;

@@ -59,6 +59,16 @@ Status ObjectStore::ValidateName(const std::string& name) {
   return Status::Ok();
 }
 
+Status ObjectStore::ValidateNewName(const std::string& name) {
+  CAIRN_RETURN_IF_ERROR(ValidateName(name));
+  auto at = name.rfind('@');
+  if (at == std::string::npos || at + 1 == name.size()) return Status::Ok();
+  if (name.find_first_not_of("0123456789", at + 1) != std::string::npos) return Status::Ok();
+  return Status::Invalid("object name '" + name + "' ends in '@' and digits, which reads as " +
+                         "version " + name.substr(at + 1) + " of '" + name.substr(0, at) +
+                         "'; choose a name that does not");
+}
+
 Result<Manifest> ObjectStore::LoadManifest(const Digest& id) {
   CAIRN_ASSIGN_OR_RETURN(auto body, rows_.Get(keys::Manifest(id), "manifest " + id.Hex()));
   if (!body) return Status::NotFound("manifest " + id.Hex() + " is missing");

@@ -77,6 +77,9 @@ class ObjectStore {
   Status CountRowKeyVersions(std::map<uint32_t, uint64_t>& counts);
 
   static Status ValidateName(const std::string& name);
+  // ValidateName, and refuses a new object's name that `NAME@VERSION` (ParseObjectRef) would
+  // read as a version of another object: one ending in '@' and digits, such as "x@1".
+  static Status ValidateNewName(const std::string& name);
 
  private:
   struct Ingested;  // object_put.cc

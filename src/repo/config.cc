@@ -144,8 +144,14 @@ Status VerifyConfig(const RepoConfig& cfg, const crypto::KeyRing* ring, const st
 Result<RepoConfig> LoadConfig(Storage& storage) {
   auto text = storage.ReadFile("config.json", kMaxConfigBytes);
   if (!text.ok()) {
-    if (text.status().code() == Code::kNotFound)
+    if (text.status().code() == Code::kNotFound) {
+      auto unfinished = storage.Exists(kInitMarker);
+      if (unfinished.ok() && *unfinished)
+        return Status::Invalid(storage.Describe("") +
+                               " is an unfinished cairn repository (its init was interrupted); "
+                               "run `cairn init` on it again");
       return Status::Invalid(storage.Describe("") + " is not a cairn repository (no config.json)");
+    }
     return text.status();
   }
   return RepoConfig::FromJson(*text, storage.Describe("config.json"));

@@ -61,8 +61,13 @@ Status VerifyConfig(const RepoConfig& cfg, const crypto::KeyRing* ring, const st
 // The largest config.json read, in bytes (a real one is under 1 KiB).
 inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
+// Written first by init and removed once config.json is in place: a directory that holds it and
+// no config.json is an init that was interrupted, which init may clear and start again.
+inline constexpr const char* kInitMarker = "init-unfinished";
+
 // Reads and parses config.json. InvalidArgument "ROOT is not a cairn repository (no
-// config.json)" when it is absent; otherwise the errors of Storage::ReadFile and FromJson.
+// config.json)" when it is absent (or "... is an unfinished cairn repository" when kInitMarker
+// is there); otherwise the errors of Storage::ReadFile and FromJson.
 Result<RepoConfig> LoadConfig(Storage& storage);
 // Replaces config.json atomically (Storage::WriteFile).
 Status SaveConfig(Storage& storage, const RepoConfig& cfg);

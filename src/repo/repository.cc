@@ -14,6 +14,26 @@ namespace {
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
 
+// The storage a new repository goes into: a new or empty location, or one an interrupted init
+// left (kInitMarker and no config.json), cleared first: init writes the marker before anything
+// else, so such a location holds nothing but what that init made.
+Result<std::unique_ptr<Storage>> StorageForInit(const std::string& path) {
+  auto fresh = OpenStorage(path, /*create=*/true);
+  if (fresh.ok()) return fresh;
+  auto old = OpenStorage(path, /*create=*/false);
+  if (!old.ok()) return fresh.status();
+  auto marker = (*old)->Exists(kInitMarker);
+  auto config = (*old)->Exists("config.json");
+  if (!marker.ok() || !config.ok() || *config) return fresh.status();
+  CAIRN_ASSIGN_OR_RETURN(auto names, (*old)->List(""));
+  // Without the marker, only a location holding nothing but temporary files (an init killed
+  // while writing the marker) is taken; List does not show those.
+  if (!*marker && !names.empty()) return fresh.status();
+  for (const auto& n : names)
+    if (n != kInitMarker) CAIRN_RETURN_IF_ERROR((*old)->RemoveAll(n));
+  return std::move(*old);
+}
+
 // The config of a new repository from the init options (checked).
 Result<RepoConfig> NewConfig(const InitOptions& opts) {
   RepoConfig cfg;
@@ -66,10 +86,14 @@ Status InitOn(Storage& storage, RepoConfig cfg, const std::string& password) {
 
 }  // namespace
 
+// The init marker (kInitMarker) is written first and removed last: a location holding it and no
+// config.json is what an interrupted init left, and the next init may clear it.
 Status Repository::Init(const std::string& path, const InitOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, NewConfig(opts));
-  CAIRN_ASSIGN_OR_RETURN(auto storage, OpenStorage(path, /*create=*/true));
-  return InitOn(*storage, cfg, opts.password);
+  CAIRN_ASSIGN_OR_RETURN(auto storage, StorageForInit(path));
+  CAIRN_RETURN_IF_ERROR(storage->WriteFile(kInitMarker, "cairn init in progress\n"));
+  CAIRN_RETURN_IF_ERROR(InitOn(*storage, cfg, opts.password));
+  return storage->RemoveFile(kInitMarker);
 }
 
 Status InitForTesting(Storage& storage, const InitOptions& opts) {
@@ -96,6 +120,9 @@ Status TryUpgrade(Storage& storage, RepoConfig& cfg, std::optional<crypto::Unloc
 
 Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
                                            const OpenOptions& opts, const TestHooks& hooks) {
+  if (opts.threads > kMaxThreads)
+    return Status::Invalid("threads " + std::to_string(opts.threads) + " is more than " +
+                           std::to_string(kMaxThreads));
   CAIRN_ASSIGN_OR_RETURN(auto cfg, LoadConfig(*storage));
   CAIRN_RETURN_IF_ERROR(CheckNotDowngraded(*storage, cfg));
   // Keys first: a wrong password is refused before anything (the lock, the index) is touched.
@@ -163,6 +190,10 @@ Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std
       if (v == 0) return Status::Invalid("versions start at 1: " + ref);
       return std::make_pair(ref.substr(0, at), std::optional<uint64_t>(v));
     }
+    // Digits too many for a version: still a version, never an object's name (new names ending
+    // in '@' and digits are refused), so no reference can reach another object.
+    if (ec == std::errc::result_out_of_range && p == num.data() + num.size())
+      return Status::Invalid("version out of range: " + ref);
   }
   return std::make_pair(ref, std::optional<uint64_t>());
 }

@@ -2,8 +2,10 @@
 // re-encryption (repository_impl.h).
 #include "repo/repository_impl.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "chunkstore/masked_records.h"
@@ -109,7 +111,12 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
                                            StoreIdentity::Expected(cfg_, store_), cfg_.version,
                                            opts.writable, storage_->Describe(store_.dir)));
   threads_ = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
-  pool_ = std::make_unique<ThreadPool>(threads_);
+  try {
+    pool_ = std::make_unique<ThreadPool>(threads_);
+  } catch (const std::system_error& e) {
+    return Status::IOError("cannot start " + std::to_string(threads_) +
+                           " worker threads: " + e.what());
+  }
   ChunkStoreOptions co;
   co.compression = cfg_.compression;
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
@@ -125,6 +132,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   if (gate_)
     chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
   CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
+  if (opts.writable) CAIRN_RETURN_IF_ERROR(LoadDamaged());
   rows_ = std::make_unique<SealedRows>(index_.get(), chunks_.get(), crypto_.get());
   objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(), pool_.get(),
                                            crypto_.get());
@@ -202,6 +210,39 @@ RepositoryImpl::~RepositoryImpl() {
   if (n != mark_) (void)SaveCommitMark(*storage_, store_.dir, *n);
 }
 
+namespace {
+constexpr const char* kDamagedFile = "damaged-chunks";
+}  // namespace
+
+Status RepositoryImpl::LoadDamaged() {
+  const std::string name = JoinStorageName(store_.dir, kDamagedFile);
+  CAIRN_ASSIGN_OR_RETURN(bool exists, storage_->Exists(name));
+  if (!exists) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(std::string text, storage_->ReadFile(name, 64u << 20));
+  std::vector<Digest> ids;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    auto id = Digest::FromHex(text.substr(at, end - at));
+    if (id) ids.push_back(*id);  // a line that is no id (a torn write) is skipped
+    at = end + 1;
+  }
+  chunks_->SetDamaged(std::move(ids));
+  return Status::Ok();
+}
+
+Status RepositoryImpl::SaveDamaged(const std::vector<Digest>& ids) {
+  const std::string name = JoinStorageName(store_.dir, kDamagedFile);
+  if (ids.empty()) {
+    Status s = storage_->RemoveFile(name);
+    return s.code() == Code::kNotFound ? Status::Ok() : s;
+  }
+  std::string text;
+  for (const auto& id : ids) text += id.Hex() + "\n";
+  return storage_->WriteFile(name, text);
+}
+
 Status RepositoryImpl::RequireWritable() {
   if (!writable_) return Status::Invalid("repository " + path_ + " was opened read-only");
   return lock_ ? lock_->Held() : Status::Ok();
@@ -212,7 +253,12 @@ Status RepositoryImpl::RequireWritable() {
 Result<PutResult> RepositoryImpl::Put(const std::string& name, ByteSource& src,
                                       const ProgressFn& progress) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
-  return objects_->Put(name, src, progress);
+  const uint64_t healed = chunks_->healed();
+  auto r = objects_->Put(name, src, progress);
+  // Healed chunks leave the damaged list; failing to rewrite it only means a later put stores
+  // one more good copy of them.
+  if (chunks_->healed() != healed) (void)SaveDamaged(chunks_->Damaged());
+  return r;
 }
 
 Status RepositoryImpl::Get(const std::string& name, std::optional<uint64_t> version,
@@ -422,7 +468,16 @@ Result<CheckReport> RepositoryImpl::CheckOnce(const CheckOptions& opts) {
   // bad one; the checks below read those rows and would only repeat the failure.
   CAIRN_RETURN_IF_ERROR(index_->Verify([&](std::string m) { rep.errors.push_back(std::move(m)); }));
   if (!rep.clean()) return rep;
-  return CheckRepository(*chunks_, *objects_, *vdisks_, *pool_, opts);
+  CAIRN_ASSIGN_OR_RETURN(rep, CheckRepository(*chunks_, *objects_, *vdisks_, *pool_, opts));
+  if (opts.read_data) {
+    // Remembered for the next put to heal (a read-only medium cannot remember: said so).
+    std::sort(rep.damaged_chunks.begin(), rep.damaged_chunks.end());
+    Status s = SaveDamaged(rep.damaged_chunks);
+    if (!s.ok() && !rep.damaged_chunks.empty())
+      rep.warnings.push_back("could not remember the damaged chunks for healing: " + s.message());
+    chunks_->SetDamaged(rep.damaged_chunks);
+  }
+  return rep;
 }
 
 namespace {

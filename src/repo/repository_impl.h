@@ -85,6 +85,11 @@ class RepositoryImpl : public Repository {
   Status RequireWritable();
   // One run of check on the current view (Check runs it until its findings are stable).
   Result<CheckReport> CheckOnce(const CheckOptions& opts);
+  // The store's list of chunks known damaged (file "damaged-chunks" in the store directory, one
+  // hex id a line): loaded by a writable open, written by check --read-data, rewritten once a
+  // put healed some.
+  Status LoadDamaged();
+  Status SaveDamaged(const std::vector<Digest>& ids);
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
   void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);

@@ -14,18 +14,18 @@ namespace cairn {
 
 class ThreadPool {
  public:
+  // Throws std::system_error when a thread cannot be started (after stopping the ones that
+  // were), so a caller can turn it into an error instead of an abort.
   explicit ThreadPool(size_t threads) {
     if (threads == 0) threads = 1;
-    for (size_t i = 0; i < threads; i++) workers_.emplace_back([this] { Run(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
+    try {
+      for (size_t i = 0; i < threads; i++) workers_.emplace_back([this] { Run(); });
+    } catch (...) {
+      StopAll();
+      throw;
     }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
   }
+  ~ThreadPool() { StopAll(); }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
@@ -45,6 +45,16 @@ class ThreadPool {
   }
 
  private:
+  void StopAll() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
   void Run() {
     for (;;) {
       std::function<void()> t;

@@ -46,7 +46,7 @@ lifecycle() {
     case $((RANDOM % 3)) in
       0) cmd=(maintain --threshold 0.95) ;;
       1) [ -n "$victim" ] && cmd=(rm "$victim") || cmd=(maintain) ;;
-      *) [ -n "$victim" ] && cmd=(forget "$victim" --keep-last 0) || cmd=(maintain) ;;
+      *) [ -n "$victim" ] && cmd=(forget "$victim" --keep-last 0 --unsafe-allow-remove-all) || cmd=(maintain) ;;
     esac
     "$CAIRN" -q "${cmd[0]}" "$R" "${cmd[@]:1}" >/dev/null 2>&1 &
     pid=$!

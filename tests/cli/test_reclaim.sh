@@ -76,7 +76,7 @@ PY
   n=$("$CAIRN" --json versions "$W/repo" doc | python3 -c 'import json,sys; print([v["version"] for v in json.load(sys.stdin)])')
   [ "$n" = "[4, 5]" ] || fail "$enc: forget --keep-last 2 left versions $n"
   [ "$("$CAIRN" get "$W/repo" doc@5)" = "version 5" ] || fail "$enc: doc@5 wrong after forget"
-  "$CAIRN" -q forget "$W/repo" --keep-last 0
+  "$CAIRN" -q forget "$W/repo" --keep-last 0 --unsafe-allow-remove-all
   [ -z "$("$CAIRN" ls "$W/repo")" ] || fail "$enc: forget --keep-last 0 for all objects left objects"
   "$CAIRN" -q check --read-data "$W/repo" >/dev/null || fail "$enc: check not clean at the end"
   echo "reclaim ($enc): PASS (peak $peak, after maintain $after, refill $second)"

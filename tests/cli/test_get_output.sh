@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Issue 11, case 4: `get -o PATH` must never replace what is at PATH when it is not a regular
+# file: a device, FIFO or socket is refused with a clear error, or with --force written in place
+# (restoring a disk image straight onto a block device). An existing file keeps its mode, a new
+# one from an encrypted repository is private, and the temporary file is never a file of the
+# user's (a failed get left OUT.cairn-partial deleted).
+source "$(dirname "$0")/lib.sh" "$@"
+
+R=$T/repo
+expect_ok "init" cairn init "$R"
+rand_file "$T/data" 700000
+expect_ok "put obj" cairn put "$R" obj "$T/data"
+
+# A character device: a node like /dev/null, made with mknod when we may (root).
+if mknod "$T/null" c 1 3 2>/dev/null; then
+  expect_error "get -o a character device refused" cairn get "$R" obj -o "$T/null"
+  expect_stderr_has "the refusal" "not a regular file" "--force"
+  expect_true "the device node is still a character device" test -c "$T/null"
+  expect_ok "get -o a character device with --force" cairn get "$R" obj -o "$T/null" --force
+  expect_true "the device node was written, not replaced" test -c "$T/null"
+else
+  skip "cannot mknod (not root): the character device cases"
+fi
+
+# A FIFO: refused, or with --force its reader receives the object.
+mkfifo "$T/fifo"
+expect_error "get -o a FIFO refused" cairn get "$R" obj -o "$T/fifo"
+expect_true "the FIFO is still a FIFO" test -p "$T/fifo"
+cat "$T/fifo" >"$T/from-fifo" &
+READER=$!
+add_cleanup "kill $READER 2>/dev/null"
+expect_ok "get -o a FIFO with --force" timeout 60 "$CAIRN" get "$R" obj -o "$T/fifo" --force
+wait "$READER" || fail "the FIFO's reader failed"
+expect_same "$T/from-fifo" "$T/data" "the FIFO's reader got the object"
+expect_true "the FIFO is still a FIFO after" test -p "$T/fifo"
+
+expect_error "get -o a directory refused" cairn get "$R" obj -o "$T"
+
+# Modes: an existing 0600 file stays 0600; a new file from an encrypted repository is 0600.
+echo old >"$T/secret"
+chmod 0600 "$T/secret"
+expect_ok "get -o an existing 0600 file" cairn get "$R" obj -o "$T/secret"
+expect_same "$T/secret" "$T/data" "the file holds the object"
+expect_eq "$(stat -c %a "$T/secret")" 600 "an existing 0600 file keeps its mode"
+chmod 0640 "$T/secret"
+expect_ok "get -o an existing 0640 file" cairn get "$R" obj -o "$T/secret"
+expect_eq "$(stat -c %a "$T/secret")" 640 "an existing 0640 file keeps its mode"
+(umask 022 && "$CAIRN" get "$R" obj -o "$T/new") || fail "get -o a new file"
+expect_eq "$(stat -c %a "$T/new")" 600 "a new file from an encrypted repository is private"
+
+# A link to a file: the file it names is written, the link stays.
+ln -s "$T/secret" "$T/link"
+expect_ok "get -o a symlink to a file" cairn get "$R" obj -o "$T/link"
+expect_true "the link is still a link" test -L "$T/link"
+
+# A user's file named like the old temporary file survives a failed get.
+echo "mine" >"$T/OUT.cairn-partial"
+expect_error "get of a missing object" cairn get "$R" no-such-object -o "$T/OUT"
+expect_eq "$(cat "$T/OUT.cairn-partial")" "mine" "the user's OUT.cairn-partial is untouched"
+expect_absent "$T/OUT" "no OUT after a failed get"
+leftovers=$(find "$T" -maxdepth 1 -name '.*cairn-*' | wc -l)
+expect_eq "$leftovers" 0 "no temporary file left behind"
+finish
