@@ -202,6 +202,8 @@ std::string RowName(const std::string& k) {
       return "index row (segment id high-water mark)";
     case 'i':
       return "index row (store identity row)";
+    case 'k':
+      return "index row (commit counter row)";
     default:
       return "index row of type '" + std::string(1, k[0]) + "'";
   }
@@ -281,8 +283,8 @@ class EncryptionIndexTamper : public ::testing::Test {
   void ExpectDetected(const std::vector<std::string>& bad, const std::string& ctx) {
     auto r = OpenForTesting(path_, Opts(false), SmallSegments());
     if (!r.ok()) {
-      // Segment, free-extent, segment-id and store identity rows are read when the store
-      // opens: the open is refused, naming the row.
+      // Segment, free-extent, segment-id, store identity and commit counter rows are read when
+      // the store opens: the open is refused, naming the row.
       const std::string& m = r.status().message();
       EXPECT_EQ(r.status().code(), Code::kCorruption) << ctx << ": " << m;
       EXPECT_TRUE(Contains(m, "fails authentication")) << ctx << ": " << m;
@@ -290,7 +292,7 @@ class EncryptionIndexTamper : public ::testing::Test {
       for (const auto& k : bad) named |= Contains(m, RowName(k));
       EXPECT_TRUE(named) << ctx << ": open error does not name the row: " << m;
       for (const auto& k : bad)
-        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g' || k[0] == 'i')
+        EXPECT_TRUE(k[0] == 's' || k[0] == 'f' || k[0] == 'g' || k[0] == 'i' || k[0] == 'k')
             << ctx << ": a changed " << k[0] << " row stops the store from opening: " << m;
       return;
     }

@@ -175,13 +175,16 @@ Result<std::string> ChangePassword(Storage& st, const std::string& password,
   // the old one cannot be removed, the new one goes again and the key ring gets its old bytes
   // back, so a failed change changes nothing.
   const std::string ring_name = JoinStorageName(kKeyDir, "keyring.sealed");
+  const std::string copy_name = JoinStorageName(kKeyDir, "keyring.copy.sealed");  // ADR 0017
   CAIRN_ASSIGN_OR_RETURN(std::string old_ring, st.ReadFile(ring_name, 16 << 20));
+  auto old_copy = st.ReadFile(copy_name, 16 << 20);
   CAIRN_RETURN_IF_ERROR(
       crypto::AddKeyFile(st, kKeyDir, a.keys, new_password, crypto::DefaultKdfParams(), &id));
   Status removed = crypto::RemoveKeyFile(st, kKeyDir, a.keys.keyfile_id, &a.keys);
   if (!removed.ok()) {
     (void)crypto::RemoveKeyFile(st, kKeyDir, id);
     (void)st.WriteFile(ring_name, old_ring);
+    (void)(old_copy.ok() ? st.WriteFile(copy_name, *old_copy) : st.RemoveFile(copy_name));
     return removed;
   }
   return id;
