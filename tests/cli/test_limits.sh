@@ -50,5 +50,39 @@ expect_eq "$(json_get "$RUN_OUT" 'j["user_added"]')" alice "user add --json name
 export CAIRN_NEW_PASSWORD="second password"
 expect_ok "key add --json" cairn key add --json "$R"
 json_valid "$RUN_OUT" "key add --json"
+# A SIGINT the shell set to ignored stays ignored (a put reading a FIFO waits through it and
+# stores the object); with the default disposition it stops the put and stores nothing. (A
+# background job of this script has SIGINT ignored already: python sets each disposition.)
+with_sigint() {  # with_sigint ign|dfl COMMAND...: COMMAND with SIGINT ignored or default
+  exec python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ign" else signal.SIG_DFL)
+os.execv(sys.argv[2], sys.argv[2:])' "$@"
+}
+mkfifo "$T/fifo"
+with_sigint ign "$CAIRN" put "$R" sigint-ignored "$T/fifo" >"$T/sig.out" 2>&1 &
+SIGPID=$!
+sleep 1
+kill -INT "$SIGPID" 2>/dev/null || true
+sleep 0.5
+if kill -0 "$SIGPID" 2>/dev/null; then
+  ok "a put survives a SIGINT the shell ignored"
+else
+  fail "a put with SIGINT ignored died of SIGINT"
+fi
+echo "kept through SIGINT" >"$T/fifo"
+SIGRC=0
+wait "$SIGPID" || SIGRC=$?
+expect_eq "$SIGRC" 0 "that put exits 0"
+expect_ok "get the object stored through an ignored SIGINT" cairn get "$R" sigint-ignored
+expect_eq "$(cat "$RUN_OUT")" "kept through SIGINT" "its content"
+with_sigint dfl "$CAIRN" put "$R" sigint-default "$T/fifo" >"$T/sig2.out" 2>&1 &
+SIGPID=$!
+sleep 1
+kill -INT "$SIGPID"
+SIGRC=0
+wait "$SIGPID" || SIGRC=$?
+expect_eq "$SIGRC" 130 "a put with the default SIGINT disposition stops (128 + SIGINT)"
+run cairn versions "$R" sigint-default
+expect_true "nothing stored by the interrupted put" test "$RC" -ne 0
 expect_check_clean "$R" "check clean"
 finish
