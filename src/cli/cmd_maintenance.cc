@@ -223,18 +223,72 @@ void PrintStatCache(const RepoStats& s) {
       (unsigned long long)s.cache_evictions);
 }
 
+void PrintStat(const RepoStats& s) {
+  PrintStatEncryption(s);
+  PrintStatSpace(s);
+  PrintStatCache(s);
+}
+
+// The system store's and every user's statistics ("" is the system store), each store opened
+// read-only with the one password.
+Result<std::vector<RepoStats>> AllStoreStats(const Globals& g, const std::string& repo_path) {
+  OpenOptions o;
+  o.threads = g.threads;
+  o.cache_size = g.cache_size;
+  CAIRN_ASSIGN_OR_RETURN(o.password, RepoPassword(g, repo_path));
+  std::vector<std::string> users{""};
+  auto listed = admin::ListUsers(repo_path, o.password);
+  if (!listed.ok()) {
+    SecureWipe(o.password);
+    return listed.status();
+  }
+  for (const auto& u : *listed) users.push_back(u.name);
+  std::vector<RepoStats> out;
+  Status st;
+  for (const auto& user : users) {
+    o.user = user;
+    auto repo = Repository::Open(repo_path, o);
+    auto s = repo.ok() ? (*repo)->Stats() : Result<RepoStats>(repo.status());
+    if (!s.ok()) {
+      st = s.status().WithContext(user.empty() ? "system store" : "store of user " + user);
+      break;
+    }
+    out.push_back(std::move(*s));
+  }
+  SecureWipe(o.password);
+  if (!st.ok()) return st;
+  return out;
+}
+
+// stat: the store --user or --system names; otherwise every store of the repository, the
+// system store first (under --json its figures stay at the top level, and "stores" lists each
+// store's).
 int CmdStat(const Globals& g, const std::string& repo_path) {
-  auto repo = OpenRepo(repo_path, false, g);
-  if (!repo.ok()) return Fail(repo.status());
-  auto s = (*repo)->Stats();
-  if (!s.ok()) return Fail(s.status());
-  if (g.json) {
-    PrintJson(StatJson(*s));
+  if (g.system || !g.user.empty()) {
+    auto repo = OpenRepo(repo_path, false, g);
+    if (!repo.ok()) return Fail(repo.status());
+    auto s = (*repo)->Stats();
+    if (!s.ok()) return Fail(s.status());
+    if (g.json)
+      PrintJson(StatJson(*s));
+    else
+      PrintStat(*s);
     return 0;
   }
-  PrintStatEncryption(*s);
-  PrintStatSpace(*s);
-  PrintStatCache(*s);
+  auto all = AllStoreStats(g, repo_path);
+  if (!all.ok()) return Fail(all.status());
+  if (g.json) {
+    json j = StatJson(all->front());
+    json stores = json::array();
+    for (const auto& s : *all) stores.push_back(StatJson(s));
+    j["stores"] = stores;
+    PrintJson(j);
+    return 0;
+  }
+  for (size_t i = 0; i < all->size(); i++) {
+    if (i > 0) std::printf("\n");
+    PrintStat((*all)[i]);
+  }
   return 0;
 }
 

@@ -54,4 +54,17 @@ if [[ -n $STORE_BOB && -d $R/stores/$STORE_BOB/index ]]; then
 else
   skip "cannot find bob's store directory in users.json"
 fi
+# stat, too, covers every store unless --user/--system narrows it (issue 11 case 14).
+expect_ok "stat of every store" cairn stat "$R"
+expect_stdout_has "stat shows the system store" "store:               system"
+expect_stdout_has "stat shows alice's store" "store:               user alice"
+expect_stdout_has "stat shows bob's store" "store:               user bob"
+expect_ok "stat --json of every store" cairn --json stat "$R"
+expect_eq "$(json_get "$RUN_OUT" 'len(j["stores"])')" 3 "stat --json lists three stores"
+expect_eq "$(json_get "$RUN_OUT" 'j["stores"][1]["objects"]')" 1 "alice's store holds her object"
+expect_ok "stat --user alice" cairn --user alice stat "$R"
+expect_stdout_has "stat --user shows alice's store" "store:               user alice"
+run cairn --user alice stat "$R"
+grep -q "store:               system" "$RUN_OUT" && fail "stat --user alice also shows the system store"
+ok "stat --user alice shows only her store"
 finish
