@@ -57,18 +57,13 @@ uint64_t NanosAgo(uint64_t seconds) {
 
 }  // namespace
 
-Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring,
-                               const TestHooks& hooks, std::shared_ptr<ChunkCache> cache) {
-  if (ring) {
-    ring_ = *ring;
-    CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
-    crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
-  }
-  // Storage without local files (RADOS): several processes may write the store (ADR 0015).
+// Storage without local files (RADOS): several processes may write the store, each commit
+// passing the gate (ADR 0015); a local store has one writer, holding its lock.
+Status RepositoryImpl::TakeWriterRole(bool writable) {
   shared_ = !storage_->LocalPath(store_.dir);
-  if (opts.writable && shared_) {
+  if (writable && shared_) {
     gate_ = std::make_unique<StorageGate>(storage_.get(), JoinStorageName(store_.dir, "commit"));
-  } else if (opts.writable) {
+  } else if (writable) {
     CAIRN_ASSIGN_OR_RETURN(auto lock, LockDir(*storage_, store_.dir));
     // A lease (RADOS) is renewed at a third of its length; a local flock never expires.
     auto every =
@@ -77,6 +72,29 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
             : std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3;
     lock_ = std::make_unique<LockKeeper>(std::move(lock), every);
   }
+  return Status::Ok();
+}
+
+// The worker pool: `threads` (0 = one per core); a pool that cannot start is an error.
+Status RepositoryImpl::StartPool(unsigned threads) {
+  threads_ = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+  try {
+    pool_ = std::make_unique<ThreadPool>(threads_);
+  } catch (const std::system_error& e) {
+    return Status::IOError("cannot start " + std::to_string(threads_) +
+                           " worker threads: " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* ring,
+                               const TestHooks& hooks, std::shared_ptr<ChunkCache> cache) {
+  if (ring) {
+    ring_ = *ring;
+    CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, store_.key_id));
+    crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
+  }
+  CAIRN_RETURN_IF_ERROR(TakeWriterRole(opts.writable));
   CAIRN_ASSIGN_OR_RETURN(
       backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
   if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
@@ -110,13 +128,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   CAIRN_RETURN_IF_ERROR(CheckStoreIdentity(*index_, crypto_.get(),
                                            StoreIdentity::Expected(cfg_, store_), cfg_.version,
                                            opts.writable, storage_->Describe(store_.dir)));
-  threads_ = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
-  try {
-    pool_ = std::make_unique<ThreadPool>(threads_);
-  } catch (const std::system_error& e) {
-    return Status::IOError("cannot start " + std::to_string(threads_) +
-                           " worker threads: " + e.what());
-  }
+  CAIRN_RETURN_IF_ERROR(StartPool(opts.threads));
   ChunkStoreOptions co;
   co.compression = cfg_.compression;
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);

@@ -77,6 +77,9 @@ class RepositoryImpl : public Repository {
   uint64_t chunk_reads() const { return chunks_->chunk_reads(); }
 
  private:
+  // Parts of OpenAll: the writer's lock or commit gate; the worker pool.
+  Status TakeWriterRole(bool writable);
+  Status StartPool(unsigned threads);
   Result<std::unique_ptr<Index>> OpenIndex(bool writable, uint64_t reserve_bytes);
   // Refuses an index that lost acknowledged commits (below `mark`); a reader tries a fresh view
   // first.
