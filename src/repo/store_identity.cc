@@ -5,6 +5,7 @@
 
 #include "chunkstore/chunk_record.h"
 #include "index/authenticated_index.h"
+#include "index/index_factory.h"
 #include "index/keyspace.h"
 #include "util/json_fields.h"
 
@@ -184,11 +185,12 @@ Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
 Status EnsureStoreIdentity(Storage& storage, const StoreRef& ref, const StoreIdentity& expected,
                            const crypto::KeyRing* ring, HashAlgo hash) {
   const std::string name = JoinStorageName(ref.dir, "index");
-  auto dir = storage.LocalPath(name);
-  if (!dir)
-    return Status::Unsupported(storage.Describe(name) +
-                               ": the index needs a local directory and this storage has none");
-  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<Index> index, OpenRocksIndex(*dir, false, false));
+  // RocksDB in a local directory, or the sharded omap index on RADOS (as a writer among
+  // several processes there: ADR 0015).
+  const bool shared = !storage.LocalPath(name);
+  CAIRN_ASSIGN_OR_RETURN(
+      std::unique_ptr<Index> index,
+      OpenStoreIndex(storage, name, /*create=*/false, /*read_only=*/false, shared));
   std::unique_ptr<crypto::StoreCrypto> crypto;
   if (ring != nullptr) {
     CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, ref.key_id));
