@@ -60,6 +60,17 @@ Status OutputFile::Commit(bool sync) {
   if (s.ok() && ::rename(tmp_.c_str(), out_.c_str()) != 0)
     s = Status::FromErrno(errno, "renaming " + tmp_ + " to " + out_);
   if (s.ok()) tmp_.clear();  // renamed: nothing left to remove
+  if (s.ok() && sync) {      // the rename too: fsync the directory that holds the output
+    const size_t slash = out_.rfind('/');
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0               ? "/"
+                                                       : out_.substr(0, slash);
+    int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return Status::FromErrno(errno, "syncing the directory of " + out_);
+    if (::fsync(d) != 0 && errno != EINVAL)
+      s = Status::FromErrno(errno, "syncing the directory of " + out_);
+    ::close(d);
+  }
   return s;
 }
 

@@ -60,4 +60,21 @@ expect_eq "$(cat "$T/OUT.cairn-partial")" "mine" "the user's OUT.cairn-partial i
 expect_absent "$T/OUT" "no OUT after a failed get"
 leftovers=$(find "$T" -maxdepth 1 -name '.*cairn-*' | wc -l)
 expect_eq "$leftovers" 0 "no temporary file left behind"
+
+# Flushing: by default the output is left to the kernel's writeback (like cp, restic restore,
+# borg extract); --sync fsyncs the file before the rename and its directory after it.
+command -v strace >/dev/null || fail "strace is missing (scripts/deps.sh test installs it)"
+mkdir "$T/o"
+synced() { # LOG: the fsync/fdatasync calls on files or directories under $T/o
+  grep -E 'f(data)?sync\([0-9]+<'"$T"'/o[/>]' "$1" | grep -v '= -1' || true
+}
+strace -f -y -qq -e trace=fsync,fdatasync -o "$T/nosync.log" "$CAIRN" get "$R" obj -o "$T/o/plain" ||
+  fail "get -o under strace"
+expect_same "$T/o/plain" "$T/data" "get -o without --sync holds the object"
+expect_eq "$(synced "$T/nosync.log" | wc -l)" 0 "get -o without --sync fsyncs nothing of the output"
+strace -f -y -qq -e trace=fsync,fdatasync -o "$T/sync.log" "$CAIRN" get "$R" obj -o "$T/o/durable" --sync ||
+  fail "get -o --sync under strace"
+expect_same "$T/o/durable" "$T/data" "get -o --sync holds the object"
+expect_true "--sync fsyncs the output file" grep -qE 'fsync\([0-9]+<'"$T"'/o/durable\.cairn-partial' "$T/sync.log"
+expect_true "--sync fsyncs the output's directory" grep -qE 'fsync\([0-9]+<'"$T"'/o>' "$T/sync.log"
 finish
