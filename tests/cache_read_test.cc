@@ -55,15 +55,51 @@ TEST(CacheRead, RangedReadsComeFromTheCacheAfterTheFirst) {
     if (cache) {
       EXPECT_GT(first, 0u);
       EXPECT_EQ(second, 0u) << "the same ranges again: every chunk should be a cache hit";
-      EXPECT_GE(st->cache_hits, 200u);
-      EXPECT_GT(st->cache_bytes, 0u);
-      EXPECT_LE(st->cache_bytes, st->cache_capacity);
+      EXPECT_GE(st->cache.hits, 200u);
+      EXPECT_GT(st->cache.bytes, 0u);
+      EXPECT_LE(st->cache.bytes, st->cache.capacity);
     } else {
       EXPECT_EQ(second, first) << "without a cache every read goes to the segments";
-      EXPECT_EQ(st->cache_hits, 0u);
-      EXPECT_EQ(st->cache_capacity, 0u);
+      EXPECT_EQ(st->cache.hits, 0u);
+      EXPECT_EQ(st->cache.capacity, 0u);
     }
   }
+}
+
+// A whole-object read (a restore) uses cached chunks but does not fill the cache: a sequential
+// pass of a large object would only push out the hot set and cost memory and CPU.
+TEST(CacheRead, ARestoreUsesButDoesNotFillTheCache) {
+  TempDir dir;
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 64 << 10;
+  io.avg_chunk = 128 << 10;
+  io.max_chunk = 256 << 10;
+  ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+  auto data = RandomData(8 << 20, 3);
+  {
+    auto repo = OpenForTesting(dir / "repo", testing::TestOpen(true), TestHooks{});
+    ASSERT_TRUE(repo.ok());
+    MemSource src(data);
+    ASSERT_TRUE((*repo)->Put("obj", src).ok());
+  }
+  OpenOptions o = testing::TestOpen(false);
+  o.cache_size = 64 << 20;
+  auto repo = OpenForTesting(dir / "repo", o, TestHooks{});
+  ASSERT_TRUE(repo.ok());
+  MemSink whole;
+  ASSERT_TRUE((*repo)->Get("obj", std::nullopt, Range{}, whole).ok());
+  EXPECT_EQ(whole.data, data);
+  EXPECT_EQ((*repo)->Stats()->cache.entries, 0u) << "a restore of ~64 chunks filled the cache";
+  // Ranged reads fill it; a restore after them takes those chunks from the cache.
+  RandomRangeReads(**repo, "obj", data.size(), 50);
+  const uint64_t entries = (*repo)->Stats()->cache.entries;
+  EXPECT_GT(entries, 0u);
+  const uint64_t hits = (*repo)->Stats()->cache.hits;
+  MemSink again;
+  ASSERT_TRUE((*repo)->Get("obj", std::nullopt, Range{}, again).ok());
+  EXPECT_EQ(again.data, data);
+  EXPECT_EQ((*repo)->Stats()->cache.hits - hits, entries) << "every cached chunk is used";
+  EXPECT_EQ((*repo)->Stats()->cache.entries, entries);
 }
 
 TEST(CacheRead, VdiskBlocksAndDeletedChunks) {
@@ -82,9 +118,9 @@ TEST(CacheRead, VdiskBlocksAndDeletedChunks) {
   EXPECT_EQ(back, block);
   EXPECT_EQ(ChunkReads(*repo) - before, 0u) << "vdisk block reads go through the cache";
   // Trimmed blocks lose their chunks; the cache lets them go too.
-  uint64_t entries = repo->Stats()->cache_entries;
+  uint64_t entries = repo->Stats()->cache.entries;
   ASSERT_TRUE((*v)->Trim(0, 65536, true).ok());
-  EXPECT_LT(repo->Stats()->cache_entries, entries);
+  EXPECT_LT(repo->Stats()->cache.entries, entries);
   v->reset();
   EXPECT_TRUE(testing::ExpectCheckClean(*repo));
 }

@@ -48,13 +48,13 @@ ChunkStore::~ChunkStore() {
   if (cache_) cache_->EraseStore(cache_key_);
 }
 
-Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint) const {
+Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint, bool fill) const {
   if (cache_)
     if (ChunkRef hit = cache_->Lookup(cache_key_, id)) return hit;
   std::vector<uint8_t> plain;
   CAIRN_RETURN_IF_ERROR(ReadUncached(id, plain, hint));
   ChunkRef ref = ChunkBuffer::Adopt(std::move(plain), /*wipe=*/crypto_ != nullptr);
-  return cache_ ? cache_->Insert(cache_key_, id, std::move(ref)) : ref;
+  return cache_ && fill ? cache_->Insert(cache_key_, id, std::move(ref)) : ref;
 }
 
 Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,

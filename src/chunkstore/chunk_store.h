@@ -251,8 +251,12 @@ class ChunkStore {
   // being read"). Still there and still failing: Corruption, real damage.
   Status Read(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint = nullptr) const;
   // The same through the hot cache (when SetCache gave one): a hit is the cached buffer itself,
-  // already verified; a miss is read and verified as Read does, then cached. Shared, read-only.
-  Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr) const;
+  // already verified; a miss is read and verified as Read does, then cached unless `fill` is
+  // false (a large sequential read, such as a whole-object restore, looks the cache up but does
+  // not fill it: its chunks would only push out the hot set, as RocksDB's fill_cache=false for
+  // scans). Shared, read-only.
+  Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr,
+                           bool fill = true) const;
   // A read-only handle moves its view (index rows and space map) to what is committed now;
   // nothing for a writable one, which always sees the latest. Not while a check runs.
   // With `failed_at` (when the read that calls for it failed), nothing is done when another
@@ -339,6 +343,25 @@ class ChunkStore {
   Status DrainSegment(Candidate& c, const MaintainOptions& opts, MaintainReport& rep,
                       uint64_t planned, bool& stopped);
   Status RemoveSegmentIfEmpty(SegmentId seg, MaintainReport& rep);
+  // One pass of chunk moves (maintain's relocation, reseal) in transactions of about
+  // `batch_bytes` stored bytes each, in the order of `items`, starting at `next`. Before each
+  // chunk, `stop(done, len)` (bytes moved so far by this pass's caller incl. `done_before`, the
+  // chunk's stored length) may end the pass: `stopped` is set and `next` is the first chunk not
+  // moved. A chunk released or moved since the caller's scan is skipped; any other failure of
+  // `move` or of a commit is returned. Adds committed chunks and bytes to `chunks`/`bytes`.
+  struct MovePass {
+    const std::vector<std::pair<Digest, ChunkRecord>>& items;
+    Status (ChunkTxn::*move)(const Digest&, const ChunkRecord&);
+    uint64_t batch_bytes = 0;
+    std::function<bool(uint64_t done, uint64_t len)> stop;
+    const ProgressFn& progress;
+    uint64_t planned = 0;
+    uint64_t done_before = 0;
+    size_t next = 0;
+    bool stopped = false;
+    uint64_t chunks = 0, bytes = 0;
+  };
+  Status RunMovePass(MovePass& pass);
   Status CutTailsAndPunch(MaintainReport& rep);
 
   // Held while a commit settles its rows and writes its batch: this process's commit lock and,

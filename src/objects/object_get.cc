@@ -14,6 +14,9 @@ namespace {
 
 // Manifest entries whose chunk records are looked up in one index call.
 constexpr size_t kLookupWindow = 64;
+// A read of more chunks than this (a restore, an export) uses cached chunks but does not cache
+// the ones it reads: a sequential pass would only push the hot set of ranged reads out.
+constexpr size_t kCacheFillMaxChunks = 16;
 
 using Fetched = Result<ChunkRef>;
 
@@ -94,6 +97,7 @@ Status ObjectStore::GetOnce(const std::string& name, std::optional<uint64_t> ver
     cs->WillNeed(std::move(hint));
     return records;
   };
+  const bool fill = last - first <= kCacheFillMaxChunks;
   Records cur, next;
   if (first < last) {
     CAIRN_ASSIGN_OR_RETURN(cur, lookup(first));
@@ -104,8 +108,8 @@ Status ObjectStore::GetOnce(const std::string& name, std::optional<uint64_t> ver
     }
     for (size_t i = 0; i < cur.size(); i++) {
       std::optional<ChunkRecord> hint = std::move(cur[i]);
-      inflight.push_back(pool_->Submit([cs, id = m.entries[w + i].id, hint]() -> Fetched {
-        return cs->ReadRef(id, hint ? &*hint : nullptr);
+      inflight.push_back(pool_->Submit([cs, id = m.entries[w + i].id, hint, fill]() -> Fetched {
+        return cs->ReadRef(id, hint ? &*hint : nullptr, fill);
       }));
       while (inflight.size() >= InFlight()) CAIRN_RETURN_IF_ERROR(drain_one());
     }
