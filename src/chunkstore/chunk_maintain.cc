@@ -51,17 +51,32 @@ Status ChunkStore::DrainSegment(Candidate& c, const MaintainOptions& opts, Maint
                                 uint64_t planned, bool& stopped) {
   std::sort(c.chunks.begin(), c.chunks.end(),
             [](const auto& x, const auto& y) { return x.second.offset < y.second.offset; });
-  size_t i = 0;
-  while (i < c.chunks.size() && !stopped) {
+  MovePass pass{.items = c.chunks,
+                .move = &ChunkTxn::Relocate,
+                .batch_bytes = kMoveBatchBytes,
+                .stop = [&](uint64_t done, uint64_t len) { return OutOfBudget(opts, done, len); },
+                .progress = opts.progress,
+                .planned = planned,
+                .done_before = rep.bytes_moved};
+  Status s = RunMovePass(pass);
+  rep.chunks_moved += pass.chunks;
+  rep.bytes_moved += pass.bytes;
+  stopped = pass.stopped;
+  return s;
+}
+
+Status ChunkStore::RunMovePass(MovePass& pass) {
+  while (pass.next < pass.items.size() && !pass.stopped) {
     auto txn = Begin();
     uint64_t batch_bytes = 0;
-    for (; i < c.chunks.size() && batch_bytes < kMoveBatchBytes; i++) {
-      const auto& [id, rec] = c.chunks[i];
-      if (OutOfBudget(opts, rep.bytes_moved + batch_bytes, rec.stored_len)) {
-        stopped = true;
+    for (; pass.next < pass.items.size() && batch_bytes < pass.batch_bytes; pass.next++) {
+      const auto& [id, rec] = pass.items[pass.next];
+      const uint64_t done = pass.done_before + pass.bytes + batch_bytes;
+      if (pass.stop(done, rec.stored_len)) {
+        pass.stopped = true;
         break;
       }
-      Status s = txn->Relocate(id, rec);
+      Status s = ((*txn).*pass.move)(id, rec);
       if (!s.ok()) {
         // Released or moved since the scan: nothing to move. Otherwise the data is damaged.
         auto now = Lookup(id);
@@ -70,11 +85,11 @@ Status ChunkStore::DrainSegment(Candidate& c, const MaintainOptions& opts, Maint
         return s;
       }
       batch_bytes += rec.stored_len;
-      if (opts.progress) opts.progress(rep.bytes_moved + batch_bytes, planned);
+      if (pass.progress) pass.progress(done + rec.stored_len, pass.planned);
     }
     CAIRN_RETURN_IF_ERROR(txn->Commit());
-    rep.chunks_moved += txn->moves_committed();
-    rep.bytes_moved += txn->moved_bytes();
+    pass.chunks += txn->moves_committed();
+    pass.bytes += txn->moved_bytes();
   }
   return Status::Ok();
 }

@@ -19,36 +19,23 @@ Result<ResealReport> ChunkStore::Reseal(const ResealOptions& opts) {
     due.push_back({id, r});
     planned += r.stored_len;
   }));
-  size_t i = 0;
-  bool stopped = false;
-  while (i < due.size() && !stopped) {
-    auto txn = Begin();
-    uint64_t batch_bytes = 0;
-    for (; i < due.size() && batch_bytes < kResealBatchBytes; i++) {
-      const auto& [id, rec] = due[i];
-      if (rep.bytes + batch_bytes + rec.stored_len > opts.max_bytes ||
-          std::chrono::steady_clock::now() >= opts.deadline) {
-        stopped = true;
-        break;
-      }
-      Status s = txn->Reseal(id, rec);
-      if (!s.ok()) {
-        // Released or moved since the scan: a later pass sees it where it is now.
-        auto now = Lookup(id);
-        if (now.ok() && (!*now || (*now)->offset != rec.offset || (*now)->segment != rec.segment))
-          continue;
-        return s;
-      }
-      batch_bytes += rec.stored_len;
-      if (opts.progress) opts.progress(rep.bytes + batch_bytes, planned);
-    }
-    CAIRN_RETURN_IF_ERROR(txn->Commit());
-    rep.chunks += txn->moves_committed();
-    rep.bytes += txn->moved_bytes();
-  }
-  if (stopped) {
+  MovePass pass{.items = due,
+                .move = &ChunkTxn::Reseal,
+                .batch_bytes = kResealBatchBytes,
+                .stop =
+                    [&](uint64_t done, uint64_t len) {
+                      return done + len > opts.max_bytes ||
+                             std::chrono::steady_clock::now() >= opts.deadline;
+                    },
+                .progress = opts.progress,
+                .planned = planned};
+  Status s = RunMovePass(pass);
+  rep.chunks += pass.chunks;
+  rep.bytes += pass.bytes;
+  CAIRN_RETURN_IF_ERROR(s);
+  if (pass.stopped) {
     rep.finished = false;
-    rep.remaining = due.size() - i;
+    rep.remaining = due.size() - pass.next;
   }
   return rep;
 }
