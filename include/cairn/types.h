@@ -119,10 +119,7 @@ struct CacheStats {
 struct RepoStats {
   uint64_t objects = 0, versions = 0, manifests = 0;
   uint64_t vdisks = 0, vdisk_blocks = 0;  // vdisks, and blocks their own maps hold
-  // The hot cache of this process (ADR 0011), as seen by the handle that asks.
-  uint64_t cache_capacity = 0, cache_bytes = 0, cache_entries = 0;
-  uint64_t cache_hits = 0, cache_misses = 0, cache_insertions = 0, cache_evictions = 0;
-  double cache_hit_ratio = 0;
+  CacheStats cache;  // the hot cache of this process (ADR 0011), as seen by the handle that asks
   uint64_t logical_bytes = 0;  // sum of all versions' sizes
   uint64_t unique_chunks = 0, unreferenced_chunks = 0;
   uint64_t unique_bytes = 0;  // plaintext bytes of unique chunks

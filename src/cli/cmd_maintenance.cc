@@ -143,14 +143,14 @@ json StatJson(const RepoStats& s) {
             {"oldest_seal", s.oldest_seal},
             {"min_generation", s.min_generation},
             {"max_generation", s.max_generation},
-            {"cache_capacity", s.cache_capacity},
-            {"cache_bytes", s.cache_bytes},
-            {"cache_entries", s.cache_entries},
-            {"cache_hits", s.cache_hits},
-            {"cache_misses", s.cache_misses},
-            {"cache_hit_ratio", s.cache_hit_ratio},
-            {"cache_insertions", s.cache_insertions},
-            {"cache_evictions", s.cache_evictions}};
+            {"cache_capacity", s.cache.capacity},
+            {"cache_bytes", s.cache.bytes},
+            {"cache_entries", s.cache.entries},
+            {"cache_hits", s.cache.hits},
+            {"cache_misses", s.cache.misses},
+            {"cache_hit_ratio", s.cache.hit_ratio},
+            {"cache_insertions", s.cache.insertions},
+            {"cache_evictions", s.cache.evictions}};
   json kv = json::object();
   for (const auto& [v, n] : s.chunks_by_key_version) kv[std::to_string(v)] = n;
   j["chunks_by_key_version"] = kv;
@@ -210,17 +210,17 @@ void PrintStatSpace(const RepoStats& s) {
 
 // The hot cache of this process (a fresh one: it has seen only what stat itself read).
 void PrintStatCache(const RepoStats& s) {
-  if (s.cache_capacity == 0) {
+  if (s.cache.capacity == 0) {
     std::printf("hot cache:           off\n");
     return;
   }
   std::printf(
       "hot cache:           %s, %s held in %llu chunks; %llu hits, %llu misses (hit ratio "
       "%.2f), %llu insertions, %llu evictions\n",
-      HumanBytes(s.cache_capacity).c_str(), HumanBytes(s.cache_bytes).c_str(),
-      (unsigned long long)s.cache_entries, (unsigned long long)s.cache_hits,
-      (unsigned long long)s.cache_misses, s.cache_hit_ratio, (unsigned long long)s.cache_insertions,
-      (unsigned long long)s.cache_evictions);
+      HumanBytes(s.cache.capacity).c_str(), HumanBytes(s.cache.bytes).c_str(),
+      (unsigned long long)s.cache.entries, (unsigned long long)s.cache.hits,
+      (unsigned long long)s.cache.misses, s.cache.hit_ratio, (unsigned long long)s.cache.insertions,
+      (unsigned long long)s.cache.evictions);
 }
 
 void PrintStat(const RepoStats& s) {

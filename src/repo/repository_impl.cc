@@ -424,21 +424,9 @@ CacheStats RepositoryImpl::HotCacheStats() const {
   return s;
 }
 
-void RepositoryImpl::FillCacheStats(RepoStats& s) {
-  CacheStats c = HotCacheStats();
-  s.cache_capacity = c.capacity;
-  s.cache_bytes = c.bytes;
-  s.cache_entries = c.entries;
-  s.cache_hits = c.hits;
-  s.cache_misses = c.misses;
-  s.cache_insertions = c.insertions;
-  s.cache_evictions = c.evictions;
-  s.cache_hit_ratio = c.hit_ratio;
-}
-
 Result<RepoStats> RepositoryImpl::Stats() {
   RepoStats s;
-  FillCacheStats(s);
+  s.cache = HotCacheStats();
   CAIRN_ASSIGN_OR_RETURN(auto cs, chunks_->Stats());
   FillChunkStats(cs, s);
   CAIRN_RETURN_IF_ERROR(FillObjectStats(s));

@@ -94,7 +94,6 @@ class RepositoryImpl : public Repository {
   Status LoadDamaged();
   Status SaveDamaged(const std::vector<Digest>& ids);
   void FillChunkStats(const ChunkStoreStats& cs, RepoStats& s);
-  void FillCacheStats(RepoStats& s);
   Status FillObjectStats(RepoStats& s);
   Status FillKeyStats(RepoStats& s);
   Result<uint64_t> StartReencryptPass(const ReencryptRequest& req, bool& pass_row);
