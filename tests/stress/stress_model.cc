@@ -12,6 +12,7 @@
 
 #include "cairn/io.h"
 #include "primitives/hash.h"
+#include "tests/test_util.h"
 
 namespace cairn::stress {
 namespace {
@@ -31,15 +32,6 @@ const std::vector<uint8_t>& PoolPiece(uint64_t i) {
   }();
   return (*pool)[i % pool->size()];
 }
-
-class VecSink : public ByteSink {
- public:
-  Status Write(std::span<const uint8_t> d) override {
-    data.insert(data.end(), d.begin(), d.end());
-    return Status::Ok();
-  }
-  std::vector<uint8_t> data;
-};
 
 std::string Hex(const Digest& d) { return d.Hex(); }
 
@@ -207,7 +199,7 @@ Status Model::Observe(Repository& repo, std::map<std::string, std::map<uint64_t,
   for (const auto& info : list) {
     CAIRN_ASSIGN_OR_RETURN(auto versions, repo.Versions(info.name));
     for (const auto& v : versions) {
-      VecSink sink;
+      testing::MemSink sink;
       CAIRN_RETURN_IF_ERROR(repo.Get(info.name, v.version, {}, sink).WithContext("verify"));
       objects[info.name][v.version] = HashOf(sink.data);
     }

@@ -15,37 +15,13 @@
 #include <random>
 #include <thread>
 
+#include "tests/test_util.h"
 #include "util/coding.h"
 
 namespace cairn::stress {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class VecSink : public ByteSink {
- public:
-  Status Write(std::span<const uint8_t> d) override {
-    data.insert(data.end(), d.begin(), d.end());
-    return Status::Ok();
-  }
-  std::vector<uint8_t> data;
-};
-
-class VecSource : public ByteSource {
- public:
-  explicit VecSource(std::vector<uint8_t> d) : d_(std::move(d)) {}
-  Result<size_t> Read(std::span<uint8_t> out) override {
-    size_t n = std::min(out.size(), d_.size() - pos_);
-    std::copy_n(d_.begin() + pos_, n, out.begin());
-    pos_ += n;
-    return n;
-  }
-  uint64_t SizeHint() const override { return d_.size(); }
-
- private:
-  std::vector<uint8_t> d_;
-  size_t pos_ = 0;
-};
 
 // Content that names itself: u64 seed, u64 size, then Content(seed, size - 16).
 std::vector<uint8_t> SelfNamed(uint64_t seed, uint64_t size) {
@@ -86,7 +62,7 @@ struct ReadTally {
 
 void ReadOnce(Repository& repo, std::mt19937_64& rng, ReadTally& t) {
   const std::string name = rng() % 2 ? "x" : "y" + std::to_string(rng() % 4);
-  VecSink sink;
+  testing::MemSink sink;
   Status s = repo.Get(name, std::nullopt, {}, sink);
   std::lock_guard lk(t.mu);
   t.gets++;
@@ -148,7 +124,8 @@ int WriteLoop(const std::string& repo_path, uint64_t seed, double seconds) {
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
   Status s;
   while (s.ok() && Clock::now() < end) {
-    VecSource src(SelfNamed(rng(), 16 + rng() % (200 << 10)));
+    const auto data = SelfNamed(rng(), 16 + rng() % (200 << 10));
+    testing::MemSource src(data);
     const unsigned r = rng() % 10;
     if (r < 4) {
       s = (*repo)->Put("x", src).status();

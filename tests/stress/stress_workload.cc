@@ -6,34 +6,10 @@
 #include <thread>
 
 #include "repo/admin_storage.h"
+#include "tests/test_util.h"
 
 namespace cairn::stress {
 namespace {
-
-class VecSource : public ByteSource {
- public:
-  explicit VecSource(std::vector<uint8_t> d) : d_(std::move(d)) {}
-  Result<size_t> Read(std::span<uint8_t> out) override {
-    size_t n = std::min(out.size(), d_.size() - pos_);
-    std::copy_n(d_.begin() + pos_, n, out.begin());
-    pos_ += n;
-    return n;
-  }
-  uint64_t SizeHint() const override { return d_.size(); }
-
- private:
-  std::vector<uint8_t> d_;
-  size_t pos_ = 0;
-};
-
-class VecSink : public ByteSink {
- public:
-  Status Write(std::span<const uint8_t> d) override {
-    data.insert(data.end(), d.begin(), d.end());
-    return Status::Ok();
-  }
-  std::vector<uint8_t> data;
-};
 
 struct Shared {
   Repository& repo;
@@ -108,7 +84,8 @@ class Worker {
     uint64_t size = rng_() % 8 == 0 ? rng_() % 100 : rng_() % s_.opts.max_object;
     ContentRef c = MakeRef(rng_(), size);
     s_.model.BeginPut(obj, c);
-    VecSource src(Content(c.seed, c.size));
+    const auto data = Content(c.seed, c.size);
+    testing::MemSource src(data);
     auto r = s_.repo.Put(obj, src);
     if (!r.ok()) return Fail("put " + obj, r.status(), false);
     s_.model.EndPut(obj, r->version);
@@ -128,7 +105,7 @@ class Worker {
       range.offset = rng_() % want.size();
       range.length = rng_() % (want.size() - range.offset + 1);
     }
-    VecSink sink;
+    testing::MemSink sink;
     const std::string ref = obj + "@" + std::to_string(it->first);
     Status st = s_.repo.Get(obj, latest ? std::nullopt : std::optional(it->first), range, sink);
     if (!st.ok()) return Fail("get " + ref, st, true);
