@@ -89,7 +89,7 @@ def main():
     for s in stored_raw:
         per[(s["tool"], s["figure"])]["bytes"].append(s["bytes"])
 
-    tools = [t for t in ["cairn"] + PEERS if t in meta["tools"]]
+    tools = [t for t in ["cairn", "cairn-before"] + PEERS if t in meta["tools"]]
     peers = [t for t in PEERS if t in tools]
     res = {}
     for (tool, fig), p in per.items():
@@ -119,7 +119,8 @@ def main():
     P("")
 
     w = 27
-    hdr = f"{'figure':<{w}}" + "".join(f"{t:>11}" for t in tools) + f"{'best peer':>18}{'cairn/best':>11}{'cairn/restic':>13}"
+    colname = {"cairn-before": "before"}  # column names (cairn-before: CAIRN_BEFORE's binary)
+    hdr = f"{'figure':<{w}}" + "".join(f"{colname.get(t, t):>11}" for t in tools) + f"{'best peer':>18}{'cairn/best':>11}{'cairn/restic':>13}"
     sep = "-" * len(hdr)
 
     def row(label, fig, metric, fmt, higher_better):
@@ -168,11 +169,28 @@ def main():
         ratios[fig + ".rss_mib"] = row(label, fig, "rss_mib", lambda v: f"{v:.1f}", False)
     P("")
     P("CPU use, (user+sys)/wall %  (200% = both cores busy)")
-    P(f"{'figure':<{w}}" + "".join(f"{t:>11}" for t in tools)); P("-" * (w + 11 * len(tools)))
+    P(f"{'figure':<{w}}" + "".join(f"{colname.get(t, t):>11}" for t in tools)); P("-" * (w + 11 * len(tools)))
     for fig, label in SPEED_FIGS:
         P(f"{label:<{w}}" + "".join(f"{val(t, fig, 'cpu_pct'):>10.0f}%" if val(t, fig, "cpu_pct") is not None
                                      else f"{'-':>11}" for t in tools))
     P("")
+    if "cairn-before" in res:
+        P(f"CAIRN AFTER/BEFORE: this binary vs CAIRN_BEFORE ({m.get('cairn_before_binary', '?')}), same run")
+        P(f"{'figure':<{w + 10}}{'before':>11}{'after':>11}{'after/before':>14}  (MB/s: > 1 is faster; MB, MiB: < 1 is smaller)")
+        P("-" * (w + 10 + 11 * 2 + 14))
+        ba = {}
+        for figs, metric, fmt in ((SPEED_FIGS, "mbps", "{:.1f}"), (STORED_FIGS, "bytes", None),
+                                  (SPEED_FIGS, "rss_mib", "{:.1f}")):
+            for fig, lab in figs:
+                a, b = val("cairn-before", fig, metric), val("cairn", fig, metric)
+                if not a or b is None:  # not measured, or failed in every run
+                    continue
+                f = (lambda v: f"{v / 1e6:.1f}") if fmt is None else (lambda v, s=fmt: s.format(v))
+                unit = {"mbps": "MB/s", "bytes": "MB", "rss_mib": "RSS MiB"}[metric]
+                P(f"{lab.strip() + ', ' + unit:<{w + 10}}{f(a):>11}{f(b):>11}{b / a:>13.2f}x")
+                ba[f"{fig}.{metric}"] = dict(before=a, after=b, after_over_before=b / a)
+        ratios["after_before"] = ba
+        P("")
     if "cairn-t1" in res or "cairn-t2" in res:
         P("CAIRN SCALING --threads 1 vs --threads 2 (linux-6.1.tar, fresh repo each)")
         P(f"{'figure':<{w}}{'t1 MB/s':>11}{'t2 MB/s':>11}{'t2/t1':>9}{'t1 CPU%':>9}{'t2 CPU%':>9}{'t1 RSS':>9}{'t2 RSS':>9}")

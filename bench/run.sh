@@ -19,6 +19,8 @@
 #   MAKE_BENCH_DATA=... path of the data generator (default /work/shared/tools/make-bench-data)
 #   NO_DEPS=1           do not call scripts/deps.sh bench
 #   CAIRN_COMMIT=...    label for the binary (default: git HEAD of its CMake source dir)
+#   CAIRN_BEFORE=BIN    also run another cairn build as tool "cairn-before" (add it to TOOLS, or
+#                       it is added after cairn); the report prints after/before ratios
 #
 # Figures per tool and run: (1) ingest of linux-6.1.tar, (2) ingest of random1g.bin into the same
 # repo, (3) re-ingest of the tar (dedup path), (4) restore of the tar + cmp, warm (after `sync`)
@@ -47,12 +49,20 @@ MAKE_BENCH_DATA=${MAKE_BENCH_DATA:-/work/shared/tools/make-bench-data}
 die() { echo "run.sh: $*" >&2; exit 1; }
 [ -x "$CAIRN" ] || die "cairn binary not found: $CAIRN (pass its path as the first argument)"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+CAIRN_BEFORE=${CAIRN_BEFORE:-}
+if [ -n "$CAIRN_BEFORE" ]; then
+  [[ $CAIRN_BEFORE == /* ]] || CAIRN_BEFORE="$PWD/$CAIRN_BEFORE"
+  [ -x "$CAIRN_BEFORE" ] || die "CAIRN_BEFORE binary not found: $CAIRN_BEFORE"
+  [[ " $TOOLS " == *" cairn-before "* ]] || TOOLS="$TOOLS cairn-before"
+elif [[ " $TOOLS " == *" cairn-before "* ]]; then
+  die "tool cairn-before needs CAIRN_BEFORE=BINARY"
+fi
 
 if [ -z "${NO_DEPS:-}" ] && [ -x "$ROOT/scripts/deps.sh" ]; then
   "$ROOT/scripts/deps.sh" bench >&2 || die "scripts/deps.sh bench failed"
 fi
 for t in $TOOLS; do
-  [ "$t" = cairn ] && continue
+  [[ $t == cairn || $t == cairn-before ]] && continue
   command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh bench)"
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time missing (apt-get install time)"
@@ -129,45 +139,52 @@ dropcache() {
 # ---- per-tool drivers: main RUN  /  edits RUN ---------------------------------------------
 # Each gets a fresh repo dir under $WORK and removes it before returning.
 
-cairn_main() {
+cairn_drive_main() { # uses CT (tool label) and CB (binary)
   local r=$1 repo=$WORK/cairn-repo out=$WORK/restore
   rm -rf "$repo" "$out"; mkdir -p "$out"
   # shellcheck disable=SC2086
-  "$CAIRN" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.cairn.init.log" 2>&1 || { echo "  cairn init failed" >&2; return; }
+  "$CB" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.$CT.init.log" 2>&1 || { echo "  $CT init failed" >&2; return; }
   # shellcheck disable=SC2086
-  timed "$r" cairn ingest_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" linux "$LINUX"
-  stored "$r" cairn stored_linux "$repo"
+  timed "$r" "$CT" ingest_linux "$LINUX_BYTES" -- "$CB" -q $CAIRN_PUT_ARGS put "$repo" linux "$LINUX"
+  stored "$r" "$CT" stored_linux "$repo"
   # shellcheck disable=SC2086
-  timed "$r" cairn ingest_random "$RANDOM_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" random "$RANDOM1G"
-  stored "$r" cairn stored_1_2 "$repo"
+  timed "$r" "$CT" ingest_random "$RANDOM_BYTES" -- "$CB" -q $CAIRN_PUT_ARGS put "$repo" random "$RANDOM1G"
+  stored "$r" "$CT" stored_1_2 "$repo"
   # shellcheck disable=SC2086
-  timed "$r" cairn reingest_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" linux "$LINUX"
+  timed "$r" "$CT" reingest_linux "$LINUX_BYTES" -- "$CB" -q $CAIRN_PUT_ARGS put "$repo" linux "$LINUX"
   # shellcheck disable=SC2086
-  timed "$r" cairn restore_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
-  verify "$r" cairn "$out/linux-6.1.tar"
+  timed "$r" "$CT" restore_linux "$LINUX_BYTES" -- "$CB" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
+  verify "$r" "$CT" "$out/linux-6.1.tar"
   rm -rf "$out"; mkdir -p "$out"; dropcache "$repo"
   # shellcheck disable=SC2086
-  timed "$r" cairn restore_cold_linux "$LINUX_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
-  verify "$r" cairn "$out/linux-6.1.tar" restore_cold
+  timed "$r" "$CT" restore_cold_linux "$LINUX_BYTES" -- "$CB" -q $CAIRN_PUT_ARGS get "$repo" linux -o "$out/linux-6.1.tar"
+  verify "$r" "$CT" "$out/linux-6.1.tar" restore_cold
   rm -rf "$out"
   # shellcheck disable=SC2086
-  timed "$r" cairn check_data "$CHECK_BYTES" -- "$CAIRN" -q $CAIRN_PUT_ARGS check "$repo" --read-data
-  "$CAIRN" stat "$repo" --json >"$LOG/$r.cairn.stat.json" 2>&1 || true
+  timed "$r" "$CT" check_data "$CHECK_BYTES" -- "$CB" -q $CAIRN_PUT_ARGS check "$repo" --read-data
+  "$CB" stat "$repo" --json >"$LOG/$r.$CT.stat.json" 2>&1 || true
   rm -rf "$repo" "$out"
 }
-cairn_edits() {
+cairn_drive_edits() {
   local r=$1 repo=$WORK/cairn-edits f
   rm -rf "$repo"
   # shellcheck disable=SC2086
-  "$CAIRN" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.cairn.init.log" 2>&1 || return
+  "$CB" init "$repo" $CAIRN_INIT_ARGS >>"$LOG/$r.$CT.init.log" 2>&1 || return
   for f in "${EDITS[@]}"; do
     # shellcheck disable=SC2086
-    timed "$r" cairn edits_ingest "$(size "$f")" -- "$CAIRN" -q $CAIRN_PUT_ARGS put "$repo" edits "$f" || break
+    timed "$r" "$CT" edits_ingest "$(size "$f")" -- "$CB" -q $CAIRN_PUT_ARGS put "$repo" edits "$f" || break
   done
-  stored "$r" cairn stored_edits "$repo"
-  "$CAIRN" stat "$repo" --json >"$LOG/$r.cairn.edits-stat.json" 2>&1 || true
+  stored "$r" "$CT" stored_edits "$repo"
+  "$CB" stat "$repo" --json >"$LOG/$r.$CT.edits-stat.json" 2>&1 || true
   rm -rf "$repo"
 }
+cairn_main() { CT=cairn CB=$CAIRN cairn_drive_main "$1"; }
+cairn_edits() { CT=cairn CB=$CAIRN cairn_drive_edits "$1"; }
+# CAIRN_BEFORE=BINARY adds the tool "cairn-before": the same figures from another cairn build
+# (e.g. the commit before a change), so that before/after come from one run on one machine.
+cairn-before_main() { CT=cairn-before CB=$CAIRN_BEFORE cairn_drive_main "$1"; }
+cairn-before_edits() { CT=cairn-before CB=$CAIRN_BEFORE cairn_drive_edits "$1"; }
+
 cairn_scaling() { # --threads 1 vs 2: ingest of the tar into a fresh repo, restore from it
   local r=$1 t repo out=$WORK/restore
   for t in 1 2; do
@@ -294,7 +311,7 @@ json.dump({
   "mem_total_kb": int("$(awk '/MemTotal/{print $2}' /proc/meminfo)"),
   "kernel": """$(uname -r)""", "date": """$(date -u +%Y-%m-%dT%H:%M:%SZ)""",
   "runs": $RUNS, "tools": """$TOOLS""".split(), "data_dir": """$DATA""",
-  "cairn_binary": """$CAIRN""",
+  "cairn_binary": """$CAIRN""", "cairn_before_binary": """$CAIRN_BEFORE""",
   "cairn_commit": """$CAIRN_COMMIT""",
   "cairn_init_args": """$CAIRN_INIT_ARGS""", "cairn_put_args": """$CAIRN_PUT_ARGS""",
   "versions": {
@@ -320,5 +337,7 @@ for ((r = 1; r <= RUNS; r++)); do
     echo "run $r/$RUNS: $t done in $(python3 -c "print(f'{$EPOCHREALTIME-$s:.0f}')") s" >&2
   done
 done
+# the raw figures survive a report error (the work dir is removed on exit)
+cp "$META" "${OUT%.json}.meta.json"; cp "$RES" "${OUT%.json}.results.tsv"; cp "$STO" "${OUT%.json}.stored.tsv"
 python3 "$HERE/report.py" "$META" "$RES" "$STO" "$OUT" \
   "$(python3 -c "print(f'{$EPOCHREALTIME-$START:.0f}')")"
