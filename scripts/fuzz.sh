@@ -3,7 +3,7 @@
 # from the seed corpus in fuzz/corpus/<target>/ (read only: new inputs go to a temporary
 # directory), and prints each target's executions and coverage. Exits 1 on the first target
 # that finds a crash, leak or sanitizer report (the input is saved as BUILD/fuzz-crash-*).
-# Usage: scripts/fuzz.sh BUILD_DIR [SECONDS]   (make fuzz: 600 s each; make test: 30 s each)
+# Usage: scripts/fuzz.sh BUILD_DIR [SECONDS]   (make fuzz: 600 s each; make test: 20 s each)
 set -euo pipefail
 BUILD=${1:?usage: fuzz.sh BUILD_DIR [SECONDS]}
 SECONDS_EACH=${2:-30}
