@@ -1,6 +1,7 @@
 // A whole repository on Ceph RADOS (rados:POOL/PREFIX): objects, users, virtual disks on a
-// system template, maintenance, re-encryption and check, exactly as on local files. Needs a
-// cluster: runs under `ctest -L rados` or tests/rados/run.sh (CEPH_CONF set), skips otherwise.
+// system template, maintenance, re-encryption and check, exactly as on local files; index
+// shards chosen at init. Needs a cluster: runs under `ctest -L rados` or tests/rados/run.sh
+// (CEPH_CONF set), skips otherwise.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,9 +10,12 @@
 #include <mutex>
 #include <thread>
 
+#include "backend/storage.h"
 #include "cairn/admin.h"
 #include "cairn/repository.h"
 #include "crypto/secret.h"
+#include "index/rados_index_layout.h"
+#include "rados_test_util.h"
 #include "repo/testing.h"
 #include "repo_test_util.h"
 #include "test_util.h"
@@ -183,6 +187,96 @@ TEST_F(RadosRepository, SharedWritersDedupAndMaintainAtOnce) {
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(again->new_chunks, 0u) << "a chunk another client stored was stored again";
   EXPECT_TRUE(testing::ExpectCheckClean(**last, true, "final: "));
+}
+
+// How many chunk-row shard objects ("shard.63..": 'c' rows) the stores of `location` have.
+size_t ChunkShardObjects(const std::string& location) {
+  auto conn = testing::TestConnection();
+  if (!conn) return 0;
+  const std::string prefix = location.substr(location.find('/') + 1) + "/";
+  size_t n = 0;
+  for (const auto& o : testing::ObjectsUnder(*conn, prefix))
+    if (o.substr(o.rfind('/') + 1).starts_with("shard.63")) n++;
+  return n;
+}
+
+// The system store's index directory object ("PREFIX/stores/system/index/").
+std::string SystemIndexDirObject(const std::string& location) {
+  auto conn = testing::TestConnection();
+  const std::string prefix = location.substr(location.find('/') + 1) + "/";
+  for (const auto& o : testing::ObjectsUnder(*conn, prefix))
+    if (o.ends_with("/stores/system/index/")) return o;
+  return "";
+}
+
+// init's index_shards: a store's chunk rows spread over that many shards (the default 256
+// otherwise), user stores made later too; a count that is not a power of two is refused; an
+// index whose stored layout was edited is refused at open.
+TEST_F(RadosRepository, IndexShardsChosenAtInitAreHonouredAndChecked) {
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 16 << 10;
+  io.avg_chunk = 64 << 10;
+  io.max_chunk = 256 << 10;
+  io.index_shards = 16;
+  ASSERT_TRUE(Repository::Init(location_, io).ok());
+  auto data = RandomData(8 << 20, 31);  // ~130 chunks
+  {
+    auto repo = Open("");
+    ASSERT_TRUE(repo);
+    MemSource src(data);
+    auto r = repo->Put("x", src);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    ASSERT_GT(r->chunks, 64u);
+    EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "16 shards: "));
+  }
+  const size_t sixteen = ChunkShardObjects(location_);
+  EXPECT_GT(sixteen, 0u);
+  EXPECT_LE(sixteen, 16u) << "chunk rows of a 16-shard store in more than 16 shards";
+  ASSERT_TRUE(admin::AddUser(location_, testing::kTestPassword, "bob").ok());
+  {
+    auto bob = Open("bob");
+    ASSERT_TRUE(bob);
+    MemSource src(data);
+    ASSERT_TRUE(bob->Put("x", src).ok());
+  }
+  EXPECT_LE(ChunkShardObjects(location_), 32u) << "a user's store did not get 16 shards";
+  const std::string def = FreshLocation();
+  InitOptions dio = io;
+  dio.index_shards = 0;
+  ASSERT_TRUE(Repository::Init(def, dio).ok());
+  {
+    OpenOptions o = testing::TestOpen(true);
+    auto repo = Repository::Open(def, o);
+    ASSERT_TRUE(repo.ok()) << repo.status().message();
+    MemSource src(data);
+    ASSERT_TRUE((*repo)->Put("x", src).ok());
+  }
+  EXPECT_GT(ChunkShardObjects(def), 16u) << "the default is 256 shards";
+  dio.index_shards = 300;
+  EXPECT_EQ(Repository::Init(FreshLocation(), dio).code(), Code::kInvalidArgument);
+
+  // The layout stored beside the index is checked against config.json (and the store
+  // identity) at every open.
+  const std::string dir = SystemIndexDirObject(location_);
+  ASSERT_FALSE(dir.empty());
+  auto conn = testing::TestConnection();
+  std::map<std::string, librados::bufferlist> kept;
+  ASSERT_EQ(conn->io().omap_get_vals_by_keys(dir, {"/index.config"}, &kept), 0);
+  ASSERT_EQ(kept.size(), 1u);
+  std::map<std::string, librados::bufferlist> edited{
+      {"/index.config", RadosBytes(rados_index::Layout::Default(8).ToJson())}};
+  ASSERT_EQ(conn->io().omap_set(dir, edited), 0);
+  auto refused = Repository::Open(location_, testing::TestOpen(true));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("shard layout"), std::string::npos)
+      << refused.status().message();
+  ASSERT_EQ(conn->io().omap_set(dir, kept), 0);
+  auto repo = Open("", false);
+  ASSERT_TRUE(repo);
+  MemSink out;
+  ASSERT_TRUE(repo->Get("x", std::nullopt, {}, out).ok());
+  EXPECT_EQ(out.data, data);
 }
 
 }  // namespace

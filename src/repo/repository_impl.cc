@@ -160,8 +160,10 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
 Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable, uint64_t reserve_bytes) {
   RocksIndexOptions ro;
   ro.reserve_bytes = reserve_bytes;
-  auto index = OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
-                              writable && shared_, ro);
+  // On RADOS the index must have the shard layout config.json names (checked at open).
+  auto index =
+      OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
+                     writable && shared_, ro, cfg_.index_shards.value_or(kDefaultIndexShards));
   if (index.status().code() == Code::kCorruption)
     return Status::Corruption("the index of the " + store_.label + " store is damaged (" +
                               index.status().message() +

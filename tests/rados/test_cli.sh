@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The cairn CLI on a RADOS repository (rados:POOL/PREFIX): init, put (file, stdin, versions,
 # dedup), get (whole, range, version), ls, versions, rm, forget, maintain, stat, check
-# --read-data, a user's store, and a vdisk created, served over NBD and read and written with
-# nbdsh (tests/cli/vdisk_nbd.py) against a model, then exported and compared. Needs a cluster:
+# --read-data, a user's store, and a vdisk created, served over NBD and
+# read and written with nbdsh (tests/cli/vdisk_nbd.py) against a model, then exported and
+# compared; index shards chosen at init (--index-shards, --expected-size). Needs a cluster:
 # CEPH_CONF set (the ctest fixture rados.cluster, or tests/rados/run.sh); skips without one.
 #   bash tests/rados/test_cli.sh /abs/path/to/cairn
 source "$(dirname "$0")/../cli/lib.sh" "$@"
@@ -100,6 +101,23 @@ stop_server
 expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
 expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
 expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
+
+# Index shards chosen at init: recorded in config.json (its MAC covers them), used by the stores.
+expect_ok "config shows the default index shards" cairn config "$REPO"
+expect_stdout_has "config shows the default index shards" '"index_shards": 256'
+REPO16=$REPO-s16
+expect_ok "init --index-shards 16" cairn init "$REPO16" --index-shards 16 --avg-chunk 64K \
+  --min-chunk 16K --max-chunk 256K
+expect_ok "config of the 16-shard repository" cairn config "$REPO16"
+expect_stdout_has "config of the 16-shard repository" '"index_shards": 16'
+expect_ok "put into the 16-shard repository" cairn put "$REPO16" a "$T/a"
+verify_object "$REPO16" a "$T/a" "get from the 16-shard repository"
+expect_check_clean "$REPO16" "check of the 16-shard repository" --read-data
+expect_ok "init --expected-size 1P" cairn init "$REPO-1p" --expected-size 1P
+expect_ok "config of the 1P repository" cairn config "$REPO-1p"
+expect_stdout_has "config of the 1P repository" '"index_shards": 16384'
+expect_error "init --index-shards 300" cairn init "$REPO-bad" --index-shards 300
+expect_stderr_has "init --index-shards 300" "power of two"
 
 # A pool that does not exist: a clear error, not a hang.
 run timeout 60 "$CAIRN" ls "rados:no-such-pool-$$/x"
