@@ -1,7 +1,7 @@
 // A whole repository on Ceph RADOS (rados:POOL/PREFIX): objects, users, virtual disks on a
-// system template, maintenance, re-encryption and check, exactly as on local files; index
-// shards chosen at init. Needs a cluster: runs under `ctest -L rados` or tests/rados/run.sh
-// (CEPH_CONF set), skips otherwise.
+// system template, maintenance, re-encryption and check, exactly as on local files; shared
+// writers racing maintain, the grace period, and index shards chosen at init. Needs a
+// cluster: runs under `ctest -L rados` or tests/rados/run.sh (CEPH_CONF set), skips otherwise.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -187,6 +187,123 @@ TEST_F(RadosRepository, SharedWritersDedupAndMaintainAtOnce) {
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(again->new_chunks, 0u) << "a chunk another client stored was stored again";
   EXPECT_TRUE(testing::ExpectCheckClean(**last, true, "final: "));
+}
+
+// Runs `before` in the committing thread the first time a store's commit gate is taken after
+// `armed` is set, just before taking it: another client acts between a transaction's dedup
+// lookups and its commit.
+class GateHookStorage : public StorageWrapper {
+ public:
+  using StorageWrapper::StorageWrapper;
+  Result<std::unique_ptr<StorageLock>> Lock(std::string_view name, const LockOptions& o) override {
+    if (name.ends_with("/commit") && armed.exchange(false)) before();
+    return StorageWrapper::Lock(name, o);
+  }
+  std::atomic<bool> armed{false};
+  std::function<void()> before;
+};
+
+// A put deduplicates against chunks of another object; before it commits, another client
+// removes that object and runs maintain, whose grace period has passed, so the chunks are
+// deleted. The put must fail as a race (Busy, "retry"), commit nothing, and succeed when retried.
+TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries) {
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 16 << 10;
+  io.avg_chunk = 64 << 10;
+  io.max_chunk = 256 << 10;
+  ASSERT_TRUE(Repository::Init(location_, io).ok());
+  TestHooks at_once;
+  at_once.zero_grace = std::chrono::milliseconds(0);
+  auto other = OpenForTesting(location_, testing::TestOpen(true), at_once);
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  auto old_data = RandomData(2 << 20, 11);
+  MemSource old_src(old_data);
+  ASSERT_TRUE((*other)->Put("old", old_src).ok());
+
+  GateHookStorage* hook = nullptr;
+  TestHooks hooks;
+  hooks.wrap_storage = [&](std::unique_ptr<Storage> s) -> std::unique_ptr<Storage> {
+    auto w = std::make_unique<GateHookStorage>(std::move(s));
+    hook = w.get();
+    return w;
+  };
+  auto client = OpenForTesting(location_, testing::TestOpen(true), hooks);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  ASSERT_NE(hook, nullptr);
+  // A first put leaves the client a segment in its pool: the next put writes its new chunks
+  // there without passing the gate, so the gate's next use is that put's commit.
+  auto warm = RandomData(256 << 10, 12);
+  MemSource warm_src(warm);
+  ASSERT_TRUE((*client)->Put("warm", warm_src).ok());
+  std::vector<uint8_t> content = RandomData(1 << 20, 13);           // new chunks, then
+  content.insert(content.end(), old_data.begin(), old_data.end());  // old's: dedup hits
+  hook->before = [&] {
+    auto rm = (*other)->Remove("old", std::nullopt);
+    EXPECT_TRUE(rm.ok()) << rm.status().message();
+    auto m = (*other)->Maintain({});
+    EXPECT_TRUE(m.ok()) << m.status().message();
+    if (m.ok()) {
+      EXPECT_GT(m->bytes_released, 0u) << "maintain collected nothing";
+    }
+  };
+  hook->armed = true;
+  MemSource src(content);
+  auto r = (*client)->Put("new", src);
+  EXPECT_FALSE(hook->armed) << "the put never reached its commit";
+  ASSERT_FALSE(r.ok()) << "the put committed references to chunks another client collected";
+  EXPECT_EQ(r.status().code(), Code::kBusy) << r.status().message();
+  EXPECT_NE(r.status().message().find("retry"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("storing new"), std::string::npos) << r.status().message();
+  // Nothing of it was committed: no object, and check finds every refcount exact.
+  MemSink none;
+  EXPECT_EQ((*client)->Get("new", std::nullopt, {}, none).code(), Code::kNotFound);
+  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the failed put: "));
+  // Retried, the put stores the collected chunks again.
+  MemSource again(content);
+  auto r2 = (*client)->Put("new", again);
+  ASSERT_TRUE(r2.ok()) << r2.status().message();
+  EXPECT_EQ(r2->version, 1u);
+  EXPECT_EQ(r2->dedup_chunks, 0u) << "a collected chunk was taken as stored";
+  MemSink out;
+  ASSERT_TRUE((*client)->Get("new", std::nullopt, {}, out).ok());
+  EXPECT_EQ(out.data, content);
+  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the retry: "));
+}
+
+// MaintainRequest::grace_seconds: chunks at refcount zero stay until they have been so for the
+// grace asked (default one hour), then go; a negative grace is refused.
+TEST_F(RadosRepository, MaintainCollectsUnreferencedChunksAfterTheGraceAsked) {
+  ASSERT_TRUE(Repository::Init(location_, testing::TestInit()).ok());
+  auto repo = Open("");
+  ASSERT_TRUE(repo);
+  auto data = RandomData(3 << 20, 21);
+  MemSource src(data);
+  ASSERT_TRUE(repo->Put("x", src).ok());
+  ASSERT_TRUE(repo->Remove("x", std::nullopt).ok());
+  auto unreferenced = [&]() -> uint64_t {
+    auto st = repo->Stats();
+    EXPECT_TRUE(st.ok()) << st.status().message();
+    return st.ok() ? st->unreferenced_chunks : 0;
+  };
+  const uint64_t zero = unreferenced();
+  ASSERT_GT(zero, 0u) << "shared writers keep chunks at refcount zero for maintain";
+  MaintainRequest hour;
+  hour.grace_seconds = 3600;
+  ASSERT_TRUE(repo->Maintain(hour).ok());
+  EXPECT_EQ(unreferenced(), zero) << "collected before the grace period";
+  ASSERT_TRUE(repo->Maintain({}).ok());  // the default: one hour
+  EXPECT_EQ(unreferenced(), zero) << "collected before the default grace period";
+  MaintainRequest bad;
+  bad.grace_seconds = -1;
+  EXPECT_EQ(repo->Maintain(bad).status().code(), Code::kInvalidArgument);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  MaintainRequest second;
+  second.grace_seconds = 1;
+  auto m = repo->Maintain(second);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_GT(m->bytes_released, 0u);
+  EXPECT_EQ(unreferenced(), 0u);
+  EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "after maintain: "));
 }
 
 // How many chunk-row shard objects ("shard.63..": 'c' rows) the stores of `location` have.

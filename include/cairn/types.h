@@ -154,6 +154,12 @@ struct MaintainRequest {
   double live_threshold = 0.5;        // rewrite segments whose live fraction is below this
   std::optional<uint64_t> max_bytes;  // stop after moving this many bytes
   std::optional<double> max_seconds;  // stop after this many seconds
+  // A store several processes write (RADOS, ADR 0015): delete chunks only once their refcount
+  // has been zero for this many seconds (nullopt = one hour). A put of another client that
+  // deduplicated against such a chunk and commits later than this fails with Busy and stores
+  // nothing (retry it), so keep it above the longest put; the CLI refuses less than 5 minutes.
+  // InvalidArgument when negative or not finite. A local store (one writer) deletes at once.
+  std::optional<double> grace_seconds;
   ProgressFn progress;
 };
 

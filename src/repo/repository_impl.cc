@@ -332,6 +332,13 @@ Result<MaintainResult> RepositoryImpl::Maintain(const MaintainRequest& req) {
   o.live_threshold = req.live_threshold;
   if (req.max_bytes) o.max_bytes = *req.max_bytes;
   if (req.max_seconds) o.deadline = DeadlineIn(*req.max_seconds);
+  if (req.grace_seconds) {
+    const double g = *req.grace_seconds;
+    if (!(g >= 0) || g > 1e9)  // also NaN
+      return Status::Invalid("maintain: the grace period must be 0 to 1e9 seconds, not " +
+                             std::to_string(g));
+    o.zero_grace = std::chrono::nanoseconds(static_cast<int64_t>(g * 1e9));
+  }
   o.progress = req.progress;
   CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
   MaintainResult out;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cairn CLI on a RADOS repository (rados:POOL/PREFIX): init, put (file, stdin, versions,
 # dedup), get (whole, range, version), ls, versions, rm, forget, maintain, stat, check
-# --read-data, a user's store, and a vdisk created, served over NBD and
+# --read-data (and maintain --grace), a user's store, and a vdisk created, served over NBD and
 # read and written with nbdsh (tests/cli/vdisk_nbd.py) against a model, then exported and
 # compared; index shards chosen at init (--index-shards, --expected-size). Needs a cluster:
 # CEPH_CONF set (the ctest fixture rados.cluster, or tests/rados/run.sh); skips without one.
@@ -70,6 +70,10 @@ run cairn get "$REPO" dir/a@1 -o "$T/gone"
 [[ $RC != 0 ]] || fail "get of a forgotten version succeeded"
 ok "a forgotten version is gone"
 expect_ok "maintain" cairn maintain "$REPO"
+expect_error "maintain --grace below its floor" cairn maintain "$REPO" --grace 1m
+expect_stderr_has "maintain --grace below its floor" "--grace 1m" "5m"
+expect_error "maintain --grace with a bad unit" cairn maintain "$REPO" --grace 5y
+expect_ok "maintain --grace 2h" cairn maintain "$REPO" --grace 2h
 verify_object "$REPO" dir/a "$T/a2" "a after maintain"
 verify_object "$REPO" dir/b "$T/b" "b after maintain"
 expect_check_clean "$REPO" "check --read-data after rm, forget and maintain" --read-data
