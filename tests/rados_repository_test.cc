@@ -1,5 +1,6 @@
 // A whole repository on Ceph RADOS (rados:POOL/PREFIX): objects, users, virtual disks on a
-// system template, maintenance, re-encryption and check, exactly as on local files. Needs a
+// system template, maintenance, re-encryption and check, exactly as on local files; shared
+// writers racing maintain, the grace period, and index shards chosen at init. Needs a
 // cluster: runs under `ctest -L rados` or tests/rados/run.sh (CEPH_CONF set), skips otherwise.
 #include <gtest/gtest.h>
 
@@ -9,9 +10,12 @@
 #include <mutex>
 #include <thread>
 
+#include "backend/storage.h"
 #include "cairn/admin.h"
 #include "cairn/repository.h"
 #include "crypto/secret.h"
+#include "index/rados_index_layout.h"
+#include "rados_test_util.h"
 #include "repo/testing.h"
 #include "repo_test_util.h"
 #include "test_util.h"
@@ -183,6 +187,213 @@ TEST_F(RadosRepository, SharedWritersDedupAndMaintainAtOnce) {
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(again->new_chunks, 0u) << "a chunk another client stored was stored again";
   EXPECT_TRUE(testing::ExpectCheckClean(**last, true, "final: "));
+}
+
+// Runs `before` in the committing thread the first time a store's commit gate is taken after
+// `armed` is set, just before taking it: another client acts between a transaction's dedup
+// lookups and its commit.
+class GateHookStorage : public StorageWrapper {
+ public:
+  using StorageWrapper::StorageWrapper;
+  Result<std::unique_ptr<StorageLock>> Lock(std::string_view name, const LockOptions& o) override {
+    if (name.ends_with("/commit") && armed.exchange(false)) before();
+    return StorageWrapper::Lock(name, o);
+  }
+  std::atomic<bool> armed{false};
+  std::function<void()> before;
+};
+
+// A put deduplicates against chunks of another object; before it commits, another client
+// removes that object and runs maintain, whose grace period has passed, so the chunks are
+// deleted. The put must fail as a race (Busy, "retry"), commit nothing, and succeed when retried.
+TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries) {
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 16 << 10;
+  io.avg_chunk = 64 << 10;
+  io.max_chunk = 256 << 10;
+  ASSERT_TRUE(Repository::Init(location_, io).ok());
+  TestHooks at_once;
+  at_once.zero_grace = std::chrono::milliseconds(0);
+  auto other = OpenForTesting(location_, testing::TestOpen(true), at_once);
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  auto old_data = RandomData(2 << 20, 11);
+  MemSource old_src(old_data);
+  ASSERT_TRUE((*other)->Put("old", old_src).ok());
+
+  GateHookStorage* hook = nullptr;
+  TestHooks hooks;
+  hooks.wrap_storage = [&](std::unique_ptr<Storage> s) -> std::unique_ptr<Storage> {
+    auto w = std::make_unique<GateHookStorage>(std::move(s));
+    hook = w.get();
+    return w;
+  };
+  auto client = OpenForTesting(location_, testing::TestOpen(true), hooks);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  ASSERT_NE(hook, nullptr);
+  // A first put leaves the client a segment in its pool: the next put writes its new chunks
+  // there without passing the gate, so the gate's next use is that put's commit.
+  auto warm = RandomData(256 << 10, 12);
+  MemSource warm_src(warm);
+  ASSERT_TRUE((*client)->Put("warm", warm_src).ok());
+  std::vector<uint8_t> content = RandomData(1 << 20, 13);           // new chunks, then
+  content.insert(content.end(), old_data.begin(), old_data.end());  // old's: dedup hits
+  hook->before = [&] {
+    auto rm = (*other)->Remove("old", std::nullopt);
+    EXPECT_TRUE(rm.ok()) << rm.status().message();
+    auto m = (*other)->Maintain({});
+    EXPECT_TRUE(m.ok()) << m.status().message();
+    if (m.ok()) {
+      EXPECT_GT(m->bytes_released, 0u) << "maintain collected nothing";
+    }
+  };
+  hook->armed = true;
+  MemSource src(content);
+  auto r = (*client)->Put("new", src);
+  EXPECT_FALSE(hook->armed) << "the put never reached its commit";
+  ASSERT_FALSE(r.ok()) << "the put committed references to chunks another client collected";
+  EXPECT_EQ(r.status().code(), Code::kBusy) << r.status().message();
+  EXPECT_NE(r.status().message().find("retry"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("storing new"), std::string::npos) << r.status().message();
+  // Nothing of it was committed: no object, and check finds every refcount exact.
+  MemSink none;
+  EXPECT_EQ((*client)->Get("new", std::nullopt, {}, none).code(), Code::kNotFound);
+  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the failed put: "));
+  // Retried, the put stores the collected chunks again.
+  MemSource again(content);
+  auto r2 = (*client)->Put("new", again);
+  ASSERT_TRUE(r2.ok()) << r2.status().message();
+  EXPECT_EQ(r2->version, 1u);
+  EXPECT_EQ(r2->dedup_chunks, 0u) << "a collected chunk was taken as stored";
+  MemSink out;
+  ASSERT_TRUE((*client)->Get("new", std::nullopt, {}, out).ok());
+  EXPECT_EQ(out.data, content);
+  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the retry: "));
+}
+
+// MaintainRequest::grace_seconds: chunks at refcount zero stay until they have been so for the
+// grace asked (default one hour), then go; a negative grace is refused.
+TEST_F(RadosRepository, MaintainCollectsUnreferencedChunksAfterTheGraceAsked) {
+  ASSERT_TRUE(Repository::Init(location_, testing::TestInit()).ok());
+  auto repo = Open("");
+  ASSERT_TRUE(repo);
+  auto data = RandomData(3 << 20, 21);
+  MemSource src(data);
+  ASSERT_TRUE(repo->Put("x", src).ok());
+  ASSERT_TRUE(repo->Remove("x", std::nullopt).ok());
+  auto unreferenced = [&]() -> uint64_t {
+    auto st = repo->Stats();
+    EXPECT_TRUE(st.ok()) << st.status().message();
+    return st.ok() ? st->unreferenced_chunks : 0;
+  };
+  const uint64_t zero = unreferenced();
+  ASSERT_GT(zero, 0u) << "shared writers keep chunks at refcount zero for maintain";
+  MaintainRequest hour;
+  hour.grace_seconds = 3600;
+  ASSERT_TRUE(repo->Maintain(hour).ok());
+  EXPECT_EQ(unreferenced(), zero) << "collected before the grace period";
+  ASSERT_TRUE(repo->Maintain({}).ok());  // the default: one hour
+  EXPECT_EQ(unreferenced(), zero) << "collected before the default grace period";
+  MaintainRequest bad;
+  bad.grace_seconds = -1;
+  EXPECT_EQ(repo->Maintain(bad).status().code(), Code::kInvalidArgument);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  MaintainRequest second;
+  second.grace_seconds = 1;
+  auto m = repo->Maintain(second);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_GT(m->bytes_released, 0u);
+  EXPECT_EQ(unreferenced(), 0u);
+  EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "after maintain: "));
+}
+
+// How many chunk-row shard objects ("shard.63..": 'c' rows) the stores of `location` have.
+size_t ChunkShardObjects(const std::string& location) {
+  auto conn = testing::TestConnection();
+  if (!conn) return 0;
+  const std::string prefix = location.substr(location.find('/') + 1) + "/";
+  size_t n = 0;
+  for (const auto& o : testing::ObjectsUnder(*conn, prefix))
+    if (o.substr(o.rfind('/') + 1).starts_with("shard.63")) n++;
+  return n;
+}
+
+// The system store's index directory object ("PREFIX/stores/system/index/").
+std::string SystemIndexDirObject(const std::string& location) {
+  auto conn = testing::TestConnection();
+  const std::string prefix = location.substr(location.find('/') + 1) + "/";
+  for (const auto& o : testing::ObjectsUnder(*conn, prefix))
+    if (o.ends_with("/stores/system/index/")) return o;
+  return "";
+}
+
+// init's index_shards: a store's chunk rows spread over that many shards (the default 256
+// otherwise), user stores made later too; a count that is not a power of two is refused; an
+// index whose stored layout was edited is refused at open.
+TEST_F(RadosRepository, IndexShardsChosenAtInitAreHonouredAndChecked) {
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 16 << 10;
+  io.avg_chunk = 64 << 10;
+  io.max_chunk = 256 << 10;
+  io.index_shards = 16;
+  ASSERT_TRUE(Repository::Init(location_, io).ok());
+  auto data = RandomData(8 << 20, 31);  // ~130 chunks
+  {
+    auto repo = Open("");
+    ASSERT_TRUE(repo);
+    MemSource src(data);
+    auto r = repo->Put("x", src);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    ASSERT_GT(r->chunks, 64u);
+    EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "16 shards: "));
+  }
+  const size_t sixteen = ChunkShardObjects(location_);
+  EXPECT_GT(sixteen, 0u);
+  EXPECT_LE(sixteen, 16u) << "chunk rows of a 16-shard store in more than 16 shards";
+  ASSERT_TRUE(admin::AddUser(location_, testing::kTestPassword, "bob").ok());
+  {
+    auto bob = Open("bob");
+    ASSERT_TRUE(bob);
+    MemSource src(data);
+    ASSERT_TRUE(bob->Put("x", src).ok());
+  }
+  EXPECT_LE(ChunkShardObjects(location_), 32u) << "a user's store did not get 16 shards";
+  const std::string def = FreshLocation();
+  InitOptions dio = io;
+  dio.index_shards = 0;
+  ASSERT_TRUE(Repository::Init(def, dio).ok());
+  {
+    OpenOptions o = testing::TestOpen(true);
+    auto repo = Repository::Open(def, o);
+    ASSERT_TRUE(repo.ok()) << repo.status().message();
+    MemSource src(data);
+    ASSERT_TRUE((*repo)->Put("x", src).ok());
+  }
+  EXPECT_GT(ChunkShardObjects(def), 16u) << "the default is 256 shards";
+  dio.index_shards = 300;
+  EXPECT_EQ(Repository::Init(FreshLocation(), dio).code(), Code::kInvalidArgument);
+
+  // The layout stored beside the index is checked against config.json (and the store
+  // identity) at every open.
+  const std::string dir = SystemIndexDirObject(location_);
+  ASSERT_FALSE(dir.empty());
+  auto conn = testing::TestConnection();
+  std::map<std::string, librados::bufferlist> kept;
+  ASSERT_EQ(conn->io().omap_get_vals_by_keys(dir, {"/index.config"}, &kept), 0);
+  ASSERT_EQ(kept.size(), 1u);
+  std::map<std::string, librados::bufferlist> edited{
+      {"/index.config", RadosBytes(rados_index::Layout::Default(8).ToJson())}};
+  ASSERT_EQ(conn->io().omap_set(dir, edited), 0);
+  auto refused = Repository::Open(location_, testing::TestOpen(true));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("shard layout"), std::string::npos)
+      << refused.status().message();
+  ASSERT_EQ(conn->io().omap_set(dir, kept), 0);
+  auto repo = Open("", false);
+  ASSERT_TRUE(repo);
+  MemSink out;
+  ASSERT_TRUE(repo->Get("x", std::nullopt, {}, out).ok());
+  EXPECT_EQ(out.data, data);
 }
 
 }  // namespace

@@ -65,6 +65,12 @@ struct InitOptions {
   Encryption encryption = Encryption::kAes256Gcm;
   std::string password;       // protects the key file of an encrypted repository
   uint64_t reseal_after = 0;  // seconds: `maintain` re-seals chunks older than this; 0 = never
+  // A rados: repository only: how many shards each high-volume row type (chunks, manifests,
+  // versions...) of a store's index is spread over, a power of two from 1 to 65536; 0 = 256.
+  // Fixed for the repository's life; aim at <= ~100 k rows per shard: 256 up to ~25 M chunks
+  // per store, 16384 for a billion (docs/scale-out.md). InvalidArgument for a local repository
+  // (its indexes are RocksDB) or a value that is not a power of two in range.
+  uint32_t index_shards = 0;
 };
 
 // The most worker threads a handle may ask for (OpenOptions::threads).
@@ -145,6 +151,12 @@ struct MaintainRequest {
   double live_threshold = 0.5;        // rewrite segments whose live fraction is below this
   std::optional<uint64_t> max_bytes;  // stop after moving this many bytes
   std::optional<double> max_seconds;  // stop after this many seconds
+  // A store several processes write (RADOS, ADR 0015): delete chunks only once their refcount
+  // has been zero for this many seconds (nullopt = one hour). A put of another client that
+  // deduplicated against such a chunk and commits later than this fails with Busy and stores
+  // nothing (retry it), so keep it above the longest put; the CLI refuses less than 5 minutes.
+  // InvalidArgument when negative or not finite. A local store (one writer) deletes at once.
+  std::optional<double> grace_seconds;
   ProgressFn progress;
 };
 

@@ -60,7 +60,7 @@ Status ChunkStore::CollectZeroRows(const std::vector<Digest>& ids, MaintainRepor
 
 Result<MaintainReport> ChunkStore::MaintainShared(const MaintainOptions& opts) {
   MaintainReport rep;
-  const uint64_t grace = static_cast<uint64_t>(zero_grace_.count());
+  const uint64_t grace = static_cast<uint64_t>(opts.zero_grace.value_or(zero_grace_).count());
   const uint64_t now = NowNs(), cutoff = now > grace ? now - grace : 0;
   std::vector<Digest> due;
   Status bad;

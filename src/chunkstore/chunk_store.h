@@ -123,7 +123,8 @@ class ChunkTxn {
   using ExtraFn = std::function<Status(WriteBatch& batch)>;
   // Makes the written data durable, then commits everything in one index batch (see the top of
   // this file and docs/commit-protocol.md). A failed commit changes nothing; the transaction is
-  // then rolled back when destroyed.
+  // then rolled back when destroyed. Shared writers: Busy ("... retry") when a chunk this
+  // transaction deduplicated against was collected by another process's maintain meanwhile.
   Status Commit(const ExtraFn& extra = {});
 
  private:
@@ -147,6 +148,7 @@ class ChunkTxn {
   Result<Extent> WriteData(std::span<const uint8_t> stored);
   Result<Extent> ReserveOwn(uint64_t len);
   Status DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch);
+  static Status LostDedupHit(const Digest& id);
   Result<bool> AddNew(const Digest& id, PreparedChunk& c, uint8_t flags);
   void Pin(std::vector<PreparedChunk>& chunks);
   uint64_t ReadSequence();
@@ -190,6 +192,8 @@ struct MaintainOptions {
   uint64_t max_bytes = UINT64_MAX;  // stop after moving this many bytes
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   ProgressFn progress;  // bytes moved so far, bytes planned
+  // Shared writers: overrides the grace period given to EnableSharedWriters for this run.
+  std::optional<std::chrono::nanoseconds> zero_grace;
 };
 
 struct ResealOptions {

@@ -312,6 +312,7 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
   if (cur && fresh != new_chunks_.end() && fresh->second.heal && cur->refcount + delta > 0)
     return HealRow(id, delta, *cur, fresh->second.record, batch, out);
   const bool use_new = !cur && fresh != new_chunks_.end();
+  if (!cur && !use_new && store_->gate_ && delta > 0) return LostDedupHit(id);
   if (!cur && !use_new)
     return Status::Corruption("chunk " + id.Hex() + " is referenced but missing from the index");
   ChunkRecord rec = use_new ? fresh->second.record : *cur;
@@ -366,6 +367,18 @@ Status ChunkTxn::HealRow(const Digest& id, int64_t delta, const ChunkRecord& cur
   out.healed.push_back(id);
   if (cur.refcount == 0) out.revived.push_back(id);
   return Status::Ok();
+}
+
+// Shared writers: a chunk this transaction found stored (live, at Prepare) is gone at commit.
+// Only maintain deletes chunk rows there, and only after their refcount stayed zero for the
+// grace period, so another process dropped the last reference and collected it while this
+// transaction ran: a race, not damage. The commit is abandoned whole (ADR 0015).
+Status ChunkTxn::LostDedupHit(const Digest& id) {
+  return Status::Busy("chunk " + id.Hex() +
+                      ", which this transaction found already stored, was deleted by another "
+                      "client's maintain before the commit (its last reference was removed "
+                      "and the grace period passed meanwhile); nothing was committed: retry "
+                      "(maintain --grace above the longest put avoids this)");
 }
 
 // Shared writers: the row stays at refcount zero, marked with the time; maintain deletes it

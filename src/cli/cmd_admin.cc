@@ -26,7 +26,23 @@ struct InitArgs {
   std::string avg = "1M", min = "256K", max = "4M";
   std::string hash = "blake3", compression = "zstd:3", segment_size = "1G";
   std::string encryption = "aes-256-gcm", reseal_after;
+  uint32_t index_shards = 0;
+  std::string expected_size;
 };
+
+// The index shards for --expected-size: the default, or more when the expected chunks (SIZE /
+// average chunk) would put over 100 k rows in a shard (ADR 0012; 1P of 1M chunks: 16384).
+Result<uint32_t> ShardsForSize(const std::string& size, uint32_t avg_chunk) {
+  auto bytes = ParseSize(size);
+  if (!bytes.ok()) return bytes.status().WithContext("--expected-size");
+  const uint64_t chunks = *bytes / std::max<uint32_t>(avg_chunk, 1);
+  uint64_t shards = 256;
+  while (shards < 65536 && chunks / shards > 100000) shards *= 2;
+  if (chunks / shards > 100000)
+    return Status::Invalid("--expected-size " + size + ": over 100 k chunks per shard even with " +
+                           "65536 index shards; split the data over several stores (users)");
+  return static_cast<uint32_t>(shards);
+}
 
 // The options of `init` from its flags (everything but the password).
 Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
@@ -47,6 +63,12 @@ Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
     auto d = ParseDuration(a.reseal_after);
     if (!d.ok()) return d.status().WithContext("--reseal-after");
     o.reseal_after = *d;
+  }
+  o.index_shards = a.index_shards;
+  if (!a.expected_size.empty()) {
+    if (a.index_shards != 0)
+      return Status::Invalid("give --index-shards or --expected-size, not both");
+    CAIRN_ASSIGN_OR_RETURN(o.index_shards, ShardsForSize(a.expected_size, o.avg_chunk));
   }
   return o;
 }
@@ -84,6 +106,11 @@ RunFn DefineInit(CLI::App& cmd, Context& ctx) {
   cmd.add_option("--encryption", a->encryption, "aes-256-gcm (default) or none");
   cmd.add_option("--reseal-after", a->reseal_after,
                  "policy: maintain re-seals chunks older than this (e.g. 90d)");
+  cmd.add_option("--index-shards", a->index_shards,
+                 "rados: only: index shards per row type, a power of two up to 65536 "
+                 "(default 256: up to ~25M chunks per store)");
+  cmd.add_option("--expected-size", a->expected_size,
+                 "rados: only: choose --index-shards for a store of this size (e.g. 1P)");
   return [a, &g = ctx.globals] { return CmdInit(g, *a); };
 }
 

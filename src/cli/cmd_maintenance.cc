@@ -56,9 +56,24 @@ RunFn DefineForget(CLI::App& cmd, Context& ctx) {
 // ------------------------------------------------------------------ maintain
 
 struct MaintainArgs {
-  std::string repo, max_bytes;
+  std::string repo, max_bytes, grace;
   double threshold = 0.5, max_seconds = 0;
 };
+
+// The shortest --grace: a put whose dedup hit is collected before it commits fails (and is
+// retried by its user), so the grace must outlast the puts of the other clients; vdisk writes
+// commit at least every 60 s.
+constexpr uint64_t kMinGraceSeconds = 300;
+
+// --grace DURATION as seconds, at least kMinGraceSeconds.
+Result<double> ParseGrace(const std::string& text) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) return d.status().WithContext("--grace");
+  if (*d < kMinGraceSeconds)
+    return Status::Invalid("--grace " + text + " is below the floor of 5m: a put of another " +
+                           "client that deduplicated against a chunk deleted sooner would fail");
+  return static_cast<double>(*d);
+}
 
 void PrintMaintain(const Globals& g, const MaintainResult& r) {
   if (g.json) {
@@ -89,6 +104,11 @@ int CmdMaintain(const Globals& g, const MaintainArgs& a) {
     req.max_bytes = *b;
   }
   if (a.max_seconds > 0) req.max_seconds = a.max_seconds;
+  if (!a.grace.empty()) {
+    auto grace = ParseGrace(a.grace);
+    if (!grace.ok()) return Fail(grace.status());
+    req.grace_seconds = *grace;
+  }
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
   ProgressBar bar("maintain", !g.quiet);
@@ -108,6 +128,9 @@ RunFn DefineMaintain(CLI::App& cmd, Context& ctx) {
   cmd.add_option("--max-bytes", a->max_bytes, "stop after moving this much (e.g. 512M)");
   cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--grace", a->grace,
+                 "store shared by several writers (rados:): delete chunks unreferenced for at "
+                 "least this long (default 1h, at least 5m)");
   return [a, &g = ctx.globals] { return CmdMaintain(g, *a); };
 }
 

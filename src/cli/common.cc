@@ -121,8 +121,10 @@ Result<uint64_t> ParseSize(const std::string& s) {
     mul = 1ull << 30;
   else if (unit == "T" || unit == "TiB")
     mul = 1ull << 40;
+  else if (unit == "P" || unit == "PiB")
+    mul = 1ull << 50;
   else
-    return Status::Invalid("bad size unit in '" + s + "' (use K, M, G or T)");
+    return Status::Invalid("bad size unit in '" + s + "' (use K, M, G, T or P)");
   if (v > UINT64_MAX / mul) return Status::Invalid("size '" + s + "' is too large");
   return v * mul;
 }

@@ -85,7 +85,7 @@ void PrintJson(const json& j);
 // newline added) unless --quiet.
 void Report(const Globals& g, const json& j, const std::string& text);
 
-// "4M", "256K", "1G", "1T", "4096" (binary units).
+// "4M", "256K", "1G", "1T", "1P", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);
 // "90d", "12h", "30m", "45s", "2w", "0" -> seconds.
 Result<uint64_t> ParseDuration(const std::string& s);

@@ -203,6 +203,12 @@ Status RadosIndex::Open(const RadosIndexOptions& o) {
     auto layout = Layout::FromJson(it->second.to_str());
     if (!layout.ok()) return layout.status().WithContext("index " + Describe());
     layout_ = *layout;
+    if (o.expect_spread_bits && layout_.ToJson() != Layout::Default(*o.expect_spread_bits).ToJson())
+      return Status::Corruption(
+          "index " + Describe() + ": its shard layout " + layout_.ToJson() + " is not the one " +
+          "the repository's config.json and the store identity say (" +
+          std::to_string(1u << *o.expect_spread_bits) +
+          " shards): the index configuration was altered; refusing to open it");
   }
   CAIRN_ASSIGN_OR_RETURN(auto intents, LoadIntents());
   CAIRN_RETURN_IF_ERROR(LoadCatalog());  // after the intents: theirs are entered with them

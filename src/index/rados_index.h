@@ -27,6 +27,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,11 @@ struct RadosIndexOptions {
   // so that a shard holds at most ~100k rows: 8 (256 shards) is right up to ~25 M chunks (25 TB
   // at 1 MiB chunks); a billion chunks wants 14. Fixed for the life of the index.
   int spread_bits = 8;
+  // Opening an existing index: the layout it must have, Layout::Default(*expect_spread_bits)
+  // (a repository's stores are created with it; config.json says how many shards). Corruption
+  // naming the index when its stored configuration says otherwise (edited: rows would be
+  // looked for in the wrong shards). nullopt: whatever layout it has.
+  std::optional<int> expect_spread_bits;
   // Shard requests in flight at once for MultiGet, Write and recovery.
   size_t max_inflight = 32;
   // Several writer processes, whose commits pass a cross-process gate (ADR 0015): an open does

@@ -28,6 +28,7 @@ nlohmann::ordered_json Fields(const RepoConfig& c) {
   j["segment_size"] = c.segment_size;
   if (c.version >= 2) j["reseal_after"] = c.reseal_after;
   if (c.cache_size) j["cache_size"] = *c.cache_size;
+  if (c.index_shards) j["index_shards"] = *c.index_shards;
   return j;
 }
 
@@ -79,6 +80,14 @@ Status ParseFields(const JsonFields& f, RepoConfig& c) {
     CAIRN_RETURN_IF_ERROR(f.U64("cache_size", cache));
     c.cache_size = cache;
   }
+  // Optional: the index shards of the repository's RADOS stores (ADR 0012).
+  if (f.Has("index_shards")) {
+    uint64_t shards = 0;
+    CAIRN_RETURN_IF_ERROR(f.U64("index_shards", shards, 1, kMaxIndexShards));
+    Status bad = CheckIndexShards(shards, f.where() + ": field \"index_shards\"");
+    if (!bad.ok()) return Status::Corruption(bad.message());
+    c.index_shards = static_cast<uint32_t>(shards);
+  }
   if (c.encryption != "none" && (c.encryption != "aes-256-gcm" || c.version < 2))
     return Status::Unsupported(f.where() + ": encryption '" + c.encryption +
                                "' is not supported by this cairn");
@@ -91,6 +100,12 @@ Status ParseFields(const JsonFields& f, RepoConfig& c) {
 }
 
 }  // namespace
+
+Status CheckIndexShards(uint64_t n, const std::string& where) {
+  if (n >= 1 && n <= kMaxIndexShards && (n & (n - 1)) == 0) return Status::Ok();
+  return Status::Invalid(where + ": index shards must be a power of two from 1 to " +
+                         std::to_string(kMaxIndexShards) + ", not " + std::to_string(n));
+}
 
 std::string RepoConfig::ToJson() const {
   nlohmann::ordered_json j = Fields(*this);

@@ -34,6 +34,11 @@ struct RepoConfig {
   uint64_t created = 0;
   uint64_t reseal_after = 0;  // seconds; `maintain` re-seals chunks older than this (0 = never)
   std::optional<uint64_t> cache_size;  // bytes of hot cache for whoever opens it (optional key)
+  // RADOS repositories: how many shards each high-volume row type of a store's index is spread
+  // over (a power of two, 1..kMaxIndexShards), chosen at init and used for every store created
+  // in the repository (optional key; absent = kDefaultIndexShards, what repositories made
+  // before the key existed have). Covered by the MAC and recorded in every store's identity.
+  std::optional<uint32_t> index_shards;
 
   // Format 3, encrypted: 64 hex digits, RepoFileMac(ring, "config", authenticated_text).
   std::string mac;
@@ -57,6 +62,13 @@ struct RepoConfig {
 // Checks the MAC of an encrypted format-3 config under the unlocked `ring` (Ok for a plain or
 // an older config): Corruption naming `where` when "mac" is missing or does not match.
 Status VerifyConfig(const RepoConfig& cfg, const crypto::KeyRing* ring, const std::string& where);
+
+// Index shards of a RADOS store when config.json does not say (ADR 0012): 256, right for up to
+// ~25 M chunks per store; the most a store may have: 65536 (spread_bits 16).
+inline constexpr uint32_t kDefaultIndexShards = 256;
+inline constexpr uint32_t kMaxIndexShards = 65536;
+// InvalidArgument naming `where` unless `n` is a power of two in 1..kMaxIndexShards.
+Status CheckIndexShards(uint64_t n, const std::string& where);
 
 // The largest config.json read, in bytes (a real one is under 1 KiB).
 inline constexpr size_t kMaxConfigBytes = 1 << 20;

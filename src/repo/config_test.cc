@@ -60,6 +60,28 @@ TEST(Config, RoundTripsThroughJson) {
   EXPECT_EQ(old->reseal_after, 0u);
 }
 
+// index_shards (RADOS repositories) is optional: absent in older configs, kept when present,
+// and only powers of two from 1 to 65536 pass CheckIndexShards.
+TEST(Config, IndexShardsAreOptionalAndKept) {
+  RepoConfig c = Sample();
+  EXPECT_EQ(c.ToJson().find("index_shards"), std::string::npos);
+  auto none = RepoConfig::FromJson(c.ToJson(), kWhere);
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_FALSE(none->index_shards.has_value());
+  c.index_shards = 16384;
+  auto back = RepoConfig::FromJson(c.ToJson(), kWhere);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_TRUE(back->index_shards.has_value());
+  EXPECT_EQ(*back->index_shards, 16384u);
+  EXPECT_EQ(back->ToJson(), c.ToJson());
+  // Covered by the MAC like every field: the text it authenticates names it.
+  EXPECT_NE(back->authenticated_text.find("\"index_shards\":16384"), std::string::npos);
+  for (uint64_t n : {1ull, 2ull, 256ull, 16384ull, 65536ull})
+    EXPECT_TRUE(CheckIndexShards(n, "x").ok()) << n;
+  for (uint64_t n : {0ull, 3ull, 300ull, 131072ull, 1ull << 32})
+    EXPECT_EQ(CheckIndexShards(n, "x").code(), Code::kInvalidArgument) << n;
+}
+
 // A store keeps the cut rules it was made with: a config naming the first FastCDC version loads
 // as that version and is written back with the same name; new configs get the current one.
 TEST(Config, ChunkerVersionIsKept) {
@@ -118,6 +140,10 @@ TEST(Config, EveryMalformedFieldIsRefusedNamingTheFile) {
       {"segment_size huge", [](json& j) { j["segment_size"] = 1ull << 40; }, Code::kCorruption},
       {"segment_size a string", [](json& j) { j["segment_size"] = "1G"; }, Code::kCorruption},
       {"reseal_after a string", [](json& j) { j["reseal_after"] = "soon"; }, Code::kCorruption},
+      {"index_shards 0", [](json& j) { j["index_shards"] = 0; }, Code::kCorruption},
+      {"index_shards 300", [](json& j) { j["index_shards"] = 300; }, Code::kCorruption},
+      {"index_shards 2^17", [](json& j) { j["index_shards"] = 1 << 17; }, Code::kCorruption},
+      {"index_shards a string", [](json& j) { j["index_shards"] = "256"; }, Code::kCorruption},
   };
   for (const Damage& d : cases) {
     json j = json::parse(Sample().ToJson());

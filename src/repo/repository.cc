@@ -55,12 +55,26 @@ Result<RepoConfig> NewConfig(const InitOptions& opts) {
   if (!cfg.encrypted() && opts.reseal_after)
     return Status::Invalid("a re-seal policy needs an encrypted repository");
   cfg.reseal_after = opts.reseal_after;
+  if (opts.index_shards != 0) CAIRN_RETURN_IF_ERROR(CheckIndexShards(opts.index_shards, "init"));
   Digest rnd;
   if (RAND_bytes(rnd.bytes.data(), rnd.bytes.size()) != 1)
     return Status::IOError("no randomness for the repository id");
   cfg.id = rnd.Hex().substr(0, 32);
   cfg.created = NowSeconds();
   return cfg;
+}
+
+// A RADOS repository records how many index shards its stores get (opts.index_shards or the
+// default); a local one has none to choose (RocksDB indexes).
+Status SetIndexShards(bool rados, const std::string& where, const InitOptions& opts,
+                      RepoConfig& cfg) {
+  if (!rados) {
+    if (opts.index_shards == 0) return Status::Ok();
+    return Status::Invalid(where + ": index shards apply to a rados: repository only (a local " +
+                           "store's index is RocksDB)");
+  }
+  cfg.index_shards = opts.index_shards != 0 ? opts.index_shards : kDefaultIndexShards;
+  return Status::Ok();
 }
 
 // Fills an empty storage with a new repository (format 3: config and users authenticated under
@@ -90,6 +104,7 @@ Status InitOn(Storage& storage, RepoConfig cfg, const std::string& password) {
 // config.json is what an interrupted init left, and the next init may clear it.
 Status Repository::Init(const std::string& path, const InitOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, NewConfig(opts));
+  CAIRN_RETURN_IF_ERROR(SetIndexShards(path.starts_with("rados:"), path, opts, cfg));
   CAIRN_ASSIGN_OR_RETURN(auto storage, StorageForInit(path));
   CAIRN_RETURN_IF_ERROR(storage->WriteFile(kInitMarker, "cairn init in progress\n"));
   CAIRN_RETURN_IF_ERROR(InitOn(*storage, cfg, opts.password));
@@ -98,6 +113,8 @@ Status Repository::Init(const std::string& path, const InitOptions& opts) {
 
 Status InitForTesting(Storage& storage, const InitOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, NewConfig(opts));
+  CAIRN_RETURN_IF_ERROR(
+      SetIndexShards(!storage.LocalPath("stores"), storage.Describe(""), opts, cfg));
   return InitOn(storage, cfg, opts.password);
 }
 

@@ -160,8 +160,10 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
 Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable, uint64_t reserve_bytes) {
   RocksIndexOptions ro;
   ro.reserve_bytes = reserve_bytes;
-  auto index = OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
-                              writable && shared_, ro);
+  // On RADOS the index must have the shard layout config.json names (checked at open).
+  auto index =
+      OpenStoreIndex(*storage_, JoinStorageName(store_.dir, "index"), false, !writable,
+                     writable && shared_, ro, cfg_.index_shards.value_or(kDefaultIndexShards));
   if (index.status().code() == Code::kCorruption)
     return Status::Corruption("the index of the " + store_.label + " store is damaged (" +
                               index.status().message() +
@@ -330,6 +332,13 @@ Result<MaintainResult> RepositoryImpl::Maintain(const MaintainRequest& req) {
   o.live_threshold = req.live_threshold;
   if (req.max_bytes) o.max_bytes = *req.max_bytes;
   if (req.max_seconds) o.deadline = DeadlineIn(*req.max_seconds);
+  if (req.grace_seconds) {
+    const double g = *req.grace_seconds;
+    if (!(g >= 0) || g > 1e9)  // also NaN
+      return Status::Invalid("maintain: the grace period must be 0 to 1e9 seconds, not " +
+                             std::to_string(g));
+    o.zero_grace = std::chrono::nanoseconds(static_cast<int64_t>(g * 1e9));
+  }
   o.progress = req.progress;
   CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
   MaintainResult out;

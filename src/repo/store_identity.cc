@@ -73,6 +73,7 @@ StoreIdentity StoreIdentity::Expected(const RepoConfig& cfg, const StoreRef& ref
   id.compression = cfg.compression.ToString();
   id.chunker = cfg.chunker;
   id.segment_size = cfg.segment_size;
+  id.index_shards = cfg.index_shards;
   return id;
 }
 
@@ -90,6 +91,7 @@ std::string StoreIdentity::Encode() const {
                   {"avg", chunker.avg_size},
                   {"max", chunker.max_size}};
   j["segment_size"] = segment_size;
+  if (index_shards) j["index_shards"] = *index_shards;
   return std::string(1, static_cast<char>(kRowVersion)) + j.dump();
 }
 
@@ -123,6 +125,11 @@ Result<StoreIdentity> StoreIdentity::Decode(std::string_view value, const std::s
   CAIRN_RETURN_IF_ERROR(cf.U32("avg", id.chunker.avg_size));
   CAIRN_RETURN_IF_ERROR(cf.U32("max", id.chunker.max_size));
   CAIRN_RETURN_IF_ERROR(f.U64("segment_size", id.segment_size));
+  if (f.Has("index_shards")) {
+    uint32_t shards = 0;
+    CAIRN_RETURN_IF_ERROR(f.U32("index_shards", shards, 1, kMaxIndexShards));
+    id.index_shards = shards;
+  }
   return id;
 }
 
@@ -148,6 +155,11 @@ Status StoreIdentity::Matches(const StoreIdentity& e, const std::string& where) 
     return differs("chunker algorithm/min/avg/max", chunker_text(chunker), chunker_text(e.chunker));
   if (segment_size != e.segment_size)
     return differs("segment_size", std::to_string(segment_size), std::to_string(e.segment_size));
+  auto shards_text = [](const std::optional<uint32_t>& n) {
+    return n ? std::to_string(*n) : std::string("(none)");
+  };
+  if (index_shards != e.index_shards)
+    return differs("index_shards", shards_text(index_shards), shards_text(e.index_shards));
   return Status::Ok();
 }
 
@@ -190,7 +202,8 @@ Status EnsureStoreIdentity(Storage& storage, const StoreRef& ref, const StoreIde
   const bool shared = !storage.LocalPath(name);
   CAIRN_ASSIGN_OR_RETURN(
       std::unique_ptr<Index> index,
-      OpenStoreIndex(storage, name, /*create=*/false, /*read_only=*/false, shared));
+      OpenStoreIndex(storage, name, /*create=*/false, /*read_only=*/false, shared, {},
+                     expected.index_shards.value_or(kDefaultIndexShards)));
   std::unique_ptr<crypto::StoreCrypto> crypto;
   if (ring != nullptr) {
     CAIRN_ASSIGN_OR_RETURN(auto keys, crypto::StoreKeys::Derive(*ring, ref.key_id));

@@ -1,6 +1,7 @@
 // StoreIdentity: the row (key "i", keyspace::kStoreIdentity) that binds a store to its
 // repository, its user and the parameters its data was written with: repository id, store id,
-// user name, encryption mode, hash, chunker, compression and segment size. It is written when
+// user name, encryption mode, hash, chunker, compression, segment size and, on RADOS, the index
+// shard count. It is written when
 // the store is created (or by the first writable open of a format-2 store) and checked at every
 // open against config.json and users.json, so an edited config (a smaller chunker, another
 // hash, "encryption": "none"), or a user registry whose ids were swapped, is refused instead
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +39,9 @@ struct StoreIdentity {
   std::string compression;
   ChunkerParams chunker;
   uint64_t segment_size = 0;
+  // config.json's index_shards when it has one (RADOS repositories since the key exists);
+  // absent in the rows of older stores, which have kDefaultIndexShards.
+  std::optional<uint32_t> index_shards;
 
   // What a store of `cfg` named by `ref` must say.
   static StoreIdentity Expected(const RepoConfig& cfg, const StoreRef& ref);

@@ -51,13 +51,16 @@ Status CheckNotDowngraded(Storage& storage, const RepoConfig& cfg) {
 
 namespace {
 
-// The index and segments of a new store in existing directory `dir`.
-Status FillStoreDir(Storage& storage, const std::string& dir) {
+// The index and segments of a new store in existing directory `dir` (on RADOS, an index of
+// config.json's index_shards).
+Status FillStoreDir(Storage& storage, const std::string& dir, const RepoConfig& cfg) {
   // Local storage: the directory is created here, durable in its parent before RocksDB fills it
   // (RocksDB fsyncs only the directory it writes in, never the parent of one it creates).
   const std::string index_dir = JoinStorageName(dir, "index");
   if (storage.LocalPath(index_dir)) CAIRN_RETURN_IF_ERROR(storage.CreateDir(index_dir));
-  CAIRN_ASSIGN_OR_RETURN(auto index, OpenStoreIndex(storage, index_dir, true, false));
+  CAIRN_ASSIGN_OR_RETURN(auto index,
+                         OpenStoreIndex(storage, index_dir, true, false, false, {},
+                                        cfg.index_shards.value_or(kDefaultIndexShards)));
   CAIRN_ASSIGN_OR_RETURN(auto backend,
                          storage.OpenSegments(JoinStorageName(dir, "segments"), true));
   return Status::Ok();
@@ -68,7 +71,7 @@ Status FillStoreDir(Storage& storage, const std::string& dir) {
 Status CreateStoreDir(Storage& storage, const StoreRef& ref, const RepoConfig& cfg,
                       const crypto::KeyRing* ring) {
   CAIRN_RETURN_IF_ERROR(storage.CreateDir(ref.dir));
-  Status s = FillStoreDir(storage, ref.dir);
+  Status s = FillStoreDir(storage, ref.dir, cfg);
   if (s.ok())
     s = EnsureStoreIdentity(storage, ref, StoreIdentity::Expected(cfg, ref), ring, cfg.hash);
   if (!s.ok()) (void)storage.RemoveAll(ref.dir);  // a half-made store would only confuse

@@ -347,6 +347,11 @@ bad_init "a non-numeric size" "lots" --avg-chunk lots
 bad_init "a size of 5G" "4G" --max-chunk 5G
 bad_init "an unknown encryption" "rot13" --encryption rot13
 bad_init "an empty encryption" "encryption" --encryption ""
+bad_init "index shards on a local repository" "rados:" --index-shards 16
+bad_init "an expected size on a local repository" "rados:" --expected-size 1P
+bad_init "index shards not a power of two" "power of two" --index-shards 300
+bad_init "index shards above 65536" "power of two" --index-shards 131072
+bad_init "both index shards and an expected size" "not both" --index-shards 16 --expected-size 1T
 intact "bad init options"
 
 # ---------------------------------------------------------------------------------------------

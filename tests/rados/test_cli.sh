@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The cairn CLI on a RADOS repository (rados:POOL/PREFIX): init, put (file, stdin, versions,
 # dedup), get (whole, range, version), ls, versions, rm, forget, maintain, stat, check
-# --read-data, a user's store, and a vdisk created, served over NBD and read and written with
-# nbdsh (tests/cli/vdisk_nbd.py) against a model, then exported and compared. Needs a cluster:
+# --read-data (and maintain --grace), a user's store, and a vdisk created, served over NBD and
+# read and written with nbdsh (tests/cli/vdisk_nbd.py) against a model, then exported and
+# compared; index shards chosen at init (--index-shards, --expected-size). Needs a cluster:
 # CEPH_CONF set (the ctest fixture rados.cluster, or tests/rados/run.sh); skips without one.
 #   bash tests/rados/test_cli.sh /abs/path/to/cairn
 source "$(dirname "$0")/../cli/lib.sh" "$@"
@@ -69,6 +70,10 @@ run cairn get "$REPO" dir/a@1 -o "$T/gone"
 [[ $RC != 0 ]] || fail "get of a forgotten version succeeded"
 ok "a forgotten version is gone"
 expect_ok "maintain" cairn maintain "$REPO"
+expect_error "maintain --grace below its floor" cairn maintain "$REPO" --grace 1m
+expect_stderr_has "maintain --grace below its floor" "--grace 1m" "5m"
+expect_error "maintain --grace with a bad unit" cairn maintain "$REPO" --grace 5y
+expect_ok "maintain --grace 2h" cairn maintain "$REPO" --grace 2h
 verify_object "$REPO" dir/a "$T/a2" "a after maintain"
 verify_object "$REPO" dir/b "$T/b" "b after maintain"
 expect_check_clean "$REPO" "check --read-data after rm, forget and maintain" --read-data
@@ -100,6 +105,23 @@ stop_server
 expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
 expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
 expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
+
+# Index shards chosen at init: recorded in config.json (its MAC covers them), used by the stores.
+expect_ok "config shows the default index shards" cairn config "$REPO"
+expect_stdout_has "config shows the default index shards" '"index_shards": 256'
+REPO16=$REPO-s16
+expect_ok "init --index-shards 16" cairn init "$REPO16" --index-shards 16 --avg-chunk 64K \
+  --min-chunk 16K --max-chunk 256K
+expect_ok "config of the 16-shard repository" cairn config "$REPO16"
+expect_stdout_has "config of the 16-shard repository" '"index_shards": 16'
+expect_ok "put into the 16-shard repository" cairn put "$REPO16" a "$T/a"
+verify_object "$REPO16" a "$T/a" "get from the 16-shard repository"
+expect_check_clean "$REPO16" "check of the 16-shard repository" --read-data
+expect_ok "init --expected-size 1P" cairn init "$REPO-1p" --expected-size 1P
+expect_ok "config of the 1P repository" cairn config "$REPO-1p"
+expect_stdout_has "config of the 1P repository" '"index_shards": 16384'
+expect_error "init --index-shards 300" cairn init "$REPO-bad" --index-shards 300
+expect_stderr_has "init --index-shards 300" "power of two"
 
 # A pool that does not exist: a clear error, not a hang.
 run timeout 60 "$CAIRN" ls "rados:no-such-pool-$$/x"
