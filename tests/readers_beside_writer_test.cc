@@ -92,6 +92,24 @@ TEST_F(ReadersBesideWriter, LatestReplacedUnderAReaderIsReadAgain) {
   EXPECT_TRUE(sink.data == v2) << "the read started again and returned the latest version";
 }
 
+// The same into a positional sink (a fresh output file, written by the pool at each chunk's
+// offset): the second attempt starts from an empty output of the new size, so nothing of the
+// longer first version is left behind.
+TEST_F(ReadersBesideWriter, LatestReplacedUnderAPositionalReadIsReadAgain) {
+  auto v1 = testing::RandomData(150000, 5), v2 = testing::RandomData(110000, 6);
+  Put("x", v1);
+  auto reader = Reader();
+  ASSERT_TRUE(reader);
+  Put("x", v2);
+  ASSERT_TRUE(writer_->Forget("x", 1).ok());
+  MaintainAll();
+  testing::PositionalMemSink sink;
+  Status s = reader->Get("x", std::nullopt, {}, sink);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(sink.data == v2) << "the read started again and returned the latest version";
+  EXPECT_GE(sink.resets.load(), 2) << "the first attempt was dropped";
+}
+
 // Chunks moved by compaction and re-sealed by reencrypt under a reader: read from where they
 // are now; check on the reader's handle is clean throughout.
 TEST_F(ReadersBesideWriter, MovedAndResealedUnderAReaderReadBack) {

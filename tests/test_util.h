@@ -3,10 +3,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cairn/io.h"
@@ -75,6 +81,40 @@ class MemSink : public ByteSink {
     return Status::Ok();
   }
   std::vector<uint8_t> data;
+};
+
+// A positional sink in memory, like a fresh output file: Reset sizes it (zeros), WriteAt fills
+// disjoint ranges from any thread. Records the threads that wrote and counts the calls; an
+// ordered Write is refused. `fail_from`: WriteAt at or past this offset fails (IOError).
+class PositionalMemSink : public ByteSink {
+ public:
+  Status Write(std::span<const uint8_t>) override {
+    ordered_writes++;
+    return Status::IOError("ordered write to a positional sink");
+  }
+  bool positional() const override { return true; }
+  Status Reset(uint64_t size) override {
+    data.assign(size, 0);
+    resets++;
+    return Status::Ok();
+  }
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> d) override {
+    calls++;
+    if (fail_from && offset >= *fail_from) return Status::IOError("writing sink: injected");
+    if (offset > data.size() || d.size() > data.size() - offset)
+      return Status::Invalid("write past the end of the sink");
+    std::copy(d.begin(), d.end(), data.begin() + static_cast<ptrdiff_t>(offset));
+    std::lock_guard lk(mu);
+    threads.insert(std::this_thread::get_id());
+    writes++;
+    return Status::Ok();
+  }
+  std::vector<uint8_t> data;
+  std::optional<uint64_t> fail_from;
+  std::atomic<int> resets{0}, ordered_writes{0}, calls{0};  // calls: every WriteAt
+  std::mutex mu;
+  std::set<std::thread::id> threads;  // under mu
+  int writes = 0;                     // under mu
 };
 
 }  // namespace cairn::testing

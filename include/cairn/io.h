@@ -22,7 +22,19 @@ class ByteSource {
 class ByteSink {
  public:
   virtual ~ByteSink() = default;
+  // Appends `data` (the next bytes of the content, in order).
   virtual Status Write(std::span<const uint8_t> data) = 0;
+
+  // A positional sink (a fresh regular file) also takes Reset and WriteAt, and a restore then
+  // writes each chunk from the pool thread that read it, in any order, instead of calling
+  // Write in order from one thread.
+  virtual bool positional() const { return false; }
+  // Positional sinks: makes the output `size` bytes long and all zeros (a hole), dropping
+  // anything written before (a restore calls it before each attempt). Errors name the sink.
+  virtual Status Reset(uint64_t size);
+  // Positional sinks: writes `data` at byte `offset` of the output (within the size given to
+  // Reset). Safe to call from several threads at once on disjoint ranges. Errors name the sink.
+  virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data);
 };
 
 // A file descriptor as a source or sink; `name` is used in messages ("reading FILE: ...").
@@ -42,19 +54,24 @@ class FdSource : public ByteSource {
 class FdSink : public ByteSink {
  public:
   // `holes`: `fd` is a fresh, empty regular file written from offset 0. Every whole
-  // kHoleBlock-byte block of zeros (aligned in the file) is then skipped with lseek instead of
-  // written, so it stays a hole; Finish() sets the final length. Otherwise writes go straight
-  // through write(2) (pipes, terminals, existing files).
+  // kHoleBlock-byte block of zeros (aligned in the file) is then skipped (lseek, or no pwrite)
+  // instead of written, so it stays a hole; Finish() sets the final length. Such a sink is
+  // positional: Reset (ftruncate) and WriteAt (pwrite(2), from any thread) work too.
+  // Otherwise writes go straight through write(2) (pipes, terminals, existing files).
   FdSink(int fd, std::string name, bool holes = false)
       : fd_(fd), name_(std::move(name)), holes_(holes) {}
   Status Write(std::span<const uint8_t> data) override;
-  // With holes: makes the file as long as everything written (ftruncate) when it ends in a
-  // hole. Call once after the last Write; errors name the file.
+  bool positional() const override { return holes_; }
+  Status Reset(uint64_t size) override;
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
+  // With holes: makes the file as long as everything written with Write (ftruncate) when it
+  // ends in a hole. Call once after the last Write; errors name the file.
   Status Finish();
   static constexpr size_t kHoleBlock = 64 * 1024;
 
  private:
   Status WriteAll(const uint8_t* p, size_t n);
+  Status PwriteAll(const uint8_t* p, size_t n, uint64_t offset);
   int fd_;
   std::string name_;
   bool holes_;

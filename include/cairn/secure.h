@@ -12,7 +12,7 @@ namespace cairn {
 inline constexpr size_t kMaxPasswordBytes = 4096;
 
 // Overwrites the `n` bytes at `p` with zeros in a way the compiler may not elide
-// (OPENSSL_cleanse). `n` may be 0.
+// (explicit_bzero). `n` may be 0.
 void SecureWipe(void* p, size_t n);
 
 // Overwrites every byte of `s` (its size, not its capacity) with zeros, then clears it.

@@ -1,6 +1,6 @@
 // ChunkBuffer: one verified plaintext chunk in RAM, immutable once published and shared by
 // reference (ChunkRef), so the hot cache and every reader of a chunk hold the same bytes and a
-// cache hit never copies them. A buffer of an encrypted store wipes its bytes (OPENSSL_cleanse)
+// cache hit never copies them. A buffer of an encrypted store wipes its bytes (explicit_bzero)
 // when its last reference goes, so plaintext that leaves the cache does not linger in freed heap.
 #pragma once
 

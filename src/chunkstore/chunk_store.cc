@@ -51,15 +51,19 @@ ChunkStore::~ChunkStore() {
 Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint, bool fill) const {
   if (cache_)
     if (ChunkRef hit = cache_->Lookup(cache_key_, id)) return hit;
-  std::vector<uint8_t> plain;
-  CAIRN_RETURN_IF_ERROR(ReadUncached(id, plain, hint));
-  ChunkRef ref = ChunkBuffer::Adopt(std::move(plain), /*wipe=*/crypto_ != nullptr);
+  // Decompressed straight into the buffer that is shared (allocated, not zero-filled).
+  std::shared_ptr<ChunkBuffer> buf;
+  CAIRN_RETURN_IF_ERROR(ReadUncached(id, hint, [&](size_t n) {
+    buf = ChunkBuffer::Allocate(n, /*wipe=*/crypto_ != nullptr);
+    return buf->mutable_span();
+  }));
+  ChunkRef ref = std::move(buf);
   return cache_ && fill ? cache_->Insert(cache_key_, id, std::move(ref)) : ref;
 }
 
 Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
                         const ChunkRecord* hint) const {
-  if (!cache_) return ReadUncached(id, out, hint);
+  if (!cache_) return ReadUncached(id, hint, IntoVector(out));
   CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint));
   out.assign(ref->data(), ref->data() + ref->size());
   return Status::Ok();
@@ -174,8 +178,8 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkStore::LookupMany(
   return out;
 }
 
-Status ChunkStore::ReadUncached(const Digest& id, std::vector<uint8_t>& out,
-                                const ChunkRecord* hint) const {
+Status ChunkStore::ReadUncached(const Digest& id, const ChunkRecord* hint,
+                                const PlainBuffer& out) const {
   ChunkRecord cur;
   if (hint) {
     cur = *hint;
@@ -184,7 +188,7 @@ Status ChunkStore::ReadUncached(const Digest& id, std::vector<uint8_t>& out,
     if (!rec) return Status::NotFound("chunk " + id.Hex() + " is missing from the store");
     cur = *rec;
   }
-  Status s = ReadRecord(id, cur, out);
+  Status s = ReadRecordInto(id, cur, out);
   // A compaction or re-encryption may have moved the chunk between the lookup and the read
   // (and its old extent been reused or released), or a removal released it: read again from
   // where the index says it is now, as long as the record keeps changing (bounded: a chunk is
@@ -203,7 +207,7 @@ Status ChunkStore::ReadUncached(const Digest& id, std::vector<uint8_t>& out,
     const ChunkRecord& now = **again;
     if (now.segment == cur.segment && now.offset == cur.offset && now.salt == cur.salt) return s;
     cur = now;
-    s = ReadRecord(id, cur, out);
+    s = ReadRecordInto(id, cur, out);
   }
   return s;
 }
@@ -220,17 +224,42 @@ Status ChunkStore::RefreshView(
   return Status::Ok();
 }
 
+ChunkStore::PlainBuffer ChunkStore::IntoVector(std::vector<uint8_t>& out) {
+  return [&out](size_t n) {
+    out.resize(n);
+    return std::span<uint8_t>(out);
+  };
+}
+
 Status ChunkStore::ReadRecord(const Digest& id, const ChunkRecord& rec,
                               std::vector<uint8_t>& out) const {
+  return ReadRecordInto(id, rec, IntoVector(out));
+}
+
+Status ChunkStore::ReadRecordInto(const Digest& id, const ChunkRecord& rec,
+                                  const PlainBuffer& out) const {
   chunk_reads_++;
-  std::vector<uint8_t> stored(rec.stored_len);
+  // The stored bytes go to a per-thread buffer (grown, never zeroed) and are opened where they
+  // lie: no allocation, zero-fill or move per chunk before the decompression into `out`.
+  thread_local std::unique_ptr<uint8_t[]> scratch;
+  thread_local size_t scratch_size = 0;
+  if (scratch_size < rec.stored_len) {
+    scratch_size = rec.stored_len;
+    scratch.reset(new uint8_t[scratch_size]);
+  }
+  std::span<uint8_t> stored(scratch.get(), rec.stored_len);
   Status s = backend_->Read(rec.segment, rec.offset, stored);
   if (!s.ok()) return s.WithContext("chunk " + id.Hex());
-  return Unseal(id, rec, stored, out);
+  return UnsealSpan(id, rec, stored, out);
 }
 
 Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                           std::vector<uint8_t>& out) const {
+  return UnsealSpan(id, rec, stored, IntoVector(out));
+}
+
+Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                              const PlainBuffer& out_buffer) const {
   auto where = [&] {
     return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
   };
@@ -238,13 +267,16 @@ Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<
     return Status::Corruption("chunk " + id.Hex() + where() +
                               (crypto_ ? " is not sealed in an encrypted store"
                                        : " is sealed but the store is not encrypted"));
+  std::span<const uint8_t> payload = stored;
   if (crypto_) {
-    Status s =
-        crypto_->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
-    if (!s.ok()) return Status::Corruption("chunk " + id.Hex() + where() + ": " + s.message());
+    auto opened = crypto_->OpenChunkInPlace(
+        id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
+    if (!opened.ok())
+      return Status::Corruption("chunk " + id.Hex() + where() + ": " + opened.status().message());
+    payload = *opened;
   }
-  out.resize(rec.plain_len);
-  Status s = Decompress(rec.codec, stored, out);
+  std::span<uint8_t> out = out_buffer(rec.plain_len);
+  Status s = Decompress(rec.codec, payload, out);
   if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
   if (rec.is_private()) {
     // Its id is random: the AEAD verified it, or (plain store) the checksum in `salt` does.
@@ -265,12 +297,20 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
     p.codec = Compress(spec, data, p.stored);
     return Status::Ok();
   }
-  // Compressed into a per-thread scratch buffer, sealed from it (or, for a chunk that does not
-  // shrink, straight from the input) into the one buffer that is written.
-  thread_local std::vector<uint8_t> scratch;
-  p.codec = spec.enabled ? Compress(spec, data, scratch) : Codec::kRaw;
-  std::span<const uint8_t> plain =
-      p.codec == Codec::kRaw ? data : std::span<const uint8_t>(scratch);
+  // Compressed into a per-thread scratch buffer (grown, never zeroed), sealed from it (or, for
+  // a chunk that does not shrink, straight from the input) into the one buffer that is written.
+  thread_local std::unique_ptr<uint8_t[]> scratch;
+  thread_local size_t scratch_size = 0;
+  size_t packed = 0;
+  if (spec.enabled) {
+    if (scratch_size < CompressBound(data.size())) {
+      scratch_size = CompressBound(data.size());
+      scratch.reset(new uint8_t[scratch_size]);
+    }
+    packed = CompressInto(spec, data, {scratch.get(), scratch_size});
+  }
+  p.codec = packed ? Codec::kZstd : Codec::kRaw;
+  std::span<const uint8_t> plain = packed ? std::span<const uint8_t>(scratch.get(), packed) : data;
   return crypto_->SealChunk(p.id, plain, p.seal, p.stored);
 }
 

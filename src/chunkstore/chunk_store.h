@@ -319,7 +319,14 @@ class ChunkStore {
  private:
   friend class ChunkTxn;
   // Read without the cache.
-  Status ReadUncached(const Digest& id, std::vector<uint8_t>& out, const ChunkRecord* hint) const;
+  // Where a read puts the plaintext: called once with its length (bytes), returns a buffer of
+  // exactly that length to decompress into.
+  using PlainBuffer = std::function<std::span<uint8_t>(size_t)>;
+  // A PlainBuffer that resizes `out` (which must outlive it).
+  static PlainBuffer IntoVector(std::vector<uint8_t>& out);
+  Status ReadUncached(const Digest& id, const ChunkRecord* hint, const PlainBuffer& out) const;
+  // ReadRecord into any buffer.
+  Status ReadRecordInto(const Digest& id, const ChunkRecord& rec, const PlainBuffer& out) const;
   // Drops deleted chunks from the cache (their plaintext need not stay in RAM).
   void Forget(const std::vector<Digest>& deleted) const;
   // Chunks whose damaged copy a commit replaced: no longer damaged.
@@ -327,6 +334,9 @@ class ChunkStore {
   // Opens (when sealed), decompresses and verifies `stored` into `out`.
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
+  // The same for stored bytes in any buffer (opened in place, so overwritten).
+  Status UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                    const PlainBuffer& out) const;
   // Compresses (unless `raw`) and seals a chunk new to the store into p.stored.
   Status Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw = false) const;
   // Writes `batch` plus the space map's changes under the commit lock; on failure the space

@@ -305,8 +305,18 @@ Status GetToFile(Repository& repo, const std::string& name, std::optional<uint64
   Status s = ::fchmod(file.fd(), mode) == 0
                  ? Status::Ok()
                  : Status::FromErrno(errno, "setting the mode of " + a.out);
-  if (s.ok())
-    s = repo.Get(name, version, range, sink, [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
+  // With --sync, every kWritebackEvery bytes the disk is set to work on what was written, so
+  // the final fsync does not wait for the whole file.
+  constexpr uint64_t kWritebackEvery = 64u << 20;
+  uint64_t kicked = 0;
+  auto progress = [&](uint64_t d, uint64_t t) {
+    bar.Update(d, t);
+    if (a.sync && d - kicked >= kWritebackEvery) {
+      file.StartWriteback();
+      kicked = d;
+    }
+  };
+  if (s.ok()) s = repo.Get(name, version, range, sink, progress);
   if (s.ok()) s = sink.Finish();
   bar.Finish();
   if (!s.ok()) return s;

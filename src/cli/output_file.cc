@@ -52,6 +52,10 @@ OutputFile::~OutputFile() {
   if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
+void OutputFile::StartWriteback() const {
+  if (fd_ >= 0) (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 Status OutputFile::Commit(bool sync) {
   Status s;
   if (sync && ::fsync(fd_) != 0) s = Status::FromErrno(errno, "syncing " + out_);

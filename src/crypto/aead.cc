@@ -95,9 +95,12 @@ bool UpdateData(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> in, uint8_t* out) 
 Status SealFailed() { return Status::IOError("AES-256-GCM encryption failed in OpenSSL"); }
 Status AuthFailed() { return Status::Corruption("authentication failed"); }
 
+// Seals the concatenation plain || tail (tail may be empty) into out.
 Status DoSeal(const Key32& key, const uint8_t* nonce, std::span<const uint8_t> aad,
-              std::span<const uint8_t> plain, std::span<uint8_t> out) {
-  if (out.size() != plain.size() + kSealOverhead) {
+              std::span<const uint8_t> plain, std::span<const uint8_t> tail,
+              std::span<uint8_t> out) {
+  const size_t n = plain.size() + tail.size();
+  if (out.size() != n + kSealOverhead) {
     return Status::Invalid("seal: output buffer must be plaintext size + 28");
   }
   if (nonce != out.data()) std::memcpy(out.data(), nonce, kNonceSize);
@@ -107,8 +110,8 @@ Status DoSeal(const Key32& key, const uint8_t* nonce, std::span<const uint8_t> a
   uint8_t* ct = out.data() + kNonceSize;
   int outl = 0;
   if (!UpdateAad(ctx, aad) || !UpdateData(ctx, plain, ct) ||
-      EVP_EncryptFinal_ex(ctx, ct + plain.size(), &outl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + plain.size()) != 1) {
+      !UpdateData(ctx, tail, ct + plain.size()) || EVP_EncryptFinal_ex(ctx, ct + n, &outl) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + n) != 1) {
     tc.Fail();
     return SealFailed();
   }
@@ -123,7 +126,16 @@ Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const 
     return Status::Invalid("seal: output buffer must be plaintext size + 28");
   }
   CAIRN_RETURN_IF_ERROR(RandomBytes(out.first(kNonceSize)));
-  return DoSeal(key, out.data(), aad, plain, out);
+  return DoSeal(key, out.data(), aad, plain, {}, out);
+}
+
+Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+                std::span<const uint8_t> tail, std::span<uint8_t> out) {
+  if (out.size() != plain.size() + tail.size() + kSealOverhead) {
+    return Status::Invalid("seal: output buffer must be plaintext size + 28");
+  }
+  CAIRN_RETURN_IF_ERROR(RandomBytes(out.first(kNonceSize)));
+  return DoSeal(key, out.data(), aad, plain, tail, out);
 }
 
 Status Seal(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
@@ -176,7 +188,7 @@ namespace internal {
 Status SealWithNonce(const Key32& key, std::span<const uint8_t, kNonceSize> nonce,
                      std::span<const uint8_t> aad, std::span<const uint8_t> plain,
                      std::span<uint8_t> out) {
-  return DoSeal(key, nonce.data(), aad, plain, out);
+  return DoSeal(key, nonce.data(), aad, plain, {}, out);
 }
 }  // namespace internal
 

@@ -38,6 +38,10 @@ Status Open(const Key32& key, std::span<const uint8_t> aad, std::span<const uint
 // overlap plain.
 Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
                 std::span<uint8_t> out);
+// The same for the plaintext plain || tail, encrypted in one pass without joining the two in a
+// buffer first: out.size() must equal plain.size() + tail.size() + kSealOverhead.
+Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+                std::span<const uint8_t> tail, std::span<uint8_t> out);
 // plain.size() must equal sealed.size() - kSealOverhead. `plain` may be exactly
 // sealed.subspan(kNonceSize) (in-place decryption); any other overlap is not allowed. On
 // failure `plain` is zeroed (unauthenticated plaintext is never handed out).

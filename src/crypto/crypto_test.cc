@@ -191,6 +191,23 @@ TEST(AeadTest, IntoCallerBuffersAndInPlace) {
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; }));
 }
 
+TEST(AeadTest, TwoPartSealIsTheSealOfTheJoinedPlaintext) {
+  Key32 key = *RandomKey();
+  const std::vector<uint8_t> aad = {1, 2, 3};
+  for (auto [n, t] : {std::pair<size_t, size_t>{5000, 36}, {0, 4}, {17, 0}, {1 << 20, 4099}}) {
+    SCOPED_TRACE(std::to_string(n) + "+" + std::to_string(t));
+    auto plain = Pattern(n, 12), tail = Pattern(t, 13);
+    std::vector<uint8_t> sealed(n + t + kSealOverhead);
+    ASSERT_TRUE(SealInto(key, aad, plain, tail, sealed).ok());
+    std::vector<uint8_t> back, joined = plain;
+    joined.insert(joined.end(), tail.begin(), tail.end());
+    ASSERT_TRUE(Open(key, aad, sealed, back).ok());
+    EXPECT_EQ(back, joined);
+    std::span<uint8_t> short_out(sealed.data(), sealed.size() - 1);
+    EXPECT_EQ(SealInto(key, aad, plain, tail, short_out).code(), Code::kInvalidArgument);
+  }
+}
+
 struct GcmVector {
   const char *key, *iv, *aad, *plain, *cipher, *tag;
 };

@@ -13,7 +13,7 @@
 
 namespace cairn::crypto {
 
-// Overwrites `n` bytes at `p` with zeros in a way the compiler may not elide (OPENSSL_cleanse).
+// Overwrites `n` bytes at `p` with zeros in a way the compiler may not elide (explicit_bzero).
 void Cleanse(void* p, size_t n);
 inline void Cleanse(std::string& s) {
   Cleanse(s.data(), s.size());

@@ -59,18 +59,19 @@ Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, 
   Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
   auto aad = ChunkAad(store_id(), id, seal.key_version);
   if (plain.size() > kMaxChunkPayload) return Status::Invalid("chunk too large to seal");
-  // payload || zeros || u32le payload length, in a per-thread buffer.
-  thread_local std::vector<uint8_t> padded;
-  padded.assign(PaddedChunkSize(plain.size()) - kSealOverhead, 0);
-  if (!plain.empty()) std::memcpy(padded.data(), plain.data(), plain.size());
-  PutU32Le(padded.data() + padded.size() - 4, static_cast<uint32_t>(plain.size()));
+  // payload || zeros || u32le payload length: the payload is encrypted where it is, followed by
+  // the padding and length from a small per-thread buffer (no copy of the payload).
+  const size_t padded = PaddedChunkSize(plain.size()) - kSealOverhead;
+  thread_local std::vector<uint8_t> tail;
+  tail.assign(padded - plain.size(), 0);
+  PutU32Le(tail.data() + tail.size() - 4, static_cast<uint32_t>(plain.size()));
   seal.padded = true;
-  out.resize(padded.size() + kSealOverhead);
-  return SealInto(key, aad, padded, out);
+  out.resize(padded + kSealOverhead);
+  return SealInto(key, aad, plain, tail, out);
 }
 
-Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
-                              std::vector<uint8_t>& buf) const {
+Result<std::span<uint8_t>> StoreCrypto::OpenChunkInPlace(const Digest& id, const ChunkSeal& seal,
+                                                         std::span<uint8_t> buf) const {
   if (buf.size() < kSealOverhead) return Status::Corruption("too short to be a sealed chunk");
   auto data_key = keys_.DataKey(seal.key_version);
   if (!data_key.ok())
@@ -78,7 +79,7 @@ Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
                               ", which the key ring lacks");
   Key32 key = ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch);
   auto aad = ChunkAad(store_id(), id, seal.key_version);
-  std::span<uint8_t> plain(buf.data() + kNonceSize, buf.size() - kSealOverhead);
+  std::span<uint8_t> plain = buf.subspan(kNonceSize, buf.size() - kSealOverhead);
   if (!OpenInto(key, aad, buf, plain).ok())
     return Status::Corruption("authentication failed (tampered or damaged)");
   size_t n = plain.size();
@@ -88,8 +89,14 @@ Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
       return Status::Corruption("its padding trailer does not decode");
     n = GetU32Le(plain.data() + n - 4);
   }
-  std::memmove(buf.data(), plain.data(), n);
-  buf.resize(n);
+  return plain.first(n);
+}
+
+Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
+                              std::vector<uint8_t>& buf) const {
+  CAIRN_ASSIGN_OR_RETURN(std::span<uint8_t> plain, OpenChunkInPlace(id, seal, buf));
+  std::memmove(buf.data(), plain.data(), plain.size());
+  buf.resize(plain.size());
   return Status::Ok();
 }
 

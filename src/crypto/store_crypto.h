@@ -66,6 +66,10 @@ class StoreCrypto {
   // when seal.padded). Any mismatch is Corruption saying why (the caller names the chunk and
   // its place).
   Status OpenChunk(const Digest& id, const ChunkSeal& seal, std::vector<uint8_t>& buf) const;
+  // The same without moving the plaintext: decrypts where it lies in `buf` and returns it (a
+  // span inside `buf`, padding removed). Errors as OpenChunk.
+  Result<std::span<uint8_t>> OpenChunkInPlace(const Digest& id, const ChunkSeal& seal,
+                                              std::span<uint8_t> buf) const;
 
   // Metadata rows: u8 0xE1 || u32le key version || nonce || ciphertext || tag, AAD = row key.
   Result<std::string> SealRow(std::string_view row_key, std::string_view plain) const;

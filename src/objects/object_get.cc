@@ -1,8 +1,9 @@
 // ObjectStore::Get: the restore pipeline. The calling thread resolves the version, loads and
 // verifies the manifest, looks chunk records up in batches (one MultiGet per window of
-// entries, one window ahead, each window a read-ahead hint to the backend), submits verified
-// chunk reads to the pool (at most InFlight() at a time) and writes the results to the sink in
-// order.
+// entries, one window ahead, each window a read-ahead hint to the backend) and submits verified
+// chunk reads to the pool (at most InFlight() at a time). A positional sink (a fresh file) is
+// written by the pool thread that read each chunk, at the chunk's offset; any other sink is
+// written in order by the calling thread. The calling thread reports progress in order.
 #include <algorithm>
 #include <deque>
 #include <future>
@@ -18,7 +19,38 @@ constexpr size_t kLookupWindow = 64;
 // the ones it reads: a sequential pass would only push the hot set of ranged reads out.
 constexpr size_t kCacheFillMaxChunks = 16;
 
-using Fetched = Result<ChunkRef>;
+// What a pool task hands back for one manifest entry: the chunk and the part of it within the
+// range [from, to); no chunk when the task already wrote that part into a positional sink.
+struct Part {
+  ChunkRef chunk;
+  uint64_t from = 0, to = 0;
+};
+using Fetched = Result<Part>;
+
+// One manifest entry to restore: which chunk, where its record is (when looked up), which of
+// its bytes the range covers and where they go in the output.
+struct Job {
+  ManifestEntry entry;
+  std::optional<ChunkRecord> hint;
+  uint64_t from = 0, to = 0;  // bytes of the chunk
+  uint64_t at = 0;            // output offset of byte `from`
+  bool fill = true;           // cache the chunk if it is read (ChunkStore::ReadRef)
+};
+
+// Reads and verifies one chunk, checks its length against the manifest, and writes its part
+// at its offset when `sink` is given (positional); errors name the chunk, not the object.
+Fetched FetchPart(const ChunkStore* cs, const Job& job, ByteSink* sink) {
+  auto read = cs->ReadRef(job.entry.id, job.hint ? &*job.hint : nullptr, job.fill);
+  if (!read.ok()) return read.status();
+  ChunkRef data = std::move(*read);
+  if (data->size() != job.entry.length)
+    return Status::Corruption("chunk " + job.entry.id.Hex() + " has " +
+                              std::to_string(data->size()) + " bytes but the manifest expects " +
+                              std::to_string(job.entry.length));
+  if (!sink) return Part{std::move(data), job.from, job.to};
+  CAIRN_RETURN_IF_ERROR(sink->WriteAt(job.at, data->span().subspan(job.from, job.to - job.from)));
+  return Part{nullptr, job.from, job.to};
+}
 
 }  // namespace
 
@@ -29,7 +61,8 @@ Status ObjectStore::Get(const std::string& name, std::optional<uint64_t> version
     Status s = GetOnce(name, version, range, sink, progress, written);
     // A chunk released under this read (ChunkStore::Read refreshed the view when it found
     // that): the version was removed meanwhile. Started again on the fresh view while nothing
-    // was written; the version asked for (or the latest now) is read, or is NotFound.
+    // was written in order (a positional sink is Reset by each attempt, dropping what the pool
+    // wrote); the version asked for (or the latest now) is read, or is NotFound.
     if (s.code() != Code::kNotFound || written > 0 || attempt == 3) return s;
     uint64_t v = 0;
     auto now = ResolveVersion(name, version, &v);
@@ -52,31 +85,34 @@ Status ObjectStore::GetOnce(const std::string& name, std::optional<uint64_t> ver
                            " is past the end of " + ref + " (size " + std::to_string(m.size) + ")");
   const uint64_t begin = range.offset;
   const uint64_t end = range.length ? begin + *range.length : m.size;
+  // A positional sink starts as a hole of the final size (again on a second attempt).
+  if (sink.positional()) CAIRN_RETURN_IF_ERROR(sink.Reset(end - begin));
+  return ReadEntries(m, ref, begin, end, sink, progress, written);
+}
+
+Status ObjectStore::ReadEntries(const Manifest& m, const std::string& ref, uint64_t begin,
+                                uint64_t end, ByteSink& sink, const ProgressFn& progress,
+                                uint64_t& written) {
   // No second pass over the content: the manifest was verified against its id (which covers
   // every chunk id, offset and the content hash) and every chunk is verified against its id
   // before a byte of it is written, so the bytes written are exactly the content hashed at put.
   size_t first = begin < end ? m.FindEntry(begin) : m.entries.size();
   size_t last = first;
   while (last < m.entries.size() && m.entries[last].offset < end) last++;
+  ByteSink* at_sink = sink.positional() ? &sink : nullptr;
 
   std::deque<std::future<Fetched>> inflight;
+  // On an early return the pool may still be writing into `sink`: wait for those tasks.
+  WaitAllOnExit wait_all(inflight);
   uint64_t done = 0;
-  size_t drain_index = first;
   auto drain_one = [&]() -> Status {
     Fetched fetched = inflight.front().get();
     inflight.pop_front();
-    const ManifestEntry& e = m.entries[drain_index++];
     if (!fetched.ok()) return fetched.status().WithContext(ref);
-    const ChunkBuffer& data = **fetched;
-    if (data.size() != e.length)
-      return Status::Corruption(ref + ": chunk " + e.id.Hex() + " has " +
-                                std::to_string(data.size()) + " bytes but the manifest expects " +
-                                std::to_string(e.length));
-    uint64_t from = std::max(begin, e.offset) - e.offset;
-    uint64_t to = std::min(end, e.offset + e.length) - e.offset;
-    std::span<const uint8_t> part(data.data() + from, to - from);
-    CAIRN_RETURN_IF_ERROR(sink.Write(part));
-    done += part.size();
+    const Part& part = *fetched;
+    if (part.chunk)
+      CAIRN_RETURN_IF_ERROR(sink.Write(part.chunk->span().subspan(part.from, part.to - part.from)));
+    done += part.to - part.from;
     written = done;
     if (progress) progress(done, end - begin);
     return Status::Ok();
@@ -107,9 +143,16 @@ Status ObjectStore::GetOnce(const std::string& name, std::optional<uint64_t> ver
       CAIRN_ASSIGN_OR_RETURN(next, lookup(w + kLookupWindow));
     }
     for (size_t i = 0; i < cur.size(); i++) {
-      std::optional<ChunkRecord> hint = std::move(cur[i]);
-      inflight.push_back(pool_->Submit([cs, id = m.entries[w + i].id, hint, fill]() -> Fetched {
-        return cs->ReadRef(id, hint ? &*hint : nullptr, fill);
+      const ManifestEntry& e = m.entries[w + i];
+      Job job{e,
+              std::move(cur[i]),
+              std::max(begin, e.offset) - e.offset,
+              std::min(end, e.offset + e.length) - e.offset,
+              0,
+              fill};
+      job.at = e.offset + job.from - begin;
+      inflight.push_back(pool_->Submit([cs, job = std::move(job), at_sink]() -> Fetched {
+        return FetchPart(cs, job, at_sink);
       }));
       while (inflight.size() >= InFlight()) CAIRN_RETURN_IF_ERROR(drain_one());
     }

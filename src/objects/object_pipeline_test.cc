@@ -126,6 +126,83 @@ TEST_F(Pipeline, IngestAndRestoreLookEachChunkUpOnceInBatches) {
   ExpectClean();
 }
 
+// Ingest cuts chunks in place in its read buffers (slabs of 16 MiB here) and carries a slab's
+// uncut tail over to the next one: the chunks are exactly those of cutting the whole input in
+// one buffer, whatever the read sizes, across several slab changes, and the content hash is
+// that of the whole input.
+TEST_F(Pipeline, ChunksCutInPlaceMatchCuttingTheWholeInput) {
+  auto data = testing::TextData(20 << 20, 21);
+  auto rnd = RandomData(22 << 20, 22);
+  data.insert(data.end(), rnd.begin(), rnd.end());  // 42 MiB: slabs A, B, A again
+  std::vector<uint32_t> want;
+  for (size_t at = 0; at < data.size();) {
+    size_t cut = chunker_->NextCut({data.data() + at, data.size() - at}, true);
+    want.push_back(static_cast<uint32_t>(cut));
+    at += cut;
+  }
+  for (size_t read : {size_t{1} << 20, size_t{999}, size_t{3} << 20}) {
+    SCOPED_TRACE(read);
+    MemSource src(data, read);
+    auto put = objects_->Put("a" + std::to_string(read), src, {});
+    ASSERT_TRUE(put.ok()) << put.status().message();
+    EXPECT_EQ(put->content_hash, hasher_->Hash(data));
+    auto m = objects_->LoadManifest(put->manifest_id);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    std::vector<uint32_t> got;
+    for (const auto& e : m->entries) got.push_back(e.length);
+    EXPECT_EQ(got, want);
+  }
+  EXPECT_EQ(Get("a999"), data);
+}
+
+// A positional sink (a fresh output file) is written by the pool threads, each chunk at its
+// offset, never in order by the calling thread; every range comes out right.
+TEST_F(Pipeline, PositionalSinkIsWrittenByThePoolAtEachOffset) {
+  auto data = RandomData(6 << 20, 11);
+  std::fill(data.begin() + (1 << 20), data.begin() + (2 << 20), 0);  // zeros stay zeros
+  PutResult put = Put("a", data);
+  ASSERT_GT(put.chunks, 20u);
+  using testing::PositionalMemSink;
+  PositionalMemSink whole;
+  ASSERT_TRUE(objects_->Get("a", std::nullopt, {}, whole, {}).ok());
+  EXPECT_EQ(whole.data, data);
+  EXPECT_EQ(whole.resets.load(), 1);
+  EXPECT_EQ(whole.ordered_writes.load(), 0);
+  EXPECT_EQ(whole.writes, static_cast<int>(put.chunks));
+  EXPECT_EQ(whole.threads.count(std::this_thread::get_id()), 0u) << "written by the pool";
+  const uint64_t n = data.size();
+  const std::vector<Range> ranges = {{12345, (3u << 20) + 17}, {0, 1}, {n - 1, 1},
+                                     {n / 2, std::nullopt},    {n, 0}, {0, n}};
+  for (const Range& r : ranges) {
+    SCOPED_TRACE(std::to_string(r.offset) + ":" + (r.length ? std::to_string(*r.length) : ""));
+    PositionalMemSink part;
+    uint64_t done = 0;
+    ASSERT_TRUE(
+        objects_->Get("a", std::nullopt, r, part, [&](uint64_t d, uint64_t) { done = d; }).ok());
+    const uint64_t len = r.length ? *r.length : n - r.offset;
+    EXPECT_EQ(part.data,
+              std::vector<uint8_t>(data.begin() + static_cast<ptrdiff_t>(r.offset),
+                                   data.begin() + static_cast<ptrdiff_t>(r.offset + len)));
+    EXPECT_EQ(done, len) << "progress counts every byte";
+  }
+}
+
+// A failing positional write fails the restore with the sink's error; Get returns only once no
+// pool task is still writing into the sink.
+TEST_F(Pipeline, PositionalWriteErrorFailsTheRestore) {
+  auto data = RandomData(6 << 20, 12);
+  Put("a", data);
+  testing::PositionalMemSink sink;
+  sink.fail_from = 2 << 20;
+  Status s = objects_->Get("a", std::nullopt, {}, sink, {});
+  ASSERT_EQ(s.code(), Code::kIOError) << s.message();
+  EXPECT_NE(s.message().find("injected"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("a@1"), std::string::npos) << s.message();
+  const int calls = sink.calls.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(sink.calls.load(), calls) << "a pool task wrote after Get returned";
+}
+
 // A source that stops at `pause_at` bytes until released, and says when it got there.
 class GatedSource : public ByteSource {
  public:

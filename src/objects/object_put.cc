@@ -1,15 +1,19 @@
 // ObjectStore::Put: the ingest pipeline and the commit of a new version.
 //
-// The calling thread reads the source and cuts it into chunks; consecutive chunks go to the
-// pool in groups (ChunkTxn::Prepare: hash, pin, one MultiGet for the group, compress and seal
-// what is new), and the calling thread, as the ordered stage, adds each result to the
-// transaction and the manifest. The whole-content hash runs on a thread of its own. Memory is
-// bounded by the read buffer plus the groups in flight, whatever the input size.
+// The calling thread reads the source into large buffers and cuts it into chunks in place;
+// consecutive chunks go to the pool in groups, as spans of those buffers, never copied
+// (ChunkTxn::Prepare: hash, pin, one MultiGet for the group, compress and seal what is new),
+// and the calling thread, as the ordered stage, adds each result to the transaction and the
+// manifest. The whole-content hash runs on a thread of its own, over the same spans. Memory is
+// bounded by the read buffers (at most three) plus the sealed output of the groups in flight,
+// whatever the input size.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <future>
+#include <optional>
 
 #include "objects/object_store.h"
 
@@ -34,47 +38,108 @@ uint64_t NowNs() {
                                    .count());
 }
 
-// Chunks cut from the source, copied into one buffer that the pool task and the content-hash
-// thread share.
-struct Group {
-  std::shared_ptr<std::vector<uint8_t>> data = std::make_shared<std::vector<uint8_t>>();
-  std::vector<size_t> ends;  // end offset of each chunk in data
-};
-
-// Reads from `src` into a buffer and cuts chunks from it.
+// Reads the source into a few large buffers (slabs) and cuts chunks in place: chunks are handed
+// on as spans of a slab, never copied. A chunk never spans two slabs: when a slab is full, its
+// uncut tail (less than one chunk) is copied to the start of a free slab. A slab is free when
+// no group of chunks in flight holds it (Hold/Release, from the calling thread only).
 class Cutter {
  public:
-  // The buffer is not zeroed: only what is read into it is touched (a small put does not pay
-  // for 16 MiB of memset).
+  struct Piece {
+    size_t slab = 0;
+    std::span<const uint8_t> bytes;  // empty at the end of the input
+  };
+  // Slabs are not zeroed: only what is read into them is touched (a small put does not pay for
+  // a memset), and they are allocated once and reused.
   Cutter(ByteSource& src, const Chunker& chunker)
       : src_(src),
         chunker_(chunker),
         size_(std::max<size_t>(4 * chunker.max_size(), 16u << 20)),
-        buf_(new uint8_t[size_]) {}
-  // The next chunk, empty at the end of the input.
-  Result<std::span<const uint8_t>> Next() {
-    while (!eof_ && filled_ - start_ < chunker_.max_size()) {
-      std::memmove(buf_.get(), buf_.get() + start_, filled_ - start_);
-      filled_ -= start_;
-      start_ = 0;
-      CAIRN_ASSIGN_OR_RETURN(size_t n, src_.Read({buf_.get() + filled_, size_ - filled_}));
+        read_size_(std::max<size_t>(chunker.max_size(), 4u << 20)) {
+    slabs_.push_back(Slab{std::unique_ptr<uint8_t[]>(new uint8_t[size_]), 0});
+  }
+  // The next chunk. `drain_one` finishes the oldest group in flight (releasing its slab); it is
+  // called when a slab is needed and none is free.
+  Result<Piece> Next(const std::function<Status()>& drain_one) {
+    for (;;) {
+      const size_t avail = filled_ - start_;
+      if (avail >= chunker_.max_size() || eof_) {
+        if (avail == 0) return Piece{cur_, {}};
+        return Take(chunker_.NextCut({buf() + start_, avail}, eof_));
+      }
+      if (filled_ == size_) {
+        // A cut found in the tail is the one more data would give (FastCDC decides at a
+        // position from the bytes before it); only the undecided rest is copied.
+        if (size_t cut = chunker_.NextCut({buf() + start_, avail}, false)) return Take(cut);
+        CAIRN_RETURN_IF_ERROR(SwitchSlab(drain_one));
+      }
+      CAIRN_ASSIGN_OR_RETURN(size_t n,
+                             src_.Read({buf() + filled_, std::min(read_size_, size_ - filled_)}));
       if (n == 0) eof_ = true;
       filled_ += n;
     }
-    if (start_ == filled_) return std::span<const uint8_t>();
-    size_t cut = chunker_.NextCut({buf_.get() + start_, filled_ - start_}, eof_);
-    std::span<const uint8_t> piece(buf_.get() + start_, cut);
-    start_ += cut;
-    return piece;
   }
+  void Hold(size_t slab) { slabs_[slab].users++; }
+  void Release(size_t slab) { slabs_[slab].users--; }
 
  private:
+  struct Slab {
+    std::unique_ptr<uint8_t[]> buf;
+    size_t users = 0;  // groups in flight with chunks in this slab
+  };
+  static constexpr size_t kMaxSlabs = 3;
+
+  uint8_t* buf() { return slabs_[cur_].buf.get(); }
+  Piece Take(size_t cut) {
+    Piece p{cur_, {buf() + start_, cut}};
+    start_ += cut;
+    return p;
+  }
+  // Moves the uncut tail of the current slab to the start of a free one.
+  Status SwitchSlab(const std::function<Status()>& drain_one) {
+    auto free_slab = [&]() -> std::optional<size_t> {
+      for (size_t i = 0; i < slabs_.size(); i++)
+        if (i != cur_ && slabs_[i].users == 0) return i;
+      return std::nullopt;
+    };
+    std::optional<size_t> next = free_slab();
+    if (!next && slabs_.size() < kMaxSlabs) {
+      slabs_.push_back(Slab{std::unique_ptr<uint8_t[]>(new uint8_t[size_]), 0});
+      next = slabs_.size() - 1;
+    }
+    while (!next) {
+      CAIRN_RETURN_IF_ERROR(drain_one());
+      next = free_slab();
+    }
+    std::memcpy(slabs_[*next].buf.get(), buf() + start_, filled_ - start_);
+    filled_ -= start_;
+    start_ = 0;
+    cur_ = *next;
+    return Status::Ok();
+  }
+
   ByteSource& src_;
   const Chunker& chunker_;
-  const size_t size_;
-  std::unique_ptr<uint8_t[]> buf_;
-  size_t start_ = 0, filled_ = 0;
+  const size_t size_, read_size_;
+  std::vector<Slab> slabs_;
+  size_t cur_ = 0, start_ = 0, filled_ = 0;
   bool eof_ = false;
+};
+
+// Consecutive chunks of one slab, prepared by one pool task and hashed (whole-content hash) in
+// place.
+struct Group {
+  size_t slab = 0;
+  const uint8_t* data = nullptr;  // first byte of the first chunk
+  std::vector<size_t> ends;       // end offset of each chunk from `data`
+  size_t bytes() const { return ends.empty() ? 0 : ends.back(); }
+  // Adds the chunk `p` (of this group's slab, right after the last chunk, when there is one).
+  void Add(const Cutter::Piece& p) {
+    if (ends.empty()) {
+      slab = p.slab;
+      data = p.bytes.data();
+    }
+    ends.push_back(bytes() + p.bytes.size());
+  }
 };
 
 }  // namespace
@@ -91,20 +156,18 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
   ThreadPool content_thread(1);
   std::deque<std::future<Result<std::vector<PreparedChunk>>>> inflight;
   std::deque<std::future<void>> hashed;
-  // On an early return the pool may still be preparing groups for `txn`: wait for them.
-  struct WaitAll {
-    std::deque<std::future<Result<std::vector<PreparedChunk>>>>& q;
-    ~WaitAll() {
-      for (auto& f : q)
-        if (f.valid()) f.wait();
-    }
-  } wait_all{inflight};
+  // On an early return the pool may still be preparing groups for `txn` (in the slabs of
+  // `cutter`): wait for them.
+  WaitAllOnExit wait_all(inflight);
 
+  std::deque<size_t> slabs;  // the slab of each group in flight
   auto drain_one = [&]() -> Status {
     auto prepared = inflight.front().get();
     inflight.pop_front();
     hashed.front().get();  // keeps the content hash within the in-flight window
     hashed.pop_front();
+    cutter.Release(slabs.front());  // neither the pool nor the hash thread reads it any more
+    slabs.pop_front();
     if (!prepared.ok()) return prepared.status();
     for (auto& p : *prepared) {
       ManifestEntry e{p.id, m.size, p.plain_len};
@@ -119,13 +182,15 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
     return Status::Ok();
   };
   auto submit = [&](Group g) {
-    auto data = g.data;
-    hashed.push_back(content_thread.Submit([&content, data] { content->Update(*data); }));
-    inflight.push_back(pool_->Submit([&txn, g]() {
+    cutter.Hold(g.slab);
+    slabs.push_back(g.slab);
+    std::span<const uint8_t> all(g.data, g.bytes());
+    hashed.push_back(content_thread.Submit([&content, all] { content->Update(all); }));
+    inflight.push_back(pool_->Submit([&txn, g = std::move(g)]() {
       std::vector<std::span<const uint8_t>> pieces;
       size_t from = 0;
       for (size_t end : g.ends) {
-        pieces.emplace_back(g.data->data() + from, end - from);
+        pieces.emplace_back(g.data + from, end - from);
         from = end;
       }
       return txn.Prepare(pieces);
@@ -134,19 +199,23 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
 
   Group group;
   for (;;) {
-    CAIRN_ASSIGN_OR_RETURN(auto piece, cutter.Next());
-    if (!piece.empty()) {
-      group.data->insert(group.data->end(), piece.begin(), piece.end());
-      group.ends.push_back(group.data->size());
-    }
-    bool full = group.data->size() >= kGroupBytes || group.ends.size() >= kGroupChunks;
-    if (!group.ends.empty() && (full || piece.empty())) {
+    CAIRN_ASSIGN_OR_RETURN(auto piece, cutter.Next([&] {
+      return inflight.empty() ? Status::IOError("ingest: no read buffer free") : drain_one();
+    }));
+    // A group holds chunks of one slab only, and consecutive ones.
+    if (!group.ends.empty() && !piece.bytes.empty() && piece.slab != group.slab) {
       submit(std::move(group));
       group = Group();
     }
-    while (inflight.size() >= InFlight() || (piece.empty() && !inflight.empty()))
+    if (!piece.bytes.empty()) group.Add(piece);
+    bool full = group.bytes() >= kGroupBytes || group.ends.size() >= kGroupChunks;
+    if (!group.ends.empty() && (full || piece.bytes.empty())) {
+      submit(std::move(group));
+      group = Group();
+    }
+    while (inflight.size() >= InFlight() || (piece.bytes.empty() && !inflight.empty()))
       CAIRN_RETURN_IF_ERROR(drain_one());
-    if (piece.empty()) break;
+    if (piece.bytes.empty()) break;
   }
   m.content_hash = content->Finish();
   return in;

@@ -6,7 +6,8 @@
 // batches, compression and sealing on the pool; writes in order) with no store-wide lock until
 // its commit, so puts, removals and reads of one store run side by side (ADR 0013). Get looks
 // chunk records up in batches and fetches, decompresses and verifies chunks in parallel,
-// writing them in order.
+// writing them in order (or, into a positional sink such as a fresh file, each from the thread
+// that read it, at its offset).
 #pragma once
 
 #include <functional>
@@ -91,6 +92,10 @@ class ObjectStore {
   // One attempt of Get; `written`: bytes given to `sink`.
   Status GetOnce(const std::string& name, std::optional<uint64_t> version, const Range& range,
                  ByteSink& sink, const ProgressFn& progress, uint64_t& written);
+  // The reads and writes of GetOnce: bytes [begin, end) of the content of manifest `m` (`ref`
+  // names the version in messages) to `sink`, written by the pool when it is positional.
+  Status ReadEntries(const Manifest& m, const std::string& ref, uint64_t begin, uint64_t end,
+                     ByteSink& sink, const ProgressFn& progress, uint64_t& written);
   // Removes the given versions of `name` in one transaction.
   // Versions already gone when the transaction commits are skipped; returns how many went.
   Result<uint64_t> RemoveVersions(const std::string& name, const std::vector<VersionInfo>& doomed);

@@ -43,14 +43,22 @@ struct DctxDeleter {
 };
 }  // namespace
 
+size_t CompressBound(size_t n) { return ZSTD_compressBound(n); }
+
+size_t CompressInto(const CompressionSpec& spec, std::span<const uint8_t> in,
+                    std::span<uint8_t> out) {
+  if (!spec.enabled || in.empty() || out.size() < ZSTD_compressBound(in.size())) return 0;
+  thread_local std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+  size_t n =
+      ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), in.data(), in.size(), spec.level);
+  return !ZSTD_isError(n) && n < in.size() ? n : 0;
+}
+
 Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in,
                std::vector<uint8_t>& out) {
   if (spec.enabled && !in.empty()) {
-    thread_local std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
     out.resize(ZSTD_compressBound(in.size()));
-    size_t n =
-        ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), in.data(), in.size(), spec.level);
-    if (!ZSTD_isError(n) && n < in.size()) {
+    if (size_t n = CompressInto(spec, in, out)) {
       out.resize(n);
       return Codec::kZstd;
     }

@@ -24,6 +24,15 @@ struct CompressionSpec {
 // shrink the data or compression is disabled, in which case `out` holds a copy).
 Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in, std::vector<uint8_t>& out);
 
+// Bytes CompressInto may need for `n` input bytes (ZSTD_compressBound).
+size_t CompressBound(size_t n);
+// Compresses `in` into `out` (at least CompressBound(in.size()) bytes) when zstd shrinks it:
+// returns the compressed length, or 0 when it does not shrink, compression is disabled or `in`
+// is empty (the chunk is then stored raw, and `out` holds nothing useful). Nothing is copied or
+// zeroed besides what zstd writes.
+size_t CompressInto(const CompressionSpec& spec, std::span<const uint8_t> in,
+                    std::span<uint8_t> out);
+
 // Decompresses into `out`, which must be exactly the recorded plaintext length.
 Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> out);
 

@@ -246,6 +246,26 @@ TEST(Compress, RoundTripAndRawFallback) {
   EXPECT_FALSE(Decompress(Codec::kZstd, out, back).ok());
 }
 
+TEST(Compress, IntoCallerBuffer) {
+  CompressionSpec spec;
+  std::vector<uint8_t> text(1 << 20);
+  for (size_t i = 0; i < text.size(); i++) text[i] = "into the buffer "[i % 16];
+  std::vector<uint8_t> out(CompressBound(text.size()), 0xEE);
+  const size_t n = CompressInto(spec, text, out);
+  ASSERT_GT(n, 0u);
+  EXPECT_LT(n, text.size() / 10);
+  std::vector<uint8_t> back(text.size());
+  ASSERT_TRUE(Decompress(Codec::kZstd, {out.data(), n}, back).ok());
+  EXPECT_EQ(back, text);
+  // Not smaller, disabled, empty, or a buffer below the bound: 0 (stored raw).
+  auto noise = RandomBytes(1 << 20, 4);
+  std::vector<uint8_t> room(CompressBound(noise.size()));
+  EXPECT_EQ(CompressInto(spec, noise, room), 0u);
+  EXPECT_EQ(CompressInto(CompressionSpec{false, 3}, text, out), 0u);
+  EXPECT_EQ(CompressInto(spec, {}, out), 0u);
+  EXPECT_EQ(CompressInto(spec, text, std::span<uint8_t>(out).first(n)), 0u);
+}
+
 TEST(Compress, ParseSpec) {
   EXPECT_EQ(CompressionSpec::Parse("zstd:7")->level, 7);
   EXPECT_FALSE(CompressionSpec::Parse("none")->enabled);

@@ -76,4 +76,21 @@ class ThreadPool {
   bool stop_ = false;
 };
 
+// Waits on destruction for every still valid future in `q` (a deque or vector of futures): a
+// pipeline that returns early leaves no pool task running on state it is about to free.
+template <typename Queue>
+class WaitAllOnExit {
+ public:
+  explicit WaitAllOnExit(Queue& q) : q_(q) {}
+  ~WaitAllOnExit() {
+    for (auto& f : q_)
+      if (f.valid()) f.wait();
+  }
+  WaitAllOnExit(const WaitAllOnExit&) = delete;
+  WaitAllOnExit& operator=(const WaitAllOnExit&) = delete;
+
+ private:
+  Queue& q_;
+};
+
 }  // namespace cairn
