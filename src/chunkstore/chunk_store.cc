@@ -108,8 +108,10 @@ void ChunkStore::Healed(const std::vector<Digest>& ids) {
 }
 
 void ChunkStore::Forget(const std::vector<Digest>& deleted) const {
-  if (!cache_) return;
-  for (const auto& id : deleted) cache_->Erase(cache_key_, id);
+  for (const auto& id : deleted) {
+    hints_.Erase(id);
+    if (cache_) cache_->Erase(cache_key_, id);
+  }
 }
 
 Status ChunkStore::CommitSection::Enter() {
@@ -231,6 +233,12 @@ Status ChunkStore::ReadRecord(const Digest& id, const ChunkRecord& rec,
 
 Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                           std::vector<uint8_t>& out) const {
+  out.resize(rec.plain_len);
+  return UnsealInto(id, rec, stored, out);
+}
+
+Status ChunkStore::UnsealInto(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                              std::span<uint8_t> out) const {
   auto where = [&] {
     return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
   };
@@ -238,13 +246,19 @@ Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<
     return Status::Corruption("chunk " + id.Hex() + where() +
                               (crypto_ ? " is not sealed in an encrypted store"
                                        : " is sealed but the store is not encrypted"));
+  if (out.size() != rec.plain_len)
+    return Status::Corruption("chunk " + id.Hex() + where() + " has " +
+                              std::to_string(rec.plain_len) + " bytes, " +
+                              std::to_string(out.size()) + " were expected");
+  std::span<uint8_t> payload = stored;
   if (crypto_) {
-    Status s =
-        crypto_->OpenChunk(id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
-    if (!s.ok()) return Status::Corruption("chunk " + id.Hex() + where() + ": " + s.message());
+    auto plain = crypto_->OpenChunkSpan(
+        id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
+    if (!plain.ok())
+      return Status::Corruption("chunk " + id.Hex() + where() + ": " + plain.status().message());
+    payload = *plain;
   }
-  out.resize(rec.plain_len);
-  Status s = Decompress(rec.codec, stored, out);
+  Status s = Decompress(rec.codec, payload, out);
   if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
   if (rec.is_private()) {
     // Its id is random: the AEAD verified it, or (plain store) the checksum in `salt` does.
@@ -365,7 +379,22 @@ Status ChunkStore::WriteSpaceBatch(WriteBatch batch) {
 
 void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
   // Freed space goes back to the filesystem; if this is interrupted, `maintain` redoes it.
-  for (const auto& e : extents) (void)backend_->Discard(e.segment, e.offset, e.length);
+  // Neighbouring extents (the blocks of one vdisk write, overwritten together) are released in
+  // one call.
+  std::vector<Extent> runs = extents;
+  std::sort(runs.begin(), runs.end(), [](const Extent& a, const Extent& b) {
+    return std::tie(a.segment, a.offset) < std::tie(b.segment, b.offset);
+  });
+  size_t n = 0;
+  for (const auto& e : runs) {
+    if (n > 0 && runs[n - 1].segment == e.segment &&
+        runs[n - 1].offset + runs[n - 1].length == e.offset)
+      runs[n - 1].length += e.length;
+    else
+      runs[n++] = e;
+  }
+  runs.resize(n);
+  for (const auto& e : runs) (void)backend_->Discard(e.segment, e.offset, e.length);
   space_.MakeAvailable(extents);
 }
 

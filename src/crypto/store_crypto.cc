@@ -71,6 +71,14 @@ Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, 
 
 Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
                               std::vector<uint8_t>& buf) const {
+  CAIRN_ASSIGN_OR_RETURN(std::span<uint8_t> plain, OpenChunkSpan(id, seal, buf));
+  std::memmove(buf.data(), plain.data(), plain.size());
+  buf.resize(plain.size());
+  return Status::Ok();
+}
+
+Result<std::span<uint8_t>> StoreCrypto::OpenChunkSpan(const Digest& id, const ChunkSeal& seal,
+                                                      std::span<uint8_t> buf) const {
   if (buf.size() < kSealOverhead) return Status::Corruption("too short to be a sealed chunk");
   auto data_key = keys_.DataKey(seal.key_version);
   if (!data_key.ok())
@@ -88,9 +96,7 @@ Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
       return Status::Corruption("its padding trailer does not decode");
     n = GetU32Le(plain.data() + n - 4);
   }
-  std::memmove(buf.data(), plain.data(), n);
-  buf.resize(n);
-  return Status::Ok();
+  return plain.first(n);
 }
 
 Result<std::string> StoreCrypto::SealRow(std::string_view row_key, std::string_view plain) const {

@@ -66,6 +66,10 @@ class StoreCrypto {
   // when seal.padded). Any mismatch is Corruption saying why (the caller names the chunk and
   // its place).
   Status OpenChunk(const Digest& id, const ChunkSeal& seal, std::vector<uint8_t>& buf) const;
+  // The same on a span (a part of a larger read): decrypts in place and returns the part of
+  // `buf` that holds the plaintext (without its padding), nothing moved.
+  Result<std::span<uint8_t>> OpenChunkSpan(const Digest& id, const ChunkSeal& seal,
+                                           std::span<uint8_t> buf) const;
 
   // Metadata rows: u8 0xE1 || u32le key version || nonce || ciphertext || tag, AAD = row key.
   Result<std::string> SealRow(std::string_view row_key, std::string_view plain) const;
