@@ -82,8 +82,9 @@ struct OpenOptions {
   // (Invalid) when opening.
   unsigned threads = 0;
   // Bytes of RAM for the hot cache of verified plaintext chunks (ADR 0011); nullopt = the
-  // repository config's cache_size, else 64 MiB; 0 disables it.
+  // repository config's cache_size, else default_cache_size; 0 disables it.
   std::optional<uint64_t> cache_size;
+  uint64_t default_cache_size = 64ull << 20;  // bytes; the NBD server asks for less
   std::string user;      // the store to open: a user's, or the system store when empty
   std::string password;  // needed for an encrypted repository; never logged or echoed
 };

@@ -112,8 +112,10 @@ void ChunkStore::Healed(const std::vector<Digest>& ids) {
 }
 
 void ChunkStore::Forget(const std::vector<Digest>& deleted) const {
-  if (!cache_) return;
-  for (const auto& id : deleted) cache_->Erase(cache_key_, id);
+  for (const auto& id : deleted) {
+    hints_.Erase(id);
+    if (cache_) cache_->Erase(cache_key_, id);
+  }
 }
 
 Status ChunkStore::CommitSection::Enter() {
@@ -256,6 +258,16 @@ Status ChunkStore::ReadRecordInto(const Digest& id, const ChunkRecord& rec,
 Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                           std::vector<uint8_t>& out) const {
   return UnsealSpan(id, rec, stored, IntoVector(out));
+}
+
+Status ChunkStore::UnsealInto(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                              std::span<uint8_t> out) const {
+  if (out.size() != rec.plain_len)
+    return Status::Corruption("chunk " + id.Hex() + " in " + backend_->Describe(rec.segment) +
+                              " at offset " + std::to_string(rec.offset) + " has " +
+                              std::to_string(rec.plain_len) + " bytes, " +
+                              std::to_string(out.size()) + " were expected");
+  return UnsealSpan(id, rec, stored, [out](size_t) { return out; });
 }
 
 Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
@@ -405,7 +417,22 @@ Status ChunkStore::WriteSpaceBatch(WriteBatch batch) {
 
 void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
   // Freed space goes back to the filesystem; if this is interrupted, `maintain` redoes it.
-  for (const auto& e : extents) (void)backend_->Discard(e.segment, e.offset, e.length);
+  // Neighbouring extents (the blocks of one vdisk write, overwritten together) are released in
+  // one call.
+  std::vector<Extent> runs = extents;
+  std::sort(runs.begin(), runs.end(), [](const Extent& a, const Extent& b) {
+    return std::tie(a.segment, a.offset) < std::tie(b.segment, b.offset);
+  });
+  size_t n = 0;
+  for (const auto& e : runs) {
+    if (n > 0 && runs[n - 1].segment == e.segment &&
+        runs[n - 1].offset + runs[n - 1].length == e.offset)
+      runs[n - 1].length += e.length;
+    else
+      runs[n++] = e;
+  }
+  runs.resize(n);
+  for (const auto& e : runs) (void)backend_->Discard(e.segment, e.offset, e.length);
   space_.MakeAvailable(extents);
 }
 

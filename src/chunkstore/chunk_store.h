@@ -33,6 +33,7 @@
 #include "cairn/io.h"
 #include "chunkstore/chunk_record.h"
 #include "chunkstore/commit_gate.h"
+#include "chunkstore/record_hints.h"
 #include "chunkstore/space_map.h"
 #include "crypto/store_crypto.h"
 #include "index/index.h"
@@ -88,6 +89,13 @@ class ChunkTxn {
   // lookup, no compression, sealed like any chunk in an encrypted store. Adds one reference and
   // returns the id. For non-deduplicated vdisk blocks.
   Result<Digest> AddPrivate(std::span<const uint8_t> plain);
+  // AddPrivate for many blocks at once (the blocks of one vdisk write): each is sealed on its
+  // own (its own id, salt and record), but they are written side by side with one backend
+  // write. Returns their ids, in order.
+  Result<std::vector<Digest>> AddPrivateMany(const std::vector<std::span<const uint8_t>>& blocks);
+  // AddRef for many prepared chunks at once: the chunks new to the store and to this
+  // transaction are written side by side with one backend write.
+  Status AddRefs(std::vector<PreparedChunk>&& chunks);
   // Drops `n` references; a chunk left with none is deleted at commit and its extent freed.
   void DropRef(const Digest& id, int64_t n = 1);
   // Adds `n` references to a chunk already in the store (a snapshot sharing a vdisk's blocks).
@@ -97,6 +105,8 @@ class ChunkTxn {
   // The record of a chunk this transaction wrote and has not committed (nullopt otherwise):
   // readers of data written but not yet committed read it from there.
   std::optional<ChunkRecord> Pending(const Digest& id) const;
+  // Pending for many ids under one lock: out[i] for ids[i] (left alone when not pending).
+  void PendingMany(std::span<const Digest> ids, std::vector<std::optional<ChunkRecord>>& out) const;
   // New chunks written so far (a vdisk commits early when this grows large).
   size_t new_chunk_count() const;
   // Forgets every reference change made so far (data written stays unused and is released).
@@ -150,6 +160,12 @@ class ChunkTxn {
   Status DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch);
   static Status LostDedupHit(const Digest& id);
   Result<bool> AddNew(const Digest& id, PreparedChunk& c, uint8_t flags);
+  // The record of a new chunk written at `e`.
+  static NewChunk MakeNew(const PreparedChunk& c, const Extent& e, uint8_t flags);
+  // Writes `chunks` (prepared, new: their `stored` bytes) side by side in one backend write and
+  // adds them as new chunks (their references are already counted). A chunk another thread
+  // added meanwhile gives its space back.
+  Status AddNewMany(std::vector<PreparedChunk*>& chunks, uint8_t flags);
   void Pin(std::vector<PreparedChunk>& chunks);
   uint64_t ReadSequence();
   Status CommitLocked(const ExtraFn& extra, Settled& settled);
@@ -261,6 +277,19 @@ class ChunkStore {
   // scans). Shared, read-only.
   Result<ChunkRef> ReadRef(const Digest& id, const ChunkRecord* hint = nullptr,
                            bool fill = true) const;
+  // Reads many chunks at once (the blocks of one vdisk request): outs[i] receives chunk ids[i]
+  // and must be exactly its plaintext length; hints[i] is its record when the caller has it
+  // (else nullptr). Cache hits are copied out; the records of the others are looked up in one
+  // MultiGet; their extents are read in as few backend reads as their placement allows
+  // (neighbours less than kReadGap apart, up to kReadRun bytes per read), then opened and
+  // verified straight into `outs` and offered to the cache (deduplicated chunks only: a private
+  // chunk is one vdisk's block). Records looked up are kept as hints
+  // (record_hints.h), so a chunk read again needs no lookup. A chunk whose fast read fails is
+  // read again on its own, as ReadRef does (its retries, its errors). Thread-safe.
+  static constexpr uint64_t kReadGap = 32 << 10;
+  static constexpr uint64_t kReadRun = 4 << 20;
+  Status ReadMany(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,
+                  std::span<const std::span<uint8_t>> outs) const;
   // A read-only handle moves its view (index rows and space map) to what is committed now;
   // nothing for a writable one, which always sees the latest. Not while a check runs.
   // With `failed_at` (when the read that calls for it failed), nothing is done when another
@@ -327,7 +356,8 @@ class ChunkStore {
   Status ReadUncached(const Digest& id, const ChunkRecord* hint, const PlainBuffer& out) const;
   // ReadRecord into any buffer.
   Status ReadRecordInto(const Digest& id, const ChunkRecord& rec, const PlainBuffer& out) const;
-  // Drops deleted chunks from the cache (their plaintext need not stay in RAM).
+  // Drops deleted chunks from the cache (their plaintext need not stay in RAM) and their
+  // record hints.
   void Forget(const std::vector<Digest>& deleted) const;
   // Chunks whose damaged copy a commit replaced: no longer damaged.
   void Healed(const std::vector<Digest>& ids);
@@ -337,6 +367,17 @@ class ChunkStore {
   // The same for stored bytes in any buffer (opened in place, so overwritten).
   Status UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                     const PlainBuffer& out) const;
+  // The same into `out` (exactly rec.plain_len bytes); `stored` is decrypted in place.
+  Status UnsealInto(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                    std::span<uint8_t> out) const;
+  // ReadMany's steps (chunk_read.cc): the records of `miss` (hints, else one MultiGet; those
+  // not found go to `slow`), and the reads of their extents in runs.
+  Status RecordsOf(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,
+                   const std::vector<size_t>& miss, std::vector<ChunkRecord>& recs,
+                   std::vector<size_t>& found, std::vector<size_t>& slow) const;
+  void ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
+                std::vector<size_t>& order, std::span<const std::span<uint8_t>> outs,
+                std::vector<size_t>& slow) const;
   // Compresses (unless `raw`) and seals a chunk new to the store into p.stored.
   Status Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw = false) const;
   // Writes `batch` plus the space map's changes under the commit lock; on failure the space
@@ -432,6 +473,9 @@ class ChunkStore {
   std::unordered_set<Digest, DigestHash> zero_rows_;  // kept at refcount 0 for a pinner
 
   mutable std::atomic<uint64_t> chunk_reads_{0};
+  // Records for ReadMany (record_hints.h): 65,536 of them, about 10 MiB at most.
+  static constexpr size_t kRecordHints = 65536;
+  mutable RecordHints hints_{kRecordHints};
   mutable std::mutex damaged_mu_;
   std::unordered_set<Digest, DigestHash> damaged_;
   std::atomic<uint64_t> healed_{0};

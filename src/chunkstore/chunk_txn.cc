@@ -2,6 +2,7 @@
 // (chunk_store.h; the commit protocol is in docs/commit-protocol.md, the design in ADR 0013).
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include "chunkstore/chunk_store.h"
@@ -180,19 +181,11 @@ size_t ChunkTxn::new_chunk_count() const {
   return new_chunks_.size();
 }
 
-// Writes a chunk new to the store (its reference is already counted) outside the lock. Two
-// threads that add the same new chunk at once both write it; the second copy is given back.
-Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags) {
-  auto e = WriteData(c.stored);
-  if (!e.ok()) {
-    std::lock_guard lk(mu_);
-    deltas_[id] -= 1;
-    return e.status();
-  }
+ChunkTxn::NewChunk ChunkTxn::MakeNew(const PreparedChunk& c, const Extent& e, uint8_t flags) {
   NewChunk nc;
   ChunkRecord& rec = nc.record;
-  rec.segment = e->segment;
-  rec.offset = e->offset;
+  rec.segment = e.segment;
+  rec.offset = e.offset;
   rec.stored_len = static_cast<uint32_t>(c.stored.size());
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
@@ -207,14 +200,120 @@ Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags)
   nc.read_seq = c.read_seq;
   nc.recheck = c.recheck;
   nc.heal = c.heal;
+  return nc;
+}
+
+// Writes a chunk new to the store (its reference is already counted) outside the lock. Two
+// threads that add the same new chunk at once both write it; the second copy is given back.
+Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags) {
+  auto e = WriteData(c.stored);
+  if (!e.ok()) {
+    std::lock_guard lk(mu_);
+    deltas_[id] -= 1;
+    return e.status();
+  }
+  NewChunk nc = MakeNew(c, *e, flags);
   std::lock_guard lk(mu_);
   if (!new_chunks_.emplace(id, nc).second) {
     std::erase_if(reserved_, [&](const Extent& r) { return SameExtent(r, *e); });
     store_->space_.Release(*e, {});
     return false;
   }
-  new_stored_bytes_ += rec.stored_len;
+  new_stored_bytes_ += nc.record.stored_len;
   return true;
+}
+
+Status ChunkTxn::AddNewMany(std::vector<PreparedChunk*>& chunks, uint8_t flags) {
+  if (chunks.empty()) return Status::Ok();
+  size_t total = 0;
+  for (const PreparedChunk* c : chunks) total += c->stored.size();
+  thread_local std::vector<uint8_t> buf;
+  buf.resize(total);
+  size_t at = 0;
+  for (const PreparedChunk* c : chunks) {
+    std::memcpy(buf.data() + at, c->stored.data(), c->stored.size());
+    at += c->stored.size();
+  }
+  auto e = WriteData(buf);
+  if (buf.capacity() > (8u << 20)) std::vector<uint8_t>().swap(buf);
+  if (!e.ok()) {
+    std::lock_guard lk(mu_);
+    for (const PreparedChunk* c : chunks) deltas_[c->id] -= 1;
+    return e.status();
+  }
+  std::lock_guard lk(mu_);
+  // One reservation becomes one per chunk: each is used, or given back, on its own.
+  std::erase_if(reserved_, [&](const Extent& r) { return SameExtent(r, *e); });
+  at = 0;
+  for (const PreparedChunk* c : chunks) {
+    const Extent part{e->segment, e->offset + at, c->stored.size()};
+    at += c->stored.size();
+    NewChunk nc = MakeNew(*c, part, flags);
+    if (!new_chunks_.emplace(c->id, nc).second) {
+      store_->space_.Release(part, {});
+      continue;
+    }
+    reserved_.push_back(part);
+    new_stored_bytes_ += part.length;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Digest>> ChunkTxn::AddPrivateMany(
+    const std::vector<std::span<const uint8_t>>& blocks) {
+  std::vector<PreparedChunk> cs(blocks.size());
+  std::vector<PreparedChunk*> ptrs;
+  std::vector<Digest> ids;
+  for (size_t i = 0; i < blocks.size(); i++) {
+    PreparedChunk& c = cs[i];
+    CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(c.id.bytes));
+    c.plain_len = static_cast<uint32_t>(blocks[i].size());
+    CAIRN_RETURN_IF_ERROR(store_->Seal(blocks[i], c, /*raw=*/true));
+    if (!store_->crypto_) c.seal.salt = PrivateChecksum(blocks[i]);
+    ptrs.push_back(&c);
+    ids.push_back(c.id);
+  }
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& c : cs) deltas_[c.id] += 1;
+  }
+  CAIRN_RETURN_IF_ERROR(AddNewMany(ptrs, ChunkRecord::kFlagPrivate));
+  return ids;
+}
+
+Status ChunkTxn::AddRefs(std::vector<PreparedChunk>&& chunks) {
+  std::vector<PreparedChunk*> fresh;
+  std::unordered_set<Digest, DigestHash> mine;  // new chunks repeated inside this request
+  {
+    std::lock_guard lk(mu_);
+    for (auto& c : chunks) {
+      deltas_[c.id] += 1;
+      if (new_chunks_.count(c.id) || known_.count(c.id) || mine.count(c.id)) continue;
+      if (c.known()) {
+        known_.emplace(c.id, Known{*c.record, c.read_seq});
+        continue;
+      }
+      mine.insert(c.id);
+      fresh.push_back(&c);
+    }
+  }
+  Status s = AddNewMany(fresh, 0);
+  if (!s.ok()) {  // AddNewMany took back the references of `fresh`; these are the others'
+    std::lock_guard lk(mu_);
+    for (const auto& c : chunks)
+      if (std::find(fresh.begin(), fresh.end(), &c) == fresh.end()) deltas_[c.id] -= 1;
+  }
+  return s;
+}
+
+void ChunkTxn::PendingMany(std::span<const Digest> ids,
+                           std::vector<std::optional<ChunkRecord>>& out) const {
+  std::lock_guard lk(mu_);
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (out[i]) continue;
+    auto it = new_chunks_.find(ids[i]);
+    if (it != new_chunks_.end()) out[i] = it->second.record;
+  }
 }
 
 void ChunkTxn::DiscardRefs() {
@@ -484,6 +583,8 @@ Status ChunkTxn::Commit(const ExtraFn& extra) {
     CAIRN_RETURN_IF_ERROR(CommitLocked(extra, settled));
   }
   done_ = true;
+  // What was just committed is what the next reads of these chunks need (ReadMany).
+  for (const auto& [id, nc] : new_chunks_) store_->hints_.Put(id, nc.record);
   moves_committed_ = settled.moves;
   moved_bytes_ = settled.moved_bytes;
   std::set<std::pair<SegmentId, uint64_t>> used;

@@ -1,4 +1,4 @@
-// HKDF-SHA-256 (RFC 5869, OpenSSL EVP_KDF "HKDF"): derives every sub-key in the key hierarchy
+// HKDF-SHA-256 (RFC 5869, over OpenSSL's HMAC): derives every sub-key in the key hierarchy
 // (keys.h) from a parent key, a salt and a labelled info string.
 #pragma once
 

@@ -89,6 +89,7 @@ Status ExportTable::OpenRepository(const std::string& password) {
   o.threads = cfg_.threads;
   o.user = cfg_.user;
   o.cache_size = cfg_.cache_size;
+  o.default_cache_size = kServerCacheSize;
   o.password = password;
   auto r = Repository::Open(cfg_.repo, o);
   std::fill(o.password.begin(), o.password.end(), '\0');

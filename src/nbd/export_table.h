@@ -28,10 +28,16 @@ struct ServerConfig {
   std::string user;                 // user=NAME; empty = the system store
   bool readonly = false;            // readonly=true: the store is opened read-only (no lock)
   // cache-size=SIZE, bytes of hot cache shared by every export (ADR 0011); unset = the
-  // repository config's cache_size, else 64 MiB; 0 disables it.
+  // repository config's cache_size, else kServerCacheSize; 0 disables it.
   std::optional<uint64_t> cache_size;
   unsigned threads = 0;  // threads=N: the store's worker threads (0 = number of cores)
 };
+
+// The hot cache of a server whose repository config names no cache_size: 16 MiB, not the CLI's
+// 64 MiB, so that a server stays within 128 MiB (issue 12). It holds deduplicated blocks
+// (templates, deduped vdisks: shared by clones); a vdisk's own blocks are not cached, as the
+// guest's page cache holds what it reads again.
+inline constexpr uint64_t kServerCacheSize = 16ull << 20;
 
 // What the clients did to one export, since it was opened.
 struct ExportStats {

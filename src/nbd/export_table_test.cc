@@ -93,8 +93,8 @@ TEST_F(ExportTableTest, ResolvesListsAndSharesOneHandlePerExport) {
   auto lines = t.Close();
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_NE(lines[0].find("vdisk 'a'"), std::string::npos) << lines[0];
-  EXPECT_EQ(lines[2].rfind("hot cache: 67108864 bytes", 0), 0u)
-      << "64 MiB by default: " << lines[2];
+  EXPECT_EQ(lines[2].rfind("hot cache: 16777216 bytes", 0), 0u)
+      << "16 MiB by default (kServerCacheSize): " << lines[2];
   auto repo = Repository::Open(path_, cairn::testing::TestOpen(false));
   ASSERT_TRUE(repo.ok());
   auto v = (*repo)->OpenVdisk("a", false);

@@ -358,7 +358,7 @@ const char kConfigHelp[] =
     "readonly=true        open the store read-only (no writer lock, no writes)\n"
     "password-file=FILE   the repository password (else CAIRN_PASSWORD)\n"
     "cache-size=SIZE      RAM for the hot cache of verified blocks (default: the\n"
-    "                     repository config's cache_size, else 64M; 0 = off)\n"
+    "                     repository config's cache_size, else 16M; 0 = off)\n"
     "threads=N            the store's worker threads";
 
 struct nbdkit_plugin MakePlugin() {

@@ -137,7 +137,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   cache_ = cache;
   if (!cache_) {
     ChunkCacheOptions co;
-    co.capacity_bytes = opts.cache_size.value_or(cfg_.cache_size.value_or(64ull << 20));
+    co.capacity_bytes = opts.cache_size.value_or(cfg_.cache_size.value_or(opts.default_cache_size));
     cache_ = std::make_shared<ChunkCache>(co);
   }
   if (cache_->enabled()) chunks_->SetCache(cache_.get());

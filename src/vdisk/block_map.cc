@@ -56,6 +56,19 @@ Result<std::optional<Digest>> BlockMap::Get(uint64_t lba) {
   return s->page->entries[lba % kPageBlocks];
 }
 
+Status BlockMap::GetRange(uint64_t lba, uint64_t count, std::vector<std::optional<Digest>>& out) {
+  out.resize(count);
+  std::unique_lock lk(mu_);
+  for (uint64_t done = 0; done < count;) {
+    const uint64_t at = (lba + done) % kPageBlocks;
+    const uint64_t n = std::min(count - done, kPageBlocks - at);
+    CAIRN_ASSIGN_OR_RETURN(Slot * s, Load((lba + done) / kPageBlocks, lk));
+    std::copy_n(s->page->entries.begin() + at, n, out.begin() + done);
+    done += n;
+  }
+  return Status::Ok();
+}
+
 Result<std::optional<Digest>> BlockMap::Set(uint64_t lba, std::optional<Digest> id) {
   std::unique_lock lk(mu_);
   const uint64_t page = lba / kPageBlocks;

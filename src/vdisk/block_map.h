@@ -34,6 +34,8 @@ class BlockMap {
 
   // The entry of block `lba`: its chunk id, or nullopt for a hole.
   Result<std::optional<Digest>> Get(uint64_t lba);
+  // The entries of blocks [lba, lba + count) into out[0, count), one lock per page.
+  Status GetRange(uint64_t lba, uint64_t count, std::vector<std::optional<Digest>>& out);
   // Sets the entry of block `lba` and returns the previous one. The page becomes dirty.
   Result<std::optional<Digest>> Set(uint64_t lba, std::optional<Digest> id);
 

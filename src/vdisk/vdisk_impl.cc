@@ -60,7 +60,8 @@ Status VdiskImpl::CheckRange(uint64_t offset, uint64_t length) const {
 
 // --- reads
 
-Status VdiskImpl::ReadChunk(const Digest& id, std::span<uint8_t> out) {
+Status VdiskImpl::ReadChunks(std::span<const Digest> ids,
+                             std::span<const std::span<uint8_t>> outs) {
   // A chunk written since the last flush is in a transaction not yet committed: the current
   // one, or the one being committed; once that commit is done the store has it.
   std::shared_ptr<ChunkTxn> current, committing;
@@ -69,36 +70,76 @@ Status VdiskImpl::ReadChunk(const Digest& id, std::span<uint8_t> out) {
     current = txn_;
     committing = committing_;
   }
-  std::optional<ChunkRecord> hint;
-  if (current) hint = current->Pending(id);
-  if (!hint && committing) hint = committing->Pending(id);
-  auto buf = ctx_.chunks->ReadRef(id, hint ? &*hint : nullptr);
-  if (!buf.ok()) return buf.status().WithContext("vdisk '" + name_ + "'");
-  if ((*buf)->size() != out.size())
-    return Status::Corruption("vdisk '" + name_ + "': chunk " + id.Hex() + " has " +
-                              std::to_string((*buf)->size()) + " bytes, a block has " +
-                              std::to_string(out.size()));
-  std::memcpy(out.data(), (*buf)->data(), out.size());
+  std::vector<std::optional<ChunkRecord>> pending(ids.size());
+  if (current) current->PendingMany(ids, pending);
+  if (committing) committing->PendingMany(ids, pending);
+  std::vector<const ChunkRecord*> hints(ids.size());
+  for (size_t i = 0; i < ids.size(); i++) hints[i] = pending[i] ? &*pending[i] : nullptr;
+  Status s = ctx_.chunks->ReadMany(ids, hints, outs);
+  return s.ok() ? s : s.WithContext("vdisk '" + name_ + "'");
+}
+
+Status VdiskImpl::ReadTemplate(uint64_t lba, uint64_t n, std::span<uint8_t> out) {
+  const uint64_t tb = tmpl_ ? tmpl_->blocks() : 0;
+  const uint64_t have = lba < tb ? std::min(n, tb - lba) : 0;
+  if (have) CAIRN_RETURN_IF_ERROR(tmpl_->ReadBlocks(lba, have, out.first(have * bs_)));
+  std::memset(out.data() + have * bs_, 0, (n - have) * bs_);  // past the template's end
   return Status::Ok();
 }
 
+Status VdiskImpl::ReadBlocksLocked(uint64_t lba, uint64_t count, std::span<uint8_t> out) {
+  const uint64_t bs = bs_;
+  bool own = !bitmap_;
+  for (uint64_t i = 0; i < count && !own; i++) own = bitmap_->Test(lba + i);
+  std::vector<std::optional<Digest>> entries;
+  if (own) CAIRN_RETURN_IF_ERROR(map_.GetRange(lba, count, entries));
+  std::vector<Digest> ids;
+  std::vector<std::span<uint8_t>> outs;
+  for (uint64_t i = 0; i < count;) {
+    if (bitmap_ && !bitmap_->Test(lba + i)) {  // a run of blocks still on the template
+      uint64_t j = i + 1;
+      while (j < count && !bitmap_->Test(lba + j)) j++;
+      CAIRN_RETURN_IF_ERROR(ReadTemplate(lba + i, j - i, out.subspan(i * bs, (j - i) * bs)));
+      i = j;
+      continue;
+    }
+    std::span<uint8_t> dst = out.subspan(i * bs, bs);
+    if (entries[i]) {
+      ids.push_back(*entries[i]);
+      outs.push_back(dst);
+    } else {
+      std::memset(dst.data(), 0, dst.size());
+    }
+    i++;
+  }
+  return ids.empty() ? Status::Ok() : ReadChunks(ids, outs);
+}
+
 Status VdiskImpl::ReadBlockLocked(uint64_t lba, std::span<uint8_t> out) {
-  if (bitmap_ && !bitmap_->Test(lba)) {
-    if (tmpl_ && lba < tmpl_->blocks()) return tmpl_->ReadBlock(lba, out);
-    std::memset(out.data(), 0, out.size());  // past the template's end
-    return Status::Ok();
-  }
-  CAIRN_ASSIGN_OR_RETURN(auto entry, map_.Get(lba));
-  if (!entry) {
-    std::memset(out.data(), 0, out.size());
-    return Status::Ok();
-  }
-  return ReadChunk(*entry, out);
+  return ReadBlocksLocked(lba, 1, out);
 }
 
 Status VdiskImpl::ReadBlock(uint64_t lba, std::span<uint8_t> out) {
   std::shared_lock lk(Stripe(lba));
   return ReadBlockLocked(lba, out);
+}
+
+Status VdiskImpl::ReadBlocks(uint64_t lba, uint64_t count, std::span<uint8_t> out) {
+  const uint64_t batch = BatchBlocks();
+  for (uint64_t done = 0; done < count;) {
+    const uint64_t n = std::min(batch, count - done);
+    // The stripes of n <= 256 consecutive blocks are distinct: taken in stripe order, so two
+    // readers never wait on each other in a cycle (writers hold one stripe at a time).
+    std::vector<size_t> order(n);
+    for (uint64_t i = 0; i < n; i++) order[i] = (lba + done + i) % stripes_.size();
+    std::sort(order.begin(), order.end());
+    std::vector<std::shared_lock<std::shared_mutex>> locks;
+    locks.reserve(n);
+    for (size_t k : order) locks.emplace_back(stripes_[k]);
+    CAIRN_RETURN_IF_ERROR(ReadBlocksLocked(lba + done, n, out.subspan(done * bs_, n * bs_)));
+    done += n;
+  }
+  return Status::Ok();
 }
 
 Result<bool> VdiskImpl::HasData(uint64_t lba) {
@@ -114,14 +155,16 @@ Result<bool> VdiskImpl::HasData(uint64_t lba) {
 Status VdiskImpl::Read(uint64_t offset, std::span<uint8_t> out) {
   CAIRN_RETURN_IF_ERROR(CheckRange(offset, out.size()));
   const uint64_t bs = bs_;
-  std::vector<uint8_t> block(bs);
+  std::vector<uint8_t> block;
   uint64_t done = 0;
   while (done < out.size()) {
     uint64_t pos = offset + done, lba = pos / bs, at = pos % bs;
     uint64_t n = std::min<uint64_t>(bs - at, out.size() - done);
     if (at == 0 && n == bs) {
-      CAIRN_RETURN_IF_ERROR(ReadBlock(lba, out.subspan(done, bs)));
+      n = (out.size() - done) / bs * bs;  // every whole block from here on
+      CAIRN_RETURN_IF_ERROR(ReadBlocks(lba, n / bs, out.subspan(done, n)));
     } else {
+      block.resize(bs);
       CAIRN_RETURN_IF_ERROR(ReadBlock(lba, block));
       std::memcpy(out.data() + done, block.data() + at, n);
     }
@@ -141,13 +184,31 @@ Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Dige
   return Status::Ok();
 }
 
-Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
-  std::optional<Digest> id;
-  if (!AllZero(data)) {
-    CAIRN_ASSIGN_OR_RETURN(id, txn.AddPrivate(data));
+Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
+                             const std::vector<std::optional<Digest>>& ids) {
+  for (size_t i = 0; i < ids.size(); i++) {
+    std::unique_lock lk(Stripe(lba + i));
+    CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba + i, ids[i]));
   }
-  std::unique_lock lk(Stripe(lba));
-  return SetEntryLocked(txn, lba, id);
+  return Status::Ok();
+}
+
+Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
+  const uint64_t bs = bs_;
+  const size_t n = data.size() / bs;
+  std::vector<std::span<const uint8_t>> pieces;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < n; i++) {
+    auto b = data.subspan(i * bs, bs);
+    if (AllZero(b)) continue;  // a hole
+    pieces.push_back(b);
+    where.push_back(i);
+  }
+  // Sealed one by one, written side by side in one backend write.
+  CAIRN_ASSIGN_OR_RETURN(auto got, txn.AddPrivateMany(pieces));
+  std::vector<std::optional<Digest>> ids(n);
+  for (size_t j = 0; j < got.size(); j++) ids[where[j]] = got[j];
+  return SetEntries(txn, lba, ids);
 }
 
 Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
@@ -161,30 +222,23 @@ Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint
     pieces.push_back(b);
     where.push_back(i);
   }
-  // One MultiGet for every block of the request.
+  // One MultiGet for every block, one backend write for those new to the store.
   CAIRN_ASSIGN_OR_RETURN(auto prepared, txn.Prepare(pieces));
   std::vector<std::optional<Digest>> ids(n);
-  for (size_t j = 0; j < prepared.size(); j++) {
-    ids[where[j]] = prepared[j].id;
-    CAIRN_RETURN_IF_ERROR(txn.AddRef(std::move(prepared[j])).status());
-  }
-  for (size_t i = 0; i < n; i++) {
-    std::unique_lock lk(Stripe(lba + i));
-    CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba + i, ids[i]));
-  }
-  return Status::Ok();
+  for (size_t j = 0; j < prepared.size(); j++) ids[where[j]] = prepared[j].id;
+  CAIRN_RETURN_IF_ERROR(txn.AddRefs(std::move(prepared)));
+  return SetEntries(txn, lba, ids);
 }
 
 Status VdiskImpl::WriteBlocks(uint64_t lba, std::span<const uint8_t> data) {
   {
     std::shared_lock lk(txn_mu_);
     ChunkTxn& txn = *txn_;
-    if (mode_ == VdiskMode::kDeduped) {
-      CAIRN_RETURN_IF_ERROR(WriteDeduped(txn, lba, data));
-    } else {
-      const uint64_t bs = bs_;
-      for (size_t i = 0; i < data.size() / bs; i++)
-        CAIRN_RETURN_IF_ERROR(WritePrivate(txn, lba + i, data.subspan(i * bs, bs)));
+    const uint64_t bs = bs_, n = data.size() / bs, batch = BatchBlocks();
+    for (uint64_t done = 0; done < n; done += batch) {
+      auto part = data.subspan(done * bs, std::min(batch, n - done) * bs);
+      CAIRN_RETURN_IF_ERROR(mode_ == VdiskMode::kDeduped ? WriteDeduped(txn, lba + done, part)
+                                                         : WritePrivate(txn, lba + done, part));
     }
   }
   return MaybeCheckpoint();

@@ -14,6 +14,7 @@
 // in the order their transactions were swapped out.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
@@ -47,6 +48,12 @@ class BlockSource {
   virtual uint32_t block_size() const = 0;
   // Reads block `lba` (block_size() bytes) into `out`.
   virtual Status ReadBlock(uint64_t lba, std::span<uint8_t> out) = 0;
+  // Reads blocks [lba, lba + count) into `out` (count * block_size() bytes).
+  virtual Status ReadBlocks(uint64_t lba, uint64_t count, std::span<uint8_t> out) {
+    for (uint64_t i = 0; i < count; i++)
+      CAIRN_RETURN_IF_ERROR(ReadBlock(lba + i, out.subspan(i * block_size(), block_size())));
+    return Status::Ok();
+  }
   // Whether block `lba` holds data (false: it reads as zeros).
   virtual Result<bool> HasData(uint64_t lba) = 0;
 };
@@ -73,6 +80,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
 
   uint64_t blocks() const override { return size() / bs_; }
   Status ReadBlock(uint64_t lba, std::span<uint8_t> out) override;
+  // Many blocks at once: their stripes locked together, their map entries read page by page,
+  // their chunks read with ChunkStore::ReadMany, template runs read from the template likewise.
+  Status ReadBlocks(uint64_t lba, uint64_t count, std::span<uint8_t> out) override;
   Result<bool> HasData(uint64_t lba) override;
 
   // Import: grows a deduped vdisk that is being written from a stream of unknown length.
@@ -93,11 +103,24 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status CheckRange(uint64_t offset, uint64_t length) const;
   std::shared_mutex& Stripe(uint64_t lba) { return stripes_[lba % stripes_.size()]; }
   // Block reads and writes; `Locked` variants expect the block's stripe lock held.
+  // Blocks read (and written) together: at most this many bytes' worth, and at most as many
+  // blocks as there are stripes, so that one request's blocks never share a stripe.
+  static constexpr uint64_t kBatchBytes = 1 << 20;
+  uint64_t BatchBlocks() const { return std::clamp<uint64_t>(kBatchBytes / bs_, 1, 256); }
   Status ReadBlockLocked(uint64_t lba, std::span<uint8_t> out);
-  Status ReadChunk(const Digest& id, std::span<uint8_t> out);
+  // `count` <= BatchBlocks(); the stripes of every block held.
+  Status ReadBlocksLocked(uint64_t lba, uint64_t count, std::span<uint8_t> out);
+  // Blocks [lba, lba + n) of a semi-deduped vdisk that are still the template's (zeros past
+  // its end).
+  Status ReadTemplate(uint64_t lba, uint64_t n, std::span<uint8_t> out);
+  // Chunks of this vdisk, uncommitted ones found in the transactions not yet committed.
+  Status ReadChunks(std::span<const Digest> ids, std::span<const std::span<uint8_t>> outs);
   Status WriteBlocks(uint64_t lba, std::span<const uint8_t> data);
+  // Both take at most BatchBlocks() blocks.
   Status WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
   Status WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
+  // Points blocks lba + i at ids[i], each under its stripe lock.
+  Status SetEntries(ChunkTxn& txn, uint64_t lba, const std::vector<std::optional<Digest>>& ids);
   // Points block `lba` at `id` (nullopt: a hole) under its stripe lock and drops the old
   // reference. Semi-deduped: the bit is set.
   Status SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Digest> id);
@@ -135,7 +158,7 @@ class VdiskImpl : public Vdisk, public BlockSource {
   std::atomic<int64_t> mapped_delta_{0};
   mutable std::mutex failed_mu_;
   Status failed_;
-  std::array<std::shared_mutex, 256> stripes_;
+  std::array<std::shared_mutex, 256> stripes_;  // 256: BatchBlocks() relies on it
 };
 
 }  // namespace cairn

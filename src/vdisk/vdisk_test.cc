@@ -4,6 +4,8 @@
 // template pinning, bitmaps that must be refused, concurrent writers, and check.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -359,6 +361,105 @@ TEST_P(VdiskTest, ConcurrentWritersReadersAndFlushes) {
     for (int t = 0; t < kThreads; t++)
       EXPECT_TRUE(std::equal(models[t].begin(), models[t].end(), all.begin() + t * (2 << 20)))
           << name << " thread " << t;
+  }
+  user_->ExpectClean();
+}
+
+// Requests of many blocks are read and written in batches (VdiskImpl::BatchBlocks): a batch
+// mixes blocks on the template, holes, blocks committed and blocks still pending, repeats of one
+// block inside a request, and reads that start and end inside a block.
+TEST_P(VdiskTest, LargeRequestsMixTemplateHolesPendingAndCommittedBlocks) {
+  ASSERT_TRUE(
+      system_->vdisks->Create("base", {VdiskMode::kDeduped, 4 << 20, 4096, "", false}).ok());
+  auto base_data = RandomData(4 << 20, 21);
+  ASSERT_TRUE(Open(*system_, "base")->Write(0, base_data, true).ok());
+  ASSERT_TRUE(system_->vdisks->Snapshot("base", "base-snap").ok());
+  std::vector<std::pair<std::string, VdiskCreateOptions>> disks = {
+      {"d", {VdiskMode::kDeduped, 4 << 20, 4096, "", false}},
+      {"n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}},
+      {"s", {VdiskMode::kSemideduped, 0, 4096, "base-snap", true}}};
+  std::map<std::string, std::vector<uint8_t>> models;
+  for (auto& [name, o] : disks) {
+    ASSERT_TRUE(user_->vdisks->Create(name, o).ok()) << name;
+    auto v = Open(*user_, name);
+    auto& model = models[name];
+    model = name == "s" ? base_data : std::vector<uint8_t>(v->size(), 0);
+    // 2 MiB at 512 KiB: 512 blocks, two batches; every 7th block zero, every 5th a repeat.
+    auto data = RandomData(2 << 20, name[0]);
+    for (size_t b = 0; b < 512; b++) {
+      if (b % 7 == 0) std::fill_n(data.begin() + b * 4096, 4096, 0);
+      if (b % 5 == 0 && b > 0) std::copy_n(data.begin() + 4096, 4096, data.begin() + b * 4096);
+    }
+    ASSERT_TRUE(v->Write(512 << 10, data, false).ok());
+    std::copy(data.begin(), data.end(), model.begin() + (512 << 10));
+    ASSERT_TRUE(v->Flush().ok());
+    // Runs of 64 blocks rewritten and left pending: reads now mix both kinds.
+    for (uint64_t at = 0; at < v->size(); at += 3 * (256 << 10)) {
+      auto more = RandomData(256 << 10, at + 1);
+      ASSERT_TRUE(v->Write(at, more, false).ok());
+      std::copy(more.begin(), more.end(), model.begin() + at);
+    }
+    EXPECT_EQ(ReadAll(*v), model) << name << ": one 4 MiB read";
+    std::vector<uint8_t> part((3 << 20) + 5);
+    ASSERT_TRUE(v->Read(100, part).ok());
+    EXPECT_TRUE(std::equal(part.begin(), part.end(), model.begin() + 100)) << name;
+  }
+  Reopen();
+  for (auto& [name, o] : disks)
+    EXPECT_EQ(ReadAll(*Open(*user_, name, false)), models[name]) << name << ": reopened";
+  user_->ExpectClean("user: ");
+}
+
+// A damaged block inside a batched read: the read fails with an error naming its chunk, and
+// the blocks around it still read.
+TEST_P(VdiskTest, ADamagedBlockInABatchIsReportedByItsChunk) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+  auto data = RandomData(256 << 10, 4);
+  ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
+  std::vector<std::pair<Digest, ChunkRecord>> chunks;
+  ASSERT_TRUE(user_->chunks
+                  ->ForEachChunk(
+                      [&](const Digest& id, const ChunkRecord& r) { chunks.emplace_back(id, r); })
+                  .ok());
+  ASSERT_EQ(chunks.size(), 64u);
+  std::sort(chunks.begin(), chunks.end(),
+            [](const auto& a, const auto& b) { return a.second.offset < b.second.offset; });
+  const auto& [bad_id, bad] = chunks[10];  // written side by side: the 11th block
+  std::vector<uint8_t> junk(16, 0x5a);
+  ASSERT_TRUE(user_->backend->Write(bad.segment, bad.offset + 40, junk).ok());
+  auto v = Open(*user_, "n", false);
+  std::vector<uint8_t> got(256 << 10);
+  Status s = v->Read(0, got);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.message();
+  EXPECT_NE(s.message().find(bad_id.Hex()), std::string::npos) << s.message();
+  std::vector<uint8_t> head(40 << 10), tail(200 << 10);
+  ASSERT_TRUE(v->Read(0, head).ok());
+  ASSERT_TRUE(v->Read(44 << 10, tail).ok());
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), data.begin()));
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.begin() + (44 << 10)));
+}
+
+// Reads keep the records they looked up as hints (ChunkStore::ReadMany); re-encryption moves
+// every chunk and changes its salt, so every hint goes stale: reads still return the data
+// (the stale hint fails its AEAD and the chunk is looked up again), then hit the fresh hints.
+TEST_P(VdiskTest, StaleRecordHintsAfterReEncryptionStillReadRight) {
+  if (!GetParam()) GTEST_SKIP() << "re-sealing needs an encrypted store";
+  auto data = RandomData(1 << 20, 8);
+  for (auto mode : {VdiskMode::kNondeduped, VdiskMode::kDeduped}) {
+    const std::string name = std::string(VdiskModeName(mode));
+    ASSERT_TRUE(user_->vdisks->Create(name, {mode, 1 << 20, 4096, "", false}).ok());
+    ASSERT_TRUE(Open(*user_, name)->Write(0, data, true).ok());
+  }
+  for (const char* name : {"nondeduped", "deduped"}) {
+    auto v = Open(*user_, name, false);
+    EXPECT_EQ(ReadAll(*v), data) << name;
+    ResealOptions o;
+    o.sealed_before = UINT64_MAX;
+    auto r = user_->chunks->Reseal(o);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_GE(r->chunks, 256u);
+    EXPECT_EQ(ReadAll(*v), data) << name << ": every hint stale";
+    EXPECT_EQ(ReadAll(*v), data) << name << ": hints refreshed";
   }
   user_->ExpectClean();
 }
