@@ -55,13 +55,16 @@ class FdSink : public ByteSink {
  public:
   // `holes`: `fd` is a fresh, empty regular file written from offset 0. Every whole
   // kHoleBlock-byte block of zeros (aligned in the file) is then skipped (lseek, or no pwrite)
-  // instead of written, so it stays a hole; Finish() sets the final length. Such a sink is
-  // positional: Reset (ftruncate) and WriteAt (pwrite(2), from any thread) work too.
-  // Otherwise writes go straight through write(2) (pipes, terminals, existing files).
-  FdSink(int fd, std::string name, bool holes = false)
-      : fd_(fd), name_(std::move(name)), holes_(holes) {}
+  // instead of written, so it stays a hole; Finish() sets the final length. Otherwise writes go
+  // straight through write(2) (pipes, terminals, existing files). `positional` (with `holes`
+  // only): Reset (ftruncate) and WriteAt (pwrite(2), from any thread) work too, and a restore
+  // writes each chunk from the thread that read it. `get -o` does not ask for it: on ext4 the
+  // workers' buffered pwrites take turns on the file's lock, and a 1.36 GB restore took 1.37 s
+  // that way against 0.88 s written in order by one thread (quiet 2-core VM).
+  FdSink(int fd, std::string name, bool holes = false, bool positional = false)
+      : fd_(fd), name_(std::move(name)), holes_(holes), positional_(holes && positional) {}
   Status Write(std::span<const uint8_t> data) override;
-  bool positional() const override { return holes_; }
+  bool positional() const override { return positional_; }
   Status Reset(uint64_t size) override;
   Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
   // With holes: makes the file as long as everything written with Write (ftruncate) when it
@@ -75,6 +78,7 @@ class FdSink : public ByteSink {
   int fd_;
   std::string name_;
   bool holes_;
+  bool positional_;
   uint64_t pos_ = 0;  // bytes written or skipped (with holes)
   bool ends_in_hole_ = false;
 };

@@ -101,14 +101,14 @@ Status FdSink::Write(std::span<const uint8_t> data) {
 }
 
 Status FdSink::Reset(uint64_t size) {
-  if (!holes_) return ByteSink::Reset(size);
+  if (!positional_) return ByteSink::Reset(size);
   if (::ftruncate(fd_, 0) != 0 || ::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return Status::FromErrno(errno, "writing " + name_);
   return Status::Ok();
 }
 
 Status FdSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
-  if (!holes_) return ByteSink::WriteAt(offset, data);
+  if (!positional_) return ByteSink::WriteAt(offset, data);
   const uint8_t* p = data.data();
   return ForEachRun(p, data.size(), offset, kHoleBlock, [&](bool zero, size_t i, size_t j) {
     return zero ? Status::Ok() : PwriteAll(p + i, j - i, offset + i);

@@ -101,7 +101,7 @@ TEST(FdSink, PositionalWritesFromThreadsInAnyOrderKeepHoles) {
   const std::string path = dir / "out";
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   ASSERT_GE(fd, 0);
-  FdSink sink(fd, path, /*holes=*/true);
+  FdSink sink(fd, path, /*holes=*/true, /*positional=*/true);
   ASSERT_TRUE(sink.positional());
   // A first attempt with other content and another length, dropped by Reset.
   ASSERT_TRUE(sink.Reset(5 * kB).ok());
