@@ -41,7 +41,10 @@ up_osds() { ceph osd stat -f json | python3 -c 'import json,sys; print(json.load
 rand_file "$T/before" $((8 << 20))
 rand_file "$T/during" $((96 << 20))
 expect_ok "put before the OSD dies" cairn put -q "$REPO" before "$T/before"
-"$CAIRN" put -q "$REPO" during "$T/during" >"$T/during.out" 2>"$T/during.err" &
+# The source stalls for 2 s after 48 MiB, so the put is surely running when the OSD dies (a put
+# of 96 MiB can finish in under a second).
+stalled() { head -c $((48 << 20)) "$1"; sleep 2; tail -c +$(((48 << 20) + 1)) "$1"; }
+stalled "$T/during" | "$CAIRN" put -q "$REPO" during - >"$T/during.out" 2>"$T/during.err" &
 PUT_PID=$!
 sleep 0.8
 running=no
@@ -117,9 +120,10 @@ expect_bounded_failure "ls with no monitor at the address" 20 \
 
 # The remaining OSDs die while a put of new data is writing: the put fails, it does not hang.
 rand_file "$T/doomed" $((96 << 20))
-"$CAIRN" --ceph-timeout 5 put -q "$REPO" doomed "$T/doomed" >"$T/doomed.out" 2>"$T/doomed.err" &
+stalled "$T/doomed" | "$CAIRN" --ceph-timeout 5 put -q "$REPO" doomed - >"$T/doomed.out" \
+  2>"$T/doomed.err" &
 PUT_PID=$!
-sleep 0.5
+sleep 0.8
 running=no
 kill -0 "$PUT_PID" 2>/dev/null && running=yes
 t=$(now)
