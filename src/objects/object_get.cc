@@ -1,7 +1,7 @@
 // ObjectStore::Get: the restore pipeline. The calling thread resolves the version, loads and
 // verifies the manifest, looks chunk records up in batches (one MultiGet per window of
 // entries, one window ahead, each window a read-ahead hint to the backend) and submits verified
-// chunk reads to the pool (at most InFlight() at a time). A positional sink (a fresh file) is
+// chunk reads to the pool (at most InFlight() at a time). A positional sink (one that asks) is
 // written by the pool thread that read each chunk, at the chunk's offset; any other sink is
 // written in order by the calling thread. The calling thread reports progress in order.
 #include <algorithm>
