@@ -21,6 +21,23 @@ bool AllZero(std::span<const uint8_t> d) {
   return true;
 }
 
+// The blocks of `data` (whole blocks of `bs` bytes) that are not all zero (zero blocks are
+// holes), and the index of each within `data`.
+struct Blocks {
+  std::vector<std::span<const uint8_t>> pieces;
+  std::vector<size_t> where;
+};
+Blocks NonZeroBlocks(std::span<const uint8_t> data, uint64_t bs) {
+  Blocks out;
+  for (size_t i = 0; i < data.size() / bs; i++) {
+    auto b = data.subspan(i * bs, bs);
+    if (AllZero(b)) continue;
+    out.pieces.push_back(b);
+    out.where.push_back(i);
+  }
+  return out;
+}
+
 }  // namespace
 
 VdiskImpl::VdiskImpl(VdiskContext ctx, VdiskDescriptor desc, std::string desc_key, bool writable,
@@ -194,16 +211,8 @@ Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
 }
 
 Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
-  const uint64_t bs = bs_;
-  const size_t n = data.size() / bs;
-  std::vector<std::span<const uint8_t>> pieces;
-  std::vector<size_t> where;
-  for (size_t i = 0; i < n; i++) {
-    auto b = data.subspan(i * bs, bs);
-    if (AllZero(b)) continue;  // a hole
-    pieces.push_back(b);
-    where.push_back(i);
-  }
+  const size_t n = data.size() / bs_;
+  auto [pieces, where] = NonZeroBlocks(data, bs_);
   // Sealed one by one, written side by side in one backend write.
   CAIRN_ASSIGN_OR_RETURN(auto got, txn.AddPrivateMany(pieces));
   std::vector<std::optional<Digest>> ids(n);
@@ -212,16 +221,8 @@ Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint
 }
 
 Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
-  const uint64_t bs = bs_;
-  const size_t n = data.size() / bs;
-  std::vector<std::span<const uint8_t>> pieces;
-  std::vector<uint64_t> where;
-  for (size_t i = 0; i < n; i++) {
-    auto b = data.subspan(i * bs, bs);
-    if (AllZero(b)) continue;
-    pieces.push_back(b);
-    where.push_back(i);
-  }
+  const size_t n = data.size() / bs_;
+  auto [pieces, where] = NonZeroBlocks(data, bs_);
   // One MultiGet for every block, one backend write for those new to the store.
   CAIRN_ASSIGN_OR_RETURN(auto prepared, txn.Prepare(pieces));
   std::vector<std::optional<Digest>> ids(n);
