@@ -31,13 +31,18 @@ uint64_t RandomRangeReads(Repository& repo, const std::string& name, uint64_t si
   return ChunkReads(repo) - before;
 }
 
+// A new repository whose chunks are min..max bytes (avg on average): many chunks per object.
+bool InitWithChunks(const std::string& path, uint32_t min, uint32_t avg, uint32_t max) {
+  InitOptions io = testing::TestInit();
+  io.min_chunk = min;
+  io.avg_chunk = avg;
+  io.max_chunk = max;
+  return Repository::Init(path, io).ok();
+}
+
 TEST(CacheRead, RangedReadsComeFromTheCacheAfterTheFirst) {
   TempDir dir;
-  InitOptions io = testing::TestInit();
-  io.min_chunk = 64 << 10;
-  io.avg_chunk = 256 << 10;
-  io.max_chunk = 1 << 20;
-  ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+  ASSERT_TRUE(InitWithChunks(dir / "repo", 64 << 10, 256 << 10, 1 << 20));
   auto data = RandomData(8 << 20, 1);
   for (uint64_t cache : {uint64_t{64} << 20, uint64_t{0}}) {
     OpenOptions o = testing::TestOpen(true);
@@ -70,11 +75,7 @@ TEST(CacheRead, RangedReadsComeFromTheCacheAfterTheFirst) {
 // pass of a large object would only push out the hot set and cost memory and CPU.
 TEST(CacheRead, ARestoreUsesButDoesNotFillTheCache) {
   TempDir dir;
-  InitOptions io = testing::TestInit();
-  io.min_chunk = 64 << 10;
-  io.avg_chunk = 128 << 10;
-  io.max_chunk = 256 << 10;
-  ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+  ASSERT_TRUE(InitWithChunks(dir / "repo", 64 << 10, 128 << 10, 256 << 10));
   auto data = RandomData(8 << 20, 3);
   {
     auto repo = OpenForTesting(dir / "repo", testing::TestOpen(true), TestHooks{});
