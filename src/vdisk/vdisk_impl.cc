@@ -145,13 +145,16 @@ Status VdiskImpl::ReadBlocks(uint64_t lba, uint64_t count, std::span<uint8_t> ou
   const uint64_t batch = BatchBlocks();
   for (uint64_t done = 0; done < count;) {
     const uint64_t n = std::min(batch, count - done);
-    // The stripes of n <= 256 consecutive blocks are distinct: taken in stripe order, so two
-    // readers never wait on each other in a cycle (writers hold one stripe at a time).
-    std::vector<size_t> order(n);
-    for (uint64_t i = 0; i < n; i++) order[i] = (lba + done + i) % stripes_.size();
+    // The stripes of n <= 256 consecutive blocks (at most 17) are distinct: taken in stripe
+    // order, so two readers never wait on each other in a cycle (writers hold one stripe at a
+    // time).
+    std::vector<size_t> order;
+    const uint64_t first = lba + done, last = lba + done + n - 1;
+    for (uint64_t g = first / kStripeBlocks; g <= last / kStripeBlocks; g++)
+      order.push_back(StripeIndex(g * kStripeBlocks));
     std::sort(order.begin(), order.end());
     std::vector<std::shared_lock<std::shared_mutex>> locks;
-    locks.reserve(n);
+    locks.reserve(order.size());
     for (size_t k : order) locks.emplace_back(stripes_[k]);
     CAIRN_RETURN_IF_ERROR(ReadBlocksLocked(lba + done, n, out.subspan(done * bs_, n * bs_)));
     done += n;
@@ -203,9 +206,11 @@ Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Dige
 
 Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
                              const std::vector<std::optional<Digest>>& ids) {
-  for (size_t i = 0; i < ids.size(); i++) {
+  for (size_t i = 0; i < ids.size();) {
+    // One stripe held at a time, for the blocks of this request that it covers.
     std::unique_lock lk(Stripe(lba + i));
-    CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba + i, ids[i]));
+    const size_t end = std::min<size_t>(ids.size(), i + kStripeBlocks - (lba + i) % kStripeBlocks);
+    for (; i < end; i++) CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba + i, ids[i]));
   }
   return Status::Ok();
 }

@@ -101,10 +101,16 @@ class VdiskImpl : public Vdisk, public BlockSource {
  private:
   Status CheckUsable() const;
   Status CheckRange(uint64_t offset, uint64_t length) const;
-  std::shared_mutex& Stripe(uint64_t lba) { return stripes_[lba % stripes_.size()]; }
+  // A stripe covers kStripeBlocks consecutive blocks, so that a batch of BatchBlocks() blocks
+  // needs at most BatchBlocks() / kStripeBlocks + 1 stripe locks (17), not one per block: a
+  // thread holding hundreds of locks at once is slow and overflows ThreadSanitizer's deadlock
+  // detector (64 locks per thread).
+  static constexpr uint64_t kStripeBlocks = 16;
+  size_t StripeIndex(uint64_t lba) const { return (lba / kStripeBlocks) % stripes_.size(); }
+  std::shared_mutex& Stripe(uint64_t lba) { return stripes_[StripeIndex(lba)]; }
   // Block reads and writes; `Locked` variants expect the block's stripe lock held.
-  // Blocks read (and written) together: at most this many bytes' worth, and at most as many
-  // blocks as there are stripes, so that one request's blocks never share a stripe.
+  // Blocks read (and written) together: at most this many bytes' worth, and at most 256 blocks,
+  // so that one batch's stripes are distinct (256 / kStripeBlocks + 1 <= stripes_.size()).
   static constexpr uint64_t kBatchBytes = 1 << 20;
   uint64_t BatchBlocks() const { return std::clamp<uint64_t>(kBatchBytes / bs_, 1, 256); }
   Status ReadBlockLocked(uint64_t lba, std::span<uint8_t> out);
@@ -119,7 +125,7 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // Both take at most BatchBlocks() blocks.
   Status WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
   Status WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
-  // Points blocks lba + i at ids[i], each under its stripe lock.
+  // Points blocks lba + i at ids[i], holding one stripe lock at a time.
   Status SetEntries(ChunkTxn& txn, uint64_t lba, const std::vector<std::optional<Digest>>& ids);
   // Points block `lba` at `id` (nullopt: a hole) under its stripe lock and drops the old
   // reference. Semi-deduped: the bit is set.
@@ -158,7 +164,8 @@ class VdiskImpl : public Vdisk, public BlockSource {
   std::atomic<int64_t> mapped_delta_{0};
   mutable std::mutex failed_mu_;
   Status failed_;
-  std::array<std::shared_mutex, 256> stripes_;  // 256: BatchBlocks() relies on it
+  std::array<std::shared_mutex, 256> stripes_;
+  static_assert(256 / kStripeBlocks + 1 <= 256, "a batch's stripes must be distinct");
 };
 
 }  // namespace cairn
