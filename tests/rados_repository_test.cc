@@ -16,7 +16,10 @@
 #include "crypto/secret.h"
 #include "index/rados_index_layout.h"
 #include "rados_test_util.h"
+#include "repo/config.h"
 #include "repo/testing.h"
+#include "repo/users.h"
+#include "repo/writer_lease.h"
 #include "repo_test_util.h"
 #include "test_util.h"
 
@@ -268,6 +271,84 @@ TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries
   ASSERT_TRUE((*client)->Get("new", std::nullopt, {}, out).ok());
   EXPECT_EQ(out.data, content);
   EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the retry: "));
+}
+
+// The same race with the put's transaction older than the lease's publish_after (here 0, as if
+// the put had run for longer than the grace): its client's writer lease makes the other client's
+// maintain keep every chunk that reached refcount zero after the put began, so the put commits;
+// once it has, the lease is gone and maintain collects what nothing references.
+TEST_F(RadosRepository, LongPutKeepsItsDedupHitsThroughAnotherClientsMaintain) {
+  InitOptions io = testing::TestInit();
+  io.min_chunk = 16 << 10;
+  io.avg_chunk = 64 << 10;
+  io.max_chunk = 256 << 10;
+  ASSERT_TRUE(Repository::Init(location_, io).ok());
+  TestHooks at_once;
+  at_once.zero_grace = std::chrono::milliseconds(0);
+  auto other = OpenForTesting(location_, testing::TestOpen(true), at_once);
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  auto old_data = RandomData(2 << 20, 31);
+  MemSource old_src(old_data);
+  ASSERT_TRUE((*other)->Put("old", old_src).ok());
+
+  GateHookStorage* hook = nullptr;
+  TestHooks hooks;
+  hooks.wrap_storage = [&](std::unique_ptr<Storage> s) -> std::unique_ptr<Storage> {
+    auto w = std::make_unique<GateHookStorage>(std::move(s));
+    hook = w.get();
+    return w;
+  };
+  LeaseTiming quick;
+  quick.publish_after = std::chrono::nanoseconds(0);
+  quick.renew_every = std::chrono::milliseconds(10);
+  hooks.lease_timing = quick;
+  auto client = OpenForTesting(location_, testing::TestOpen(true), hooks);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  ASSERT_NE(hook, nullptr);
+  const std::string leases = LeaseDir(SystemStoreDir(RepoConfig::kFormatVersion));
+  auto lease_count = [&]() -> size_t {
+    auto l = hook->List(leases);
+    return l.ok() ? l->size() : 0;
+  };
+  auto wait_for = [&](auto pred) {
+    for (int i = 0; i < 500 && !pred(); i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return pred();
+  };
+  auto warm = RandomData(256 << 10, 32);
+  MemSource warm_src(warm);
+  ASSERT_TRUE((*client)->Put("warm", warm_src).ok());
+  ASSERT_TRUE(wait_for([&] { return lease_count() == 0; })) << "a lease outlived its put";
+  std::vector<uint8_t> content = RandomData(1 << 20, 33);
+  content.insert(content.end(), old_data.begin(), old_data.end());
+  uint64_t released_meanwhile = 1;
+  hook->before = [&] {
+    EXPECT_TRUE(wait_for([&] { return lease_count() == 1; }))
+        << "the put's lease was never published";
+    auto rm = (*other)->Remove("old", std::nullopt);
+    EXPECT_TRUE(rm.ok()) << rm.status().message();
+    auto m = (*other)->Maintain({});
+    EXPECT_TRUE(m.ok()) << m.status().message();
+    if (m.ok()) released_meanwhile = m->bytes_released;
+  };
+  hook->armed = true;
+  MemSource src(content);
+  auto r = (*client)->Put("new", src);
+  EXPECT_FALSE(hook->armed) << "the put never reached its commit";
+  EXPECT_EQ(released_meanwhile, 0u) << "maintain collected chunks under a live lease";
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_GT(r->dedup_chunks, 0u);
+  MemSink out;
+  ASSERT_TRUE((*client)->Get("new", std::nullopt, {}, out).ok());
+  EXPECT_EQ(out.data, content);
+  EXPECT_TRUE(wait_for([&] { return lease_count() == 0; })) << "the lease outlived the put";
+  // Without the lease, maintain collects old's chunks that "new" does not share.
+  auto m = (*other)->Maintain({});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto st = (*other)->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->unreferenced_chunks, 0u);
+  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the put: "));
 }
 
 // MaintainRequest::grace_seconds: chunks at refcount zero stay until they have been so for the

@@ -2,6 +2,7 @@
 // Chunks at refcount zero are deleted once their `z` mark is older than the grace period, each
 // batch re-read under the commit gate (a chunk referenced again meanwhile stays), and their space
 // is freed and released to the storage. Segments are not compacted in shared mode.
+#include <algorithm>
 #include <chrono>
 
 #include "chunkstore/chunk_store.h"
@@ -61,7 +62,11 @@ Status ChunkStore::CollectZeroRows(const std::vector<Digest>& ids, MaintainRepor
 Result<MaintainReport> ChunkStore::MaintainShared(const MaintainOptions& opts) {
   MaintainReport rep;
   const uint64_t grace = static_cast<uint64_t>(opts.zero_grace.value_or(zero_grace_).count());
-  const uint64_t now = NowNs(), cutoff = now > grace ? now - grace : 0;
+  const uint64_t now = NowNs();
+  uint64_t cutoff = now > grace ? now - grace : 0;
+  // Marks after the start of a transaction that another client's lease says is still open are
+  // kept: that transaction may reference those chunks (ADR 0015, writer leases).
+  if (opts.keep_zero_after_ns) cutoff = std::min(cutoff, *opts.keep_zero_after_ns);
   std::vector<Digest> due;
   Status bad;
   CAIRN_RETURN_IF_ERROR(index_->Scan(

@@ -156,6 +156,12 @@ std::unique_ptr<ChunkTxn> ChunkStore::Begin() {
   return std::unique_ptr<ChunkTxn>(new ChunkTxn(this));
 }
 
+std::optional<uint64_t> ChunkStore::OldestOpenNs() const {
+  std::lock_guard lk(open_mu_);
+  if (open_ns_.empty()) return std::nullopt;
+  return *open_ns_.begin();
+}
+
 Result<std::optional<ChunkRecord>> ChunkStore::Lookup(const Digest& id) const {
   CAIRN_ASSIGN_OR_RETURN(auto v, index_->Get(keys::Chunk(id)));
   if (!v) return std::optional<ChunkRecord>();

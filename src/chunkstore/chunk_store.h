@@ -139,7 +139,7 @@ class ChunkTxn {
 
  private:
   friend class ChunkStore;
-  explicit ChunkTxn(ChunkStore* store) : store_(store) {}
+  explicit ChunkTxn(ChunkStore* store);
   struct NewChunk {
     ChunkRecord record;  // refcount 0; location = its reserved extent
     uint64_t read_seq = 0;
@@ -194,6 +194,7 @@ class ChunkTxn {
   bool read_registered_ = false;
   uint64_t first_read_seq_ = 0;
   bool done_ = false;
+  uint64_t opened_ns_;  // when it was begun (ns since the Unix epoch): ChunkStore::OldestOpenNs
 };
 
 struct ChunkStoreStats {
@@ -210,6 +211,10 @@ struct MaintainOptions {
   ProgressFn progress;  // bytes moved so far, bytes planned
   // Shared writers: overrides the grace period given to EnableSharedWriters for this run.
   std::optional<std::chrono::nanoseconds> zero_grace;
+  // Shared writers: chunks that reached refcount zero after this time (ns since the Unix epoch)
+  // are kept whatever the grace: another client's transaction begun before it may still commit
+  // a reference to them (its writer lease, repo/writer_lease.h).
+  std::optional<uint64_t> keep_zero_after_ns;
 };
 
 struct ResealOptions {
@@ -258,6 +263,9 @@ class ChunkStore {
 
   // Starts a write transaction. Never blocks: transactions run side by side.
   std::unique_ptr<ChunkTxn> Begin();
+  // When the oldest transaction of this handle still open was begun (ns since the Unix epoch,
+  // system clock); nullopt when none is open. What a shared writer's lease publishes.
+  std::optional<uint64_t> OldestOpenNs() const;
 
   Result<std::optional<ChunkRecord>> Lookup(const Digest& id) const;
   // Records of many chunks in one index call; out[i] belongs to ids[i].
@@ -465,6 +473,8 @@ class ChunkStore {
   std::unordered_map<Digest, uint64_t, DigestHash> changed_at_;
   std::mutex readers_mu_;
   std::multiset<uint64_t> reader_seqs_;  // first read sequence of each live transaction
+  mutable std::mutex open_mu_;
+  std::multiset<uint64_t> open_ns_;  // when each open transaction was begun (OldestOpenNs)
 
   // Pins (dedup hits in flight) and deletions in flight, guarded by pin_mu_.
   std::mutex pin_mu_;

@@ -31,7 +31,20 @@ Extent ExtentOf(const ChunkRecord& r) { return {r.segment, r.offset, r.stored_le
 
 }  // namespace
 
+ChunkTxn::ChunkTxn(ChunkStore* store)
+    : store_(store),
+      opened_ns_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count())) {
+  std::lock_guard lk(store_->open_mu_);
+  store_->open_ns_.insert(opened_ns_);
+}
+
 ChunkTxn::~ChunkTxn() {
+  {
+    std::lock_guard lk(store_->open_mu_);
+    store_->open_ns_.erase(store_->open_ns_.find(opened_ns_));
+  }
   Backend* backend = store_->backend_;
   for (const auto& e : reserved_)
     store_->space_.Release(e, [backend](const SegmentCut& c) {
@@ -470,14 +483,15 @@ Status ChunkTxn::HealRow(const Digest& id, int64_t delta, const ChunkRecord& cur
 
 // Shared writers: a chunk this transaction found stored (live, at Prepare) is gone at commit.
 // Only maintain deletes chunk rows there, and only after their refcount stayed zero for the
-// grace period, so another process dropped the last reference and collected it while this
-// transaction ran: a race, not damage. The commit is abandoned whole (ADR 0015).
+// grace period and after this transaction's writer lease (if any) lapsed, so another process
+// dropped the last reference and collected it while this transaction ran: a race, not damage.
+// The commit is abandoned whole (ADR 0015).
 Status ChunkTxn::LostDedupHit(const Digest& id) {
   return Status::Busy("chunk " + id.Hex() +
                       ", which this transaction found already stored, was deleted by another "
                       "client's maintain before the commit (its last reference was removed "
-                      "and the grace period passed meanwhile); nothing was committed: retry "
-                      "(maintain --grace above the longest put avoids this)");
+                      "and the grace period passed while this client's writer lease was not "
+                      "renewed); nothing was committed: retry");
 }
 
 // Shared writers: the row stays at refcount zero, marked with the time; maintain deletes it

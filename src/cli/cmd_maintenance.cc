@@ -60,9 +60,9 @@ struct MaintainArgs {
   double threshold = 0.5, max_seconds = 0;
 };
 
-// The shortest --grace: a put whose dedup hit is collected before it commits fails (and is
-// retried by its user), so the grace must outlast the puts of the other clients; vdisk writes
-// commit at least every 60 s.
+// The shortest --grace: it must outlast a transaction until its writer lease is published (60 s
+// open, renewed every 20 s: repo/writer_lease.h), with room for clock skew; a put whose dedup hit
+// is collected before it commits fails (and is retried by its user).
 constexpr uint64_t kMinGraceSeconds = 300;
 
 // --grace DURATION as seconds, at least kMinGraceSeconds.

@@ -144,6 +144,12 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   if (gate_)
     chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
   CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
+  lease_timing_ = hooks.lease_timing.value_or(LeaseTiming{});
+  if (gate_) {
+    ChunkStore* chunks = chunks_.get();
+    lease_ = std::make_unique<WriterLease>(
+        storage_.get(), store_.dir, [chunks] { return chunks->OldestOpenNs(); }, lease_timing_);
+  }
   if (opts.writable) CAIRN_RETURN_IF_ERROR(LoadDamaged());
   rows_ = std::make_unique<SealedRows>(index_.get(), chunks_.get(), crypto_.get());
   objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(), pool_.get(),
@@ -205,6 +211,7 @@ Status RepositoryImpl::CheckIndexAgainstMark(std::optional<uint64_t> mark, bool 
 }
 
 RepositoryImpl::~RepositoryImpl() {
+  lease_.reset();  // its thread asks chunks_
   if (!counter_) return;
   // Only what is durable is recorded; after a failed write nothing is (a crash may undo it).
   std::optional<uint64_t> n = counter_->durable();
@@ -340,6 +347,11 @@ Result<MaintainResult> RepositoryImpl::Maintain(const MaintainRequest& req) {
     o.zero_grace = std::chrono::nanoseconds(static_cast<int64_t>(g * 1e9));
   }
   o.progress = req.progress;
+  if (shared_) {
+    // Chunks another client's long transaction may still reference stay (ADR 0015).
+    CAIRN_ASSIGN_OR_RETURN(o.keep_zero_after_ns,
+                           KeepZeroAfter(*storage_, store_.dir, NanosAgo(0), lease_timing_));
+  }
   CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
   MaintainResult out;
   if (crypto_ && cfg_.reseal_after > 0 && r.finished) {

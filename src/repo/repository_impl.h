@@ -25,6 +25,7 @@
 #include "repo/storage_gate.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
+#include "repo/writer_lease.h"
 #include "util/thread_pool.h"
 #include "vdisk/vdisk_store.h"
 
@@ -127,6 +128,8 @@ class RepositoryImpl : public Repository {
   std::unique_ptr<Hasher> hasher_;
   std::unique_ptr<Chunker> chunker_;
   std::unique_ptr<ChunkStore> chunks_;
+  LeaseTiming lease_timing_;
+  std::unique_ptr<WriterLease> lease_;  // shared writers: publishes chunks_'s oldest transaction
   std::unique_ptr<SealedRows> rows_;
   std::unique_ptr<ObjectStore> objects_;
   std::unique_ptr<ThreadPool> pool_;

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/storage.h"
 #include "cairn/repository.h"
+#include "repo/writer_lease.h"
 
 namespace cairn {
 
@@ -31,6 +32,9 @@ struct TestHooks {
   // Shared writers (RADOS): how long a chunk stays at refcount zero before maintain deletes it
   // (default one hour).
   std::optional<std::chrono::nanoseconds> zero_grace;
+  // Shared writers: when a writer lease is published and renewed, and when maintain treats one
+  // as dead (repo/writer_lease.h).
+  std::optional<LeaseTiming> lease_timing;
 };
 
 // Repository::Init on an already opened, empty storage (a crash simulation's).
