@@ -206,44 +206,57 @@ class GateHookStorage : public StorageWrapper {
   std::function<void()> before;
 };
 
-// A put deduplicates against chunks of another object; before it commits, another client
-// removes that object and runs maintain, whose grace period has passed, so the chunks are
-// deleted. The put must fail as a race (Busy, "retry"), commit nothing, and succeed when retried.
-TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries) {
+// The setting of a dedup race: a repository of 64 KiB chunks; `other` (grace 0) has stored
+// "old" (2 MiB of random bytes); `client`, its storage wrapped by `hook` and opened with `hooks`,
+// has made one put, which left it a segment in its pool, so the gate's next use is its next put's
+// commit; `content` is 1 MiB of new bytes followed by old's (dedup hits).
+struct DedupRace {
+  std::unique_ptr<Repository> other, client;
+  GateHookStorage* hook = nullptr;
+  std::vector<uint8_t> old_data, content;
+};
+
+void SetUpDedupRace(const std::string& location, uint64_t seed, TestHooks hooks, DedupRace& race) {
   InitOptions io = testing::TestInit();
   io.min_chunk = 16 << 10;
   io.avg_chunk = 64 << 10;
   io.max_chunk = 256 << 10;
-  ASSERT_TRUE(Repository::Init(location_, io).ok());
+  ASSERT_TRUE(Repository::Init(location, io).ok());
   TestHooks at_once;
   at_once.zero_grace = std::chrono::milliseconds(0);
-  auto other = OpenForTesting(location_, testing::TestOpen(true), at_once);
+  auto other = OpenForTesting(location, testing::TestOpen(true), at_once);
   ASSERT_TRUE(other.ok()) << other.status().message();
-  auto old_data = RandomData(2 << 20, 11);
-  MemSource old_src(old_data);
-  ASSERT_TRUE((*other)->Put("old", old_src).ok());
-
-  GateHookStorage* hook = nullptr;
-  TestHooks hooks;
-  hooks.wrap_storage = [&](std::unique_ptr<Storage> s) -> std::unique_ptr<Storage> {
+  race.other = std::move(*other);
+  race.old_data = RandomData(2 << 20, seed);
+  MemSource old_src(race.old_data);
+  ASSERT_TRUE(race.other->Put("old", old_src).ok());
+  hooks.wrap_storage = [&race](std::unique_ptr<Storage> s) -> std::unique_ptr<Storage> {
     auto w = std::make_unique<GateHookStorage>(std::move(s));
-    hook = w.get();
+    race.hook = w.get();
     return w;
   };
-  auto client = OpenForTesting(location_, testing::TestOpen(true), hooks);
+  auto client = OpenForTesting(location, testing::TestOpen(true), hooks);
   ASSERT_TRUE(client.ok()) << client.status().message();
-  ASSERT_NE(hook, nullptr);
-  // A first put leaves the client a segment in its pool: the next put writes its new chunks
-  // there without passing the gate, so the gate's next use is that put's commit.
-  auto warm = RandomData(256 << 10, 12);
+  race.client = std::move(*client);
+  ASSERT_NE(race.hook, nullptr);
+  auto warm = RandomData(256 << 10, seed + 1);
   MemSource warm_src(warm);
-  ASSERT_TRUE((*client)->Put("warm", warm_src).ok());
-  std::vector<uint8_t> content = RandomData(1 << 20, 13);           // new chunks, then
-  content.insert(content.end(), old_data.begin(), old_data.end());  // old's: dedup hits
+  ASSERT_TRUE(race.client->Put("warm", warm_src).ok());
+  race.content = RandomData(1 << 20, seed + 2);
+  race.content.insert(race.content.end(), race.old_data.begin(), race.old_data.end());
+}
+
+// A put deduplicates against chunks of another object; before it commits, another client
+// removes that object and runs maintain, whose grace period has passed, so the chunks are
+// deleted. The put must fail as a race (Busy, "retry"), commit nothing, and succeed when retried.
+TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries) {
+  DedupRace race;
+  ASSERT_NO_FATAL_FAILURE(SetUpDedupRace(location_, 11, TestHooks{}, race));
+  auto& [other, client, hook, old_data, content] = race;
   hook->before = [&] {
-    auto rm = (*other)->Remove("old", std::nullopt);
+    auto rm = other->Remove("old", std::nullopt);
     EXPECT_TRUE(rm.ok()) << rm.status().message();
-    auto m = (*other)->Maintain({});
+    auto m = other->Maintain({});
     EXPECT_TRUE(m.ok()) << m.status().message();
     if (m.ok()) {
       EXPECT_GT(m->bytes_released, 0u) << "maintain collected nothing";
@@ -251,7 +264,7 @@ TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries
   };
   hook->armed = true;
   MemSource src(content);
-  auto r = (*client)->Put("new", src);
+  auto r = client->Put("new", src);
   EXPECT_FALSE(hook->armed) << "the put never reached its commit";
   ASSERT_FALSE(r.ok()) << "the put committed references to chunks another client collected";
   EXPECT_EQ(r.status().code(), Code::kBusy) << r.status().message();
@@ -259,18 +272,18 @@ TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries
   EXPECT_NE(r.status().message().find("storing new"), std::string::npos) << r.status().message();
   // Nothing of it was committed: no object, and check finds every refcount exact.
   MemSink none;
-  EXPECT_EQ((*client)->Get("new", std::nullopt, {}, none).code(), Code::kNotFound);
-  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the failed put: "));
+  EXPECT_EQ(client->Get("new", std::nullopt, {}, none).code(), Code::kNotFound);
+  EXPECT_TRUE(testing::ExpectCheckClean(*client, true, "after the failed put: "));
   // Retried, the put stores the collected chunks again.
   MemSource again(content);
-  auto r2 = (*client)->Put("new", again);
+  auto r2 = client->Put("new", again);
   ASSERT_TRUE(r2.ok()) << r2.status().message();
   EXPECT_EQ(r2->version, 1u);
   EXPECT_EQ(r2->dedup_chunks, 0u) << "a collected chunk was taken as stored";
   MemSink out;
-  ASSERT_TRUE((*client)->Get("new", std::nullopt, {}, out).ok());
+  ASSERT_TRUE(client->Get("new", std::nullopt, {}, out).ok());
   EXPECT_EQ(out.data, content);
-  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the retry: "));
+  EXPECT_TRUE(testing::ExpectCheckClean(*client, true, "after the retry: "));
 }
 
 // The same race with the put's transaction older than the lease's publish_after (here 0, as if
@@ -278,77 +291,60 @@ TEST_F(RadosRepository, PutWhoseDedupHitIsCollectedMeanwhileFailsWholeAndRetries
 // maintain keep every chunk that reached refcount zero after the put began, so the put commits;
 // once it has, the lease is gone and maintain collects what nothing references.
 TEST_F(RadosRepository, LongPutKeepsItsDedupHitsThroughAnotherClientsMaintain) {
-  InitOptions io = testing::TestInit();
-  io.min_chunk = 16 << 10;
-  io.avg_chunk = 64 << 10;
-  io.max_chunk = 256 << 10;
-  ASSERT_TRUE(Repository::Init(location_, io).ok());
-  TestHooks at_once;
-  at_once.zero_grace = std::chrono::milliseconds(0);
-  auto other = OpenForTesting(location_, testing::TestOpen(true), at_once);
-  ASSERT_TRUE(other.ok()) << other.status().message();
-  auto old_data = RandomData(2 << 20, 31);
-  MemSource old_src(old_data);
-  ASSERT_TRUE((*other)->Put("old", old_src).ok());
-
-  GateHookStorage* hook = nullptr;
   TestHooks hooks;
-  hooks.wrap_storage = [&](std::unique_ptr<Storage> s) -> std::unique_ptr<Storage> {
-    auto w = std::make_unique<GateHookStorage>(std::move(s));
-    hook = w.get();
-    return w;
-  };
   LeaseTiming quick;
   quick.publish_after = std::chrono::nanoseconds(0);
   quick.renew_every = std::chrono::milliseconds(10);
   hooks.lease_timing = quick;
-  auto client = OpenForTesting(location_, testing::TestOpen(true), hooks);
-  ASSERT_TRUE(client.ok()) << client.status().message();
-  ASSERT_NE(hook, nullptr);
+  DedupRace race;
+  ASSERT_NO_FATAL_FAILURE(SetUpDedupRace(location_, 31, hooks, race));
+  auto& [other, client, hook, old_data, content] = race;
   const std::string leases = LeaseDir(SystemStoreDir(RepoConfig::kFormatVersion));
   auto lease_count = [&]() -> size_t {
     auto l = hook->List(leases);
     return l.ok() ? l->size() : 0;
   };
   auto wait_for = [&](auto pred) {
-    for (int i = 0; i < 500 && !pred(); i++)
+    for (int i = 0; i < 500; i++) {
+      if (pred()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return pred();
+    }
+    return false;
   };
-  auto warm = RandomData(256 << 10, 32);
-  MemSource warm_src(warm);
-  ASSERT_TRUE((*client)->Put("warm", warm_src).ok());
-  ASSERT_TRUE(wait_for([&] { return lease_count() == 0; })) << "a lease outlived its put";
-  std::vector<uint8_t> content = RandomData(1 << 20, 33);
-  content.insert(content.end(), old_data.begin(), old_data.end());
   uint64_t released_meanwhile = 1;
   hook->before = [&] {
     EXPECT_TRUE(wait_for([&] { return lease_count() == 1; }))
         << "the put's lease was never published";
-    auto rm = (*other)->Remove("old", std::nullopt);
+    // A few renewals: the lease then names this put's transaction (not one the warm-up put
+    // left while it was being removed).
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto rm = other->Remove("old", std::nullopt);
     EXPECT_TRUE(rm.ok()) << rm.status().message();
-    auto m = (*other)->Maintain({});
+    auto m = other->Maintain({});
     EXPECT_TRUE(m.ok()) << m.status().message();
     if (m.ok()) released_meanwhile = m->bytes_released;
   };
   hook->armed = true;
   MemSource src(content);
-  auto r = (*client)->Put("new", src);
+  auto r = client->Put("new", src);
   EXPECT_FALSE(hook->armed) << "the put never reached its commit";
   EXPECT_EQ(released_meanwhile, 0u) << "maintain collected chunks under a live lease";
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_GT(r->dedup_chunks, 0u);
   MemSink out;
-  ASSERT_TRUE((*client)->Get("new", std::nullopt, {}, out).ok());
+  ASSERT_TRUE(client->Get("new", std::nullopt, {}, out).ok());
   EXPECT_EQ(out.data, content);
   EXPECT_TRUE(wait_for([&] { return lease_count() == 0; })) << "the lease outlived the put";
-  // Without the lease, maintain collects old's chunks that "new" does not share.
-  auto m = (*other)->Maintain({});
+  // Closed, the client stops renewing (a renewal in flight could write the lease once more) and
+  // removes its lease; maintain then collects old's chunks that "new" does not share.
+  hook = nullptr;
+  client.reset();
+  auto m = other->Maintain({});
   ASSERT_TRUE(m.ok()) << m.status().message();
-  auto st = (*other)->Stats();
+  auto st = other->Stats();
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->unreferenced_chunks, 0u);
-  EXPECT_TRUE(testing::ExpectCheckClean(**client, true, "after the put: "));
+  EXPECT_TRUE(testing::ExpectCheckClean(*other, true, "after the put: "));
 }
 
 // MaintainRequest::grace_seconds: chunks at refcount zero stay until they have been so for the

@@ -6,17 +6,12 @@
 #include <chrono>
 
 #include "chunkstore/chunk_store.h"
+#include "util/clock.h"
 
 namespace cairn {
 namespace {
 
 constexpr size_t kGcBatch = 1024;
-
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // The time a `z` row records; nullopt when it does not decode.
 std::optional<uint64_t> ZeroTime(std::string_view v) {
@@ -62,7 +57,7 @@ Status ChunkStore::CollectZeroRows(const std::vector<Digest>& ids, MaintainRepor
 Result<MaintainReport> ChunkStore::MaintainShared(const MaintainOptions& opts) {
   MaintainReport rep;
   const uint64_t grace = static_cast<uint64_t>(opts.zero_grace.value_or(zero_grace_).count());
-  const uint64_t now = NowNs();
+  const uint64_t now = UnixNanos();
   uint64_t cutoff = now > grace ? now - grace : 0;
   // Marks after the start of a transaction that another client's lease says is still open are
   // kept: that transaction may reference those chunks (ADR 0015, writer leases).

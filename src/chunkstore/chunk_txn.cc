@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "chunkstore/chunk_store.h"
+#include "util/clock.h"
 
 namespace cairn {
 
@@ -31,11 +32,7 @@ Extent ExtentOf(const ChunkRecord& r) { return {r.segment, r.offset, r.stored_le
 
 }  // namespace
 
-ChunkTxn::ChunkTxn(ChunkStore* store)
-    : store_(store),
-      opened_ns_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                           std::chrono::system_clock::now().time_since_epoch())
-                                           .count())) {
+ChunkTxn::ChunkTxn(ChunkStore* store) : store_(store), opened_ns_(UnixNanos()) {
   std::lock_guard lk(store_->open_mu_);
   store_->open_ns_.insert(opened_ns_);
 }
@@ -499,10 +496,7 @@ Status ChunkTxn::LostDedupHit(const Digest& id) {
 Status ChunkTxn::DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch) {
   batch.Put(keys::Chunk(id), rec.Encode());
   std::string v(1, '\1');
-  const uint64_t now =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count());
+  const uint64_t now = UnixNanos();
   for (int i = 0; i < 8; i++) v.push_back(static_cast<char>(now >> (8 * i)));
   batch.Put(keys::ZeroSince(id), v);
   return Status::Ok();

@@ -7,6 +7,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
+#include "util/clock.h"
 
 namespace cairn::crypto {
 namespace {
@@ -51,9 +52,7 @@ std::unique_ptr<Hasher> StoreCrypto::MakeIdHasher() const {
 Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                               std::vector<uint8_t>& out) const {
   seal.key_version = keys_.current_version();
-  seal.epoch = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
+  seal.epoch = UnixNanos();
   CAIRN_RETURN_IF_ERROR(RandomBytes(seal.salt));
   CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
   Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "objects/object_store.h"
+#include "util/clock.h"
 
 namespace cairn {
 
@@ -31,12 +32,6 @@ namespace {
 // the delay before the first write) stay about what they were with one chunk per task.
 constexpr size_t kGroupBytes = 1u << 20;
 constexpr size_t kGroupChunks = 64;
-
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // Reads the source into a few large buffers (slabs) and cuts chunks in place: chunks are handed
 // on as spans of a slab, never copied. A chunk never spans two slabs: when a slab is full, its
@@ -248,7 +243,7 @@ Status ObjectStore::CommitVersion(ChunkTxn& txn, const std::string& name, Ingest
     }
     r.version = head.next_version++;
     head.name = name;
-    VersionRecord vr{mid, m.size, NowNs(), m.entries.size(), m.content_hash};
+    VersionRecord vr{mid, m.size, UnixNanos(), m.entries.size(), m.content_hash};
     CAIRN_ASSIGN_OR_RETURN(std::string vrow, rows_.Seal(keys::Version(nk, r.version), vr.Encode()));
     batch.Put(keys::Version(nk, r.version), std::move(vrow));
     CAIRN_ASSIGN_OR_RETURN(std::string hrow, rows_.Seal(keys::Head(nk), head.Encode()));

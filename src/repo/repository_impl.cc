@@ -16,6 +16,7 @@
 #include "repo/check.h"
 #include "repo/index_copies.h"
 #include "repo/store_identity.h"
+#include "util/clock.h"
 #include "util/coding.h"
 
 namespace cairn {
@@ -35,11 +36,6 @@ Result<std::optional<uint64_t>> PassCutoff(Index& index) {
   return std::optional<uint64_t>(cutoff);
 }
 
-uint64_t NowNanos() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 // The steady-clock time `seconds` from now (the --max-seconds limits).
 std::chrono::steady_clock::time_point DeadlineIn(double seconds) {
   return std::chrono::steady_clock::now() +
@@ -51,7 +47,7 @@ constexpr uint64_t kNanosPerSecond = 1000000000ull;
 constexpr uint64_t kIndexReserveBytes = 8 << 20;
 // Unix nanoseconds `seconds` ago (0 when that is before 1970).
 uint64_t NanosAgo(uint64_t seconds) {
-  uint64_t now = NowNanos();
+  uint64_t now = UnixNanos();
   return seconds >= now / kNanosPerSecond ? 0 : now - seconds * kNanosPerSecond;
 }
 
@@ -350,7 +346,7 @@ Result<MaintainResult> RepositoryImpl::Maintain(const MaintainRequest& req) {
   if (shared_) {
     // Chunks another client's long transaction may still reference stay (ADR 0015).
     CAIRN_ASSIGN_OR_RETURN(o.keep_zero_after_ns,
-                           KeepZeroAfter(*storage_, store_.dir, NanosAgo(0), lease_timing_));
+                           KeepZeroAfter(*storage_, store_.dir, UnixNanos(), lease_timing_));
   }
   CAIRN_ASSIGN_OR_RETURN(auto r, chunks_->Maintain(o));
   MaintainResult out;
@@ -537,7 +533,7 @@ Result<uint64_t> RepositoryImpl::StartReencryptPass(const ReencryptRequest& req,
   pass_row = true;
   CAIRN_ASSIGN_OR_RETURN(auto cutoff, PassCutoff(*index_));
   if (cutoff) return *cutoff;
-  uint64_t now = NowNanos();
+  uint64_t now = UnixNanos();
   std::string v;
   PutU8(v, 1);
   PutU64(v, now);

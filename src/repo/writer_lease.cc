@@ -5,17 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/secret.h"
+#include "util/clock.h"
 
 namespace cairn {
 namespace {
 
 constexpr size_t kMaxLeaseBytes = 4096;
-
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 uint64_t Ns(std::chrono::nanoseconds d) { return static_cast<uint64_t>(d.count()); }
 
@@ -24,7 +19,7 @@ std::string ClientId() {
   std::array<uint8_t, 8> b{};
   if (!crypto::RandomBytes(b).ok()) {
     // Without the CSPRNG the time and the thread make a name unique enough for a lease.
-    uint64_t t = NowNs() ^ std::hash<std::thread::id>()(std::this_thread::get_id());
+    uint64_t t = UnixNanos() ^ std::hash<std::thread::id>()(std::this_thread::get_id());
     for (auto& x : b) x = static_cast<uint8_t>(t), t >>= 8;
   }
   static const char* kHex = "0123456789abcdef";
@@ -72,7 +67,7 @@ WriterLease::~WriterLease() {
 
 Status WriterLease::RenewNow() {
   std::lock_guard rl(renew_mu_);
-  const uint64_t now = NowNs();
+  const uint64_t now = UnixNanos();
   std::optional<uint64_t> oldest = oldest_open_();
   Status s;
   if (oldest && now >= *oldest + Ns(timing_.publish_after)) {
@@ -83,6 +78,12 @@ Status WriterLease::RenewNow() {
     if (!written_) s = storage_->CreateDir(dir_, true);
     if (s.ok()) s = storage_->WriteFile(name_, j.dump() + "\n");
     if (s.ok()) written_ = true;
+    // The transaction may have ended while the lease was written: then it goes now rather than
+    // at the next renewal.
+    if (s.ok() && !oldest_open_()) {
+      s = storage_->RemoveFile(name_);
+      if (s.ok()) written_ = false;
+    }
   } else if (written_) {
     s = storage_->RemoveFile(name_);
     if (s.ok() || s.code() == Code::kNotFound) written_ = false, s = Status::Ok();

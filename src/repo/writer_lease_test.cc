@@ -10,17 +10,12 @@
 #include <atomic>
 
 #include "../../tests/test_util.h"
+#include "util/clock.h"
 
 namespace cairn {
 namespace {
 
 using namespace std::chrono_literals;
-
-uint64_t Now() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 class WriterLeaseTest : public ::testing::Test {
  protected:
@@ -53,21 +48,21 @@ class WriterLeaseTest : public ::testing::Test {
 };
 
 TEST_F(WriterLeaseTest, PublishedOnlyForOldTransactionsAndRemovedWhenTheyEnd) {
-  auto keep = KeepZeroAfter(*storage_, "store", Now(), timing_);
+  auto keep = KeepZeroAfter(*storage_, "store", UnixNanos(), timing_);
   ASSERT_TRUE(keep.ok()) << keep.status().message();
   EXPECT_FALSE(keep->has_value()) << "no lease directory: nothing is kept";
   {
     WriterLease lease(storage_.get(), "store", Oldest(), timing_);
     ASSERT_TRUE(lease.RenewNow().ok());
     EXPECT_TRUE(Leases().empty()) << "no transaction open, yet a lease was written";
-    oldest_ = Now() - 1'000'000'000ull;  // open for 1 s: below publish_after
+    oldest_ = UnixNanos() - 1'000'000'000ull;  // open for 1 s: below publish_after
     ASSERT_TRUE(lease.RenewNow().ok());
     EXPECT_TRUE(Leases().empty()) << "a young transaction was published";
-    const uint64_t start = Now() - 120'000'000'000ull;  // open for 2 minutes
+    const uint64_t start = UnixNanos() - 120'000'000'000ull;  // open for 2 minutes
     oldest_ = start;
     ASSERT_TRUE(lease.RenewNow().ok()) << lease.LastError().message();
     ASSERT_EQ(Leases().size(), 1u);
-    keep = KeepZeroAfter(*storage_, "store", Now(), timing_);
+    keep = KeepZeroAfter(*storage_, "store", UnixNanos(), timing_);
     ASSERT_TRUE(keep.ok()) << keep.status().message();
     ASSERT_TRUE(keep->has_value());
     EXPECT_EQ(**keep, start - 10'000'000'000ull) << "the lease's start less the clock skew";
@@ -82,7 +77,7 @@ TEST_F(WriterLeaseTest, PublishedOnlyForOldTransactionsAndRemovedWhenTheyEnd) {
 }
 
 TEST_F(WriterLeaseTest, EarliestLiveLeaseCountsDeadOnesAreRemovedDamagedOnesRefused) {
-  const uint64_t now = Now();
+  const uint64_t now = UnixNanos();
   ASSERT_TRUE(storage_->CreateDir(LeaseDir("store")).ok());
   auto put = [&](const std::string& name, const std::string& text) {
     ASSERT_TRUE(storage_->WriteFile(JoinStorageName(LeaseDir("store"), name), text).ok());

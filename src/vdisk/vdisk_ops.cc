@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "util/clock.h"
 #include "vdisk/vdisk_store.h"
 
 namespace cairn {
@@ -131,9 +132,7 @@ Status VdiskStore::Snapshot(const std::string& name, const std::string& snapshot
   snap.name = snapshot;
   snap.flags =
       VdiskDescriptor::kReadOnly | VdiskDescriptor::kSnapshot | VdiskDescriptor::kIncomplete;
-  snap.created_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
+  snap.created_ns = UnixNanos();
   snap.generation = 1;
   if (src.mode == VdiskMode::kSemideduped) {
     CAIRN_ASSIGN_OR_RETURN(auto bitmap, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, src));

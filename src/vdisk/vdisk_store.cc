@@ -4,16 +4,11 @@
 
 #include <chrono>
 
+#include "util/clock.h"
 #include "util/coding.h"
 
 namespace cairn {
 namespace {
-
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 Status ValidateVdiskName(const std::string& name) {
   if (name.empty()) return Status::Invalid("vdisk name is empty");
@@ -109,7 +104,7 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
   d.name = name;
   d.mode = o.mode;
   d.block_size = o.block_size;
-  d.created_ns = NowNs();
+  d.created_ns = UnixNanos();
   d.generation = 1;
   const bool semi = o.mode == VdiskMode::kSemideduped;
   if (semi != !o.template_name.empty())
