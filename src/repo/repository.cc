@@ -135,6 +135,15 @@ Status TryUpgrade(Storage& storage, RepoConfig& cfg, std::optional<crypto::Unloc
   return UpgradeRepository(storage, cfg, keys ? &*keys : nullptr);
 }
 
+// An init killed after writing config.json (its commit point) but before removing its marker
+// left a finished repository holding a stale marker; a writable open removes it.
+Status RemoveStaleInitMarker(Storage& storage) {
+  CAIRN_ASSIGN_OR_RETURN(bool marker, storage.Exists(kInitMarker));
+  if (!marker) return Status::Ok();
+  Status s = storage.RemoveFile(kInitMarker);
+  return s.code() == Code::kNotFound ? Status::Ok() : s;
+}
+
 Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
                                            const OpenOptions& opts, const TestHooks& hooks) {
   if (opts.threads > kMaxThreads)
@@ -150,6 +159,7 @@ Result<std::unique_ptr<Repository>> OpenOn(std::shared_ptr<Storage> storage,
     CAIRN_RETURN_IF_ERROR(VerifyConfig(cfg, &keys->ring, storage->Describe("config.json")));
     CAIRN_RETURN_IF_ERROR(CheckNotRolledBack(*storage, cfg, *keys));
   }
+  if (opts.writable) CAIRN_RETURN_IF_ERROR(RemoveStaleInitMarker(*storage));
   if (opts.writable && cfg.version >= 2 && UpgradeDue(cfg, keys ? &*keys : nullptr))
     CAIRN_RETURN_IF_ERROR(TryUpgrade(*storage, cfg, keys));
   CAIRN_ASSIGN_OR_RETURN(auto store,
