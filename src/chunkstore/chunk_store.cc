@@ -308,7 +308,8 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
   return Status::Ok();
 }
 
-Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw) const {
+Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw,
+                        std::span<const uint8_t> fresh) const {
   static const CompressionSpec kNone{false, 0};
   const CompressionSpec& spec = raw ? kNone : opts_.compression;
   if (!crypto_) {
@@ -329,7 +330,8 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
   }
   p.codec = packed ? Codec::kZstd : Codec::kRaw;
   std::span<const uint8_t> plain = packed ? std::span<const uint8_t>(scratch.get(), packed) : data;
-  return crypto_->SealChunk(p.id, plain, p.seal, p.stored);
+  if (fresh.empty()) return crypto_->SealChunk(p.id, plain, p.seal, p.stored);
+  return crypto_->SealChunk(p.id, plain, p.seal, p.stored, fresh);
 }
 
 bool ChunkStore::DueForReseal(const ChunkRecord& rec, uint64_t sealed_before) const {
@@ -439,7 +441,7 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
   }
   runs.resize(n);
   for (const auto& e : runs) (void)backend_->Discard(e.segment, e.offset, e.length);
-  space_.MakeAvailable(extents);
+  space_.MakeAvailable(runs);
 }
 
 Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {

@@ -173,6 +173,11 @@ class ChunkTxn {
   Status SettleRow(const Digest& id, int64_t delta, const std::optional<ChunkRecord>& cur,
                    WriteBatch& batch, Settled& out);
   Status SettleMoves(WriteBatch& batch, Settled& out);
+  // `v` with neighbouring extents (same segment, one ending where the next starts) merged.
+  static std::vector<Extent> MergeRuns(std::vector<Extent> v);
+  // Applies the settled rows' space changes to the space map, a run of neighbouring extents at
+  // a time: their new extents become data (Use), their dropped ones free (Free).
+  Status UseAndFree(const Settled& settled);
   Status HealRow(const Digest& id, int64_t delta, const ChunkRecord& cur, const ChunkRecord& good,
                  WriteBatch& batch, Settled& out);
   void Abandon(const Settled& settled);
@@ -386,8 +391,11 @@ class ChunkStore {
   void ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
                 std::vector<size_t>& order, std::span<const std::span<uint8_t>> outs,
                 std::vector<size_t>& slow) const;
-  // Compresses (unless `raw`) and seals a chunk new to the store into p.stored.
-  Status Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw = false) const;
+  // Compresses (unless `raw`) and seals a chunk new to the store into p.stored. `fresh`: the
+  // seal's random bytes (StoreCrypto::kSealRandomSize, drawn by the caller, used once), or
+  // empty to draw them here.
+  Status Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw = false,
+              std::span<const uint8_t> fresh = {}) const;
   // Writes `batch` plus the space map's changes under the commit lock; on failure the space
   // map's committed view returns to the index's.
   Status WriteSpaceBatch(WriteBatch batch);

@@ -138,6 +138,12 @@ Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const 
   return DoSeal(key, out.data(), aad, plain, tail, out);
 }
 
+Status SealIntoWithNonce(const Key32& key, std::span<const uint8_t> aad,
+                         std::span<const uint8_t> plain, std::span<const uint8_t> tail,
+                         std::span<const uint8_t, kNonceSize> nonce, std::span<uint8_t> out) {
+  return DoSeal(key, nonce.data(), aad, plain, tail, out);
+}
+
 Status Seal(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
             std::vector<uint8_t>& out) {
   out.resize(plain.size() + kSealOverhead);

@@ -42,6 +42,11 @@ Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const 
 // buffer first: out.size() must equal plain.size() + tail.size() + kSealOverhead.
 Status SealInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
                 std::span<const uint8_t> tail, std::span<uint8_t> out);
+// SealInto(key, aad, plain, tail, out) with a nonce the caller drew at random (fresh: never
+// used before with `key`), for callers that draw the random bytes of many seals at once.
+Status SealIntoWithNonce(const Key32& key, std::span<const uint8_t> aad,
+                         std::span<const uint8_t> plain, std::span<const uint8_t> tail,
+                         std::span<const uint8_t, kNonceSize> nonce, std::span<uint8_t> out);
 // plain.size() must equal sealed.size() - kSealOverhead. `plain` may be exactly
 // sealed.subspan(kNonceSize) (in-place decryption); any other overlap is not allowed. On
 // failure `plain` is zeroed (unauthenticated plaintext is never handed out).

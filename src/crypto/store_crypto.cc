@@ -51,9 +51,19 @@ std::unique_ptr<Hasher> StoreCrypto::MakeIdHasher() const {
 
 Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                               std::vector<uint8_t>& out) const {
+  std::array<uint8_t, kSealRandomSize> fresh;
+  CAIRN_RETURN_IF_ERROR(RandomBytes(fresh));
+  return SealChunk(id, plain, seal, out, fresh);
+}
+
+Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
+                              std::vector<uint8_t>& out, std::span<const uint8_t> fresh) const {
+  if (fresh.size() != kSealRandomSize)
+    return Status::Invalid("seal: " + std::to_string(fresh.size()) + " random bytes, not " +
+                           std::to_string(kSealRandomSize));
   seal.key_version = keys_.current_version();
   seal.epoch = UnixNanos();
-  CAIRN_RETURN_IF_ERROR(RandomBytes(seal.salt));
+  std::memcpy(seal.salt.data(), fresh.data(), kChunkSaltSize);
   CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
   Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
   auto aad = ChunkAad(store_id(), id, seal.key_version);
@@ -66,7 +76,7 @@ Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, 
   PutU32Le(tail.data() + tail.size() - 4, static_cast<uint32_t>(plain.size()));
   seal.padded = true;
   out.resize(padded + kSealOverhead);
-  return SealInto(key, aad, plain, tail, out);
+  return SealIntoWithNonce(key, aad, plain, tail, fresh.subspan<kChunkSaltSize, kNonceSize>(), out);
 }
 
 Result<std::span<uint8_t>> StoreCrypto::OpenChunkInPlace(const Digest& id, const ChunkSeal& seal,

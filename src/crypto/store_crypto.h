@@ -17,6 +17,7 @@
 
 #include "cairn/digest.h"
 #include "cairn/status.h"
+#include "crypto/aead.h"
 #include "crypto/keys.h"
 #include "primitives/hash.h"
 
@@ -62,6 +63,13 @@ class StoreCrypto {
   // tag; seal.padded is set.
   Status SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                    std::vector<uint8_t>& out) const;
+  // The random bytes one seal draws: the salt, then the nonce.
+  static constexpr size_t kSealRandomSize = kChunkSaltSize + kNonceSize;
+  // SealChunk with its salt and nonce taken from `fresh` (kSealRandomSize bytes the caller drew
+  // with RandomBytes and uses for this seal only), so that a caller sealing many chunks draws
+  // their random bytes in one call. Invalid when `fresh` has another size.
+  Status SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
+                   std::vector<uint8_t>& out, std::span<const uint8_t> fresh) const;
   // Opens a sealed chunk in place: on success `buf` holds the plaintext (without its padding
   // when seal.padded). Any mismatch is Corruption saying why (the caller names the chunk and
   // its place).

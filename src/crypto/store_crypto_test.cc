@@ -13,6 +13,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/keys.h"
+#include "crypto/secret.h"
 #include "primitives/hash.h"
 
 namespace cairn::crypto {
@@ -220,6 +221,38 @@ TEST(StoreCryptoChunk, TwoSealsDiffer) {
   EXPECT_EQ(outs.size(), 8u);
   EXPECT_EQ(nonces.size(), 8u);
   EXPECT_EQ(salts.size(), 8u);
+}
+
+// A seal with caller-drawn random bytes uses them as its salt and nonce (so a batch of seals can
+// draw theirs at once), opens like any other, and refuses a slice of the wrong size.
+TEST(StoreCryptoChunk, SealWithCallerRandomBytes) {
+  KeyRing ring = NewRing();
+  StoreCrypto c = MakeCrypto(ring, "system");
+  auto plain = Pattern(4096, 9);
+  Digest id = IdOf(plain);
+  std::vector<uint8_t> fresh(StoreCrypto::kSealRandomSize);
+  ASSERT_TRUE(RandomBytes(fresh).ok());
+  ChunkSeal seal;
+  std::vector<uint8_t> sealed;
+  ASSERT_TRUE(c.SealChunk(id, plain, seal, sealed, fresh).ok());
+  EXPECT_TRUE(std::equal(seal.salt.begin(), seal.salt.end(), fresh.begin()));
+  EXPECT_TRUE(
+      std::equal(sealed.begin(), sealed.begin() + kNonceSize, fresh.begin() + kChunkSaltSize));
+  std::vector<uint8_t> back;
+  ASSERT_TRUE(Opens(c, id, seal, sealed, &back));
+  EXPECT_EQ(back, plain);
+  // Another slice: another salt, so another key and other bytes.
+  std::vector<uint8_t> fresh2(StoreCrypto::kSealRandomSize);
+  ASSERT_TRUE(RandomBytes(fresh2).ok());
+  ChunkSeal seal2;
+  std::vector<uint8_t> sealed2;
+  ASSERT_TRUE(c.SealChunk(id, plain, seal2, sealed2, fresh2).ok());
+  EXPECT_NE(seal2.salt, seal.salt);
+  EXPECT_NE(sealed2, sealed);
+  EXPECT_FALSE(Opens(c, id, seal, sealed2));  // bound to its own salt
+  ChunkSeal bad;
+  Status st = c.SealChunk(id, plain, bad, sealed, std::span<const uint8_t>(fresh).first(12));
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.message();
 }
 
 // ---------------------------------------------------------------- metadata rows

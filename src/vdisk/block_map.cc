@@ -25,8 +25,12 @@ Result<BlockMap::Slot*> BlockMap::Load(uint64_t page, std::unique_lock<std::mute
   if (!loaded.ok()) return loaded.status();
   it = slots_.find(page);  // another thread may have loaded it meanwhile
   if (it == slots_.end()) {
+    // A page with no row (no block of it mapped: most pages of a large, sparse vdisk or of a
+    // clone's empty template) shares one empty page instead of holding 4 KiB of its own; Set
+    // copies it before changing it, as it does any shared page.
+    static const std::shared_ptr<BlockMapPage> kEmptyPage = std::make_shared<BlockMapPage>();
     Slot s;
-    s.page = std::make_shared<BlockMapPage>(std::move(loaded.value()));
+    s.page = loaded->empty() ? kEmptyPage : std::make_shared<BlockMapPage>(std::move(*loaded));
     lru_.push_front(page);
     s.lru = lru_.begin();
     it = slots_.emplace(page, std::move(s)).first;
