@@ -1,9 +1,10 @@
 // ChunkCache: S3-FIFO over a sharded open-addressing index (see chunk_cache.h and ADR 0011).
 #include "cache/chunk_cache.h"
 
-#include <pthread.h>
-
 #include <algorithm>
+#include <cstring>
+
+#include "cache/epoch.h"
 
 namespace cairn {
 
@@ -30,119 +31,110 @@ uint64_t HashKey(CacheStoreKey store, const Digest& id) {
 }  // namespace
 
 struct ChunkCache::Entry {
+  // Immutable while the entry is in the index (readers compare them without a lock).
   CacheStoreKey store = 0;
   Digest id;
   uint64_t hash = 0;
   ChunkRef buf;
   uint64_t charge = 0;
-  Entry* prev = nullptr;         // toward the tail (older)
-  Entry* next = nullptr;         // toward the head (newer)
+  Entry* prev = nullptr;         // toward the tail (older); policy_mu_
+  Entry* next = nullptr;         // toward the head (newer); policy_mu_
   std::atomic<uint8_t> freq{0};  // hits since insertion or the last sweep, at most kMaxFreq
-  bool in_main = false;
+  bool in_main = false;          // policy_mu_
 };
 
-namespace {
+// One published array of index slots; its size never changes (a rebuild publishes a new one).
+struct ChunkCache::TableArray {
+  explicit TableArray(size_t n) : mask(n - 1), slots(new std::atomic<Entry*>[n]) {
+    for (size_t i = 0; i < n; i++) slots[i].store(nullptr, std::memory_order_relaxed);
+  }
+  const size_t mask;
+  const std::unique_ptr<std::atomic<Entry*>[]> slots;
+};
 
-// One shard's index: open addressing with linear probing and backward-shift deletion, so a hit
-// costs one or two cache lines and no allocation. Owns its entries.
-template <typename Entry>
-class Table {
+// One shard's index, probed by readers without a lock: open addressing with linear probing over
+// an array of atomic entry pointers. Only writers (holding policy_mu_) change it. An insert
+// fills the first empty or deleted slot of its probe sequence; a removal leaves a tombstone, so
+// a racing reader's probe sequence never breaks (backward-shift deletion would move entries
+// under it). When live entries + tombstones pass half the slots the table is rebuilt into a new
+// array (a quarter full at most), published with one pointer store; the old array is retired
+// like an entry. All index stores and loads are seq_cst (see epoch.h for why; on x86 a seq_cst
+// load is a plain load).
+class ChunkCache::Table {
  public:
+  ~Table() { delete cur_.load(std::memory_order_relaxed); }
+
   Entry* Find(uint64_t hash, CacheStoreKey store, const Digest& id) const {
-    if (slots_.empty()) return nullptr;
-    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (!s.e) return nullptr;
-      if (s.hash == hash && s.e->store == store && s.e->id == id) return s.e.get();
+    const TableArray* a = cur_.load(std::memory_order_seq_cst);
+    if (a == nullptr) return nullptr;
+    for (size_t i = hash & a->mask;; i = (i + 1) & a->mask) {
+      Entry* e = a->slots[i].load(std::memory_order_seq_cst);
+      if (e == nullptr) return nullptr;
+      if (e != Tomb() && e->hash == hash && e->store == store && e->id == id) return e;
     }
   }
 
-  void Insert(std::unique_ptr<Entry> e) {
-    if ((count_ + 1) * 2 > slots_.size()) Grow();
-    Place(std::move(e));
+  // Adds `e` (not present). Returns the array a rebuild replaced, to retire, or nullptr.
+  std::unique_ptr<TableArray> Insert(Entry* e) {
+    std::unique_ptr<TableArray> old;
+    TableArray* a = cur_.load(std::memory_order_relaxed);
+    if (a == nullptr || (used_ + 1) * 2 > a->mask + 1) {
+      old = Rebuild();
+      a = cur_.load(std::memory_order_relaxed);
+    }
+    for (size_t i = e->hash & a->mask;; i = (i + 1) & a->mask) {
+      Entry* cur = a->slots[i].load(std::memory_order_relaxed);
+      if (cur != nullptr && cur != Tomb()) continue;
+      if (cur == nullptr) used_++;
+      a->slots[i].store(e, std::memory_order_seq_cst);
+      break;
+    }
     count_++;
+    return old;
   }
 
-  // Removes `e` (which must be present) and hands back its ownership.
-  std::unique_ptr<Entry> Take(const Entry* e) {
-    size_t i = e->hash & mask_;
-    while (slots_[i].e.get() != e) i = (i + 1) & mask_;
-    std::unique_ptr<Entry> out = std::move(slots_[i].e);
-    size_t hole = i;
-    for (size_t j = (i + 1) & mask_; slots_[j].e; j = (j + 1) & mask_) {
-      // An entry may fill the hole unless its home slot lies cyclically in (hole, j].
-      const size_t home = slots_[j].hash & mask_;
-      const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-      if (!stays) {
-        slots_[hole] = std::move(slots_[j]);
-        hole = j;
+  // Replaces `e` (which must be present) by a tombstone.
+  void Remove(const Entry* e) {
+    TableArray* a = cur_.load(std::memory_order_relaxed);
+    size_t i = e->hash & a->mask;
+    while (a->slots[i].load(std::memory_order_relaxed) != e) i = (i + 1) & a->mask;
+    a->slots[i].store(Tomb(), std::memory_order_seq_cst);
+    count_--;
+  }
+
+ private:
+  // Marks a deleted slot; compared, never dereferenced.
+  static Entry* Tomb() {
+    static char tomb;
+    return reinterpret_cast<Entry*>(&tomb);
+  }
+
+  std::unique_ptr<TableArray> Rebuild() {
+    std::unique_ptr<TableArray> old(cur_.load(std::memory_order_relaxed));
+    size_t n = 16;
+    while (n < 4 * (count_ + 1)) n <<= 1;
+    auto a = std::make_unique<TableArray>(n);
+    if (old) {
+      for (size_t i = 0; i <= old->mask; i++) {
+        Entry* e = old->slots[i].load(std::memory_order_relaxed);
+        if (e == nullptr || e == Tomb()) continue;
+        size_t j = e->hash & a->mask;
+        while (a->slots[j].load(std::memory_order_relaxed) != nullptr) j = (j + 1) & a->mask;
+        a->slots[j].store(e, std::memory_order_relaxed);
       }
     }
-    count_--;
-    return out;
+    cur_.store(a.release(), std::memory_order_seq_cst);  // publishes the slots stored above
+    used_ = count_;
+    return old;
   }
 
- private:
-  struct Slot {
-    uint64_t hash = 0;
-    std::unique_ptr<Entry> e;
-  };
-
-  void Place(std::unique_ptr<Entry> e) {
-    size_t i = e->hash & mask_;
-    while (slots_[i].e) i = (i + 1) & mask_;
-    slots_[i].hash = e->hash;
-    slots_[i].e = std::move(e);
-  }
-
-  void Grow() {
-    std::vector<Slot> old = std::move(slots_);
-    slots_ = std::vector<Slot>(std::max<size_t>(16, old.size() * 2));
-    mask_ = slots_.size() - 1;
-    for (Slot& s : old) {
-      if (s.e) Place(std::move(s.e));
-    }
-  }
-
-  std::vector<Slot> slots_;
-  size_t mask_ = 0;
-  size_t count_ = 0;
+  std::atomic<TableArray*> cur_{nullptr};
+  size_t count_ = 0;  // live entries
+  size_t used_ = 0;   // live entries + tombstones in the current array
 };
-
-}  // namespace
-
-namespace {
-
-// A glibc adaptive mutex: on contention it spins briefly before sleeping in the kernel. A shard's
-// critical section is a few tens of nanoseconds, so a waiter nearly always gets the lock while
-// spinning; a plain std::mutex sleeps on every collision and its owner pays a futex wake-up,
-// microseconds each, which at tens of millions of lookups per second made two reader threads
-// slower than one.
-class ShardMutex {
- public:
-  ShardMutex() {
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&mu_, &attr);
-    pthread_mutexattr_destroy(&attr);
-  }
-  ~ShardMutex() { pthread_mutex_destroy(&mu_); }
-  ShardMutex(const ShardMutex&) = delete;
-  ShardMutex& operator=(const ShardMutex&) = delete;
-  void lock() { pthread_mutex_lock(&mu_); }
-  void unlock() { pthread_mutex_unlock(&mu_); }
-
- private:
-  pthread_mutex_t mu_;
-};
-
-}  // namespace
 
 struct alignas(64) ChunkCache::Shard {
-  ShardMutex mu;
-  Table<Entry> table;
-  uint64_t hits = 0, misses = 0;
+  Table table;
 };
 
 void ChunkCache::Queue::PushHead(Entry* e) {
@@ -187,6 +179,7 @@ ChunkCache::ChunkCache(ChunkCacheOptions opts)
       small_target_(static_cast<uint64_t>(static_cast<double>(capacity_) *
                                           std::clamp(opts.small_fraction, 0.0, 1.0))),
       promote_hits_(std::clamp<int>(opts.promote_hits, 1, kMaxFreq)),
+      stripes_(std::make_unique<Stripe[]>(kStripes)),
       ghost_(capacity_ - small_target_, capacity_ / kGhostBytesPerEntry + 64) {
   size_t n = 1;
   while (n < opts.shards && n < kMaxShards) n <<= 1;
@@ -194,28 +187,72 @@ ChunkCache::ChunkCache(ChunkCacheOptions opts)
   shard_mask_ = n - 1;
 }
 
-ChunkCache::~ChunkCache() = default;
+// No reader can be inside a cache being destroyed, so everything goes at once.
+ChunkCache::~ChunkCache() {
+  for (Queue* q : {&small_, &main_}) {
+    for (Entry* e = q->tail; e != nullptr;) {
+      Entry* newer = e->next;
+      delete e;
+      e = newer;
+    }
+  }
+}
 
 ChunkCache::Shard& ChunkCache::ShardOf(uint64_t hash) const {
   return shards_[(hash >> 54) & shard_mask_];
 }
 
+ChunkCache::Entry* ChunkCache::FindCounting(uint32_t thread, CacheStoreKey store,
+                                            const Digest& id) {
+  const uint64_t h = HashKey(store, id);
+  Entry* e = ShardOf(h).table.Find(h, store, id);
+  // The first kStripes threads own their stripe, so a plain load and store count exactly;
+  // later threads share stripes and need the atomic add.
+  Stripe& st = stripes_[thread % kStripes];
+  std::atomic<uint64_t>& n = e != nullptr ? st.hits : st.misses;
+  if (thread < kStripes) {
+    n.store(n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    n.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (e != nullptr) {
+    // A hit only counts (S3-FIFO's lazy promotion), and writes the entry only when the
+    // counter changes: once it is at the maximum, hits leave the entry's cache line shared.
+    // A lost increment under a racing sweep does not matter.
+    const uint8_t f = e->freq.load(std::memory_order_relaxed);
+    if (f < kMaxFreq) e->freq.store(f + 1, std::memory_order_relaxed);
+  }
+  return e;
+}
+
 ChunkRef ChunkCache::Lookup(CacheStoreKey store, const Digest& id) {
   if (capacity_ == 0) return nullptr;
-  const uint64_t h = HashKey(store, id);
-  Shard& s = ShardOf(h);
-  std::lock_guard lk(s.mu);
-  Entry* e = s.table.Find(h, store, id);
-  if (e == nullptr) {
-    s.misses++;
-    return nullptr;
-  }
-  s.hits++;
-  // A hit only counts (S3-FIFO's lazy promotion): load and store rather than an atomic
-  // read-modify-write, since a lost increment under a racing sweep does not matter.
-  const uint8_t f = e->freq.load(std::memory_order_relaxed);
-  if (f < kMaxFreq) e->freq.store(f + 1, std::memory_order_relaxed);
-  return e->buf;
+  epoch::ReadGuard guard;
+  Entry* e = FindCounting(guard.thread_index(), store, id);
+  return e != nullptr ? e->buf : nullptr;
+}
+
+bool ChunkCache::VisitBytes(CacheStoreKey store, const Digest& id,
+                            void (*fn)(const void* ctx, std::span<const uint8_t> bytes),
+                            const void* ctx) {
+  if (capacity_ == 0) return false;
+  epoch::ReadGuard guard;
+  Entry* e = FindCounting(guard.thread_index(), store, id);
+  if (e == nullptr) return false;
+  fn(ctx, e->buf->span());
+  return true;
+}
+
+std::optional<size_t> ChunkCache::ReadRange(CacheStoreKey store, const Digest& id, uint64_t offset,
+                                            std::span<uint8_t> out) {
+  size_t n = 0;
+  const bool hit = Visit(store, id, [&](std::span<const uint8_t> bytes) {
+    if (offset >= bytes.size()) return;
+    n = std::min<uint64_t>(out.size(), bytes.size() - offset);
+    std::memcpy(out.data(), bytes.data() + offset, n);
+  });
+  if (!hit) return std::nullopt;
+  return n;
 }
 
 ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf) {
@@ -227,14 +264,11 @@ ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf)
   }
   const uint64_t h = HashKey(store, id);
   Shard& s = ShardOf(h);
-  std::vector<ChunkRef> released;  // declared before the lock: freed (and wiped) after it
+  std::vector<Retired> garbage;  // declared before the lock: freed (and wiped) after it
   std::lock_guard plk(policy_mu_);
-  {
-    std::lock_guard lk(s.mu);
-    if (Entry* e = s.table.Find(h, store, id)) return e->buf;
-  }
+  if (Entry* e = s.table.Find(h, store, id)) return e->buf;
   const bool ghost_hit = ghost_.Take(h);
-  while (used_ + charge > capacity_) EvictOne(released);
+  while (used_ + charge > capacity_) EvictOne();
   auto e = std::make_unique<Entry>();
   e->store = store;
   e->id = id;
@@ -248,24 +282,56 @@ ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf)
   used_ += charge;
   entries_++;
   insertions_++;
-  std::lock_guard lk(s.mu);
-  s.table.Insert(std::move(e));
+  if (auto old = s.table.Insert(e.release())) pending_.push_back({0, nullptr, std::move(old)});
+  Collect(garbage);
   return buf;
 }
 
-void ChunkCache::EvictOne(std::vector<ChunkRef>& released) {
+uint64_t ChunkCache::Collect(std::vector<Retired>& out) {
+  if (!pending_.empty()) {
+    const uint64_t r = epoch::Advance();
+    for (Retired& p : pending_) {
+      p.epoch = r;
+      limbo_.push_back(std::move(p));
+    }
+    pending_.clear();
+  }
+  if (limbo_.empty()) return 0;
+  const uint64_t active = epoch::MinActive();
+  uint64_t newest = 0;
+  size_t keep = 0;
+  for (Retired& r : limbo_) {
+    if (r.epoch < active) {
+      out.push_back(std::move(r));
+    } else {
+      newest = std::max(newest, r.epoch);
+      limbo_[keep++] = std::move(r);
+    }
+  }
+  limbo_.resize(keep);
+  return newest;
+}
+
+void ChunkCache::ReclaimAfter(uint64_t r) {
+  if (r == 0 || !epoch::WaitPast(r)) return;
+  std::vector<Retired> garbage;
+  std::lock_guard plk(policy_mu_);
+  Collect(garbage);
+}
+
+void ChunkCache::EvictOne() {
   has_evicted_ = true;
   if (small_.tail != nullptr &&
       (main_.tail == nullptr || main_.bytes <= capacity_ - small_target_)) {
-    EvictSmall(released);
+    EvictSmall();
   } else {
-    EvictMain(released);
+    EvictMain();
   }
 }
 
 // The small queue's tail leaves for main if it was hit often enough while in the small queue,
 // else it is evicted and its id remembered in the ghost.
-void ChunkCache::EvictSmall(std::vector<ChunkRef>& released) {
+void ChunkCache::EvictSmall() {
   while (Entry* t = small_.tail) {
     if (t->freq.load(std::memory_order_relaxed) >= promote_hits_) {
       small_.Remove(t);
@@ -275,17 +341,17 @@ void ChunkCache::EvictSmall(std::vector<ChunkRef>& released) {
       continue;
     }
     ghost_.Add(t->hash, t->charge);
-    Drop(t, released);
+    Drop(t);
     evictions_++;
     return;
   }
-  EvictMain(released);  // everything in small moved to main
+  EvictMain();  // everything in small moved to main
 }
 
 // The main queue's tail goes back to the head with its counter lowered by one if it was hit,
 // else it is evicted. Hits racing with the sweep could keep raising counters, so after a full
 // set of rounds the tail goes regardless.
-void ChunkCache::EvictMain(std::vector<ChunkRef>& released) {
+void ChunkCache::EvictMain() {
   uint64_t reinsertions = 0;
   const uint64_t max_reinsertions = (kMaxFreq + 1) * entries_ + 8;
   while (Entry* t = main_.tail) {
@@ -296,57 +362,59 @@ void ChunkCache::EvictMain(std::vector<ChunkRef>& released) {
       main_.PushHead(t);
       continue;
     }
-    Drop(t, released);
+    Drop(t);
     evictions_++;
     return;
   }
 }
 
-void ChunkCache::Drop(Entry* e, std::vector<ChunkRef>& released) {
+void ChunkCache::Drop(Entry* e) {
   (e->in_main ? main_ : small_).Remove(e);
   used_ -= e->charge;
   entries_--;
-  std::unique_ptr<Entry> owned;
-  {
-    Shard& s = ShardOf(e->hash);
-    std::lock_guard lk(s.mu);
-    owned = s.table.Take(e);
-  }
-  released.push_back(std::move(owned->buf));
+  ShardOf(e->hash).table.Remove(e);
+  pending_.push_back({0, std::unique_ptr<Entry>(e), nullptr});
 }
 
 bool ChunkCache::Erase(CacheStoreKey store, const Digest& id) {
   if (capacity_ == 0) return false;
   const uint64_t h = HashKey(store, id);
-  Shard& s = ShardOf(h);
-  std::vector<ChunkRef> released;
-  std::lock_guard plk(policy_mu_);
-  Entry* e;
+  uint64_t wait_for = 0;
   {
-    std::lock_guard lk(s.mu);
-    e = s.table.Find(h, store, id);
+    std::vector<Retired> garbage;
+    std::lock_guard plk(policy_mu_);
+    Entry* e = ShardOf(h).table.Find(h, store, id);
+    if (e == nullptr) return false;  // only policy_mu_ holders remove entries, so e stays valid
+    Drop(e);
+    erasures_++;
+    wait_for = Collect(garbage);
   }
-  if (e == nullptr) return false;  // only policy_mu_ holders remove entries, so e stays valid
-  Drop(e, released);
-  erasures_++;
+  ReclaimAfter(wait_for);
   return true;
 }
 
 size_t ChunkCache::EraseStore(CacheStoreKey store) {
   if (capacity_ == 0) return 0;
-  std::vector<ChunkRef> released;
-  std::lock_guard plk(policy_mu_);
-  for (Queue* q : {&small_, &main_}) {
-    for (Entry* e = q->tail; e != nullptr;) {
-      Entry* newer = e->next;
-      if (e->store == store) {
-        Drop(e, released);
-        erasures_++;
+  size_t n = 0;
+  uint64_t wait_for = 0;
+  {
+    std::vector<Retired> garbage;
+    std::lock_guard plk(policy_mu_);
+    for (Queue* q : {&small_, &main_}) {
+      for (Entry* e = q->tail; e != nullptr;) {
+        Entry* newer = e->next;
+        if (e->store == store) {
+          Drop(e);
+          erasures_++;
+          n++;
+        }
+        e = newer;
       }
-      e = newer;
     }
+    wait_for = Collect(garbage);
   }
-  return released.size();
+  ReclaimAfter(wait_for);
+  return n;
 }
 
 ChunkCacheStats ChunkCache::Stats() const {
@@ -361,10 +429,9 @@ ChunkCacheStats ChunkCache::Stats() const {
     st.evictions = evictions_;
     st.erasures = erasures_;
   }
-  for (size_t i = 0; i <= shard_mask_; i++) {
-    std::lock_guard lk(shards_[i].mu);
-    st.hits += shards_[i].hits;
-    st.misses += shards_[i].misses;
+  for (size_t i = 0; i < kStripes; i++) {
+    st.hits += stripes_[i].hits.load(std::memory_order_relaxed);
+    st.misses += stripes_[i].misses.load(std::memory_order_relaxed);
   }
   return st;
 }

@@ -10,11 +10,16 @@
 // a chunk larger than the small queue is admitted too (it reaches main through the ghost). Why
 // S3-FIFO and the measurements behind it: docs/adr/0011-hot-cache.md.
 //
-// Concurrency: the index is split into shards by id hash, each with its own mutex; a lookup
-// locks one shard only. The byte budget and the queues are one policy under one mutex that
-// only inserts, erasures and evictions take (each insert follows a chunk read from storage,
-// which costs far more than the insert), so the policy sees the whole budget: with 1 MiB chunks
-// a 64 MiB cache holds ~60 entries, too few to split.
+// Concurrency: a hit writes nothing another thread reads or writes. The index is split into
+// shards by id hash, each an open-addressing table of atomic entry pointers that readers probe
+// without a lock; a reader marks its probe and its use of the bytes as an epoch read-side
+// critical section (cache/epoch.h), and unlinked entries (and replaced tables) are freed only
+// after every reader that might still see them has left. Hit and miss counts go to per-thread
+// counter stripes; an entry's S3-FIFO counter is written only when it changes (at most three
+// times per residence). The byte budget, the queues and every change to the index are one
+// policy under one mutex that only inserts, erasures and evictions take (each insert follows a
+// chunk read from storage, which costs far more than the insert), so the policy sees the whole
+// budget: with 1 MiB chunks a 64 MiB cache holds ~60 entries, too few to split.
 #pragma once
 
 #include <atomic>
@@ -23,6 +28,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -38,8 +46,8 @@ struct ChunkCacheOptions {
   // Bound on the bytes the cache holds: the sum over entries of size + kEntryOverheadBytes.
   // 0 disables the cache: every Lookup misses and every Insert keeps nothing.
   uint64_t capacity_bytes = 64ull << 20;
-  // Index shards (rounded up to a power of two, at most 1024); more shards, less lock
-  // contention between reader threads.
+  // Index shards (rounded up to a power of two, at most 1024); more shards, smaller tables to
+  // rebuild when one fills (readers take no lock either way).
   size_t shards = 64;
   // Share of the capacity for the small (probationary) queue; S3-FIFO uses 0.1.
   double small_fraction = 0.1;
@@ -78,19 +86,44 @@ class ChunkCache {
   // A key for a newly opened store, never handed out before by this cache (starts at 1).
   CacheStoreKey NewStoreKey() { return next_store_key_.fetch_add(1, std::memory_order_relaxed); }
 
-  // The cached chunk, or nullptr on a miss. Thread-safe; takes one shard lock, no policy lock.
+  // The cached chunk, or nullptr on a miss. Thread-safe, takes no lock; a hit takes a reference
+  // (an atomic increment of the buffer's shared count, a cache line that every reader of the
+  // chunk writes): readers that only copy bytes out should use Visit or ReadRange instead.
   ChunkRef Lookup(CacheStoreKey store, const Digest& id);
+
+  // On a hit, calls fn(std::span<const uint8_t> bytes) with the cached chunk's bytes and returns
+  // true; on a miss returns false without calling fn. The bytes stay valid (and unwiped) only
+  // while fn runs, even if the chunk is evicted or erased meanwhile. Takes no lock and writes no
+  // shared cache line: no reference is taken. fn must be short (other threads' evicted
+  // plaintext waits for it) and must not call Insert, Erase or EraseStore of any cache.
+  template <typename Fn>
+  bool Visit(CacheStoreKey store, const Digest& id, Fn&& fn) {
+    using F = std::remove_reference_t<Fn>;
+    auto thunk = [](const void* ctx, std::span<const uint8_t> bytes) {
+      (*static_cast<F*>(const_cast<void*>(ctx)))(bytes);
+    };
+    return VisitBytes(store, id, thunk, static_cast<const void*>(&fn));
+  }
+
+  // Copies bytes [offset, offset + out.size()) of the cached chunk into `out` (fewer when the
+  // chunk ends first, 0 when offset is at or past its end). Returns the number of bytes
+  // copied, or nullopt on a miss. Like Visit: no lock, no reference.
+  std::optional<size_t> ReadRange(CacheStoreKey store, const Digest& id, uint64_t offset,
+                                  std::span<uint8_t> out);
 
   // Offers `buf` (the verified plaintext of chunk `id` of `store`) to the cache and returns the
   // buffer to use: the one already cached when another thread inserted the same chunk first,
   // else `buf` itself (cached or not: a disabled cache, or a buffer larger than the capacity,
   // keeps nothing). May evict other entries; their buffers are released (and wiped, when they
-  // wipe) after the locks are dropped, once no reader holds them. Thread-safe.
+  // wipe) after the lock is dropped, once no reader holds a reference or is inside Visit on
+  // them: at once when no reader is inside, else by a later Insert/Erase. Thread-safe.
   ChunkRef Insert(CacheStoreKey store, const Digest& id, ChunkRef buf);
 
-  // Drops one chunk (released or rewritten) if cached; returns whether it was.
+  // Drops one chunk (released or rewritten) if cached; returns whether it was. Waits for
+  // readers inside Visit to leave, so the cache's reference is dropped (and the plaintext wiped
+  // if no one else holds it) before it returns (unless called from inside a Visit).
   bool Erase(CacheStoreKey store, const Digest& id);
-  // Drops every chunk of a store (closed or removed); returns how many.
+  // Drops every chunk of a store (closed or removed); returns how many. Waits like Erase.
   size_t EraseStore(CacheStoreKey store);
 
   ChunkCacheStats Stats() const;
@@ -100,6 +133,21 @@ class ChunkCache {
  private:
   struct Entry;
   struct Shard;
+  class Table;
+  struct TableArray;
+  // An entry or a replaced table array unlinked from the index, freed once no reader can still
+  // reach it: when epoch::MinActive() > epoch.
+  struct Retired {
+    uint64_t epoch = 0;
+    std::unique_ptr<Entry> entry;
+    std::unique_ptr<TableArray> array;
+  };
+  // Per-thread hit and miss counters (indexed by epoch::ReadGuard::thread_index()), one cache
+  // line each so that counting a hit writes only the counting thread's line.
+  struct alignas(64) Stripe {
+    std::atomic<uint64_t> hits{0}, misses{0};
+  };
+  static constexpr size_t kStripes = 64;
   // A FIFO of entries linked through Entry::prev/next: head = newest, tail = oldest.
   struct Queue {
     Entry* head = nullptr;
@@ -127,12 +175,24 @@ class ChunkCache {
   };
 
   Shard& ShardOf(uint64_t hash) const;
-  // Evicts one entry (S3-FIFO), appending its buffer to `released`. Caller holds policy_mu_.
-  void EvictOne(std::vector<ChunkRef>& released);
-  void EvictSmall(std::vector<ChunkRef>& released);
-  void EvictMain(std::vector<ChunkRef>& released);
-  // Unlinks `e` from its queue and the index and frees it; its buffer goes to `released`.
-  void Drop(Entry* e, std::vector<ChunkRef>& released);
+  bool VisitBytes(CacheStoreKey store, const Digest& id,
+                  void (*fn)(const void* ctx, std::span<const uint8_t> bytes), const void* ctx);
+  // Probes the index (caller inside an epoch::ReadGuard), counts the hit or miss for thread
+  // `thread` and raises the entry's counter if below its maximum.
+  Entry* FindCounting(uint32_t thread, CacheStoreKey store, const Digest& id);
+  // Caller holds policy_mu_: tags the entries unlinked by this operation with a new epoch and
+  // moves everything no reader can reach any more into `out` (freed by the caller after it
+  // drops the lock). Returns the epoch of the newest retired item, 0 if none is waiting.
+  uint64_t Collect(std::vector<Retired>& out);
+  // Waits until readers have left epoch r (unless called inside a ReadGuard), then frees what
+  // they kept alive.
+  void ReclaimAfter(uint64_t r);
+  // Evicts one entry (S3-FIFO) into pending_. Caller holds policy_mu_.
+  void EvictOne();
+  void EvictSmall();
+  void EvictMain();
+  // Unlinks `e` from its queue and the index and retires it (pending_).
+  void Drop(Entry* e);
 
   const uint64_t capacity_;
   const uint64_t small_target_;
@@ -141,13 +201,16 @@ class ChunkCache {
   uint64_t shard_mask_;  // shard = (hash >> 54) & shard_mask_
   std::atomic<uint64_t> next_store_key_{1};
   std::atomic<uint64_t> rejected_{0};
+  std::unique_ptr<Stripe[]> stripes_;
 
-  mutable std::mutex policy_mu_;  // guards everything below; taken before any shard lock
+  mutable std::mutex policy_mu_;  // guards everything below and all changes to the index
   Queue small_, main_;
   Ghost ghost_;
   uint64_t used_ = 0, entries_ = 0;
   uint64_t insertions_ = 0, evictions_ = 0, erasures_ = 0;
   bool has_evicted_ = false;
+  std::vector<Retired> pending_;  // unlinked by the current operation, not yet tagged
+  std::vector<Retired> limbo_;    // tagged, waiting for readers to leave their epoch
 };
 
 }  // namespace cairn

@@ -1,15 +1,18 @@
 // Tests of the hot cache: scan resistance, the byte bound, zero-copy hits, statistics, the wipe
-// of released plaintext, store isolation and concurrent readers and inserters (run under TSan by
-// `make test-tsan`).
+// of released plaintext, store isolation, concurrent readers and inserters, and the lock-free
+// read path (Visit/ReadRange) racing eviction and erasure, with plaintext wiped only after the
+// readers left (run under TSan by `make test-tsan`).
 #include "cache/chunk_cache.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <random>
+#include <span>
 #include <thread>
 
 namespace cairn {
@@ -305,6 +308,164 @@ TEST(ChunkCache, ConcurrentReadersAndInsertersKeepChunksAndBound) {
   EXPECT_LE(st.bytes, kCap);
   EXPECT_GT(st.hits, 0u);
   EXPECT_GT(st.evictions, 0u);
+}
+
+// Checks `bytes` against BufferFor(n, bytes.size()) at its first 8 bytes and a few others.
+bool BytesAre(std::span<const uint8_t> bytes, uint64_t n) {
+  uint64_t got = n;
+  std::memcpy(&got, bytes.data(), std::min<size_t>(8, bytes.size()));
+  if (got != n) return false;
+  const uint8_t fill = static_cast<uint8_t>(n & 0xFF);
+  for (size_t i = 8; i < bytes.size(); i += 997)
+    if (bytes[i] != fill) return false;
+  return bytes.size() <= 8 || bytes.back() == fill;
+}
+
+TEST(ChunkCache, VisitAndReadRangeSeeTheCachedBytesWithoutAReference) {
+  ChunkCache c({.capacity_bytes = 1 << 20});
+  const CacheStoreKey s = c.NewStoreKey(), other = c.NewStoreKey();
+  ChunkRef b = BufferFor(7, 10000);
+  c.Insert(s, IdOf(7), b);
+  const long refs = b.use_count();
+  int calls = 0;
+  EXPECT_TRUE(c.Visit(s, IdOf(7), [&](std::span<const uint8_t> bytes) {
+    calls++;
+    EXPECT_EQ(bytes.data(), b->data());  // the cached buffer itself, not a copy
+    EXPECT_EQ(bytes.size(), 10000u);
+    EXPECT_EQ(b.use_count(), refs);  // no reference taken
+  }));
+  EXPECT_FALSE(c.Visit(s, IdOf(8), [&](std::span<const uint8_t>) { calls++; }));
+  EXPECT_FALSE(c.Visit(other, IdOf(7), [&](std::span<const uint8_t>) { calls++; }));
+  EXPECT_EQ(calls, 1);
+
+  std::vector<uint8_t> out(4096, 0xEE);
+  EXPECT_EQ(c.ReadRange(s, IdOf(7), 0, out), std::optional<size_t>(4096));
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), b->data()));
+  std::fill(out.begin(), out.end(), 0xEE);
+  EXPECT_EQ(c.ReadRange(s, IdOf(7), 9000, out), std::optional<size_t>(1000));  // chunk ends
+  EXPECT_TRUE(std::equal(out.begin(), out.begin() + 1000, b->data() + 9000));
+  EXPECT_EQ(out[1000], 0xEE);  // nothing written past what was copied
+  EXPECT_EQ(c.ReadRange(s, IdOf(7), 10000, out), std::optional<size_t>(0));
+  EXPECT_EQ(c.ReadRange(s, IdOf(9), 0, out), std::nullopt);
+  EXPECT_EQ(b.use_count(), refs);
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.hits, 4u);
+  EXPECT_EQ(st.misses, 3u);
+}
+
+// A reader inside Visit keeps the bytes it sees intact while other threads evict and erase
+// chunks: evicted plaintext waits (unwiped, unfreed) until the reader has left, and Erase
+// returns only after the reader left, with the erased plaintext wiped.
+TEST(ChunkCache, PlaintextIsWipedOnlyAfterReadersInsideVisitLeave) {
+  constexpr size_t kChunk = 32 << 10;
+  ChunkCache c({.capacity_bytes = 4 * (kChunk + kOverhead)});
+  const CacheStoreKey s = c.NewStoreKey();
+  std::atomic<int> released{0}, wiped{0};
+  ChunkBuffer::ReleaseHook hook = [&](std::span<const uint8_t> bytes) {
+    wiped += std::all_of(bytes.begin(), bytes.end(), [](uint8_t x) { return x == 0; });
+    released++;
+  };
+  auto insert_hooked = [&](uint64_t id) {
+    auto b = ChunkBuffer::Allocate(kChunk, /*wipe=*/true);
+    std::memset(b->mutable_span().data(), 0xAB, kChunk);
+    b->SetReleaseHookForTesting(&hook);
+    c.Insert(s, IdOf(id), std::move(b));
+  };
+  insert_hooked(1);
+  std::atomic<int> stage{0};
+  std::atomic<bool> intact{false}, left{false};
+  std::thread reader([&] {
+    c.Visit(s, IdOf(1), [&](std::span<const uint8_t> bytes) {
+      stage = 1;
+      while (stage.load() < 2) std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // Erase waits meanwhile
+      intact = std::all_of(bytes.begin(), bytes.end(), [](uint8_t x) { return x == 0xAB; });
+      left = true;
+    });
+  });
+  while (stage.load() < 1) std::this_thread::yield();
+  // Chunk 1 is pushed out: into limbo, neither freed nor wiped while the reader is in.
+  for (uint64_t i = 3; i < 40; i++) c.Insert(s, IdOf(i), BufferFor(i, kChunk));
+  EXPECT_FALSE(c.Lookup(s, IdOf(1)));
+  EXPECT_EQ(released.load(), 0) << "evicted plaintext freed under a reader";
+  insert_hooked(50);
+  stage = 2;
+  EXPECT_TRUE(c.Erase(s, IdOf(50)));
+  EXPECT_TRUE(left.load()) << "Erase returned while a reader was still inside";
+  EXPECT_EQ(released.load(), 2);  // chunk 50 erased, chunk 1 evicted: both wiped
+  EXPECT_EQ(wiped.load(), 2);
+  reader.join();
+  EXPECT_TRUE(intact.load()) << "a reader saw its bytes change";
+  EXPECT_FALSE(c.Visit(s, IdOf(50), [](std::span<const uint8_t>) {}));
+}
+
+// Lock-free readers (Visit, ReadRange, Lookup) race inserters that evict (and rebuild the
+// one-shard index), Erase and EraseStore, over wiping buffers: every hit must show the whole
+// chunk asked for, of its own store, never freed or wiped bytes (TSan sees any use after free).
+TEST(ChunkCache, LockFreeReadersRaceEvictionAndErasure) {
+  constexpr uint64_t kCap = 1 << 20;
+  ChunkCache c({.capacity_bytes = kCap, .shards = 1});
+  const CacheStoreKey s1 = c.NewStoreKey(), s2 = c.NewStoreKey();
+  constexpr int kReaders = 3, kOps = 20000;
+  auto tag = [&](CacheStoreKey s, uint64_t n) { return s == s1 ? n : n + 100000; };
+  auto size_of = [](uint64_t n) { return 100 + (n * 7919) % (20 << 10); };
+  std::atomic<uint64_t> hits{0}, wrong{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> writes{0};
+  std::thread writer([&] {
+    std::mt19937_64 rng(7);
+    for (int op = 0; !done.load(); op++, writes++) {
+      const uint64_t n = rng() % 400;
+      const CacheStoreKey s = (n & 1) ? s1 : s2;
+      if (op % 97 == 0) {
+        c.Erase(s, IdOf(n));
+      } else if (op % 2003 == 0) {
+        c.EraseStore(s2);
+      } else {
+        c.Insert(s, IdOf(n), BufferFor(tag(s, n), size_of(n), /*wipe=*/true));
+      }
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < kReaders; t++) {
+    readers.emplace_back([&, t] {
+      while (writes.load() < 1000) std::this_thread::yield();  // the cache is full by then
+      std::mt19937_64 rng(200 + t);
+      std::vector<uint8_t> out(64);
+      for (int op = 0; op < kOps; op++) {
+        const uint64_t n = rng() % 400;
+        const CacheStoreKey s = (n & 1) ? s1 : s2;
+        bool hit = false, ok = true;
+        if (op % 3 == 0) {
+          hit = c.Visit(s, IdOf(n), [&](std::span<const uint8_t> bytes) {
+            ok = bytes.size() == size_of(n) && BytesAre(bytes, tag(s, n));
+          });
+        } else if (op % 3 == 1) {
+          const auto got = c.ReadRange(s, IdOf(n), 0, out);
+          hit = got.has_value();
+          ok = !hit || (*got == std::min<size_t>(64, size_of(n)) &&
+                        BytesAre(std::span<const uint8_t>(out.data(), *got), tag(s, n)));
+        } else if (ChunkRef b = c.Lookup(s, IdOf(n))) {
+          hit = true;
+          ok = b->size() == size_of(n) && BytesAre(b->span(), tag(s, n));
+        }
+        hits += hit;
+        wrong += !ok;
+      }
+    });
+  }
+  for (auto& th : readers) th.join();
+  done = true;
+  writer.join();
+  EXPECT_EQ(wrong.load(), 0u);
+  ChunkCacheStats st = c.Stats();
+  EXPECT_EQ(st.hits + st.misses, uint64_t{kReaders} * kOps);
+  EXPECT_EQ(st.hits, hits.load());
+  EXPECT_GT(st.hits, 0u);
+  EXPECT_GT(st.misses, 0u);
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_EQ(st.entries, st.insertions - st.evictions - st.erasures);
+  EXPECT_LE(st.bytes, kCap);
 }
 
 }  // namespace

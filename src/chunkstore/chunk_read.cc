@@ -91,11 +91,15 @@ Status ChunkStore::ReadMany(std::span<const Digest> ids, std::span<const ChunkRe
   std::vector<std::pair<size_t, size_t>> repeats;           // (i, first i of its id)
   for (size_t i = 0; i < ids.size(); i++) {
     if (cache_) {
-      ChunkRef hit = cache_->Lookup(cache_key_, ids[i]);
-      if (hit && hit->size() == outs[i].size()) {
-        std::memcpy(outs[i].data(), hit->data(), hit->size());
-        continue;
-      }
+      // Copied out under the cache's read-side section: no reference taken, nothing shared
+      // written (a block read by many nbdkit threads at once stays in every core's cache).
+      bool copied = false;
+      cache_->Visit(cache_key_, ids[i], [&](std::span<const uint8_t> hit) {
+        if (hit.size() != outs[i].size()) return;
+        std::memcpy(outs[i].data(), hit.data(), hit.size());
+        copied = true;
+      });
+      if (copied) continue;
     }
     if (ids.size() == 1) {
       miss.push_back(i);

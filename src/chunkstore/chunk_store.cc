@@ -51,6 +51,11 @@ ChunkStore::~ChunkStore() {
 Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint, bool fill) const {
   if (cache_)
     if (ChunkRef hit = cache_->Lookup(cache_key_, id)) return hit;
+  return ReadAndFill(id, hint, fill);
+}
+
+Result<ChunkRef> ChunkStore::ReadAndFill(const Digest& id, const ChunkRecord* hint,
+                                         bool fill) const {
   // Decompressed straight into the buffer that is shared (allocated, not zero-filled).
   std::shared_ptr<ChunkBuffer> buf;
   CAIRN_RETURN_IF_ERROR(ReadUncached(id, hint, [&](size_t n) {
@@ -64,7 +69,11 @@ Result<ChunkRef> ChunkStore::ReadRef(const Digest& id, const ChunkRecord* hint, 
 Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
                         const ChunkRecord* hint) const {
   if (!cache_) return ReadUncached(id, hint, IntoVector(out));
-  CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint));
+  const bool hit = cache_->Visit(cache_key_, id, [&](std::span<const uint8_t> bytes) {
+    out.assign(bytes.begin(), bytes.end());  // no reference taken on the cached buffer
+  });
+  if (hit) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadAndFill(id, hint, /*fill=*/true));
   out.assign(ref->data(), ref->data() + ref->size());
   return Status::Ok();
 }

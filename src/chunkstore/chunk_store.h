@@ -367,6 +367,8 @@ class ChunkStore {
   // A PlainBuffer that resizes `out` (which must outlive it).
   static PlainBuffer IntoVector(std::vector<uint8_t>& out);
   Status ReadUncached(const Digest& id, const ChunkRecord* hint, const PlainBuffer& out) const;
+  // ReadRef after its cache lookup missed: reads, verifies and (when `fill`) caches the chunk.
+  Result<ChunkRef> ReadAndFill(const Digest& id, const ChunkRecord* hint, bool fill) const;
   // ReadRecord into any buffer.
   Status ReadRecordInto(const Digest& id, const ChunkRecord& rec, const PlainBuffer& out) const;
   // Drops deleted chunks from the cache (their plaintext need not stay in RAM) and their
