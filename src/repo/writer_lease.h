@@ -69,7 +69,7 @@ class WriterLease {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  bool written_ = false;  // guarded by mu_ (RenewNow runs one at a time under renew_mu_)
+  bool written_ = false;  // guarded by renew_mu_ (RenewNow and the destructor)
   std::mutex renew_mu_;
   Status last_;
   std::thread thread_;
