@@ -116,7 +116,10 @@ kill_put() {
   [[ $(stat -c %s "$f") == "$size" ]] || fail "iteration $i: built a victim file of the wrong size"
   sum=$(sha "$f")
   threads=$(rint 1 2)
-  delay=$(rint 0 400)
+  # Half the kills at any moment of the first 400 ms; the other half between the end of the
+  # command's start-up and the end of a typical put (both timed by kill_pass), so that enough of
+  # them land while chunk data is being written however fast this machine puts.
+  if ((i % 2 == 0 && PUT_MS > OPEN_MS)); then delay=$(rint "$OPEN_MS" "$PUT_MS"); else delay=$(rint 0 400); fi
   victim_versions
   cp "$T/versions.txt" "$T/versions.before"
 
@@ -215,6 +218,25 @@ kill_rm() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# time_put: OPEN_MS, the wall time of a command that only opens the repository, and PUT_MS, that of
+# an unkilled put of a typical victim (12 MiB random + 24 MiB text) into a scratch repository
+# made like $R. kill_put aims half its kills between the two.
+OPEN_MS=0 PUT_MS=0
+time_put() {
+  local S=$T/timing-$ENC t0 t1
+  expect_ok "$ENC: init a timing repository" cairn init "$S" --encryption "$ENC" --hash sha256 \
+    --compression zstd:6 --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+  { slice "$T/randpool" 0 $((12 * MiB)); slice "$T/textpool" 0 $((24 * MiB)); } >"$T/timing-file"
+  t0=$(date +%s%3N)
+  expect_ok "$ENC: ls for timing" cairn ls "$S"
+  t1=$(date +%s%3N)
+  OPEN_MS=$((t1 - t0))
+  expect_ok "$ENC: put for timing" cairn put "$S" timing "$T/timing-file"
+  PUT_MS=$(($(date +%s%3N) - t1))
+  rm -rf "$S" "$T/timing-file"
+  note "$ENC: a command opens in ${OPEN_MS} ms, a 36 MiB put takes ${PUT_MS} ms"
+}
+
 # pass ENCRYPTION LOOPS: a fresh repository with the base objects, then LOOPS kill loops.
 # ---------------------------------------------------------------------------------------------
 kill_pass() {
@@ -228,6 +250,7 @@ kill_pass() {
     --min-chunk 16K --avg-chunk 64K --max-chunk 256K
   expect_eq "$(json_get "$R/config.json" 'j["encryption"]')" "$ENC" "$ENC: config.json records the encryption"
   for b in random text pool empty; do expect_ok "$ENC: put base-$b" cairn put "$R" "base-$b" "$T/base-$b"; done
+  time_put
 
   for ((i = 1; i <= loops; i++)); do
     kill_put "$i"
