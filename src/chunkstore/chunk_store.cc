@@ -436,19 +436,7 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
   // Freed space goes back to the filesystem; if this is interrupted, `maintain` redoes it.
   // Neighbouring extents (the blocks of one vdisk write, overwritten together) are released in
   // one call.
-  std::vector<Extent> runs = extents;
-  std::sort(runs.begin(), runs.end(), [](const Extent& a, const Extent& b) {
-    return std::tie(a.segment, a.offset) < std::tie(b.segment, b.offset);
-  });
-  size_t n = 0;
-  for (const auto& e : runs) {
-    if (n > 0 && runs[n - 1].segment == e.segment &&
-        runs[n - 1].offset + runs[n - 1].length == e.offset)
-      runs[n - 1].length += e.length;
-    else
-      runs[n++] = e;
-  }
-  runs.resize(n);
+  const std::vector<Extent> runs = MergeRuns(extents);
   for (const auto& e : runs) (void)backend_->Discard(e.segment, e.offset, e.length);
   space_.MakeAvailable(runs);
 }

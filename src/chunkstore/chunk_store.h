@@ -173,8 +173,6 @@ class ChunkTxn {
   Status SettleRow(const Digest& id, int64_t delta, const std::optional<ChunkRecord>& cur,
                    WriteBatch& batch, Settled& out);
   Status SettleMoves(WriteBatch& batch, Settled& out);
-  // `v` with neighbouring extents (same segment, one ending where the next starts) merged.
-  static std::vector<Extent> MergeRuns(std::vector<Extent> v);
   // Applies the settled rows' space changes to the space map, a run of neighbouring extents at
   // a time: their new extents become data (Use), their dropped ones free (Free).
   Status UseAndFree(const Settled& settled);

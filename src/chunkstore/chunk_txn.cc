@@ -540,23 +540,8 @@ Status ChunkTxn::SettleMoves(WriteBatch& batch, Settled& out) {
 }
 
 // Neighbouring extents (the blocks of one vdisk write, written side by side; the old blocks they
-// replace, often side by side too) are merged into runs: one allocator operation per run instead
-// of one per chunk, and far fewer free-extent rows rewritten in the commit's batch.
-std::vector<Extent> ChunkTxn::MergeRuns(std::vector<Extent> v) {
-  std::sort(v.begin(), v.end(), [](const Extent& a, const Extent& b) {
-    return std::tie(a.segment, a.offset) < std::tie(b.segment, b.offset);
-  });
-  size_t n = 0;
-  for (const auto& e : v) {
-    if (n > 0 && v[n - 1].segment == e.segment && v[n - 1].offset + v[n - 1].length == e.offset)
-      v[n - 1].length += e.length;
-    else
-      v[n++] = e;
-  }
-  v.resize(n);
-  return v;
-}
-
+// replace, often side by side too) are applied as runs (MergeRuns): far fewer free-extent rows
+// rewritten in the commit's batch.
 Status ChunkTxn::UseAndFree(const Settled& settled) {
   for (const Extent& run : MergeRuns(settled.to_use)) {
     if (store_->space_.Use(run).ok()) continue;

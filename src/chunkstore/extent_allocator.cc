@@ -1,10 +1,28 @@
 // Free-extent bookkeeping with coalescing and best-fit allocation.
 #include "chunkstore/extent_allocator.h"
 
+#include <algorithm>
+#include <tuple>
+
 #include "index/keyspace.h"
 #include "util/coding.h"
 
 namespace cairn {
+
+std::vector<Extent> MergeRuns(std::vector<Extent> v) {
+  std::sort(v.begin(), v.end(), [](const Extent& a, const Extent& b) {
+    return std::tie(a.segment, a.offset) < std::tie(b.segment, b.offset);
+  });
+  size_t n = 0;
+  for (const auto& e : v) {
+    if (n > 0 && v[n - 1].segment == e.segment && v[n - 1].offset + v[n - 1].length == e.offset)
+      v[n - 1].length += e.length;
+    else
+      v[n++] = e;
+  }
+  v.resize(n);
+  return v;
+}
 
 namespace {
 constexpr char kFreePrefix = keyspace::kFreeExtent;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "backend/backend.h"
 #include "index/index.h"
@@ -21,6 +22,10 @@ struct Extent {
   uint64_t offset = 0;
   uint64_t length = 0;
 };
+
+// `v` sorted by (segment, offset) with neighbouring extents (same segment, one ending where the
+// next starts) merged into runs: one allocator operation or hole punch per run, not per chunk.
+std::vector<Extent> MergeRuns(std::vector<Extent> v);
 
 struct AllocatorStats {
   uint64_t free_extents = 0, free_bytes = 0, largest_free = 0;
