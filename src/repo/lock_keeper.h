@@ -3,14 +3,12 @@
 // may hold the lock now: the keeper remembers it, and the store refuses writes from then on.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "backend/storage.h"
+#include "util/periodic.h"
 
 namespace cairn {
 
@@ -23,14 +21,12 @@ class LockKeeper {
   Status Held() const;
 
  private:
-  void Run();
+  // Renews the lock; false (stop renewing) once it is lost.
+  bool Renew();
   std::unique_ptr<StorageLock> lock_;
-  std::chrono::milliseconds every_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
   Status lost_;
-  std::thread thread_;
+  PeriodicTask renewal_;  // last: stopped (joined) before the members it uses go
 };
 
 }  // namespace cairn

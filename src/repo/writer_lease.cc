@@ -3,6 +3,7 @@
 
 #include <array>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "crypto/secret.h"
 #include "util/clock.h"
@@ -51,16 +52,14 @@ WriterLease::WriterLease(Storage* storage, std::string store_dir,
       name_(JoinStorageName(dir_, ClientId())),
       oldest_open_(std::move(oldest_open)),
       timing_(timing) {
-  thread_ = std::thread([this] { Run(); });
+  renewal_.emplace(timing_.renew_every, [this] {
+    (void)RenewNow();
+    return true;
+  });
 }
 
 WriterLease::~WriterLease() {
-  {
-    std::lock_guard lk(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  renewal_.reset();
   std::lock_guard rl(renew_mu_);
   if (written_) (void)storage_->RemoveFile(name_);
 }
@@ -96,15 +95,6 @@ Status WriterLease::RenewNow() {
 Status WriterLease::LastError() const {
   std::lock_guard lk(mu_);
   return last_;
-}
-
-void WriterLease::Run() {
-  std::unique_lock lk(mu_);
-  while (!cv_.wait_for(lk, timing_.renew_every, [this] { return stop_; })) {
-    lk.unlock();
-    (void)RenewNow();
-    lk.lock();
-  }
 }
 
 Result<std::optional<uint64_t>> KeepZeroAfter(Storage& storage, const std::string& store_dir,

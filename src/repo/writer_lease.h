@@ -13,15 +13,14 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "backend/storage.h"
+#include "util/periodic.h"
 
 namespace cairn {
 
@@ -60,19 +59,16 @@ class WriterLease {
   Status LastError() const;
 
  private:
-  void Run();
   Storage* storage_;
   const std::string dir_;   // the store's leases directory
   const std::string name_;  // dir_/<client id>
   std::function<std::optional<uint64_t>()> oldest_open_;
   const LeaseTiming timing_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool written_ = false;  // guarded by renew_mu_ (RenewNow and the destructor)
+  mutable std::mutex mu_;  // guards last_
+  bool written_ = false;   // guarded by renew_mu_ (RenewNow and the destructor)
   std::mutex renew_mu_;
   Status last_;
-  std::thread thread_;
+  std::optional<PeriodicTask> renewal_;  // started last, stopped first (the destructor)
 };
 
 // What maintain may not delete given the live leases of a store: the earliest start of a live
