@@ -222,10 +222,11 @@ kill_rm() {
 # an unkilled put of a typical victim (12 MiB random + 24 MiB text) into a scratch repository
 # made like $R. kill_put aims half its kills between the two.
 OPEN_MS=0 PUT_MS=0
+# How every repository of this test is made (besides its encryption).
+INIT_ARGS=(--hash sha256 --compression zstd:6 --min-chunk 16K --avg-chunk 64K --max-chunk 256K)
 time_put() {
   local S=$T/timing-$ENC t0 t1
-  expect_ok "$ENC: init a timing repository" cairn init "$S" --encryption "$ENC" --hash sha256 \
-    --compression zstd:6 --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+  expect_ok "$ENC: init a timing repository" cairn init "$S" --encryption "$ENC" "${INIT_ARGS[@]}"
   { slice "$T/randpool" 0 $((12 * MiB)); slice "$T/textpool" 0 $((24 * MiB)); } >"$T/timing-file"
   t0=$(date +%s%3N)
   expect_ok "$ENC: ls for timing" cairn ls "$S"
@@ -246,8 +247,7 @@ kill_pass() {
   VERS=() SIZES=() HASHES=()
   MID=0 MID_TORN=0 AFTER_COMMIT=0 COMPLETED=0 RM_MID=0 RM_DONE=0 RM_COMPLETED=0
   note "---- $loops kill loops in a repository with encryption $ENC"
-  expect_ok "$ENC: init" cairn init "$R" --encryption "$ENC" --hash sha256 --compression zstd:6 \
-    --min-chunk 16K --avg-chunk 64K --max-chunk 256K
+  expect_ok "$ENC: init" cairn init "$R" --encryption "$ENC" "${INIT_ARGS[@]}"
   expect_eq "$(json_get "$R/config.json" 'j["encryption"]')" "$ENC" "$ENC: config.json records the encryption"
   for b in random text pool empty; do expect_ok "$ENC: put base-$b" cairn put "$R" "base-$b" "$T/base-$b"; done
   time_put
