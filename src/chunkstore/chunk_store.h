@@ -197,7 +197,8 @@ class ChunkTxn {
   bool read_registered_ = false;
   uint64_t first_read_seq_ = 0;
   bool done_ = false;
-  uint64_t opened_ns_;  // when it was begun (ns since the Unix epoch): ChunkStore::OldestOpenNs
+  // Shared writers: when it was begun (ns since the Unix epoch), for ChunkStore::OldestOpenNs.
+  std::optional<uint64_t> opened_ns_;
 };
 
 struct ChunkStoreStats {
@@ -267,7 +268,8 @@ class ChunkStore {
   // Starts a write transaction. Never blocks: transactions run side by side.
   std::unique_ptr<ChunkTxn> Begin();
   // When the oldest transaction of this handle still open was begun (ns since the Unix epoch,
-  // system clock); nullopt when none is open. What a shared writer's lease publishes.
+  // system clock); nullopt when none is open. What a shared writer's lease publishes; always
+  // nullopt unless EnableSharedWriters was called.
   std::optional<uint64_t> OldestOpenNs() const;
 
   Result<std::optional<ChunkRecord>> Lookup(const Digest& id) const;

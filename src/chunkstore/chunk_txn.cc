@@ -35,15 +35,19 @@ Extent ExtentOf(const ChunkRecord& r) { return {r.segment, r.offset, r.stored_le
 
 }  // namespace
 
-ChunkTxn::ChunkTxn(ChunkStore* store) : store_(store), opened_ns_(UnixNanos()) {
+// Only shared writers publish their open transactions (writer leases): a local store's
+// transactions are not tracked.
+ChunkTxn::ChunkTxn(ChunkStore* store) : store_(store) {
+  if (!store_->gate_) return;
+  opened_ns_ = UnixNanos();
   std::lock_guard lk(store_->open_mu_);
-  store_->open_ns_.insert(opened_ns_);
+  store_->open_ns_.insert(*opened_ns_);
 }
 
 ChunkTxn::~ChunkTxn() {
-  {
+  if (opened_ns_) {
     std::lock_guard lk(store_->open_mu_);
-    store_->open_ns_.erase(store_->open_ns_.find(opened_ns_));
+    store_->open_ns_.erase(store_->open_ns_.find(*opened_ns_));
   }
   Backend* backend = store_->backend_;
   for (const auto& e : reserved_)
