@@ -45,6 +45,10 @@ namespace cairn {
 struct ChunkStoreOptions {
   CompressionSpec compression;
   uint64_t segment_target_size = 1ull << 30;  // start a new segment past this size (bytes)
+  // Released runs of neighbouring extents shorter than this (bytes) are made reservable again
+  // at once without a hole punch; `maintain` punches every free extent (ADR 0007 amendment).
+  uint64_t punch_min_bytes = kDefaultPunchMinBytes;
+  static constexpr uint64_t kDefaultPunchMinBytes = 64 << 10;
 };
 
 // A chunk after hashing, dedup lookup and (when new to the store) compression and sealing.
@@ -403,7 +407,8 @@ class ChunkStore {
   Status WriteSpaceBatch(WriteBatch batch);
   // Deletes rows left at refcount zero for a pinner that is gone (under the commit lock).
   Status ReleaseZeroRows(const std::vector<Digest>& ids);
-  // Releases freed extents' storage (hole punch), then makes them reservable again.
+  // Makes freed extents reservable again, first giving the storage of each run of neighbours
+  // of at least opts_.punch_min_bytes back to the filesystem (hole punch; RADOS: zero).
   void PunchAndMakeAvailable(const std::vector<Extent>& extents);
   // Commit bookkeeping (commit lock held): rows of `ids` changed at a new commit sequence.
   void RecordCommit(const std::vector<Digest>& ids);

@@ -27,6 +27,9 @@ struct TestHooks {
   // How often a writable handle records its durable commits in the store's commit mark while
   // it commits (default 30 s; 0 = after every commit). ADR 0016.
   std::optional<std::chrono::seconds> commit_mark_period;
+  // Overrides the length below which released runs are not hole-punched until `maintain`
+  // (bytes; 0 = punch every release). ChunkStoreOptions::punch_min_bytes.
+  std::optional<uint64_t> punch_min_bytes;
   // Overrides the space the index keeps in reserve for a full disk (bytes; 0 = none).
   std::optional<uint64_t> index_reserve_bytes;
   // Shared writers (RADOS): how long a chunk stays at refcount zero before maintain deletes it
