@@ -57,7 +57,7 @@ void BlockMap::Evict() {
 Result<std::optional<Digest>> BlockMap::Get(uint64_t lba) {
   std::unique_lock lk(mu_);
   CAIRN_ASSIGN_OR_RETURN(Slot * s, Load(lba / kPageBlocks, lk));
-  return s->page->entries[lba % kPageBlocks];
+  return s->page->Get(lba % kPageBlocks);
 }
 
 Status BlockMap::GetRange(uint64_t lba, uint64_t count, std::vector<std::optional<Digest>>& out) {
@@ -67,7 +67,7 @@ Status BlockMap::GetRange(uint64_t lba, uint64_t count, std::vector<std::optiona
     const uint64_t at = (lba + done) % kPageBlocks;
     const uint64_t n = std::min(count - done, kPageBlocks - at);
     CAIRN_ASSIGN_OR_RETURN(Slot * s, Load((lba + done) / kPageBlocks, lk));
-    std::copy_n(s->page->entries.begin() + at, n, out.begin() + done);
+    for (uint64_t k = 0; k < n; k++) out[done + k] = s->page->Get(at + k);
     done += n;
   }
   return Status::Ok();
@@ -85,10 +85,7 @@ Result<std::optional<Digest>> BlockMap::Set(uint64_t lba, std::optional<Digest> 
   s->version++;
   // A commit may be writing this page out: it keeps the version it took; this one changes.
   if (s->page.use_count() > 1) s->page = std::make_shared<BlockMapPage>(*s->page);
-  auto& e = s->page->entries[lba % kPageBlocks];
-  std::optional<Digest> old = e;
-  e = id;
-  return old;
+  return s->page->Set(lba % kPageBlocks, id);
 }
 
 BlockMap::Dirty BlockMap::TakeDirty() {

@@ -28,10 +28,9 @@ Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect,
   Status s = map.ForEachStoredPage([&](uint64_t page, const BlockMapPage& p) {
     if (page * kPageBlocks >= d.blocks())
       rep.errors.push_back(who + ": block map page " + std::to_string(page) + " lies past its end");
-    for (const auto& e : p.entries) {
-      if (!e) continue;
+    for (const auto& e : p.ids()) {
       mapped++;
-      auto& x = expect.chunks[*e];
+      auto& x = expect.chunks[e];
       x.refs++;
       x.length = d.block_size;
       if (x.users.size() < kUsersKept && (x.users.empty() || x.users.back() != who))

@@ -1,6 +1,8 @@
 // Encoding and strict decoding of vdisk records (vdisk_format.h).
 #include "vdisk/vdisk_format.h"
 
+#include <bit>
+
 #include "crypto/secret.h"
 #include "primitives/compress.h"
 #include "util/coding.h"
@@ -141,21 +143,39 @@ Result<VdiskDescriptor> VdiskDescriptor::Decode(std::string_view v, const std::s
   return d;
 }
 
-bool BlockMapPage::empty() const {
-  for (const auto& e : entries)
-    if (e) return false;
-  return true;
+size_t BlockMapPage::Rank(size_t i) const {
+  size_t n = 0;
+  for (size_t w = 0; w < i / 64; w++) n += std::popcount(present_[w]);
+  if (i % 64) n += std::popcount(present_[i / 64] & ((uint64_t{1} << (i % 64)) - 1));
+  return n;
+}
+
+std::optional<Digest> BlockMapPage::Set(size_t i, std::optional<Digest> id) {
+  const size_t at = Rank(i);
+  const uint64_t bit = uint64_t{1} << (i % 64);
+  std::optional<Digest> old;
+  if (Present(i)) {
+    old = ids_[at];
+    if (id) {
+      ids_[at] = *id;
+    } else {
+      ids_.erase(ids_.begin() + at);
+      present_[i / 64] &= ~bit;
+    }
+  } else if (id) {
+    ids_.insert(ids_.begin() + at, *id);
+    present_[i / 64] |= bit;
+  }
+  return old;
 }
 
 std::string BlockMapPage::Encode() const {
   std::string s;
   PutU8(s, kFormatVersion);
-  std::array<uint8_t, kPageBlocks / 8> present{};
-  for (size_t i = 0; i < kPageBlocks; i++)
-    if (entries[i]) present[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-  s.append(reinterpret_cast<const char*>(present.data()), present.size());
-  for (const auto& e : entries)
-    if (e) s.append(e->View());
+  // Presence bits: bit i of byte i / 8 (the words' little-endian bytes, in order).
+  for (uint64_t w : present_)
+    for (int b = 0; b < 8; b++) PutU8(s, static_cast<uint8_t>(w >> (8 * b)));
+  for (const auto& id : ids_) s.append(id.View());
   return s;
 }
 
@@ -166,11 +186,17 @@ Result<BlockMapPage> BlockMapPage::Decode(std::string_view v, const std::string&
   auto present = r.Raw(kPageBlocks / 8);
   if (!r.ok()) return bad();
   BlockMapPage p;
+  size_t n = 0;
   for (size_t i = 0; i < kPageBlocks; i++) {
     if (!(static_cast<uint8_t>(present[i / 8]) & (1u << (i % 8)))) continue;
+    p.present_[i / 64] |= uint64_t{1} << (i % 64);
+    n++;
+  }
+  p.ids_.reserve(n);
+  for (size_t k = 0; k < n; k++) {
     auto raw = r.Raw(Digest::kSize);
     if (!r.ok()) return bad();
-    p.entries[i] = Digest::FromBytes(raw);
+    p.ids_.push_back(Digest::FromBytes(raw));
   }
   if (!r.done()) return bad();
   return p;

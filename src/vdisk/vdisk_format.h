@@ -74,13 +74,32 @@ inline constexpr uint64_t kPageBlocks = 128;
 inline constexpr uint64_t kSliceBits = uint64_t{1} << 18;
 
 // One block map page: entry i is block (page * kPageBlocks + i); nullopt = a hole (zeros).
-struct BlockMapPage {
+// In memory, a page holds only its mapped entries (a presence bitmap and their ids in block
+// order): a page of a randomly written disk maps a block or two, and the map cache keeps
+// thousands of pages.
+class BlockMapPage {
+ public:
   static constexpr uint8_t kFormatVersion = 1;
-  std::array<std::optional<Digest>, kPageBlocks> entries;
-  bool empty() const;
+  // The entry of block `i` of the page (i < kPageBlocks): its chunk id, or nullopt (a hole).
+  std::optional<Digest> Get(size_t i) const {
+    if (!Present(i)) return std::nullopt;
+    return ids_[Rank(i)];
+  }
+  // Sets entry `i` (nullopt: a hole) and returns the previous one.
+  std::optional<Digest> Set(size_t i, std::optional<Digest> id);
+  // The mapped entries' chunk ids, in block order.
+  const std::vector<Digest>& ids() const { return ids_; }
+  bool empty() const { return ids_.empty(); }
   // u8 version, u8[16] presence bits (bit i of byte i/8), then 32 bytes per present entry.
   std::string Encode() const;
   static Result<BlockMapPage> Decode(std::string_view v, const std::string& where);
+
+ private:
+  bool Present(size_t i) const { return (present_[i / 64] >> (i % 64)) & 1; }
+  // How many entries before `i` are mapped: the index of entry i's id in ids_.
+  size_t Rank(size_t i) const;
+  std::array<uint64_t, kPageBlocks / 64> present_{};
+  std::vector<Digest> ids_;
 };
 
 // One bitmap slice: `nbits` bits (kSliceBits, less in the last slice) packed LSB first.

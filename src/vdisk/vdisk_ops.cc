@@ -33,8 +33,7 @@ Status VdiskStore::DropMap(const VdiskDescriptor& d) {
     CAIRN_RETURN_IF_ERROR(txn->Commit([&](WriteBatch& batch) -> Status {
       for (size_t j = i; j < end; j++) {
         CAIRN_ASSIGN_OR_RETURN(auto p, map.LoadPage(pages[j]));
-        for (const auto& e : p.entries)
-          if (e) txn->DropRef(*e);
+        for (const auto& e : p.ids()) txn->DropRef(e);
         batch.Delete(keys::BlockMap(d.id, pages[j]));
       }
       return Status::Ok();
@@ -104,8 +103,7 @@ Status VdiskStore::CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& t
     // The source's blocks keep their references meanwhile: the chunks cannot go.
     return txn->Commit([&](WriteBatch& batch) -> Status {
       for (const auto& [no, p] : pages) {
-        for (const auto& e : p.entries)
-          if (e) txn->AddRefExisting(*e);
+        for (const auto& e : p.ids()) txn->AddRefExisting(e);
         const std::string key = keys::BlockMap(to.id, no);
         CAIRN_ASSIGN_OR_RETURN(std::string row, ctx_.rows->Seal(key, p.Encode()));
         batch.Put(key, std::move(row));

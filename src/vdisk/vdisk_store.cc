@@ -279,8 +279,7 @@ Result<VdiskInfo> VdiskStore::Info(const std::string& name, bool stored_bytes) {
   BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
   std::set<Digest> ids;
   CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t, const BlockMapPage& p) {
-    for (const auto& e : p.entries)
-      if (e) ids.insert(*e);
+    ids.insert(p.ids().begin(), p.ids().end());
     return Status::Ok();
   }));
   std::vector<Digest> all(ids.begin(), ids.end());
