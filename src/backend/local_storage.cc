@@ -235,6 +235,7 @@ class LocalBackend : public Backend {
       }
       done += n;
     }
+    StartWriteback(fd, data.size());
     return Status::Ok();
   }
 
@@ -271,6 +272,18 @@ class LocalBackend : public Backend {
     if (fd.ok())
       (void)::posix_fadvise((*fd)->get(), static_cast<off_t>(off), static_cast<off_t>(len),
                             POSIX_FADV_WILLNEED);
+  }
+
+  // Every kWritebackBytes written, starts the kernel writing the file's dirty pages to the
+  // device (sync_file_range(2) SYNC_FILE_RANGE_WRITE: it does not wait for them). Without it
+  // nothing reached the disk until the commit's fdatasync, which then wrote the whole put at
+  // disk speed while the CPUs sat idle: 0.56 s of a 1.6 s put of 1 GiB. RocksDB's
+  // `bytes_per_sync` does the same for its files. Only a hint: errors are left to Sync.
+  static constexpr uint64_t kWritebackBytes = 8 << 20;
+  void StartWriteback(int fd, uint64_t written) {
+    if (unwritten_.fetch_add(written) + written < kWritebackBytes) return;
+    unwritten_ = 0;
+    (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
 
   // Also makes a new segment's directory entry durable when that failed at its creation.
@@ -421,6 +434,7 @@ class LocalBackend : public Backend {
   std::mutex mu_;
   std::unordered_map<SegmentId, SharedFd> fds_;
   std::atomic<bool> dir_dirty_{false};
+  std::atomic<uint64_t> unwritten_{0};  // bytes written since the last StartWriteback kick
 };
 
 // ---- the storage
