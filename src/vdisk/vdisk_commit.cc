@@ -3,9 +3,9 @@
 // written (and is synced by the commit) before. Writes go on into the new transaction while
 // the old one commits. A vdisk also commits by itself when its uncommitted state grows past a
 // bound, so memory stays bounded without flushes (unflushed writes may persist: allowed).
-#include "vdisk/vdisk_impl.h"
-
 #include <malloc.h>
+
+#include "vdisk/vdisk_impl.h"
 
 namespace cairn {
 namespace {

@@ -46,7 +46,8 @@ TEST(BlockMapPageTest, SparsePageMatchesModelAndV1Encoding) {
   auto id_for = [](uint64_t v) {
     std::array<uint8_t, Digest::kSize> raw{};
     for (size_t b = 0; b < raw.size(); b++) raw[b] = static_cast<uint8_t>(v >> (b % 8 * 8)) ^ b;
-    return Digest::FromBytes(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
+    return Digest::FromBytes(
+        std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
   };
   for (int op = 0; op < 4000; op++) {
     const size_t i = rng() % kPageBlocks;
