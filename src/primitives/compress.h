@@ -23,7 +23,10 @@ struct CompressionSpec {
 // Compresses `in` into `out` (resized); returns the codec actually used (raw when zstd does not
 // shrink the data or compression is disabled, in which case `out` holds a copy). An input of
 // 1-64 KiB whose bytes look random (btrfs's byte core set test: 200 or more byte values make
-// up 90% of it) is not even tried.
+// up 90% of it) is not even tried, nor a larger one whose sample (16 bytes every 1 KiB, after
+// btrfs's heuristic) has an order-0 entropy of 7.95 bits per byte or more: random, encrypted or
+// already compressed data. Repeats of such data inside one input are then not found (documented
+// loss).
 Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in, std::vector<uint8_t>& out);
 
 // Bytes CompressInto may need for `n` input bytes (ZSTD_compressBound).

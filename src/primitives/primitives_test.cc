@@ -282,6 +282,31 @@ TEST(Compress, SmallInputsThatLookRandomStayRaw) {
   EXPECT_EQ(Compress(spec, narrow, out), Codec::kZstd);
 }
 
+// A large input (a 1 MiB chunk) is judged by a sample of its bytes: random bytes are stored raw
+// without a zstd attempt, but text anywhere in a quarter of the input, or structured binary data
+// with a broad byte set, is still compressed.
+TEST(Compress, LargeInputsAreJudgedByASample) {
+  CompressionSpec spec;
+  std::vector<uint8_t> room(CompressBound(1 << 20));
+  auto noise = RandomBytes(1 << 20, 5);
+  EXPECT_EQ(CompressInto(spec, noise, room), 0u);
+  auto mixed = noise;
+  for (size_t i = 0; i < (256u << 10); i++) mixed[(600u << 10) + i] = "a quarter of text "[i % 18];
+  EXPECT_GT(CompressInto(spec, mixed, room), 0u) << "the text quarter compresses";
+  // Little-endian u64 counters: every byte value occurs, but the high bytes are constant.
+  std::vector<uint8_t> counters(1 << 20);
+  for (size_t i = 0; i < counters.size() / 8; i++) {
+    const uint64_t v = i * 0x9E3779B1u;
+    std::memcpy(counters.data() + 8 * i, &v, 8);
+  }
+  const size_t packed = CompressInto(spec, counters, room);
+  EXPECT_GT(packed, 0u);
+  EXPECT_LT(packed, counters.size() * 9 / 10);
+  std::vector<uint8_t> out(counters.size());
+  ASSERT_TRUE(Decompress(Codec::kZstd, {room.data(), packed}, out).ok());
+  EXPECT_EQ(out, counters);
+}
+
 TEST(Compress, ParseSpec) {
   EXPECT_EQ(CompressionSpec::Parse("zstd:7")->level, 7);
   EXPECT_FALSE(CompressionSpec::Parse("none")->enabled);
