@@ -322,7 +322,18 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
   static const CompressionSpec kNone{false, 0};
   const CompressionSpec& spec = raw ? kNone : opts_.compression;
   if (!crypto_) {
-    p.codec = Compress(spec, data, p.stored);
+    // Compressed straight into the buffer that is written (sized, not zeroed), or copied raw.
+    size_t packed = 0;
+    if (spec.enabled && !data.empty()) {
+      p.stored.resize(CompressBound(data.size()));
+      packed = CompressInto(spec, data, p.stored);
+    }
+    p.codec = packed ? Codec::kZstd : Codec::kRaw;
+    if (packed) {
+      p.stored.resize(packed);
+    } else {
+      p.stored.assign(data.begin(), data.end());
+    }
     return Status::Ok();
   }
   // Compressed into a per-thread scratch buffer (grown, never zeroed), sealed from it (or, for
@@ -339,8 +350,14 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
   }
   p.codec = packed ? Codec::kZstd : Codec::kRaw;
   std::span<const uint8_t> plain = packed ? std::span<const uint8_t>(scratch.get(), packed) : data;
-  if (fresh.empty()) return crypto_->SealChunk(p.id, plain, p.seal, p.stored);
-  return crypto_->SealChunk(p.id, plain, p.seal, p.stored, fresh);
+  std::array<uint8_t, crypto::StoreCrypto::kSealRandomSize> drawn;
+  if (fresh.empty()) {
+    CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(drawn));
+    fresh = drawn;
+  }
+  // Sized, not zeroed: SealChunkInto writes every byte.
+  p.stored.resize(crypto::PaddedChunkSize(plain.size()));
+  return crypto_->SealChunkInto(p.id, plain, p.seal, p.stored, fresh);
 }
 
 bool ChunkStore::DueForReseal(const ChunkRecord& rec, uint64_t sealed_before) const {

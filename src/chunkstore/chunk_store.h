@@ -39,6 +39,7 @@
 #include "index/index.h"
 #include "primitives/compress.h"
 #include "primitives/hash.h"
+#include "util/byte_buffer.h"
 
 namespace cairn {
 
@@ -64,8 +65,10 @@ struct PreparedChunk {
   // (ChunkStore::SetDamaged): the commit replaces the stored copy with this one.
   bool heal = false;
   Codec codec = Codec::kRaw;
-  std::vector<uint8_t> stored;  // only for a new chunk: compressed (or raw), then sealed
-  crypto::ChunkSeal seal;       // how `stored` was sealed (key_version 0 in a plain store)
+  ByteBuffer stored;  // only for a new chunk: compressed (or raw), then sealed
+  // Where ChunkTxn::WriteNew wrote `stored` (which it then released); AddRef only records it.
+  std::optional<Extent> written;
+  crypto::ChunkSeal seal;  // how `stored` was sealed (key_version 0 in a plain store)
   bool known() const { return record.has_value(); }
 };
 
@@ -89,6 +92,12 @@ class ChunkTxn {
   // has its data written now, to space reserved for this transaction. Returns true when data
   // was written (new), false when deduplicated.
   Result<bool> AddRef(PreparedChunk&& chunk);
+  // Writes the new chunks among `chunks` (from Prepare) now, each to space reserved for this
+  // transaction, and releases their sealed bytes (`written` says where each went); AddRef then
+  // only records them, or gives the space back when the chunk was added meanwhile. Lets the
+  // threads that prepare chunks write them too, off the thread that adds the references in
+  // order. Thread-safe. On error the space already reserved goes back at rollback.
+  Status WriteNew(std::vector<PreparedChunk>& chunks);
   // Stores `plain` as a private chunk (ChunkRecord::kFlagPrivate): a random id, no dedup
   // lookup, no compression, sealed like any chunk in an encrypted store. Adds one reference and
   // returns the id. For non-deduplicated vdisk blocks.
@@ -164,6 +173,8 @@ class ChunkTxn {
   Status DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch);
   static Status LostDedupHit(const Digest& id);
   Result<bool> AddNew(const Digest& id, PreparedChunk& c, uint8_t flags);
+  // Gives back the space of a copy written for a chunk that another thread added first.
+  void GiveBackLocked(const Extent& e);
   // The record of a new chunk written at `e`.
   static NewChunk MakeNew(const PreparedChunk& c, const Extent& e, uint8_t flags);
   // Writes `chunks` (prepared, new: their `stored` bytes) side by side in one backend write and

@@ -154,14 +154,36 @@ Result<Extent> ChunkTxn::ReserveOwn(uint64_t len) {
   return Status::IOError("no segment takes a chunk of " + std::to_string(len) + " bytes");
 }
 
+Status ChunkTxn::WriteNew(std::vector<PreparedChunk>& chunks) {
+  for (PreparedChunk& c : chunks) {
+    if (c.known() || c.written || c.stored.empty()) continue;
+    CAIRN_ASSIGN_OR_RETURN(c.written, WriteData(c.stored));
+    ByteBuffer().swap(c.stored);
+  }
+  return Status::Ok();
+}
+
+void ChunkTxn::GiveBackLocked(const Extent& e) {
+  std::erase_if(reserved_, [&](const Extent& r) { return SameExtent(r, e); });
+  store_->space_.Release(e, {});
+}
+
 Result<bool> ChunkTxn::AddRef(PreparedChunk&& c) {
   {
     std::lock_guard lk(mu_);
     deltas_[c.id] += 1;
-    if (new_chunks_.count(c.id) || known_.count(c.id)) return false;
+    if (new_chunks_.count(c.id) || known_.count(c.id)) {
+      if (c.written) GiveBackLocked(*c.written);
+      return false;
+    }
     if (c.known()) {
       known_.emplace(c.id, Known{*c.record, c.read_seq});
       return false;
+    }
+    if (c.written) {
+      new_chunks_.emplace(c.id, MakeNew(c, *c.written, 0));
+      new_stored_bytes_ += c.written->length;
+      return true;
     }
   }
   return AddNew(c.id, c, 0);
@@ -203,7 +225,7 @@ ChunkTxn::NewChunk ChunkTxn::MakeNew(const PreparedChunk& c, const Extent& e, ui
   ChunkRecord& rec = nc.record;
   rec.segment = e.segment;
   rec.offset = e.offset;
-  rec.stored_len = static_cast<uint32_t>(c.stored.size());
+  rec.stored_len = static_cast<uint32_t>(e.length);  // the sealed bytes written at `e`
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
   rec.created = static_cast<uint64_t>(std::time(nullptr));
@@ -232,8 +254,7 @@ Result<bool> ChunkTxn::AddNew(const Digest& id, PreparedChunk& c, uint8_t flags)
   NewChunk nc = MakeNew(c, *e, flags);
   std::lock_guard lk(mu_);
   if (!new_chunks_.emplace(id, nc).second) {
-    std::erase_if(reserved_, [&](const Extent& r) { return SameExtent(r, *e); });
-    store_->space_.Release(*e, {});
+    GiveBackLocked(*e);
     return false;
   }
   new_stored_bytes_ += nc.record.stored_len;

@@ -58,24 +58,33 @@ Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, 
 
 Status StoreCrypto::SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                               std::vector<uint8_t>& out, std::span<const uint8_t> fresh) const {
+  if (plain.size() > kMaxChunkPayload) return Status::Invalid("chunk too large to seal");
+  out.resize(PaddedChunkSize(plain.size()));
+  return SealChunkInto(id, plain, seal, out, fresh);
+}
+
+Status StoreCrypto::SealChunkInto(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
+                                  std::span<uint8_t> out, std::span<const uint8_t> fresh) const {
   if (fresh.size() != kSealRandomSize)
     return Status::Invalid("seal: " + std::to_string(fresh.size()) + " random bytes, not " +
                            std::to_string(kSealRandomSize));
+  if (plain.size() > kMaxChunkPayload) return Status::Invalid("chunk too large to seal");
+  if (out.size() != PaddedChunkSize(plain.size()))
+    return Status::Invalid("seal: output of " + std::to_string(out.size()) + " bytes, not " +
+                           std::to_string(PaddedChunkSize(plain.size())));
   seal.key_version = keys_.current_version();
   seal.epoch = UnixNanos();
   std::memcpy(seal.salt.data(), fresh.data(), kChunkSaltSize);
   CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
   Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
   auto aad = ChunkAad(store_id(), id, seal.key_version);
-  if (plain.size() > kMaxChunkPayload) return Status::Invalid("chunk too large to seal");
   // payload || zeros || u32le payload length: the payload is encrypted where it is, followed by
   // the padding and length from a small per-thread buffer (no copy of the payload).
-  const size_t padded = PaddedChunkSize(plain.size()) - kSealOverhead;
+  const size_t padded = out.size() - kSealOverhead;
   thread_local std::vector<uint8_t> tail;
   tail.assign(padded - plain.size(), 0);
   PutU32Le(tail.data() + tail.size() - 4, static_cast<uint32_t>(plain.size()));
   seal.padded = true;
-  out.resize(padded + kSealOverhead);
   return SealIntoWithNonce(key, aad, plain, tail, fresh.subspan<kChunkSaltSize, kNonceSize>(), out);
 }
 

@@ -70,6 +70,10 @@ class StoreCrypto {
   // their random bytes in one call. Invalid when `fresh` has another size.
   Status SealChunk(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
                    std::vector<uint8_t>& out, std::span<const uint8_t> fresh) const;
+  // The same into `out`, which must be exactly PaddedChunkSize(plain.size()) bytes (Invalid
+  // otherwise); nothing but the sealed bytes is written (no zero-fill, no copy of `plain`).
+  Status SealChunkInto(const Digest& id, std::span<const uint8_t> plain, ChunkSeal& seal,
+                       std::span<uint8_t> out, std::span<const uint8_t> fresh) const;
   // Opens a sealed chunk in place: on success `buf` holds the plaintext (without its padding
   // when seal.padded). Any mismatch is Corruption saying why (the caller names the chunk and
   // its place).

@@ -155,6 +155,25 @@ TEST_F(Pipeline, ChunksCutInPlaceMatchCuttingTheWholeInput) {
   EXPECT_EQ(Get("a999"), data);
 }
 
+// The pool writes each group's new chunks as it prepares them (ChunkTxn::WriteNew); repeats of
+// a new chunk prepared in groups in flight at once are all written, and the ordered stage keeps
+// one copy and gives the others' space back: stored once, no space leaked, data intact.
+TEST_F(Pipeline, RepeatsOfANewChunkWrittenByThePoolAreStoredOnce) {
+  const auto block = RandomData(3 << 20, 31);  // ~48 chunks; repeats 3 MiB apart
+  std::vector<uint8_t> data;
+  for (int i = 0; i < 8; i++) data.insert(data.end(), block.begin(), block.end());
+  PutResult r = Put("a", data);
+  EXPECT_GT(r.dedup_chunks, r.new_chunks * 5) << "the repeats are deduplicated";
+  auto st = chunks_->Stats();
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  EXPECT_EQ(st->chunks, r.new_chunks);
+  // Every byte of the segments is a stored chunk or free: the extra copies went back.
+  EXPECT_EQ(st->segment_bytes - st->free.free_bytes, st->stored_bytes);
+  EXPECT_LE(st->stored_bytes, block.size() * 5 / 4) << "one copy of each chunk (and the seams)";
+  EXPECT_EQ(Get("a"), data);
+  ExpectClean();
+}
+
 // A positional sink (a fresh output file) is written by the pool threads, each chunk at its
 // offset, never in order by the calling thread; every range comes out right.
 TEST_F(Pipeline, PositionalSinkIsWrittenByThePoolAtEachOffset) {

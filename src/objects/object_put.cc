@@ -2,11 +2,11 @@
 //
 // The calling thread reads the source into large buffers and cuts it into chunks in place;
 // consecutive chunks go to the pool in groups, as spans of those buffers, never copied
-// (ChunkTxn::Prepare: hash, pin, one MultiGet for the group, compress and seal what is new),
-// and the calling thread, as the ordered stage, adds each result to the transaction and the
-// manifest. The whole-content hash runs on a thread of its own, over the same spans. Memory is
-// bounded by the read buffers (at most three) plus the sealed output of the groups in flight,
-// whatever the input size.
+// (ChunkTxn::Prepare: hash, pin, one MultiGet for the group, compress and seal what is new;
+// ChunkTxn::WriteNew: write what is new), and the calling thread, as the ordered stage, adds
+// each result to the transaction and the manifest. The whole-content hash runs on a thread of its
+// own, over the same spans. Memory is bounded by the read buffers (at most three) plus the sealed
+// output of the groups in flight, whatever the input size.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -181,15 +181,23 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
     slabs.push_back(g.slab);
     std::span<const uint8_t> all(g.data, g.bytes());
     hashed.push_back(content_thread.Submit([&content, all] { content->Update(all); }));
-    inflight.push_back(pool_->Submit([&txn, g = std::move(g)]() {
-      std::vector<std::span<const uint8_t>> pieces;
-      size_t from = 0;
-      for (size_t end : g.ends) {
-        pieces.emplace_back(g.data + from, end - from);
-        from = end;
-      }
-      return txn.Prepare(pieces);
-    }));
+    inflight.push_back(
+        pool_->Submit([&txn, g = std::move(g)]() -> Result<std::vector<PreparedChunk>> {
+          std::vector<std::span<const uint8_t>> pieces;
+          size_t from = 0;
+          for (size_t end : g.ends) {
+            pieces.emplace_back(g.data + from, end - from);
+            from = end;
+          }
+          // The group's new chunks are written here too, not by the ordered stage (the calling
+          // thread, which also reads and cuts).
+          auto prepared = txn.Prepare(pieces);
+          if (prepared.ok()) {
+            Status s = txn.WriteNew(*prepared);
+            if (!s.ok()) return s;
+          }
+          return prepared;
+        }));
   };
 
   Group group;
