@@ -13,6 +13,8 @@
 #   STORE=bluestore  OSD object store (bluestore: a sparse file in the temp dir; memstore: RAM)
 #   NOSDS=1          OSDs (pool size 1)
 #   SECS=15          seconds per `rados bench` phase
+#   RB_MAX_MIB=6144  most MiB a `rados bench` write phase writes (--max-objects): both phases and
+#                    the cairn repositories must fit the OSD's 20 GiB block file and the disk
 #   CAIRN_ARGS=""    extra `cairn` global flags, e.g. "--threads 2"
 #   INIT_ARGS=""     extra `cairn init` flags, e.g. "--encryption none --compression none"
 # MiB/s are MiB (2^20 bytes) per second of wall time for all clients together, as `rados bench`
@@ -23,6 +25,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 BUILD=${1:-$ROOT/build}
 MIB=${MIB:-256}
 SECS=${SECS:-15}
+RB_MAX_MIB=${RB_MAX_MIB:-6144}
 read -r -a CARGS <<<"${CAIRN_ARGS:-}"
 read -r -a IARGS <<<"${INIT_ARGS:-}"
 CAIRN=$BUILD/cairn
@@ -66,12 +69,15 @@ cat "$T"/in.* >/dev/null # in the page cache: the clients read from RAM
 rados_bench() {
   local out o0 mib
   o0=$(osd_cpu)
-  out=$(timed rb rados bench -p cairn "$SECS" write -b 4194304 -t 16 --no-cleanup --run-name rb 2>&1)
+  out=$(timed rb rados bench -p cairn "$SECS" write -b 4194304 -t 16 --no-cleanup --run-name rb \
+    --max-objects $((RB_MAX_MIB / 4)) 2>&1) ||
+    { echo "rados.sh: rados bench write failed:" >&2; tail -n 5 <<<"$out" >&2; exit 1; }
   WRITE=$(awk -F: '/^Bandwidth \(MB\/sec\)/ { printf "%.0f", $2 }' <<<"$out")
   mib=$(awk -F: '/^Total writes made/ { print $2 * 4 }' <<<"$out")
   CPU_W="client $(per_gib "$mib" "$(client_cpu)"), osd $(per_gib "$mib" "$(awk -v a="$o0" -v b="$(osd_cpu)" 'BEGIN { print b - a }')")"
   o0=$(osd_cpu)
-  out=$(timed rb rados bench -p cairn "$SECS" seq -t 16 --run-name rb 2>&1)
+  out=$(timed rb rados bench -p cairn "$SECS" seq -t 16 --run-name rb 2>&1) ||
+    { echo "rados.sh: rados bench seq failed:" >&2; tail -n 5 <<<"$out" >&2; exit 1; }
   READ=$(awk -F: '/^Bandwidth \(MB\/sec\)/ { printf "%.0f", $2 }' <<<"$out")
   mib=$(awk -F: '/^Total reads made/ { print $2 * 4 }' <<<"$out")
   CPU_R="client $(per_gib "$mib" "$(client_cpu)"), osd $(per_gib "$mib" "$(awk -v a="$o0" -v b="$(osd_cpu)" 'BEGIN { print b - a }')")"
