@@ -1,6 +1,9 @@
 // Tests for hashers (official BLAKE3 vectors, FIPS SHA-256 vectors), FastCDC and zstd.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -280,6 +283,29 @@ TEST(Compress, SmallInputsThatLookRandomStayRaw) {
   auto narrow = RandomBytes(4096, 8);
   for (auto& b : narrow) b &= 0x3f;
   EXPECT_EQ(Compress(spec, narrow, out), Codec::kZstd);
+}
+
+// The small-input test is btrfs's byte core set (the fewest byte values that make up 90% of the
+// input; 200 or more: not tried), computed here the plain way (sort the counts) and compared
+// with what CompressInto does on cyclic patterns of m distinct values, which zstd always
+// shrinks when it is tried: exactly the inputs whose core set is below 200 are compressed.
+TEST(Compress, SmallInputCoreSetThresholdIsExact) {
+  CompressionSpec spec;
+  for (size_t n : {size_t{1024}, size_t{4096}, size_t{5000}, size_t{65536}}) {
+    for (int m = 150; m <= 256; m++) {
+      std::vector<uint8_t> in(n);
+      for (size_t i = 0; i < n; i++) in[i] = static_cast<uint8_t>((i * 7 + i / 300) % m);
+      uint32_t count[256] = {};
+      for (uint8_t b : in) count[b]++;
+      std::sort(std::begin(count), std::end(count), std::greater<uint32_t>());
+      uint64_t covered = 0;
+      int core = 0;
+      while (core < 256 && covered < n * 9 / 10) covered += count[core++];
+      std::vector<uint8_t> room(CompressBound(n));
+      SCOPED_TRACE("n " + std::to_string(n) + " m " + std::to_string(m));
+      EXPECT_EQ(CompressInto(spec, in, room) > 0, core < 200) << "core set " << core;
+    }
+  }
 }
 
 // A large input (a 1 MiB chunk) is judged by a sample of its bytes: random bytes are stored raw
