@@ -137,6 +137,21 @@ struct Group {
   }
 };
 
+// The pool task of one group: hashes, looks up, compresses and seals its chunks (Prepare), and
+// writes the new ones (WriteNew) here too, not in the ordered stage (the calling thread, which
+// also reads and cuts).
+Result<std::vector<PreparedChunk>> PrepareGroup(ChunkTxn& txn, const Group& g) {
+  std::vector<std::span<const uint8_t>> pieces;
+  size_t from = 0;
+  for (size_t end : g.ends) {
+    pieces.emplace_back(g.data + from, end - from);
+    from = end;
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto prepared, txn.Prepare(pieces));
+  CAIRN_RETURN_IF_ERROR(txn.WriteNew(prepared));
+  return prepared;
+}
+
 }  // namespace
 
 Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src,
@@ -181,23 +196,7 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
     slabs.push_back(g.slab);
     std::span<const uint8_t> all(g.data, g.bytes());
     hashed.push_back(content_thread.Submit([&content, all] { content->Update(all); }));
-    inflight.push_back(
-        pool_->Submit([&txn, g = std::move(g)]() -> Result<std::vector<PreparedChunk>> {
-          std::vector<std::span<const uint8_t>> pieces;
-          size_t from = 0;
-          for (size_t end : g.ends) {
-            pieces.emplace_back(g.data + from, end - from);
-            from = end;
-          }
-          // The group's new chunks are written here too, not by the ordered stage (the calling
-          // thread, which also reads and cuts).
-          auto prepared = txn.Prepare(pieces);
-          if (prepared.ok()) {
-            Status s = txn.WriteNew(*prepared);
-            if (!s.ok()) return s;
-          }
-          return prepared;
-        }));
+    inflight.push_back(pool_->Submit([&txn, g = std::move(g)] { return PrepareGroup(txn, g); }));
   };
 
   Group group;
