@@ -322,18 +322,7 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
   static const CompressionSpec kNone{false, 0};
   const CompressionSpec& spec = raw ? kNone : opts_.compression;
   if (!crypto_) {
-    // Compressed straight into the buffer that is written (sized, not zeroed), or copied raw.
-    size_t packed = 0;
-    if (spec.enabled && !data.empty()) {
-      p.stored.resize(CompressBound(data.size()));
-      packed = CompressInto(spec, data, p.stored);
-    }
-    p.codec = packed ? Codec::kZstd : Codec::kRaw;
-    if (packed) {
-      p.stored.resize(packed);
-    } else {
-      p.stored.assign(data.begin(), data.end());
-    }
+    p.codec = Compress(spec, data, p.stored);  // into the buffer that is written, not zeroed
     return Status::Ok();
   }
   // Compressed into a per-thread scratch buffer (grown, never zeroed), sealed from it (or, for

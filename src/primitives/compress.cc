@@ -131,19 +131,6 @@ size_t CompressInto(const CompressionSpec& spec, std::span<const uint8_t> in,
   return !ZSTD_isError(n) && n < in.size() ? n : 0;
 }
 
-Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in,
-               std::vector<uint8_t>& out) {
-  if (spec.enabled && !in.empty()) {
-    out.resize(ZSTD_compressBound(in.size()));
-    if (size_t n = CompressInto(spec, in, out)) {
-      out.resize(n);
-      return Codec::kZstd;
-    }
-  }
-  out.assign(in.begin(), in.end());
-  return Codec::kRaw;
-}
-
 Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> out) {
   if (codec == Codec::kRaw) {
     if (in.size() != out.size()) return Status::Corruption("raw chunk has the wrong length");

@@ -20,15 +20,6 @@ struct CompressionSpec {
   static Result<CompressionSpec> Parse(std::string_view s);  // "zstd:LEVEL", "zstd", "none"
 };
 
-// Compresses `in` into `out` (resized); returns the codec actually used (raw when zstd does not
-// shrink the data or compression is disabled, in which case `out` holds a copy). An input of
-// 1-64 KiB whose bytes look random (btrfs's byte core set test: 200 or more byte values make
-// up 90% of it) is not even tried, nor a larger one whose sample (16 bytes every 1 KiB, after
-// btrfs's heuristic) has an order-0 entropy of 7.95 bits per byte or more: random, encrypted or
-// already compressed data. Repeats of such data inside one input are then not found (documented
-// loss).
-Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in, std::vector<uint8_t>& out);
-
 // Bytes CompressInto may need for `n` input bytes (ZSTD_compressBound).
 size_t CompressBound(size_t n);
 // Compresses `in` into `out` (at least CompressBound(in.size()) bytes) when zstd shrinks it:
@@ -37,6 +28,27 @@ size_t CompressBound(size_t n);
 // zeroed besides what zstd writes.
 size_t CompressInto(const CompressionSpec& spec, std::span<const uint8_t> in,
                     std::span<uint8_t> out);
+
+// Compresses `in` into `out` (resized; any vector of bytes, a ByteBuffer for one that is not
+// zeroed first); returns the codec actually used (raw when zstd does not shrink the data or
+// compression is disabled, in which case `out` holds a copy). An input of
+// 1-64 KiB whose bytes look random (btrfs's byte core set test: 200 or more byte values make
+// up 90% of it) is not even tried, nor a larger one whose sample (16 bytes every 1 KiB, after
+// btrfs's heuristic) has an order-0 entropy of 7.95 bits per byte or more: random, encrypted or
+// already compressed data. Repeats of such data inside one input are then not found (documented
+// loss).
+template <class Bytes>
+Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in, Bytes& out) {
+  if (spec.enabled && !in.empty()) {
+    out.resize(CompressBound(in.size()));
+    if (size_t n = CompressInto(spec, in, out)) {
+      out.resize(n);
+      return Codec::kZstd;
+    }
+  }
+  out.assign(in.begin(), in.end());
+  return Codec::kRaw;
+}
 
 // Decompresses into `out`, which must be exactly the recorded plaintext length.
 Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> out);
