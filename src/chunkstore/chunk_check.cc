@@ -47,18 +47,44 @@ std::map<SegmentId, uint64_t> CheckSegmentFiles(ChunkStore& chunks,
   return actual;
 }
 
-// Each record against what the layers above expect, and against its segment.
+using BaseRefs = std::unordered_map<Digest, uint64_t, DigestHash>;
+
+// Delta chunks (ADR 0020): each holds one reference on its base, which must be there and must
+// not be a delta itself. Returns the references per base.
+BaseRefs CheckDeltaBases(const Records& records,
+                         const std::unordered_map<Digest, const ChunkRecord*, DigestHash>& by_id,
+                         CheckReport& rep) {
+  BaseRefs refs;
+  for (const auto& [id, r] : records) {
+    if (!r.is_delta()) continue;
+    refs[r.base]++;
+    auto b = by_id.find(r.base);
+    if (b == by_id.end())
+      rep.errors.push_back("chunk " + r.base.Hex() + ", the base of delta chunk " + id.Hex() +
+                           ", is missing");
+    else if (b->second->is_delta())
+      rep.errors.push_back("chunk " + r.base.Hex() + ", the base of delta chunk " + id.Hex() +
+                           ", is itself a delta chunk");
+  }
+  return refs;
+}
+
+// Each record against what the layers above expect (plus the references of delta chunks on
+// their bases), and against its segment.
 void CheckRecords(const ChunkStore& chunks, const Records& records, const ChunkExpectations& expect,
-                  const std::map<SegmentId, uint64_t>& segments,
+                  const BaseRefs& base_refs, const std::map<SegmentId, uint64_t>& segments,
                   const std::map<SegmentId, uint64_t>& actual, CheckReport& rep) {
   const Backend& backend = chunks.backend();
   for (const auto& [id, r] : records) {
     auto x = expect.chunks.find(id);
     uint64_t want = x == expect.chunks.end() ? 0 : x->second.refs;
+    auto b = base_refs.find(id);
+    const uint64_t deltas = b == base_refs.end() ? 0 : b->second;
     const std::string users = expect.UsersOf(id);
-    if (r.refcount != want)
+    if (r.refcount != want + deltas)
       rep.errors.push_back("chunk " + id.Hex() + " refcount is " + std::to_string(r.refcount) +
-                           ", manifests say " + std::to_string(want));
+                           ", manifests say " + std::to_string(want) +
+                           (deltas ? " plus " + std::to_string(deltas) + " delta chunks" : ""));
     else if (r.refcount == 0)
       rep.warnings.push_back("chunk " + id.Hex() +
                              " has no references and waits for release (at the next writable "
@@ -182,23 +208,22 @@ std::string ChunkExpectations::UsersOf(const Digest& id) const {
 Status CheckChunks(ChunkStore& chunks, const ChunkExpectations& expect, ThreadPool& pool,
                    const CheckOptions& opts, CheckReport& rep) {
   Records records;
-  std::unordered_map<Digest, bool, DigestHash> present;
   CAIRN_RETURN_IF_ERROR(chunks.ForEachChunk(
-      [&](const Digest& id, const ChunkRecord& r) {
-        records.emplace_back(id, r);
-        present[id] = true;
-      },
+      [&](const Digest& id, const ChunkRecord& r) { records.emplace_back(id, r); },
       [&](std::string_view k) {
         rep.errors.push_back("index row " + Printable(k) + " is not a valid chunk record");
       }));
   rep.chunks = records.size();
+  std::unordered_map<Digest, const ChunkRecord*, DigestHash> present;
+  for (const auto& [id, r] : records) present[id] = &r;
+  const BaseRefs base_refs = CheckDeltaBases(records, present, rep);
   for (const auto& [id, x] : expect.chunks)
     if (!present.count(id))
       rep.errors.push_back("chunk " + id.Hex() + " used by " + expect.UsersOf(id) + " is missing");
   CAIRN_ASSIGN_OR_RETURN(auto space, chunks.ReadCommittedSpace());
   const auto& segments = space.lengths;
   const auto actual = CheckSegmentFiles(chunks, segments, rep);
-  CheckRecords(chunks, records, expect, segments, actual, rep);
+  CheckRecords(chunks, records, expect, base_refs, segments, actual, rep);
   CheckTiling(chunks, records, segments, space.free, rep);
   if (opts.read_data) ReadAll(chunks, std::move(records), expect, pool, opts, rep);
   return Status::Ok();

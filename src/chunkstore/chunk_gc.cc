@@ -31,20 +31,31 @@ Status ChunkStore::CollectZeroRows(const std::vector<Digest>& ids, MaintainRepor
     CAIRN_ASSIGN_OR_RETURN(auto recs, LookupMany(ids));
     WriteBatch batch;
     std::vector<Digest> deleted;
-    std::lock_guard pl(pin_mu_);
-    for (size_t i = 0; i < ids.size(); i++) {
-      batch.Delete(keys::ZeroSince(ids[i]));  // referenced again, gone, or deleted now
-      if (!recs[i] || recs[i]->refcount != 0) continue;
-      auto pin = pins_.find(ids[i]);
-      if (pin != pins_.end() && pin->second > 0) continue;  // a transaction here relies on it
-      batch.Delete(keys::Chunk(ids[i]));
-      Extent e{recs[i]->segment, recs[i]->offset, recs[i]->stored_len};
-      space_.Free(e);
-      released.push_back(e);
-      deleted.push_back(ids[i]);
+    std::map<Digest, int64_t> drops;  // references the deleted delta chunks held on their bases
+    {
+      std::lock_guard pl(pin_mu_);
+      for (size_t i = 0; i < ids.size(); i++) {
+        batch.Delete(keys::ZeroSince(ids[i]));  // referenced again, gone, or deleted now
+        if (!recs[i] || recs[i]->refcount != 0) continue;
+        auto pin = pins_.find(ids[i]);
+        if (pin != pins_.end() && pin->second > 0) continue;  // a transaction here relies on it
+        batch.Delete(keys::Chunk(ids[i]));
+        Extent e{recs[i]->segment, recs[i]->offset, recs[i]->stored_len};
+        space_.Free(e);
+        released.push_back(e);
+        deleted.push_back(ids[i]);
+        if (recs[i]->is_delta()) drops[recs[i]->base]++;
+      }
+    }
+    std::vector<Digest> changed;  // bases whose refcount went down
+    Status s = DropBaseRefs(drops, batch, deleted, changed, released);
+    if (!s.ok()) {
+      (void)space_.Rollback(*index_);
+      return s;
     }
     CAIRN_RETURN_IF_ERROR(WriteSpaceBatch(std::move(batch)));
-    RecordCommit(deleted);
+    changed.insert(changed.end(), deleted.begin(), deleted.end());
+    RecordCommit(changed);
     Forget(deleted);
   }
   for (const auto& e : released) {

@@ -9,8 +9,8 @@ namespace cairn {
 
 std::string ChunkRecord::Encode() const {
   std::string s;
-  s.reserve(80);
-  PutU8(s, kFormatVersion);
+  s.reserve(104);
+  PutU8(s, is_delta() ? 4 : 3);
   PutU64(s, refcount);
   PutU32(s, segment);
   PutU64(s, offset);
@@ -23,6 +23,7 @@ std::string ChunkRecord::Encode() const {
   PutU64(s, sealed);
   PutU32(s, generation);
   PutU8(s, flags);
+  if (is_delta()) s.append(base.View());
   return s;
 }
 
@@ -44,15 +45,25 @@ std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
   c.sealed = r.U64();
   if (version >= 2) c.generation = r.U32();
   if (version >= 3) c.flags = r.U8();
-  if (!r.done() || (c.flags & ~(kFlagPrivate | kFlagPadded)) != 0) return std::nullopt;
+  // A delta chunk is exactly a version-4 record: compressed, not private, with its base.
+  if ((version == 4) != c.is_delta()) return std::nullopt;
+  if (c.is_delta()) {
+    auto base = r.Raw(Digest::kSize);
+    if (base.size() != Digest::kSize || c.codec != Codec::kZstd || c.is_private())
+      return std::nullopt;
+    c.base = Digest::FromBytes(base);
+  }
+  if (!r.done() || (c.flags & ~(kFlagPrivate | kFlagPadded | kFlagDelta)) != 0) return std::nullopt;
   if (c.codec != Codec::kRaw && c.codec != Codec::kZstd) return std::nullopt;
   return c;
 }
 
 namespace {
 
-// Version-3 layout (docs/format.md): what the mask covers and what keys it.
+// Version-3 layout (docs/format.md): what the mask covers and what keys it. Version 4 is
+// version 3 followed by the 32-byte base id.
 constexpr size_t kV3Size = 71, kPlainLenAt = 25, kMaskedBytes = 5, kSaltAt = 42, kSealedAt = 58;
+constexpr size_t kV4Size = kV3Size + Digest::kSize;
 
 void XorMask(std::string_view key, std::string& v, const crypto::StoreCrypto& c) {
   std::array<uint8_t, crypto::kChunkSaltSize> salt;
@@ -62,22 +73,31 @@ void XorMask(std::string_view key, std::string& v, const crypto::StoreCrypto& c)
   uint8_t mask[kMaskedBytes];
   c.ChunkRecordMask(key, salt, sealed, mask);
   for (size_t i = 0; i < kMaskedBytes; i++) v[kPlainLenAt + i] ^= static_cast<char>(mask[i]);
+  if (v.size() != kV4Size) return;
+  uint8_t base_mask[Digest::kSize];
+  c.ChunkRecordMask(std::string(key) + "b", salt, sealed, base_mask);
+  for (size_t i = 0; i < Digest::kSize; i++) v[kV3Size + i] ^= static_cast<char>(base_mask[i]);
 }
+
+// The record size of a maskable version (3 or 4), 0 for any other.
+size_t MaskableSize(uint8_t version) { return version == 3 ? kV3Size : version == 4 ? kV4Size : 0; }
 
 }  // namespace
 
 void MaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c) {
-  if (value.size() != kV3Size || static_cast<uint8_t>(value[0]) != 3) return;
+  if (value.empty()) return;
+  const uint8_t version = static_cast<uint8_t>(value[0]);
+  if (value.size() != MaskableSize(version)) return;
   XorMask(key, value, c);
-  value[0] = static_cast<char>(3 | kMaskedRecordBit);
+  value[0] = static_cast<char>(version | kMaskedRecordBit);
 }
 
 bool UnmaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c) {
   if (value.empty() || !(static_cast<uint8_t>(value[0]) & kMaskedRecordBit)) return true;
-  if (value.size() != kV3Size || static_cast<uint8_t>(value[0]) != (3 | kMaskedRecordBit))
-    return false;
+  const uint8_t version = static_cast<uint8_t>(value[0]) & ~kMaskedRecordBit;
+  if (MaskableSize(version) == 0 || value.size() != MaskableSize(version)) return false;
   XorMask(key, value, c);
-  value[0] = 3;
+  value[0] = static_cast<char>(version);
   return true;
 }
 
@@ -95,6 +115,12 @@ std::optional<SegmentRecord> SegmentRecord::Decode(std::string_view v) {
   s.committed_len = r.U64();
   if (!r.done()) return std::nullopt;
   return s;
+}
+
+std::string ZeroSinceValue(uint64_t unix_ns) {
+  std::string v(1, '\1');
+  for (int i = 0; i < 8; i++) v.push_back(static_cast<char>(unix_ns >> (8 * i)));
+  return v;
 }
 
 namespace keys {

@@ -19,8 +19,9 @@
 namespace cairn {
 
 struct ChunkRecord {
-  // 3 adds `flags`; 2 (no flags) and 1 (no `generation` either) are still read.
-  static constexpr uint8_t kFormatVersion = 3;
+  // 4 adds `base` (delta chunks only: every other record is still written as version 3); 3 adds
+  // `flags`; 2 (no flags) and 1 (no `generation` either) are still read.
+  static constexpr uint8_t kFormatVersion = 4;
   // A private chunk (a non-deduplicated vdisk block): its id is random, not the hash of its
   // content, and it is never looked up for dedup. It is verified by its AEAD in an encrypted
   // store, and by `salt`, which holds the first 16 bytes of the BLAKE3 of its plaintext, in a
@@ -29,6 +30,10 @@ struct ChunkRecord {
   // The sealed stored bytes are padded (crypto::ChunkSeal::padded): every chunk sealed by
   // format 3.
   static constexpr uint8_t kFlagPadded = 2;
+  // A delta chunk (ADR 0020): its stored bytes are a zstd frame made with the plaintext of the
+  // chunk `base` as prefix. It holds one reference on `base` for as long as its row exists,
+  // and a base is never itself a delta chunk (reads go one level deep). Version 4 only.
+  static constexpr uint8_t kFlagDelta = 4;
   uint64_t refcount = 0;
   SegmentId segment = 0;
   uint64_t offset = 0;
@@ -41,22 +46,25 @@ struct ChunkRecord {
   std::array<uint8_t, 16> salt{};
   uint64_t sealed = 0;      // unix nanoseconds of the last seal (the chunk key's epoch)
   uint32_t generation = 0;  // 1 when first sealed, +1 at every re-seal
-  uint8_t flags = 0;        // kFlagPrivate, kFlagPadded
+  uint8_t flags = 0;        // kFlagPrivate, kFlagPadded, kFlagDelta
+  Digest base{};            // kFlagDelta: the chunk whose plaintext is the delta's prefix
 
   bool is_sealed() const { return key_version != 0; }
   bool is_private() const { return (flags & kFlagPrivate) != 0; }
   bool is_padded() const { return (flags & kFlagPadded) != 0; }
+  bool is_delta() const { return (flags & kFlagDelta) != 0; }
 
   std::string Encode() const;
   static std::optional<ChunkRecord> Decode(std::string_view v);
 };
 
 // Chunk record values of an encrypted store hide their length fields (plain_len and codec)
-// under StoreCrypto::ChunkRecordMask, keyed by the row key, the salt and the seal epoch; the
-// version byte of a masked record has bit 7 set (0x83 for version 3). Records written before
-// format 3 are not masked and are read as they are. `key` is the row key.
+// under StoreCrypto::ChunkRecordMask, keyed by the row key, the salt and the seal epoch, and a
+// delta chunk's `base` under the same mask keyed by the row key followed by "b"; the version
+// byte of a masked record has bit 7 set (0x83 for version 3, 0x84 for 4). Records written
+// before format 3 are not masked and are read as they are. `key` is the row key.
 inline constexpr uint8_t kMaskedRecordBit = 0x80;
-// Masks an encoded version-3 record in place (anything else is left alone).
+// Masks an encoded version-3 or -4 record in place (anything else is left alone).
 void MaskChunkRecord(std::string_view key, std::string& value, const crypto::StoreCrypto& c);
 // Unmasks a masked record in place (an unmasked one is left alone); false when a value marked
 // masked has the wrong size (it then fails to decode as it is).
@@ -74,6 +82,8 @@ std::string Segment(SegmentId id);
 // Shared writers: when a chunk's refcount became zero (u8 1, u64 LE unix ns).
 std::string ZeroSince(const Digest& id);
 }  // namespace keys
+// The value of a ZeroSince row: u8 1, u64 LE `unix_ns`.
+std::string ZeroSinceValue(uint64_t unix_ns);
 
 struct SegmentRecord {
   static constexpr uint8_t kFormatVersion = 1;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include "util/clock.h"
+
 namespace cairn {
 
 std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain) {
@@ -260,11 +262,20 @@ Status ChunkStore::ReadRecordInto(const Digest& id, const ChunkRecord& rec,
   // lie: no allocation, zero-fill or move per chunk before the decompression into `out`.
   thread_local std::unique_ptr<uint8_t[]> scratch;
   thread_local size_t scratch_size = 0;
-  if (scratch_size < rec.stored_len) {
-    scratch_size = rec.stored_len;
-    scratch.reset(new uint8_t[scratch_size]);
+  // A delta chunk's base is read (maybe into this very scratch buffer) while its stored bytes
+  // are being decompressed: those go to a buffer of their own (they are small).
+  std::unique_ptr<uint8_t[]> own;
+  std::span<uint8_t> stored;
+  if (rec.is_delta()) {
+    own.reset(new uint8_t[rec.stored_len]);
+    stored = {own.get(), rec.stored_len};
+  } else {
+    if (scratch_size < rec.stored_len) {
+      scratch_size = rec.stored_len;
+      scratch.reset(new uint8_t[scratch_size]);
+    }
+    stored = {scratch.get(), rec.stored_len};
   }
-  std::span<uint8_t> stored(scratch.get(), rec.stored_len);
   Status s = backend_->Read(rec.segment, rec.offset, stored);
   if (!s.ok()) return s.WithContext("chunk " + id.Hex());
   return UnsealSpan(id, rec, stored, out);
@@ -303,7 +314,18 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
     payload = *opened;
   }
   std::span<uint8_t> out = out_buffer(rec.plain_len);
-  Status s = Decompress(rec.codec, payload, out);
+  Status s;
+  if (rec.is_delta()) {
+    // Its base first (through the cache: the base of many deltas is read once).
+    auto base = ReadRef(rec.base);
+    if (!base.ok())
+      return Status::Corruption("chunk " + id.Hex() + where() + " is a delta against chunk " +
+                                rec.base.Hex() +
+                                ", which cannot be read: " + base.status().message());
+    s = DecompressDelta(payload, {(*base)->data(), (*base)->size()}, out);
+  } else {
+    s = Decompress(rec.codec, payload, out);
+  }
   if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
   if (rec.is_private()) {
     // Its id is random: the AEAD verified it, or (plain store) the checksum in `salt` does.
@@ -337,16 +359,45 @@ Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool ra
     }
     packed = CompressInto(spec, data, {scratch.get(), scratch_size});
   }
-  p.codec = packed ? Codec::kZstd : Codec::kRaw;
-  std::span<const uint8_t> plain = packed ? std::span<const uint8_t>(scratch.get(), packed) : data;
+  return packed ? SealPayload({scratch.get(), packed}, Codec::kZstd, p, fresh)
+                : SealPayload(data, Codec::kRaw, p, fresh);
+}
+
+Status ChunkStore::SealPayload(std::span<const uint8_t> payload, Codec codec, PreparedChunk& p,
+                               std::span<const uint8_t> fresh) const {
+  p.codec = codec;
+  if (!crypto_) {
+    p.stored.assign(payload.begin(), payload.end());
+    return Status::Ok();
+  }
   std::array<uint8_t, crypto::StoreCrypto::kSealRandomSize> drawn;
   if (fresh.empty()) {
     CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(drawn));
     fresh = drawn;
   }
   // Sized, not zeroed: SealChunkInto writes every byte.
-  p.stored.resize(crypto::PaddedChunkSize(plain.size()));
-  return crypto_->SealChunkInto(p.id, plain, p.seal, p.stored, fresh);
+  p.stored.resize(crypto::PaddedChunkSize(payload.size()));
+  return crypto_->SealChunkInto(p.id, payload, p.seal, p.stored, fresh);
+}
+
+Status ChunkStore::SealDelta(std::span<const uint8_t> data, std::span<const uint8_t> base,
+                             const Digest& base_id, PreparedChunk& p) const {
+  // An edit leaves a delta of a few hundred bytes to a few KiB against the chunk it changed;
+  // such a delta is taken at once. A larger one is weighed against plain zstd: a delta keeps
+  // its base alive and costs a read of it, so it must save at least half.
+  thread_local std::vector<uint8_t> delta, plain;
+  delta.resize(CompressBound(data.size()));
+  const size_t d = CompressDeltaInto(opts_.compression, data, base, delta);
+  if (d == 0) return Seal(data, p);
+  if (d > data.size() / 64) {
+    plain.resize(CompressBound(data.size()));
+    const size_t n = CompressInto(opts_.compression, data, plain);
+    if (2 * d > (n ? n : data.size()))
+      return n ? SealPayload({plain.data(), n}, Codec::kZstd, p)
+               : SealPayload(data, Codec::kRaw, p);
+  }
+  p.base = base_id;
+  return SealPayload({delta.data(), d}, Codec::kZstd, p);
 }
 
 bool ChunkStore::DueForReseal(const ChunkRecord& rec, uint64_t sealed_before) const {
@@ -452,6 +503,44 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
   space_.MakeAvailable(runs);
 }
 
+Status ChunkStore::DropBaseRefs(const std::map<Digest, int64_t>& drops, WriteBatch& batch,
+                                std::vector<Digest>& deleted, std::vector<Digest>& changed,
+                                std::vector<Extent>& released) {
+  if (drops.empty()) return Status::Ok();
+  std::vector<Digest> ids;
+  for (const auto& [id, n] : drops) ids.push_back(id);
+  CAIRN_ASSIGN_OR_RETURN(auto recs, LookupMany(ids));
+  std::lock_guard pl(pin_mu_);
+  for (size_t i = 0; i < ids.size(); i++) {
+    const uint64_t n = static_cast<uint64_t>(drops.at(ids[i]));
+    if (!recs[i] || recs[i]->refcount < n)
+      return Status::Corruption("chunk " + ids[i].Hex() +
+                                ", the base of a delta chunk removed now, " +
+                                (recs[i] ? "has fewer references than its deltas" : "is missing"));
+    ChunkRecord rec = *recs[i];
+    rec.refcount -= n;
+    auto pin = pins_.find(ids[i]);
+    if (rec.refcount > 0 || gate_ || (pin != pins_.end() && pin->second > 0)) {
+      batch.Put(keys::Chunk(ids[i]), rec.Encode());
+      changed.push_back(ids[i]);
+      if (rec.refcount > 0) continue;
+      if (gate_) {  // maintain deletes it once the mark is older than the grace period
+        batch.Put(keys::ZeroSince(ids[i]), ZeroSinceValue(UnixNanos()));
+      } else {
+        zero_rows_.insert(ids[i]);  // a transaction in flight relies on it
+      }
+      continue;
+    }
+    dying_.insert(ids[i]);
+    batch.Delete(keys::Chunk(ids[i]));
+    Extent e{rec.segment, rec.offset, rec.stored_len};
+    space_.Free(e);
+    released.push_back(e);
+    deleted.push_back(ids[i]);
+  }
+  return Status::Ok();
+}
+
 Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
   if (gate_) return Status::Ok();  // shared writers: maintain deletes them after the grace period
   std::vector<Extent> released;
@@ -461,6 +550,7 @@ Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
     CAIRN_ASSIGN_OR_RETURN(auto recs, LookupMany(ids));
     WriteBatch batch;
     std::vector<Digest> deleted;
+    std::map<Digest, int64_t> drops;
     {
       std::lock_guard pl(pin_mu_);
       for (size_t i = 0; i < ids.size(); i++) {
@@ -477,11 +567,16 @@ Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
         space_.Free(e);
         released.push_back(e);
         deleted.push_back(ids[i]);
+        if (recs[i]->is_delta()) drops[recs[i]->base]++;
       }
     }
     if (batch.empty()) return Status::Ok();
-    Status s = WriteSpaceBatch(std::move(batch));
-    if (s.ok()) RecordCommit(deleted);
+    std::vector<Digest> changed;  // bases whose refcount went down
+    Status s = DropBaseRefs(drops, batch, deleted, changed, released);
+    if (s.ok()) s = WriteSpaceBatch(std::move(batch));
+    if (!s.ok()) (void)space_.Rollback(*index_);
+    changed.insert(changed.end(), deleted.begin(), deleted.end());
+    if (s.ok()) RecordCommit(changed);
     if (s.ok()) Forget(deleted);
     std::lock_guard pl(pin_mu_);
     for (const auto& id : deleted) dying_.erase(id);

@@ -50,6 +50,9 @@ struct ChunkStoreOptions {
   // at once without a hole punch; `maintain` punches every free extent (ADR 0007 amendment).
   uint64_t punch_min_bytes = kDefaultPunchMinBytes;
   static constexpr uint64_t kDefaultPunchMinBytes = 64 << 10;
+  // Delta chunks (ADR 0020): a new chunk given a base candidate (Prepare's `bases`) may be
+  // stored as a zstd delta against that chunk. Off for stores whose format predates them.
+  bool delta = false;
 };
 
 // A chunk after hashing, dedup lookup and (when new to the store) compression and sealing.
@@ -69,6 +72,9 @@ struct PreparedChunk {
   // Where ChunkTxn::WriteNew wrote `stored` (which it then released); AddRef only records it.
   std::optional<Extent> written;
   crypto::ChunkSeal seal;  // how `stored` was sealed (key_version 0 in a plain store)
+  // Only for a new chunk: `stored` is a delta against this chunk (ADR 0020), pinned by the
+  // transaction; the commit adds the delta's reference on it.
+  std::optional<Digest> base;
   bool known() const { return record.has_value(); }
 };
 
@@ -87,7 +93,13 @@ class ChunkTxn {
   // Hashes each piece, pins its id (a chunk this transaction may reference is not deleted
   // before the commit), looks all ids up in one MultiGet and compresses and seals the pieces
   // that are new to the store. Thread-safe; independent calls run in parallel.
-  Result<std::vector<PreparedChunk>> Prepare(const std::vector<std::span<const uint8_t>>& pieces);
+  // `bases` (empty, or one per piece): a chunk the piece probably replaces (the previous
+  // version's chunk at the same place). When the store has delta chunks on, a new piece is
+  // stored as a zstd delta against it (or against its base, when it is a delta chunk itself)
+  // if that is at most 1/64 of the piece or at most half its plain zstd size (ADR 0020); any
+  // failure to use the candidate (gone, private, unreadable) just stores the piece plainly.
+  Result<std::vector<PreparedChunk>> Prepare(const std::vector<std::span<const uint8_t>>& pieces,
+                                             std::span<const std::optional<Digest>> bases = {});
   // Adds one reference to a prepared chunk. A chunk new to the store and to this transaction
   // has its data written now, to space reserved for this transaction. Returns true when data
   // was written (new), false when deduplicated.
@@ -168,6 +180,16 @@ class ChunkTxn {
     ChunkRecord to;    // the record after the move
   };
   struct Settled;  // what the commit decided (chunk_txn.cc)
+  // Delta chunks (ADR 0020): pins `candidate`'s base chunk, reads its plaintext and seals `p`
+  // as a delta against it when that pays; otherwise leaves p.base unset and `p` unsealed.
+  Status TryDelta(std::span<const uint8_t> piece, const Digest& candidate, PreparedChunk& p);
+  // The bases whose reference count this commit may change: of new delta chunks, of delta
+  // rows that lose references, of healed delta rows. Settled after every other row.
+  std::set<Digest> BasesTouched(const std::vector<Digest>& ids,
+                                const std::vector<std::optional<ChunkRecord>>& cur);
+  Status SettleBases(const std::set<Digest>& bases, const std::vector<Digest>& ids,
+                     const std::vector<std::optional<ChunkRecord>>& cur, WriteBatch& batch,
+                     Settled& settled);
   Result<Extent> WriteData(std::span<const uint8_t> stored);
   Result<Extent> ReserveOwn(uint64_t len);
   Status DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch);
@@ -370,6 +392,8 @@ class ChunkStore {
   // Chunks healed by commits so far.
   uint64_t healed() const { return healed_.load(); }
   const Hasher& hasher() const { return *hasher_; }
+  // Whether new chunks may be stored as deltas (ChunkStoreOptions::delta).
+  bool delta_enabled() const { return opts_.delta; }
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
 
@@ -413,6 +437,21 @@ class ChunkStore {
   // empty to draw them here.
   Status Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw = false,
               std::span<const uint8_t> fresh = {}) const;
+  // Seals `payload` (already compressed per `codec`, or the raw data) into p.stored.
+  Status SealPayload(std::span<const uint8_t> payload, Codec codec, PreparedChunk& p,
+                     std::span<const uint8_t> fresh = {}) const;
+  // Seals `data` as a delta against `base` (plaintext of chunk `base_id`) when the delta is at
+  // most 1/64 of the data or at most half of its plain zstd size; sets p.base then. Otherwise
+  // seals it as Seal does. (ADR 0020.)
+  Status SealDelta(std::span<const uint8_t> data, std::span<const uint8_t> base,
+                   const Digest& base_id, PreparedChunk& p) const;
+  // Deleting rows of delta chunks drops their references on their bases (`drops`: base ->
+  // count), in the same batch (ADR 0020): a base left with none is deleted and its extent freed
+  // (`deleted`, `released`), kept at zero for a pinner, or, with shared writers, marked for
+  // maintain; `changed`: the bases whose row was rewritten. Commit lock held.
+  Status DropBaseRefs(const std::map<Digest, int64_t>& drops, WriteBatch& batch,
+                      std::vector<Digest>& deleted, std::vector<Digest>& changed,
+                      std::vector<Extent>& released);
   // Writes `batch` plus the space map's changes under the commit lock; on failure the space
   // map's committed view returns to the index's.
   Status WriteSpaceBatch(WriteBatch batch);

@@ -19,6 +19,9 @@ struct ChunkTxn::Settled {
   std::vector<Extent> used;      // reservations that became data
   std::vector<Extent> released;  // extents freed by this commit
   std::vector<Digest> healed;    // damaged copies replaced by good ones
+  // Reference changes on delta bases (ADR 0020): +1 per new delta chunk committed, -1 per delta
+  // row deleted; applied to the bases after every other row (SettleBases).
+  std::map<Digest, int64_t> base_refs;
   // New chunks' extents to turn into data and dropped chunks' extents to free, applied to the
   // space map together (UseAndFree) once every row is settled.
   std::vector<Extent> to_use, to_free;
@@ -100,7 +103,8 @@ void ChunkTxn::Pin(std::vector<PreparedChunk>& chunks) {
 }
 
 Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
-    const std::vector<std::span<const uint8_t>>& pieces) {
+    const std::vector<std::span<const uint8_t>>& pieces,
+    std::span<const std::optional<Digest>> bases) {
   std::vector<PreparedChunk> out(pieces.size());
   std::vector<Digest> ids(pieces.size());
   for (size_t i = 0; i < pieces.size(); i++) {
@@ -120,9 +124,43 @@ Result<std::vector<PreparedChunk>> ChunkTxn::Prepare(
       out[i].record = std::move(records[i]);
       continue;
     }
+    // A heal's copy is never a delta: a base must stay a chunk that reads on its own.
+    if (store_->opts_.delta && i < bases.size() && bases[i] && *bases[i] != ids[i] &&
+        !out[i].heal) {
+      CAIRN_RETURN_IF_ERROR(TryDelta(pieces[i], *bases[i], out[i]));
+      if (out[i].base) continue;
+    }
     CAIRN_RETURN_IF_ERROR(store_->Seal(pieces[i], out[i]));
   }
   return out;
+}
+
+Status ChunkTxn::TryDelta(std::span<const uint8_t> piece, const Digest& candidate,
+                          PreparedChunk& p) {
+  if (!store_->opts_.compression.enabled) return Status::Ok();
+  // The base is the candidate, or the candidate's own base when it is a delta chunk: a base is
+  // never a delta, so a read goes one level deep at most.
+  Digest base = candidate;
+  std::optional<ChunkRecord> rec;
+  for (int depth = 0; depth < 2; depth++) {
+    // Pinned before it is looked up: from then on no commit deletes its row, so the reference
+    // this transaction's commit adds finds it (shared writers: unless another client's
+    // maintain collected it, which the commit reports as a lost dedup hit: retry).
+    std::vector<PreparedChunk> pin(1);
+    pin[0].id = base;
+    Pin(pin);
+    if (pin[0].recheck) return Status::Ok();  // being deleted right now
+    auto found = store_->Lookup(base);
+    if (!found.ok() || !*found) return Status::Ok();
+    rec = **found;
+    if (!rec->is_delta()) break;
+    base = rec->base;
+    rec.reset();
+  }
+  if (!rec || rec->is_private() || rec->refcount == 0 || base == p.id) return Status::Ok();
+  auto plain = store_->ReadRef(base, &*rec);
+  if (!plain.ok()) return Status::Ok();  // stored plainly; the base's damage is check's business
+  return store_->SealDelta(piece, {(*plain)->data(), (*plain)->size()}, base, p);
 }
 
 Result<Extent> ChunkTxn::WriteData(std::span<const uint8_t> stored) {
@@ -229,7 +267,9 @@ ChunkTxn::NewChunk ChunkTxn::MakeNew(const PreparedChunk& c, const Extent& e, ui
   rec.plain_len = c.plain_len;
   rec.codec = c.codec;
   rec.created = static_cast<uint64_t>(std::time(nullptr));
-  rec.flags = flags | (c.seal.padded ? ChunkRecord::kFlagPadded : 0);
+  rec.flags = flags | (c.seal.padded ? ChunkRecord::kFlagPadded : 0) |
+              (c.base ? ChunkRecord::kFlagDelta : 0);
+  if (c.base) rec.base = *c.base;
   rec.salt = c.seal.salt;  // a plain store's private chunk keeps its checksum there
   if (c.seal.key_version) {
     rec.key_version = c.seal.key_version;
@@ -394,7 +434,13 @@ Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
   if (s.ok()) {
     // Verify before sealing again: a damaged chunk must not be blessed with a fresh seal.
     plain.resize(rec.plain_len);
-    s = Decompress(rec.codec, stored, plain);
+    if (rec.is_delta()) {
+      auto base = store_->ReadRef(rec.base);
+      s = base.ok() ? DecompressDelta(stored, {(*base)->data(), (*base)->size()}, plain)
+                    : base.status();
+    } else {
+      s = Decompress(rec.codec, stored, plain);
+    }
     if (s.ok() && !rec.is_private() && store_->hasher_->Hash(plain) != id)
       s = Status::Corruption("its content does not match its hash");
   }
@@ -473,6 +519,7 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
     if (use_new) {
       out.to_use.push_back(ExtentOf(rec));
       out.used.push_back(ExtentOf(rec));
+      if (rec.is_delta()) out.base_refs[rec.base]++;  // the new delta's reference on its base
     }
     return Status::Ok();
   }
@@ -492,6 +539,7 @@ Status ChunkTxn::SettleRow(const Digest& id, int64_t delta, const std::optional<
   batch.Delete(keys::Chunk(id));
   out.to_free.push_back(ExtentOf(rec));
   out.released.push_back(ExtentOf(rec));
+  if (rec.is_delta()) out.base_refs[rec.base]--;  // the row held a reference on its base
   return Status::Ok();
 }
 
@@ -503,6 +551,7 @@ Status ChunkTxn::HealRow(const Digest& id, int64_t delta, const ChunkRecord& cur
   rec.refcount = cur.refcount + delta;
   rec.created = cur.created;
   batch.Put(keys::Chunk(id), rec.Encode());
+  if (cur.is_delta()) out.base_refs[cur.base]--;  // the good copy is never a delta (Prepare)
   CAIRN_RETURN_IF_ERROR(store_->space_.Use(ExtentOf(rec)));
   store_->space_.Free(ExtentOf(cur));
   out.used.push_back(ExtentOf(rec));
@@ -530,10 +579,7 @@ Status ChunkTxn::LostDedupHit(const Digest& id) {
 // once the mark is older than the grace period (ADR 0015).
 Status ChunkTxn::DeferDeletion(const Digest& id, const ChunkRecord& rec, WriteBatch& batch) {
   batch.Put(keys::Chunk(id), rec.Encode());
-  std::string v(1, '\1');
-  const uint64_t now = UnixNanos();
-  for (int i = 0; i < 8; i++) v.push_back(static_cast<char>(now >> (8 * i)));
-  batch.Put(keys::ZeroSince(id), v);
+  batch.Put(keys::ZeroSince(id), ZeroSinceValue(UnixNanos()));
   return Status::Ok();
 }
 
@@ -587,6 +633,62 @@ void ChunkTxn::Abandon(const Settled& settled) {
   for (const auto& id : settled.deleted) store_->dying_.erase(id);
 }
 
+std::set<Digest> ChunkTxn::BasesTouched(const std::vector<Digest>& ids,
+                                        const std::vector<std::optional<ChunkRecord>>& cur) {
+  std::set<Digest> bases;
+  for (size_t i = 0; i < ids.size(); i++) {
+    auto n = new_chunks_.find(ids[i]);
+    if (n != new_chunks_.end() && n->second.record.is_delta()) bases.insert(n->second.record.base);
+    if (!cur[i] || !cur[i]->is_delta()) continue;
+    auto d = deltas_.find(ids[i]);
+    const bool dropping = d != deltas_.end() && d->second < 0;
+    const bool healing = n != new_chunks_.end() && n->second.heal;
+    if (dropping || healing) bases.insert(cur[i]->base);
+  }
+  return bases;
+}
+
+// Bases are never delta chunks, so settling them changes no other base: one round suffices.
+Status ChunkTxn::SettleBases(const std::set<Digest>& bases, const std::vector<Digest>& ids,
+                             const std::vector<std::optional<ChunkRecord>>& cur, WriteBatch& batch,
+                             Settled& settled) {
+  std::vector<Digest> rows;
+  std::vector<int64_t> change;
+  std::vector<std::optional<ChunkRecord>> recs;
+  std::vector<Digest> unread;
+  for (const Digest& b : bases) {
+    auto d = deltas_.find(b);
+    auto r = settled.base_refs.find(b);
+    const int64_t n =
+        (d == deltas_.end() ? 0 : d->second) + (r == settled.base_refs.end() ? 0 : r->second);
+    auto at = std::find(ids.begin(), ids.end(), b);
+    const bool heal = at != ids.end() && new_chunks_.count(b) && new_chunks_[b].heal;
+    if (n == 0 && !heal) continue;
+    rows.push_back(b);
+    change.push_back(n);
+    recs.push_back(at != ids.end() ? cur[at - ids.begin()] : std::nullopt);
+    if (at == ids.end()) unread.push_back(b);
+  }
+  for (const auto& [b, n] : settled.base_refs)
+    if (n != 0 && !bases.count(b))
+      return Status::Corruption("chunk " + b.Hex() + ": a delta base was not settled");
+  if (!unread.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(auto fresh, store_->LookupMany(unread));
+    size_t j = 0;
+    for (size_t i = 0; i < rows.size(); i++)
+      if (std::find(ids.begin(), ids.end(), rows[i]) == ids.end()) recs[i] = std::move(fresh[j++]);
+  }
+  for (size_t i = 0; i < rows.size(); i++) {
+    if (change[i] != 0) {
+      CAIRN_RETURN_IF_ERROR(SettleRow(rows[i], change[i], recs[i], batch, settled));
+    } else if (recs[i] && recs[i]->refcount > 0) {
+      CAIRN_RETURN_IF_ERROR(
+          HealRow(rows[i], 0, *recs[i], new_chunks_[rows[i]].record, batch, settled));
+    }
+  }
+  return Status::Ok();
+}
+
 Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
   WriteBatch batch;
   if (extra) CAIRN_RETURN_IF_ERROR(extra(batch));
@@ -602,7 +704,9 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
   Status s;
   auto cur = CurrentRecords(ids);
   if (!cur.ok()) return cur.status();
+  const std::set<Digest> bases = BasesTouched(ids, *cur);
   for (size_t i = 0; i < ids.size() && s.ok(); i++) {
+    if (bases.count(ids[i])) continue;  // settled last, with what the delta rows change
     auto d = deltas_.find(ids[i]);
     const int64_t delta = d == deltas_.end() ? 0 : d->second;
     if (delta != 0)
@@ -610,6 +714,7 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
     else if ((*cur)[i] && (*cur)[i]->refcount > 0)
       s = HealRow(ids[i], 0, *(*cur)[i], new_chunks_[ids[i]].record, batch, settled);
   }
+  if (s.ok()) s = SettleBases(bases, ids, *cur, batch, settled);
   if (s.ok()) s = UseAndFree(settled);
   if (s.ok()) s = SettleMoves(batch, settled);
   if (s.ok()) s = store_->WriteSpaceBatch(std::move(batch));

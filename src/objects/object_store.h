@@ -84,7 +84,9 @@ class ObjectStore {
 
  private:
   struct Ingested;  // object_put.cc
-  Result<Ingested> Ingest(ChunkTxn& txn, ByteSource& src, const ProgressFn& progress);
+  // `prev`: the object's previous version (delta base candidates, ADR 0020), or nullptr.
+  Result<Ingested> Ingest(ChunkTxn& txn, ByteSource& src, const ProgressFn& progress,
+                          const Manifest* prev);
   Status CommitVersion(ChunkTxn& txn, const std::string& name, Ingested& in, PutResult& r);
   Result<VersionRecord> ResolveVersion(const std::string& name, std::optional<uint64_t> version,
                                        uint64_t* resolved);

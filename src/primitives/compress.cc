@@ -146,4 +146,35 @@ Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> o
   return Status::Ok();
 }
 
+// Window of a delta frame: a base and a chunk of at most 4 MiB each fit in 2^24 bytes.
+constexpr int kDeltaWindowLog = 24;
+
+size_t CompressDeltaInto(const CompressionSpec& spec, std::span<const uint8_t> in,
+                         std::span<const uint8_t> base, std::span<uint8_t> out) {
+  if (!spec.enabled || in.empty() || out.size() < ZSTD_compressBound(in.size())) return 0;
+  thread_local std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+  ZSTD_CCtx* c = cctx.get();
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+  if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, spec.level)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, kDeltaWindowLog)) ||
+      ZSTD_isError(ZSTD_CCtx_refPrefix(c, base.data(), base.size())))
+    return 0;
+  size_t n = ZSTD_compress2(c, out.data(), out.size(), in.data(), in.size());
+  return !ZSTD_isError(n) && n < in.size() ? n : 0;
+}
+
+Status DecompressDelta(std::span<const uint8_t> in, std::span<const uint8_t> base,
+                       std::span<uint8_t> out) {
+  thread_local std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
+  ZSTD_DCtx* d = dctx.get();
+  ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+  size_t r = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, kDeltaWindowLog);
+  if (!ZSTD_isError(r)) r = ZSTD_DCtx_refPrefix(d, base.data(), base.size());
+  if (ZSTD_isError(r)) return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(r));
+  size_t n = ZSTD_decompressDCtx(d, out.data(), out.size(), in.data(), in.size());
+  if (ZSTD_isError(n)) return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(n));
+  if (n != out.size()) return Status::Corruption("zstd delta decompressed to the wrong length");
+  return Status::Ok();
+}
+
 }  // namespace cairn

@@ -53,4 +53,17 @@ Codec Compress(const CompressionSpec& spec, std::span<const uint8_t> in, Bytes& 
 // Decompresses into `out`, which must be exactly the recorded plaintext length.
 Status Decompress(Codec codec, std::span<const uint8_t> in, std::span<uint8_t> out);
 
+// Delta compression (ADR 0020): zstd at spec.level with `base` (another chunk's plaintext, at
+// most 4 MiB) as its prefix (ZSTD_CCtx_refPrefix; zstd manual, "Advanced compression API"), a
+// 16 MiB window so every byte of the base is in reach. Returns the compressed length into `out`
+// (at least CompressBound(in.size()) bytes), or 0 when compression is disabled, `in` is empty or
+// the result does not shrink. No sampling: the caller asks only for chunks that replace `base`.
+size_t CompressDeltaInto(const CompressionSpec& spec, std::span<const uint8_t> in,
+                         std::span<const uint8_t> base, std::span<uint8_t> out);
+// Decompresses a frame of CompressDeltaInto made with the same `base` into `out`, which must be
+// exactly the recorded plaintext length. Corruption when the frame does not decode or has the
+// wrong length (a wrong base mostly decodes to wrong bytes: the caller verifies the hash).
+Status DecompressDelta(std::span<const uint8_t> in, std::span<const uint8_t> base,
+                       std::span<uint8_t> out);
+
 }  // namespace cairn

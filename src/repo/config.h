@@ -18,12 +18,17 @@
 namespace cairn {
 
 struct RepoConfig {
-  // 3: authenticated config and user registry (encrypted repositories), a store identity row
-  // in every store, sealed chunk lengths. 2: stores/ (a system store and one per user),
-  // optional encryption (still opened, and upgraded to 3 by the first writable open). 1: a
-  // single unencrypted store at the top of the repository (still opened: it is the system
-  // store, without users).
-  static constexpr int kFormatVersion = 3;
+  // 4: new chunks may be stored as deltas against the chunk they replace (ADR 0020; chunk
+  // records of version 4), otherwise as 3; made by init only (a format-3 repository stays 3, and
+  // cairn versions that read up to 3 refuse it). 3: authenticated config and user registry
+  // (encrypted repositories), a store identity row in every store, sealed chunk lengths. 2: stores/
+  // (a system store and one per user), optional encryption (still opened, and upgraded to 3 by the
+  // first writable open). 1: a single unencrypted store at the top of the repository (still opened:
+  // it is the system store, without users).
+  static constexpr int kFormatVersion = 4;
+  // The first format with delta chunks.
+  static constexpr int kDeltaVersion = 4;
+  bool delta_chunks() const { return version >= kDeltaVersion; }
   int version = kFormatVersion;
   std::string id;  // random, hex
   ChunkerParams chunker;

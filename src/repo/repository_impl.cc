@@ -129,6 +129,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   co.compression = cfg_.compression;
   co.segment_target_size = hooks.segment_target_size.value_or(cfg_.segment_size);
   co.punch_min_bytes = hooks.punch_min_bytes.value_or(co.punch_min_bytes);
+  co.delta = cfg_.delta_chunks();
   chunks_ =
       std::make_unique<ChunkStore>(backend_.get(), index_.get(), hasher_.get(), co, crypto_.get());
   cache_ = cache;

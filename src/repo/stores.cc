@@ -96,7 +96,7 @@ Status UpgradeRepository(Storage& storage, RepoConfig& cfg, crypto::UnlockedKeys
     CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage));
     CAIRN_RETURN_IF_ERROR(reg.Save(storage, ring));
     RepoConfig next = cfg;
-    next.version = RepoConfig::kFormatVersion;
+    next.version = 3;  // the authenticated format; delta chunks (4) only come with init
     if (ring != nullptr) next.Sign(*ring);
     CAIRN_RETURN_IF_ERROR(SaveConfig(storage, next));
     cfg = std::move(next);
