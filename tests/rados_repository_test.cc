@@ -383,6 +383,40 @@ TEST_F(RadosRepository, MaintainCollectsUnreferencedChunksAfterTheGraceAsked) {
   EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "after maintain: "));
 }
 
+// Delta chunks with shared writers (ADR 0020): a delta keeps its base while it lives; maintain
+// collects the delta once its grace has passed, which marks the base at zero, and the base goes
+// at a later pass. Check stays clean at every step and nothing stays behind.
+TEST_F(RadosRepository, DeltaChunksKeepTheirBasesUntilMaintainCollectsThem) {
+  ASSERT_TRUE(Repository::Init(location_, testing::TestInit()).ok());
+  auto repo = Open("");
+  ASSERT_TRUE(repo);
+  auto v1 = RandomData(3 << 20, 31);
+  auto v2 = v1;
+  v2[1 << 20] ^= 1;
+  MemSource s1(v1), s2(v2);
+  ASSERT_TRUE(repo->Put("x", s1).ok());
+  auto r2 = repo->Put("x", s2);
+  ASSERT_TRUE(r2.ok()) << r2.status().message();
+  EXPECT_GT(r2->new_bytes, 0u);
+  EXPECT_LT(r2->stored_bytes, 4096u) << "the edited chunk is stored as a delta";
+  ASSERT_TRUE(repo->Remove("x", 1).ok());
+  MaintainRequest now;
+  now.grace_seconds = 0;
+  ASSERT_TRUE(repo->Maintain(now).ok());
+  MemSink got;
+  ASSERT_TRUE(repo->Get("x", std::nullopt, {}, got).ok());
+  EXPECT_EQ(got.data, v2);
+  EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "after removing the base's version: "));
+  ASSERT_TRUE(repo->Remove("x", std::nullopt).ok());
+  for (int pass = 0; pass < 2; pass++) {
+    ASSERT_TRUE(repo->Maintain(now).ok());
+    EXPECT_TRUE(testing::ExpectCheckClean(*repo, true, "after maintain: "));
+  }
+  auto st = repo->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->unique_chunks, 0u);
+}
+
 // How many chunk-row shard objects ("shard.63..": 'c' rows) the stores of `location` have.
 size_t ChunkShardObjects(const std::string& location) {
   auto conn = testing::TestConnection();
