@@ -6,8 +6,9 @@
 //   cairn_chunk_stats [--algorithm NAME] [--min B --avg B --max B] FILE...
 //
 // NAME is a chunker algorithm of config.json (fastcdc-2020-nc2, fastcdc-2020-nc2-v2). It also
-// estimates what delta compression would keep (not a cairn feature; ADR 0018): every chunk new
-// in file N+1 compressed by zstd with the chunk of file N holding its middle offset as its prefix.
+// estimates what delta compression keeps (ADR 0018; cairn's delta chunks, ADR 0020, add rules on
+// when a delta is kept): every chunk new in file N+1 compressed by zstd with the chunk of file N
+// holding its middle offset as its prefix.
 #include <zstd.h>
 
 #include <algorithm>
