@@ -129,6 +129,9 @@ struct RepoStats {
   CacheStats cache;  // the hot cache of this process (ADR 0011), as seen by the handle that asks
   uint64_t logical_bytes = 0;  // sum of all versions' sizes
   uint64_t unique_chunks = 0, unreferenced_chunks = 0;
+  // Delta chunks (ADR 0020): how many, their stored bytes, and how many distinct chunks they are
+  // made against (bases stay stored while a delta needs them).
+  uint64_t delta_chunks = 0, delta_stored_bytes = 0, delta_bases = 0;
   uint64_t unique_bytes = 0;  // plaintext bytes of unique chunks
   uint64_t stored_bytes = 0;  // chunk bytes in segments
   uint64_t segments = 0, segment_bytes = 0, disk_bytes = 0;

@@ -426,12 +426,18 @@ Result<ChunkStore::CommittedSpace> ChunkStore::ReadCommittedSpace() const {
 
 Result<ChunkStoreStats> ChunkStore::Stats() const {
   ChunkStoreStats st;
+  std::unordered_set<Digest, DigestHash> bases;
   CAIRN_RETURN_IF_ERROR(ForEachChunk([&](const Digest&, const ChunkRecord& r) {
     st.chunks++;
     st.plain_bytes += r.plain_len;
     st.stored_bytes += r.stored_len;
     if (r.refcount > 0) st.referenced_chunks++;
+    if (!r.is_delta()) return;
+    st.delta_chunks++;
+    st.delta_stored_bytes += r.stored_len;
+    bases.insert(r.base);
   }));
+  st.delta_bases = bases.size();
   for (const auto& [seg, len] : space_.CommittedLengths()) {
     st.segments++;
     st.segment_bytes += len;

@@ -241,7 +241,8 @@ class ChunkTxn {
 struct ChunkStoreStats {
   uint64_t chunks = 0, referenced_chunks = 0;
   uint64_t plain_bytes = 0, stored_bytes = 0;
-  uint64_t segments = 0, segment_bytes = 0;  // committed lengths
+  uint64_t delta_chunks = 0, delta_stored_bytes = 0, delta_bases = 0;  // ADR 0020
+  uint64_t segments = 0, segment_bytes = 0;                            // committed lengths
   AllocatorStats free;
 };
 

@@ -145,6 +145,9 @@ json StatJson(const RepoStats& s) {
             {"logical_bytes", s.logical_bytes},
             {"unique_chunks", s.unique_chunks},
             {"unreferenced_chunks", s.unreferenced_chunks},
+            {"delta_chunks", s.delta_chunks},
+            {"delta_stored_bytes", s.delta_stored_bytes},
+            {"delta_bases", s.delta_bases},
             {"unique_bytes", s.unique_bytes},
             {"stored_bytes", s.stored_bytes},
             {"segments", s.segments},
@@ -214,6 +217,9 @@ void PrintStatSpace(const RepoStats& s) {
   std::printf("unique chunks:       %llu (%s)\n", (unsigned long long)s.unique_chunks,
               HumanBytes(s.unique_bytes).c_str());
   std::printf("unreferenced chunks: %llu\n", (unsigned long long)s.unreferenced_chunks);
+  std::printf("delta chunks:        %llu (%s stored), against %llu base chunks\n",
+              (unsigned long long)s.delta_chunks, HumanBytes(s.delta_stored_bytes).c_str(),
+              (unsigned long long)s.delta_bases);
   std::printf("stored bytes:        %s (%llu)\n", HumanBytes(s.stored_bytes).c_str(),
               (unsigned long long)s.stored_bytes);
   std::printf("segments:            %llu, %s on disk\n", (unsigned long long)s.segments,

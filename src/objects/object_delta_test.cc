@@ -107,6 +107,11 @@ TEST_P(DeltaTest, EditedVersionsStoreDeltas) {
   EXPECT_EQ(Get("f", 1), v1);
   EXPECT_EQ(Get("f", 2), v2);
   EXPECT_EQ(Get("f", 3), v3);
+  RepoStats st = Stats();
+  EXPECT_GT(st.delta_chunks, 0u);
+  EXPECT_GT(st.delta_bases, 0u);
+  EXPECT_LE(st.delta_bases, st.delta_chunks);
+  EXPECT_LT(st.delta_stored_bytes, r2.stored_bytes + r3.stored_bytes + 1);
   testing::ExpectCheckClean(*repo_);
 }
 

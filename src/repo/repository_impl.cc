@@ -377,6 +377,9 @@ Result<MaintainResult> RepositoryImpl::Maintain(const MaintainRequest& req) {
 void RepositoryImpl::FillChunkStats(const ChunkStoreStats& cs, RepoStats& s) {
   s.unique_chunks = cs.referenced_chunks;
   s.unreferenced_chunks = cs.chunks - cs.referenced_chunks;
+  s.delta_chunks = cs.delta_chunks;
+  s.delta_stored_bytes = cs.delta_stored_bytes;
+  s.delta_bases = cs.delta_bases;
   s.unique_bytes = cs.plain_bytes;
   s.stored_bytes = cs.stored_bytes;
   s.segments = cs.segments;
