@@ -60,7 +60,10 @@ class Cutter {
       const size_t avail = filled_ - start_;
       if (avail >= chunker_.max_size() || eof_) {
         if (avail == 0) return Piece{cur_, {}};
-        return Take(chunker_.NextCut({buf() + start_, avail}, eof_));
+        // An empty piece means the end of the input: an undecided cut must not look like one.
+        const size_t cut = chunker_.NextCut({buf() + start_, avail}, eof_);
+        if (cut == 0) return Status::Corruption("chunker: no cut in a full window");
+        return Take(cut);
       }
       if (filled_ == size_) {
         // A cut found in the tail is the one more data would give (FastCDC decides at a

@@ -272,5 +272,27 @@ TEST(ObjectRef, Parse) {
   EXPECT_FALSE(ParseObjectRef("a@0").ok());
 }
 
+// Found in review (Cutter, since 78040b1): with min = max chunk size (fixed-size chunks, which
+// init accepts), a put silently stored only the first 4 MiB - 64 KiB of a 10 MiB object (and
+// 960 KiB of 1 MiB): NextCut answers 0 ("undecided") for exactly min = max bytes before the
+// end of the input, which Cutter::Next took for the end of the input.
+TEST(Chunking, FixedSizeChunksStoreTheWholeObject) {
+  TempDir dir;
+  InitOptions io = testing::TestInit();
+  io.min_chunk = io.avg_chunk = io.max_chunk = 64 * 1024;
+  auto repo = testing::InitAndOpen(dir / "repo", io);
+  ASSERT_NE(repo, nullptr);
+  for (size_t size : {size_t{1} << 20, size_t{10} << 20}) {
+    const auto d = RandomData(size, size);
+    MemSource src(d, 1 << 20);
+    auto r = repo->Put("f" + std::to_string(size), src);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->bytes, size);
+    MemSink sink;
+    ASSERT_TRUE(repo->Get("f" + std::to_string(size), std::nullopt, {}, sink).ok());
+    EXPECT_EQ(sink.data.size(), size);
+  }
+}
+
 }  // namespace
 }  // namespace cairn

@@ -80,7 +80,12 @@ FastCdcChunker::FastCdcChunker(const ChunkerParams& p, std::optional<Digest> gea
 
 size_t FastCdcChunker::NextCut(std::span<const uint8_t> data, bool eof) const {
   const size_t n = data.size();
-  if (n <= p_.min_size) return eof ? n : 0;
+  // At max_size bytes the cut is forced, even when min_size = max_size (fixed-size chunks).
+  if (n >= p_.max_size) {
+    if (p_.min_size >= p_.max_size) return p_.max_size;
+  } else if (n <= p_.min_size) {
+    return eof ? n : 0;
+  }
   const size_t end = std::min<size_t>(n, p_.max_size);
   const size_t normal = std::min<size_t>(end, normal_);
   const uint8_t* src = data.data();
