@@ -316,8 +316,16 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
   std::span<uint8_t> out = out_buffer(rec.plain_len);
   Status s;
   if (rec.is_delta()) {
+    // A base is never a delta (ADR 0020): a delta met while reading a base is damage, refused
+    // here rather than followed (records that loop would recurse without end).
+    thread_local int reading_base = 0;
+    if (reading_base > 0)
+      return Status::Corruption("chunk " + id.Hex() + where() +
+                                " is a delta chunk but is used as the base of another one");
     // Its base first (through the cache: the base of many deltas is read once).
+    reading_base++;
     auto base = ReadRef(rec.base);
+    reading_base--;
     if (!base.ok())
       return Status::Corruption("chunk " + id.Hex() + where() + " is a delta against chunk " +
                                 rec.base.Hex() +
@@ -519,10 +527,11 @@ Status ChunkStore::DropBaseRefs(const std::map<Digest, int64_t>& drops, WriteBat
   std::lock_guard pl(pin_mu_);
   for (size_t i = 0; i < ids.size(); i++) {
     const uint64_t n = static_cast<uint64_t>(drops.at(ids[i]));
-    if (!recs[i] || recs[i]->refcount < n)
-      return Status::Corruption("chunk " + ids[i].Hex() +
-                                ", the base of a delta chunk removed now, " +
-                                (recs[i] ? "has fewer references than its deltas" : "is missing"));
+    // A base that is missing, or counts fewer references than the deltas deleted now, is damage
+    // `check` reports; the delta rows go all the same (failing here would fail every writable
+    // open's recovery, and `repair` opens writable too). The base is left as it is: lowering a
+    // count that is already wrong could delete it under another delta that needs it.
+    if (!recs[i] || recs[i]->refcount < n) continue;
     ChunkRecord rec = *recs[i];
     rec.refcount -= n;
     auto pin = pins_.find(ids[i]);

@@ -158,6 +158,10 @@ Status ChunkTxn::TryDelta(std::span<const uint8_t> piece, const Digest& candidat
     rec.reset();
   }
   if (!rec || rec->is_private() || rec->refcount == 0 || base == p.id) return Status::Ok();
+  // A chunk check found damaged is no base (as it is no dedup hit: a put of its content heals
+  // it): the hot cache may still hold its old plaintext, and a delta made from that would not
+  // read once the cache forgets it.
+  if (store_->IsDamaged(base)) return Status::Ok();
   auto plain = store_->ReadRef(base, &*rec);
   if (!plain.ok()) return Status::Ok();  // stored plainly; the base's damage is check's business
   return store_->SealDelta(piece, {(*plain)->data(), (*plain)->size()}, base, p);

@@ -3,17 +3,25 @@
 // hold on their bases through removal in either order, compaction and re-encryption of both,
 // concurrent puts and removals, and format-3 repositories (no deltas).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
 #include <regex>
 #include <thread>
 
 #include "../../tests/repo_test_util.h"
 #include "../../tests/test_util.h"
+#include "backend/storage.h"
+#include "cairn/repair.h"
 #include "cairn/repository.h"
+#include "cairn/vdisk.h"
 #include "chunkstore/chunk_record.h"
 #include "crypto/store_crypto.h"
+#include "index/index_factory.h"
 #include "primitives/compress.h"
 #include "repo/testing.h"
 
@@ -318,5 +326,470 @@ TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
   testing::ExpectCheckClean(**repo);
 }
 
+// --- cases found in review
+
+// One version that references a base both directly and through a delta of it (v2 = an edit of
+// v1 followed by v1 itself): removals in either order keep the counts exact.
+TEST_P(DeltaTest, BaseReferencedDirectlyAndThroughADeltaInOneVersion) {
+  for (int order = 0; order < 2; order++) {
+    SCOPED_TRACE(order);
+    const std::string name = "g" + std::to_string(order);
+    const auto v1 = RandomData(1 << 20, 40 + order);
+    auto v2 = Edit(v1, 6, 50 + order);
+    v2.insert(v2.end(), v1.begin(), v1.end());
+    Put(name, v1);
+    PutResult r2 = Put(name, v2);
+    EXPECT_LT(r2.stored_bytes, r2.new_bytes) << "deltas expected";
+    testing::ExpectCheckClean(*repo_);
+    ASSERT_TRUE(repo_->Remove(name, order == 0 ? 1 : 2).ok());
+    testing::ExpectCheckClean(*repo_);
+    EXPECT_EQ(Get(name), order == 0 ? v2 : v1);
+    // A third version against v2 (its candidates are deltas: their bases are used).
+    auto v3 = Edit(order == 0 ? v2 : v1, 6, 60 + order);
+    Put(name, v3);
+    testing::ExpectCheckClean(*repo_);
+    ASSERT_TRUE(repo_->Remove(name, std::nullopt).ok());
+    testing::ExpectCheckClean(*repo_);
+    RepoStats st = Stats();
+    EXPECT_EQ(st.unique_chunks, 0u);
+  }
+}
+
+// A random sequence of puts (edits, unrelated data, old contents again, concatenations),
+// removals, forgets, maintains, re-encryptions and reopens (recovery), with check after each
+// step and every remaining version read back.
+TEST_P(DeltaTest, RandomLifecycleStaysClean) {
+  std::mt19937_64 rng(777 + GetParam());
+  std::map<std::string, std::map<uint64_t, std::vector<uint8_t>>> model;
+  std::map<std::string, std::vector<uint8_t>> latest;
+  std::vector<std::string> names{"a", "b", "c"};
+  for (int step = 0; step < 60; step++) {
+    const std::string& name = names[rng() % names.size()];
+    const int op = static_cast<int>(rng() % 10);
+    std::string what;
+    if (op <= 4 || model[name].empty()) {
+      std::vector<uint8_t> d;
+      auto& last = latest[name];
+      const int kind = static_cast<int>(rng() % 6);
+      if (last.empty() || kind == 0) {
+        d = TextData(256 << 10 | (rng() % 4096), rng());
+      } else if (kind == 1 && !model[name].empty()) {
+        d = model[name].begin()->second;  // an old content again
+      } else if (kind == 2 && last.size() < (600u << 10)) {
+        d = Edit(last, 3, rng());
+        d.insert(d.end(), last.begin(), last.end());
+      } else if (kind == 3 && last.size() > (64u << 10)) {
+        d = Edit(last, 2, rng());
+        d.resize(d.size() / 2);  // truncated edit
+      } else {
+        d = Edit(last, 1 + static_cast<int>(rng() % 5), rng());
+      }
+      PutResult r = Put(name, d);
+      model[name][r.version] = d;
+      last = d;
+      what = "put " + name + "@" + std::to_string(r.version) + " kind " + std::to_string(kind);
+    } else if (op == 5 || op == 6) {
+      auto& vs = model[name];
+      auto it = vs.begin();
+      std::advance(it, static_cast<long>(rng() % vs.size()));
+      const uint64_t v = it->first;
+      ASSERT_TRUE(repo_->Remove(name, v).ok());
+      vs.erase(it);
+      what = "rm " + name + "@" + std::to_string(v);
+    } else if (op == 7) {
+      ASSERT_TRUE(repo_->Forget(name, 1).ok());
+      auto& vs = model[name];
+      while (vs.size() > 1) vs.erase(vs.begin());
+      what = "forget " + name + " --keep-last 1";
+    } else if (op == 8) {
+      MaintainRequest mr;
+      mr.live_threshold = 0.99;
+      auto m = repo_->Maintain(mr);
+      ASSERT_TRUE(m.ok()) << m.status().message();
+      if (GetParam()) {
+        ReencryptRequest rr;
+        rr.older_than_seconds = 0;
+        auto re = repo_->Reencrypt(rr);
+        ASSERT_TRUE(re.ok()) << re.status().message();
+      }
+      what = "maintain (+reencrypt)";
+    } else {
+      repo_.reset();
+      TestHooks hooks;
+      hooks.segment_target_size = 512 * 1024;
+      hooks.punch_min_bytes = 0;
+      OpenOptions oo = testing::TestOpen();
+      oo.threads = 2;
+      auto r = OpenForTesting(dir_ / "repo", oo, hooks);
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      repo_ = std::move(r.value());
+      what = "reopen";
+    }
+    SCOPED_TRACE("step " + std::to_string(step) + ": " + what);
+    ASSERT_TRUE(testing::ExpectCheckClean(*repo_, true, "after " + what + ": "));
+  }
+  for (const auto& [name, vs] : model)
+    for (const auto& [v, d] : vs) EXPECT_EQ(Get(name, v), d) << name << "@" << v;
+}
+
+// Puts and removals on several threads while maintain (and re-encryption) runs: check clean.
+TEST_P(DeltaTest, ConcurrentPutsForgetsAndMaintain) {
+  constexpr int kObjects = 3, kVersions = 8;
+  std::vector<std::vector<std::vector<uint8_t>>> data(kObjects);
+  for (int o = 0; o < kObjects; o++) {
+    data[o].push_back(TextData(384 << 10, 900 + o));
+    for (int v = 1; v < kVersions; v++)
+      data[o].push_back(Edit(data[o].back(), 3, 1000 + 10 * o + v));
+  }
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int o = 0; o < kObjects; o++)
+    threads.emplace_back([&, o] {
+      const std::string name = "obj" + std::to_string(o);
+      for (int v = 0; v < kVersions; v++) {
+        MemSource src(data[o][v], 65536);
+        auto r = repo_->Put(name, src);
+        if (!r.ok()) {
+          ADD_FAILURE() << r.status().message();
+          failures++;
+        }
+        if (v >= 1) {
+          auto f = repo_->Forget(name, 1);
+          if (!f.ok()) {
+            ADD_FAILURE() << f.status().message();
+            failures++;
+          }
+        }
+      }
+    });
+  std::thread m([&] {
+    while (!done) {
+      MaintainRequest mr;
+      mr.live_threshold = 0.99;
+      auto r = repo_->Maintain(mr);
+      if (!r.ok()) {
+        ADD_FAILURE() << "maintain: " << r.status().message();
+        failures++;
+      }
+      if (GetParam()) {
+        ReencryptRequest rr;
+        rr.older_than_seconds = 0;
+        auto re = repo_->Reencrypt(rr);
+        if (!re.ok()) {
+          ADD_FAILURE() << "reencrypt: " << re.status().message();
+          failures++;
+        }
+      }
+    }
+  });
+  for (auto& t : threads) t.join();
+  done = true;
+  m.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int o = 0; o < kObjects; o++) EXPECT_EQ(Get("obj" + std::to_string(o)), data[o].back());
+  testing::ExpectCheckClean(*repo_);
+}
+
+// A vdisk block that deduplicates against a delta chunk (fixed 64 KiB chunks line up with the
+// vdisk's blocks): the delta keeps its base alive after the object is gone; overwriting the
+// block drops both.
+TEST(DeltaRobustness, VdiskBlockOnADeltaChunk) {
+  TempDir dir;
+  InitOptions io = testing::TestInit();
+  io.min_chunk = io.avg_chunk = io.max_chunk = 64 * 1024;
+  OpenOptions oo = testing::TestOpen();
+  oo.cache_size = 0;
+  auto repo = testing::InitAndOpen(dir / "repo", io, oo);
+  ASSERT_NE(repo, nullptr);
+  const auto v1 = RandomData(1 << 20, 77);
+  auto v2 = v1;
+  v2[3 * 65536 + 100] ^= 1;
+  MemSource s1(v1, 1 << 20), s2(v2, 1 << 20);
+  ASSERT_TRUE(repo->Put("f", s1).ok());
+  auto r2 = repo->Put("f", s2);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_LT(r2->stored_bytes, 4096u) << "a delta expected";
+  VdiskCreateOptions vo;
+  vo.size = 1 << 20;
+  vo.block_size = 65536;
+  ASSERT_TRUE(repo->CreateVdisk("d", vo).ok());
+  {
+    auto vd = repo->OpenVdisk("d", true);
+    ASSERT_TRUE(vd.ok()) << vd.status().message();
+    ASSERT_TRUE((*vd)->Write(0, v2, false).ok());
+    ASSERT_TRUE((*vd)->Flush().ok());
+  }
+  testing::ExpectCheckClean(*repo);
+  ASSERT_TRUE(repo->Remove("f", std::nullopt).ok());
+  testing::ExpectCheckClean(*repo);
+  {
+    auto vd = repo->OpenVdisk("d", true);
+    ASSERT_TRUE(vd.ok());
+    std::vector<uint8_t> back(v2.size());
+    ASSERT_TRUE((*vd)->Read(0, back).ok());
+    EXPECT_EQ(back, v2);
+    std::vector<uint8_t> other = RandomData(65536, 78);
+    ASSERT_TRUE((*vd)->Write(3 * 65536, other, false).ok());
+    ASSERT_TRUE((*vd)->Flush().ok());
+  }
+  testing::ExpectCheckClean(*repo);
+  ASSERT_TRUE(repo->RemoveVdisk("d").ok());
+  testing::ExpectCheckClean(*repo);
+}
+
+// A source that stops (blocks) after `stop_at` bytes until released.
+class StallingSource : public ByteSource {
+ public:
+  StallingSource(const std::vector<uint8_t>& d, size_t stop_at) : d_(d), stop_at_(stop_at) {}
+  Result<size_t> Read(std::span<uint8_t> out) override {
+    if (pos_ >= stop_at_) {
+      stalled = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    size_t lim = pos_ < stop_at_ ? stop_at_ - pos_ : d_.size() - pos_;
+    size_t n = std::min({out.size(), lim, size_t{65536}});
+    std::copy_n(d_.begin() + static_cast<std::ptrdiff_t>(pos_), n, out.begin());
+    pos_ += n;
+    return n;
+  }
+  std::atomic<bool> stalled{false}, release{false};
+
+ private:
+  const std::vector<uint8_t>& d_;
+  size_t pos_ = 0, stop_at_;
+};
+
+// A process dies (as kill -9 would) while a put has pinned the previous version's chunks (delta
+// candidates and bases) and a removal has left them at refcount zero for it: the next writable
+// open's recovery releases the zero rows and drops the references the deltas held.
+TEST(DeltaRobustness, CrashWithZeroRowsOfDeltasAndBases) {
+  for (bool enc : {true, false}) {
+    SCOPED_TRACE(enc ? "encrypted" : "plain");
+    TempDir dir;
+    InitOptions io = testing::TestInit();
+    if (!enc) io.encryption = Encryption::kNone;
+    io.min_chunk = 16 * 1024;
+    io.avg_chunk = 64 * 1024;
+    io.max_chunk = 256 * 1024;
+    ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+    const auto v1 = TextData(4 << 20, 31);
+    const auto v2 = Edit(v1, 20, 32);
+    const auto v3 = Edit(v2, 20, 33);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      OpenOptions oo = testing::TestOpen();
+      auto repo = Repository::Open(dir / "repo", oo);
+      if (!repo.ok()) _exit(10);
+      MemSource s1(v1, 1 << 20), s2(v2, 1 << 20);
+      if (!(*repo)->Put("f", s1).ok() || !(*repo)->Put("f", s2).ok()) _exit(11);
+      StallingSource s3(v3, v3.size() - 100000);
+      std::thread put([&] { (void)(*repo)->Put("f", s3); });
+      while (!s3.stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // groups prepared
+      if (!(*repo)->Remove("f", std::nullopt).ok()) _exit(12);
+      _exit(0);  // no destructor runs: the put's pins die with the process
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    {
+      auto ro = Repository::Open(dir / "repo", testing::TestOpen(false));
+      ASSERT_TRUE(ro.ok()) << ro.status().message();
+      auto st = (*ro)->Stats();
+      ASSERT_TRUE(st.ok());
+      EXPECT_GT(st->unique_chunks, 0u) << "zero rows were expected to be left (test setup)";
+      testing::ExpectCheckClean(**ro, true, "before recovery: ");
+    }
+    auto repo = Repository::Open(dir / "repo", testing::TestOpen());
+    ASSERT_TRUE(repo.ok()) << repo.status().message();
+    testing::ExpectCheckClean(**repo, true, "after recovery: ");
+    auto st = (*repo)->Stats();
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->unique_chunks, 0u);
+    EXPECT_EQ(st->stored_bytes, 0u);
+  }
+}
+
+// A chunk that check --read-data found damaged is never deduplicated against (a put of its
+// content heals it). It must not become a delta base either: a handle whose hot cache still
+// holds its old plaintext would otherwise store the next version's chunk as a delta against
+// bytes that no longer read, and that version is lost once the cache forgets them.
+TEST(DeltaRobustness, NoDeltaAgainstAChunkCheckFoundDamaged) {
+  for (bool enc : {true, false}) {
+    SCOPED_TRACE(enc ? "encrypted" : "plain");
+    TempDir dir;
+    InitOptions io = testing::TestInit();
+    if (!enc) io.encryption = Encryption::kNone;
+    io.min_chunk = io.avg_chunk = io.max_chunk = 64 * 1024;  // fixed chunks: easy to find
+    const auto v1 = RandomData(1 << 20, 91);
+    auto v2 = v1;
+    for (size_t at = 1000; at < v2.size(); at += 65536) v2[at] ^= 1;  // every chunk edited
+    OpenOptions oo = testing::TestOpen();
+    oo.cache_size = 64 << 20;
+    {
+      auto repo = testing::InitAndOpen(dir / "repo", io, oo);
+      ASSERT_NE(repo, nullptr);
+      MemSource s1(v1, 1 << 20);
+      ASSERT_TRUE(repo->Put("f", s1).ok());
+      MemSink sink;
+      ASSERT_TRUE(repo->Get("f", std::nullopt, {}, sink).ok());  // v1's chunks are cached now
+      // Damage one byte in the middle of the segment (a chunk of v1).
+      const std::filesystem::path seg =
+          std::filesystem::path(dir / "repo") / "stores/system/segments/00000001.seg";
+      const auto size = std::filesystem::file_size(seg);
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(size / 2));
+      char c = 0;
+      f.read(&c, 1);
+      c = static_cast<char>(c ^ 0xff);
+      f.seekp(static_cast<std::streamoff>(size / 2));
+      f.write(&c, 1);
+      f.close();
+      CheckOptions co;
+      co.read_data = true;
+      auto rep = repo->Check(co);
+      ASSERT_TRUE(rep.ok());
+      ASSERT_EQ(rep->damaged_chunks.size(), 1u) << "one damaged chunk expected (setup)";
+      MemSource s2(v2, 1 << 20);
+      auto r2 = repo->Put("f", s2);
+      ASSERT_TRUE(r2.ok()) << r2.status().message();
+    }
+    // A fresh handle (cold cache): v2 must read back.
+    auto repo = Repository::Open(dir / "repo", testing::TestOpen());
+    ASSERT_TRUE(repo.ok());
+    MemSink sink;
+    Status s = (*repo)->Get("f", 2, {}, sink);
+    EXPECT_TRUE(s.ok()) << "v2 was stored against a chunk known to be damaged: " << s.message();
+    EXPECT_TRUE(sink.data == v2);
+  }
+}
+
+// Robustness: a zero row of a delta chunk whose base row is gone (damage, or an earlier bug) is
+// reported by check; it must not make every writable open (put, rm, repair) fail in recovery.
+TEST(DeltaRobustness, RecoveryWithAMissingBaseStillOpensWritable) {
+  TempDir dir;
+  InitOptions io = testing::TestInit();
+  io.encryption = Encryption::kNone;
+  io.min_chunk = 16 * 1024;
+  io.avg_chunk = 64 * 1024;
+  io.max_chunk = 256 * 1024;
+  ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+  const auto v1 = TextData(4 << 20, 41);
+  const auto v2 = Edit(v1, 20, 42);
+  const auto v3 = Edit(v2, 20, 43);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto repo = Repository::Open(dir / "repo", testing::TestOpen());
+    if (!repo.ok()) _exit(10);
+    MemSource s1(v1, 1 << 20), s2(v2, 1 << 20);
+    if (!(*repo)->Put("f", s1).ok() || !(*repo)->Put("f", s2).ok()) _exit(11);
+    StallingSource s3(v3, v3.size() - 100000);
+    std::thread put([&] { (void)(*repo)->Put("f", s3); });
+    while (!s3.stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    if (!(*repo)->Remove("f", std::nullopt).ok()) _exit(12);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  {  // Damage: the row of one base of a zero delta row disappears.
+    auto st = OpenStorage(dir / "repo", false);
+    ASSERT_TRUE(st.ok());
+    auto index = OpenStoreIndex(**st, "stores/system/index", false, false);
+    ASSERT_TRUE(index.ok()) << index.status().message();
+    std::optional<Digest> base;
+    ASSERT_TRUE((*index)
+                    ->Scan(std::string(1, keyspace::kChunk),
+                           [&](std::string_view, std::string_view v) {
+                             auto r = ChunkRecord::Decode(v);
+                             if (r && r->is_delta() && r->refcount == 0) base = r->base;
+                             return !base;
+                           })
+                    .ok());
+    ASSERT_TRUE(base.has_value()) << "a zero delta row was expected (setup)";
+    WriteBatch b;
+    b.Delete(keys::Chunk(*base));
+    ASSERT_TRUE((*index)->Write(b, true).ok());
+  }
+  auto repo = Repository::Open(dir / "repo", testing::TestOpen());
+  EXPECT_TRUE(repo.ok()) << "writable open refused: " << repo.status().message();
+  if (repo.ok()) {  // the damage is check's to report
+    CheckOptions co;
+    auto rep = (*repo)->Check(co);
+    ASSERT_TRUE(rep.ok());
+    for (const auto& e : rep->errors) std::cerr << "check: " << e << "\n";
+    EXPECT_FALSE(rep->clean()) << "check does not report the damage";
+  }
+  if (!repo.ok()) {  // what `cairn repair` makes of it
+    RepairOptions ro;
+    auto rep = Repair(dir / "repo", ro);
+    ASSERT_TRUE(rep.ok()) << rep.status().message();
+    for (const auto& st : rep->stores) {
+      for (const auto& a : st.actions) std::cerr << "repair action: " << a << "\n";
+      for (const auto& l : st.lost) std::cerr << "repair lost: " << l << "\n";
+    }
+  }
+}
+
+// Damage that makes a delta's base a delta (here: itself) is reported as such by a read and by
+// check, not followed until the stack overflows.
+TEST(DeltaRobustness, ADeltaWhoseBaseIsADeltaIsReportedNotFollowed) {
+  TempDir dir;
+  InitOptions io = testing::TestInit();
+  io.encryption = Encryption::kNone;
+  io.min_chunk = io.avg_chunk = io.max_chunk = 64 * 1024;
+  const auto v1 = RandomData(256 << 10, 51);
+  auto v2 = v1;
+  v2[70000] ^= 1;
+  {
+    OpenOptions oo = testing::TestOpen();
+    auto repo = testing::InitAndOpen(dir / "repo", io, oo);
+    ASSERT_NE(repo, nullptr);
+    MemSource s1(v1), s2(v2);
+    ASSERT_TRUE(repo->Put("f", s1).ok());
+    ASSERT_TRUE(repo->Put("f", s2).ok());
+  }
+  {
+    auto st = OpenStorage(dir / "repo", false);
+    ASSERT_TRUE(st.ok());
+    auto index = OpenStoreIndex(**st, "stores/system/index", false, false);
+    ASSERT_TRUE(index.ok()) << index.status().message();
+    std::optional<std::pair<std::string, ChunkRecord>> delta;
+    ASSERT_TRUE((*index)
+                    ->Scan(std::string(1, keyspace::kChunk),
+                           [&](std::string_view k, std::string_view v) {
+                             auto r = ChunkRecord::Decode(v);
+                             if (r && r->is_delta()) delta.emplace(std::string(k), *r);
+                             return !delta;
+                           })
+                    .ok());
+    ASSERT_TRUE(delta.has_value()) << "a delta chunk was expected (setup)";
+    delta->second.base = Digest::FromBytes(std::string_view(delta->first).substr(1));
+    WriteBatch b;
+    b.Put(delta->first, delta->second.Encode());
+    ASSERT_TRUE((*index)->Write(b, true).ok());
+  }
+  OpenOptions oo = testing::TestOpen(false);
+  oo.cache_size = 0;
+  auto repo = Repository::Open(dir / "repo", oo);
+  ASSERT_TRUE(repo.ok()) << repo.status().message();
+  MemSink sink;
+  Status s = (*repo)->Get("f", 2, {}, sink);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("used as the base of another one"), std::string::npos) << s.message();
+  CheckOptions co;
+  co.read_data = true;
+  auto rep = (*repo)->Check(co);
+  ASSERT_TRUE(rep.ok());
+  bool named = false;
+  for (const auto& e : rep->errors)
+    named = named || e.find("is itself a delta") != std::string::npos;
+  EXPECT_TRUE(named);
+}
 }  // namespace
 }  // namespace cairn
