@@ -560,6 +560,31 @@ class StallingSource : public ByteSource {
   size_t pos_ = 0, stop_at_;
 };
 
+// In a child process: puts v1 and v2 as "f", starts putting v3 (which stalls near its end,
+// its chunks prepared and pinned: delta candidates and bases), removes every version of "f" (the
+// pinned chunks stay as zero rows) and dies without running a destructor, as kill -9 would.
+// Returns the child's exit status (0 when every step ran).
+int DieWithZeroRows(const std::string& path, const std::vector<uint8_t>& v1,
+                    const std::vector<uint8_t>& v2, const std::vector<uint8_t>& v3) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    auto repo = Repository::Open(path, testing::TestOpen());
+    if (!repo.ok()) _exit(10);
+    MemSource s1(v1, 1 << 20), s2(v2, 1 << 20);
+    if (!(*repo)->Put("f", s1).ok() || !(*repo)->Put("f", s2).ok()) _exit(11);
+    StallingSource s3(v3, v3.size() - 100000);
+    std::thread put([&] { (void)(*repo)->Put("f", s3); });
+    while (!s3.stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // groups prepared
+    if (!(*repo)->Remove("f", std::nullopt).ok()) _exit(12);
+    _exit(0);  // no destructor runs: the put's pins die with the process
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
 // A process dies (as kill -9 would) while a put has pinned the previous version's chunks (delta
 // candidates and bases) and a removal has left them at refcount zero for it: the next writable
 // open's recovery releases the zero rows and drops the references the deltas held.
@@ -576,25 +601,7 @@ TEST(DeltaRobustness, CrashWithZeroRowsOfDeltasAndBases) {
     const auto v1 = TextData(4 << 20, 31);
     const auto v2 = Edit(v1, 20, 32);
     const auto v3 = Edit(v2, 20, 33);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      OpenOptions oo = testing::TestOpen();
-      auto repo = Repository::Open(dir / "repo", oo);
-      if (!repo.ok()) _exit(10);
-      MemSource s1(v1, 1 << 20), s2(v2, 1 << 20);
-      if (!(*repo)->Put("f", s1).ok() || !(*repo)->Put("f", s2).ok()) _exit(11);
-      StallingSource s3(v3, v3.size() - 100000);
-      std::thread put([&] { (void)(*repo)->Put("f", s3); });
-      while (!s3.stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // groups prepared
-      if (!(*repo)->Remove("f", std::nullopt).ok()) _exit(12);
-      _exit(0);  // no destructor runs: the put's pins die with the process
-    }
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_EQ(DieWithZeroRows(dir / "repo", v1, v2, v3), 0);
     {
       auto ro = Repository::Open(dir / "repo", testing::TestOpen(false));
       ASSERT_TRUE(ro.ok()) << ro.status().message();
@@ -680,23 +687,7 @@ TEST(DeltaRobustness, RecoveryWithAMissingBaseStillOpensWritable) {
   const auto v1 = TextData(4 << 20, 41);
   const auto v2 = Edit(v1, 20, 42);
   const auto v3 = Edit(v2, 20, 43);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    auto repo = Repository::Open(dir / "repo", testing::TestOpen());
-    if (!repo.ok()) _exit(10);
-    MemSource s1(v1, 1 << 20), s2(v2, 1 << 20);
-    if (!(*repo)->Put("f", s1).ok() || !(*repo)->Put("f", s2).ok()) _exit(11);
-    StallingSource s3(v3, v3.size() - 100000);
-    std::thread put([&] { (void)(*repo)->Put("f", s3); });
-    while (!s3.stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    if (!(*repo)->Remove("f", std::nullopt).ok()) _exit(12);
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(DieWithZeroRows(dir / "repo", v1, v2, v3), 0);
   {  // Damage: the row of one base of a zero delta row disappears.
     auto st = OpenStorage(dir / "repo", false);
     ASSERT_TRUE(st.ok());
