@@ -656,31 +656,40 @@ std::set<Digest> ChunkTxn::BasesTouched(const std::vector<Digest>& ids,
 Status ChunkTxn::SettleBases(const std::set<Digest>& bases, const std::vector<Digest>& ids,
                              const std::vector<std::optional<ChunkRecord>>& cur, WriteBatch& batch,
                              Settled& settled) {
+  // Where each base stands among the rows already read (one pass over `ids`, not a search of
+  // them per base: a forget of many versions settles many rows and many bases).
+  std::unordered_map<Digest, size_t, DigestHash> read_at;
+  if (!bases.empty())
+    for (size_t i = 0; i < ids.size(); i++)
+      if (bases.count(ids[i])) read_at.emplace(ids[i], i);
   std::vector<Digest> rows;
   std::vector<int64_t> change;
   std::vector<std::optional<ChunkRecord>> recs;
   std::vector<Digest> unread;
+  std::vector<size_t> unread_rows;  // where each of `unread` is in `rows`
   for (const Digest& b : bases) {
     auto d = deltas_.find(b);
     auto r = settled.base_refs.find(b);
     const int64_t n =
         (d == deltas_.end() ? 0 : d->second) + (r == settled.base_refs.end() ? 0 : r->second);
-    auto at = std::find(ids.begin(), ids.end(), b);
-    const bool heal = at != ids.end() && new_chunks_.count(b) && new_chunks_[b].heal;
+    auto at = read_at.find(b);
+    auto fresh = new_chunks_.find(b);
+    const bool heal = at != read_at.end() && fresh != new_chunks_.end() && fresh->second.heal;
     if (n == 0 && !heal) continue;
     rows.push_back(b);
     change.push_back(n);
-    recs.push_back(at != ids.end() ? cur[at - ids.begin()] : std::nullopt);
-    if (at == ids.end()) unread.push_back(b);
+    recs.push_back(at != read_at.end() ? cur[at->second] : std::nullopt);
+    if (at == read_at.end()) {
+      unread.push_back(b);
+      unread_rows.push_back(rows.size() - 1);
+    }
   }
   for (const auto& [b, n] : settled.base_refs)
     if (n != 0 && !bases.count(b))
       return Status::Corruption("chunk " + b.Hex() + ": a delta base was not settled");
   if (!unread.empty()) {
     CAIRN_ASSIGN_OR_RETURN(auto fresh, store_->LookupMany(unread));
-    size_t j = 0;
-    for (size_t i = 0; i < rows.size(); i++)
-      if (std::find(ids.begin(), ids.end(), rows[i]) == ids.end()) recs[i] = std::move(fresh[j++]);
+    for (size_t j = 0; j < unread.size(); j++) recs[unread_rows[j]] = std::move(fresh[j]);
   }
   for (size_t i = 0; i < rows.size(); i++) {
     if (change[i] != 0) {
