@@ -39,12 +39,7 @@ Status ChunkStore::CollectZeroRows(const std::vector<Digest>& ids, MaintainRepor
         if (!recs[i] || recs[i]->refcount != 0) continue;
         auto pin = pins_.find(ids[i]);
         if (pin != pins_.end() && pin->second > 0) continue;  // a transaction here relies on it
-        batch.Delete(keys::Chunk(ids[i]));
-        Extent e{recs[i]->segment, recs[i]->offset, recs[i]->stored_len};
-        space_.Free(e);
-        released.push_back(e);
-        deleted.push_back(ids[i]);
-        if (recs[i]->is_delta()) drops[recs[i]->base]++;
+        DeleteRow(ids[i], *recs[i], batch, deleted, released, &drops);
       }
     }
     std::vector<Digest> changed;  // bases whose refcount went down

@@ -517,6 +517,17 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents) {
   space_.MakeAvailable(runs);
 }
 
+void ChunkStore::DeleteRow(const Digest& id, const ChunkRecord& rec, WriteBatch& batch,
+                           std::vector<Digest>& deleted, std::vector<Extent>& released,
+                           std::map<Digest, int64_t>* drops) {
+  batch.Delete(keys::Chunk(id));
+  const Extent e{rec.segment, rec.offset, rec.stored_len};
+  space_.Free(e);
+  released.push_back(e);
+  deleted.push_back(id);
+  if (drops && rec.is_delta()) (*drops)[rec.base]++;
+}
+
 Status ChunkStore::DropBaseRefs(const std::map<Digest, int64_t>& drops, WriteBatch& batch,
                                 std::vector<Digest>& deleted, std::vector<Digest>& changed,
                                 std::vector<Extent>& released) {
@@ -547,11 +558,7 @@ Status ChunkStore::DropBaseRefs(const std::map<Digest, int64_t>& drops, WriteBat
       continue;
     }
     dying_.insert(ids[i]);
-    batch.Delete(keys::Chunk(ids[i]));
-    Extent e{rec.segment, rec.offset, rec.stored_len};
-    space_.Free(e);
-    released.push_back(e);
-    deleted.push_back(ids[i]);
+    DeleteRow(ids[i], rec, batch, deleted, released, nullptr);  // a base is never a delta
   }
   return Status::Ok();
 }
@@ -577,12 +584,7 @@ Status ChunkStore::ReleaseZeroRows(const std::vector<Digest>& ids) {
         if (pin != pins_.end() && pin->second > 0) continue;  // a new pinner will settle it
         zero_rows_.erase(ids[i]);
         dying_.insert(ids[i]);  // a Prepare from now on treats it as new
-        batch.Delete(keys::Chunk(ids[i]));
-        Extent e{recs[i]->segment, recs[i]->offset, recs[i]->stored_len};
-        space_.Free(e);
-        released.push_back(e);
-        deleted.push_back(ids[i]);
-        if (recs[i]->is_delta()) drops[recs[i]->base]++;
+        DeleteRow(ids[i], *recs[i], batch, deleted, released, &drops);
       }
     }
     if (batch.empty()) return Status::Ok();

@@ -446,6 +446,12 @@ class ChunkStore {
   // seals it as Seal does. (ADR 0020.)
   Status SealDelta(std::span<const uint8_t> data, std::span<const uint8_t> base,
                    const Digest& base_id, PreparedChunk& p) const;
+  // Deletes the row of a chunk at refcount zero in `batch` and frees its extent in the space map
+  // (`deleted`, `released`); a delta's reference on its base goes to `drops` (when given).
+  // Commit lock held.
+  void DeleteRow(const Digest& id, const ChunkRecord& rec, WriteBatch& batch,
+                 std::vector<Digest>& deleted, std::vector<Extent>& released,
+                 std::map<Digest, int64_t>* drops);
   // Deleting rows of delta chunks drops their references on their bases (`drops`: base ->
   // count), in the same batch (ADR 0020): a base left with none is deleted and its extent freed
   // (`deleted`, `released`), kept at zero for a pinner, or, with shared writers, marked for
