@@ -10,10 +10,11 @@ inline constexpr int kVersionMinor = 1;
 inline constexpr int kVersionPatch = 0;
 inline constexpr const char* kVersionString = "0.1.0";
 
-// Repository format (docs/format.md): new repositories are written in format 4 (delta chunks);
-// formats 1 to 4 are opened (a format-2 repository is upgraded to 3 by its first writable
-// open). A repository of a newer format is refused with kUnsupported.
-inline constexpr int kRepositoryFormatVersion = 4;
+// Repository format (docs/format.md): new repositories are written in format 5 (vdisk block
+// groups; 4 added delta chunks); formats 1 to 5 are opened (a format-2 repository is upgraded
+// to 3 by its first writable open). A repository of a newer format is refused with
+// kUnsupported.
+inline constexpr int kRepositoryFormatVersion = 5;
 inline constexpr int kRepositoryFormatMinVersion = 1;
 
 }  // namespace cairn

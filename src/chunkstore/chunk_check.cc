@@ -89,9 +89,25 @@ void CheckRecords(const ChunkStore& chunks, const Records& records, const ChunkE
       rep.warnings.push_back("chunk " + id.Hex() +
                              " has no references and waits for release (at the next writable "
                              "open)");
-    if (x != expect.chunks.end() && x->second.length != r.plain_len)
+    if (x != expect.chunks.end() && (x->second.slots || r.is_group())) {
+      auto g = GroupLayoutOf(r, chunks.SlotOverhead());
+      if (!r.is_group() || !x->second.slots)
+        rep.errors.push_back("chunk " + id.Hex() + (r.is_group() ? " is" : " is not") +
+                             " a group but " + users + " reads it " +
+                             (r.is_group() ? "whole" : "by slot"));
+      else if (!g)
+        rep.errors.push_back("chunk " + id.Hex() + " is a group whose lengths (" +
+                             std::to_string(r.plain_len) + " plain, " +
+                             std::to_string(r.stored_len) + " stored) do not make whole slots");
+      else if (g->block_size != x->second.length || x->second.max_slot >= g->slots)
+        rep.errors.push_back("chunk " + id.Hex() + " is a group of " + std::to_string(g->slots) +
+                             " blocks of " + std::to_string(g->block_size) + " bytes but " + users +
+                             " reads slot " + std::to_string(x->second.max_slot) + " of " +
+                             std::to_string(x->second.length) + "-byte blocks");
+    } else if (x != expect.chunks.end() && x->second.length != r.plain_len) {
       rep.errors.push_back("chunk " + id.Hex() + " has length " + std::to_string(r.plain_len) +
                            " but " + users + " expects " + std::to_string(x->second.length));
+    }
     auto seg = segments.find(r.segment);
     if (seg == segments.end())
       rep.errors.push_back("chunk " + id.Hex() + " (" + users + ") lies in segment " +

@@ -18,7 +18,10 @@ namespace cairn {
 struct ChunkExpectations {
   struct Expected {
     uint64_t refs = 0;
-    uint32_t length = 0;
+    uint32_t length = 0;  // a group's references: the length of one block
+    // Referenced as slots of a group (vdisk blocks written together): the highest slot named.
+    bool slots = false;
+    uint32_t max_slot = 0;
     std::vector<std::string> users;  // "name@version", a few at most
   };
   std::unordered_map<Digest, Expected, DigestHash> chunks;

@@ -3,6 +3,7 @@
 // each chunk opened and verified in place. Anything unusual goes through ReadRef, one by one.
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <tuple>
 #include <unordered_map>
 
@@ -13,52 +14,103 @@ namespace cairn {
 Status ChunkStore::RecordsOf(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,
                              const std::vector<size_t>& miss, std::vector<ChunkRecord>& recs,
                              std::vector<size_t>& found, std::vector<size_t>& slow) const {
+  // One lookup per chunk, however many of its slots (a group's blocks) the request reads.
   std::vector<Digest> to_look;
-  std::vector<size_t> where;
+  std::vector<std::vector<size_t>> where;                // per id looked up: its reads
+  std::unordered_map<Digest, size_t, DigestHash> known;  // id -> its first read, or lookup
+  std::unordered_map<Digest, size_t, DigestHash> looking;
   for (size_t i : miss) {
-    std::optional<ChunkRecord> kept;
-    if (!hints[i]) kept = hints_.Get(ids[i]);
-    if (hints[i] || kept) {
-      recs[i] = hints[i] ? *hints[i] : *kept;
+    if (hints[i]) {
+      recs[i] = *hints[i];
       found.push_back(i);
-    } else {
-      to_look.push_back(ids[i]);
-      where.push_back(i);
+      continue;
     }
+    if (auto k = known.find(ids[i]); k != known.end()) {
+      recs[i] = recs[k->second];
+      found.push_back(i);
+      continue;
+    }
+    if (auto l = looking.find(ids[i]); l != looking.end()) {
+      where[l->second].push_back(i);
+      continue;
+    }
+    if (std::optional<ChunkRecord> kept = hints_.Get(ids[i])) {
+      recs[i] = std::move(*kept);
+      found.push_back(i);
+      known.emplace(ids[i], i);
+      continue;
+    }
+    looking.emplace(ids[i], to_look.size());
+    to_look.push_back(ids[i]);
+    where.push_back({i});
   }
   if (to_look.empty()) return Status::Ok();
   CAIRN_ASSIGN_OR_RETURN(auto records, LookupMany(to_look));
-  for (size_t j = 0; j < where.size(); j++) {
-    if (!records[j]) {
-      slow.push_back(where[j]);  // ReadRef says what is missing, or finds it moved
+  for (size_t j = 0; j < to_look.size(); j++) {
+    if (!records[j]) {  // ReadRef says what is missing, or finds it moved
+      slow.insert(slow.end(), where[j].begin(), where[j].end());
       continue;
     }
     hints_.Put(to_look[j], *records[j]);
-    recs[where[j]] = std::move(*records[j]);
-    found.push_back(where[j]);
+    for (size_t i : where[j]) {
+      recs[i] = *records[j];
+      found.push_back(i);
+    }
   }
   return Status::Ok();
 }
 
 void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
-                          std::vector<size_t>& order, std::span<const std::span<uint8_t>> outs,
+                          std::span<const uint32_t> slots, std::vector<size_t>& order,
+                          std::span<const std::span<uint8_t>> outs,
                           std::vector<size_t>& slow) const {
+  // What each read takes: the whole extent, or one slot of a group. A slot asked of a chunk
+  // that is not a group (or the reverse), or past the group's end, goes the slow way, which
+  // says what is wrong.
+  std::vector<uint64_t> off(ids.size()), len(ids.size());
+  std::vector<std::optional<GroupLayout>> layout(ids.size());
+  std::erase_if(order, [&](size_t i) {
+    const ChunkRecord& r = recs[i];
+    const uint32_t slot = slots.empty() ? kWholeChunk : slots[i];
+    if (r.is_group() != (slot != kWholeChunk)) return slow.push_back(i), true;
+    off[i] = r.offset;
+    len[i] = r.stored_len;
+    if (slot != kWholeChunk) {
+      layout[i] = GroupLayoutOf(r, SlotOverhead());
+      if (!layout[i] || slot >= layout[i]->slots) return slow.push_back(i), true;
+      off[i] += uint64_t{slot} * layout[i]->stride;
+      len[i] = layout[i]->stride;
+    }
+    return false;
+  });
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return std::tie(recs[a].segment, recs[a].offset) < std::tie(recs[b].segment, recs[b].offset);
+    return std::tie(recs[a].segment, off[a]) < std::tie(recs[b].segment, off[b]);
   });
   const bool caching = cache_ && cache_->enabled();
   thread_local std::vector<uint8_t> buf;
+  // The key of the group whose slots are being opened: derived once for its neighbouring slots.
+  std::optional<std::pair<Digest, crypto::Key32>> group_key;
+  auto key_of = [&](size_t i) -> const crypto::Key32* {
+    if (!crypto_) return nullptr;
+    if (!group_key || group_key->first != ids[i]) {
+      const ChunkRecord& r = recs[i];
+      auto k = crypto_->GroupKey(ids[i], {r.key_version, r.salt, r.sealed, false});
+      if (!k.ok()) return nullptr;  // OpenSlot derives it again and says why it fails
+      group_key.emplace(ids[i], std::move(*k));
+    }
+    return &group_key->second;
+  };
   for (size_t a = 0; a < order.size();) {
     const ChunkRecord& first = recs[order[a]];
-    const uint64_t start = first.offset;
-    uint64_t end = start + first.stored_len;
+    const uint64_t start = off[order[a]];
+    uint64_t end = start + len[order[a]];
     size_t b = a + 1;
     for (; b < order.size(); b++) {
-      const ChunkRecord& r = recs[order[b]];
-      if (r.segment != first.segment || r.offset < end || r.offset - end > kReadGap ||
-          r.offset + r.stored_len - start > kReadRun)
+      const size_t i = order[b];
+      if (recs[i].segment != first.segment || off[i] < end || off[i] - end > kReadGap ||
+          off[i] + len[i] - start > kReadRun)
         break;
-      end = r.offset + r.stored_len;
+      end = off[i] + len[i];
     }
     buf.resize(end - start);
     chunk_reads_ += b - a;
@@ -66,8 +118,11 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
     for (size_t k = a; k < b; k++) {
       const size_t i = order[k];
       const ChunkRecord& r = recs[i];
-      std::span<uint8_t> stored(buf.data() + (r.offset - start), r.stored_len);
-      if (!read || !UnsealInto(ids[i], r, stored, outs[i]).ok()) {
+      std::span<uint8_t> stored(buf.data() + (off[i] - start), len[i]);
+      const bool ok = read && (layout[i] ? OpenSlot(ids[i], r, slots[i], stored, outs[i], key_of(i))
+                                         : UnsealInto(ids[i], r, stored, outs[i]))
+                                  .ok();
+      if (!ok) {
         slow.push_back(i);
         continue;
       }
@@ -82,15 +137,43 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
   if (buf.capacity() > 2 * kReadRun) std::vector<uint8_t>().swap(buf);
 }
 
+Status ChunkStore::ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkRecord* hint,
+                                std::span<uint8_t> out) const {
+  std::optional<ChunkRecord> rec;
+  if (hint) {
+    rec = *hint;
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(rec, Lookup(id));
+    if (!rec) return Status::NotFound("chunk " + id.Hex() + " is not in the store");
+  }
+  if (!rec->is_group())
+    return Status::Corruption("slot " + std::to_string(slot) + " of chunk " + id.Hex() +
+                              " is asked for, but the chunk is not a group");
+  // The whole group, read and verified with ReadRef's retries, not cached (a vdisk's own).
+  CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint, /*fill=*/false));
+  const uint64_t at = uint64_t{slot} * out.size();
+  if (ref->size() % out.size() != 0 || at + out.size() > ref->size())
+    return Status::Corruption("chunk " + id.Hex() + " is a group of " +
+                              std::to_string(ref->size()) + " bytes, which has no slot " +
+                              std::to_string(slot) + " of " + std::to_string(out.size()) +
+                              " bytes");
+  std::memcpy(out.data(), ref->data() + at, out.size());
+  return Status::Ok();
+}
+
 Status ChunkStore::ReadMany(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,
-                            std::span<const std::span<uint8_t>> outs) const {
-  if (ids.size() != hints.size() || ids.size() != outs.size())
-    return Status::Invalid("ReadMany: ids, hints and outputs differ in number");
+                            std::span<const std::span<uint8_t>> outs,
+                            std::span<const uint32_t> slots) const {
+  if (ids.size() != hints.size() || ids.size() != outs.size() ||
+      (!slots.empty() && slots.size() != ids.size()))
+    return Status::Invalid("ReadMany: ids, hints, outputs and slots differ in number");
+  auto slot_of = [&](size_t i) { return slots.empty() ? kWholeChunk : slots[i]; };
   std::vector<size_t> miss;
-  std::unordered_map<Digest, size_t, DigestHash> first_of;  // a block repeated in the request
-  std::vector<std::pair<size_t, size_t>> repeats;           // (i, first i of its id)
+  // A block repeated in the request: the same chunk (and slot).
+  std::map<std::pair<Digest, uint32_t>, size_t> first_of;
+  std::vector<std::pair<size_t, size_t>> repeats;  // (i, first i of its id)
   for (size_t i = 0; i < ids.size(); i++) {
-    if (cache_) {
+    if (cache_ && slot_of(i) == kWholeChunk) {
       // Copied out under the cache's read-side section: no reference taken, nothing shared
       // written (a block read by many nbdkit threads at once stays in every core's cache).
       bool copied = false;
@@ -105,7 +188,7 @@ Status ChunkStore::ReadMany(std::span<const Digest> ids, std::span<const ChunkRe
       miss.push_back(i);
       continue;
     }
-    auto [it, fresh] = first_of.emplace(ids[i], i);
+    auto [it, fresh] = first_of.emplace(std::pair{ids[i], slot_of(i)}, i);
     if (fresh)
       miss.push_back(i);
     else
@@ -115,10 +198,14 @@ Status ChunkStore::ReadMany(std::span<const Digest> ids, std::span<const ChunkRe
   std::vector<ChunkRecord> recs(ids.size());
   std::vector<size_t> found, slow;
   CAIRN_RETURN_IF_ERROR(RecordsOf(ids, hints, miss, recs, found, slow));
-  ReadRuns(ids, recs, found, outs, slow);
+  ReadRuns(ids, recs, slots, found, outs, slow);
   std::sort(slow.begin(), slow.end());
   for (size_t i : slow) {
     hints_.Erase(ids[i]);  // stale, or the chunk is damaged: no shortcut for it
+    if (slot_of(i) != kWholeChunk) {
+      CAIRN_RETURN_IF_ERROR(ReadSlotSlow(ids[i], slot_of(i), hints[i], outs[i]));
+      continue;
+    }
     CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(ids[i], hints[i]));
     if (ref->size() != outs[i].size())
       return Status::Corruption("chunk " + ids[i].Hex() + " has " + std::to_string(ref->size()) +

@@ -53,7 +53,11 @@ std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
       return std::nullopt;
     c.base = Digest::FromBytes(base);
   }
-  if (!r.done() || (c.flags & ~(kFlagPrivate | kFlagPadded | kFlagDelta)) != 0) return std::nullopt;
+  if (!r.done() || (c.flags & ~(kFlagPrivate | kFlagPadded | kFlagDelta | kFlagGroup)) != 0)
+    return std::nullopt;
+  // A group is private, raw, unpadded and never a delta.
+  if (c.is_group() && (!c.is_private() || c.is_padded() || c.codec != Codec::kRaw))
+    return std::nullopt;
   if (c.codec != Codec::kRaw && c.codec != Codec::kZstd) return std::nullopt;
   return c;
 }

@@ -34,6 +34,13 @@ struct ChunkRecord {
   // chunk `base` as prefix. It holds one reference on `base` for as long as its row exists,
   // and a base is never itself a delta chunk (reads go one level deep). Version 4 only.
   static constexpr uint8_t kFlagDelta = 4;
+  // A group (ADR 0014 amendment 4; with kFlagPrivate): the blocks of one vdisk write stored as
+  // one private chunk of slots, one per block, each sealed (or, in a plain store, checksummed)
+  // on its own so that a block is read without the others: slot i is block_size +
+  // GroupSlotOverhead bytes at offset + i * that. plain_len is the blocks' bytes, stored_len
+  // the slots'; its refcount counts block map entries (one per slot that a map points at).
+  // Format 5 only.
+  static constexpr uint8_t kFlagGroup = 8;
   uint64_t refcount = 0;
   SegmentId segment = 0;
   uint64_t offset = 0;
@@ -53,6 +60,7 @@ struct ChunkRecord {
   bool is_private() const { return (flags & kFlagPrivate) != 0; }
   bool is_padded() const { return (flags & kFlagPadded) != 0; }
   bool is_delta() const { return (flags & kFlagDelta) != 0; }
+  bool is_group() const { return (flags & kFlagGroup) != 0; }
 
   std::string Encode() const;
   static std::optional<ChunkRecord> Decode(std::string_view v);
@@ -73,6 +81,22 @@ bool UnmaskChunkRecord(std::string_view key, std::string& value, const crypto::S
 // The checksum a private chunk of a plain store keeps in `salt`: BLAKE3 of its plaintext,
 // first 16 bytes.
 std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain);
+
+// A group's slots. Overhead per slot: the AEAD's nonce and tag in an encrypted store
+// (StoreCrypto::kSlotOverhead, 28 bytes), SlotChecksum's 16 bytes after the block in a plain one.
+inline constexpr size_t kPlainSlotOverhead = 16;
+struct GroupLayout {
+  uint32_t slots = 0;
+  uint32_t block_size = 0;
+  uint32_t stride = 0;  // stored bytes per slot: block_size + overhead
+};
+// The layout of group record `rec` with `overhead` bytes per slot; nullopt when its lengths do
+// not make whole slots of one block size.
+std::optional<GroupLayout> GroupLayoutOf(const ChunkRecord& rec, size_t overhead);
+// The checksum after slot `slot` of group `id` in a plain store: the first 16 bytes of BLAKE3 of
+// id || u32 LE slot || block. Binds the block to its group and slot.
+std::array<uint8_t, 16> SlotChecksum(const Digest& id, uint32_t slot,
+                                     std::span<const uint8_t> block);
 
 namespace keys {
 inline constexpr char kChunk = keyspace::kChunk;

@@ -17,6 +17,34 @@ std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain) {
   return out;
 }
 
+std::optional<GroupLayout> GroupLayoutOf(const ChunkRecord& rec, size_t overhead) {
+  if (!rec.is_group() || overhead == 0 || rec.stored_len <= rec.plain_len) return std::nullopt;
+  const uint64_t extra = rec.stored_len - rec.plain_len;
+  if (extra % overhead != 0) return std::nullopt;
+  const uint64_t n = extra / overhead;
+  if (n == 0 || rec.plain_len % n != 0 || rec.plain_len / n == 0) return std::nullopt;
+  GroupLayout g;
+  g.slots = static_cast<uint32_t>(n);
+  g.block_size = static_cast<uint32_t>(rec.plain_len / n);
+  g.stride = static_cast<uint32_t>(g.block_size + overhead);
+  return g;
+}
+
+std::array<uint8_t, 16> SlotChecksum(const Digest& id, uint32_t slot,
+                                     std::span<const uint8_t> block) {
+  static const std::unique_ptr<Hasher> kBlake3 = MakeHasher(HashAlgo::kBlake3);
+  auto h = kBlake3->Stream();
+  h->Update(id.bytes);
+  uint8_t n[4] = {static_cast<uint8_t>(slot), static_cast<uint8_t>(slot >> 8),
+                  static_cast<uint8_t>(slot >> 16), static_cast<uint8_t>(slot >> 24)};
+  h->Update(n);
+  h->Update(block);
+  Digest d = h->Finish();
+  std::array<uint8_t, 16> out;
+  std::copy_n(d.bytes.begin(), out.size(), out.begin());
+  return out;
+}
+
 namespace {
 
 uint64_t SegmentSize(const Backend& backend, uint64_t wanted) {
@@ -305,6 +333,26 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
     return Status::Corruption("chunk " + id.Hex() + where() +
                               (crypto_ ? " is not sealed in an encrypted store"
                                        : " is sealed but the store is not encrypted"));
+  if (rec.is_group()) {  // every slot opened and verified into its place in `out`
+    auto g = GroupLayoutOf(rec, SlotOverhead());
+    if (!g || stored.size() != rec.stored_len)
+      return Status::Corruption("chunk " + id.Hex() + where() +
+                                " is a group whose lengths do not make whole slots");
+    std::optional<crypto::Key32> key;  // derived once for every slot
+    if (crypto_) {
+      auto k = crypto_->GroupKey(id, {rec.key_version, rec.salt, rec.sealed, false});
+      if (!k.ok()) return k.status().WithContext("chunk " + id.Hex() + where());
+      key = std::move(*k);
+    }
+    std::span<uint8_t> out = out_buffer(rec.plain_len);
+    for (uint32_t i = 0; i < g->slots; i++) {
+      Status s =
+          OpenSlot(id, rec, i, stored.subspan(size_t{i} * g->stride, g->stride),
+                   out.subspan(size_t{i} * g->block_size, g->block_size), key ? &*key : nullptr);
+      if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
+    }
+    return Status::Ok();
+  }
   std::span<const uint8_t> payload = stored;
   if (crypto_) {
     auto opened = crypto_->OpenChunkInPlace(
@@ -344,6 +392,44 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
   if (hasher_->Hash(out) != id)
     return Status::Corruption("chunk " + id.Hex() + where() +
                               " fails verification: its content does not match its hash");
+  return Status::Ok();
+}
+
+Status ChunkStore::OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t slot,
+                            std::span<const uint8_t> stored, std::span<uint8_t> out,
+                            const crypto::Key32* key) const {
+  if (crypto_ && key) return crypto_->OpenGroupSlot(*key, id, rec.key_version, slot, stored, out);
+  if (crypto_)
+    return crypto_->OpenGroupSlot(id, {rec.key_version, rec.salt, rec.sealed, false}, slot, stored,
+                                  out);
+  if (stored.size() != out.size() + kPlainSlotOverhead)
+    return Status::Corruption("a group slot of " + std::to_string(stored.size()) + " bytes for " +
+                              std::to_string(out.size()) + "-byte blocks");
+  auto block = stored.first(out.size());
+  auto sum = SlotChecksum(id, slot, block);
+  if (!std::equal(sum.begin(), sum.end(), stored.begin() + out.size()))
+    return Status::Corruption("slot " + std::to_string(slot) +
+                              " fails verification: its content does not match its checksum");
+  if (out.data() != block.data()) std::memmove(out.data(), block.data(), out.size());
+  return Status::Ok();
+}
+
+Status ChunkStore::SealGroup(const Digest& id, std::span<const uint8_t> blocks, uint32_t block_size,
+                             std::span<const uint8_t> salt, crypto::ChunkSeal& seal,
+                             std::span<uint8_t> out) const {
+  if (crypto_) return crypto_->SealGroupInto(id, blocks, block_size, salt, seal, out);
+  const size_t n = blocks.size() / block_size, stride = block_size + kPlainSlotOverhead;
+  if (blocks.size() % block_size != 0 || out.size() != n * stride)
+    return Status::Invalid("group: " + std::to_string(blocks.size()) + " bytes of " +
+                           std::to_string(block_size) + "-byte blocks into " +
+                           std::to_string(out.size()) + " bytes");
+  for (size_t i = 0; i < n; i++) {
+    auto block = blocks.subspan(i * block_size, block_size);
+    std::memcpy(out.data() + i * stride, block.data(), block_size);
+    auto sum = SlotChecksum(id, static_cast<uint32_t>(i), block);
+    std::memcpy(out.data() + i * stride + block_size, sum.data(), sum.size());
+  }
+  seal = {};
   return Status::Ok();
 }
 

@@ -118,6 +118,13 @@ class ChunkTxn {
   // own (its own id, salt and record), but they are written side by side with one backend
   // write. Returns their ids, in order.
   Result<std::vector<Digest>> AddPrivateMany(const std::vector<std::span<const uint8_t>>& blocks);
+  // Stores the whole blocks `blocks` (2 to kMaxGroupSlots of `block_size` bytes: the blocks of
+  // one vdisk write, in order) as one group (ChunkRecord::kFlagGroup): one random id, one
+  // record and one extent, each block in a slot sealed (plain store: checksummed) on its own,
+  // under one key derived from the group's fresh salt. Adds one reference per block and returns
+  // the id; block i is slot i. Format-5 stores only (the caller checks).
+  static constexpr size_t kMaxGroupSlots = 256;
+  Result<Digest> AddPrivateGroup(std::span<const uint8_t> blocks, uint32_t block_size);
   // AddRef for many prepared chunks at once: the chunks new to the store and to this
   // transaction are written side by side with one backend write.
   Status AddRefs(std::vector<PreparedChunk>&& chunks);
@@ -165,6 +172,8 @@ class ChunkTxn {
  private:
   friend class ChunkStore;
   explicit ChunkTxn(ChunkStore* store);
+  // Reseal of a group: every slot verified, then sealed again under a fresh salt.
+  Status ResealGroup(const Digest& id, const ChunkRecord& rec);
   struct NewChunk {
     ChunkRecord record;  // refcount 0; location = its reserved extent
     uint64_t read_seq = 0;
@@ -337,10 +346,15 @@ class ChunkStore {
   // chunk is one vdisk's block). Records looked up are kept as hints
   // (record_hints.h), so a chunk read again needs no lookup. A chunk whose fast read fails is
   // read again on its own, as ReadRef does (its retries, its errors). Thread-safe.
+  // `slots` (empty, or one per id): kWholeChunk, or the slot of a group (ChunkRecord::kFlagGroup)
+  // to read into outs[i] (its block only: one slot's extent is read and verified). A slot
+  // asked of a chunk that is not a group, or past a group's end, is Corruption naming both.
   static constexpr uint64_t kReadGap = 32 << 10;
   static constexpr uint64_t kReadRun = 4 << 20;
+  static constexpr uint32_t kWholeChunk = UINT32_MAX;
   Status ReadMany(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,
-                  std::span<const std::span<uint8_t>> outs) const;
+                  std::span<const std::span<uint8_t>> outs,
+                  std::span<const uint32_t> slots = {}) const;
   // A read-only handle moves its view (index rows and space map) to what is committed now;
   // nothing for a writable one, which always sees the latest. Not while a check runs.
   // With `failed_at` (when the read that calls for it failed), nothing is done when another
@@ -393,6 +407,10 @@ class ChunkStore {
   // Chunks healed by commits so far.
   uint64_t healed() const { return healed_.load(); }
   const Hasher& hasher() const { return *hasher_; }
+  // Group slots (ChunkRecord::kFlagGroup): stored bytes per slot beyond the block.
+  size_t SlotOverhead() const {
+    return crypto_ ? crypto::StoreCrypto::kSlotOverhead : kPlainSlotOverhead;
+  }
   // Whether new chunks may be stored as deltas (ChunkStoreOptions::delta).
   bool delta_enabled() const { return opts_.delta; }
   Backend& backend() { return *backend_; }
@@ -431,8 +449,23 @@ class ChunkStore {
                    const std::vector<size_t>& miss, std::vector<ChunkRecord>& recs,
                    std::vector<size_t>& found, std::vector<size_t>& slow) const;
   void ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
-                std::vector<size_t>& order, std::span<const std::span<uint8_t>> outs,
-                std::vector<size_t>& slow) const;
+                std::span<const uint32_t> slots, std::vector<size_t>& order,
+                std::span<const std::span<uint8_t>> outs, std::vector<size_t>& slow) const;
+  // A slot read that the fast path could not do: the record looked up (or `hint`), the whole
+  // group read through ReadRef (its retries and errors), the slot copied out.
+  Status ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkRecord* hint,
+                      std::span<uint8_t> out) const;
+  // Opens and verifies slot `slot` of group `id` (`stored`: the slot's bytes) into `out` (its
+  // block; may be the start of `stored`). Corruption naming the slot when it does not verify.
+  // `key`: the group's key (StoreCrypto::GroupKey) when the caller opens many of its slots.
+  Status OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t slot,
+                  std::span<const uint8_t> stored, std::span<uint8_t> out,
+                  const crypto::Key32* key = nullptr) const;
+  // Seals (plain store: checksums) `blocks` as the slots of group `id` into `out` (exactly
+  // slots * (block_size + SlotOverhead()) bytes); `salt`: fresh random bytes (kChunkSaltSize).
+  Status SealGroup(const Digest& id, std::span<const uint8_t> blocks, uint32_t block_size,
+                   std::span<const uint8_t> salt, crypto::ChunkSeal& seal,
+                   std::span<uint8_t> out) const;
   // Compresses (unless `raw`) and seals a chunk new to the store into p.stored. `fresh`: the
   // seal's random bytes (StoreCrypto::kSealRandomSize, drawn by the caller, used once), or
   // empty to draw them here.

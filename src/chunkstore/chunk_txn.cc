@@ -370,6 +370,38 @@ Result<std::vector<Digest>> ChunkTxn::AddPrivateMany(
   return ids;
 }
 
+Result<Digest> ChunkTxn::AddPrivateGroup(std::span<const uint8_t> blocks, uint32_t block_size) {
+  if (block_size == 0 || blocks.size() % block_size != 0 || blocks.size() < 2 * block_size ||
+      blocks.size() / block_size > kMaxGroupSlots)
+    return Status::Invalid("a group takes 2 to " + std::to_string(kMaxGroupSlots) +
+                           " whole blocks, not " + std::to_string(blocks.size()) + " bytes of " +
+                           std::to_string(block_size) + "-byte blocks");
+  const size_t n = blocks.size() / block_size;
+  PreparedChunk c;
+  std::array<uint8_t, sizeof(Digest::bytes) + crypto::kChunkSaltSize> random;
+  CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(random));
+  std::memcpy(c.id.bytes.data(), random.data(), sizeof(Digest::bytes));
+  c.plain_len = static_cast<uint32_t>(blocks.size());
+  c.stored.resize(n * (block_size + store_->SlotOverhead()));
+  CAIRN_RETURN_IF_ERROR(store_->SealGroup(
+      c.id, blocks, block_size, std::span<const uint8_t>(random).subspan(sizeof(Digest::bytes)),
+      c.seal, c.stored));
+  {
+    std::lock_guard lk(mu_);
+    deltas_[c.id] += static_cast<int64_t>(n);  // one reference per slot
+  }
+  auto e = WriteData(c.stored);
+  std::lock_guard lk(mu_);
+  if (!e.ok()) {
+    deltas_[c.id] -= static_cast<int64_t>(n);
+    return e.status();
+  }
+  NewChunk nc = MakeNew(c, *e, ChunkRecord::kFlagPrivate | ChunkRecord::kFlagGroup);
+  new_stored_bytes_ += nc.record.stored_len;
+  new_chunks_.emplace(c.id, std::move(nc));  // a fresh random id
+  return c.id;
+}
+
 Status ChunkTxn::AddRefs(std::vector<PreparedChunk>&& chunks) {
   std::vector<PreparedChunk*> fresh;
   std::unordered_set<Digest, DigestHash> mine;  // new chunks repeated inside this request
@@ -431,6 +463,7 @@ Status ChunkTxn::Relocate(const Digest& id, const ChunkRecord& rec) {
 Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
   const crypto::StoreCrypto* crypto = store_->crypto_;
   if (!crypto) return Status::Invalid("the store is not encrypted: nothing to re-seal");
+  if (rec.is_group()) return ResealGroup(id, rec);
   std::vector<uint8_t> stored(rec.stored_len), plain;
   Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
   if (s.ok())
@@ -465,6 +498,33 @@ Status ChunkTxn::Reseal(const Digest& id, const ChunkRecord& rec) {
   next.generation = rec.generation + 1;
   next.flags = static_cast<uint8_t>((rec.flags & ~ChunkRecord::kFlagPadded) |
                                     (seal.padded ? ChunkRecord::kFlagPadded : 0));
+  moves_[id] = {rec, next};
+  return Status::Ok();
+}
+
+Status ChunkTxn::ResealGroup(const Digest& id, const ChunkRecord& rec) {
+  // Every slot opened and verified, then sealed again under a fresh salt (so a fresh key).
+  std::vector<uint8_t> stored(rec.stored_len), plain;
+  Status s = store_->backend_->Read(rec.segment, rec.offset, stored);
+  if (s.ok()) s = store_->Unseal(id, rec, stored, plain);
+  auto g = GroupLayoutOf(rec, store_->SlotOverhead());
+  if (s.ok() && !g) s = Status::Corruption("its lengths do not make whole slots");
+  if (!s.ok())
+    return Status::Corruption("cannot re-seal chunk " + id.Hex() + " in " +
+                              store_->backend_->Describe(rec.segment) + ": " + s.message());
+  std::array<uint8_t, crypto::kChunkSaltSize> salt;
+  CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(salt));
+  crypto::ChunkSeal seal;
+  std::vector<uint8_t> sealed(rec.stored_len);
+  CAIRN_RETURN_IF_ERROR(store_->SealGroup(id, plain, g->block_size, salt, seal, sealed));
+  CAIRN_ASSIGN_OR_RETURN(Extent e, WriteData(sealed));
+  ChunkRecord next = rec;
+  next.segment = e.segment;
+  next.offset = e.offset;
+  next.key_version = seal.key_version;
+  next.salt = seal.salt;
+  next.sealed = seal.epoch;
+  next.generation = rec.generation + 1;
   moves_[id] = {rec, next};
   return Status::Ok();
 }

@@ -20,6 +20,7 @@
 #include "crypto/keyfile.h"
 #include "crypto/keys.h"
 #include "crypto/secret.h"
+#include "crypto/store_crypto.h"
 
 namespace cairn::crypto {
 namespace {
@@ -1048,6 +1049,68 @@ TEST(KeyFile, DefaultKdfParamsAreFastOnlyInTestPrograms) {
   ::setenv("CAIRN_KDF_FAST", "0", 1);
   EXPECT_EQ(DefaultKdfParams().memlimit, FastKdfParams().memlimit);
   ::unsetenv("CAIRN_KDF_FAST");
+}
+
+}  // namespace
+}  // namespace cairn::crypto
+
+namespace cairn::crypto {
+namespace {
+
+// Group slots (ADR 0014 amendment 4): each opens alone, only as its own slot of its own group
+// in its own store; a flipped byte fails; the group's key is fresh per seal.
+TEST(GroupSeal, SlotsOpenAloneAndOnlyInTheirPlace) {
+  KeyRing ring = FixedRing();
+  StoreCrypto alice(StoreKeys::Derive(ring, "user:alice").value(), HashAlgo::kBlake3);
+  StoreCrypto bob(StoreKeys::Derive(ring, "user:bob").value(), HashAlgo::kBlake3);
+  Digest id, other;
+  id.bytes.fill(1);
+  other.bytes.fill(2);
+  std::vector<uint8_t> blocks(4 * 512);
+  for (size_t i = 0; i < blocks.size(); i++) blocks[i] = static_cast<uint8_t>(i * 7 + i / 512);
+  std::array<uint8_t, kChunkSaltSize> salt;
+  salt.fill(9);
+  const size_t stride = 512 + StoreCrypto::kSlotOverhead;
+  std::vector<uint8_t> sealed(4 * stride);
+  ChunkSeal seal;
+  ASSERT_TRUE(alice.SealGroupInto(id, blocks, 512, salt, seal, sealed).ok());
+  EXPECT_FALSE(seal.padded);
+  EXPECT_EQ(seal.key_version, 1u);
+  std::vector<uint8_t> wrong_size(4 * stride - 1);
+  EXPECT_FALSE(alice.SealGroupInto(id, blocks, 512, salt, seal, wrong_size).ok());
+  std::vector<uint8_t> out(512);
+  auto slot = [&](size_t i) {
+    return std::span<const uint8_t>(sealed).subspan(i * stride, stride);
+  };
+  for (uint32_t i = 0; i < 4; i++) {
+    ASSERT_TRUE(alice.OpenGroupSlot(id, seal, i, slot(i), out).ok()) << i;
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), blocks.begin() + i * 512)) << i;
+  }
+  auto key = alice.GroupKey(id, seal);
+  ASSERT_TRUE(key.ok());
+  EXPECT_TRUE(alice.OpenGroupSlot(*key, id, seal.key_version, 2, slot(2), out).ok());
+  // Another slot number, another group, another store, another seal time: refused.
+  EXPECT_FALSE(alice.OpenGroupSlot(id, seal, 1, slot(2), out).ok());
+  EXPECT_FALSE(alice.OpenGroupSlot(other, seal, 2, slot(2), out).ok());
+  EXPECT_FALSE(bob.OpenGroupSlot(id, seal, 2, slot(2), out).ok());
+  ChunkSeal later = seal;
+  later.epoch++;
+  EXPECT_FALSE(alice.OpenGroupSlot(id, later, 2, slot(2), out).ok());
+  // A slot whose nonce was rewritten to another slot's number: refused before decrypting.
+  std::vector<uint8_t> moved(slot(2).begin(), slot(2).end());
+  moved[0] = 1;
+  EXPECT_FALSE(alice.OpenGroupSlot(id, seal, 1, moved, out).ok());
+  sealed[3 * stride + 100] ^= 1;
+  Status s = alice.OpenGroupSlot(id, seal, 3, slot(3), out);
+  EXPECT_EQ(s.code(), Code::kCorruption);
+  EXPECT_NE(s.message().find("slot 3"), std::string::npos) << s.message();
+  // The same blocks sealed again under another salt give other bytes (another key).
+  std::vector<uint8_t> again(4 * stride);
+  ChunkSeal seal2;
+  salt.fill(10);
+  ASSERT_TRUE(alice.SealGroupInto(id, blocks, 512, salt, seal2, again).ok());
+  EXPECT_NE(std::vector<uint8_t>(again.begin() + 12, again.begin() + 512),
+            std::vector<uint8_t>(sealed.begin() + 12, sealed.begin() + 512));
 }
 
 }  // namespace

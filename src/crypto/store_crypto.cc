@@ -110,6 +110,79 @@ Result<std::span<uint8_t>> StoreCrypto::OpenChunkInPlace(const Digest& id, const
   return plain.first(n);
 }
 
+namespace {
+// A group slot's associated data: the chunk's, then "slot" and the slot number.
+std::vector<uint8_t> SlotAad(std::string_view store_id, const Digest& id, uint32_t key_version,
+                             uint32_t slot) {
+  std::vector<uint8_t> aad = ChunkAad(store_id, id, key_version);
+  static constexpr std::string_view kLabel = "slot";
+  aad.insert(aad.end(), kLabel.begin(), kLabel.end());
+  uint8_t n[4];
+  PutU32Le(n, slot);
+  aad.insert(aad.end(), n, n + 4);
+  return aad;
+}
+std::array<uint8_t, kNonceSize> SlotNonce(uint32_t slot) {
+  std::array<uint8_t, kNonceSize> nonce{};
+  PutU32Le(nonce.data(), slot);
+  return nonce;
+}
+}  // namespace
+
+Status StoreCrypto::SealGroupInto(const Digest& id, std::span<const uint8_t> blocks,
+                                  size_t block_size, std::span<const uint8_t> salt, ChunkSeal& seal,
+                                  std::span<uint8_t> out) const {
+  if (salt.size() != kChunkSaltSize || block_size == 0 || blocks.size() % block_size != 0)
+    return Status::Invalid("group seal: bad salt or block size");
+  const size_t n = blocks.size() / block_size, stride = block_size + kSlotOverhead;
+  if (out.size() != n * stride)
+    return Status::Invalid("group seal: output of " + std::to_string(out.size()) + " bytes, not " +
+                           std::to_string(n * stride));
+  seal.key_version = keys_.current_version();
+  seal.epoch = UnixNanos();
+  seal.padded = false;
+  std::memcpy(seal.salt.data(), salt.data(), kChunkSaltSize);
+  CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
+  Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
+  for (size_t i = 0; i < n; i++) {
+    const auto slot = static_cast<uint32_t>(i);
+    const auto nonce = SlotNonce(slot);
+    CAIRN_RETURN_IF_ERROR(SealIntoWithNonce(key, SlotAad(store_id(), id, seal.key_version, slot),
+                                            blocks.subspan(i * block_size, block_size), {}, nonce,
+                                            out.subspan(i * stride, stride)));
+  }
+  return Status::Ok();
+}
+
+Result<Key32> StoreCrypto::GroupKey(const Digest& id, const ChunkSeal& seal) const {
+  auto data_key = keys_.DataKey(seal.key_version);
+  if (!data_key.ok())
+    return Status::Corruption("sealed under key version " + std::to_string(seal.key_version) +
+                              ", which the key ring lacks");
+  return ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch);
+}
+
+Status StoreCrypto::OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,
+                                  std::span<const uint8_t> sealed, std::span<uint8_t> out) const {
+  CAIRN_ASSIGN_OR_RETURN(Key32 key, GroupKey(id, seal));
+  return OpenGroupSlot(key, id, seal.key_version, slot, sealed, out);
+}
+
+Status StoreCrypto::OpenGroupSlot(const Key32& key, const Digest& id, uint32_t key_version,
+                                  uint32_t slot, std::span<const uint8_t> sealed,
+                                  std::span<uint8_t> out) const {
+  if (sealed.size() != out.size() + kSlotOverhead)
+    return Status::Corruption("a group slot of " + std::to_string(sealed.size()) + " bytes for " +
+                              std::to_string(out.size()) + "-byte blocks");
+  const auto nonce = SlotNonce(slot);
+  if (!std::equal(nonce.begin(), nonce.end(), sealed.begin()))
+    return Status::Corruption("slot " + std::to_string(slot) + " has another slot's nonce");
+  if (!OpenInto(key, SlotAad(store_id(), id, key_version, slot), sealed, out).ok())
+    return Status::Corruption("slot " + std::to_string(slot) +
+                              ": authentication failed (tampered or damaged)");
+  return Status::Ok();
+}
+
 Status StoreCrypto::OpenChunk(const Digest& id, const ChunkSeal& seal,
                               std::vector<uint8_t>& buf) const {
   CAIRN_ASSIGN_OR_RETURN(std::span<uint8_t> plain, OpenChunkInPlace(id, seal, buf));

@@ -83,6 +83,31 @@ class StoreCrypto {
   Result<std::span<uint8_t>> OpenChunkInPlace(const Digest& id, const ChunkSeal& seal,
                                               std::span<uint8_t> buf) const;
 
+  // Groups (multi-block private chunks, ADR 0014 amendment 4): `n` blocks of `block_size`
+  // bytes stored as n slots of block_size + kSealOverhead bytes, each slot nonce || ciphertext
+  // || tag under one key derived for the group (its fresh salt, as for any chunk). A slot's
+  // nonce is its number (u32 LE, then 8 zero bytes): unique under the group's key, which no
+  // other seal uses; its associated data is the chunk's (store, id, key version) followed by
+  // "slot" and the u32 LE slot number, so a slot opened as another slot or another group's
+  // fails. Slots are unpadded: every slot of a group has the block size.
+  static constexpr size_t kSlotOverhead = kSealOverhead;
+  // Seals `blocks` (a multiple of block_size bytes) into `out` (exactly
+  // blocks.size() / block_size * (block_size + kSlotOverhead) bytes); `salt`: kChunkSaltSize
+  // fresh random bytes. Sets seal (padded = false). Invalid on a size mismatch.
+  Status SealGroupInto(const Digest& id, std::span<const uint8_t> blocks, size_t block_size,
+                       std::span<const uint8_t> salt, ChunkSeal& seal,
+                       std::span<uint8_t> out) const;
+  // Opens slot `slot` (`sealed`: its block_size + kSlotOverhead bytes) into `out` (block_size
+  // bytes; may be exactly sealed.subspan(kNonceSize)). Corruption when it does not verify.
+  Status OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,
+                       std::span<const uint8_t> sealed, std::span<uint8_t> out) const;
+  // The key of group `id` sealed as `seal` (one HKDF), to open many of its slots with it;
+  // Corruption when the key ring lacks seal.key_version.
+  Result<Key32> GroupKey(const Digest& id, const ChunkSeal& seal) const;
+  // OpenGroupSlot with the group's key already derived.
+  Status OpenGroupSlot(const Key32& key, const Digest& id, uint32_t key_version, uint32_t slot,
+                       std::span<const uint8_t> sealed, std::span<uint8_t> out) const;
+
   // Metadata rows: u8 0xE1 || u32le key version || nonce || ciphertext || tag, AAD = row key.
   Result<std::string> SealRow(std::string_view row_key, std::string_view plain) const;
   Result<std::string> OpenRow(std::string_view row_key, std::string_view sealed) const;

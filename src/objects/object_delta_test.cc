@@ -309,8 +309,8 @@ TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   in.close();
-  ASSERT_NE(text.find("\"version\": 4"), std::string::npos) << text;
-  text = std::regex_replace(text, std::regex("\"version\": 4"), "\"version\": 3");
+  ASSERT_NE(text.find("\"version\": 5"), std::string::npos) << text;
+  text = std::regex_replace(text, std::regex("\"version\": 5"), "\"version\": 3");
   std::ofstream(path) << text;
   OpenOptions oo;
   oo.writable = true;
@@ -324,6 +324,44 @@ TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
   ASSERT_TRUE(r2.ok());
   EXPECT_GE(r2->stored_bytes, r2->new_bytes);
   testing::ExpectCheckClean(**repo);
+}
+
+// The same for vdisk block groups (format 5): a format-4 repository keeps storing one chunk
+// per vdisk block, and a format-5 one stores a 1 MiB write as one group.
+TEST(DeltaFormat, Format4RepositoriesStoreNoVdiskGroups) {
+  for (int version : {4, 5}) {
+    TempDir dir;
+    InitOptions io;
+    io.encryption = Encryption::kNone;
+    ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
+    const std::string path = std::string(dir / "repo") + "/config.json";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    in.close();
+    text = std::regex_replace(text, std::regex("\"version\": 5"),
+                              "\"version\": " + std::to_string(version));
+    std::ofstream(path) << text;
+    OpenOptions oo;
+    oo.writable = true;
+    auto repo = Repository::Open(dir / "repo", oo);
+    ASSERT_TRUE(repo.ok()) << repo.status().message();
+    ASSERT_TRUE((*repo)->CreateVdisk("d", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+    const auto data = RandomData(1 << 20, 4);
+    {
+      auto v = (*repo)->OpenVdisk("d", true);
+      ASSERT_TRUE(v.ok());
+      ASSERT_TRUE((*v)->Write(0, data, true).ok());
+    }
+    auto st = (*repo)->Stats();
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->unique_chunks, version == 4 ? 256u : 1u) << "format " << version;
+    auto v = (*repo)->OpenVdisk("d", false);
+    ASSERT_TRUE(v.ok());
+    std::vector<uint8_t> back(data.size());
+    ASSERT_TRUE((*v)->Read(0, back).ok());
+    EXPECT_EQ(back, data);
+    testing::ExpectCheckClean(**repo);
+  }
 }
 
 // --- cases found in review

@@ -54,13 +54,14 @@ void BlockMap::Evict() {
   }
 }
 
-Result<std::optional<Digest>> BlockMap::Get(uint64_t lba) {
+Result<std::optional<BlockEntry>> BlockMap::Get(uint64_t lba) {
   std::unique_lock lk(mu_);
   CAIRN_ASSIGN_OR_RETURN(Slot * s, Load(lba / kPageBlocks, lk));
   return s->page->Get(lba % kPageBlocks);
 }
 
-Status BlockMap::GetRange(uint64_t lba, uint64_t count, std::vector<std::optional<Digest>>& out) {
+Status BlockMap::GetRange(uint64_t lba, uint64_t count,
+                          std::vector<std::optional<BlockEntry>>& out) {
   out.resize(count);
   std::unique_lock lk(mu_);
   for (uint64_t done = 0; done < count;) {
@@ -73,7 +74,7 @@ Status BlockMap::GetRange(uint64_t lba, uint64_t count, std::vector<std::optiona
   return Status::Ok();
 }
 
-Result<std::optional<Digest>> BlockMap::Set(uint64_t lba, std::optional<Digest> id) {
+Result<std::optional<BlockEntry>> BlockMap::Set(uint64_t lba, std::optional<BlockEntry> e) {
   std::unique_lock lk(mu_);
   const uint64_t page = lba / kPageBlocks;
   CAIRN_ASSIGN_OR_RETURN(Slot * s, Load(page, lk));
@@ -85,7 +86,7 @@ Result<std::optional<Digest>> BlockMap::Set(uint64_t lba, std::optional<Digest> 
   s->version++;
   // A commit may be writing this page out: it keeps the version it took; this one changes.
   if (s->page.use_count() > 1) s->page = std::make_shared<BlockMapPage>(*s->page);
-  return s->page->Set(lba % kPageBlocks, id);
+  return s->page->Set(lba % kPageBlocks, e);
 }
 
 BlockMap::Dirty BlockMap::TakeDirty() {

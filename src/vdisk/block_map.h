@@ -1,5 +1,5 @@
-// BlockMap: a vdisk's map from block number (LBA) to chunk id, kept in index pages of
-// kPageBlocks entries (vdisk_format.h) and cached in memory. Clean pages are evicted least
+// BlockMap: a vdisk's map from block number (LBA) to chunk id (or group slot), kept in index pages
+// of kPageBlocks entries (vdisk_format.h) and cached in memory. Clean pages are evicted least
 // recently used beyond a page budget; dirty pages stay until a commit writes them. A 100 GiB
 // vdisk of 4 KiB blocks has 204,800 pages; the cache holds a few thousand (16 MiB by default),
 // so memory stays bounded whatever the vdisk's size.
@@ -32,12 +32,12 @@ class BlockMap {
         name_(std::move(name)),
         cache_pages_(std::max<size_t>(cache_pages, 16)) {}
 
-  // The entry of block `lba`: its chunk id, or nullopt for a hole.
-  Result<std::optional<Digest>> Get(uint64_t lba);
+  // The entry of block `lba` (its chunk, or its group and slot), or nullopt for a hole.
+  Result<std::optional<BlockEntry>> Get(uint64_t lba);
   // The entries of blocks [lba, lba + count) into out[0, count), one lock per page.
-  Status GetRange(uint64_t lba, uint64_t count, std::vector<std::optional<Digest>>& out);
+  Status GetRange(uint64_t lba, uint64_t count, std::vector<std::optional<BlockEntry>>& out);
   // Sets the entry of block `lba` and returns the previous one. The page becomes dirty.
-  Result<std::optional<Digest>> Set(uint64_t lba, std::optional<Digest> id);
+  Result<std::optional<BlockEntry>> Set(uint64_t lba, std::optional<BlockEntry> e);
 
   // The pages dirty now, with the versions that the commit writing them covers. The pages are
   // shared with the cache, not copied: a Set to a page still held here copies it first.

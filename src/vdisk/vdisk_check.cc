@@ -2,6 +2,8 @@
 // vdisk's bitmap loads and verifies and its template exists; every block map page decodes; the
 // number of mapped blocks agrees with the descriptor. The chunks the maps reference are added
 // to the expectations the chunk phase checks refcounts and lengths against.
+#include <algorithm>
+
 #include "vdisk/vdisk_store.h"
 
 namespace cairn {
@@ -28,11 +30,16 @@ Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect,
   Status s = map.ForEachStoredPage([&](uint64_t page, const BlockMapPage& p) {
     if (page * kPageBlocks >= d.blocks())
       rep.errors.push_back(who + ": block map page " + std::to_string(page) + " lies past its end");
-    for (const auto& e : p.ids()) {
+    for (size_t k = 0; k < p.ids().size(); k++) {
+      const BlockEntry e = p.At(k);
       mapped++;
-      auto& x = expect.chunks[e];
+      auto& x = expect.chunks[e.id];
       x.refs++;
       x.length = d.block_size;
+      if (e.in_group()) {
+        x.slots = true;
+        x.max_slot = std::max(x.max_slot, e.slot);
+      }
       if (x.users.size() < kUsersKept && (x.users.empty() || x.users.back() != who))
         x.users.push_back(who);
     }

@@ -5,6 +5,8 @@
 // bound, so memory stays bounded without flushes (unflushed writes may persist: allowed).
 #include <malloc.h>
 
+#include <algorithm>
+
 #include "vdisk/vdisk_impl.h"
 
 namespace cairn {
@@ -13,6 +15,9 @@ namespace {
 constexpr size_t kMaxPendingChunks =
     8192;                                // new chunks of one transaction (32 MiB of 4 KiB blocks)
 constexpr size_t kMaxDirtyPages = 2048;  // ~9 MiB of block map pages
+// Groups that lost a slot, remembered for cleaning after the next commit (a group missed
+// because of this bound is looked at again when it loses another slot).
+constexpr size_t kMaxDroppedGroups = 16384;
 
 }  // namespace
 
@@ -30,10 +35,79 @@ Status VdiskImpl::Flush() {
   if (!writable_) return Status::Ok();
   CAIRN_RETURN_IF_ERROR(CheckUsable());
   std::lock_guard cl(commit_mu_);
-  return Commit();
+  DroppedGroups dropped;
+  CAIRN_RETURN_IF_ERROR(Commit(&dropped));
+  if (dropped.empty()) return Status::Ok();
+  // The flush is done (durable) here. Cleaning only saves space, so a group it cannot clean now
+  // (a block that does not read: damage that reads and check report anyway; a full disk, which
+  // the next write meets too) is left as it is and does not fail the flush.
+  uint64_t moved = 0;
+  (void)CleanGroups(dropped, moved);
+  return moved ? Commit(nullptr) : Status::Ok();
 }
 
-Status VdiskImpl::Commit() {
+void VdiskImpl::NoteDropped(const Digest& group, uint64_t first) {
+  std::lock_guard lk(clean_mu_);
+  if (dropped_.size() < kMaxDroppedGroups) dropped_.emplace(group, first);
+}
+
+Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved) {
+  std::vector<Digest> ids;
+  std::vector<uint64_t> firsts;
+  for (const auto& [g, first] : dropped) {
+    ids.push_back(g);
+    firsts.push_back(first);
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto recs, ctx_.chunks->LookupMany(ids));
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (!recs[i] || recs[i]->refcount == 0) continue;  // released: nothing left to clean
+    auto g = GroupLayoutOf(*recs[i], ctx_.chunks->SlotOverhead());
+    if (!g || recs[i]->refcount * 2 > g->slots) continue;  // more than half its slots live
+    CAIRN_RETURN_IF_ERROR(CleanGroup(ids[i], firsts[i], g->slots, moved));
+  }
+  return Status::Ok();
+}
+
+Status VdiskImpl::CleanGroup(const Digest& group, uint64_t first, uint32_t slots, uint64_t& moved) {
+  const uint64_t end = std::min<uint64_t>(first + slots, blocks());
+  if (first >= end) return Status::Ok();
+  const uint64_t n = end - first;
+  std::shared_lock tl(txn_mu_);
+  // The stripes of the group's blocks (at most 17), exclusively and in stripe order, as a
+  // reader takes them shared: no writer changes these blocks while they are moved.
+  std::vector<size_t> order;
+  for (uint64_t s = first / kStripeBlocks; s <= (end - 1) / kStripeBlocks; s++)
+    order.push_back(StripeIndex(s * kStripeBlocks));
+  std::sort(order.begin(), order.end());
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  std::vector<std::unique_lock<std::shared_mutex>> locks;
+  locks.reserve(order.size());
+  for (size_t k : order) locks.emplace_back(stripes_[k]);
+  std::vector<std::optional<BlockEntry>> entries;
+  CAIRN_RETURN_IF_ERROR(map_.GetRange(first, n, entries));
+  auto live = [&](uint64_t i) {
+    return entries[i] && entries[i]->id == group && entries[i]->slot == i;
+  };
+  std::vector<uint8_t> buf;
+  for (uint64_t i = 0; i < n;) {
+    if (!live(i)) {
+      i++;
+      continue;
+    }
+    uint64_t j = i + 1;
+    while (j < n && live(j)) j++;
+    buf.resize((j - i) * bs_);
+    CAIRN_RETURN_IF_ERROR(ReadBlocksLocked(first + i, j - i, buf));
+    CAIRN_ASSIGN_OR_RETURN(auto fresh, StorePrivate(*txn_, buf));
+    for (uint64_t k = i; k < j; k++)
+      CAIRN_RETURN_IF_ERROR(SetEntryLocked(*txn_, first + k, fresh[k - i]));
+    moved += j - i;
+    i = j;
+  }
+  return Status::Ok();
+}
+
+Status VdiskImpl::Commit(DroppedGroups* dropped) {
   std::shared_ptr<ChunkTxn> txn;
   BlockMap::Dirty pages;
   VdiskBitmap::Dirty slices;
@@ -49,6 +123,11 @@ Status VdiskImpl::Commit() {
       committing_ = txn;
     }
     pages = map_.TakeDirty();
+    {
+      std::lock_guard dl(clean_mu_);
+      if (dropped) dropped->swap(dropped_);
+      dropped_.clear();
+    }
     if (bitmap_ && !drop_bitmap_) slices = bitmap_->TakeDirty();
     std::lock_guard dl(desc_mu_);
     d = desc_;

@@ -1,6 +1,7 @@
 // Encoding and strict decoding of vdisk records (vdisk_format.h).
 #include "vdisk/vdisk_format.h"
 
+#include <algorithm>
 #include <bit>
 
 #include "crypto/secret.h"
@@ -150,39 +151,51 @@ size_t BlockMapPage::Rank(size_t i) const {
   return n;
 }
 
-std::optional<Digest> BlockMapPage::Set(size_t i, std::optional<Digest> id) {
+std::optional<BlockEntry> BlockMapPage::Set(size_t i, std::optional<BlockEntry> e) {
   const size_t at = Rank(i);
   const uint64_t bit = uint64_t{1} << (i % 64);
-  std::optional<Digest> old;
+  const uint16_t slot1 = e && e->in_group() ? static_cast<uint16_t>(e->slot + 1) : 0;
+  std::optional<BlockEntry> old;
   if (Present(i)) {
-    old = ids_[at];
-    if (id) {
-      ids_[at] = *id;
+    old = At(at);
+    if (e) {
+      ids_[at] = e->id;
+      slots_[at] = slot1;
     } else {
       ids_.erase(ids_.begin() + at);
+      slots_.erase(slots_.begin() + at);
       present_[i / 64] &= ~bit;
     }
-  } else if (id) {
-    ids_.insert(ids_.begin() + at, *id);
+  } else if (e) {
+    ids_.insert(ids_.begin() + at, e->id);
+    slots_.insert(slots_.begin() + at, slot1);
     present_[i / 64] |= bit;
   }
   return old;
 }
 
 std::string BlockMapPage::Encode() const {
+  const bool slots = std::any_of(slots_.begin(), slots_.end(), [](uint16_t x) { return x; });
   std::string s;
-  PutU8(s, kFormatVersion);
+  PutU8(s, slots ? 2 : 1);
   // Presence bits: bit i of byte i / 8 (the words' little-endian bytes, in order).
   for (uint64_t w : present_)
     for (int b = 0; b < 8; b++) PutU8(s, static_cast<uint8_t>(w >> (8 * b)));
-  for (const auto& id : ids_) s.append(id.View());
+  for (size_t k = 0; k < ids_.size(); k++) {
+    s.append(ids_[k].View());
+    if (slots) {
+      PutU8(s, static_cast<uint8_t>(slots_[k]));
+      PutU8(s, static_cast<uint8_t>(slots_[k] >> 8));
+    }
+  }
   return s;
 }
 
 Result<BlockMapPage> BlockMapPage::Decode(std::string_view v, const std::string& where) {
   Reader r(v);
   auto bad = [&] { return Status::Corruption(where + ": the block map page does not decode"); };
-  if (r.U8() != kFormatVersion) return bad();
+  const uint8_t version = r.U8();
+  if (version != 1 && version != 2) return bad();
   auto present = r.Raw(kPageBlocks / 8);
   if (!r.ok()) return bad();
   BlockMapPage p;
@@ -193,10 +206,16 @@ Result<BlockMapPage> BlockMapPage::Decode(std::string_view v, const std::string&
     n++;
   }
   p.ids_.reserve(n);
+  p.slots_.assign(n, 0);
   for (size_t k = 0; k < n; k++) {
     auto raw = r.Raw(Digest::kSize);
     if (!r.ok()) return bad();
     p.ids_.push_back(Digest::FromBytes(raw));
+    if (version == 2) {
+      const uint8_t lo = r.U8(), hi = r.U8();
+      p.slots_[k] = static_cast<uint16_t>(lo | (hi << 8));
+      if (!r.ok() || p.slots_[k] > kMaxSlots) return bad();
+    }
   }
   if (!r.done()) return bad();
   return p;

@@ -73,24 +73,43 @@ struct VdiskDescriptor {
 inline constexpr uint64_t kPageBlocks = 128;
 inline constexpr uint64_t kSliceBits = uint64_t{1} << 18;
 
+// What a block map entry names: a chunk holding the block, or the slot of a group (a private
+// chunk holding the blocks of one write, ChunkRecord::kFlagGroup) that holds it.
+struct BlockEntry {
+  static constexpr uint32_t kWhole = UINT32_MAX;  // == ChunkStore::kWholeChunk
+  Digest id;
+  uint32_t slot = kWhole;
+  bool in_group() const { return slot != kWhole; }
+  bool operator==(const BlockEntry&) const = default;
+};
+
 // One block map page: entry i is block (page * kPageBlocks + i); nullopt = a hole (zeros).
-// In memory, a page holds only its mapped entries (a presence bitmap and their ids in block
-// order): a page of a randomly written disk maps a block or two, and the map cache keeps
+// In memory, a page holds only its mapped entries (a presence bitmap and their ids and slots in
+// block order): a page of a randomly written disk maps a block or two, and the map cache keeps
 // thousands of pages.
 class BlockMapPage {
  public:
-  static constexpr uint8_t kFormatVersion = 1;
-  // The entry of block `i` of the page (i < kPageBlocks): its chunk id, or nullopt (a hole).
-  std::optional<Digest> Get(size_t i) const {
+  // 1: ids only; 2 (format 5): each id followed by its slot. A page none of whose entries is a
+  // group slot is written as version 1.
+  static constexpr uint8_t kFormatVersion = 2;
+  // Slots a version-2 entry can name (ChunkTxn::kMaxGroupSlots).
+  static constexpr uint32_t kMaxSlots = 256;
+  // The entry of block `i` of the page (i < kPageBlocks), or nullopt (a hole).
+  std::optional<BlockEntry> Get(size_t i) const {
     if (!Present(i)) return std::nullopt;
-    return ids_[Rank(i)];
+    return At(Rank(i));
   }
   // Sets entry `i` (nullopt: a hole) and returns the previous one.
-  std::optional<Digest> Set(size_t i, std::optional<Digest> id);
-  // The mapped entries' chunk ids, in block order.
+  std::optional<BlockEntry> Set(size_t i, std::optional<BlockEntry> e);
+  // The mapped entries' chunk ids (a group's id once per slot mapped), in block order.
   const std::vector<Digest>& ids() const { return ids_; }
+  // The k-th mapped entry (k < ids().size()).
+  BlockEntry At(size_t k) const {
+    return {ids_[k], slots_[k] ? uint32_t{slots_[k]} - 1 : BlockEntry::kWhole};
+  }
   bool empty() const { return ids_.empty(); }
-  // u8 version, u8[16] presence bits (bit i of byte i/8), then 32 bytes per present entry.
+  // u8 version, u8[16] presence bits (bit i of byte i/8), then per present entry its 32-byte
+  // id (version 1), or its id and u16 LE slot + 1, 0 for a whole chunk (version 2).
   std::string Encode() const;
   static Result<BlockMapPage> Decode(std::string_view v, const std::string& where);
 
@@ -100,6 +119,7 @@ class BlockMapPage {
   size_t Rank(size_t i) const;
   std::array<uint64_t, kPageBlocks / 64> present_{};
   std::vector<Digest> ids_;
+  std::vector<uint16_t> slots_;  // per entry: slot + 1, or 0 for a whole chunk
 };
 
 // One bitmap slice: `nbits` bits (kSliceBits, less in the last slice) packed LSB first.

@@ -77,7 +77,7 @@ Status VdiskImpl::CheckRange(uint64_t offset, uint64_t length) const {
 
 // --- reads
 
-Status VdiskImpl::ReadChunks(std::span<const Digest> ids,
+Status VdiskImpl::ReadChunks(std::span<const Digest> ids, std::span<const uint32_t> slots,
                              std::span<const std::span<uint8_t>> outs) {
   // A chunk written since the last flush is in a transaction not yet committed: the current
   // one, or the one being committed; once that commit is done the store has it.
@@ -92,7 +92,7 @@ Status VdiskImpl::ReadChunks(std::span<const Digest> ids,
   if (committing) committing->PendingMany(ids, pending);
   std::vector<const ChunkRecord*> hints(ids.size());
   for (size_t i = 0; i < ids.size(); i++) hints[i] = pending[i] ? &*pending[i] : nullptr;
-  Status s = ctx_.chunks->ReadMany(ids, hints, outs);
+  Status s = ctx_.chunks->ReadMany(ids, hints, outs, slots);
   return s.ok() ? s : s.WithContext("vdisk '" + name_ + "'");
 }
 
@@ -108,9 +108,10 @@ Status VdiskImpl::ReadBlocksLocked(uint64_t lba, uint64_t count, std::span<uint8
   const uint64_t bs = bs_;
   bool own = !bitmap_;
   for (uint64_t i = 0; i < count && !own; i++) own = bitmap_->Test(lba + i);
-  std::vector<std::optional<Digest>> entries;
+  std::vector<std::optional<BlockEntry>> entries;
   if (own) CAIRN_RETURN_IF_ERROR(map_.GetRange(lba, count, entries));
   std::vector<Digest> ids;
+  std::vector<uint32_t> slots;
   std::vector<std::span<uint8_t>> outs;
   for (uint64_t i = 0; i < count;) {
     if (bitmap_ && !bitmap_->Test(lba + i)) {  // a run of blocks still on the template
@@ -122,14 +123,15 @@ Status VdiskImpl::ReadBlocksLocked(uint64_t lba, uint64_t count, std::span<uint8
     }
     std::span<uint8_t> dst = out.subspan(i * bs, bs);
     if (entries[i]) {
-      ids.push_back(*entries[i]);
+      ids.push_back(entries[i]->id);
+      slots.push_back(entries[i]->slot);
       outs.push_back(dst);
     } else {
       std::memset(dst.data(), 0, dst.size());
     }
     i++;
   }
-  return ids.empty() ? Status::Ok() : ReadChunks(ids, outs);
+  return ids.empty() ? Status::Ok() : ReadChunks(ids, slots, outs);
 }
 
 Status VdiskImpl::ReadBlockLocked(uint64_t lba, std::span<uint8_t> out) {
@@ -195,17 +197,22 @@ Status VdiskImpl::Read(uint64_t offset, std::span<uint8_t> out) {
 
 // --- writes
 
-Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Digest> id) {
-  CAIRN_ASSIGN_OR_RETURN(auto old, map_.Set(lba, id));
+Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<BlockEntry> e) {
+  CAIRN_ASSIGN_OR_RETURN(auto old, map_.Set(lba, e));
   if (bitmap_) bitmap_->Set(lba);
-  if (old) txn.DropRef(*old);
-  mapped_delta_ += (id ? 1 : 0) - (old ? 1 : 0);
+  if (old) {
+    txn.DropRef(old->id);
+    // A group that lost a slot may be worth cleaning after the commit; slot k of a group is
+    // always at block first + k (of this vdisk, and of its snapshots).
+    if (old->in_group() && lba >= old->slot) NoteDropped(old->id, lba - old->slot);
+  }
+  mapped_delta_ += (e ? 1 : 0) - (old ? 1 : 0);
   dirty_ = true;
   return Status::Ok();
 }
 
 Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
-                             const std::vector<std::optional<Digest>>& ids) {
+                             const std::vector<std::optional<BlockEntry>>& ids) {
   for (size_t i = 0; i < ids.size();) {
     // One stripe held at a time, for the blocks of this request that it covers.
     std::unique_lock lk(Stripe(lba + i));
@@ -215,14 +222,50 @@ Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
   return Status::Ok();
 }
 
-Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
+Result<std::vector<std::optional<BlockEntry>>> VdiskImpl::StorePrivate(
+    ChunkTxn& txn, std::span<const uint8_t> data) {
   const size_t n = data.size() / bs_;
   auto [pieces, where] = NonZeroBlocks(data, bs_);
-  // Sealed one by one, written side by side in one backend write.
-  CAIRN_ASSIGN_OR_RETURN(auto got, txn.AddPrivateMany(pieces));
-  std::vector<std::optional<Digest>> ids(n);
-  for (size_t j = 0; j < got.size(); j++) ids[where[j]] = got[j];
-  return SetEntries(txn, lba, ids);
+  std::vector<std::optional<BlockEntry>> entries(n);
+  std::vector<std::span<const uint8_t>> singles;
+  std::vector<size_t> single_at;
+  std::vector<std::pair<Digest, size_t>> groups;  // added so far, and their references
+  auto fail = [&](Status s) {
+    // Nothing will point at what was added: its references go, so the commit releases it.
+    for (const auto& [g, refs] : groups) txn.DropRef(g, static_cast<int64_t>(refs));
+    return s;
+  };
+  for (size_t j = 0; j < pieces.size();) {
+    size_t k = j + 1;  // a run of consecutive blocks that are not zeros: [j, k)
+    while (k < pieces.size() && where[k] == where[k - 1] + 1 && k - j < ChunkTxn::kMaxGroupSlots)
+      k++;
+    if (ctx_.groups && k - j >= 2) {
+      // One group: one id, record and extent for the run, each block in its own sealed slot.
+      auto g = txn.AddPrivateGroup({pieces[j].data(), (k - j) * bs_}, bs_);
+      if (!g.ok()) return fail(g.status());
+      groups.emplace_back(*g, k - j);
+      for (size_t m = j; m < k; m++)
+        entries[where[m]] = BlockEntry{*g, static_cast<uint32_t>(m - j)};
+    } else {
+      for (size_t m = j; m < k; m++) {
+        singles.push_back(pieces[m]);
+        single_at.push_back(where[m]);
+      }
+    }
+    j = k;
+  }
+  if (!singles.empty()) {
+    // Sealed one by one, written side by side in one backend write.
+    auto got = txn.AddPrivateMany(singles);
+    if (!got.ok()) return fail(got.status());
+    for (size_t j = 0; j < got->size(); j++) entries[single_at[j]] = BlockEntry{(*got)[j]};
+  }
+  return entries;
+}
+
+Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
+  CAIRN_ASSIGN_OR_RETURN(auto entries, StorePrivate(txn, data));
+  return SetEntries(txn, lba, entries);
 }
 
 Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
@@ -230,8 +273,8 @@ Status VdiskImpl::WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint
   auto [pieces, where] = NonZeroBlocks(data, bs_);
   // One MultiGet for every block, one backend write for those new to the store.
   CAIRN_ASSIGN_OR_RETURN(auto prepared, txn.Prepare(pieces));
-  std::vector<std::optional<Digest>> ids(n);
-  for (size_t j = 0; j < prepared.size(); j++) ids[where[j]] = prepared[j].id;
+  std::vector<std::optional<BlockEntry>> ids(n);
+  for (size_t j = 0; j < prepared.size(); j++) ids[where[j]] = BlockEntry{prepared[j].id};
   CAIRN_RETURN_IF_ERROR(txn.AddRefs(std::move(prepared)));
   return SetEntries(txn, lba, ids);
 }
@@ -258,14 +301,15 @@ Status VdiskImpl::WritePartial(uint64_t lba, size_t at, std::span<const uint8_t>
     CAIRN_RETURN_IF_ERROR(ReadBlockLocked(lba, block));
     std::memcpy(block.data() + at, data.data(), data.size());
     ChunkTxn& txn = *txn_;
-    std::optional<Digest> id;
+    std::optional<BlockEntry> id;
     if (!AllZero(block)) {
       if (mode_ == VdiskMode::kDeduped) {
         CAIRN_ASSIGN_OR_RETURN(auto p, txn.Prepare({std::span<const uint8_t>(block)}));
-        id = p[0].id;
+        id = BlockEntry{p[0].id};
         CAIRN_RETURN_IF_ERROR(txn.AddRef(std::move(p[0])).status());
       } else {
-        CAIRN_ASSIGN_OR_RETURN(id, txn.AddPrivate(block));
+        CAIRN_ASSIGN_OR_RETURN(Digest d, txn.AddPrivate(block));
+        id = BlockEntry{d};
       }
     }
     CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba, id));

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <unordered_map>
 
 #include "cairn/io.h"
 #include "cairn/vdisk.h"
@@ -38,6 +39,8 @@ struct VdiskContext {
   SealedRows* rows = nullptr;
   ThreadPool* pool = nullptr;
   size_t cache_pages = 4096;  // block map pages kept in memory (16 MiB at 4 KiB pages)
+  // Own blocks written together are stored as groups (format 5, ADR 0014 amendment 4).
+  bool groups = false;
 };
 
 // The read side of a vdisk, which is all a template needs to be.
@@ -120,20 +123,41 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // its end).
   Status ReadTemplate(uint64_t lba, uint64_t n, std::span<uint8_t> out);
   // Chunks of this vdisk, uncommitted ones found in the transactions not yet committed.
-  Status ReadChunks(std::span<const Digest> ids, std::span<const std::span<uint8_t>> outs);
+  // slots[i]: BlockEntry::kWhole, or the slot of group ids[i] that holds the block.
+  Status ReadChunks(std::span<const Digest> ids, std::span<const uint32_t> slots,
+                    std::span<const std::span<uint8_t>> outs);
   Status WriteBlocks(uint64_t lba, std::span<const uint8_t> data);
   // Both take at most BatchBlocks() blocks.
   Status WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
   Status WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
+  // Stores the whole blocks of `data` as the vdisk's own: every run of two or more consecutive
+  // blocks that are not zeros as a group (format 5), other blocks as private chunks; zero
+  // blocks are holes. Returns the entries, one per block (nullopt: a hole).
+  Result<std::vector<std::optional<BlockEntry>>> StorePrivate(ChunkTxn& txn,
+                                                              std::span<const uint8_t> data);
   // Points blocks lba + i at ids[i], holding one stripe lock at a time.
-  Status SetEntries(ChunkTxn& txn, uint64_t lba, const std::vector<std::optional<Digest>>& ids);
+  Status SetEntries(ChunkTxn& txn, uint64_t lba, const std::vector<std::optional<BlockEntry>>& ids);
   // Points block `lba` at `id` (nullopt: a hole) under its stripe lock and drops the old
   // reference. Semi-deduped: the bit is set.
-  Status SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<Digest> id);
+  Status SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<BlockEntry> e);
   Status WritePartial(uint64_t lba, size_t at, std::span<const uint8_t> data);
   Status MakeHoles(uint64_t first, uint64_t count);
   Status MaybeCheckpoint();
-  Status Commit();  // commit_mu_ held
+  // Groups that lost slots since the last commit: group id -> the block of its slot 0 (slot k
+  // of a group is block first + k, in this vdisk and in its snapshots).
+  using DroppedGroups = std::unordered_map<Digest, uint64_t, DigestHash>;
+  void NoteDropped(const Digest& group, uint64_t first);
+  // Commits the current transaction; `dropped` receives the groups that lost slots in it.
+  // commit_mu_ held.
+  Status Commit(DroppedGroups* dropped);
+  // Cleaning (ADR 0014 amendment 4), after a commit: every group of `dropped` that has at most
+  // half its slots referenced has its live blocks (the map entries still naming its slots)
+  // written again as new chunks in the current transaction, so the group is released once
+  // nothing else (a snapshot) holds it: dead slots never make up more than half of a group.
+  // Adds the blocks rewritten to `moved` (also those rewritten before an error). commit_mu_
+  // held.
+  Status CleanGroups(const DroppedGroups& dropped, uint64_t& moved);
+  Status CleanGroup(const Digest& group, uint64_t first, uint32_t slots, uint64_t& moved);
 
   VdiskContext ctx_;
   // Fixed for the life of the handle: read without a lock.
@@ -165,6 +189,8 @@ class VdiskImpl : public Vdisk, public BlockSource {
   mutable std::mutex failed_mu_;
   Status failed_;
   std::array<std::shared_mutex, 256> stripes_;
+  std::mutex clean_mu_;
+  DroppedGroups dropped_;  // guarded by clean_mu_
   static_assert(256 / kStripeBlocks + 1 <= 256, "a batch's stripes must be distinct");
 };
 

@@ -37,11 +37,12 @@ class CountingBackend : public BackendWrapper {
 };
 
 // A page against an array model under random sets and clears; its encoding is the v1 row
-// format byte for byte (version, presence bit i in byte i / 8, then the mapped ids in order),
-// and decoding gives the same entries back.
-TEST(BlockMapPageTest, SparsePageMatchesModelAndV1Encoding) {
+// format byte for byte while no entry is a group slot (version, presence bit i in byte i / 8,
+// then the mapped ids in order) and v2 once one is (each id followed by its u16 LE slot + 1, 0
+// for a whole chunk), and decoding gives the same entries back.
+TEST(BlockMapPageTest, SparsePageMatchesModelAndV1V2Encodings) {
   std::mt19937_64 rng(5);
-  std::array<std::optional<Digest>, kPageBlocks> model;
+  std::array<std::optional<BlockEntry>, kPageBlocks> model;
   BlockMapPage page;
   auto id_for = [](uint64_t v) {
     std::array<uint8_t, Digest::kSize> raw{};
@@ -49,42 +50,66 @@ TEST(BlockMapPageTest, SparsePageMatchesModelAndV1Encoding) {
     return Digest::FromBytes(
         std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
   };
-  for (int op = 0; op < 4000; op++) {
+  bool saw_v1 = false, saw_v2 = false;
+  for (int op = 0; op < 6000; op++) {
     const size_t i = rng() % kPageBlocks;
-    std::optional<Digest> id;
-    if (rng() % 3) id = id_for(rng());
-    EXPECT_EQ(page.Set(i, id), model[i]) << "op " << op;
-    model[i] = id;
-    if (op % 97 == 0 || op == 3999) {
-      std::string want(1, char(BlockMapPage::kFormatVersion));
+    std::optional<BlockEntry> e;
+    if (rng() % 3) e = BlockEntry{id_for(rng())};
+    // From op 2000 on, a third of the entries set are group slots; from op 4000 on, none again
+    // (the page goes back to v1 once its last slot entry is overwritten).
+    if (e && op >= 2000 && op < 4000 && rng() % 3 == 0) e->slot = rng() % BlockMapPage::kMaxSlots;
+    EXPECT_EQ(page.Set(i, e), model[i]) << "op " << op;
+    model[i] = e;
+    if (op % 97 == 0 || op == 5999) {
+      bool slots = false;
+      for (const auto& m : model) slots |= m && m->in_group();
+      std::string want(1, char(slots ? 2 : 1));
       std::string present(kPageBlocks / 8, '\0'), ids;
       for (size_t k = 0; k < kPageBlocks; k++) {
         EXPECT_EQ(page.Get(k), model[k]) << "entry " << k << " after op " << op;
         if (!model[k]) continue;
         present[k / 8] = char(uint8_t(present[k / 8]) | (1u << (k % 8)));
-        ids += model[k]->View();
+        ids += model[k]->id.View();
+        if (slots) {
+          const uint32_t s1 = model[k]->in_group() ? model[k]->slot + 1 : 0;
+          ids += char(s1 & 0xff);
+          ids += char(s1 >> 8);
+        }
       }
+      (slots ? saw_v2 : saw_v1) = true;
       const std::string enc = page.Encode();
       EXPECT_EQ(enc, want + present + ids) << "after op " << op;
       auto back = BlockMapPage::Decode(enc, "test");
       ASSERT_TRUE(back.ok());
       for (size_t k = 0; k < kPageBlocks; k++) EXPECT_EQ(back->Get(k), model[k]);
       EXPECT_EQ(back->empty(), ids.empty());
+      // A v1 page read as v2 is short of its slots.
+      if (!slots && !page.empty()) {
+        EXPECT_FALSE(BlockMapPage::Decode(std::string(1, '\x02') + enc.substr(1), "t").ok());
+      }
     }
   }
-  // Extra bytes, a missing id or another version are refused.
-  const std::string enc = page.Encode();
+  EXPECT_TRUE(saw_v1 && saw_v2);
+  // Extra bytes, a missing id, an unknown version or a slot past kMaxSlots are refused.
+  BlockMapPage p2;
+  p2.Set(3, BlockEntry{id_for(7), 5});
+  const std::string enc = p2.Encode();
+  ASSERT_EQ(enc[0], '\x02');
+  EXPECT_TRUE(BlockMapPage::Decode(enc, "t").ok());
   EXPECT_FALSE(BlockMapPage::Decode(enc + "x", "t").ok());
-  if (!page.empty()) {
-    EXPECT_FALSE(BlockMapPage::Decode(enc.substr(0, enc.size() - 1), "t").ok());
-  }
-  EXPECT_FALSE(BlockMapPage::Decode(std::string(1, '\x02') + enc.substr(1), "t").ok());
+  EXPECT_FALSE(BlockMapPage::Decode(enc.substr(0, enc.size() - 1), "t").ok());
+  EXPECT_FALSE(BlockMapPage::Decode(std::string(1, '\x03') + enc.substr(1), "t").ok());
+  std::string big = enc;
+  big[big.size() - 2] = char(0x01);  // slot + 1 = 257
+  big[big.size() - 1] = char(0x01);
+  EXPECT_FALSE(BlockMapPage::Decode(big, "t").ok());
 }
 
 // One store: index, segments, chunk store, sealed rows and its vdisks.
 struct Stack {
+  // `groups`: a format-5 store (a vdisk's blocks written together are stored as groups).
   Stack(const std::string& dir, const crypto::KeyRing* ring, const std::string& store_id,
-        bool is_system) {
+        bool is_system, bool groups = true) {
     std::filesystem::create_directories(dir);
     auto idx = OpenRocksIndex(dir + "/index", !std::filesystem::exists(dir + "/index"), false);
     EXPECT_TRUE(idx.ok()) << idx.status().message();
@@ -114,6 +139,7 @@ struct Stack {
     EXPECT_TRUE(chunks->Open(true).ok());
     rows = std::make_unique<SealedRows>(index.get(), chunks.get(), crypto.get());
     VdiskContext ctx{chunks.get(), index.get(), rows.get(), pool.get(), 64};
+    ctx.groups = groups;
     vdisks = std::make_unique<VdiskStore>(ctx, crypto.get(), is_system ? "system" : "user u",
                                           is_system, true);
   }
@@ -150,8 +176,8 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
   void Reopen() {
     user_.reset();
     system_.reset();
-    system_ = std::make_unique<Stack>(dir_ / "system", ring_.get(), "system", true);
-    user_ = std::make_unique<Stack>(dir_ / "user", ring_.get(), "user:u", false);
+    system_ = std::make_unique<Stack>(dir_ / "system", ring_.get(), "system", true, groups_);
+    user_ = std::make_unique<Stack>(dir_ / "user", ring_.get(), "user:u", false, groups_);
     user_->vdisks->SetSystemStore(
         [this]() -> Result<VdiskStore*> { return system_->vdisks.get(); });
     system_->vdisks->SetOtherStoresDependents(
@@ -162,6 +188,7 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
     EXPECT_TRUE(v.ok()) << v.status().message();
     return v.ok() ? std::move(v.value()) : nullptr;
   }
+  void SequentialPasses(uint64_t chunks, const std::string& what);
   static std::vector<uint8_t> ReadAll(Vdisk& v) {
     std::vector<uint8_t> out(v.size());
     Status s = v.Read(0, out);
@@ -169,6 +196,9 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
     return out;
   }
 
+  // Stores of format 5 (groups); a test of format-4 behaviour (one chunk per block) clears it
+  // and reopens.
+  bool groups_ = true;
   TempDir dir_;
   std::unique_ptr<crypto::KeyRing> ring_;
   std::unique_ptr<Stack> system_, user_;
@@ -473,6 +503,8 @@ TEST_P(VdiskTest, LargeRequestsMixTemplateHolesPendingAndCommittedBlocks) {
 // A damaged block inside a batched read: the read fails with an error naming its chunk, and
 // the blocks around it still read.
 TEST_P(VdiskTest, ADamagedBlockInABatchIsReportedByItsChunk) {
+  groups_ = false;  // one chunk per block (format 4); groups: ADamagedSlotIsReportedByItsGroup
+  Reopen();
   ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
   auto data = RandomData(256 << 10, 4);
   ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
@@ -528,26 +560,38 @@ TEST_P(VdiskTest, StaleRecordHintsAfterReEncryptionStillReadRight) {
 // blocks out of free space and frees the blocks they replace by runs of neighbours
 // (ChunkTxn::UseAndFree), and the next pass reuses the punched runs. Every pass reads back
 // right, check (which tiles every segment with chunks and free extents) stays clean, and the
-// store holds exactly the disk's 1,024 blocks.
+// store holds exactly the disk's 1,024 blocks: in 4 groups of 256 (format 5), or in 1,024
+// chunks (format 4).
 TEST_P(VdiskTest, SequentialPassesFreeAndReuseSpaceByRuns) {
-  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
+  for (bool groups : {true, false}) {
+    groups_ = groups;
+    Reopen();
+    SequentialPasses(groups ? 4 : 1024, groups ? "groups: " : "no groups: ");
+    if (HasFailure()) return;
+  }
+}
+
+void VdiskTest::SequentialPasses(uint64_t chunks, const std::string& what) {
+  ASSERT_TRUE(user_->vdisks->Create(what, {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
   std::vector<uint8_t> data;
   for (int pass = 0; pass < 4; pass++) {
     data = RandomData(4 << 20, 100 + pass);
     {
-      auto v = Open(*user_, "n");
+      auto v = Open(*user_, what);
       for (uint64_t off = 0; off < data.size(); off += 1 << 20)
         ASSERT_TRUE(v->Write(off, {data.data() + off, 1 << 20}, false).ok());
       ASSERT_TRUE(v->Flush().ok());
-      EXPECT_EQ(ReadAll(*v), data) << "pass " << pass;
+      EXPECT_EQ(ReadAll(*v), data) << what << "pass " << pass;
     }
-    user_->ExpectClean("pass " + std::to_string(pass) + ": ");
+    user_->ExpectClean(what + "pass " + std::to_string(pass) + ": ");
     auto st = user_->chunks->Stats();
     ASSERT_TRUE(st.ok());
-    EXPECT_EQ(st->chunks, 1024u) << "pass " << pass;
-    EXPECT_EQ(st->referenced_chunks, 1024u) << "pass " << pass;
+    EXPECT_EQ(st->chunks, chunks) << what << "pass " << pass;
+    EXPECT_EQ(st->referenced_chunks, chunks) << what << "pass " << pass;
   }
-  EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), data);
+  EXPECT_EQ(ReadAll(*Open(*user_, what, false)), data);
+  ASSERT_TRUE(user_->vdisks->Remove(what).ok());
+  EXPECT_EQ(user_->Chunks(), 0u);
 }
 
 // Random single-block overwrites free one short extent each: those are reused without a hole
@@ -555,6 +599,8 @@ TEST_P(VdiskTest, SequentialPassesFreeAndReuseSpaceByRuns) {
 // 1 MiB overwrite's freed run is punched at once, and maintain punches what is left. Space
 // is reused either way: the store's segments do not grow past what one disk's worth needs.
 TEST_P(VdiskTest, ShortFreedExtentsAreReusedWithoutPunchAndMaintainPunchesThem) {
+  groups_ = false;  // the 4 MiB write as 1,024 chunks (groups: GroupsAreCleaned...)
+  Reopen();
   ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
   auto data = RandomData(4 << 20, 7);
   auto v = Open(*user_, "n");
@@ -598,6 +644,250 @@ TEST_P(VdiskTest, ShortFreedExtentsAreReusedWithoutPunchAndMaintainPunchesThem) 
   EXPECT_GT(user_->punches->discards - punches2, 0u) << "maintain left free extents unpunched";
   EXPECT_EQ(ReadAll(*v), data);
   v.reset();
+  user_->ExpectClean();
+}
+
+// --- groups (format 5, ADR 0014 amendment 4)
+
+// Every group of the store: its record and slot count.
+std::vector<std::pair<Digest, ChunkRecord>> Groups(Stack& s) {
+  std::vector<std::pair<Digest, ChunkRecord>> out;
+  EXPECT_TRUE(s.chunks
+                  ->ForEachChunk([&](const Digest& id, const ChunkRecord& r) {
+                    if (r.is_group()) out.emplace_back(id, r);
+                  })
+                  .ok());
+  return out;
+}
+
+// A 1 MiB write is one group: one chunk, one record, read back whole, block by block, across
+// a flush and a reopen, in both private modes; a single-block write stays a chunk of its own;
+// zero blocks inside a write split it into groups around the holes.
+TEST_P(VdiskTest, AWriteOfManyBlocksIsOneGroupReadBlockByBlock) {
+  for (auto mode : {VdiskMode::kNondeduped, VdiskMode::kSemideduped}) {
+    const std::string name(VdiskModeName(mode));
+    VdiskCreateOptions o{mode, 4 << 20, 4096, "", false};
+    if (mode == VdiskMode::kSemideduped) {
+      ASSERT_TRUE(user_->vdisks->Create("t", {VdiskMode::kDeduped, 4 << 20, 4096, "", false}).ok());
+      ASSERT_TRUE(Open(*user_, "t")->Write(0, RandomData(4 << 20, 1), true).ok());
+      ASSERT_TRUE(user_->vdisks->Snapshot("t", "tsnap").ok());
+      o.template_name = "tsnap";
+    }
+    ASSERT_TRUE(user_->vdisks->Create(name, o).ok());
+    const uint64_t before = user_->Chunks();
+    std::vector<uint8_t> model(4 << 20);
+    if (mode == VdiskMode::kSemideduped) model = ReadAll(*Open(*user_, "tsnap", false));
+    auto v = Open(*user_, name);
+    auto data = RandomData(1 << 20, 2);
+    ASSERT_TRUE(v->Write(1 << 20, data, false).ok());
+    std::copy(data.begin(), data.end(), model.begin() + (1 << 20));
+    EXPECT_EQ(user_->Chunks(), before) << name << ": nothing committed before the flush";
+    EXPECT_EQ(ReadAll(*v), model) << name << ": read from the open transaction";
+    ASSERT_TRUE(v->Flush().ok());
+    EXPECT_EQ(user_->Chunks(), before + 1) << name << ": 256 blocks, one group";
+    auto block = RandomData(4096, 3);  // one block: a chunk of its own
+    ASSERT_TRUE(v->Write(3 << 20, block, false).ok());
+    std::copy(block.begin(), block.end(), model.begin() + (3 << 20));
+    auto holes = RandomData(64 << 10, 4);  // blocks 0-4 | zeros 5-6 | 7-15
+    std::fill_n(holes.begin() + 5 * 4096, 2 * 4096, 0);
+    ASSERT_TRUE(v->Write(2 << 20, holes, false).ok());
+    std::copy(holes.begin(), holes.end(), model.begin() + (2 << 20));
+    ASSERT_TRUE(v->Flush().ok());
+    EXPECT_EQ(user_->Chunks(), before + 4) << name;
+    // 256 blocks, then blocks 0-4 and 7-15 (plus the nondeduped vdisk's three, before).
+    EXPECT_EQ(Groups(*user_).size(), mode == VdiskMode::kSemideduped ? 6u : 3u) << name;
+    // Every block alone, and unaligned pieces across slot boundaries.
+    for (uint64_t lba : {256u, 257u, 300u, 511u, 512u, 517u, 768u}) {
+      std::vector<uint8_t> one(4096);
+      ASSERT_TRUE(v->Read(lba * 4096, one).ok());
+      EXPECT_TRUE(std::equal(one.begin(), one.end(), model.begin() + lba * 4096)) << lba;
+    }
+    std::vector<uint8_t> odd(10000);
+    ASSERT_TRUE(v->Read((1 << 20) + 4000, odd).ok());
+    EXPECT_TRUE(std::equal(odd.begin(), odd.end(), model.begin() + (1 << 20) + 4000));
+    v.reset();
+    Reopen();
+    EXPECT_EQ(ReadAll(*Open(*user_, name, false)), model) << name << ": after reopen";
+    user_->ExpectClean(name + ": ");
+  }
+}
+
+// Overwrites leave dead slots in a group; after every flush, a group that has at most half
+// its slots referenced has had its live blocks written again (and is released), so no group
+// is more than half dead and the data stays right. A snapshot keeps the groups it shares
+// whole until it is removed.
+TEST_P(VdiskTest, GroupsAreCleanedSoNoneIsMoreThanHalfDead) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
+  auto model = RandomData(4 << 20, 5);
+  auto v = Open(*user_, "n");
+  for (uint64_t off = 0; off < model.size(); off += 1 << 20)
+    ASSERT_TRUE(v->Write(off, {model.data() + off, 1 << 20}, false).ok());
+  ASSERT_TRUE(v->Flush().ok());
+  ASSERT_EQ(Groups(*user_).size(), 4u);
+  std::mt19937_64 rng(6);
+  uint64_t cleaned_groups = 0;
+  std::set<Digest> first_groups;
+  for (const auto& [id, r] : Groups(*user_)) first_groups.insert(id);
+  for (int round = 0; round < 12; round++) {
+    for (int i = 0; i < 64; i++) {  // single blocks and short runs, at random
+      const uint64_t n = 1 + rng() % 3, lba = rng() % (1024 - n);
+      auto d = RandomData(n * 4096, rng());
+      ASSERT_TRUE(v->Write(lba * 4096, d, false).ok());
+      std::copy(d.begin(), d.end(), model.begin() + lba * 4096);
+    }
+    ASSERT_TRUE(v->Flush().ok());
+    for (const auto& [id, r] : Groups(*user_)) {
+      auto g = GroupLayoutOf(r, user_->chunks->SlotOverhead());
+      ASSERT_TRUE(g);
+      EXPECT_GT(r.refcount * 2, g->slots) << "round " << round << ": group " << id.Hex() << " has "
+                                          << r.refcount << " of " << g->slots << " slots live";
+    }
+    uint64_t left = 0;
+    for (const auto& [id, r] : Groups(*user_)) left += first_groups.count(id);
+    cleaned_groups = 4 - left;
+    EXPECT_EQ(ReadAll(*v), model) << "round " << round;
+  }
+  EXPECT_GT(cleaned_groups, 0u) << "768 random overwrites of 1,024 blocks cleaned no group";
+  user_->ExpectClean();
+
+  // A snapshot shares every group; overwriting the whole vdisk leaves them to the snapshot.
+  v.reset();
+  ASSERT_TRUE(user_->vdisks->Snapshot("n", "snap").ok());
+  const auto shared = Groups(*user_).size();
+  v = Open(*user_, "n");
+  auto fresh = RandomData(4 << 20, 7);
+  for (uint64_t off = 0; off < fresh.size(); off += 4096)  // block by block: no new groups
+    ASSERT_TRUE(v->Write(off, {fresh.data() + off, 4096}, false).ok());
+  ASSERT_TRUE(v->Flush().ok());
+  EXPECT_EQ(ReadAll(*v), fresh);
+  EXPECT_EQ(ReadAll(*Open(*user_, "snap", false)), model);
+  EXPECT_EQ(Groups(*user_).size(), shared) << "the snapshot's groups must stay whole";
+  user_->ExpectClean("with the snapshot: ");
+  ASSERT_TRUE(user_->vdisks->Remove("snap").ok());
+  EXPECT_EQ(Groups(*user_).size(), 0u) << "removing the snapshot releases its groups";
+  EXPECT_EQ(ReadAll(*v), fresh);
+  user_->ExpectClean("after rm of the snapshot: ");
+}
+
+// A slot damaged at rest fails the read of its block with an error naming the group, while the
+// other blocks of the group (each slot verified on its own) still read. Two slots swapped at
+// rest fail too: each slot is bound to its number. check --read-data reports the group.
+TEST_P(VdiskTest, ADamagedSlotIsReportedByItsGroup) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+  auto data = RandomData(256 << 10, 4);
+  ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
+  auto groups = Groups(*user_);
+  ASSERT_EQ(groups.size(), 1u);
+  const auto& [gid, rec] = groups[0];
+  const uint64_t stride = 4096 + user_->chunks->SlotOverhead();
+  ASSERT_EQ(rec.stored_len, 64 * stride);
+  // Slot 10 damaged.
+  std::vector<uint8_t> junk(16, 0x5a);
+  ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + 10 * stride + 40, junk).ok());
+  {
+    auto v = Open(*user_, "n", false);
+    std::vector<uint8_t> got(256 << 10);
+    Status s = v->Read(0, got);
+    EXPECT_EQ(s.code(), Code::kCorruption) << s.message();
+    EXPECT_NE(s.message().find(gid.Hex()), std::string::npos) << s.message();
+    std::vector<uint8_t> head(40 << 10), tail(212 << 10);
+    ASSERT_TRUE(v->Read(0, head).ok());
+    ASSERT_TRUE(v->Read(44 << 10, tail).ok());
+    EXPECT_TRUE(std::equal(head.begin(), head.end(), data.begin()));
+    EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.begin() + (44 << 10)));
+  }
+  CheckReport rep;
+  ChunkExpectations expect;
+  ASSERT_TRUE(user_->vdisks->Check(expect, rep).ok());
+  CheckOptions co;
+  co.read_data = true;
+  ASSERT_TRUE(CheckChunks(*user_->chunks, expect, *user_->pool, co, rep).ok());
+  bool named = false;
+  for (const auto& e : rep.errors) named |= e.find(gid.Hex()) != std::string::npos;
+  EXPECT_TRUE(named) << "check --read-data did not report the damaged group";
+  // Slots 20 and 21 swapped: both fail, their neighbours read.
+  std::vector<uint8_t> a(stride), b(stride);
+  ASSERT_TRUE(user_->backend->Read(rec.segment, rec.offset + 20 * stride, a).ok());
+  ASSERT_TRUE(user_->backend->Read(rec.segment, rec.offset + 21 * stride, b).ok());
+  ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + 20 * stride, b).ok());
+  ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + 21 * stride, a).ok());
+  auto v = Open(*user_, "n", false);
+  for (uint64_t lba : {20u, 21u}) {
+    std::vector<uint8_t> one(4096);
+    EXPECT_EQ(v->Read(lba * 4096, one).code(), Code::kCorruption) << "swapped slot " << lba;
+  }
+  for (uint64_t lba : {19u, 22u}) {
+    std::vector<uint8_t> one(4096);
+    ASSERT_TRUE(v->Read(lba * 4096, one).ok());
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), data.begin() + lba * 4096));
+  }
+}
+
+// Groups move like any chunk: compaction (maintain) and re-encryption (every slot opened,
+// verified and sealed again under a fresh key) keep every block readable and check clean.
+TEST_P(VdiskTest, GroupsSurviveCompactionAndReEncryption) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
+  auto model = RandomData(4 << 20, 11);
+  {
+    auto v = Open(*user_, "n");
+    for (uint64_t off = 0; off < model.size(); off += 1 << 20)
+      ASSERT_TRUE(v->Write(off, {model.data() + off, 1 << 20}, false).ok());
+    ASSERT_TRUE(v->Flush().ok());
+    // Half of it overwritten in 512 KiB writes: the old groups' extents become free space.
+    for (uint64_t off = 0; off < model.size(); off += 1 << 20) {
+      auto d = RandomData(512 << 10, off + 1);
+      ASSERT_TRUE(v->Write(off, d, false).ok());
+      std::copy(d.begin(), d.end(), model.begin() + off);
+    }
+  }
+  MaintainOptions mo;
+  mo.live_threshold = 1.0;  // compact whatever has free space
+  auto m = user_->chunks->Maintain(mo);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), model) << "after maintain";
+  user_->ExpectClean("after maintain: ");
+  if (GetParam()) {
+    const auto before = Groups(*user_);
+    ResealOptions o;
+    o.sealed_before = UINT64_MAX;
+    auto r = user_->chunks->Reseal(o);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    const auto after = Groups(*user_);
+    ASSERT_EQ(after.size(), before.size());
+    for (size_t i = 0; i < after.size(); i++) {
+      EXPECT_NE(after[i].second.salt, before[i].second.salt) << "a group was not re-sealed";
+      EXPECT_EQ(after[i].second.generation, before[i].second.generation + 1);
+    }
+    EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), model) << "after re-encryption";
+    user_->ExpectClean("after re-encryption: ");
+  }
+}
+
+// A format-4 store (no groups) keeps one chunk per block and version-1 block map pages, so the
+// cairn versions that read format 4 still read it.
+TEST_P(VdiskTest, Format4StoresWriteNoGroups) {
+  groups_ = false;
+  Reopen();
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+  auto data = RandomData(1 << 20, 12);
+  ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
+  EXPECT_EQ(user_->Chunks(), 256u);
+  EXPECT_TRUE(Groups(*user_).empty());
+  size_t pages = 0;
+  ASSERT_TRUE(user_->index
+                  ->Scan(std::string(1, keyspace::kBlockMap),
+                         [&](std::string_view k, std::string_view v) {
+                           auto row = user_->rows->Open(std::string(k), std::string(v), "page");
+                           EXPECT_TRUE(row.ok());
+                           if (row.ok()) {
+                             EXPECT_EQ((*row)[0], '\x01');
+                           }
+                           pages++;
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(pages, 2u);
+  EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), data);
   user_->ExpectClean();
 }
 
