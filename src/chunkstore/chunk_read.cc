@@ -88,17 +88,22 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
   });
   const bool caching = cache_ && cache_->enabled();
   thread_local std::vector<uint8_t> buf;
-  // The key of the group whose slots are being opened: derived once for its neighbouring slots.
-  std::optional<std::pair<Digest, crypto::Key32>> group_key;
-  auto key_of = [&](size_t i) -> const crypto::Key32* {
+  // The opener of the group whose slots are being opened, for two or more neighbouring slots of
+  // one group (order[k], order[k + 1], ... in a run ending before `end`): one key derivation
+  // and one key schedule for them all. A single slot is opened with the thread's own context.
+  Digest opener_of;
+  std::unique_ptr<crypto::StoreCrypto::GroupOpener> opener;
+  auto opener_for = [&](size_t k, size_t end) -> crypto::StoreCrypto::GroupOpener* {
+    const size_t i = order[k];
     if (!crypto_) return nullptr;
-    if (!group_key || group_key->first != ids[i]) {
-      const ChunkRecord& r = recs[i];
-      auto k = crypto_->GroupKey(ids[i], {r.key_version, r.salt, r.sealed, false});
-      if (!k.ok()) return nullptr;  // OpenSlot derives it again and says why it fails
-      group_key.emplace(ids[i], std::move(*k));
-    }
-    return &group_key->second;
+    if (opener && opener_of == ids[i]) return opener.get();
+    if (k + 1 >= end || ids[order[k + 1]] != ids[i]) return nullptr;
+    const ChunkRecord& r = recs[i];
+    auto o = crypto_->OpenGroup(ids[i], {r.key_version, r.salt, r.sealed, false});
+    if (!o.ok()) return nullptr;  // OpenSlot tries again and says why it fails
+    opener = std::move(*o);
+    opener_of = ids[i];
+    return opener.get();
   };
   for (size_t a = 0; a < order.size();) {
     const ChunkRecord& first = recs[order[a]];
@@ -119,9 +124,10 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
       const size_t i = order[k];
       const ChunkRecord& r = recs[i];
       std::span<uint8_t> stored(buf.data() + (off[i] - start), len[i]);
-      const bool ok = read && (layout[i] ? OpenSlot(ids[i], r, slots[i], stored, outs[i], key_of(i))
-                                         : UnsealInto(ids[i], r, stored, outs[i]))
-                                  .ok();
+      const bool ok =
+          read && (layout[i] ? OpenSlot(ids[i], r, slots[i], stored, outs[i], opener_for(k, b))
+                             : UnsealInto(ids[i], r, stored, outs[i]))
+                      .ok();
       if (!ok) {
         slow.push_back(i);
         continue;

@@ -338,17 +338,16 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
     if (!g || stored.size() != rec.stored_len)
       return Status::Corruption("chunk " + id.Hex() + where() +
                                 " is a group whose lengths do not make whole slots");
-    std::optional<crypto::Key32> key;  // derived once for every slot
+    std::unique_ptr<crypto::StoreCrypto::GroupOpener> opener;  // one key for every slot
     if (crypto_) {
-      auto k = crypto_->GroupKey(id, {rec.key_version, rec.salt, rec.sealed, false});
-      if (!k.ok()) return k.status().WithContext("chunk " + id.Hex() + where());
-      key = std::move(*k);
+      auto o = crypto_->OpenGroup(id, {rec.key_version, rec.salt, rec.sealed, false});
+      if (!o.ok()) return o.status().WithContext("chunk " + id.Hex() + where());
+      opener = std::move(*o);
     }
     std::span<uint8_t> out = out_buffer(rec.plain_len);
     for (uint32_t i = 0; i < g->slots; i++) {
-      Status s =
-          OpenSlot(id, rec, i, stored.subspan(size_t{i} * g->stride, g->stride),
-                   out.subspan(size_t{i} * g->block_size, g->block_size), key ? &*key : nullptr);
+      Status s = OpenSlot(id, rec, i, stored.subspan(size_t{i} * g->stride, g->stride),
+                          out.subspan(size_t{i} * g->block_size, g->block_size), opener.get());
       if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
     }
     return Status::Ok();
@@ -397,8 +396,8 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
 
 Status ChunkStore::OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t slot,
                             std::span<const uint8_t> stored, std::span<uint8_t> out,
-                            const crypto::Key32* key) const {
-  if (crypto_ && key) return crypto_->OpenGroupSlot(*key, id, rec.key_version, slot, stored, out);
+                            crypto::StoreCrypto::GroupOpener* opener) const {
+  if (crypto_ && opener) return opener->Open(slot, stored, out);
   if (crypto_)
     return crypto_->OpenGroupSlot(id, {rec.key_version, rec.salt, rec.sealed, false}, slot, stored,
                                   out);

@@ -139,8 +139,10 @@ class ChunkTxn {
   std::optional<ChunkRecord> Pending(const Digest& id) const;
   // Pending for many ids under one lock: out[i] for ids[i] (left alone when not pending).
   void PendingMany(std::span<const Digest> ids, std::vector<std::optional<ChunkRecord>>& out) const;
-  // New chunks written so far (a vdisk commits early when this grows large).
+  // New chunks written so far, and their stored bytes (a vdisk commits early when either grows
+  // large). Thread-safe.
   size_t new_chunk_count() const;
+  uint64_t new_bytes_pending() const;
   // Forgets every reference change made so far (data written stays unused and is released).
   void DiscardRefs();
   // Compaction: copies a chunk's stored bytes (verified first) to new space outside the
@@ -174,6 +176,8 @@ class ChunkTxn {
   explicit ChunkTxn(ChunkStore* store);
   // Reseal of a group: every slot verified, then sealed again under a fresh salt.
   Status ResealGroup(const Digest& id, const ChunkRecord& rec);
+  // Forgets reservation `e` (mu_ held): it became a chunk's extent, or went back.
+  void DropReservation(const Extent& e);
   struct NewChunk {
     ChunkRecord record;  // refcount 0; location = its reserved extent
     uint64_t read_seq = 0;
@@ -457,10 +461,10 @@ class ChunkStore {
                       std::span<uint8_t> out) const;
   // Opens and verifies slot `slot` of group `id` (`stored`: the slot's bytes) into `out` (its
   // block; may be the start of `stored`). Corruption naming the slot when it does not verify.
-  // `key`: the group's key (StoreCrypto::GroupKey) when the caller opens many of its slots.
+  // `opener`: the group's (StoreCrypto::OpenGroup) when the caller opens many of its slots.
   Status OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t slot,
                   std::span<const uint8_t> stored, std::span<uint8_t> out,
-                  const crypto::Key32* key = nullptr) const;
+                  crypto::StoreCrypto::GroupOpener* opener = nullptr) const;
   // Seals (plain store: checksums) `blocks` as the slots of group `id` into `out` (exactly
   // slots * (block_size + SlotOverhead()) bytes); `salt`: fresh random bytes (kChunkSaltSize).
   Status SealGroup(const Digest& id, std::span<const uint8_t> blocks, uint32_t block_size,

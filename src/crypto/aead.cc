@@ -190,6 +190,71 @@ Status Open(const Key32& key, std::span<const uint8_t> aad, std::span<const uint
   return s;
 }
 
+AeadBatch::~AeadBatch() { EVP_CIPHER_CTX_free(ctx_); }
+
+void AeadBatch::Fail() {
+  ERR_clear_error();
+  if (ctx_ != nullptr) EVP_CIPHER_CTX_reset(ctx_);  // wipes the key schedule too
+  keyed_ = false;
+}
+
+EVP_CIPHER_CTX* AeadBatch::Start(const uint8_t* nonce) {
+  if (ctx_ == nullptr && (ctx_ = EVP_CIPHER_CTX_new()) == nullptr) return nullptr;
+  // Keyed once; after that only the nonce changes, which starts a new GCM message under the
+  // key schedule already in the context.
+  const bool ok =
+      keyed_ ? EVP_CipherInit_ex2(ctx_, nullptr, nullptr, nonce, enc_, nullptr) == 1
+             : EVP_CipherInit_ex2(ctx_, Aes256Gcm(), key_.b.data(), nonce, enc_, nullptr) == 1;
+  if (!ok) {
+    Fail();
+    return nullptr;
+  }
+  keyed_ = true;
+  return ctx_;
+}
+
+Status AeadBatch::Seal(std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+                       std::span<const uint8_t, kNonceSize> nonce, std::span<uint8_t> out) {
+  const size_t n = plain.size();
+  if (!enc_ || out.size() != n + kSealOverhead)
+    return Status::Invalid("batch seal: an opening batch, or an output not plaintext size + 28");
+  std::memcpy(out.data(), nonce.data(), kNonceSize);
+  EVP_CIPHER_CTX* ctx = Start(out.data());
+  if (ctx == nullptr) return SealFailed();
+  uint8_t* ct = out.data() + kNonceSize;
+  int outl = 0;
+  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, plain, ct) ||
+      EVP_EncryptFinal_ex(ctx, ct + n, &outl) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + n) != 1) {
+    Fail();
+    return SealFailed();
+  }
+  return Status::Ok();
+}
+
+Status AeadBatch::Open(std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
+                       std::span<uint8_t> plain) {
+  if (enc_) return Status::Invalid("batch open: a sealing batch");
+  if (sealed.size() < kSealOverhead) return AuthFailed();
+  const size_t n = sealed.size() - kSealOverhead;
+  if (plain.size() != n) return Status::Invalid("open: output buffer must be sealed size - 28");
+  uint8_t nonce[kNonceSize];
+  uint8_t tag[kTagSize];
+  std::memcpy(nonce, sealed.data(), kNonceSize);
+  std::memcpy(tag, sealed.data() + kNonceSize + n, kTagSize);
+  EVP_CIPHER_CTX* ctx = Start(nonce);
+  if (ctx == nullptr) return Status::IOError("AES-256-GCM decryption failed in OpenSSL");
+  int outl = 0;
+  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, sealed.subspan(kNonceSize, n), plain.data()) ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1 ||
+      EVP_DecryptFinal_ex(ctx, plain.data() + n, &outl) != 1) {
+    Fail();
+    Cleanse(plain.data(), plain.size());
+    return AuthFailed();
+  }
+  return Status::Ok();
+}
+
 namespace internal {
 Status SealWithNonce(const Key32& key, std::span<const uint8_t, kNonceSize> nonce,
                      std::span<const uint8_t> aad, std::span<const uint8_t> plain,

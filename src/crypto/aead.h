@@ -19,6 +19,8 @@
 #include "cairn/status.h"
 #include "crypto/secret.h"
 
+struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX
+
 namespace cairn::crypto {
 
 inline constexpr size_t kNonceSize = 12;
@@ -52,6 +54,33 @@ Status SealIntoWithNonce(const Key32& key, std::span<const uint8_t> aad,
 // failure `plain` is zeroed (unauthenticated plaintext is never handed out).
 Status OpenInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
                 std::span<uint8_t> plain);
+
+// Many seals, or many opens, under one key with one key schedule: the slots of a vdisk block
+// group (StoreCrypto::SealGroupInto), whose key seals nothing else. Seal and Open give exactly
+// what SealIntoWithNonce(key, aad, plain, {}, nonce, out) and OpenInto(key, aad, sealed,
+// plain) give, without expanding the key and its GHASH table again for every message (about
+// as costly as sealing a 4 KiB block). Not thread-safe; the context, and so the expanded key,
+// is freed (OpenSSL wipes it) with the batch.
+class AeadBatch {
+ public:
+  AeadBatch(const Key32& key, bool encrypt) : key_(key), enc_(encrypt ? 1 : 0) {}
+  ~AeadBatch();
+  AeadBatch(const AeadBatch&) = delete;
+  AeadBatch& operator=(const AeadBatch&) = delete;
+  Status Seal(std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+              std::span<const uint8_t, kNonceSize> nonce, std::span<uint8_t> out);
+  Status Open(std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
+              std::span<uint8_t> plain);
+
+ private:
+  // The context set for a message with `nonce` (keyed at first use or after a failure).
+  evp_cipher_ctx_st* Start(const uint8_t* nonce);
+  void Fail();
+  Key32 key_;
+  int enc_;
+  evp_cipher_ctx_st* ctx_ = nullptr;
+  bool keyed_ = false;
+};
 
 namespace internal {
 // Test hook for known-answer vectors: seals with a caller-chosen nonce. Never use a fixed nonce

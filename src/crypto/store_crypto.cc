@@ -111,15 +111,13 @@ Result<std::span<uint8_t>> StoreCrypto::OpenChunkInPlace(const Digest& id, const
 }
 
 namespace {
-// A group slot's associated data: the chunk's, then "slot" and the slot number.
-std::vector<uint8_t> SlotAad(std::string_view store_id, const Digest& id, uint32_t key_version,
-                             uint32_t slot) {
-  std::vector<uint8_t> aad = ChunkAad(store_id, id, key_version);
+// A group slot's associated data: the chunk's (in `aad` up to `prefix`), then "slot" and the
+// slot number. Reuses `aad`'s buffer.
+std::span<const uint8_t> SlotAad(std::vector<uint8_t>& aad, size_t prefix, uint32_t slot) {
   static constexpr std::string_view kLabel = "slot";
-  aad.insert(aad.end(), kLabel.begin(), kLabel.end());
-  uint8_t n[4];
-  PutU32Le(n, slot);
-  aad.insert(aad.end(), n, n + 4);
+  aad.resize(prefix + kLabel.size() + 4);
+  std::memcpy(aad.data() + prefix, kLabel.data(), kLabel.size());
+  PutU32Le(aad.data() + prefix + kLabel.size(), slot);
   return aad;
 }
 std::array<uint8_t, kNonceSize> SlotNonce(uint32_t slot) {
@@ -143,41 +141,62 @@ Status StoreCrypto::SealGroupInto(const Digest& id, std::span<const uint8_t> blo
   seal.padded = false;
   std::memcpy(seal.salt.data(), salt.data(), kChunkSaltSize);
   CAIRN_ASSIGN_OR_RETURN(Key32 data_key, keys_.DataKey(seal.key_version));
-  Key32 key = ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch);
+  AeadBatch batch(ChunkKey(data_key, id, seal.salt, seal.key_version, seal.epoch),
+                  /*encrypt=*/true);
+  std::vector<uint8_t> aad = ChunkAad(store_id(), id, seal.key_version);
+  const size_t prefix = aad.size();
   for (size_t i = 0; i < n; i++) {
     const auto slot = static_cast<uint32_t>(i);
     const auto nonce = SlotNonce(slot);
-    CAIRN_RETURN_IF_ERROR(SealIntoWithNonce(key, SlotAad(store_id(), id, seal.key_version, slot),
-                                            blocks.subspan(i * block_size, block_size), {}, nonce,
-                                            out.subspan(i * stride, stride)));
+    CAIRN_RETURN_IF_ERROR(batch.Seal(SlotAad(aad, prefix, slot),
+                                     blocks.subspan(i * block_size, block_size), nonce,
+                                     out.subspan(i * stride, stride)));
   }
   return Status::Ok();
 }
 
-Result<Key32> StoreCrypto::GroupKey(const Digest& id, const ChunkSeal& seal) const {
+Result<std::unique_ptr<StoreCrypto::GroupOpener>> StoreCrypto::OpenGroup(
+    const Digest& id, const ChunkSeal& seal) const {
   auto data_key = keys_.DataKey(seal.key_version);
   if (!data_key.ok())
     return Status::Corruption("sealed under key version " + std::to_string(seal.key_version) +
                               ", which the key ring lacks");
-  return ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch);
+  return std::make_unique<GroupOpener>(
+      ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch),
+      ChunkAad(store_id(), id, seal.key_version));
 }
 
-Status StoreCrypto::OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,
-                                  std::span<const uint8_t> sealed, std::span<uint8_t> out) const {
-  CAIRN_ASSIGN_OR_RETURN(Key32 key, GroupKey(id, seal));
-  return OpenGroupSlot(key, id, seal.key_version, slot, sealed, out);
-}
-
-Status StoreCrypto::OpenGroupSlot(const Key32& key, const Digest& id, uint32_t key_version,
-                                  uint32_t slot, std::span<const uint8_t> sealed,
-                                  std::span<uint8_t> out) const {
+Status StoreCrypto::GroupOpener::Open(uint32_t slot, std::span<const uint8_t> sealed,
+                                      std::span<uint8_t> out) {
   if (sealed.size() != out.size() + kSlotOverhead)
     return Status::Corruption("a group slot of " + std::to_string(sealed.size()) + " bytes for " +
                               std::to_string(out.size()) + "-byte blocks");
   const auto nonce = SlotNonce(slot);
   if (!std::equal(nonce.begin(), nonce.end(), sealed.begin()))
     return Status::Corruption("slot " + std::to_string(slot) + " has another slot's nonce");
-  if (!OpenInto(key, SlotAad(store_id(), id, key_version, slot), sealed, out).ok())
+  if (!batch_.Open(SlotAad(aad_, prefix_, slot), sealed, out).ok())
+    return Status::Corruption("slot " + std::to_string(slot) +
+                              ": authentication failed (tampered or damaged)");
+  return Status::Ok();
+}
+
+Status StoreCrypto::OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,
+                                  std::span<const uint8_t> sealed, std::span<uint8_t> out) const {
+  // One slot: the thread's own cipher context (OpenInto), not a GroupOpener's of its own.
+  if (sealed.size() != out.size() + kSlotOverhead)
+    return Status::Corruption("a group slot of " + std::to_string(sealed.size()) + " bytes for " +
+                              std::to_string(out.size()) + "-byte blocks");
+  const auto nonce = SlotNonce(slot);
+  if (!std::equal(nonce.begin(), nonce.end(), sealed.begin()))
+    return Status::Corruption("slot " + std::to_string(slot) + " has another slot's nonce");
+  auto data_key = keys_.DataKey(seal.key_version);
+  if (!data_key.ok())
+    return Status::Corruption("sealed under key version " + std::to_string(seal.key_version) +
+                              ", which the key ring lacks");
+  const Key32 key = ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch);
+  std::vector<uint8_t> aad = ChunkAad(store_id(), id, seal.key_version);
+  const size_t prefix = aad.size();
+  if (!OpenInto(key, SlotAad(aad, prefix, slot), sealed, out).ok())
     return Status::Corruption("slot " + std::to_string(slot) +
                               ": authentication failed (tampered or damaged)");
   return Status::Ok();

@@ -101,12 +101,22 @@ class StoreCrypto {
   // bytes; may be exactly sealed.subspan(kNonceSize)). Corruption when it does not verify.
   Status OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,
                        std::span<const uint8_t> sealed, std::span<uint8_t> out) const;
-  // The key of group `id` sealed as `seal` (one HKDF), to open many of its slots with it;
-  // Corruption when the key ring lacks seal.key_version.
-  Result<Key32> GroupKey(const Digest& id, const ChunkSeal& seal) const;
-  // OpenGroupSlot with the group's key already derived.
-  Status OpenGroupSlot(const Key32& key, const Digest& id, uint32_t key_version, uint32_t slot,
-                       std::span<const uint8_t> sealed, std::span<uint8_t> out) const;
+  // Opens many slots of one group with one key derivation and one AES key schedule.
+  class GroupOpener {
+   public:
+    GroupOpener(const Key32& key, std::vector<uint8_t> chunk_aad)
+        : batch_(key, /*encrypt=*/false), aad_(std::move(chunk_aad)), prefix_(aad_.size()) {}
+    // OpenGroupSlot for this group.
+    Status Open(uint32_t slot, std::span<const uint8_t> sealed, std::span<uint8_t> out);
+
+   private:
+    AeadBatch batch_;
+    std::vector<uint8_t> aad_;  // the chunk's AAD, then "slot" and the slot number
+    size_t prefix_;
+  };
+  // The opener of group `id` sealed as `seal`; Corruption when the key ring lacks
+  // seal.key_version.
+  Result<std::unique_ptr<GroupOpener>> OpenGroup(const Digest& id, const ChunkSeal& seal) const;
 
   // Metadata rows: u8 0xE1 || u32le key version || nonce || ciphertext || tag, AAD = row key.
   Result<std::string> SealRow(std::string_view row_key, std::string_view plain) const;
