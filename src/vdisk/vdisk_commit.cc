@@ -15,6 +15,9 @@ namespace {
 constexpr size_t kMaxPendingChunks =
     8192;                                // new chunks of one transaction (32 MiB of 4 KiB blocks)
 constexpr size_t kMaxDirtyPages = 2048;  // ~9 MiB of block map pages
+// New stored bytes of one transaction: what a stream of writes without flushes appends to the
+// segments before a commit frees what they replaced (groups make few chunks of many bytes).
+constexpr uint64_t kMaxPendingBytes = uint64_t{64} << 20;
 // Groups that lost a slot, remembered for cleaning after the next commit (a group missed
 // because of this bound is looked at again when it loses another slot).
 constexpr size_t kMaxDroppedGroups = 16384;
@@ -23,11 +26,17 @@ constexpr size_t kMaxDroppedGroups = 16384;
 
 Status VdiskImpl::MaybeCheckpoint() {
   size_t pending = 0;
+  uint64_t bytes = 0;
   {
     std::shared_lock lk(txn_mu_);
-    if (txn_) pending = txn_->new_chunk_count();
+    if (txn_) {
+      pending = txn_->new_chunk_count();
+      bytes = txn_->new_bytes_pending();
+    }
   }
-  if (pending < kMaxPendingChunks && map_.dirty_pages() < kMaxDirtyPages) return Status::Ok();
+  if (pending < kMaxPendingChunks && bytes < kMaxPendingBytes &&
+      map_.dirty_pages() < kMaxDirtyPages)
+    return Status::Ok();
   return Flush();
 }
 

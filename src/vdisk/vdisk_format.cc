@@ -218,6 +218,9 @@ Result<BlockMapPage> BlockMapPage::Decode(std::string_view v, const std::string&
     }
   }
   if (!r.done()) return bad();
+  // Version 2 is written only for a page naming a slot: one that names none is not ours.
+  if (version == 2 && std::none_of(p.slots_.begin(), p.slots_.end(), [](uint16_t x) { return x; }))
+    return bad();
   return p;
 }
 

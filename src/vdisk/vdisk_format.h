@@ -90,7 +90,7 @@ struct BlockEntry {
 class BlockMapPage {
  public:
   // 1: ids only; 2 (format 5): each id followed by its slot. A page none of whose entries is a
-  // group slot is written as version 1.
+  // group slot is written as version 1 (and a version-2 row without one does not decode).
   static constexpr uint8_t kFormatVersion = 2;
   // Slots a version-2 entry can name (ChunkTxn::kMaxGroupSlots).
   static constexpr uint32_t kMaxSlots = 256;

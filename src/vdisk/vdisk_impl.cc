@@ -197,28 +197,57 @@ Status VdiskImpl::Read(uint64_t offset, std::span<uint8_t> out) {
 
 // --- writes
 
-Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<BlockEntry> e) {
+Result<std::optional<BlockEntry>> VdiskImpl::SwapEntryLocked(uint64_t lba,
+                                                             std::optional<BlockEntry> e) {
   CAIRN_ASSIGN_OR_RETURN(auto old, map_.Set(lba, e));
   if (bitmap_) bitmap_->Set(lba);
-  if (old) {
-    txn.DropRef(old->id);
-    // A group that lost a slot may be worth cleaning after the commit; slot k of a group is
-    // always at block first + k (of this vdisk, and of its snapshots).
-    if (old->in_group() && lba >= old->slot) NoteDropped(old->id, lba - old->slot);
-  }
   mapped_delta_ += (e ? 1 : 0) - (old ? 1 : 0);
   dirty_ = true;
+  return old;
+}
+
+void VdiskImpl::Dropped(ChunkTxn& txn, uint64_t lba, const BlockEntry& old, int64_t n) {
+  txn.DropRef(old.id, n);
+  // A group that lost slots may be worth cleaning after the commit; slot k of a group is
+  // always at block first + k (of this vdisk, and of its snapshots).
+  if (old.in_group() && lba >= old.slot) NoteDropped(old.id, lba - old.slot);
+}
+
+Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<BlockEntry> e) {
+  CAIRN_ASSIGN_OR_RETURN(auto old, SwapEntryLocked(lba, e));
+  if (old) Dropped(txn, lba, *old, 1);
   return Status::Ok();
 }
 
 Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
                              const std::vector<std::optional<BlockEntry>>& ids) {
+  // The replaced entries' references are dropped once per run of blocks of the same chunk (a
+  // group's slots, overwritten together), not block by block.
+  std::optional<BlockEntry> run;  // the first replaced entry of the current run
+  uint64_t run_lba = 0;
+  int64_t run_n = 0;
   for (size_t i = 0; i < ids.size();) {
     // One stripe held at a time, for the blocks of this request that it covers.
     std::unique_lock lk(Stripe(lba + i));
     const size_t end = std::min<size_t>(ids.size(), i + kStripeBlocks - (lba + i) % kStripeBlocks);
-    for (; i < end; i++) CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba + i, ids[i]));
+    for (; i < end; i++) {
+      auto old = SwapEntryLocked(lba + i, ids[i]);
+      if (!old.ok()) {
+        if (run) Dropped(txn, run_lba, *run, run_n);  // those entries were replaced
+        return old.status();
+      }
+      if (!*old) continue;
+      if (run && run->id == (*old)->id) {
+        run_n++;
+        continue;
+      }
+      if (run) Dropped(txn, run_lba, *run, run_n);
+      run = *old;
+      run_lba = lba + i;
+      run_n = 1;
+    }
   }
+  if (run) Dropped(txn, run_lba, *run, run_n);
   return Status::Ok();
 }
 

@@ -140,6 +140,11 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // Points block `lba` at `id` (nullopt: a hole) under its stripe lock and drops the old
   // reference. Semi-deduped: the bit is set.
   Status SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<BlockEntry> e);
+  // SetEntryLocked's two halves: the map entry (and bit) changed, returning the old entry; and
+  // `n` references dropped on the old entry's chunk (noting a group that lost slots, `lba`
+  // being the block of the entry `old`).
+  Result<std::optional<BlockEntry>> SwapEntryLocked(uint64_t lba, std::optional<BlockEntry> e);
+  void Dropped(ChunkTxn& txn, uint64_t lba, const BlockEntry& old, int64_t n);
   Status WritePartial(uint64_t lba, size_t at, std::span<const uint8_t> data);
   Status MakeHoles(uint64_t first, uint64_t count);
   Status MaybeCheckpoint();

@@ -99,6 +99,14 @@ TEST(BlockMapPageTest, SparsePageMatchesModelAndV1V2Encodings) {
   EXPECT_FALSE(BlockMapPage::Decode(enc + "x", "t").ok());
   EXPECT_FALSE(BlockMapPage::Decode(enc.substr(0, enc.size() - 1), "t").ok());
   EXPECT_FALSE(BlockMapPage::Decode(std::string(1, '\x03') + enc.substr(1), "t").ok());
+  // A version-2 page that names no slot is not what a writer makes: refused.
+  BlockMapPage p3;
+  p3.Set(3, BlockEntry{id_for(7)});
+  std::string v2 = p3.Encode();
+  ASSERT_EQ(v2[0], '\x01');
+  v2[0] = '\x02';
+  v2 += std::string(2, '\0');
+  EXPECT_FALSE(BlockMapPage::Decode(v2, "t").ok());
   std::string big = enc;
   big[big.size() - 2] = char(0x01);  // slot + 1 = 257
   big[big.size() - 1] = char(0x01);
