@@ -502,8 +502,10 @@ class ChunkStore {
   // Deletes rows left at refcount zero for a pinner that is gone (under the commit lock).
   Status ReleaseZeroRows(const std::vector<Digest>& ids);
   // Makes freed extents reservable again, first giving the storage of each run of neighbours
-  // of at least opts_.punch_min_bytes back to the filesystem (hole punch; RADOS: zero).
-  void PunchAndMakeAvailable(const std::vector<Extent>& extents);
+  // of at least opts_.punch_min_bytes back to the filesystem (hole punch; RADOS: zero), except
+  // for up to `keep_bytes` of such runs (a commit's own new bytes: what it freed is expected to
+  // be written again soon), which `maintain` punches if they stay free.
+  void PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes = 0);
   // Commit bookkeeping (commit lock held): rows of `ids` changed at a new commit sequence.
   void RecordCommit(const std::vector<Digest>& ids);
   bool ChangedSince(const Digest& id, uint64_t seq) const;

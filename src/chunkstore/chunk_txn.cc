@@ -844,7 +844,8 @@ Status ChunkTxn::Commit(const ExtraFn& extra) {
   std::set<std::pair<SegmentId, uint64_t>> used;
   for (const auto& u : settled.used) used.insert({u.segment, u.offset});
   std::erase_if(reserved_, [&](const Extent& e) { return used.count({e.segment, e.offset}) > 0; });
-  store_->PunchAndMakeAvailable(settled.released);
+  // What this commit freed up to what it wrote stays unpunched, for the next writes to reuse.
+  store_->PunchAndMakeAvailable(settled.released, new_stored_bytes_);
   return Status::Ok();
 }
 

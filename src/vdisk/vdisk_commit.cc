@@ -15,9 +15,6 @@ namespace {
 constexpr size_t kMaxPendingChunks =
     8192;                                // new chunks of one transaction (32 MiB of 4 KiB blocks)
 constexpr size_t kMaxDirtyPages = 2048;  // ~9 MiB of block map pages
-// New stored bytes of one transaction: what a stream of writes without flushes appends to the
-// segments before a commit frees what they replaced (groups make few chunks of many bytes).
-constexpr uint64_t kMaxPendingBytes = uint64_t{64} << 20;
 // Groups that lost a slot, remembered for cleaning after the next commit (a group missed
 // because of this bound is looked at again when it loses another slot).
 constexpr size_t kMaxDroppedGroups = 16384;

@@ -81,6 +81,12 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status Extents(uint64_t offset, uint64_t length,
                  const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) override;
 
+  // New stored bytes of one transaction at which a vdisk commits by itself: what a stream of
+  // writes without flushes appends to the segments before a commit frees (and, up to as much,
+  // keeps for reuse) what they replaced. Groups make few chunks of many bytes, so the bound of
+  // 8,192 new chunks alone let such a stream grow the segments without end.
+  static constexpr uint64_t kMaxPendingBytes = uint64_t{128} << 20;
+
   uint64_t blocks() const override { return size() / bs_; }
   Status ReadBlock(uint64_t lba, std::span<uint8_t> out) override;
   // Many blocks at once: their stripes locked together, their map entries read page by page,
