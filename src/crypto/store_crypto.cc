@@ -125,6 +125,20 @@ std::array<uint8_t, kNonceSize> SlotNonce(uint32_t slot) {
   PutU32Le(nonce.data(), slot);
   return nonce;
 }
+// What a slot must be before it is decrypted: its size, and its own nonce.
+Status CheckSlot(uint32_t slot, std::span<const uint8_t> sealed, size_t block) {
+  if (sealed.size() != block + StoreCrypto::kSlotOverhead)
+    return Status::Corruption("a group slot of " + std::to_string(sealed.size()) + " bytes for " +
+                              std::to_string(block) + "-byte blocks");
+  const auto nonce = SlotNonce(slot);
+  if (!std::equal(nonce.begin(), nonce.end(), sealed.begin()))
+    return Status::Corruption("slot " + std::to_string(slot) + " has another slot's nonce");
+  return Status::Ok();
+}
+Status SlotAuthFailed(uint32_t slot) {
+  return Status::Corruption("slot " + std::to_string(slot) +
+                            ": authentication failed (tampered or damaged)");
+}
 }  // namespace
 
 Status StoreCrypto::SealGroupInto(const Digest& id, std::span<const uint8_t> blocks,
@@ -168,27 +182,15 @@ Result<std::unique_ptr<StoreCrypto::GroupOpener>> StoreCrypto::OpenGroup(
 
 Status StoreCrypto::GroupOpener::Open(uint32_t slot, std::span<const uint8_t> sealed,
                                       std::span<uint8_t> out) {
-  if (sealed.size() != out.size() + kSlotOverhead)
-    return Status::Corruption("a group slot of " + std::to_string(sealed.size()) + " bytes for " +
-                              std::to_string(out.size()) + "-byte blocks");
-  const auto nonce = SlotNonce(slot);
-  if (!std::equal(nonce.begin(), nonce.end(), sealed.begin()))
-    return Status::Corruption("slot " + std::to_string(slot) + " has another slot's nonce");
-  if (!batch_.Open(SlotAad(aad_, prefix_, slot), sealed, out).ok())
-    return Status::Corruption("slot " + std::to_string(slot) +
-                              ": authentication failed (tampered or damaged)");
+  CAIRN_RETURN_IF_ERROR(CheckSlot(slot, sealed, out.size()));
+  if (!batch_.Open(SlotAad(aad_, prefix_, slot), sealed, out).ok()) return SlotAuthFailed(slot);
   return Status::Ok();
 }
 
 Status StoreCrypto::OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,
                                   std::span<const uint8_t> sealed, std::span<uint8_t> out) const {
   // One slot: the thread's own cipher context (OpenInto), not a GroupOpener's of its own.
-  if (sealed.size() != out.size() + kSlotOverhead)
-    return Status::Corruption("a group slot of " + std::to_string(sealed.size()) + " bytes for " +
-                              std::to_string(out.size()) + "-byte blocks");
-  const auto nonce = SlotNonce(slot);
-  if (!std::equal(nonce.begin(), nonce.end(), sealed.begin()))
-    return Status::Corruption("slot " + std::to_string(slot) + " has another slot's nonce");
+  CAIRN_RETURN_IF_ERROR(CheckSlot(slot, sealed, out.size()));
   auto data_key = keys_.DataKey(seal.key_version);
   if (!data_key.ok())
     return Status::Corruption("sealed under key version " + std::to_string(seal.key_version) +
@@ -196,9 +198,7 @@ Status StoreCrypto::OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint3
   const Key32 key = ChunkKey(*data_key, id, seal.salt, seal.key_version, seal.epoch);
   std::vector<uint8_t> aad = ChunkAad(store_id(), id, seal.key_version);
   const size_t prefix = aad.size();
-  if (!OpenInto(key, SlotAad(aad, prefix, slot), sealed, out).ok())
-    return Status::Corruption("slot " + std::to_string(slot) +
-                              ": authentication failed (tampered or damaged)");
+  if (!OpenInto(key, SlotAad(aad, prefix, slot), sealed, out).ok()) return SlotAuthFailed(slot);
   return Status::Ok();
 }
 

@@ -301,10 +301,9 @@ TEST(DeltaCompress, RoundTripsOnlyWithItsBase) {
   EXPECT_EQ(CompressDeltaInto(CompressionSpec{false, 0}, data, base, out), 0u);
 }
 
-// A repository made before delta chunks (format 3) keeps storing whole chunks: cairn versions
-// that read only format 3 must still open it.
-TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
-  TempDir dir;
+// A new plain repository in `dir`/repo whose config.json says format `version` (an older
+// format's repository, as an older release made it).
+void InitAsFormat(const TempDir& dir, int version) {
   InitOptions io;
   io.encryption = Encryption::kNone;
   ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
@@ -313,8 +312,16 @@ TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
   std::string text((std::istreambuf_iterator<char>(in)), {});
   in.close();
   ASSERT_NE(text.find("\"version\": 5"), std::string::npos) << text;
-  text = std::regex_replace(text, std::regex("\"version\": 5"), "\"version\": 3");
+  text = std::regex_replace(text, std::regex("\"version\": 5"),
+                            "\"version\": " + std::to_string(version));
   std::ofstream(path) << text;
+}
+
+// A repository made before delta chunks (format 3) keeps storing whole chunks: cairn versions
+// that read only format 3 must still open it.
+TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
+  TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(InitAsFormat(dir, 3));
   OpenOptions oo;
   oo.writable = true;
   auto repo = Repository::Open(dir / "repo", oo);
@@ -334,16 +341,7 @@ TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
 TEST(DeltaFormat, Format4RepositoriesStoreNoVdiskGroups) {
   for (int version : {4, 5}) {
     TempDir dir;
-    InitOptions io;
-    io.encryption = Encryption::kNone;
-    ASSERT_TRUE(Repository::Init(dir / "repo", io).ok());
-    const std::string path = std::string(dir / "repo") + "/config.json";
-    std::ifstream in(path);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    in.close();
-    text = std::regex_replace(text, std::regex("\"version\": 5"),
-                              "\"version\": " + std::to_string(version));
-    std::ofstream(path) << text;
+    ASSERT_NO_FATAL_FAILURE(InitAsFormat(dir, version));
     OpenOptions oo;
     oo.writable = true;
     auto repo = Repository::Open(dir / "repo", oo);
