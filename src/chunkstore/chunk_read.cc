@@ -3,7 +3,6 @@
 // each chunk opened and verified in place. Anything unusual goes through ReadRef, one by one.
 #include <algorithm>
 #include <cstring>
-#include <map>
 #include <tuple>
 #include <unordered_map>
 
@@ -176,7 +175,12 @@ Status ChunkStore::ReadMany(std::span<const Digest> ids, std::span<const ChunkRe
   auto slot_of = [&](size_t i) { return slots.empty() ? kWholeChunk : slots[i]; };
   std::vector<size_t> miss;
   // A block repeated in the request: the same chunk (and slot).
-  std::map<std::pair<Digest, uint32_t>, size_t> first_of;
+  struct SlotHash {
+    size_t operator()(const std::pair<Digest, uint32_t>& k) const {
+      return DigestHash()(k.first) ^ (size_t{k.second} * 0x9e3779b97f4a7c15ULL);
+    }
+  };
+  std::unordered_map<std::pair<Digest, uint32_t>, size_t, SlotHash> first_of;
   std::vector<std::pair<size_t, size_t>> repeats;  // (i, first i of its id)
   for (size_t i = 0; i < ids.size(); i++) {
     if (cache_ && slot_of(i) == kWholeChunk) {
