@@ -144,26 +144,26 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
 
 Status ChunkStore::ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkRecord* hint,
                                 std::span<uint8_t> out) const {
-  std::optional<ChunkRecord> rec;
-  if (hint) {
-    rec = *hint;
-  } else {
-    CAIRN_ASSIGN_OR_RETURN(rec, Lookup(id));
-    if (!rec) return Status::NotFound("chunk " + id.Hex() + " is not in the store");
-  }
-  if (!rec->is_group())
-    return Status::Corruption("slot " + std::to_string(slot) + " of chunk " + id.Hex() +
-                              " is asked for, but the chunk is not a group");
-  // The whole group, read and verified with ReadRef's retries, not cached (a vdisk's own).
-  CAIRN_ASSIGN_OR_RETURN(ChunkRef ref, ReadRef(id, hint, /*fill=*/false));
-  const uint64_t at = uint64_t{slot} * out.size();
-  if (ref->size() % out.size() != 0 || at + out.size() > ref->size())
-    return Status::Corruption("chunk " + id.Hex() + " is a group of " +
-                              std::to_string(ref->size()) + " bytes, which has no slot " +
-                              std::to_string(slot) + " of " + std::to_string(out.size()) +
-                              " bytes");
-  std::memcpy(out.data(), ref->data() + at, out.size());
-  return Status::Ok();
+  // This slot alone, as the fast path reads it (a damaged slot elsewhere in the group must not
+  // make this block unreadable or be named for it), with ReadUncached's retries.
+  std::vector<uint8_t> stored;
+  return ReadRetrying(id, hint, [&](const ChunkRecord& rec) -> Status {
+    auto where = [&] {
+      return "chunk " + id.Hex() + " in " + backend_->Describe(rec.segment) + " at offset " +
+             std::to_string(rec.offset);
+    };
+    if (!rec.is_group())
+      return Status::Corruption("slot " + std::to_string(slot) + " of " + where() +
+                                " is asked for, but the chunk is not a group");
+    auto g = GroupLayoutOf(rec, SlotOverhead());
+    if (!g || slot >= g->slots || out.size() != g->block_size)
+      return Status::Corruption(where() + " is a group with no slot " + std::to_string(slot) +
+                                " of " + std::to_string(out.size()) + " bytes");
+    stored.resize(g->stride);
+    const uint64_t at = rec.offset + uint64_t{slot} * g->stride;
+    CAIRN_RETURN_IF_ERROR(backend_->Read(rec.segment, at, stored).WithContext(where()));
+    return OpenSlot(id, rec, slot, stored, out).WithContext(where());
+  });
 }
 
 Status ChunkStore::ReadMany(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,

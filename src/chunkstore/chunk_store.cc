@@ -227,6 +227,12 @@ Result<std::vector<std::optional<ChunkRecord>>> ChunkStore::LookupMany(
 
 Status ChunkStore::ReadUncached(const Digest& id, const ChunkRecord* hint,
                                 const PlainBuffer& out) const {
+  return ReadRetrying(id, hint,
+                      [&](const ChunkRecord& rec) { return ReadRecordInto(id, rec, out); });
+}
+
+Status ChunkStore::ReadRetrying(const Digest& id, const ChunkRecord* hint,
+                                const std::function<Status(const ChunkRecord&)>& read) const {
   ChunkRecord cur;
   if (hint) {
     cur = *hint;
@@ -235,7 +241,7 @@ Status ChunkStore::ReadUncached(const Digest& id, const ChunkRecord* hint,
     if (!rec) return Status::NotFound("chunk " + id.Hex() + " is missing from the store");
     cur = *rec;
   }
-  Status s = ReadRecordInto(id, cur, out);
+  Status s = read(cur);
   // A compaction or re-encryption may have moved the chunk between the lookup and the read
   // (and its old extent been reused or released), or a removal released it: read again from
   // where the index says it is now, as long as the record keeps changing (bounded: a chunk is
@@ -254,7 +260,7 @@ Status ChunkStore::ReadUncached(const Digest& id, const ChunkRecord* hint,
     const ChunkRecord& now = **again;
     if (now.segment == cur.segment && now.offset == cur.offset && now.salt == cur.salt) return s;
     cur = now;
-    s = ReadRecordInto(id, cur, out);
+    s = read(cur);
   }
   return s;
 }
@@ -333,25 +339,7 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
     return Status::Corruption("chunk " + id.Hex() + where() +
                               (crypto_ ? " is not sealed in an encrypted store"
                                        : " is sealed but the store is not encrypted"));
-  if (rec.is_group()) {  // every slot opened and verified into its place in `out`
-    auto g = GroupLayoutOf(rec, SlotOverhead());
-    if (!g || stored.size() != rec.stored_len)
-      return Status::Corruption("chunk " + id.Hex() + where() +
-                                " is a group whose lengths do not make whole slots");
-    std::unique_ptr<crypto::StoreCrypto::GroupOpener> opener;  // one key for every slot
-    if (crypto_) {
-      auto o = crypto_->OpenGroup(id, {rec.key_version, rec.salt, rec.sealed, false});
-      if (!o.ok()) return o.status().WithContext("chunk " + id.Hex() + where());
-      opener = std::move(*o);
-    }
-    std::span<uint8_t> out = out_buffer(rec.plain_len);
-    for (uint32_t i = 0; i < g->slots; i++) {
-      Status s = OpenSlot(id, rec, i, stored.subspan(size_t{i} * g->stride, g->stride),
-                          out.subspan(size_t{i} * g->block_size, g->block_size), opener.get());
-      if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
-    }
-    return Status::Ok();
-  }
+  if (rec.is_group()) return UnsealGroup(id, rec, stored, out_buffer);
   std::span<const uint8_t> payload = stored;
   if (crypto_) {
     auto opened = crypto_->OpenChunkInPlace(
@@ -391,6 +379,44 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
   if (hasher_->Hash(out) != id)
     return Status::Corruption("chunk " + id.Hex() + where() +
                               " fails verification: its content does not match its hash");
+  return Status::Ok();
+}
+
+Status ChunkStore::UnsealGroup(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                               const PlainBuffer& out_buffer) const {
+  // Every slot opened and verified into its place in `out`.
+  auto where = [&] {
+    return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
+  };
+  auto g = GroupLayoutOf(rec, SlotOverhead());
+  if (!g || stored.size() != rec.stored_len)
+    return Status::Corruption("chunk " + id.Hex() + where() +
+                              " is a group whose lengths do not make whole slots");
+  std::unique_ptr<crypto::StoreCrypto::GroupOpener> opener;  // one key for every slot
+  if (crypto_) {
+    auto o = crypto_->OpenGroup(id, {rec.key_version, rec.salt, rec.sealed, false});
+    if (!o.ok()) return o.status().WithContext("chunk " + id.Hex() + where());
+    opener = std::move(*o);
+  }
+  std::span<uint8_t> out = out_buffer(rec.plain_len);
+  // Every slot is tried, so that every damaged one is named (check --read-data), not just
+  // the first: each is a block of its own.
+  std::string bad;
+  size_t failed = 0;
+  Status first;
+  for (uint32_t i = 0; i < g->slots; i++) {
+    Status s = OpenSlot(id, rec, i, stored.subspan(size_t{i} * g->stride, g->stride),
+                        out.subspan(size_t{i} * g->block_size, g->block_size), opener.get());
+    if (s.ok()) continue;
+    if (failed++ == 0) first = s;
+    if (failed <= 16) bad += (bad.empty() ? "" : ", ") + std::to_string(i);
+  }
+  if (failed == 1) return first.WithContext("chunk " + id.Hex() + where());
+  if (failed > 1)
+    return Status::Corruption("chunk " + id.Hex() + where() + ": " + std::to_string(failed) +
+                              " of its " + std::to_string(g->slots) +
+                              " slots fail verification (slots " + bad +
+                              (failed > 16 ? ", ..." : "") + ")");
   return Status::Ok();
 }
 

@@ -429,6 +429,10 @@ class ChunkStore {
   // A PlainBuffer that resizes `out` (which must outlive it).
   static PlainBuffer IntoVector(std::vector<uint8_t>& out);
   Status ReadUncached(const Digest& id, const ChunkRecord* hint, const PlainBuffer& out) const;
+  // Calls read(record) with `hint` (else the record looked up), and again with the record as
+  // it is now while a failed read finds the chunk moved or re-sealed (ReadUncached's rules).
+  Status ReadRetrying(const Digest& id, const ChunkRecord* hint,
+                      const std::function<Status(const ChunkRecord&)>& read) const;
   // ReadRef after its cache lookup missed: reads, verifies and (when `fill`) caches the chunk.
   Result<ChunkRef> ReadAndFill(const Digest& id, const ChunkRecord* hint, bool fill) const;
   // ReadRecord into any buffer.
@@ -461,6 +465,9 @@ class ChunkStore {
                       std::span<uint8_t> out) const;
   // Opens and verifies slot `slot` of group `id` (`stored`: the slot's bytes) into `out` (its
   // block; may be the start of `stored`). Corruption naming the slot when it does not verify.
+  // UnsealSpan of a group: every slot opened and verified; a failure names every bad slot.
+  Status UnsealGroup(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
+                     const PlainBuffer& out_buffer) const;
   // `opener`: the group's (StoreCrypto::OpenGroup) when the caller opens many of its slots.
   Status OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t slot,
                   std::span<const uint8_t> stored, std::span<uint8_t> out,

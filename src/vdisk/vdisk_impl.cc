@@ -436,15 +436,29 @@ Status VdiskImpl::Extents(uint64_t offset, uint64_t length,
 Status VdiskImpl::CopyTemplateIn(const ProgressFn& progress) {
   if (!bitmap_ || !tmpl_) return Status::Invalid("vdisk '" + name_ + "' has no template");
   const uint64_t n = std::min(blocks(), tmpl_->blocks());
-  std::vector<uint8_t> block(bs_);
+  // Runs of consecutive blocks to copy (up to a batch), each read from the template and
+  // written in one request: a run is a group, not a chunk per block (format 5).
+  std::vector<uint8_t> run;
+  uint64_t run_start = 0;
+  auto write_run = [&]() -> Status {
+    if (run.empty()) return Status::Ok();
+    Status s = WriteBlocks(run_start, run);
+    run.clear();
+    return s;
+  };
   for (uint64_t lba = 0; lba < n; lba++) {
     if (progress) progress(lba, n);
-    if (bitmap_->Test(lba)) continue;
-    CAIRN_ASSIGN_OR_RETURN(bool data, tmpl_->HasData(lba));
-    if (!data) continue;  // reads as zeros either way: the bit can stay clear
-    CAIRN_RETURN_IF_ERROR(tmpl_->ReadBlock(lba, block));
-    CAIRN_RETURN_IF_ERROR(WriteBlocks(lba, block));
+    bool copy = !bitmap_->Test(lba);
+    if (copy) {
+      CAIRN_ASSIGN_OR_RETURN(copy, tmpl_->HasData(lba));  // zeros either way: the bit stays clear
+    }
+    if (!copy || run.size() / bs_ >= BatchBlocks()) CAIRN_RETURN_IF_ERROR(write_run());
+    if (!copy) continue;
+    if (run.empty()) run_start = lba;
+    run.resize(run.size() + bs_);
+    CAIRN_RETURN_IF_ERROR(tmpl_->ReadBlock(lba, {run.data() + run.size() - bs_, bs_}));
   }
+  CAIRN_RETURN_IF_ERROR(write_run());
   EditDescriptor([](VdiskDescriptor& d) {
     d.mode = VdiskMode::kNondeduped;
     d.tmpl.reset();
