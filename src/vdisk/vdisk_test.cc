@@ -151,15 +151,26 @@ struct Stack {
     vdisks = std::make_unique<VdiskStore>(ctx, crypto.get(), is_system ? "system" : "user u",
                                           is_system, true);
   }
-  // Runs the vdisk and chunk phases of check; every problem is a test failure.
-  void ExpectClean(const std::string& ctx = "") {
+  // The errors of the vdisk and chunk phases of check --read-data (a check that cannot run is
+  // a test failure).
+  std::vector<std::string> CheckErrors() {
     CheckReport rep;
     ChunkExpectations expect;
-    ASSERT_TRUE(vdisks->Check(expect, rep).ok());
+    EXPECT_TRUE(vdisks->Check(expect, rep).ok());
     CheckOptions co;
     co.read_data = true;
-    ASSERT_TRUE(CheckChunks(*chunks, expect, *pool, co, rep).ok());
-    for (const auto& e : rep.errors) ADD_FAILURE() << ctx << e;
+    EXPECT_TRUE(CheckChunks(*chunks, expect, *pool, co, rep).ok());
+    return rep.errors;
+  }
+  // Whether one of check's errors contains `text`.
+  bool CheckNames(const std::string& text) {
+    for (const auto& e : CheckErrors())
+      if (e.find(text) != std::string::npos) return true;
+    return false;
+  }
+  // Runs check; every problem is a test failure.
+  void ExpectClean(const std::string& ctx = "") {
+    for (const auto& e : CheckErrors()) ADD_FAILURE() << ctx << e;
   }
   uint64_t Chunks() { return chunks->Stats()->chunks; }
 
@@ -197,6 +208,8 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
     return v.ok() ? std::move(v.value()) : nullptr;
   }
   void SequentialPasses(uint64_t chunks, const std::string& what);
+  void WriteOneGroup(std::vector<uint8_t>& data, Digest& gid, ChunkRecord& rec);
+  void DamageSlot(const ChunkRecord& rec, uint32_t slot);
   static std::vector<uint8_t> ReadAll(Vdisk& v) {
     std::vector<uint8_t> out(v.size());
     Status s = v.Read(0, out);
@@ -513,6 +526,20 @@ TEST_P(VdiskTest, LargeRequestsMixTemplateHolesPendingAndCommittedBlocks) {
   user_->ExpectClean("user: ");
 }
 
+// `v` holds `data` from offset 0 with block 10 damaged at rest: a read of all of it fails with
+// Corruption naming `chunk` (hex id), and the blocks before and after block 10 still read.
+void ExpectOnlyBlock10Fails(Vdisk& v, const std::vector<uint8_t>& data, const std::string& chunk) {
+  std::vector<uint8_t> got(data.size());
+  Status s = v.Read(0, got);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.message();
+  EXPECT_NE(s.message().find(chunk), std::string::npos) << s.message();
+  std::vector<uint8_t> head(40 << 10), tail(data.size() - (44 << 10));
+  ASSERT_TRUE(v.Read(0, head).ok());
+  ASSERT_TRUE(v.Read(44 << 10, tail).ok());
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), data.begin()));
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.begin() + (44 << 10)));
+}
+
 // A damaged block inside a batched read: the read fails with an error naming its chunk, and
 // the blocks around it still read.
 TEST_P(VdiskTest, ADamagedBlockInABatchIsReportedByItsChunk) {
@@ -532,16 +559,7 @@ TEST_P(VdiskTest, ADamagedBlockInABatchIsReportedByItsChunk) {
   const auto& [bad_id, bad] = chunks[10];  // written side by side: the 11th block
   std::vector<uint8_t> junk(16, 0x5a);
   ASSERT_TRUE(user_->backend->Write(bad.segment, bad.offset + 40, junk).ok());
-  auto v = Open(*user_, "n", false);
-  std::vector<uint8_t> got(256 << 10);
-  Status s = v->Read(0, got);
-  EXPECT_EQ(s.code(), Code::kCorruption) << s.message();
-  EXPECT_NE(s.message().find(bad_id.Hex()), std::string::npos) << s.message();
-  std::vector<uint8_t> head(40 << 10), tail(200 << 10);
-  ASSERT_TRUE(v->Read(0, head).ok());
-  ASSERT_TRUE(v->Read(44 << 10, tail).ok());
-  EXPECT_TRUE(std::equal(head.begin(), head.end(), data.begin()));
-  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.begin() + (44 << 10)));
+  ExpectOnlyBlock10Fails(*Open(*user_, "n", false), data, bad_id.Hex());
 }
 
 // Reads keep the records they looked up as hints (ChunkStore::ReadMany); re-encryption moves
@@ -813,42 +831,37 @@ TEST_P(VdiskTest, UnflushedWritesCommitByThemselves) {
   user_->ExpectClean();
 }
 
+// Vdisk "n" (nondeduped, 1 MiB) with 256 KiB of random `data` written at 0 in one request:
+// one group `gid` of 64 slots, record `rec`.
+void VdiskTest::WriteOneGroup(std::vector<uint8_t>& data, Digest& gid, ChunkRecord& rec) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+  data = RandomData(256 << 10, 4);
+  ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
+  auto groups = Groups(*user_);
+  ASSERT_EQ(groups.size(), 1u);
+  std::tie(gid, rec) = groups[0];
+  ASSERT_EQ(rec.stored_len, 64 * (4096 + user_->chunks->SlotOverhead()));
+}
+
+// 16 bytes of slot `slot` of group record `rec` overwritten at rest.
+void VdiskTest::DamageSlot(const ChunkRecord& rec, uint32_t slot) {
+  const uint64_t stride = 4096 + user_->chunks->SlotOverhead();
+  std::vector<uint8_t> junk(16, 0x5a);
+  ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + slot * stride + 40, junk).ok());
+}
+
 // A slot damaged at rest fails the read of its block with an error naming the group, while the
 // other blocks of the group (each slot verified on its own) still read. Two slots swapped at
 // rest fail too: each slot is bound to its number. check --read-data reports the group.
 TEST_P(VdiskTest, ADamagedSlotIsReportedByItsGroup) {
-  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
-  auto data = RandomData(256 << 10, 4);
-  ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
-  auto groups = Groups(*user_);
-  ASSERT_EQ(groups.size(), 1u);
-  const auto& [gid, rec] = groups[0];
+  std::vector<uint8_t> data;
+  Digest gid;
+  ChunkRecord rec;
+  ASSERT_NO_FATAL_FAILURE(WriteOneGroup(data, gid, rec));
   const uint64_t stride = 4096 + user_->chunks->SlotOverhead();
-  ASSERT_EQ(rec.stored_len, 64 * stride);
-  // Slot 10 damaged.
-  std::vector<uint8_t> junk(16, 0x5a);
-  ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + 10 * stride + 40, junk).ok());
-  {
-    auto v = Open(*user_, "n", false);
-    std::vector<uint8_t> got(256 << 10);
-    Status s = v->Read(0, got);
-    EXPECT_EQ(s.code(), Code::kCorruption) << s.message();
-    EXPECT_NE(s.message().find(gid.Hex()), std::string::npos) << s.message();
-    std::vector<uint8_t> head(40 << 10), tail(212 << 10);
-    ASSERT_TRUE(v->Read(0, head).ok());
-    ASSERT_TRUE(v->Read(44 << 10, tail).ok());
-    EXPECT_TRUE(std::equal(head.begin(), head.end(), data.begin()));
-    EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.begin() + (44 << 10)));
-  }
-  CheckReport rep;
-  ChunkExpectations expect;
-  ASSERT_TRUE(user_->vdisks->Check(expect, rep).ok());
-  CheckOptions co;
-  co.read_data = true;
-  ASSERT_TRUE(CheckChunks(*user_->chunks, expect, *user_->pool, co, rep).ok());
-  bool named = false;
-  for (const auto& e : rep.errors) named |= e.find(gid.Hex()) != std::string::npos;
-  EXPECT_TRUE(named) << "check --read-data did not report the damaged group";
+  ASSERT_NO_FATAL_FAILURE(DamageSlot(rec, 10));
+  ExpectOnlyBlock10Fails(*Open(*user_, "n", false), data, gid.Hex());
+  EXPECT_TRUE(user_->CheckNames(gid.Hex())) << "check --read-data did not report the damaged group";
   // Slots 20 and 21 swapped: both fail, their neighbours read.
   std::vector<uint8_t> a(stride), b(stride);
   ASSERT_TRUE(user_->backend->Read(rec.segment, rec.offset + 20 * stride, a).ok());
@@ -871,16 +884,11 @@ TEST_P(VdiskTest, ADamagedSlotIsReportedByItsGroup) {
 // check named only the first): a read names its own slot, the slot between them still reads,
 // and check --read-data names both.
 TEST_P(VdiskTest, TwoDamagedSlotsAreEachNamed) {
-  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
-  auto data = RandomData(256 << 10, 4);
-  ASSERT_TRUE(Open(*user_, "n")->Write(0, data, true).ok());
-  auto groups = Groups(*user_);
-  ASSERT_EQ(groups.size(), 1u);
-  const auto& [gid, rec] = groups[0];
-  const uint64_t stride = 4096 + user_->chunks->SlotOverhead();
-  std::vector<uint8_t> junk(16, 0x5a);
-  for (uint64_t slot : {10u, 30u})
-    ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + slot * stride + 40, junk).ok());
+  std::vector<uint8_t> data;
+  Digest gid;
+  ChunkRecord rec;
+  ASSERT_NO_FATAL_FAILURE(WriteOneGroup(data, gid, rec));
+  for (uint32_t slot : {10u, 30u}) ASSERT_NO_FATAL_FAILURE(DamageSlot(rec, slot));
   auto v = Open(*user_, "n", false);
   std::vector<uint8_t> one(4096);
   Status s = v->Read(30 * 4096, one);
@@ -889,15 +897,8 @@ TEST_P(VdiskTest, TwoDamagedSlotsAreEachNamed) {
   EXPECT_EQ(s.message().find("slot 10"), std::string::npos) << s.message();
   ASSERT_TRUE(v->Read(20 * 4096, one).ok());
   EXPECT_TRUE(std::equal(one.begin(), one.end(), data.begin() + 20 * 4096));
-  CheckReport rep;
-  ChunkExpectations expect;
-  ASSERT_TRUE(user_->vdisks->Check(expect, rep).ok());
-  CheckOptions co;
-  co.read_data = true;
-  ASSERT_TRUE(CheckChunks(*user_->chunks, expect, *user_->pool, co, rep).ok());
-  bool both = false;
-  for (const auto& e : rep.errors) both |= e.find("slots 10, 30") != std::string::npos;
-  EXPECT_TRUE(both) << "check --read-data did not name both damaged slots";
+  EXPECT_TRUE(user_->CheckNames("slots 10, 30"))
+      << "check --read-data did not name both damaged slots";
 }
 
 // Groups move like any chunk: compaction (maintain) and re-encryption (every slot opened,
