@@ -148,10 +148,7 @@ Status ChunkStore::ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkReco
   // make this block unreadable or be named for it), with ReadUncached's retries.
   std::vector<uint8_t> stored;
   return ReadRetrying(id, hint, [&](const ChunkRecord& rec) -> Status {
-    auto where = [&] {
-      return "chunk " + id.Hex() + " in " + backend_->Describe(rec.segment) + " at offset " +
-             std::to_string(rec.offset);
-    };
+    auto where = [&] { return "chunk " + id.Hex() + Where(rec); };
     if (!rec.is_group())
       return Status::Corruption("slot " + std::to_string(slot) + " of " + where() +
                                 " is asked for, but the chunk is not a group");

@@ -320,11 +320,14 @@ Status ChunkStore::Unseal(const Digest& id, const ChunkRecord& rec, std::vector<
   return UnsealSpan(id, rec, stored, IntoVector(out));
 }
 
+std::string ChunkStore::Where(const ChunkRecord& rec) const {
+  return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
+}
+
 Status ChunkStore::UnsealInto(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                               std::span<uint8_t> out) const {
   if (out.size() != rec.plain_len)
-    return Status::Corruption("chunk " + id.Hex() + " in " + backend_->Describe(rec.segment) +
-                              " at offset " + std::to_string(rec.offset) + " has " +
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) + " has " +
                               std::to_string(rec.plain_len) + " bytes, " +
                               std::to_string(out.size()) + " were expected");
   return UnsealSpan(id, rec, stored, [out](size_t) { return out; });
@@ -332,9 +335,7 @@ Status ChunkStore::UnsealInto(const Digest& id, const ChunkRecord& rec, std::spa
 
 Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                               const PlainBuffer& out_buffer) const {
-  auto where = [&] {
-    return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
-  };
+  auto where = [&] { return Where(rec); };
   if (rec.is_sealed() != (crypto_ != nullptr))
     return Status::Corruption("chunk " + id.Hex() + where() +
                               (crypto_ ? " is not sealed in an encrypted store"
@@ -385,9 +386,7 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
 Status ChunkStore::UnsealGroup(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                                const PlainBuffer& out_buffer) const {
   // Every slot opened and verified into its place in `out`.
-  auto where = [&] {
-    return " in " + backend_->Describe(rec.segment) + " at offset " + std::to_string(rec.offset);
-  };
+  auto where = [&] { return Where(rec); };
   auto g = GroupLayoutOf(rec, SlotOverhead());
   if (!g || stored.size() != rec.stored_len)
     return Status::Corruption("chunk " + id.Hex() + where() +

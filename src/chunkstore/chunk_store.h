@@ -465,6 +465,8 @@ class ChunkStore {
                       std::span<uint8_t> out) const;
   // Opens and verifies slot `slot` of group `id` (`stored`: the slot's bytes) into `out` (its
   // block; may be the start of `stored`). Corruption naming the slot when it does not verify.
+  // Where a chunk's record says it is, for messages: " in SEGMENT at offset N".
+  std::string Where(const ChunkRecord& rec) const;
   // UnsealSpan of a group: every slot opened and verified; a failure names every bad slot.
   Status UnsealGroup(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                      const PlainBuffer& out_buffer) const;
