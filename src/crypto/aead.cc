@@ -95,6 +95,44 @@ bool UpdateData(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> in, uint8_t* out) 
 Status SealFailed() { return Status::IOError("AES-256-GCM encryption failed in OpenSSL"); }
 Status AuthFailed() { return Status::Corruption("authentication failed"); }
 
+// The GCM passes of one seal, `ctx` keyed for its nonce: the AAD, plain || tail encrypted into
+// `ct`, the tag after them.
+bool SealPasses(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> aad, std::span<const uint8_t> plain,
+                std::span<const uint8_t> tail, uint8_t* ct) {
+  const size_t n = plain.size() + tail.size();
+  int outl = 0;
+  return UpdateAad(ctx, aad) && UpdateData(ctx, plain, ct) &&
+         UpdateData(ctx, tail, ct + plain.size()) && EVP_EncryptFinal_ex(ctx, ct + n, &outl) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + n) == 1;
+}
+
+// A sealed message taken apart before it is opened: nonce and tag copied out first, as an
+// in-place decryption overwrites the ciphertext.
+struct SealedParts {
+  uint8_t nonce[kNonceSize];
+  uint8_t tag[kTagSize];
+  std::span<const uint8_t> ct;
+};
+Status SplitSealed(std::span<const uint8_t> sealed, std::span<uint8_t> plain, SealedParts& p) {
+  if (sealed.size() < kSealOverhead) return AuthFailed();
+  const size_t n = sealed.size() - kSealOverhead;
+  if (plain.size() != n) return Status::Invalid("open: output buffer must be sealed size - 28");
+  std::memcpy(p.nonce, sealed.data(), kNonceSize);
+  std::memcpy(p.tag, sealed.data() + kNonceSize + n, kTagSize);
+  p.ct = sealed.subspan(kNonceSize, n);
+  return Status::Ok();
+}
+
+// The GCM passes of one open, `ctx` keyed for its nonce: the AAD, the ciphertext decrypted
+// into `plain`, the tag checked.
+bool OpenPasses(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> aad, SealedParts& p,
+                std::span<uint8_t> plain) {
+  int outl = 0;
+  return UpdateAad(ctx, aad) && UpdateData(ctx, p.ct, plain.data()) &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, p.tag) == 1 &&
+         EVP_DecryptFinal_ex(ctx, plain.data() + plain.size(), &outl) == 1;
+}
+
 // Seals the concatenation plain || tail (tail may be empty) into out.
 Status DoSeal(const Key32& key, const uint8_t* nonce, std::span<const uint8_t> aad,
               std::span<const uint8_t> plain, std::span<const uint8_t> tail,
@@ -107,11 +145,7 @@ Status DoSeal(const Key32& key, const uint8_t* nonce, std::span<const uint8_t> a
   ThreadCtx& tc = EncCtx();
   EVP_CIPHER_CTX* ctx = tc.Begin(key, out.data());
   if (ctx == nullptr) return SealFailed();
-  uint8_t* ct = out.data() + kNonceSize;
-  int outl = 0;
-  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, plain, ct) ||
-      !UpdateData(ctx, tail, ct + plain.size()) || EVP_EncryptFinal_ex(ctx, ct + n, &outl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + n) != 1) {
+  if (!SealPasses(ctx, aad, plain, tail, out.data() + kNonceSize)) {
     tc.Fail();
     return SealFailed();
   }
@@ -154,23 +188,12 @@ Status Seal(const Key32& key, std::span<const uint8_t> aad, std::span<const uint
 
 Status OpenInto(const Key32& key, std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
                 std::span<uint8_t> plain) {
-  if (sealed.size() < kSealOverhead) return AuthFailed();
-  const size_t n = sealed.size() - kSealOverhead;
-  if (plain.size() != n) {
-    return Status::Invalid("open: output buffer must be sealed size - 28");
-  }
-  // Copy nonce and tag first: with in-place decryption the ciphertext is overwritten.
-  uint8_t nonce[kNonceSize];
-  uint8_t tag[kTagSize];
-  std::memcpy(nonce, sealed.data(), kNonceSize);
-  std::memcpy(tag, sealed.data() + kNonceSize + n, kTagSize);
+  SealedParts parts;
+  CAIRN_RETURN_IF_ERROR(SplitSealed(sealed, plain, parts));
   ThreadCtx& tc = DecCtx();
-  EVP_CIPHER_CTX* ctx = tc.Begin(key, nonce);
+  EVP_CIPHER_CTX* ctx = tc.Begin(key, parts.nonce);
   if (ctx == nullptr) return Status::IOError("AES-256-GCM decryption failed in OpenSSL");
-  int outl = 0;
-  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, sealed.subspan(kNonceSize, n), plain.data()) ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1 ||
-      EVP_DecryptFinal_ex(ctx, plain.data() + n, &outl) != 1) {
+  if (!OpenPasses(ctx, aad, parts, plain)) {
     tc.Fail();
     Cleanse(plain.data(), plain.size());
     return AuthFailed();
@@ -215,17 +238,12 @@ EVP_CIPHER_CTX* AeadBatch::Start(const uint8_t* nonce) {
 
 Status AeadBatch::Seal(std::span<const uint8_t> aad, std::span<const uint8_t> plain,
                        std::span<const uint8_t, kNonceSize> nonce, std::span<uint8_t> out) {
-  const size_t n = plain.size();
-  if (!enc_ || out.size() != n + kSealOverhead)
+  if (!enc_ || out.size() != plain.size() + kSealOverhead)
     return Status::Invalid("batch seal: an opening batch, or an output not plaintext size + 28");
   std::memcpy(out.data(), nonce.data(), kNonceSize);
   EVP_CIPHER_CTX* ctx = Start(out.data());
   if (ctx == nullptr) return SealFailed();
-  uint8_t* ct = out.data() + kNonceSize;
-  int outl = 0;
-  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, plain, ct) ||
-      EVP_EncryptFinal_ex(ctx, ct + n, &outl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, ct + n) != 1) {
+  if (!SealPasses(ctx, aad, plain, {}, out.data() + kNonceSize)) {
     Fail();
     return SealFailed();
   }
@@ -235,19 +253,11 @@ Status AeadBatch::Seal(std::span<const uint8_t> aad, std::span<const uint8_t> pl
 Status AeadBatch::Open(std::span<const uint8_t> aad, std::span<const uint8_t> sealed,
                        std::span<uint8_t> plain) {
   if (enc_) return Status::Invalid("batch open: a sealing batch");
-  if (sealed.size() < kSealOverhead) return AuthFailed();
-  const size_t n = sealed.size() - kSealOverhead;
-  if (plain.size() != n) return Status::Invalid("open: output buffer must be sealed size - 28");
-  uint8_t nonce[kNonceSize];
-  uint8_t tag[kTagSize];
-  std::memcpy(nonce, sealed.data(), kNonceSize);
-  std::memcpy(tag, sealed.data() + kNonceSize + n, kTagSize);
-  EVP_CIPHER_CTX* ctx = Start(nonce);
+  SealedParts parts;
+  CAIRN_RETURN_IF_ERROR(SplitSealed(sealed, plain, parts));
+  EVP_CIPHER_CTX* ctx = Start(parts.nonce);
   if (ctx == nullptr) return Status::IOError("AES-256-GCM decryption failed in OpenSSL");
-  int outl = 0;
-  if (!UpdateAad(ctx, aad) || !UpdateData(ctx, sealed.subspan(kNonceSize, n), plain.data()) ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1 ||
-      EVP_DecryptFinal_ex(ctx, plain.data() + n, &outl) != 1) {
+  if (!OpenPasses(ctx, aad, parts, plain)) {
     Fail();
     Cleanse(plain.data(), plain.size());
     return AuthFailed();
