@@ -306,6 +306,11 @@ rocksdb::Options MakeOptions(const std::string& dir, bool create, rocksdb::Env* 
   o.keep_log_file_num = 2;
   o.max_background_jobs = 2;
   o.write_buffer_size = 16 << 20;
+  // A bloom filter over the memtable's keys (rocksdb/advanced_options.h): a lookup of a key
+  // that is not there, which is every dedup lookup of a new chunk, skips the skiplist search
+  // (11% of a server's time under 1 MiB deduplicated writes, mostly cache misses).
+  o.memtable_prefix_bloom_size_ratio = 0.02;
+  o.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(16 << 20);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
