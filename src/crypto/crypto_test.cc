@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "cairn/secure.h"
@@ -305,6 +308,51 @@ TEST(AeadPerf, Throughput1MiB) {
       "seal+ChunkKey %.0f MB/s; ChunkKey (HKDF) %.2f us\n",
       mb / secs(t0, t1), mb / secs(t1, t2), mb / secs(t2, t3), secs(t3, t4) * 1e6 / kKeys);
   EXPECT_EQ(back, plain);
+}
+
+// ---------------------------------------------------------------- random bytes
+
+TEST(RandomBytes, SmallAndLargeDrawsDiffer) {
+  std::set<std::vector<uint8_t>> seen;
+  for (size_t n : {size_t{1}, size_t{16}, size_t{76}, size_t{256}, size_t{257}, size_t{5000}}) {
+    for (int i = 0; i < 300; i++) {
+      std::vector<uint8_t> b(n);
+      ASSERT_TRUE(RandomBytes(b).ok());
+      if (n >= 16) {
+        EXPECT_TRUE(seen.insert(b).second) << n << " bytes drawn twice";
+      }
+    }
+  }
+  // Across the pool's refills (4 KiB): 16-byte draws never repeat.
+  for (int i = 0; i < 2000; i++) {
+    std::vector<uint8_t> b(16);
+    ASSERT_TRUE(RandomBytes(b).ok());
+    EXPECT_TRUE(seen.insert(b).second);
+  }
+}
+
+// A forked child must not hand out the bytes its parent hands out next (duplicate chunk ids,
+// salts and nonces): the per-thread pool is refilled in the child.
+TEST(RandomBytes, ForkedChildDrawsOtherBytes) {
+  std::vector<uint8_t> warm(16), mine(32), theirs(32);
+  ASSERT_TRUE(RandomBytes(warm).ok());  // the pool is filled before the fork
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::vector<uint8_t> b(32);
+    bool ok = RandomBytes(b).ok() && write(fds[1], b.data(), b.size()) == 32;
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  ASSERT_TRUE(RandomBytes(mine).ok());
+  ASSERT_EQ(read(fds[0], theirs.data(), theirs.size()), 32);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(mine, theirs);
 }
 
 // ---------------------------------------------------------------- HKDF

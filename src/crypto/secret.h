@@ -46,7 +46,9 @@ struct Key32 {
   bool operator==(const Key32& o) const;  // CRYPTO_memcmp
 };
 
-// Fills `out` from the CSPRNG. Fails only if OpenSSL cannot seed itself.
+// Fills `out` from the CSPRNG (OpenSSL's RAND_bytes). Draws of up to 256 bytes come from a
+// per-thread buffer of its output, refilled 4 KiB at a time and after a fork. Fails only if
+// OpenSSL cannot seed itself.
 Status RandomBytes(std::span<uint8_t> out);
 // A fresh random key.
 Result<Key32> RandomKey();
