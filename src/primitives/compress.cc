@@ -80,12 +80,30 @@ bool LooksIncompressible(std::span<const uint8_t> in) {
   counts.Sum(count);
   // The core set is the fewest values whose counts reach 90% of the input (btrfs sorts the
   // counts). It has kCoreSetHigh or more values exactly when the other 256 - (kCoreSetHigh - 1)
-  // values, the least frequent ones, hold more than the last 10%: a partial selection
-  // (nth_element, linear) instead of a sort of all 256 counts.
+  // values, the least frequent ones, hold more than the last 10%. Their sum comes from a
+  // counting sort of the counts below 256 (random input: every count is near size / 256), the
+  // few larger ones sorted apart: nth_element over the 256 counts cost as much as counting.
   constexpr int kRest = 256 - (kCoreSetHigh - 1);
-  std::nth_element(count, count + kRest - 1, count + 256);
+  uint16_t with_count[256] = {};  // how many byte values occur exactly c times, c < 256
+  uint32_t large[256];
+  int n_large = 0;
+  for (uint32_t c : count) {
+    if (c < 256)
+      with_count[c]++;
+    else
+      large[n_large++] = c;
+  }
   uint64_t rest = 0;
-  for (int b = 0; b < kRest; b++) rest += count[b];
+  int need = kRest;
+  for (uint32_t c = 0; c < 256 && need > 0; c++) {
+    const int take = std::min<int>(need, with_count[c]);
+    rest += uint64_t{c} * static_cast<uint64_t>(take);
+    need -= take;
+  }
+  if (need > 0) {
+    std::partial_sort(large, large + need, large + n_large);
+    for (int i = 0; i < need; i++) rest += large[i];
+  }
   const uint64_t want = in.size() * 9 / 10;
   return rest > in.size() - want;
 }
