@@ -235,9 +235,9 @@ class ChunkTxn {
   std::unordered_map<Digest, NewChunk, DigestHash> new_chunks_;
   std::unordered_map<Digest, Known, DigestHash> known_;  // dedup hits
   std::unordered_map<Digest, Move, DigestHash> moves_;
-  std::map<Digest, int64_t> deltas_;
-  std::set<SegmentId> written_;                       // segments written, synced at commit
-  std::mutex pin_mu_;                                 // Prepare runs on many threads
+  std::unordered_map<Digest, int64_t, DigestHash> deltas_;  // settled in id order (CommitLocked)
+  std::set<SegmentId> written_;                             // segments written, synced at commit
+  std::mutex pin_mu_;                                       // Prepare runs on many threads
   std::unordered_map<Digest, int, DigestHash> pins_;  // ids this transaction pinned, how often
   std::vector<Extent> reserved_;                      // extents reserved and not (yet) committed
   std::mutex own_mu_;

@@ -789,6 +789,9 @@ Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
     auto d = deltas_.find(id);
     if (nc.heal && (d == deltas_.end() || d->second == 0)) ids.push_back(id);
   }
+  // In id order, as when the changes were kept in a std::map: a map updated on every reference
+  // cost 5% of a deduplicated write, a sort at commit a fraction of that.
+  std::sort(ids.begin(), ids.end());
   Status s;
   auto cur = CurrentRecords(ids);
   if (!cur.ok()) return cur.status();
