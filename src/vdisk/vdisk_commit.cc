@@ -52,6 +52,20 @@ Status VdiskImpl::Flush() {
   return moved ? Commit(nullptr) : Status::Ok();
 }
 
+Result<uint64_t> VdiskImpl::CleanNow(const DroppedGroups& groups) {
+  if (!writable_) return Status::PermissionDenied("vdisk '" + name_ + "' is read-only");
+  CAIRN_RETURN_IF_ERROR(CheckUsable());
+  std::lock_guard cl(commit_mu_);
+  uint64_t moved = 0;
+  Status s = CleanGroups(groups, moved);
+  if (moved) {
+    Status c = Commit(nullptr);
+    if (s.ok()) s = c;
+  }
+  if (!s.ok()) return s;
+  return moved;
+}
+
 void VdiskImpl::NoteDropped(const Digest& group, uint64_t first) {
   std::lock_guard lk(clean_mu_);
   if (dropped_.size() < kMaxDroppedGroups) dropped_.emplace(group, first);

@@ -104,6 +104,13 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // Flatten: copies every block the template holds and this vdisk does not into its own
   // storage, then (at the next flush) drops the bitmap and the template: it becomes nondeduped.
   Status CopyTemplateIn(const ProgressFn& progress);
+  // Groups that lost slots: group id -> the block of its slot 0 (slot k of a group is block
+  // first + k, in the vdisk that wrote it and in its snapshots).
+  using DroppedGroups = std::unordered_map<Digest, uint64_t, DigestHash>;
+  // Cleans, and commits, the groups of `groups` this vdisk holds slots of and of which at most
+  // half the slots are referenced (CleanGroups). `vdisk rm` calls it on the other vdisks once a
+  // removed snapshot's groups lost its references. Returns the blocks rewritten.
+  Result<uint64_t> CleanNow(const DroppedGroups& groups);
   // Called once the vdisk is closed (after its last flush).
   void SetOnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
 
@@ -154,9 +161,6 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status WritePartial(uint64_t lba, size_t at, std::span<const uint8_t> data);
   Status MakeHoles(uint64_t first, uint64_t count);
   Status MaybeCheckpoint();
-  // Groups that lost slots since the last commit: group id -> the block of its slot 0 (slot k
-  // of a group is block first + k, in this vdisk and in its snapshots).
-  using DroppedGroups = std::unordered_map<Digest, uint64_t, DigestHash>;
   void NoteDropped(const Digest& group, uint64_t first);
   // Commits the current transaction; `dropped` receives the groups that lost slots in it.
   // commit_mu_ held.

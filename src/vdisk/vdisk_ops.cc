@@ -20,7 +20,7 @@ std::string Joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-Status VdiskStore::DropMap(const VdiskDescriptor& d) {
+Status VdiskStore::DropMap(const VdiskDescriptor& d, VdiskImpl::DroppedGroups* groups) {
   BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
   std::vector<uint64_t> pages;
   CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t page, const BlockMapPage&) {
@@ -34,6 +34,11 @@ Status VdiskStore::DropMap(const VdiskDescriptor& d) {
       for (size_t j = i; j < end; j++) {
         CAIRN_ASSIGN_OR_RETURN(auto p, map.LoadPage(pages[j]));
         for (const auto& e : p.ids()) txn->DropRef(e);
+        for (size_t b = 0; groups && b < kPageBlocks; b++) {
+          auto e = p.Get(b);
+          const uint64_t lba = pages[j] * kPageBlocks + b;
+          if (e && e->in_group() && lba >= e->slot) groups->emplace(e->id, lba - e->slot);
+        }
         batch.Delete(keys::BlockMap(d.id, pages[j]));
       }
       return Status::Ok();
@@ -58,13 +63,48 @@ Status VdiskStore::Remove(const std::string& name) {
     d.flags |= VdiskDescriptor::kIncomplete;  // from here on, rm finishes what it started
     CAIRN_RETURN_IF_ERROR(WriteDescriptor(d));
   }
-  CAIRN_RETURN_IF_ERROR(DropMap(d));
+  VdiskImpl::DroppedGroups groups;
+  CAIRN_RETURN_IF_ERROR(DropMap(d, &groups));
   auto txn = ctx_.chunks->Begin();
-  return txn->Commit([&](WriteBatch& batch) -> Status {
+  CAIRN_RETURN_IF_ERROR(txn->Commit([&](WriteBatch& batch) -> Status {
     for (uint32_t s = 0; s < d.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));
     batch.Delete(keys::Vdisk(NameKey(name)));
     return Status::Ok();
-  });
+  }));
+  txn.reset();
+  // The vdisk is gone (durably) here; cleaning only gives space back, and a vdisk it cannot
+  // clean now is cleaned when it drops slots of those groups itself.
+  (void)CleanAfterRemove(name, groups);
+  return Status::Ok();
+}
+
+Status VdiskStore::CleanAfterRemove(const std::string& removed,
+                                    const VdiskImpl::DroppedGroups& groups) {
+  if (groups.empty() || ctx_.chunks->shared_writers()) return Status::Ok();
+  // Only groups at most half referenced now are worth a look in each vdisk.
+  std::vector<Digest> ids;
+  for (const auto& [g, first] : groups) ids.push_back(g);
+  CAIRN_ASSIGN_OR_RETURN(auto recs, ctx_.chunks->LookupMany(ids));
+  VdiskImpl::DroppedGroups due;
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (!recs[i] || recs[i]->refcount == 0) continue;
+    auto g = GroupLayoutOf(*recs[i], ctx_.chunks->SlotOverhead());
+    if (g && recs[i]->refcount * 2 <= g->slots) due.emplace(ids[i], groups.at(ids[i]));
+  }
+  if (due.empty()) return Status::Ok();
+  std::vector<std::string> names;
+  CAIRN_RETURN_IF_ERROR(ForEachDescriptor([&](const std::string&, VdiskDescriptor d) {
+    if (d.name != removed && !d.read_only() && d.mode != VdiskMode::kDeduped &&
+        !(d.flags & VdiskDescriptor::kIncomplete))
+      names.push_back(d.name);
+    return Status::Ok();
+  }));
+  for (const auto& n : names) {
+    auto v = Open(n, true);  // Busy when open in this process: left to its own cleaning
+    if (!v.ok()) continue;
+    CAIRN_RETURN_IF_ERROR((*v)->CleanNow(due).status());
+  }
+  return Status::Ok();
 }
 
 Status VdiskStore::Resize(const std::string& name, uint64_t size) {

@@ -83,7 +83,14 @@ class VdiskStore {
   Status WriteDescriptor(const VdiskDescriptor& d);
   Result<VdiskDescriptor> ResolveTemplate(const std::string& name, bool in_system);
   Result<std::shared_ptr<BlockSource>> OpenTemplateOf(const VdiskDescriptor& d);
-  Status DropMap(const VdiskDescriptor& d);
+  // Drops the references of `d`'s block map and deletes its pages; `groups` receives the
+  // groups it named (id -> block of slot 0).
+  Status DropMap(const VdiskDescriptor& d, VdiskImpl::DroppedGroups* groups = nullptr);
+  // After `removed` was removed: its groups that other vdisks still hold, at most half
+  // referenced now, are cleaned in every writable vdisk of the store not open in this process
+  // (a snapshot's references had kept them whole). Not with shared writers, whose other
+  // clients may have those vdisks open.
+  Status CleanAfterRemove(const std::string& removed, const VdiskImpl::DroppedGroups& groups);
   Status CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& to);
   Status CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect, CheckReport& rep);
   VdiskInfo ToInfo(const VdiskDescriptor& d) const;

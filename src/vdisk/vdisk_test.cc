@@ -807,6 +807,52 @@ TEST_P(VdiskTest, GroupsAreCleanedSoNoneIsMoreThanHalfDead) {
   user_->ExpectClean("after rm of the snapshot: ");
 }
 
+// A snapshot's references keep the groups it shares whole; once it is removed, `vdisk rm`
+// cleans those that are now at most half referenced in the vdisks that hold them.
+TEST_P(VdiskTest, RemovingASnapshotCleansTheGroupsItKeptWhole) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 2 << 20, 4096, "", false}).ok());
+  auto model = RandomData(2 << 20, 11);
+  {
+    auto v = Open(*user_, "n");
+    for (uint64_t off = 0; off < model.size(); off += 1 << 20)
+      ASSERT_TRUE(v->Write(off, {model.data() + off, 1 << 20}, false).ok());
+  }
+  ASSERT_EQ(Groups(*user_).size(), 2u);
+  const std::set<Digest> before = [&] {
+    std::set<Digest> s;
+    for (const auto& [id, r] : Groups(*user_)) s.insert(id);
+    return s;
+  }();
+  ASSERT_TRUE(user_->vdisks->Snapshot("n", "snap").ok());
+  ASSERT_TRUE(user_->vdisks->Snapshot("n", "snap2").ok());
+  {
+    // 200 of each group's 256 blocks overwritten one by one: the snapshots keep both whole.
+    auto v = Open(*user_, "n");
+    for (uint64_t g = 0; g < 2; g++)
+      for (uint64_t b = 0; b < 200; b++) {
+        const uint64_t off = (g * 256 + b) * 4096;
+        auto d = RandomData(4096, off + 1);
+        ASSERT_TRUE(v->Write(off, d, false).ok());
+        std::copy(d.begin(), d.end(), model.begin() + off);
+      }
+  }
+  ASSERT_EQ(Groups(*user_).size(), 2u);
+  ASSERT_TRUE(user_->vdisks->Remove("snap").ok());
+  EXPECT_EQ(Groups(*user_).size(), 2u) << "snap2 still holds every slot";
+  ASSERT_TRUE(user_->vdisks->Remove("snap2").ok());
+  // Each group had 56 of 256 slots referenced (by n): both are gone, n's 56 + 56 live blocks
+  // rewritten as two new groups.
+  auto after = Groups(*user_);
+  EXPECT_EQ(after.size(), 2u);
+  for (const auto& [id, r] : after) {
+    EXPECT_EQ(before.count(id), 0u)
+        << "group " << id.Hex() << " was not cleaned: " << r.refcount << " slots referenced";
+    EXPECT_EQ(r.refcount, 56u);
+  }
+  EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), model);
+  user_->ExpectClean("after rm of the snapshots: ");
+}
+
 // Writes without flushes commit by themselves once VdiskImpl::kMaxPendingBytes (128 MiB) of new
 // data is pending (groups make few chunks, so the 8,192-chunk bound alone let an unflushed
 // stream grow the segments without end): 1.5 times that in 1 MiB overwrites of an 8 MiB vdisk
