@@ -29,8 +29,9 @@ Result<VdiskMode> ParseVdiskMode(std::string_view s);
 
 struct VdiskCreateOptions {
   VdiskMode mode = VdiskMode::kDeduped;
-  uint64_t size = 0;           // bytes; rounded up to a multiple of block_size
-  uint32_t block_size = 4096;  // bytes: a power of two from 512 to 65536
+  uint64_t size = 0;  // bytes; rounded up to a multiple of block_size
+  // Bytes: a power of two from 512 to 65536; 0: the template's (semi-deduped), else 4096.
+  uint32_t block_size = 4096;
   // Semi-deduped only: the template (a read-only vdisk), in the system store when
   // `template_in_system` (a user's vdisk on a base image), else in the same store.
   std::string template_name;

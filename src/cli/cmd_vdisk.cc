@@ -79,7 +79,7 @@ struct NameArgs {
 // ------------------------------------------------------------------ create
 
 struct CreateArgs {
-  std::string repo, name, size, mode, block_size = "4K", tmpl;
+  std::string repo, name, size, mode, block_size, tmpl;  // block size: the template's, or 4K
 };
 
 Result<VdiskCreateOptions> CreateOptions(const CreateArgs& a) {
@@ -90,7 +90,10 @@ Result<VdiskCreateOptions> CreateOptions(const CreateArgs& a) {
   if (!a.size.empty()) {
     CAIRN_ASSIGN_OR_RETURN(o.size, ParseSize(a.size));
   }
-  CAIRN_ASSIGN_OR_RETURN(o.block_size, ParseBlockSize(a.block_size));
+  o.block_size = 0;
+  if (!a.block_size.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(o.block_size, ParseBlockSize(a.block_size));
+  }
   if (!a.tmpl.empty()) std::tie(o.template_name, o.template_in_system) = ParseTemplateRef(a.tmpl);
   return o;
 }
@@ -125,7 +128,8 @@ RunFn DefineCreate(CLI::App& cmd, Context& ctx) {
   cmd.add_option("--size", a->size, "size (e.g. 10G); default: the template's");
   cmd.add_option("--mode", a->mode, "deduped, nondeduped or semideduped")
       ->check(CLI::IsMember({"deduped", "nondeduped", "semideduped"}));
-  cmd.add_option("--block-size", a->block_size, "block size, 512 to 64K (default 4K)");
+  cmd.add_option("--block-size", a->block_size,
+                 "block size, 512 to 64K (default: the template's, else 4K)");
   cmd.add_option("--template", a->tmpl,
                  "[system:]VDISK: the template of a semi-deduped vdisk (system: in the system "
                  "store)");

@@ -113,12 +113,14 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
   uint64_t size = o.size;
   if (semi) {
     CAIRN_ASSIGN_OR_RETURN(auto t, ResolveTemplate(o.template_name, o.template_in_system));
-    if (t.block_size != o.block_size)
+    if (d.block_size == 0) d.block_size = t.block_size;
+    if (t.block_size != d.block_size)
       return Status::Invalid("template '" + t.name + "' has " + std::to_string(t.block_size) +
                              "-byte blocks; the vdisk must use the same block size");
     d.tmpl = TemplateRef{o.template_in_system && !is_system_, t.id, t.name};
     if (size == 0) size = t.size;
   }
+  if (d.block_size == 0) d.block_size = 4096;
   if (size == 0) return Status::Invalid("a vdisk needs a size (--size)");
   d.size = (size + d.block_size - 1) / d.block_size * d.block_size;
   if (semi) d.bitmap_slices = static_cast<uint32_t>((d.blocks() + kSliceBits - 1) / kSliceBits);

@@ -807,6 +807,19 @@ TEST_P(VdiskTest, GroupsAreCleanedSoNoneIsMoreThanHalfDead) {
   user_->ExpectClean("after rm of the snapshot: ");
 }
 
+// A block size of 0 takes the template's (semi-deduped), else 4 KiB; a different one is refused.
+TEST_P(VdiskTest, BlockSizeDefaultsToTheTemplates) {
+  ASSERT_TRUE(user_->vdisks->Create("t", {VdiskMode::kNondeduped, 1 << 20, 65536, "", false}).ok());
+  ASSERT_TRUE(user_->vdisks->Snapshot("t", "t@1").ok());
+  ASSERT_TRUE(user_->vdisks->Create("c", {VdiskMode::kSemideduped, 0, 0, "t@1", false}).ok());
+  EXPECT_EQ(user_->vdisks->Info("c", false)->block_size, 65536u);
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 0, "", false}).ok());
+  EXPECT_EQ(user_->vdisks->Info("n", false)->block_size, 4096u);
+  auto bad = user_->vdisks->Create("d", {VdiskMode::kSemideduped, 0, 4096, "t@1", false});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("65536-byte blocks"), std::string::npos) << bad.message();
+}
+
 // A snapshot's references keep the groups it shares whole; once it is removed, `vdisk rm`
 // cleans those that are now at most half referenced in the vdisks that hold them.
 TEST_P(VdiskTest, RemovingASnapshotCleansTheGroupsItKeptWhole) {
