@@ -132,7 +132,12 @@ RunFn DefineCreate(CLI::App& cmd, Context& ctx) {
                  "block size, 512 to 64K (default: the template's, else 4K)");
   cmd.add_option("--template", a->tmpl,
                  "[system:]VDISK: the template of a semi-deduped vdisk (system: in the system "
-                 "store)");
+                 "store)")
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            return s.empty() || s == "system:" ? "the template name is empty" : "";
+          },
+          "[system:]VDISK"));
   return [a, &g = ctx.globals] { return CmdCreate(g, *a); };
 }
 

@@ -52,12 +52,12 @@ Status VdiskImpl::Flush() {
   return moved ? Commit(nullptr) : Status::Ok();
 }
 
-Result<uint64_t> VdiskImpl::CleanNow(const DroppedGroups& groups) {
+Result<uint64_t> VdiskImpl::CleanNow(const DroppedGroups& groups, const LeavingRefs& leaving) {
   if (!writable_) return Status::PermissionDenied("vdisk '" + name_ + "' is read-only");
   CAIRN_RETURN_IF_ERROR(CheckUsable());
   std::lock_guard cl(commit_mu_);
   uint64_t moved = 0;
-  Status s = CleanGroups(groups, moved);
+  Status s = CleanGroups(groups, moved, &leaving);
   if (moved) {
     Status c = Commit(nullptr);
     if (s.ok()) s = c;
@@ -71,7 +71,8 @@ void VdiskImpl::NoteDropped(const Digest& group, uint64_t first) {
   if (dropped_.size() < kMaxDroppedGroups) dropped_.emplace(group, first);
 }
 
-Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved) {
+Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved,
+                              const LeavingRefs* leaving) {
   std::vector<Digest> ids;
   std::vector<uint64_t> firsts;
   for (const auto& [g, first] : dropped) {
@@ -80,9 +81,15 @@ Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved) {
   }
   CAIRN_ASSIGN_OR_RETURN(auto recs, ctx_.chunks->LookupMany(ids));
   for (size_t i = 0; i < ids.size(); i++) {
-    if (!recs[i] || recs[i]->refcount == 0) continue;  // released: nothing left to clean
+    if (!recs[i]) continue;  // released: nothing left to clean
+    uint64_t live = recs[i]->refcount;
+    if (leaving) {
+      auto it = leaving->find(ids[i]);
+      if (it != leaving->end()) live -= std::min(live, it->second);
+    }
+    if (live == 0) continue;  // nothing else holds it (or it is released)
     auto g = GroupLayoutOf(*recs[i], ctx_.chunks->SlotOverhead());
-    if (!g || recs[i]->refcount * 2 > g->slots) continue;  // more than half its slots live
+    if (!g || live * 2 > g->slots) continue;  // more than half its slots live
     CAIRN_RETURN_IF_ERROR(CleanGroup(ids[i], firsts[i], g->slots, moved));
   }
   return Status::Ok();

@@ -107,10 +107,13 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // Groups that lost slots: group id -> the block of its slot 0 (slot k of a group is block
   // first + k, in the vdisk that wrote it and in its snapshots).
   using DroppedGroups = std::unordered_map<Digest, uint64_t, DigestHash>;
+  // Group id -> references about to go (a snapshot being removed holds them).
+  using LeavingRefs = std::unordered_map<Digest, uint64_t, DigestHash>;
   // Cleans, and commits, the groups of `groups` this vdisk holds slots of and of which at most
-  // half the slots are referenced (CleanGroups). `vdisk rm` calls it on the other vdisks once a
-  // removed snapshot's groups lost its references. Returns the blocks rewritten.
-  Result<uint64_t> CleanNow(const DroppedGroups& groups);
+  // half the slots stay referenced once the `leaving` references are gone (CleanGroups).
+  // `vdisk rm` of a snapshot calls it on the other vdisks before it drops the snapshot's map,
+  // so that an rm killed half-way cleans again when run again. Returns the blocks rewritten.
+  Result<uint64_t> CleanNow(const DroppedGroups& groups, const LeavingRefs& leaving);
   // Called once the vdisk is closed (after its last flush).
   void SetOnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
 
@@ -171,7 +174,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // nothing else (a snapshot) holds it: dead slots never make up more than half of a group.
   // Adds the blocks rewritten to `moved` (also those rewritten before an error). commit_mu_
   // held.
-  Status CleanGroups(const DroppedGroups& dropped, uint64_t& moved);
+  // `leaving`: references not to count as live (CleanNow).
+  Status CleanGroups(const DroppedGroups& dropped, uint64_t& moved,
+                     const LeavingRefs* leaving = nullptr);
   Status CleanGroup(const Digest& group, uint64_t first, uint32_t slots, uint64_t& moved);
 
   VdiskContext ctx_;

@@ -3,6 +3,7 @@
 // the descriptor marked incomplete until the last: a crash leaves a vdisk that `rm` finishes.
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "util/clock.h"
 #include "vdisk/vdisk_store.h"
@@ -20,7 +21,7 @@ std::string Joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-Status VdiskStore::DropMap(const VdiskDescriptor& d, VdiskImpl::DroppedGroups* groups) {
+Status VdiskStore::DropMap(const VdiskDescriptor& d) {
   BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
   std::vector<uint64_t> pages;
   CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t page, const BlockMapPage&) {
@@ -34,11 +35,6 @@ Status VdiskStore::DropMap(const VdiskDescriptor& d, VdiskImpl::DroppedGroups* g
       for (size_t j = i; j < end; j++) {
         CAIRN_ASSIGN_OR_RETURN(auto p, map.LoadPage(pages[j]));
         for (const auto& e : p.ids()) txn->DropRef(e);
-        for (size_t b = 0; groups && b < kPageBlocks; b++) {
-          auto e = p.Get(b);
-          const uint64_t lba = pages[j] * kPageBlocks + b;
-          if (e && e->in_group() && lba >= e->slot) groups->emplace(e->id, lba - e->slot);
-        }
         batch.Delete(keys::BlockMap(d.id, pages[j]));
       }
       return Status::Ok();
@@ -63,46 +59,65 @@ Status VdiskStore::Remove(const std::string& name) {
     d.flags |= VdiskDescriptor::kIncomplete;  // from here on, rm finishes what it started
     CAIRN_RETURN_IF_ERROR(WriteDescriptor(d));
   }
-  VdiskImpl::DroppedGroups groups;
-  CAIRN_RETURN_IF_ERROR(DropMap(d, &groups));
+  // Cleaning only gives space back: a vdisk it cannot clean now is cleaned when it drops slots
+  // of those groups itself. Before the drop, so that a killed rm cleans again when run again.
+  if (d.flags & VdiskDescriptor::kSnapshot) (void)CleanBeforeRemove(d);
+  CAIRN_RETURN_IF_ERROR(DropMap(d));
   auto txn = ctx_.chunks->Begin();
-  CAIRN_RETURN_IF_ERROR(txn->Commit([&](WriteBatch& batch) -> Status {
+  return txn->Commit([&](WriteBatch& batch) -> Status {
     for (uint32_t s = 0; s < d.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));
     batch.Delete(keys::Vdisk(NameKey(name)));
     return Status::Ok();
-  }));
-  txn.reset();
-  // The vdisk is gone (durably) here; cleaning only gives space back, and a vdisk it cannot
-  // clean now is cleaned when it drops slots of those groups itself.
-  (void)CleanAfterRemove(name, groups);
-  return Status::Ok();
+  });
 }
 
-Status VdiskStore::CleanAfterRemove(const std::string& removed,
-                                    const VdiskImpl::DroppedGroups& groups) {
-  if (groups.empty() || ctx_.chunks->shared_writers()) return Status::Ok();
-  // Only groups at most half referenced now are worth a look in each vdisk.
+Status VdiskStore::CleanBeforeRemove(const VdiskDescriptor& d) {
+  if (ctx_.chunks->shared_writers()) return Status::Ok();
+  // The groups the snapshot names: the block of each one's slot 0, and its references here.
+  VdiskImpl::DroppedGroups groups;
+  VdiskImpl::LeavingRefs leaving;
+  BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
+  CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t page, const BlockMapPage& p) {
+    for (size_t b = 0; b < kPageBlocks; b++) {
+      auto e = p.Get(b);
+      const uint64_t lba = page * kPageBlocks + b;
+      if (!e || !e->in_group() || lba < e->slot) continue;
+      groups.emplace(e->id, lba - e->slot);
+      leaving[e->id]++;
+    }
+    return Status::Ok();
+  }));
+  if (groups.empty()) return Status::Ok();
+  // Only groups at most half referenced without the snapshot are worth a look in each vdisk.
   std::vector<Digest> ids;
   for (const auto& [g, first] : groups) ids.push_back(g);
   CAIRN_ASSIGN_OR_RETURN(auto recs, ctx_.chunks->LookupMany(ids));
   VdiskImpl::DroppedGroups due;
+  std::set<uint32_t> block_sizes;  // of the groups due: only vdisks of those can hold them
   for (size_t i = 0; i < ids.size(); i++) {
-    if (!recs[i] || recs[i]->refcount == 0) continue;
+    if (!recs[i]) continue;
+    const uint64_t live = recs[i]->refcount - std::min(recs[i]->refcount, leaving[ids[i]]);
     auto g = GroupLayoutOf(*recs[i], ctx_.chunks->SlotOverhead());
-    if (g && recs[i]->refcount * 2 <= g->slots) due.emplace(ids[i], groups.at(ids[i]));
+    if (!g || live == 0 || live * 2 > g->slots) continue;
+    due.emplace(ids[i], groups.at(ids[i]));
+    block_sizes.insert(g->block_size);
   }
   if (due.empty()) return Status::Ok();
+  // Every writable vdisk with own blocks of such a size: a snapshot records no source, so the
+  // vdisks that share its groups are found by looking (each due group costs a vdisk that does
+  // not hold it one read of the map entries where it would be).
   std::vector<std::string> names;
-  CAIRN_RETURN_IF_ERROR(ForEachDescriptor([&](const std::string&, VdiskDescriptor d) {
-    if (d.name != removed && !d.read_only() && d.mode != VdiskMode::kDeduped &&
-        !(d.flags & VdiskDescriptor::kIncomplete))
-      names.push_back(d.name);
+  CAIRN_RETURN_IF_ERROR(ForEachDescriptor([&](const std::string&, VdiskDescriptor v) {
+    if (!v.read_only() && v.mode != VdiskMode::kDeduped &&
+        !(v.flags & VdiskDescriptor::kIncomplete) && v.mapped_blocks > 0 &&
+        block_sizes.count(v.block_size))
+      names.push_back(v.name);
     return Status::Ok();
   }));
   for (const auto& n : names) {
     auto v = Open(n, true);  // Busy when open in this process: left to its own cleaning
     if (!v.ok()) continue;
-    CAIRN_RETURN_IF_ERROR((*v)->CleanNow(due).status());
+    CAIRN_RETURN_IF_ERROR((*v)->CleanNow(due, leaving).status());
   }
   return Status::Ok();
 }

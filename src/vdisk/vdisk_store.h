@@ -83,14 +83,13 @@ class VdiskStore {
   Status WriteDescriptor(const VdiskDescriptor& d);
   Result<VdiskDescriptor> ResolveTemplate(const std::string& name, bool in_system);
   Result<std::shared_ptr<BlockSource>> OpenTemplateOf(const VdiskDescriptor& d);
-  // Drops the references of `d`'s block map and deletes its pages; `groups` receives the
-  // groups it named (id -> block of slot 0).
-  Status DropMap(const VdiskDescriptor& d, VdiskImpl::DroppedGroups* groups = nullptr);
-  // After `removed` was removed: its groups that other vdisks still hold, at most half
-  // referenced now, are cleaned in every writable vdisk of the store not open in this process
-  // (a snapshot's references had kept them whole). Not with shared writers, whose other
-  // clients may have those vdisks open.
-  Status CleanAfterRemove(const std::string& removed, const VdiskImpl::DroppedGroups& groups);
+  Status DropMap(const VdiskDescriptor& d);
+  // Before snapshot `d`'s map is dropped: the groups it names that would then be at most half
+  // referenced are cleaned in every writable vdisk of the store (of their block size, with
+  // blocks) not open in this process. Run before the drop, so that an rm killed half-way
+  // cleans again when run again. Not with shared writers, whose other clients may have those
+  // vdisks open.
+  Status CleanBeforeRemove(const VdiskDescriptor& d);
   Status CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& to);
   Status CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect, CheckReport& rep);
   VdiskInfo ToInfo(const VdiskDescriptor& d) const;
