@@ -216,6 +216,17 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
     EXPECT_TRUE(s.ok()) << s.message();
     return out;
   }
+  // Writes `data` from offset 0 in 1 MiB requests (each a group of a format-5 vdisk's own
+  // blocks), without flushing.
+  static ::testing::AssertionResult WriteByMiB(Vdisk& v, std::span<const uint8_t> data) {
+    for (uint64_t off = 0; off < data.size(); off += 1 << 20) {
+      Status s =
+          v.Write(off, data.subspan(off, std::min<size_t>(1 << 20, data.size() - off)), false);
+      if (!s.ok())
+        return ::testing::AssertionFailure() << "write at " << off << ": " << s.message();
+    }
+    return ::testing::AssertionSuccess();
+  }
 
   // Stores of format 5 (groups); a test of format-4 behaviour (one chunk per block) clears it
   // and reopens.
@@ -609,8 +620,7 @@ void VdiskTest::SequentialPasses(uint64_t chunks, const std::string& what) {
     data = RandomData(4 << 20, 100 + pass);
     {
       auto v = Open(*user_, what);
-      for (uint64_t off = 0; off < data.size(); off += 1 << 20)
-        ASSERT_TRUE(v->Write(off, {data.data() + off, 1 << 20}, false).ok());
+      ASSERT_TRUE(WriteByMiB(*v, data));
       ASSERT_TRUE(v->Flush().ok());
       EXPECT_EQ(ReadAll(*v), data) << what << "pass " << pass;
     }
@@ -698,6 +708,13 @@ std::vector<std::pair<Digest, ChunkRecord>> Groups(Stack& s) {
   return out;
 }
 
+// The ids of every group of the store.
+std::set<Digest> GroupIds(Stack& s) {
+  std::set<Digest> out;
+  for (const auto& [id, r] : Groups(s)) out.insert(id);
+  return out;
+}
+
 // A 1 MiB write is one group: one chunk, one record, read back whole, block by block, across
 // a flush and a reopen, in both private modes; a single-block write stays a chunk of its own;
 // zero blocks inside a write split it into groups around the holes.
@@ -758,14 +775,12 @@ TEST_P(VdiskTest, GroupsAreCleanedSoNoneIsMoreThanHalfDead) {
   ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
   auto model = RandomData(4 << 20, 5);
   auto v = Open(*user_, "n");
-  for (uint64_t off = 0; off < model.size(); off += 1 << 20)
-    ASSERT_TRUE(v->Write(off, {model.data() + off, 1 << 20}, false).ok());
+  ASSERT_TRUE(WriteByMiB(*v, model));
   ASSERT_TRUE(v->Flush().ok());
   ASSERT_EQ(Groups(*user_).size(), 4u);
   std::mt19937_64 rng(6);
   uint64_t cleaned_groups = 0;
-  std::set<Digest> first_groups;
-  for (const auto& [id, r] : Groups(*user_)) first_groups.insert(id);
+  const std::set<Digest> first_groups = GroupIds(*user_);
   for (int round = 0; round < 12; round++) {
     for (int i = 0; i < 64; i++) {  // single blocks and short runs, at random
       const uint64_t n = 1 + rng() % 3, lba = rng() % (1024 - n);
@@ -827,15 +842,10 @@ TEST_P(VdiskTest, RemovingASnapshotCleansTheGroupsItKeptWhole) {
   auto model = RandomData(2 << 20, 11);
   {
     auto v = Open(*user_, "n");
-    for (uint64_t off = 0; off < model.size(); off += 1 << 20)
-      ASSERT_TRUE(v->Write(off, {model.data() + off, 1 << 20}, false).ok());
+    ASSERT_TRUE(WriteByMiB(*v, model));
   }
   ASSERT_EQ(Groups(*user_).size(), 2u);
-  const std::set<Digest> before = [&] {
-    std::set<Digest> s;
-    for (const auto& [id, r] : Groups(*user_)) s.insert(id);
-    return s;
-  }();
+  const std::set<Digest> before = GroupIds(*user_);
   ASSERT_TRUE(user_->vdisks->Snapshot("n", "snap").ok());
   ASSERT_TRUE(user_->vdisks->Snapshot("n", "snap2").ok());
   {
@@ -877,8 +887,7 @@ TEST_P(VdiskTest, UnflushedWritesCommitByThemselves) {
   const int passes = static_cast<int>(VdiskImpl::kMaxPendingBytes * 3 / 2 / (8 << 20));
   for (int pass = 0; pass < passes; pass++) {
     data = RandomData(8 << 20, 50 + pass);
-    for (uint64_t off = 0; off < data.size(); off += 1 << 20)
-      ASSERT_TRUE(v->Write(off, {data.data() + off, 1 << 20}, false).ok());
+    ASSERT_TRUE(WriteByMiB(*v, data));
   }
   EXPECT_GT(user_->Chunks(), 0u) << "nothing was committed without a flush";
   auto st = user_->chunks->Stats();
@@ -967,8 +976,7 @@ TEST_P(VdiskTest, GroupsSurviveCompactionAndReEncryption) {
   auto model = RandomData(4 << 20, 11);
   {
     auto v = Open(*user_, "n");
-    for (uint64_t off = 0; off < model.size(); off += 1 << 20)
-      ASSERT_TRUE(v->Write(off, {model.data() + off, 1 << 20}, false).ok());
+    ASSERT_TRUE(WriteByMiB(*v, model));
     ASSERT_TRUE(v->Flush().ok());
     // Half of it overwritten in 512 KiB writes: the old groups' extents become free space.
     for (uint64_t off = 0; off < model.size(); off += 1 << 20) {
