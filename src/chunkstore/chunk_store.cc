@@ -335,9 +335,8 @@ Status ChunkStore::UnsealInto(const Digest& id, const ChunkRecord& rec, std::spa
 
 Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                               const PlainBuffer& out_buffer) const {
-  auto where = [&] { return Where(rec); };
   if (rec.is_sealed() != (crypto_ != nullptr))
-    return Status::Corruption("chunk " + id.Hex() + where() +
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
                               (crypto_ ? " is not sealed in an encrypted store"
                                        : " is sealed but the store is not encrypted"));
   if (rec.is_group()) return UnsealGroup(id, rec, stored, out_buffer);
@@ -346,7 +345,8 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
     auto opened = crypto_->OpenChunkInPlace(
         id, {rec.key_version, rec.salt, rec.sealed, rec.is_padded()}, stored);
     if (!opened.ok())
-      return Status::Corruption("chunk " + id.Hex() + where() + ": " + opened.status().message());
+      return Status::Corruption("chunk " + id.Hex() + Where(rec) + ": " +
+                                opened.status().message());
     payload = *opened;
   }
   std::span<uint8_t> out = out_buffer(rec.plain_len);
@@ -356,29 +356,29 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
     // here rather than followed (records that loop would recurse without end).
     thread_local int reading_base = 0;
     if (reading_base > 0)
-      return Status::Corruption("chunk " + id.Hex() + where() +
+      return Status::Corruption("chunk " + id.Hex() + Where(rec) +
                                 " is a delta chunk but is used as the base of another one");
     // Its base first (through the cache: the base of many deltas is read once).
     reading_base++;
     auto base = ReadRef(rec.base);
     reading_base--;
     if (!base.ok())
-      return Status::Corruption("chunk " + id.Hex() + where() + " is a delta against chunk " +
+      return Status::Corruption("chunk " + id.Hex() + Where(rec) + " is a delta against chunk " +
                                 rec.base.Hex() +
                                 ", which cannot be read: " + base.status().message());
     s = DecompressDelta(payload, {(*base)->data(), (*base)->size()}, out);
   } else {
     s = Decompress(rec.codec, payload, out);
   }
-  if (!s.ok()) return s.WithContext("chunk " + id.Hex() + where());
+  if (!s.ok()) return s.WithContext("chunk " + id.Hex() + Where(rec));
   if (rec.is_private()) {
     // Its id is random: the AEAD verified it, or (plain store) the checksum in `salt` does.
     if (crypto_ || PrivateChecksum(out) == rec.salt) return Status::Ok();
-    return Status::Corruption("chunk " + id.Hex() + where() +
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
                               " fails verification: its content does not match its checksum");
   }
   if (hasher_->Hash(out) != id)
-    return Status::Corruption("chunk " + id.Hex() + where() +
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
                               " fails verification: its content does not match its hash");
   return Status::Ok();
 }
@@ -386,15 +386,14 @@ Status ChunkStore::UnsealSpan(const Digest& id, const ChunkRecord& rec, std::spa
 Status ChunkStore::UnsealGroup(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                                const PlainBuffer& out_buffer) const {
   // Every slot opened and verified into its place in `out`.
-  auto where = [&] { return Where(rec); };
   auto g = GroupLayoutOf(rec, SlotOverhead());
   if (!g || stored.size() != rec.stored_len)
-    return Status::Corruption("chunk " + id.Hex() + where() +
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
                               " is a group whose lengths do not make whole slots");
   std::unique_ptr<crypto::StoreCrypto::GroupOpener> opener;  // one key for every slot
   if (crypto_) {
     auto o = crypto_->OpenGroup(id, {rec.key_version, rec.salt, rec.sealed, false});
-    if (!o.ok()) return o.status().WithContext("chunk " + id.Hex() + where());
+    if (!o.ok()) return o.status().WithContext("chunk " + id.Hex() + Where(rec));
     opener = std::move(*o);
   }
   std::span<uint8_t> out = out_buffer(rec.plain_len);
@@ -410,9 +409,9 @@ Status ChunkStore::UnsealGroup(const Digest& id, const ChunkRecord& rec, std::sp
     if (failed++ == 0) first = s;
     if (failed <= 16) bad += (bad.empty() ? "" : ", ") + std::to_string(i);
   }
-  if (failed == 1) return first.WithContext("chunk " + id.Hex() + where());
+  if (failed == 1) return first.WithContext("chunk " + id.Hex() + Where(rec));
   if (failed > 1)
-    return Status::Corruption("chunk " + id.Hex() + where() + ": " + std::to_string(failed) +
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) + ": " + std::to_string(failed) +
                               " of its " + std::to_string(g->slots) +
                               " slots fail verification (slots " + bad +
                               (failed > 16 ? ", ..." : "") + ")");

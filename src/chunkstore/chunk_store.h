@@ -463,13 +463,13 @@ class ChunkStore {
   // group read through ReadRef (its retries and errors), the slot copied out.
   Status ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkRecord* hint,
                       std::span<uint8_t> out) const;
-  // Opens and verifies slot `slot` of group `id` (`stored`: the slot's bytes) into `out` (its
-  // block; may be the start of `stored`). Corruption naming the slot when it does not verify.
   // Where a chunk's record says it is, for messages: " in SEGMENT at offset N".
   std::string Where(const ChunkRecord& rec) const;
   // UnsealSpan of a group: every slot opened and verified; a failure names every bad slot.
   Status UnsealGroup(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
                      const PlainBuffer& out_buffer) const;
+  // Opens and verifies slot `slot` of group `id` (`stored`: the slot's bytes) into `out` (its
+  // block; may be the start of `stored`). Corruption naming the slot when it does not verify.
   // `opener`: the group's (StoreCrypto::OpenGroup) when the caller opens many of its slots.
   Status OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t slot,
                   std::span<const uint8_t> stored, std::span<uint8_t> out,
