@@ -72,7 +72,10 @@ Status VdiskStore::Remove(const std::string& name) {
 }
 
 Status VdiskStore::CleanBeforeRemove(const VdiskDescriptor& d) {
-  if (ctx_.chunks->shared_writers()) return Status::Ok();
+  // Only a format-5 store's nondeduped and semi-deduped blocks are groups: no other map is
+  // read twice.
+  if (!ctx_.groups || d.mode == VdiskMode::kDeduped || ctx_.chunks->shared_writers())
+    return Status::Ok();
   // The groups the snapshot names: the block of each one's slot 0, and its references here.
   VdiskImpl::DroppedGroups groups;
   VdiskImpl::LeavingRefs leaving;
