@@ -58,7 +58,7 @@ inline constexpr uint64_t kMaxKdfMemlimit = uint64_t{1} << 30;
 
 // libsodium's interactive level: opslimit 2, 64 MiB.
 KdfParams InteractiveKdfParams();
-// opslimit 1, 8 MiB: WEAK, for tests only (a passphrase under it is far cheaper to guess).
+// opslimit 1, 64 KiB: WEAK, for tests only (a passphrase under it is far cheaper to guess).
 KdfParams FastKdfParams();
 // InteractiveKdfParams(), or FastKdfParams() once EnableTestKdf was called.
 KdfParams DefaultKdfParams();

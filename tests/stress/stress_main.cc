@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "cairn/repository.h"
+#include "crypto/keyfile.h"
 #include "index/crash_fs.h"
 #include "repo/testing.h"
 #include "tests/crash_util.h"
@@ -351,7 +352,9 @@ int Readers(const Args& a) {
 }  // namespace cairn::stress
 
 int main(int argc, char** argv) {
-  ::setenv("CAIRN_KDF_FAST", "1", 1);  // key files with the weak test-only KDF cost
+  // Key files with the weak test-only KDF cost: at the interactive cost every cut spent most of
+  // its time in Argon2id unlocking the key file.
+  cairn::crypto::EnableTestKdf();
   auto a = cairn::stress::Parse(argc, argv);
   if (a.mode == "crash") return cairn::stress::Crash(a);
   if (a.mode == "kill") return cairn::stress::Kill(a);
