@@ -42,8 +42,31 @@ def tidy_binary():
     sys.exit("style: clang-tidy is not installed (scripts/deps.sh test installs it)")
 
 
+# CMake's precompiled-header options (CAIRN_PCH): GCC's .gch is not a PCH clang-tidy can read, so
+# each file is analysed from its own includes instead.
+PCH_OPTIONS = re.compile(r"(?:\s+-Xclang\s+-include-pch\s+-Xclang\s+\S+)?"
+                         r"(?:\s+-Xclang)?\s+-include\s+(?:-Xclang\s+)?\S*cmake_pch\.hxx"
+                         r"|\s+-Winvalid-pch")
+
+
+def without_pch(command):
+    return PCH_OPTIONS.sub("", command)
+
+
+def write_tidy_db(build, files):
+    """BUILD/tidy/compile_commands.json: the src/ entries without the PCH options; returns its
+    directory, which clang-tidy is pointed at."""
+    d = os.path.join(build, "tidy")
+    os.makedirs(d, exist_ok=True)
+    entries = [{"directory": build, "file": p, "command": cmd} for p, cmd in files.items()]
+    with open(os.path.join(d, "compile_commands.json"), "w") as f:
+        json.dump(entries, f)
+    return d
+
+
 def sources(build):
-    """{path: compile command} of every src/*.cc in the compilation database."""
+    """{path: compile command, without PCH options} of every src/*.cc in the compilation
+    database."""
     db = os.path.join(build, "compile_commands.json")
     if not os.path.exists(db):
         sys.exit(f"style: {db} is missing (configure the build first: make build)")
@@ -54,7 +77,7 @@ def sources(build):
     for e in entries:
         path = os.path.realpath(os.path.join(e["directory"], e["file"]))
         if path.startswith(src) and path.endswith(".cc"):
-            files[path] = e.get("command") or " ".join(e.get("arguments", []))
+            files[path] = without_pch(e.get("command") or " ".join(e.get("arguments", [])))
     return dict(sorted(files.items()))
 
 
@@ -183,8 +206,9 @@ def analyse(build, files):
     todo = [p for p in files if cache.get(p, {}).get("key") != keys[p]]
     errors = []
     jobs = int(os.environ.get("JOBS", "2"))
+    db = write_tidy_db(build, files)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        for path, rc, out in pool.map(lambda f: run_tidy(tidy, build, f), todo):
+        for path, rc, out in pool.map(lambda f: run_tidy(tidy, db, f), todo):
             f, e = parse(out)
             if rc != 0 and not e:
                 e.append(f"{os.path.relpath(path, ROOT)}: clang-tidy exited with {rc}")

@@ -54,7 +54,7 @@ TEST(CliPassphrase, OverlongFileLineIsRefusedWithoutEchoingIt) {
       << p.status().message();
   EXPECT_EQ(p.status().message().find("xxxx"), std::string::npos);
   // 4096 bytes is the limit, and still accepted.
-  WriteText(f, std::string(4096, 'y') + "\n");
+  WriteText(f, std::string(4096, 'y').append("\n"));
   auto at_limit = ReadPassphrase(f, false);
   ASSERT_TRUE(at_limit.ok()) << at_limit.status().message();
   EXPECT_EQ(at_limit->size(), 4096u);

@@ -114,11 +114,15 @@ std::optional<uint64_t> DecodeCounter(std::string_view v) {
 }
 
 namespace keys {
+// A type byte then the id (appended, not `string + string`: GCC 12 reports a false
+// -Warray-bounds on that concatenation of a 32-byte digest once <string> is precompiled).
 std::string Manifest(const Digest& id) {
-  return std::string(1, kManifest) + std::string(id.View());
+  std::string k(1, kManifest);
+  return k.append(id.View());
 }
 std::string ManifestRefs(const Digest& id) {
-  return std::string(1, kManifestRefs) + std::string(id.View());
+  std::string k(1, kManifestRefs);
+  return k.append(id.View());
 }
 std::string Head(std::string_view name) { return std::string(1, kHead) + std::string(name); }
 std::string VersionPrefix(std::string_view name) {
