@@ -3,7 +3,7 @@
 # from the seed corpus in fuzz/corpus/<target>/ (read only: new inputs go to a temporary
 # directory), and prints each target's executions and coverage. Exits 1 on the first target
 # that finds a crash, leak or sanitizer report (the input is saved as BUILD/fuzz-crash-*).
-# Usage: scripts/fuzz.sh BUILD_DIR [SECONDS]   (make fuzz: 600 s each; make test: 20 s each)
+# Usage: scripts/fuzz.sh BUILD_DIR [SECONDS]   (make fuzz: 600 s each; make test: 10 s each)
 set -euo pipefail
 BUILD=${1:?usage: fuzz.sh BUILD_DIR [SECONDS]}
 SECONDS_EACH=${2:-30}
@@ -14,7 +14,7 @@ status=0
 for src in "$ROOT"/fuzz/*_fuzz.cc; do
   name=$(basename "$src" .cc)
   bin=$BUILD/$name
-  [[ -x $bin ]] || { echo "fuzz: $bin is not built (make build-fuzz)" >&2; exit 1; }
+  [[ -x $bin ]] || { echo "fuzz: $bin is not built (make build-asan)" >&2; exit 1; }
   mkdir -p "$WORK/$name"
   log=$WORK/$name.log
   if ! "$bin" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -max_len=65536 \
