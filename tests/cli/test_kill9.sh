@@ -101,9 +101,9 @@ MID=0 MID_TORN=0 AFTER_COMMIT=0 COMPLETED=0 RM_MID=0 RM_DONE=0 RM_COMPLETED=0
 # ---------------------------------------------------------------------------------------------
 kill_put() {
   local i=$1 f=$T/victim-file a b c bo co threads delay st v size hash new="" sum
-  a=$(rint $((1 * MiB)) $((12 * MiB)))
-  b=$(rint 0 $((24 * MiB)))
-  c=$(rint 0 $((24 * MiB)))
+  a=$(rint $((1 * MiB)) $((6 * MiB)))
+  b=$(rint 0 $((12 * MiB)))
+  c=$(rint 0 $((12 * MiB)))
   bo=$(rint 0 $((32 * MiB - b)))
   co=$(rint 0 $((32 * MiB - c)))
   rand_file "$T/part-a" "$a"
@@ -219,7 +219,7 @@ kill_rm() {
 
 # ---------------------------------------------------------------------------------------------
 # time_put: OPEN_MS, the wall time of a command that only opens the repository, and PUT_MS, that of
-# an unkilled put of a typical victim (12 MiB random + 24 MiB text) into a scratch repository
+# an unkilled put of a typical victim (6 MiB random + 12 MiB text) into a scratch repository
 # made like $R. kill_put aims half its kills between the two.
 OPEN_MS=0 PUT_MS=0
 # How every repository of this test is made (besides its encryption).
@@ -227,7 +227,7 @@ INIT_ARGS=(--hash sha256 --compression zstd:6 --min-chunk 16K --avg-chunk 64K --
 time_put() {
   local S=$T/timing-$ENC t0 t1
   expect_ok "$ENC: init a timing repository" cairn init "$S" --encryption "$ENC" "${INIT_ARGS[@]}"
-  { slice "$T/randpool" 0 $((12 * MiB)); slice "$T/textpool" 0 $((24 * MiB)); } >"$T/timing-file"
+  { slice "$T/randpool" 0 $((6 * MiB)); slice "$T/textpool" 0 $((12 * MiB)); } >"$T/timing-file"
   t0=$(date +%s%3N)
   expect_ok "$ENC: ls for timing" cairn ls "$S"
   t1=$(date +%s%3N)
@@ -235,7 +235,7 @@ time_put() {
   expect_ok "$ENC: put for timing" cairn put "$S" timing "$T/timing-file"
   PUT_MS=$(($(date +%s%3N) - t1))
   rm -rf "$S" "$T/timing-file"
-  note "$ENC: a command opens in ${OPEN_MS} ms, a 36 MiB put takes ${PUT_MS} ms"
+  note "$ENC: a command opens in ${OPEN_MS} ms, an 18 MiB put takes ${PUT_MS} ms"
 }
 
 # pass ENCRYPTION LOOPS: a fresh repository with the base objects, then LOOPS kill loops.
