@@ -16,7 +16,9 @@ Results are cached in BUILD_DIR/function_size_cache.json per file, keyed on the 
 compile command, .clang-tidy and every header under src/ and include/: a run after a change
 re-analyses only the files it can affect.
 
-Usage: scripts/check_function_size.py [BUILD_DIR]   (JOBS=N parallel clang-tidy runs, default 2)
+Usage: scripts/check_function_size.py [BUILD_DIR]   (JOBS=N parallel clang-tidy runs, default 2;
+TIDY_CLANG_BUILD=DIR: a built clang tree, such as build-asan, whose compile commands and
+precompiled headers are used for the files it compiles, which is faster)
 """
 import concurrent.futures
 import hashlib
@@ -43,10 +45,14 @@ def tidy_binary():
 
 
 # CMake's precompiled-header options (CAIRN_PCH): GCC's .gch is not a PCH clang-tidy can read, so
-# each file is analysed from its own includes instead.
+# a file of a GCC tree is analysed from its own includes instead. A clang tree's PCH (clang 14,
+# clang-tidy's own version) is kept: it spares parsing the standard, JSON and gtest headers.
 PCH_OPTIONS = re.compile(r"(?:\s+-Xclang\s+-include-pch\s+-Xclang\s+\S+)?"
                          r"(?:\s+-Xclang)?\s+-include\s+(?:-Xclang\s+)?\S*cmake_pch\.hxx"
                          r"|\s+-Winvalid-pch")
+
+
+CLANG_PCH = re.compile(r"-include-pch\s+-Xclang\s+(\S+)")
 
 
 def without_pch(command):
@@ -54,19 +60,19 @@ def without_pch(command):
 
 
 def write_tidy_db(build, files):
-    """BUILD/tidy/compile_commands.json: the src/ entries without the PCH options; returns its
+    """BUILD/tidy/compile_commands.json: the entries clang-tidy is to use; returns its
     directory, which clang-tidy is pointed at."""
     d = os.path.join(build, "tidy")
     os.makedirs(d, exist_ok=True)
-    entries = [{"directory": build, "file": p, "command": cmd} for p, cmd in files.items()]
+    entries = [{"directory": where, "file": p, "command": cmd}
+               for p, (where, cmd) in files.items()]
     with open(os.path.join(d, "compile_commands.json"), "w") as f:
         json.dump(entries, f)
     return d
 
 
-def sources(build):
-    """{path: compile command, without PCH options} of every src/*.cc in the compilation
-    database."""
+def database(build):
+    """{path: (directory, command)} of every src/*.cc in BUILD's compilation database."""
     db = os.path.join(build, "compile_commands.json")
     if not os.path.exists(db):
         sys.exit(f"style: {db} is missing (configure the build first: make build)")
@@ -77,7 +83,22 @@ def sources(build):
     for e in entries:
         path = os.path.realpath(os.path.join(e["directory"], e["file"]))
         if path.startswith(src) and path.endswith(".cc"):
-            files[path] = without_pch(e.get("command") or " ".join(e.get("arguments", [])))
+            files[path] = (e["directory"], e.get("command") or " ".join(e.get("arguments", [])))
+    return files
+
+
+def sources(build, clang_build=None):
+    """{path: (directory, command)} of every src/*.cc of BUILD: as CLANG_BUILD (a built clang
+    tree, such as make build-asan's) compiles it when it does, PCH included; else as BUILD
+    does, without PCH options."""
+    files = {p: (d, without_pch(c)) for p, (d, c) in database(build).items()}
+    if clang_build:
+        clang = database(clang_build)
+        for p in files:
+            if p in clang:
+                pch = CLANG_PCH.search(clang[p][1])
+                if not pch or os.path.exists(pch[1]):  # a PCH not built yet is not used
+                    files[p] = clang[p]
     return dict(sorted(files.items()))
 
 
@@ -202,7 +223,7 @@ def analyse(build, files):
         cache = {}
     shared = shared_digest()
     keys = {p: hashlib.sha256((shared + cmd + file_digest(p)).encode()).hexdigest()
-            for p, cmd in files.items()}
+            for p, (_, cmd) in files.items()}
     todo = [p for p in files if cache.get(p, {}).get("key") != keys[p]]
     errors = []
     jobs = int(os.environ.get("JOBS", "2"))
@@ -230,7 +251,10 @@ def analyse(build, files):
 
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
-    files = sources(build)
+    clang_build = os.environ.get("TIDY_CLANG_BUILD")
+    if clang_build and not os.path.exists(os.path.join(clang_build, "compile_commands.json")):
+        clang_build = None
+    files = sources(build, clang_build and os.path.abspath(clang_build))
     start = time.monotonic()
     found, errors, ran = analyse(build, files)
     elapsed = time.monotonic() - start
