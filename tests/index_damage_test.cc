@@ -20,16 +20,11 @@ namespace fs = std::filesystem;
 using testing::MemSink;
 using testing::MemSource;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Every segment file and its content.
 std::map<std::string, std::string> Segments(const std::string& repo) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::directory_iterator(repo + "/stores/system/segments"))
-    out[e.path().filename()] = ReadAll(e.path());
+    out[e.path().filename()] = testing::ReadFileBytes(e.path());
   return out;
 }
 

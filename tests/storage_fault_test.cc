@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 
@@ -54,12 +53,7 @@ std::map<std::string, std::string> Fingerprint(const std::string& root, bool ski
     } else if (leaf == "lock") {
       out[rel] = "<lock>";
     } else {
-      // Read whole (istreambuf_iterator went byte by byte: most of this test's time under ASan).
-      std::ifstream f(it->path(), std::ios::binary);
-      std::string bytes(it->file_size(), '\0');
-      f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      bytes.resize(static_cast<size_t>(f.gcount()));
-      out[rel] = std::move(bytes);
+      out[rel] = testing::ReadFileBytes(it->path());
     }
   }
   return out;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -18,6 +19,19 @@
 #include "cairn/io.h"
 
 namespace cairn::testing {
+
+// The whole of file `path` ("" when it cannot be opened or sized), read in one call, not byte by
+// byte as istreambuf_iterator does (slow on large files, most of all under ASan).
+inline std::string ReadFileBytes(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  std::ifstream f(path, std::ios::binary);
+  if (ec || !f) return {};
+  std::string bytes(size, '\0');
+  f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<size_t>(f.gcount()));
+  return bytes;
+}
 
 class TempDir {
  public:

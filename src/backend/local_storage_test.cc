@@ -23,10 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 void Plant(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
@@ -55,7 +51,7 @@ class LocalStorageTest : public ::testing::Test {
   }
   void ExpectOutsideUntouched() {
     EXPECT_EQ(RawNames(outside_), std::vector<std::string>{"secret"});
-    EXPECT_EQ(Slurp(outside_ + "/secret"), "outside data");
+    EXPECT_EQ(testing::ReadFileBytes(outside_ + "/secret"), "outside data");
   }
   TempDir dir_;
   std::string root_, outside_;
@@ -131,7 +127,7 @@ TEST_F(LocalStorageTest, OpenAndCreate) {
   EXPECT_EQ(full.status().code(), Code::kInvalidArgument);
   EXPECT_TRUE(Has(full.status(), "not empty")) << full.status().message();
   EXPECT_EQ(CreateLocalStorage(dir_ / "file").status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(Slurp(dir_ / "file"), "x");
+  EXPECT_EQ(testing::ReadFileBytes(dir_ / "file"), "x");
   ExpectOutsideUntouched();
   // Locations: local paths, and rados:POOL/PREFIX (a malformed one is refused before any
   // connection; without a reachable cluster, or without RADOS support, it fails cleanly).
@@ -154,7 +150,7 @@ TEST_F(LocalStorageTest, WriteReadReplaceAndExclusive) {
   ASSERT_EQ(::stat((root_ + "/config.json").c_str(), &sb), 0);
   EXPECT_EQ(sb.st_mode & 0777, 0600u);
   ASSERT_TRUE(st_->WriteFile("config.json", "two, longer").ok());
-  EXPECT_EQ(Slurp(root_ + "/config.json"), "two, longer");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/config.json"), "two, longer");
   ASSERT_TRUE(st_->WriteFile("config.json", "").ok());
   EXPECT_EQ(*st_->ReadFile("config.json", 0), "");
   // No temporary file is left behind.
@@ -163,9 +159,9 @@ TEST_F(LocalStorageTest, WriteReadReplaceAndExclusive) {
   Status ex = st_->WriteFile("config.json", "three", /*exclusive=*/true);
   EXPECT_EQ(ex.code(), Code::kInvalidArgument);
   EXPECT_TRUE(Has(ex, root_ + "/config.json already exists")) << ex.message();
-  EXPECT_EQ(Slurp(root_ + "/config.json"), "");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/config.json"), "");
   ASSERT_TRUE(st_->WriteFile("fresh", "new", /*exclusive=*/true).ok());
-  EXPECT_EQ(Slurp(root_ + "/fresh"), "new");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/fresh"), "new");
   EXPECT_EQ(RawNames(root_), (std::vector<std::string>{"config.json", "fresh"}));
 
   // A file in a missing directory: NotFound, nothing created.
@@ -191,7 +187,7 @@ TEST_F(LocalStorageTest, FailedWriteLeavesTargetAndNoTemporaryFile) {
   std::signal(SIGXFSZ, old_handler);
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(Has(s, ".users.json.tmp-")) << "the error names the file: " << s.message();
-  EXPECT_EQ(Slurp(root_ + "/users.json"), "old contents");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/users.json"), "old contents");
   EXPECT_EQ(RawNames(root_), std::vector<std::string>{"users.json"});
 }
 
@@ -338,7 +334,7 @@ TEST_F(LocalStorageTest, LockNamesItsOwner) {
       << o.owner.description;
   auto held = st_->Lock("stores/lock", o);
   ASSERT_TRUE(held.ok()) << held.status().message();
-  EXPECT_EQ(Slurp(root_ + "/stores/lock"), o.owner.description + "\n");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/stores/lock"), o.owner.description + "\n");
   struct stat sb;
   ASSERT_EQ(::stat((root_ + "/stores/lock").c_str(), &sb), 0);
   EXPECT_EQ(sb.st_mode & 0777, 0600u);
@@ -350,11 +346,11 @@ TEST_F(LocalStorageTest, LockNamesItsOwner) {
   EXPECT_EQ(busy.status().code(), Code::kBusy);
   EXPECT_EQ(busy.status().message(),
             "repository " + root_ + "/stores is locked by " + o.owner.description);
-  EXPECT_EQ(Slurp(root_ + "/stores/lock"), o.owner.description + "\n");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/stores/lock"), o.owner.description + "\n");
   held.value().reset();
   auto next = st_->Lock("stores/lock", other);
   ASSERT_TRUE(next.ok()) << next.status().message();
-  EXPECT_EQ(Slurp(root_ + "/stores/lock"), "someone else\n");
+  EXPECT_EQ(testing::ReadFileBytes(root_ + "/stores/lock"), "someone else\n");
 }
 
 TEST_F(LocalStorageTest, LockHeldByAnotherProgramWithABarePid) {
