@@ -149,20 +149,33 @@ TEST_P(DeltaTest, BasesLiveExactlyAsLongAsTheirDeltas) {
 
 // v3 edits the chunks v2 edited: their v2 copies are deltas, so v3's are deltas against v1's
 // chunks (a base is never a delta; check says so when one is).
+// An encrypted store cuts with a gear table keyed by its own secret, new in every run, so about
+// one run in 400 puts a cut point within the gear hash's reach of an edit (or the edit makes one):
+// the edit then changes two or three chunks, and v3's chunk may match its grand-base poorly. That
+// is no case of this test, so the edit is made again further on, in a fresh object, until it
+// changes one chunk (at most 5 tries).
 TEST_P(DeltaTest, DeltaOfADeltaGoesToItsBase) {
   const auto v1 = RandomData(1 << 20, 4);
-  auto v2 = v1, v3 = v1;
-  v2[300000] ^= 1;
-  v3[300000] ^= 1;
-  v3[300100] ^= 1;
-  Put("f", v1);
-  PutResult r2 = Put("f", v2);
-  PutResult r3 = Put("f", v3);
-  EXPECT_LT(r2.stored_bytes, 4096u);
-  EXPECT_LT(r3.stored_bytes, 4096u);
-  ASSERT_TRUE(repo_->Remove("f", 2).ok());
-  ASSERT_TRUE(repo_->Remove("f", 1).ok());
-  EXPECT_EQ(Get("f"), v3);
+  for (size_t at = 300000;; at += 100003) {
+    const std::string name = "f" + std::to_string(at);
+    SCOPED_TRACE(name);
+    auto v2 = v1, v3 = v1;
+    v2[at] ^= 1;
+    v3[at] ^= 1;
+    v3[at + 100] ^= 1;
+    Put(name, v1);
+    PutResult r2 = Put(name, v2);
+    PutResult r3 = Put(name, v3);
+    if ((r2.new_chunks != 1 || r3.new_chunks != 1) && at < 700000) continue;
+    EXPECT_EQ(r2.new_chunks, 1u);
+    EXPECT_EQ(r3.new_chunks, 1u);
+    EXPECT_LT(r2.stored_bytes, 4096u);
+    EXPECT_LT(r3.stored_bytes, 4096u);
+    ASSERT_TRUE(repo_->Remove(name, 2).ok());
+    ASSERT_TRUE(repo_->Remove(name, 1).ok());
+    EXPECT_EQ(Get(name), v3);
+    break;
+  }
   testing::ExpectCheckClean(*repo_);
 }
 
