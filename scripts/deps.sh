@@ -11,8 +11,9 @@ BUILD_PKGS=(build-essential cmake pkg-config libssl-dev libsodium-dev libzstd-de
 # libnbd-bin (nbdinfo, nbdcopy,
 # nbdfuse), python3-libnbd (nbdsh), qemu-utils (qemu-img, qemu-nbd), e2fsprogs (mke2fs -d,
 # e2fsck, debugfs), rocksdb-tools (ldb: the damaged-bitmap test edits index rows); clang and
-# libclang-rt-14-dev (libFuzzer) build the fuzzers.
-TEST_PKGS=(python3 xxd strace e2fsprogs util-linux clang-format clang-tidy clang libclang-rt-14-dev nbdkit libnbd-bin
+# libclang-rt-14-dev (libFuzzer) build the fuzzers; universal-ctags: make style's function-length
+# check.
+TEST_PKGS=(python3 xxd strace e2fsprogs util-linux clang-format universal-ctags clang libclang-rt-14-dev nbdkit libnbd-bin
   python3-libnbd qemu-utils rocksdb-tools)
 BENCH_PKGS=(restic borgbackup casync linux-source-6.1 time xz-utils fio)
 # Ceph Pacific (Debian 12): one mon + OSDs on loopback, the rados/ceph tools, librados C++.
