@@ -216,6 +216,92 @@ TEST_P(BackendConformance, ConcurrentWritersAndReaders) {
                 RandomData(kSize, t * 1000 + i));
 }
 
+// WillNeed is a hint: whatever was hinted, every read returns the segment's current bytes, in
+// any order, across read-ahead request boundaries (RADOS: 4 MiB) and after the hinted bytes
+// were used once.
+TEST_P(BackendConformance, ReadsAfterWillNeedSeeTheBytes) {
+  const auto data = RandomData(10u << 20, 40);
+  for (size_t at = 0; at < data.size(); at += 1u << 20)
+    Put(30, at, std::vector<uint8_t>(data.begin() + at, data.begin() + at + (1u << 20)));
+  ASSERT_TRUE(b_->Sync(30).ok());
+  auto slice = [&](uint64_t off, size_t n) {
+    return std::vector<uint8_t>(data.begin() + off, data.begin() + off + n);
+  };
+  // Reads of odd sizes at odd offsets, in order: several span two requests of 4 MiB.
+  std::vector<std::pair<uint64_t, size_t>> reads;
+  for (uint64_t off = 7; off + 1000 < data.size(); off += 700001)
+    reads.push_back({off, std::min<size_t>(700001 + off % 3, data.size() - off)});
+  b_->WillNeed(30, 0, data.size());
+  for (auto [off, n] : reads) ASSERT_EQ(Get(30, off, n), slice(off, n)) << off;
+  for (auto [off, n] : reads) ASSERT_EQ(Get(30, off, n), slice(off, n)) << off;  // again
+  // Hinted again, read backwards.
+  b_->WillNeed(30, 0, data.size());
+  for (auto r = reads.rbegin(); r != reads.rend(); ++r)
+    ASSERT_EQ(Get(30, r->first, r->second), slice(r->first, r->second)) << r->first;
+  // From several threads at once.
+  b_->WillNeed(30, 0, data.size());
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; t++)
+    ts.emplace_back([&, t] {
+      for (size_t i = t; i < reads.size(); i += 4)
+        EXPECT_EQ(Get(30, reads[i].first, reads[i].second), slice(reads[i].first, reads[i].second));
+    });
+  for (auto& t : ts) t.join();
+}
+
+// Bytes changed after a WillNeed (write before or after sync, discard, truncate, remove) are
+// read as changed, never as they were when hinted.
+TEST_P(BackendConformance, ChangesAfterWillNeedAreRead) {
+  auto expect = RandomData(6u << 20, 41);
+  Put(31, 0, expect);
+  ASSERT_TRUE(b_->Sync(31).ok());
+  b_->WillNeed(31, 0, expect.size());
+  auto w = RandomData(100000, 42);
+  Put(31, 1u << 20, w);  // gathered, not synced
+  std::copy(w.begin(), w.end(), expect.begin() + (1u << 20));
+  EXPECT_EQ(Get(31, 0, expect.size()), expect);
+  b_->WillNeed(31, 0, expect.size());  // with the write perhaps still in flight
+  auto w2 = RandomData(5000, 43);
+  Put(31, (4u << 20) - 2000, w2);  // across a request boundary
+  std::copy(w2.begin(), w2.end(), expect.begin() + (4u << 20) - 2000);
+  ASSERT_TRUE(b_->Sync(31).ok());
+  EXPECT_EQ(Get(31, 0, expect.size()), expect);
+  b_->WillNeed(31, 0, expect.size());
+  ASSERT_TRUE(b_->Discard(31, 2u << 20, 300000).ok());
+  std::fill(expect.begin() + (2u << 20), expect.begin() + (2u << 20) + 300000, 0);
+  EXPECT_EQ(Get(31, 0, expect.size()), expect);
+  b_->WillNeed(31, 0, expect.size());
+  ASSERT_TRUE(b_->Truncate(31, 3u << 20).ok());
+  auto tail = RandomData(1u << 20, 44);
+  Put(31, 3u << 20, tail);
+  ASSERT_TRUE(b_->Sync(31).ok());
+  expect.resize(3u << 20);
+  expect.insert(expect.end(), tail.begin(), tail.end());
+  EXPECT_EQ(Get(31, 0, expect.size()), expect);
+  b_->WillNeed(31, 0, expect.size());
+  ASSERT_TRUE(b_->Remove(31).ok());
+  auto fresh = RandomData(4096, 45);
+  Put(31, 0, fresh);
+  ASSERT_TRUE(b_->Sync(31).ok());
+  EXPECT_EQ(Get(31, 0, fresh.size()), fresh);
+}
+
+// A hint past the end, or for a segment that does not exist, changes no read's result or error.
+TEST_P(BackendConformance, WillNeedPastTheEndChangesNoError) {
+  auto d = RandomData(1000, 46);
+  Put(32, 0, d);
+  ASSERT_TRUE(b_->Sync(32).ok());
+  b_->WillNeed(32, 0, 8u << 20);
+  b_->WillNeed(33, 0, 1u << 20);  // missing
+  EXPECT_EQ(Get(32, 0, d.size()), d);
+  std::vector<uint8_t> out(100);
+  Status s = b_->Read(32, 950, out);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  s = b_->Read(33, 0, out);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find(b_->Describe(33)), std::string::npos) << s.message();
+}
+
 std::vector<Impl> Impls() {
   std::vector<Impl> v{{"Local", [] { return std::make_unique<LocalEnv>(); }}};
 #ifdef CAIRN_HAVE_RADOS

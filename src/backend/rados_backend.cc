@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace cairn {
@@ -43,6 +44,15 @@ struct WriteOp {
   bool reaped = false;  // its result was collected (under the backend's mutex)
 };
 
+// One read-ahead request (WillNeed): `len` bytes at `off` of segment `seg`, read into `bl`.
+struct AheadOp {
+  SegmentId seg = 0;
+  uint64_t off = 0, len = 0;
+  librados::bufferlist bl;  // filled by librados; only read once the request completed
+  RadosAio aio;
+  uint64_t last_use = 0;  // the backend's read clock when it was sent or last read from
+};
+
 class RadosBackend : public Backend {
  public:
   RadosBackend(std::shared_ptr<RadosConnection> conn, std::string key, bool writable,
@@ -69,6 +79,7 @@ class RadosBackend : public Backend {
     return "rados:" + conn_->pool() + "/" + Object(s);
   }
   std::optional<uint64_t> MaxSegmentSize() const override { return max_size_; }
+  void WillNeed(SegmentId s, uint64_t off, uint64_t len) override;
 
  private:
   struct Seg {
@@ -94,6 +105,13 @@ class RadosBackend : public Backend {
   void Finish(const std::shared_ptr<WriteOp>& op, int rc);
   void WaitFor(Lock& lk, SegmentId s, uint64_t off, uint64_t len);
   void WaitAll(Lock& lk, SegmentId s) { WaitFor(lk, s, 0, UINT64_MAX); }
+  // Read-ahead (rados_backend.h): sends what is wanted while the budget allows; serves a read
+  // from requested bytes (false: the read must read itself); drops what overlaps a change.
+  void SendAhead();
+  bool WritesOverlap(SegmentId s, uint64_t off, uint64_t len);
+  bool FromAhead(SegmentId s, uint64_t off, std::span<uint8_t> out);
+  void Unhold(const std::shared_ptr<AheadOp>& op);
+  void DropAhead(SegmentId s, uint64_t off, uint64_t len);
 
   std::shared_ptr<RadosConnection> conn_;
   std::string key_, dir_obj_;
@@ -105,6 +123,17 @@ class RadosBackend : public Backend {
   std::map<SegmentId, Seg> segs_;
   std::deque<std::shared_ptr<WriteOp>> order_;  // in flight, oldest first
   std::set<SegmentId> listed_;                  // segments known to be in the directory's omap
+
+  struct Wanted {
+    SegmentId seg;
+    uint64_t off, len;
+  };
+  std::deque<Wanted> wanted_;  // hinted, not sent yet
+  uint64_t wanted_bytes_ = 0;
+  std::deque<std::shared_ptr<AheadOp>> ahead_;     // sent, oldest first
+  uint64_t ahead_bytes_ = 0;                       // their bytes (at most readahead_bytes)
+  std::vector<std::shared_ptr<AheadOp>> retired_;  // dropped while in flight: kept until done
+  uint64_t read_clock_ = 0;                        // bytes served from read-ahead so far
 };
 
 RadosBackend::~RadosBackend() {
@@ -113,6 +142,9 @@ RadosBackend::~RadosBackend() {
   for (auto& [s, g] : segs_)
     if (g.pending.length()) Send(s, g);
   while (!order_.empty()) Reap(lk, order_.front());
+  // librados fills a read's bufferlist when it completes: none may be freed before.
+  for (auto& op : ahead_) op->aio.Wait();
+  for (auto& op : retired_) op->aio.Wait();
 }
 
 Status RadosBackend::LoadListing() {
@@ -146,6 +178,7 @@ Status RadosBackend::Write(SegmentId s, uint64_t off, std::span<const uint8_t> d
   if (data.empty()) return Status::Ok();
   CAIRN_RETURN_IF_ERROR(EnsureListed(s));
   Lock lk(mu_);
+  DropAhead(s, off, data.size());
   Seg& g = segs_[s];
   if (g.pending.length() && off != g.pending_off + g.pending.length()) Send(s, g);
   if (!g.pending.length()) g.pending_off = off;
@@ -212,12 +245,137 @@ void RadosBackend::WaitFor(Lock& lk, SegmentId s, uint64_t off, uint64_t len) {
   for (const auto& op : wait) Reap(lk, op);
 }
 
+// --- read-ahead
+
+void RadosBackend::WillNeed(SegmentId s, uint64_t off, uint64_t len) {
+  if (!opts_.readahead_bytes || !len) return;
+  len = std::min(len, UINT64_MAX - off);
+  Lock lk(mu_);
+  // Hints far ahead of what is held are dropped: the reads will reach those bytes first.
+  for (uint64_t at = off; at < off + len;) {
+    const uint64_t n = std::min<uint64_t>(opts_.readahead_request, off + len - at);
+    if (wanted_bytes_ + n > 4 * opts_.readahead_bytes) break;
+    wanted_.push_back({s, at, n});
+    wanted_bytes_ += n;
+    at += n;
+  }
+  SendAhead();
+}
+
+// Under mu_: bytes of segment `s` in [off, off+len) gathered or in flight to be written.
+bool RadosBackend::WritesOverlap(SegmentId s, uint64_t off, uint64_t len) {
+  auto it = segs_.find(s);
+  if (it == segs_.end()) return false;
+  auto overlaps = [&](uint64_t o, uint64_t l) { return o < off + len && off < o + l; };
+  const Seg& g = it->second;
+  if (g.pending.length() && overlaps(g.pending_off, g.pending.length())) return true;
+  return std::any_of(g.inflight.begin(), g.inflight.end(),
+                     [&](const auto& op) { return overlaps(op->off, op->len); });
+}
+
+// Under mu_.
+void RadosBackend::SendAhead() {
+  std::erase_if(retired_, [](const auto& op) { return op->aio.Done(); });
+  // A request no read has used while reads took twice the budget elsewhere will not be: its
+  // bytes were skipped (dead space between chunks) or read before it arrived.
+  for (size_t i = 0; i < ahead_.size();) {
+    if (read_clock_ - ahead_[i]->last_use > 2 * opts_.readahead_bytes)
+      Unhold(ahead_[i]);
+    else
+      i++;
+  }
+  while (!wanted_.empty() && ahead_bytes_ + wanted_.front().len <= opts_.readahead_bytes) {
+    const Wanted w = wanted_.front();
+    wanted_.pop_front();
+    wanted_bytes_ -= w.len;
+    if (WritesOverlap(w.seg, w.off, w.len)) continue;  // read when written, by the read itself
+    auto op = std::make_shared<AheadOp>();
+    op->seg = w.seg;
+    op->off = w.off;
+    op->len = w.len;
+    op->last_use = read_clock_;
+    if (conn_->io().aio_read(Object(w.seg), op->aio.get(), &op->bl, w.len, w.off) < 0) continue;
+    ahead_.push_back(op);
+    ahead_bytes_ += w.len;
+  }
+}
+
+// Under mu_: `op` leaves the read-ahead (kept alive until librados is done with its buffer).
+void RadosBackend::Unhold(const std::shared_ptr<AheadOp>& op) {
+  auto it = std::find(ahead_.begin(), ahead_.end(), op);
+  if (it == ahead_.end()) return;  // already dropped
+  auto keep = *it;
+  ahead_.erase(it);
+  ahead_bytes_ -= keep->len;
+  if (!keep->aio.Done()) retired_.push_back(std::move(keep));
+}
+
+// Under mu_: what overlaps [off, off+len) of `s` is no longer read ahead (it is being changed).
+void RadosBackend::DropAhead(SegmentId s, uint64_t off, uint64_t len) {
+  len = std::min(len, UINT64_MAX - off);
+  auto overlaps = [&](SegmentId seg, uint64_t o, uint64_t l) {
+    return seg == s && o < off + len && off < o + l;
+  };
+  std::erase_if(wanted_, [&](const Wanted& w) {
+    if (!overlaps(w.seg, w.off, w.len)) return false;
+    wanted_bytes_ -= w.len;
+    return true;
+  });
+  std::vector<std::shared_ptr<AheadOp>> drop;
+  for (const auto& op : ahead_)
+    if (overlaps(op->seg, op->off, op->len)) drop.push_back(op);
+  for (const auto& op : drop) Unhold(op);
+}
+
+bool RadosBackend::FromAhead(SegmentId s, uint64_t off, std::span<uint8_t> out) {
+  const uint64_t end = off + out.size();
+  std::vector<std::shared_ptr<AheadOp>> parts;  // requests covering [off, end), in order
+  {
+    Lock lk(mu_);
+    for (uint64_t at = off; at < end;) {
+      auto it = std::find_if(ahead_.begin(), ahead_.end(), [&](const auto& op) {
+        return op->seg == s && op->off <= at && at < op->off + op->len;
+      });
+      if (it == ahead_.end()) return false;
+      parts.push_back(*it);
+      at = (*it)->off + (*it)->len;
+    }
+  }
+  // Waited for and copied outside the mutex: a request's buffer is not changed once complete.
+  bool ok = true;
+  for (const auto& op : parts) {
+    const int rc = op->aio.Wait();
+    const uint64_t need = std::min(end, op->off + op->len) - op->off;
+    if (rc < 0 || std::as_const(op->bl).length() < need) ok = false;  // the read says why
+  }
+  if (ok) {
+    for (const auto& op : parts) {
+      const uint64_t from = std::max(off, op->off), to = std::min(end, op->off + op->len);
+      std::as_const(op->bl)
+          .begin(from - op->off)
+          .copy(to - from, reinterpret_cast<char*>(out.data() + (from - off)));
+    }
+  }
+  Lock lk(mu_);
+  read_clock_ += out.size();
+  for (const auto& op : parts) {
+    op->last_use = read_clock_;
+    // A request is done with once a read reaches its end (or it failed).
+    if (!ok || end >= op->off + op->len) Unhold(op);
+  }
+  SendAhead();
+  return ok;
+}
+
+// --- reads and writes
+
 Status RadosBackend::Read(SegmentId s, uint64_t off, std::span<uint8_t> out) {
   {
     Lock lk(mu_);
     WaitFor(lk, s, off, out.size());
   }
   if (out.empty()) return Status::Ok();
+  if (off + out.size() >= off && FromAhead(s, off, out)) return Status::Ok();
   librados::bufferlist bl;
   bl.push_back(ceph::buffer::create_static(out.size(), reinterpret_cast<char*>(out.data())));
   int rc = conn_->io().read(Object(s), bl, out.size(), off);
@@ -258,13 +416,15 @@ Status RadosBackend::Truncate(SegmentId s, uint64_t size) {
   {
     Lock lk(mu_);
     WaitAll(lk, s);
+    DropAhead(s, 0, UINT64_MAX);
   }
   librados::ObjectWriteOperation op;
   op.assert_exists();  // a truncate alone would succeed on a missing object
   op.truncate(size);
   int rc = conn_->io().operate(Object(s), &op);
-  if (rc < 0) return RadosError(rc, "truncating " + Describe(s));
   Lock lk(mu_);
+  DropAhead(s, 0, UINT64_MAX);  // and what was read ahead meanwhile, of the bytes before
+  if (rc < 0) return RadosError(rc, "truncating " + Describe(s));
   auto it = segs_.find(s);
   if (it != segs_.end() && size <= it->second.error_from) {
     it->second.error = Status::Ok();  // the bytes that failed are gone
@@ -278,6 +438,7 @@ Status RadosBackend::Discard(SegmentId s, uint64_t off, uint64_t len) {
   {
     Lock lk(mu_);
     WaitFor(lk, s, off, len);
+    DropAhead(s, off, len);
   }
   CAIRN_ASSIGN_OR_RETURN(uint64_t size, Size(s));
   if (off >= size || len == 0) return Status::Ok();
@@ -291,6 +452,10 @@ Status RadosBackend::Discard(SegmentId s, uint64_t off, uint64_t len) {
     op.write(size - 1, RadosBytes(std::string_view("\0", 1)));
   }
   int rc = conn_->io().operate(Object(s), &op);
+  {
+    Lock lk(mu_);
+    DropAhead(s, off, len);  // and what was read ahead meanwhile, of the bytes before
+  }
   if (rc < 0) return RadosError(rc, "releasing space in " + Describe(s));
   return Status::Ok();
 }
@@ -299,6 +464,7 @@ Status RadosBackend::Remove(SegmentId s) {
   CAIRN_RETURN_IF_ERROR(CheckWritable(s));
   {
     Lock lk(mu_);
+    DropAhead(s, 0, UINT64_MAX);
     auto it = segs_.find(s);
     if (it != segs_.end()) {
       it->second.pending.clear();  // bytes of a segment being removed need not be sent
@@ -315,6 +481,7 @@ Status RadosBackend::Remove(SegmentId s) {
   rc = conn_->io().operate(dir_obj_, &op);
   if (rc < 0 && rc != -ENOENT) return RadosError(rc, "removing " + Describe(s) + " from its list");
   Lock lk(mu_);
+  DropAhead(s, 0, UINT64_MAX);
   listed_.erase(s);
   return Status::Ok();
 }

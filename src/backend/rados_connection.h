@@ -82,6 +82,8 @@ class RadosAio {
     c_->wait_for_complete();
     return c_->get_return_value();
   }
+  // Whether the operation completed (never waits).
+  bool Done() const { return c_->is_complete(); }
 
  private:
   librados::AioCompletion* c_;
