@@ -80,6 +80,7 @@ class RadosBackend : public Backend {
   }
   std::optional<uint64_t> MaxSegmentSize() const override { return max_size_; }
   void WillNeed(SegmentId s, uint64_t off, uint64_t len) override;
+  uint64_t WillNeedGap() const override { return 0; }
 
  private:
   struct Seg {

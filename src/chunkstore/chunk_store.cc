@@ -109,20 +109,11 @@ Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
 }
 
 void ChunkStore::WillNeed(std::vector<const ChunkRecord*> records) const {
-  constexpr uint64_t kMergeGap = 1 << 20;
-  std::sort(records.begin(), records.end(), [](const ChunkRecord* a, const ChunkRecord* b) {
-    return std::tie(a->segment, a->offset) < std::tie(b->segment, b->offset);
-  });
-  for (size_t i = 0; i < records.size();) {
-    const SegmentId seg = records[i]->segment;
-    const uint64_t begin = records[i]->offset;
-    uint64_t end = begin + records[i]->stored_len;
-    for (i++;
-         i < records.size() && records[i]->segment == seg && records[i]->offset <= end + kMergeGap;
-         i++)
-      end = std::max(end, records[i]->offset + records[i]->stored_len);
-    backend_->WillNeed(seg, begin, end - begin);
-  }
+  std::vector<Extent> extents;
+  extents.reserve(records.size());
+  for (const ChunkRecord* r : records) extents.push_back({r->segment, r->offset, r->stored_len});
+  for (const Extent& run : CoveringRuns(std::move(extents), backend_->WillNeedGap()))
+    backend_->WillNeed(run.segment, run.offset, run.length);
 }
 
 void ChunkStore::SetDamaged(std::vector<Digest> ids) {

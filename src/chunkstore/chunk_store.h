@@ -367,8 +367,9 @@ class ChunkStore {
   // id is live; one found released is dropped from the cache by the read that finds it so.
   Status RefreshView(std::optional<std::chrono::steady_clock::time_point> failed_at = {}) const;
   // Read-ahead: tells the backend that the extents of `records` will be read soon, sorted by
-  // (segment, offset) and merged where less than 1 MiB apart, so a cold segment is read in a
-  // few large requests ahead of the readers. Only a hint: returns at once and never fails.
+  // (segment, offset) and merged where at most Backend::WillNeedGap() apart (local: 1 MiB;
+  // RADOS: adjacent only), so a cold segment is read in a few large requests ahead of the
+  // readers. Only a hint: returns at once and never fails.
   void WillNeed(std::vector<const ChunkRecord*> records) const;
   // Reads exactly the extent `rec` names (no retry, no cache): check uses it.
   Status ReadRecord(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& out) const;

@@ -24,6 +24,23 @@ std::vector<Extent> MergeRuns(std::vector<Extent> v) {
   return v;
 }
 
+std::vector<Extent> CoveringRuns(std::vector<Extent> v, uint64_t gap) {
+  std::sort(v.begin(), v.end(), [](const Extent& a, const Extent& b) {
+    return std::tie(a.segment, a.offset) < std::tie(b.segment, b.offset);
+  });
+  size_t n = 0;
+  for (const auto& e : v) {
+    Extent& last = v[n > 0 ? n - 1 : 0];
+    const uint64_t end = last.offset + last.length;
+    if (n > 0 && last.segment == e.segment && e.offset <= end + gap)
+      last.length = std::max(end, e.offset + e.length) - last.offset;
+    else
+      v[n++] = e;
+  }
+  v.resize(n);
+  return v;
+}
+
 namespace {
 constexpr char kFreePrefix = keyspace::kFreeExtent;
 }

@@ -26,6 +26,10 @@ struct Extent {
 // `v` sorted by (segment, offset) with neighbouring extents (same segment, one ending where the
 // next starts) merged into runs: one allocator operation or hole punch per run, not per chunk.
 std::vector<Extent> MergeRuns(std::vector<Extent> v);
+// `v` sorted by (segment, offset) and merged where extents of one segment overlap or lie at
+// most `gap` bytes apart (the gap is then covered too): the ranges a read-ahead asks for
+// (ChunkStore::WillNeed, with the backend's Backend::WillNeedGap()).
+std::vector<Extent> CoveringRuns(std::vector<Extent> v, uint64_t gap);
 
 struct AllocatorStats {
   uint64_t free_extents = 0, free_bytes = 0, largest_free = 0;

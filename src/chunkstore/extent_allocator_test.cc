@@ -36,6 +36,29 @@ TEST(ExtentAllocator, BestFitCarvesAndCoalesces) {
   EXPECT_FALSE(a.Allocate(10, {2}));  // segment 2 excluded (being compacted)
 }
 
+// Read-ahead ranges: chunks of two objects ingested side by side interleave in a segment; on
+// RADOS (gap 0) a restore of one must not read the other's chunks between them.
+TEST(CoveringRuns, MergeWithinTheGapOnlyAndCoverDuplicates) {
+  const std::vector<Extent> chunks = {{1, 300, 100}, {1, 0, 100},  {1, 100, 50},
+                                      {2, 0, 10},    {1, 100, 50}, {1, 600, 100}};
+  auto exact = CoveringRuns(chunks, 0);
+  ASSERT_EQ(exact.size(), 4u);
+  EXPECT_EQ(exact[0].offset, 0u);  // [0,100) [100,150) and its duplicate: one run
+  EXPECT_EQ(exact[0].length, 150u);
+  EXPECT_EQ(exact[1].offset, 300u);
+  EXPECT_EQ(exact[1].length, 100u);
+  EXPECT_EQ(exact[2].offset, 600u);
+  EXPECT_EQ(exact[3].segment, 2u);
+  auto gap = CoveringRuns(chunks, 150);  // [150,300) is within the gap, [400,600) is not
+  ASSERT_EQ(gap.size(), 3u);
+  EXPECT_EQ(gap[0].offset, 0u);
+  EXPECT_EQ(gap[0].length, 400u);
+  EXPECT_EQ(gap[1].offset, 600u);
+  EXPECT_EQ(gap[1].length, 100u);
+  EXPECT_EQ(CoveringRuns(chunks, 1u << 20).size(), 2u);  // one run per segment
+  EXPECT_TRUE(CoveringRuns({}, 0).empty());
+}
+
 TEST(ExtentAllocator, NeverMergesAcrossSegments) {
   ExtentAllocator a;
   a.Free({1, 0, 100});
