@@ -52,6 +52,14 @@ class Backend {
   // kernel reads the gap from the disk it streams anyway). RADOS: 0 (every byte of a gap
   // crosses the network; chunks of objects ingested side by side interleave in segments).
   virtual uint64_t WillNeedGap() const { return 1u << 20; }
+  // Drops whatever this handle keeps of bytes [offset, offset+length) of `segment` (read-ahead),
+  // so that the next read of them goes to the store; true if it kept any. A chunk read that
+  // fails verification is read once more after this: the bytes kept may predate another
+  // client's reuse of the extent.
+  virtual bool Forget(SegmentId segment, uint64_t offset, uint64_t length) {
+    (void)segment, (void)offset, (void)length;
+    return false;
+  }
 };
 
 // Forwards every call to `inner`. Decorators (fault injection, test hooks, a crash simulator,
@@ -78,6 +86,9 @@ class BackendWrapper : public Backend {
   std::optional<uint64_t> MaxSegmentSize() const override { return inner_->MaxSegmentSize(); }
   void WillNeed(SegmentId s, uint64_t off, uint64_t len) override { inner_->WillNeed(s, off, len); }
   uint64_t WillNeedGap() const override { return inner_->WillNeedGap(); }
+  bool Forget(SegmentId s, uint64_t off, uint64_t len) override {
+    return inner_->Forget(s, off, len);
+  }
 
  protected:
   Backend& inner() { return *inner_; }

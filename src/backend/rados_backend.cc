@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -51,7 +52,13 @@ struct AheadOp {
   librados::bufferlist bl;  // filled by librados; only read once the request completed
   RadosAio aio;
   uint64_t last_use = 0;  // the backend's read clock when it was sent or last read from
+  std::chrono::steady_clock::time_point sent;
 };
+
+// Read-ahead is for reads about to come: bytes older than this are not used (another client
+// may have reused the extent since; every chunk read is verified, and a failed one is read
+// again past the read-ahead, Backend::Forget, but old bytes would still cost that retry).
+constexpr auto kMaxAheadAge = std::chrono::seconds(2);
 
 class RadosBackend : public Backend {
  public:
@@ -81,6 +88,7 @@ class RadosBackend : public Backend {
   std::optional<uint64_t> MaxSegmentSize() const override { return max_size_; }
   void WillNeed(SegmentId s, uint64_t off, uint64_t len) override;
   uint64_t WillNeedGap() const override { return 0; }
+  bool Forget(SegmentId s, uint64_t off, uint64_t len) override;
 
  private:
   struct Seg {
@@ -134,7 +142,7 @@ class RadosBackend : public Backend {
   std::deque<std::shared_ptr<AheadOp>> ahead_;     // sent, oldest first
   uint64_t ahead_bytes_ = 0;                       // their bytes (at most readahead_bytes)
   std::vector<std::shared_ptr<AheadOp>> retired_;  // dropped while in flight: kept until done
-  uint64_t read_clock_ = 0;                        // bytes served from read-ahead so far
+  uint64_t read_clock_ = 0;  // bytes read so far (the clock that ages read-ahead)
 };
 
 RadosBackend::~RadosBackend() {
@@ -277,11 +285,14 @@ bool RadosBackend::WritesOverlap(SegmentId s, uint64_t off, uint64_t len) {
 // Under mu_.
 void RadosBackend::SendAhead() {
   std::erase_if(retired_, [](const auto& op) { return op->aio.Done(); });
+  const auto now = std::chrono::steady_clock::now();
   // A request no read has used while reads took twice the budget elsewhere will not be: its
-  // bytes were skipped (dead space between chunks) or read before it arrived.
+  // bytes were skipped (dead space between chunks, the unread part of a ranged read) or read
+  // before it arrived.
   for (size_t i = 0; i < ahead_.size();) {
-    if (read_clock_ - ahead_[i]->last_use > 2 * opts_.readahead_bytes)
-      Unhold(ahead_[i]);
+    if (read_clock_ - ahead_[i]->last_use > 2 * opts_.readahead_bytes ||
+        now - ahead_[i]->sent > kMaxAheadAge)
+      Unhold(std::shared_ptr<AheadOp>(ahead_[i]));
     else
       i++;
   }
@@ -295,6 +306,7 @@ void RadosBackend::SendAhead() {
     op->off = w.off;
     op->len = w.len;
     op->last_use = read_clock_;
+    op->sent = now;
     if (conn_->io().aio_read(Object(w.seg), op->aio.get(), &op->bl, w.len, w.off) < 0) continue;
     ahead_.push_back(op);
     ahead_bytes_ += w.len;
@@ -328,6 +340,13 @@ void RadosBackend::DropAhead(SegmentId s, uint64_t off, uint64_t len) {
   for (const auto& op : drop) Unhold(op);
 }
 
+bool RadosBackend::Forget(SegmentId s, uint64_t off, uint64_t len) {
+  Lock lk(mu_);
+  const size_t held = ahead_.size() + wanted_.size();
+  DropAhead(s, off, len);
+  return ahead_.size() + wanted_.size() != held;
+}
+
 bool RadosBackend::FromAhead(SegmentId s, uint64_t off, std::span<uint8_t> out) {
   const uint64_t end = off + out.size();
   std::vector<std::shared_ptr<AheadOp>> parts;  // requests covering [off, end), in order
@@ -337,7 +356,19 @@ bool RadosBackend::FromAhead(SegmentId s, uint64_t off, std::span<uint8_t> out) 
       auto it = std::find_if(ahead_.begin(), ahead_.end(), [&](const auto& op) {
         return op->seg == s && op->off <= at && at < op->off + op->len;
       });
-      if (it == ahead_.end()) return false;
+      if (it == ahead_.end() || std::chrono::steady_clock::now() - (*it)->sent > kMaxAheadAge) {
+        // Read by the caller; still counted, so that requests no read uses do not hold the
+        // budget for ever (a ranged read hints a whole window and reads part of it), and what
+        // is still to be sent of these bytes is not sent any more.
+        read_clock_ += out.size();
+        std::erase_if(wanted_, [&](const Wanted& w) {
+          if (w.seg != s || w.off < off || w.off + w.len > end) return false;
+          wanted_bytes_ -= w.len;
+          return true;
+        });
+        SendAhead();
+        return false;
+      }
       parts.push_back(*it);
       at = (*it)->off + (*it)->len;
     }
@@ -476,13 +507,16 @@ Status RadosBackend::Remove(SegmentId s) {
   // Object first, then its entry: a crash in between leaves an entry without object, which the
   // next Remove clears.
   int rc = conn_->io().remove(Object(s));
+  {
+    Lock lk(mu_);
+    DropAhead(s, 0, UINT64_MAX);  // and what was read ahead meanwhile, of the bytes before
+  }
   if (rc < 0 && rc != -ENOENT) return RadosError(rc, "removing " + Describe(s));
   librados::ObjectWriteOperation op;
   op.omap_rm_keys({SegLeaf(s)});
   rc = conn_->io().operate(dir_obj_, &op);
   if (rc < 0 && rc != -ENOENT) return RadosError(rc, "removing " + Describe(s) + " from its list");
   Lock lk(mu_);
-  DropAhead(s, 0, UINT64_MAX);
   listed_.erase(s);
   return Status::Ok();
 }
@@ -543,6 +577,8 @@ Result<std::unique_ptr<Backend>> OpenRadosBackend(std::shared_ptr<RadosConnectio
   RadosBackendOptions o = opts;
   o.max_inflight = std::max<size_t>(1, o.max_inflight);
   o.coalesce_bytes = std::max<size_t>(1, o.coalesce_bytes);
+  o.readahead_request =
+      std::clamp<size_t>(o.readahead_request, 1, std::max<size_t>(1, o.readahead_bytes));
   auto b = std::make_unique<RadosBackend>(std::move(conn), std::move(dir_key), writable, o, max);
   CAIRN_RETURN_IF_ERROR(b->LoadListing());
   return std::unique_ptr<Backend>(std::move(b));

@@ -31,7 +31,10 @@
 //     a read reaches its end, or when no read used it for a while. A range with writes not yet
 //     completed is not read ahead, and a Write, Truncate, Discard or Remove drops what overlaps
 //     it, so a read never sees bytes older than the writes before it. A failed or short request
-//     is simply not used: the Read then reads itself and reports the error. WillNeedGap is 0:
+//     is simply not used: the Read then reads itself and reports the error. Bytes are not used
+//     more than 2 s after they were asked for, and Forget drops a range (another client may
+//     have reused an extent since: a chunk that fails verification is read again after
+//     Forget, ChunkStore::ReadRetrying). WillNeedGap is 0:
 //     only adjacent extents are hinted as one range, since every byte of a gap would cross the
 //     network.
 #pragma once

@@ -282,6 +282,52 @@ TEST_F(RadosStorageTest, WillNeedServesReadsFromBytesReadAhead) {
   // Used to its end, the request is dropped: the next read reads the object again.
   ASSERT_TRUE((*a)->Read(5, 1, out).ok());
   EXPECT_FALSE(std::equal(out.begin(), out.end(), old.begin() + 1));
+  // Forget drops what is held of a range, so the next read goes to the object.
+  EXPECT_FALSE((*a)->Forget(5, 0, old.size()));  // nothing held
+  (*a)->WillNeed(5, 0, old.size());
+  ASSERT_TRUE((*a)->Read(5, 0, first).ok());
+  const auto now = testing::RandomData(old.size(), 3);
+  {
+    auto b = st_->OpenSegments("segments", true);
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE((*b)->Write(5, 0, now).ok());
+    ASSERT_TRUE((*b)->Sync(5).ok());
+  }
+  EXPECT_TRUE((*a)->Forget(5, 100, 1));
+  ASSERT_TRUE((*a)->Read(5, 1, out).ok());
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), now.begin() + 1));
+}
+
+// Read-ahead that no read uses (a ranged read hints a whole window) gives its budget back once
+// other reads went on long enough: later hints are read ahead again.
+TEST_F(RadosStorageTest, UnusedReadAheadDoesNotHoldTheBudget) {
+  RadosStorageOptions o;
+  o.segments.readahead_bytes = 1u << 20;
+  o.segments.readahead_request = 256u << 10;
+  auto st = Open(o);
+  auto a = st->OpenSegments("segments", true);
+  ASSERT_TRUE(a.ok());
+  const auto seven = testing::RandomData(4u << 20, 3), eight = testing::RandomData(4u << 20, 4);
+  ASSERT_TRUE((*a)->Write(7, 0, seven).ok());
+  ASSERT_TRUE((*a)->Write(8, 0, eight).ok());
+  ASSERT_TRUE((*a)->Sync(7).ok());
+  ASSERT_TRUE((*a)->Sync(8).ok());
+  (*a)->WillNeed(7, 0, 1u << 20);  // the whole budget, never read
+  std::vector<uint8_t> out(256u << 10);
+  for (uint64_t off = 1u << 20; off < (4u << 20); off += out.size())  // 3 MiB read elsewhere
+    ASSERT_TRUE((*a)->Read(8, off, out).ok());
+  (*a)->WillNeed(8, 0, 256u << 10);
+  std::vector<uint8_t> first(1);
+  ASSERT_TRUE((*a)->Read(8, 0, first).ok());
+  {
+    auto b = st->OpenSegments("segments", true);
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE((*b)->Write(8, 0, testing::RandomData(eight.size(), 5)).ok());
+    ASSERT_TRUE((*b)->Sync(8).ok());
+  }
+  std::vector<uint8_t> rest((256u << 10) - 1);
+  ASSERT_TRUE((*a)->Read(8, 1, rest).ok());
+  EXPECT_TRUE(std::equal(rest.begin(), rest.end(), eight.begin() + 1)) << "not read ahead";
 }
 
 // Needs no cluster: a conf whose monitor address nobody listens on must fail within the timeout.

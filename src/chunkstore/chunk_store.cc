@@ -233,6 +233,11 @@ Status ChunkStore::ReadRetrying(const Digest& id, const ChunkRecord* hint,
     cur = *rec;
   }
   Status s = read(cur);
+  // Bytes the backend read ahead may predate another client's reuse of the extent: read once
+  // more from the store itself before anything else.
+  if (!s.ok() && s.code() != Code::kNotFound &&
+      backend_->Forget(cur.segment, cur.offset, cur.stored_len))
+    s = read(cur);
   // A compaction or re-encryption may have moved the chunk between the lookup and the read
   // (and its old extent been reused or released), or a removal released it: read again from
   // where the index says it is now, as long as the record keeps changing (bounded: a chunk is
