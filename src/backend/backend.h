@@ -50,7 +50,7 @@ class Backend {
   // Extents of one segment this many bytes apart or less are hinted as one WillNeed range: for
   // this backend, reading the gap costs less than a request of its own. Local files: 1 MiB (the
   // kernel reads the gap from the disk it streams anyway). RADOS: 0 (every byte of a gap
-  // crosses the network; chunks of objects ingested side by side interleave in segments).
+  // crosses the network; chunks of objects put at the same time can interleave in a segment).
   virtual uint64_t WillNeedGap() const { return 1u << 20; }
   // Drops whatever this handle keeps of bytes [offset, offset+length) of `segment` (read-ahead),
   // so that the next read of them goes to the store; true if it kept any. A chunk read that
