@@ -37,6 +37,12 @@ std::optional<SegmentId> ParseSegLeaf(std::string_view n) {
   return id;
 }
 
+// Whether [o, o+l) meets [off, off+len); a range past UINT64_MAX ends there.
+bool Overlaps(uint64_t o, uint64_t l, uint64_t off, uint64_t len) {
+  const uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+  return o < end && off < o + l;
+}
+
 // One aio write request.
 struct WriteOp {
   SegmentId seg = 0;
@@ -120,7 +126,7 @@ class RadosBackend : public Backend {
   bool WritesOverlap(SegmentId s, uint64_t off, uint64_t len);
   bool FromAhead(SegmentId s, uint64_t off, std::span<uint8_t> out);
   void Unhold(const std::shared_ptr<AheadOp>& op);
-  void DropAhead(SegmentId s, uint64_t off, uint64_t len);
+  bool DropAhead(SegmentId s, uint64_t off, uint64_t len);
 
   std::shared_ptr<RadosConnection> conn_;
   std::string key_, dir_obj_;
@@ -244,13 +250,11 @@ void RadosBackend::Finish(const std::shared_ptr<WriteOp>& op, int rc) {
 void RadosBackend::WaitFor(Lock& lk, SegmentId s, uint64_t off, uint64_t len) {
   auto it = segs_.find(s);
   if (it == segs_.end()) return;
-  const uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
-  auto overlaps = [&](uint64_t o, uint64_t l) { return o < end && off < o + l; };
-  if (it->second.pending.length() && overlaps(it->second.pending_off, it->second.pending.length()))
-    Send(s, it->second);
+  Seg& g = it->second;
+  if (g.pending.length() && Overlaps(g.pending_off, g.pending.length(), off, len)) Send(s, g);
   std::vector<std::shared_ptr<WriteOp>> wait;
-  for (const auto& op : it->second.inflight)
-    if (overlaps(op->off, op->len)) wait.push_back(op);
+  for (const auto& op : g.inflight)
+    if (Overlaps(op->off, op->len, off, len)) wait.push_back(op);
   for (const auto& op : wait) Reap(lk, op);
 }
 
@@ -275,11 +279,10 @@ void RadosBackend::WillNeed(SegmentId s, uint64_t off, uint64_t len) {
 bool RadosBackend::WritesOverlap(SegmentId s, uint64_t off, uint64_t len) {
   auto it = segs_.find(s);
   if (it == segs_.end()) return false;
-  auto overlaps = [&](uint64_t o, uint64_t l) { return o < off + len && off < o + l; };
   const Seg& g = it->second;
-  if (g.pending.length() && overlaps(g.pending_off, g.pending.length())) return true;
+  if (g.pending.length() && Overlaps(g.pending_off, g.pending.length(), off, len)) return true;
   return std::any_of(g.inflight.begin(), g.inflight.end(),
-                     [&](const auto& op) { return overlaps(op->off, op->len); });
+                     [&](const auto& op) { return Overlaps(op->off, op->len, off, len); });
 }
 
 // Under mu_.
@@ -323,13 +326,13 @@ void RadosBackend::Unhold(const std::shared_ptr<AheadOp>& op) {
   if (!keep->aio.Done()) retired_.push_back(std::move(keep));
 }
 
-// Under mu_: what overlaps [off, off+len) of `s` is no longer read ahead (it is being changed).
-void RadosBackend::DropAhead(SegmentId s, uint64_t off, uint64_t len) {
-  len = std::min(len, UINT64_MAX - off);
+// Under mu_: what overlaps [off, off+len) of `s` is no longer read ahead (it is being changed);
+// true if anything did.
+bool RadosBackend::DropAhead(SegmentId s, uint64_t off, uint64_t len) {
   auto overlaps = [&](SegmentId seg, uint64_t o, uint64_t l) {
-    return seg == s && o < off + len && off < o + l;
+    return seg == s && Overlaps(o, l, off, len);
   };
-  std::erase_if(wanted_, [&](const Wanted& w) {
+  const size_t wanted = std::erase_if(wanted_, [&](const Wanted& w) {
     if (!overlaps(w.seg, w.off, w.len)) return false;
     wanted_bytes_ -= w.len;
     return true;
@@ -338,13 +341,12 @@ void RadosBackend::DropAhead(SegmentId s, uint64_t off, uint64_t len) {
   for (const auto& op : ahead_)
     if (overlaps(op->seg, op->off, op->len)) drop.push_back(op);
   for (const auto& op : drop) Unhold(op);
+  return wanted > 0 || !drop.empty();
 }
 
 bool RadosBackend::Forget(SegmentId s, uint64_t off, uint64_t len) {
   Lock lk(mu_);
-  const size_t held = ahead_.size() + wanted_.size();
-  DropAhead(s, off, len);
-  return ahead_.size() + wanted_.size() != held;
+  return DropAhead(s, off, len);
 }
 
 bool RadosBackend::FromAhead(SegmentId s, uint64_t off, std::span<uint8_t> out) {

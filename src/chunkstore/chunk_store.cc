@@ -111,7 +111,7 @@ Status ChunkStore::Read(const Digest& id, std::vector<uint8_t>& out,
 void ChunkStore::WillNeed(std::vector<const ChunkRecord*> records) const {
   std::vector<Extent> extents;
   extents.reserve(records.size());
-  for (const ChunkRecord* r : records) extents.push_back({r->segment, r->offset, r->stored_len});
+  for (const ChunkRecord* r : records) extents.push_back(ExtentOf(*r));
   for (const Extent& run : CoveringRuns(std::move(extents), backend_->WillNeedGap()))
     backend_->WillNeed(run.segment, run.offset, run.length);
 }
@@ -636,7 +636,7 @@ void ChunkStore::DeleteRow(const Digest& id, const ChunkRecord& rec, WriteBatch&
                            std::vector<Digest>& deleted, std::vector<Extent>& released,
                            std::map<Digest, int64_t>* drops) {
   batch.Delete(keys::Chunk(id));
-  const Extent e{rec.segment, rec.offset, rec.stored_len};
+  const Extent e = ExtentOf(rec);
   space_.Free(e);
   released.push_back(e);
   deleted.push_back(id);

@@ -55,6 +55,9 @@ struct ChunkStoreOptions {
   bool delta = false;
 };
 
+// The extent a chunk's record names: its stored bytes in their segment.
+inline Extent ExtentOf(const ChunkRecord& r) { return {r.segment, r.offset, r.stored_len}; }
+
 // A chunk after hashing, dedup lookup and (when new to the store) compression and sealing.
 struct PreparedChunk {
   Digest id;

@@ -34,8 +34,6 @@ bool SameExtent(const Extent& a, const Extent& b) {
   return a.segment == b.segment && a.offset == b.offset && a.length == b.length;
 }
 
-Extent ExtentOf(const ChunkRecord& r) { return {r.segment, r.offset, r.stored_len}; }
-
 }  // namespace
 
 // Only shared writers publish their open transactions (writer leases): a local store's
