@@ -49,30 +49,41 @@ ChunkerParams Small() {
 
 TEST(ParallelCut, EqualsTheSerialChainForEveryDataAndHelperCount) {
   const FastCdcChunker small(Small());
-  const FastCdcChunker def(ChunkerParams{});
+  ChunkerParams mid_params;
+  mid_params.min_size = 16 << 10;
+  mid_params.avg_size = 64 << 10;
+  mid_params.max_size = 256 << 10;
+  const FastCdcChunker mid(mid_params);
+  const FastCdcChunker def(ChunkerParams{});  // what a put uses: parts of at least 8 MiB
   const FixedChunker fixed(1000);
+  ThreadPool one(1), two(2), three(3);
   struct Case {
     const Chunker* chunker;
     std::vector<uint8_t> data;
+    std::vector<ThreadPool*> helpers;
+    std::vector<size_t> parts;
   };
+  const std::vector<ThreadPool*> all = {&one, &two, &three};
+  const std::vector<size_t> many = {2, 3, 4, 8};
   std::vector<Case> cases = {
-      {&small, RandomData(3 << 20, 1)},
-      {&small, MixedData(3 << 20, 2)},
-      {&small, std::vector<uint8_t>(1 << 20, 0)},  // forced cuts only: the chains never meet
-      {&small, TextData(2 << 20, 3)},
-      {&def, RandomData(24 << 20, 4)},
-      {&def, MixedData(24 << 20, 5)},
-      {&fixed, RandomData(1 << 20, 6)},
+      {&small, RandomData(1 << 20, 1), all, many},
+      {&small, MixedData(1 << 20, 2), all, many},
+      {&small, std::vector<uint8_t>(256 << 10, 0), all, many},  // forced cuts: chains never meet
+      {&small, TextData(1 << 20, 3), all, many},
+      {&fixed, RandomData(1 << 20, 6), all, many},
+      {&mid, RandomData(8 << 20, 4), {&one, &three}, {2, 4, 8}},
+      {&mid, MixedData(8 << 20, 5), {&one, &three}, {2, 4, 8}},
+      {&def, RandomData(17 << 20, 7), {&one}, {2}},
+      {&def, MixedData(17 << 20, 8), {&one}, {2}},
   };
-  ThreadPool one(1), two(2), three(3);
   for (const Case& c : cases)
     for (bool eof : {false, true})
       // Also a slightly shorter buffer, so that the part starts move.
       for (size_t trim : {size_t{0}, size_t{12345}}) {
         std::span<const uint8_t> d(c.data.data(), c.data.size() - trim);
         const std::vector<size_t> serial = SerialCuts(*c.chunker, d, eof);
-        for (ThreadPool* helpers : {&one, &two, &three})
-          for (size_t parts : {2, 3, 4, 8})
+        for (ThreadPool* helpers : c.helpers)
+          for (size_t parts : c.parts)
             EXPECT_EQ(FindCuts(*c.chunker, d, eof, helpers, parts), serial)
                 << "size " << d.size() << " eof " << eof << " parts " << parts << " helpers "
                 << helpers->size();
@@ -82,11 +93,11 @@ TEST(ParallelCut, EqualsTheSerialChainForEveryDataAndHelperCount) {
 TEST(ParallelCut, PartsStartingOnBesideAndBetweenSerialCuts) {
   const FastCdcChunker c(Small());
   ThreadPool helpers(3);
-  const std::vector<uint8_t> data = MixedData(1 << 20, 7);
+  const std::vector<uint8_t> data = MixedData(256 << 10, 7);
   for (bool eof : {false, true}) {
     const std::vector<size_t> serial = SerialCuts(c, data, eof);
     ASSERT_GT(serial.size(), 100u);
-    for (size_t i = 10; i + 10 < serial.size(); i += 17) {
+    for (size_t i = 10; i + 10 < serial.size(); i += 23) {
       for (long shift : {-1L, 0L, 1L, 100L}) {
         const size_t s1 = static_cast<size_t>(static_cast<long>(serial[i]) + shift);
         const size_t s2 = serial[i + 5];
