@@ -1,12 +1,12 @@
 // ObjectStore::Put: the ingest pipeline and the commit of a new version.
 //
 // The calling thread reads the source into large buffers and cuts it into chunks in place, with
-// helper threads cutting parts of each buffer beside it (parallel_cut.h);
-// consecutive chunks go to the pool in groups, as spans of those buffers, never copied
-// (ChunkTxn::Prepare: hash, pin, one MultiGet for the group, compress and seal what is new;
-// ChunkTxn::WriteNew: write what is new), and the calling thread, as the ordered stage, adds
-// each result to the transaction and the manifest. The whole-content hash runs on a thread of its
-// own, over the same spans. Memory is bounded by the read buffers (at most three) plus the sealed
+// helper threads cutting parts of each buffer beside it (parallel_cut.h); consecutive chunks go
+// to the pool in groups, as spans of those buffers, never copied (ChunkTxn::Prepare: hash, pin,
+// one MultiGet for the group, compress and seal what is new; ChunkTxn::WriteNew: write what is
+// new), and the calling thread, as the ordered stage, adds each result to the transaction and
+// the manifest. The whole-content hash is computed over the same spans, in 1 MiB blocks on the
+// pool (content_hash.h). Memory is bounded by the read buffers (at most three) plus the sealed
 // output of the groups in flight, whatever the input size.
 #include <algorithm>
 #include <atomic>
@@ -17,6 +17,7 @@
 #include <future>
 #include <optional>
 
+#include "objects/content_hash.h"
 #include "objects/object_store.h"
 #include "objects/parallel_cut.h"
 #include "util/clock.h"
@@ -229,13 +230,13 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
   std::optional<ThreadPool> cut_helpers;
   if (cut_parts > 1) cut_helpers.emplace(cut_parts - 1);
   Cutter cutter(src, *chunker_, cut_helpers ? &*cut_helpers : nullptr, cut_parts);
-  // The whole-content hash is sequential by nature; it runs on its own thread (tasks of a
-  // one-worker pool run in submission order), off the thread that reads and cuts.
-  auto content = chunks_->hasher().Stream();
-  ThreadPool content_thread(1);
+  // The whole-content hash: 1 MiB blocks on the pool, joined in order (ContentHash). It holds
+  // the slab of a block it has not seen the end of.
+  ContentHash content(
+      chunks_->hasher(), *pool_, [&](size_t slab) { cutter.Hold(slab); },
+      [&](size_t slab) { cutter.Release(slab); });
   DeltaOdds odds;  // before `inflight`: the pool's tasks use it until wait_all has waited
   std::deque<std::future<Result<std::vector<PreparedChunk>>>> inflight;
-  std::deque<std::future<void>> hashed;
   // On an early return the pool may still be preparing groups for `txn` (in the slabs of
   // `cutter`): wait for them.
   WaitAllOnExit wait_all(inflight);
@@ -244,8 +245,7 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
   auto drain_one = [&]() -> Status {
     auto prepared = inflight.front().get();
     inflight.pop_front();
-    hashed.front().get();  // keeps the content hash within the in-flight window
-    hashed.pop_front();
+    content.Drain();                // the content hash's tasks on this group's bytes are done too
     cutter.Release(slabs.front());  // neither the pool nor the hash thread reads it any more
     slabs.pop_front();
     if (!prepared.ok()) return prepared.status();
@@ -265,7 +265,7 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
     cutter.Hold(g.slab);
     slabs.push_back(g.slab);
     std::span<const uint8_t> all(g.data, g.bytes());
-    hashed.push_back(content_thread.Submit([&content, all] { content->Update(all); }));
+    content.Add(all, g.slab);
     inflight.push_back(pool_->Submit(
         [&txn, &odds, prev, g = std::move(g)] { return PrepareGroup(txn, g, prev, odds); }));
   };
@@ -294,7 +294,7 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
       CAIRN_RETURN_IF_ERROR(drain_one());
     if (piece.bytes.empty()) break;
   }
-  m.content_hash = content->Finish();
+  m.content_hash = content.Finish();
   return in;
 }
 

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "primitives/blake3_tree.h"
+
 namespace cairn {
 
 std::string_view HashAlgoName(HashAlgo a) { return a == HashAlgo::kSha256 ? "sha256" : "blake3"; }
@@ -17,6 +19,8 @@ Result<HashAlgo> ParseHashAlgo(std::string_view name) {
   if (name == "sha256") return HashAlgo::kSha256;
   return Status::Invalid("unknown hash '" + std::string(name) + "' (use blake3 or sha256)");
 }
+
+std::unique_ptr<Blake3Tree> Hasher::Tree() const { return nullptr; }
 
 namespace {
 
@@ -65,6 +69,7 @@ class Blake3Hasher : public Hasher {
   std::unique_ptr<StreamHasher> Stream() const override {
     return std::make_unique<Blake3Stream>(key_);
   }
+  std::unique_ptr<Blake3Tree> Tree() const override { return std::make_unique<Blake3Tree>(key_); }
   HashAlgo algo() const override { return HashAlgo::kBlake3; }
   bool keyed() const override { return key_.has_value(); }
 

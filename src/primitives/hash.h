@@ -26,12 +26,17 @@ class StreamHasher {
   virtual Digest Finish() = 0;
 };
 
+class Blake3Tree;
+
 // A stateless, thread-safe hash function producing 32-byte digests.
 class Hasher {
  public:
   virtual ~Hasher() = default;
   virtual Digest Hash(std::span<const uint8_t> data) const = 0;
   virtual std::unique_ptr<StreamHasher> Stream() const = 0;
+  // The same hash built from 1 MiB blocks hashed apart (blake3_tree.h), or null when the
+  // algorithm is not a tree (SHA-256).
+  virtual std::unique_ptr<Blake3Tree> Tree() const;
   virtual HashAlgo algo() const = 0;
   virtual bool keyed() const = 0;
 
