@@ -6,7 +6,8 @@ foreach(entry LifecycleModel.RandomOperationsAgreeWithModel:23 PowerCut.Maintain
         ObjectsDefaults.OneByteInsertInTheMiddleOf100MBAddsAtMost3Chunks:12
         Pipeline.ChunksCutInPlaceMatchCuttingTheWholeInput:10
         Maintain.CompactsMoreThanOneBatchInOneRun:8 PowerCutDirectories.InitAndUserAdd:8
-        DeltaRobustness.CrashWithZeroRowsOfDeltasAndBases:7 FastCdc.V2MeanIsNearTheAverage:6)
+        DeltaRobustness.CrashWithZeroRowsOfDeltasAndBases:7 FastCdc.V2MeanIsNearTheAverage:6
+        ParallelCut.EqualsTheSerialChainForEveryDataAndHelperCount:8)
   string(REPLACE ":" ";" parts ${entry})
   list(GET parts 0 name)
   list(GET parts 1 seconds)
