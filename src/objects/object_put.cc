@@ -40,10 +40,12 @@ constexpr size_t kGroupChunks = 64;
 // Reads the source into a few large buffers (slabs) and cuts chunks in place: chunks are handed
 // on as spans of a slab, never copied. A chunk never spans two slabs: when a slab is full, its
 // uncut tail (less than one chunk) is copied to the start of a free slab. A slab is free when
-// no group of chunks in flight holds it (Hold/Release, from the calling thread only).
+// nothing holds it: the groups of chunks in flight in it, and the content hash while a block of
+// it is incomplete (Hold/Release, from the calling thread only).
 // A slab is cut once it is full (or the input ended, or the source gave a short read), all of
-// it at once, by the calling thread and `helpers` together (FindCuts: the same cut points as
-// one thread finds).
+// it at once, by the calling thread and helper threads together (FindCuts: the same cut points
+// as one thread finds). A slab of 16 MiB and parts of at least 2 * max chunk size allow
+// slab / (2 * max) parts: 2 at the default 4 MiB max.
 class Cutter {
  public:
   struct Piece {
@@ -51,15 +53,14 @@ class Cutter {
     std::span<const uint8_t> bytes;  // empty at the end of the input
   };
   // Slabs are not zeroed: only what is read into them is touched (a small put does not pay for
-  // a memset), and they are allocated once and reused. `helpers` (may be null) and `parts`:
-  // as for FindCuts.
-  Cutter(ByteSource& src, const Chunker& chunker, ThreadPool* helpers, size_t parts)
+  // a memset), and they are allocated once and reused. `threads`: how many threads may cut at
+  // once (the helpers are started when a slab is first large enough to share).
+  Cutter(ByteSource& src, const Chunker& chunker, size_t threads)
       : src_(src),
         chunker_(chunker),
-        helpers_(helpers),
-        parts_(parts),
         size_(std::max<size_t>(4 * chunker.max_size(), 16u << 20)),
-        read_size_(std::max<size_t>(chunker.max_size(), 4u << 20)) {
+        read_size_(std::max<size_t>(chunker.max_size(), 4u << 20)),
+        parts_(std::max<size_t>(1, std::min(threads, size_ / (2 * chunker.max_size())))) {
     slabs_.push_back(Slab{std::unique_ptr<uint8_t[]>(new uint8_t[size_]), 0});
   }
   // The next chunk. `drain_one` finishes the oldest group in flight (releasing its slab); it is
@@ -76,20 +77,26 @@ class Cutter {
       // A source that gives less than was asked for (a pipe, a slow producer) has its chunks
       // cut as soon as there is a chunk's worth, not when a whole slab has come.
       if (eof_ || filled_ == size_ || (short_read_ && avail >= chunker_.max_size())) {
-        // Only decided cuts come back: a cut found with eof = false is the one more data would
-        // give (FastCDC decides at a position from the bytes before it).
-        for (size_t end : FindCuts(chunker_, {buf() + start_, avail}, eof_, helpers_, parts_))
-          ready_.push_back(start_ + end);
-        if (!ready_.empty()) continue;
-        if (eof_ || avail >= chunker_.max_size())
-          return Status::Corruption("chunker: no cut in a full window");
-        CAIRN_RETURN_IF_ERROR(SwitchSlab(drain_one));  // only the undecided rest is copied
+        if (!cut_) {
+          // Only decided cuts come back: a cut found with eof = false is the one more data
+          // would give (FastCDC decides at a position from the bytes before it).
+          for (size_t end :
+               FindCuts(chunker_, {buf() + start_, avail}, eof_, Helpers(avail), parts_))
+            ready_.push_back(start_ + end);
+          cut_ = true;  // what is left is undecided until more data comes
+          if (!ready_.empty()) continue;
+          if (eof_ || avail >= chunker_.max_size())
+            return Status::Corruption("chunker: no cut in a full window");
+        }
+        if (filled_ == size_)
+          CAIRN_RETURN_IF_ERROR(SwitchSlab(drain_one));  // only the undecided rest is copied
       }
       const size_t want = std::min(read_size_, size_ - filled_);
       CAIRN_ASSIGN_OR_RETURN(size_t n, src_.Read({buf() + filled_, want}));
       if (n == 0) eof_ = true;
       short_read_ = n < want;
       filled_ += n;
+      cut_ = false;
     }
   }
   void Hold(size_t slab) { slabs_[slab].users++; }
@@ -98,11 +105,18 @@ class Cutter {
  private:
   struct Slab {
     std::unique_ptr<uint8_t[]> buf;
-    size_t users = 0;  // groups in flight with chunks in this slab
+    size_t users = 0;  // groups in flight with chunks in this slab, and the content hash
   };
   static constexpr size_t kMaxSlabs = 3;
 
   uint8_t* buf() { return slabs_[cur_].buf.get(); }
+  // The helper threads for cutting `bytes` at once: none when it is too small to share (a small
+  // put or a pipe's window never starts them).
+  ThreadPool* Helpers(size_t bytes) {
+    if (parts_ < 2 || bytes < 4 * chunker_.max_size()) return nullptr;
+    if (!helpers_) helpers_.emplace(parts_ - 1);
+    return &*helpers_;
+  }
   Piece Take(size_t cut) {
     Piece p{cur_, {buf() + start_, cut}};
     start_ += cut;
@@ -133,18 +147,19 @@ class Cutter {
 
   ByteSource& src_;
   const Chunker& chunker_;
-  ThreadPool* const helpers_;
-  const size_t parts_;
   const size_t size_, read_size_;
+  const size_t parts_;
+  std::optional<ThreadPool> helpers_;
   std::deque<size_t> ready_;  // ends of the chunks cut and not yet taken, in the current slab
   std::vector<Slab> slabs_;
   size_t cur_ = 0, start_ = 0, filled_ = 0;
   bool eof_ = false;
   bool short_read_ = false;  // the last read gave less than asked for
+  bool cut_ = false;         // [start_, filled_) was cut since the last read
 };
 
-// Consecutive chunks of one slab, prepared by one pool task and hashed (whole-content hash) in
-// place.
+// Consecutive chunks of one slab, prepared by one pool task; the content hash reads the same
+// bytes in place (or a copy of a block that straddles a slab change).
 struct Group {
   size_t slab = 0;
   const uint8_t* data = nullptr;  // first byte of the first chunk
@@ -225,11 +240,8 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
   Manifest& m = in.manifest;
   PutResult& r = in.counts;
   // Cutting is shared with helper threads when the pool has more than one: one thread alone
-  // cuts at about 2.3 GB/s here, the serial stage of a put of new or already stored data.
-  const size_t cut_parts = std::min<size_t>(pool_->size(), 4);
-  std::optional<ThreadPool> cut_helpers;
-  if (cut_parts > 1) cut_helpers.emplace(cut_parts - 1);
-  Cutter cutter(src, *chunker_, cut_helpers ? &*cut_helpers : nullptr, cut_parts);
+  // cuts at about 2 GB/s here, the serial stage of a put of new or already stored data.
+  Cutter cutter(src, *chunker_, std::min<size_t>(pool_->size(), 4));
   // The whole-content hash: 1 MiB blocks on the pool, joined in order (ContentHash). It holds
   // the slab of a block it has not seen the end of.
   ContentHash content(
@@ -245,8 +257,10 @@ Result<ObjectStore::Ingested> ObjectStore::Ingest(ChunkTxn& txn, ByteSource& src
   auto drain_one = [&]() -> Status {
     auto prepared = inflight.front().get();
     inflight.pop_front();
-    content.Drain();                // the content hash's tasks on this group's bytes are done too
-    cutter.Release(slabs.front());  // neither the pool nor the hash thread reads it any more
+    // The content hash's tasks submitted with this group are done too. A block it has begun in
+    // this group's bytes and not finished is read later, under the content hash's own hold.
+    content.Drain();
+    cutter.Release(slabs.front());
     slabs.pop_front();
     if (!prepared.ok()) return prepared.status();
     for (auto& p : *prepared) {

@@ -29,7 +29,8 @@ namespace cairn {
 // without, up to where NextCut returns 0 (the undecided rest, which more data may change, is
 // left out). `helpers`: threads for the parts after the first (null or empty: all serial);
 // `parts`: how many parts at most. Parts are at least 2 * chunker.max_size() bytes, so a
-// small buffer is cut serially. Thread-safe as long as `chunker` is (NextCut is const).
+// small buffer is cut serially. Thread-safe as long as `chunker` is (NextCut is const); not to
+// be called from one of `helpers`' own threads (it waits for their tasks).
 std::vector<size_t> FindCuts(const Chunker& chunker, std::span<const uint8_t> data, bool eof,
                              ThreadPool* helpers, size_t parts);
 
