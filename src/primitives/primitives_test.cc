@@ -35,39 +35,48 @@ std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
   return v;
 }
 
-// From BLAKE3-team/BLAKE3 test_vectors/test_vectors.json (first 32 bytes of each output).
-TEST(Blake3, OfficialVectors) {
-  struct V {
-    size_t len;
-    const char* hash;
-    const char* keyed;
-  } vectors[] = {
-      {0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
-       "92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26"},
-      {1, "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213",
-       "6d7878dfff2f485635d39013278ae14f1454b8c0a3a2d34bc1ab38228a80c95b"},
-      {1023, "10108970eeda3eb932baac1428c7a2163b0e924c9a9e25b35bba72b28f70bd11",
-       "c951ecdf03288d0fcc96ee3413563d8a6d3589547f2c2fb36d9786470f1b9d6e"},
-      {1024, "42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7",
-       "75c46f6f3d9eb4f55ecaaee480db732e6c2105546f1e675003687c31719c7ba4"},
-      {1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444",
-       "357dc55de0c7e382c900fd6e320acc04146be01db6a8ce7210b7189bd664ea69"},
-      {2048, "e776b6028c7cd22a4d0ba182a8bf62205d2ef576467e838ed6f2529b85fba24a",
-       "879cf1fa2ea0e79126cb1063617a05b6ad9d0b696d0d757cf053439f60a99dd1"},
-      {3072, "b98cb0ff3623be03326b373de6b9095218513e64f1ee2edd2525c7ad1e5cffd2",
-       "044a0e7b172a312dc02a4c9a818c036ffa2776368d7f528268d2e6b5df191770"},
-      {4096, "015094013f57a5277b59d8475c0501042c0b642e531b0a1c8f58d2163229e969",
-       "befc660aea2f1718884cd8deb9902811d332f4fc4a38cf7c7300d597a081bfc0"},
-      {5121, "628bd2cb2004694adaab7bbd778a25df25c47b9d4155a55f8fbd79f2fe154cff",
-       "6ccf1c34753e7a044db80798ecd0782a8f76f33563accaddbfbb2e0ea4b2d024"},
-      {7169, "a003fc7a51754a9b3c7fae0367ab3d782dccf28855a03d435f8cfe74605e7817",
-       "ed9b1a922c046fdb3d423ae34e143b05ca1bf28b710432857bf738bcedbfa511"},
-  };
+// From BLAKE3-team/BLAKE3 test_vectors/test_vectors.json (first 32 bytes of each output; input
+// byte i is i % 251, Blake3TestInput).
+struct Blake3Vector {
+  size_t len;
+  const char* hash;
+  const char* keyed;
+};
+const Blake3Vector kBlake3Vectors[] = {
+    {0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+     "92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26"},
+    {1, "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213",
+     "6d7878dfff2f485635d39013278ae14f1454b8c0a3a2d34bc1ab38228a80c95b"},
+    {1023, "10108970eeda3eb932baac1428c7a2163b0e924c9a9e25b35bba72b28f70bd11",
+     "c951ecdf03288d0fcc96ee3413563d8a6d3589547f2c2fb36d9786470f1b9d6e"},
+    {1024, "42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7",
+     "75c46f6f3d9eb4f55ecaaee480db732e6c2105546f1e675003687c31719c7ba4"},
+    {1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444",
+     "357dc55de0c7e382c900fd6e320acc04146be01db6a8ce7210b7189bd664ea69"},
+    {2048, "e776b6028c7cd22a4d0ba182a8bf62205d2ef576467e838ed6f2529b85fba24a",
+     "879cf1fa2ea0e79126cb1063617a05b6ad9d0b696d0d757cf053439f60a99dd1"},
+    {3072, "b98cb0ff3623be03326b373de6b9095218513e64f1ee2edd2525c7ad1e5cffd2",
+     "044a0e7b172a312dc02a4c9a818c036ffa2776368d7f528268d2e6b5df191770"},
+    {4096, "015094013f57a5277b59d8475c0501042c0b642e531b0a1c8f58d2163229e969",
+     "befc660aea2f1718884cd8deb9902811d332f4fc4a38cf7c7300d597a081bfc0"},
+    {5121, "628bd2cb2004694adaab7bbd778a25df25c47b9d4155a55f8fbd79f2fe154cff",
+     "6ccf1c34753e7a044db80798ecd0782a8f76f33563accaddbfbb2e0ea4b2d024"},
+    {7169, "a003fc7a51754a9b3c7fae0367ab3d782dccf28855a03d435f8cfe74605e7817",
+     "ed9b1a922c046fdb3d423ae34e143b05ca1bf28b710432857bf738bcedbfa511"},
+};
+
+// The key of the keyed-hash vectors.
+Digest Blake3VectorKey() {
   Digest key;
   std::memcpy(key.bytes.data(), "whats the Elvish word for friend", 32);
+  return key;
+}
+
+TEST(Blake3, OfficialVectors) {
+  const Digest key = Blake3VectorKey();
   auto plain = MakeHasher(HashAlgo::kBlake3);
   auto keyed = MakeHasher(HashAlgo::kBlake3, key);
-  for (const auto& v : vectors) {
+  for (const auto& v : kBlake3Vectors) {
     auto in = Blake3TestInput(v.len);
     EXPECT_EQ(plain->Hash(in).Hex(), v.hash) << "len " << v.len;
     EXPECT_EQ(keyed->Hash(in).Hex(), v.keyed) << "len " << v.len;
@@ -383,28 +392,11 @@ TEST(Blake3Tree, EqualsTheReferenceHasherOnEveryShapeOfInput) {
 }
 
 // The tree's own node code (chunks, whole subtrees, left-balanced splits) against BLAKE3's
-// official vectors (BLAKE3-team/BLAKE3 test_vectors.json, first 32 bytes; input byte i is
-// i % 251; key "whats the Elvish word for friend"), without the reference hasher.
+// official vectors, without the reference hasher.
 TEST(Blake3Tree, OfficialVectors) {
-  struct V {
-    size_t len;
-    const char* hash;
-    const char* keyed;
-  } vectors[] = {
-      {0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
-       "92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26"},
-      {1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444",
-       "357dc55de0c7e382c900fd6e320acc04146be01db6a8ce7210b7189bd664ea69"},
-      {4096, "015094013f57a5277b59d8475c0501042c0b642e531b0a1c8f58d2163229e969",
-       "befc660aea2f1718884cd8deb9902811d332f4fc4a38cf7c7300d597a081bfc0"},
-      {7169, "a003fc7a51754a9b3c7fae0367ab3d782dccf28855a03d435f8cfe74605e7817",
-       "ed9b1a922c046fdb3d423ae34e143b05ca1bf28b710432857bf738bcedbfa511"},
-  };
-  Digest key;
-  std::memcpy(key.bytes.data(), "whats the Elvish word for friend", 32);
-  for (const auto& v : vectors) {
-    std::vector<uint8_t> in(v.len);
-    for (size_t i = 0; i < in.size(); i++) in[i] = static_cast<uint8_t>(i % 251);
+  const Digest key = Blake3VectorKey();
+  for (const auto& v : kBlake3Vectors) {
+    const auto in = Blake3TestInput(v.len);
     EXPECT_EQ(Blake3Tree(std::nullopt).Finish(in).Hex(), v.hash) << v.len;
     EXPECT_EQ(Blake3Tree(key).Finish(in).Hex(), v.keyed) << v.len;
   }
