@@ -55,26 +55,22 @@ std::vector<size_t> FindCutsFrom(const Chunker& chunker, std::span<const uint8_t
     const Speculative s = spec[k - 1].get();
     const size_t stop = end_of(k);
     // The serial chain walks on until it lands on a cut of the speculative one (or on the
-    // part's start, where that chain begins), or crosses the part without meeting it.
+    // part's start, where that chain begins), or crosses the part without meeting it; it can
+    // also land on one as it crosses the part's end.
     bool met = pos == starts[k];
     size_t j = 0;
-    while (!met && pos < stop) {
+    while (!met) {
       while (j < s.cuts.size() && s.cuts[j] < pos) j++;
       if (j < s.cuts.size() && s.cuts[j] == pos) {
         j++;
         met = true;
         break;
       }
+      if (pos >= stop) break;
       const size_t cut = chunker.NextCut(data.subspan(pos), eof);
       if (cut == 0) return out;  // undecided: the rest needs more data
       pos += cut;
       out.push_back(pos);
-    }
-    // The chain can also land on a speculative cut as it crosses the part's end.
-    while (!met && j < s.cuts.size() && s.cuts[j] < pos) j++;
-    if (!met && j < s.cuts.size() && s.cuts[j] == pos) {
-      j++;
-      met = true;
     }
     if (!met) continue;
     out.insert(out.end(), s.cuts.begin() + static_cast<std::ptrdiff_t>(j), s.cuts.end());
