@@ -21,7 +21,7 @@ ContentHash::~ContentHash() {
       if (f.valid()) f.wait();
     if (t.stream.valid()) t.stream.wait();
   }
-  if (pending_ && !in_carry_) release_(at_slab_);
+  if (Held()) release_(at_slab_);
 }
 
 void ContentHash::SubmitBlock(Tasks& t, const uint8_t* p,
@@ -46,19 +46,18 @@ void ContentHash::Add(std::span<const uint8_t> data, size_t slab) {
   size_t n = data.size();
   if (pending_) {
     // The block begun earlier: its bytes are beside these (same slab) or get copied.
-    if (!in_carry_ && (at_ + pending_ != p || at_slab_ != slab)) {
+    if (Held() && (at_ + pending_ != p || at_slab_ != slab)) {
       carry_.reserve(kB);
       carry_.assign(at_, at_ + pending_);
-      in_carry_ = true;
       release_(at_slab_);
     }
     const size_t take = std::min(kB - pending_, n);
-    if (in_carry_) carry_.insert(carry_.end(), p, p + take);
+    if (!carry_.empty()) carry_.insert(carry_.end(), p, p + take);
     pending_ += take;
     p += take;
     n -= take;
     if (pending_ == kB) {
-      if (in_carry_) {
+      if (!carry_.empty()) {
         SubmitBlock(t, nullptr, std::make_shared<std::vector<uint8_t>>(std::move(carry_)));
         carry_.clear();
       } else {
@@ -66,7 +65,6 @@ void ContentHash::Add(std::span<const uint8_t> data, size_t slab) {
         release_(at_slab_);
       }
       pending_ = 0;
-      in_carry_ = false;
     }
   }
   for (; n >= kB; p += kB, n -= kB) SubmitBlock(t, p, nullptr);
@@ -74,7 +72,6 @@ void ContentHash::Add(std::span<const uint8_t> data, size_t slab) {
     at_ = p;
     at_slab_ = slab;
     pending_ = n;
-    in_carry_ = false;
     hold_(slab);
   }
 }
@@ -90,9 +87,9 @@ Digest ContentHash::Finish() {
   while (!tasks_.empty()) Drain();
   if (!tree_) return stream_->Finish();
   std::span<const uint8_t> tail;
-  if (pending_) tail = in_carry_ ? std::span<const uint8_t>(carry_) : std::span(at_, pending_);
+  if (pending_) tail = Held() ? std::span(at_, pending_) : std::span<const uint8_t>(carry_);
   Digest d = tree_->Finish(tail);
-  if (pending_ && !in_carry_) release_(at_slab_);
+  if (Held()) release_(at_slab_);
   pending_ = 0;
   return d;
 }

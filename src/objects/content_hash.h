@@ -56,12 +56,14 @@ class ContentHash {
   std::deque<Tasks> tasks_;                  // one per Add not yet drained
   uint64_t next_block_ = 0;                  // index of the block being formed
   // The bytes of that block so far: `pending_` of them, either in slab memory at `at_` (held)
-  // or copied into `carry_` (when the next bytes were not beside them in the same slab).
+  // or copied into `carry_` (when the next bytes were not beside them in the same slab; empty
+  // otherwise).
   size_t pending_ = 0;
   const uint8_t* at_ = nullptr;
   size_t at_slab_ = 0;
   std::vector<uint8_t> carry_;
-  bool in_carry_ = false;
+  // Whether the block begun lies in slab `at_slab_`, which it holds.
+  bool Held() const { return pending_ > 0 && carry_.empty(); }
 };
 
 }  // namespace cairn
