@@ -78,10 +78,10 @@ Status ChunkStore::RunMovePass(MovePass& pass) {
       }
       Status s = ((*txn).*pass.move)(id, rec);
       if (!s.ok()) {
-        // Released or moved since the scan: nothing to move. Otherwise the data is damaged.
+        // Released, moved, re-sealed or stored again (even in this extent) since the scan:
+        // nothing to move. Otherwise the data is damaged.
         auto now = Lookup(id);
-        if (now.ok() && (!*now || (*now)->offset != rec.offset || (*now)->segment != rec.segment))
-          continue;
+        if (now.ok() && (!*now || !SameStoredCopy(**now, rec))) continue;
         return s;
       }
       batch_bytes += rec.stored_len;

@@ -66,6 +66,15 @@ struct ChunkRecord {
   static std::optional<ChunkRecord> Decode(std::string_view v);
 };
 
+// Whether two records of one chunk name the same stored copy of it: the same extent, salt, seal
+// epoch and flags (refcounts may differ). A chunk released and stored again can land in the very
+// extent it had, under a fresh salt: a reader or mover holding the older record then fails to
+// open the bytes there, and must treat that as a chunk changed since its lookup, not as damage.
+inline bool SameStoredCopy(const ChunkRecord& a, const ChunkRecord& b) {
+  return a.segment == b.segment && a.offset == b.offset && a.stored_len == b.stored_len &&
+         a.salt == b.salt && a.sealed == b.sealed && a.flags == b.flags;
+}
+
 // Chunk record values of an encrypted store hide their length fields (plain_len and codec)
 // under StoreCrypto::ChunkRecordMask, keyed by the row key, the salt and the seal epoch, and a
 // delta chunk's `base` under the same mask keyed by the row key followed by "b"; the version

@@ -254,7 +254,7 @@ Status ChunkStore::ReadRetrying(const Digest& id, const ChunkRecord* hint,
                               "that used it was removed meanwhile)");
     }
     const ChunkRecord& now = **again;
-    if (now.segment == cur.segment && now.offset == cur.offset && now.salt == cur.salt) return s;
+    if (SameStoredCopy(now, cur)) return s;
     cur = now;
     s = read(cur);
   }

@@ -671,8 +671,7 @@ Status ChunkTxn::SettleMoves(WriteBatch& batch, Settled& out) {
   for (size_t i = 0; i < ids.size(); i++) {
     const Move& m = moves_[ids[i]];
     // Moved, re-sealed or released since the copy was made: the copy is simply not used.
-    if (!cur[i] || !SameExtent(ExtentOf(*cur[i]), ExtentOf(m.from)) || cur[i]->salt != m.from.salt)
-      continue;
+    if (!cur[i] || !SameStoredCopy(*cur[i], m.from)) continue;
     ChunkRecord rec = m.to;
     rec.refcount = cur[i]->refcount;
     batch.Put(keys::Chunk(ids[i]), rec.Encode());
