@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
+#include <vector>
 
 #include "../../tests/test_util.h"
 #include "backend/backend.h"
@@ -123,6 +125,44 @@ TEST(ChunkMaintain, ChunkStoredAgainInItsOldExtentAfterTheScanIsNotDamage) {
   ASSERT_TRUE(s.chunks->Maintain(mo).ok());
   ASSERT_TRUE(s.chunks->Read(ida, out).ok());
   EXPECT_EQ(out, a);
+}
+
+// The copy a record names changes with any field but the refcount and the creation time: among
+// them a delta's base, which in a plain store (salt zero) is all that tells a delta stored again
+// in its old extent, at the same length, against another base.
+TEST(ChunkMaintain, SameStoredCopyMeansEveryFieldButRefcountAndCreation) {
+  ChunkRecord a;
+  a.refcount = 2;
+  a.segment = 3;
+  a.offset = 4096;
+  a.stored_len = 900;
+  a.plain_len = 4096;
+  a.codec = Codec::kZstd;
+  a.created = 100;
+  a.flags = ChunkRecord::kFlagDelta;
+  a.base.bytes[0] = 1;
+  ChunkRecord b = a;
+  b.refcount = 7;
+  b.created = 200;
+  EXPECT_TRUE(SameStoredCopy(a, b));
+  const std::vector<std::pair<const char*, std::function<void(ChunkRecord&)>>> changes = {
+      {"segment", [](ChunkRecord& r) { r.segment++; }},
+      {"offset", [](ChunkRecord& r) { r.offset++; }},
+      {"stored_len", [](ChunkRecord& r) { r.stored_len++; }},
+      {"plain_len", [](ChunkRecord& r) { r.plain_len++; }},
+      {"codec", [](ChunkRecord& r) { r.codec = Codec::kRaw; }},
+      {"salt", [](ChunkRecord& r) { r.salt[0] ^= 1; }},
+      {"key_version", [](ChunkRecord& r) { r.key_version++; }},
+      {"sealed", [](ChunkRecord& r) { r.sealed++; }},
+      {"generation", [](ChunkRecord& r) { r.generation++; }},
+      {"flags", [](ChunkRecord& r) { r.flags |= ChunkRecord::kFlagPadded; }},
+      {"base", [](ChunkRecord& r) { r.base.bytes[0] = 2; }},
+  };
+  for (const auto& [field, change] : changes) {
+    ChunkRecord c = a;
+    change(c);
+    EXPECT_FALSE(SameStoredCopy(a, c)) << field;
+  }
 }
 
 }  // namespace

@@ -66,13 +66,18 @@ struct ChunkRecord {
   static std::optional<ChunkRecord> Decode(std::string_view v);
 };
 
-// Whether two records of one chunk name the same stored copy of it: the same extent, salt, seal
-// epoch and flags (refcounts may differ). A chunk released and stored again can land in the very
-// extent it had, under a fresh salt: a reader or mover holding the older record then fails to
-// open the bytes there, and must treat that as a chunk changed since its lookup, not as damage.
+// Whether two records of one chunk name the same stored copy of it: every field but the
+// refcount and the creation time (extent, lengths, codec, salt, key version, seal epoch,
+// generation, flags and a delta's base). A chunk released and stored again can land in the very
+// extent it had: under a fresh salt in an encrypted store, or in a plain store (salt zero) as a
+// delta of the same length against another base. A reader or mover holding the older record
+// must treat it as a chunk changed since its lookup: not as damage, and never install a copy
+// that names the old base.
 inline bool SameStoredCopy(const ChunkRecord& a, const ChunkRecord& b) {
   return a.segment == b.segment && a.offset == b.offset && a.stored_len == b.stored_len &&
-         a.salt == b.salt && a.sealed == b.sealed && a.flags == b.flags;
+         a.plain_len == b.plain_len && a.codec == b.codec && a.salt == b.salt &&
+         a.key_version == b.key_version && a.sealed == b.sealed && a.generation == b.generation &&
+         a.flags == b.flags && a.base == b.base;
 }
 
 // Chunk record values of an encrypted store hide their length fields (plain_len and codec)

@@ -534,7 +534,8 @@ class ChunkStore {
   // `batch_bytes` stored bytes each, in the order of `items`, starting at `next`. Before each
   // chunk, `stop(done, len)` (bytes moved so far by this pass's caller incl. `done_before`, the
   // chunk's stored length) may end the pass: `stopped` is set and `next` is the first chunk not
-  // moved. A chunk released or moved since the caller's scan is skipped; any other failure of
+  // moved. A chunk released, moved, re-sealed or stored again since the caller's scan (not the
+  // same stored copy: SameStoredCopy) is skipped; any other failure of
   // `move` or of a commit is returned. Adds committed chunks and bytes to `chunks`/`bytes`.
   struct MovePass {
     const std::vector<std::pair<Digest, ChunkRecord>>& items;
