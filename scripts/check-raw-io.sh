@@ -17,6 +17,7 @@ ALLOW=(
   src/cli/cmd_vdisk.cc      # vdisk import's image, export's output file, serve's stale socket
   src/nbd/plugin.cc         # the pipe from the plugin's start-up check (a child process)
   src/util/fd_io.cc         # FdSource / FdSink: read and write descriptors the CLI opened
+  src/util/direct_sink.cc   # DirectSink: writes get -o's output file, which the CLI opened
   src/cli/passphrase.cc     # the passphrase file and /dev/tty
   src/cli/output_file.cc    # the temporary file behind get -o and vdisk export
   src/cli/common.cc         # /dev/null in place of closed standard descriptors

@@ -77,4 +77,55 @@ strace -f -y -qq -e trace=fsync,fdatasync -o "$T/sync.log" "$CAIRN" get "$R" obj
 expect_same "$T/o/durable" "$T/data" "get -o --sync holds the object"
 expect_true "--sync fsyncs the output file" grep -qE 'fsync\([0-9]+<'"$T"'/o/durable\.cairn-partial' "$T/sync.log"
 expect_true "--sync fsyncs the output's directory" grep -qE 'fsync\([0-9]+<'"$T"'/o>' "$T/sync.log"
+
+# A large output (past DirectSink::kDirectAfter, 16 MiB) is written with O_DIRECT after its first
+# 16 MiB where the file system takes it, or entirely through the page cache with --buffered;
+# either way the same bytes, the same length (not a multiple of 4096) and the zero blocks holes.
+{
+  head -c $((10 << 20)) /dev/urandom
+  head -c $((8 << 20)) /dev/zero
+  head -c $((21 << 20)) /dev/urandom
+  head -c 12345 /dev/urandom
+  head -c $((3 << 20)) /dev/zero
+  head -c 777 /dev/urandom
+} >"$T/big"
+expect_ok "put a 42 MiB object with zero runs" cairn put "$R" big "$T/big"
+direct_ok=0
+dd if=/dev/zero of="$T/o/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null && direct_ok=1
+for how in direct buffered; do
+  flag=()
+  [ "$how" = buffered ] && flag=(--buffered)
+  strace -f -qq -e trace=fcntl -o "$T/$how.log" "$CAIRN" get "$R" big -o "$T/o/$how" "${flag[@]}" ||
+    fail "get -o ($how)"
+  expect_same "$T/o/$how" "$T/big" "get -o of a 42 MiB object ($how) holds the object"
+  expect_eq "$(stat -c %s "$T/o/$how")" "$(stat -c %s "$T/big")" "its length ($how)"
+  allocated=$(($(stat -c %b "$T/o/$how") * $(stat -c %B "$T/o/$how")))
+  expect_true "the 11 MiB of zeros are holes ($how: $allocated bytes allocated)" \
+    test "$allocated" -le $(((42 - 11 + 1) << 20))
+  uses_direct=0
+  grep -q 'F_SETFL.*O_DIRECT' "$T/$how.log" && uses_direct=1
+  if [ "$how" = buffered ]; then
+    expect_eq "$uses_direct" 0 "--buffered never sets O_DIRECT"
+  elif [ "$direct_ok" = 1 ]; then
+    expect_eq "$uses_direct" 1 "a large output is written with O_DIRECT where the file system has it"
+  fi
+done
+
+# The same large output onto a full file system: past the first 16 MiB the O_DIRECT writes hit
+# ENOSPC; the get exits 1 with a message naming the output, and leaves no file behind.
+MNT=$T/small
+mkdir "$MNT"
+if truncate -s 24M "$T/small.img" && mkfs.ext4 -q -F -m 0 "$T/small.img" >/dev/null 2>&1 &&
+  mount -o loop "$T/small.img" "$MNT" 2>/dev/null; then
+  # shellcheck disable=SC2016 # expanded when the hook runs
+  add_cleanup 'cd /; umount "$MNT" 2>/dev/null || umount -l "$MNT"'
+  run cairn get "$R" big -o "$MNT/restored"
+  expect_eq "$RC" 1 "get -o of 42 MiB onto a 24 MiB file system exits 1"
+  expect_true "the message says the disk is full" grep -qi 'no space left on device' "$RUN_ERR"
+  expect_true "the message names the output" grep -qF "$MNT/restored" "$RUN_ERR"
+  expect_eq "$(find "$MNT" -mindepth 1 -maxdepth 1 ! -name lost+found | wc -l)" 0 \
+    "no output or temporary file left on the full file system"
+else
+  skip "cannot mount a loop ext4 image (not root?): the full-disk case of a large get -o"
+fi
 finish
