@@ -88,12 +88,12 @@ class FdSink : public ByteSink {
 // the page cache (O_DIRECT, open(2)) by a writer thread from aligned buffers, so that the
 // restoring threads never copy the output into the page cache.
 //
-// Why: a buffered write copies every output byte into a freshly allocated page-cache page. On
-// this project's VMs that copy cost 2.1 ms/MiB on a good day and up to ~5 ms/MiB when the pages
-// were newly handed back by the host (docs/performance.md, "Why a warm restore is sometimes
-// slower"), on the one thread that writes in order; an O_DIRECT write hands the buffer to the
-// device instead (1.3-1.4 GB/s here with `dd oflag=direct bs=4M`), and a restore of a large
-// file no longer evicts everything else from the page cache.
+// Why: a buffered write copies every output byte into a freshly allocated page-cache page, on
+// the one thread that writes in order. On this project's 2-core VMs that copy cost ~0.5 ms/MiB
+// on a good day and 6.3 ms/MiB after a put of 3.4 GB (8.2 s of sys time for 1.3 GB: pages the
+// host had taken back, docs/performance.md, "Why a warm restore is sometimes slower"); an
+// O_DIRECT write hands the buffer to the device instead (1.3-1.4 GB/s here with `dd
+// oflag=direct bs=4M`), and a restore of a large file no longer evicts the page cache.
 //
 // The first `direct_after` bytes still go through the page cache (FdSink with holes), so a small
 // restore stays a few page-cache copies and its file is cached for whatever reads it next. Zero
@@ -103,7 +103,7 @@ class FdSink : public ByteSink {
 class DirectSink : public ByteSink {
  public:
   static constexpr size_t kBuffer = 4u << 20;          // bytes per buffer
-  static constexpr size_t kBuffers = 4;                // buffers (kBuffer each)
+  static constexpr size_t kBuffers = 4;                // buffers: 16 MiB of memory in all
   static constexpr size_t kAlign = 4096;               // O_DIRECT offset, length and memory
   static constexpr uint64_t kDirectAfter = 16u << 20;  // default: bytes written buffered first
 
@@ -114,8 +114,8 @@ class DirectSink : public ByteSink {
   DirectSink(const DirectSink&) = delete;
   DirectSink& operator=(const DirectSink&) = delete;
 
-  // Appends `data`. Errors (the first write error of the writer thread, or of a buffered write)
-  // name the file; after one, every later call returns it.
+  // Appends `data`. Errors (a buffered write's, or the writer thread's first, reported by the
+  // next Write or Finish) name the file; after one the output is incomplete and is discarded.
   Status Write(std::span<const uint8_t> data) override;
   // Writes what is buffered and makes the file exactly as long as everything written
   // (ftruncate(2)). Call once after the last Write; errors name the file.

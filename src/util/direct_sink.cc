@@ -18,8 +18,13 @@ namespace cairn {
 
 namespace {
 
-struct FreeDeleter {
-  void operator()(uint8_t* p) const { std::free(p); }
+// The buffers held restored plaintext: wiped before they go back to the allocator, as the
+// restore's own chunk buffers of an encrypted store are (chunk_buffer.h).
+struct WipingFree {
+  void operator()(uint8_t* p) const {
+    ::explicit_bzero(p, DirectSink::kBuffer);
+    std::free(p);
+  }
 };
 
 }  // namespace
@@ -50,7 +55,7 @@ struct DirectSink::Impl {
   uint64_t pos = 0;          // bytes written so far, either way
   bool tried = false;        // the switch to O_DIRECT was tried
   bool direct = false;       // it worked: the buffers and the writer exist
-  std::unique_ptr<uint8_t, FreeDeleter> buf[kBuffers];
+  std::unique_ptr<uint8_t, WipingFree> buf[kBuffers];
   int cur = 0;          // the buffer being filled
   size_t fill = 0;      // bytes in it
   uint64_t buf_at = 0;  // file offset of its first byte
