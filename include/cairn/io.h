@@ -85,8 +85,9 @@ class FdSink : public ByteSink {
 };
 
 // DirectSink: the ordered output of a restore (`get -o`) into a fresh regular file, written past
-// the page cache (O_DIRECT, open(2)) by a writer thread from aligned buffers, so that the
-// restoring threads never copy the output into the page cache.
+// the page cache (O_DIRECT, open(2), set on the caller's descriptor with fcntl(2) F_SETFL and
+// left set) by a writer thread from aligned buffers, so that the restoring threads never copy
+// the output into the page cache.
 //
 // Why: a buffered write copies every output byte into a freshly allocated page-cache page, on
 // the one thread that writes in order. On this project's 2-core VMs that copy cost ~0.5 ms/MiB
@@ -99,7 +100,8 @@ class FdSink : public ByteSink {
 // restore stays a few page-cache copies and its file is cached for whatever reads it next. Zero
 // blocks (FdSink::kHoleBlock, aligned) are skipped and stay holes either way. A file system that
 // refuses O_DIRECT (fcntl(2) or a write failing with EINVAL) gets buffered writes instead, with
-// the same result; no data ever depends on which path wrote it.
+// the same result, and so does a process that cannot start the writer thread; no data ever
+// depends on which path wrote it.
 class DirectSink : public ByteSink {
  public:
   static constexpr size_t kBuffer = 4u << 20;          // bytes per buffer
@@ -114,13 +116,15 @@ class DirectSink : public ByteSink {
   DirectSink(const DirectSink&) = delete;
   DirectSink& operator=(const DirectSink&) = delete;
 
-  // Appends `data`. Errors (a buffered write's, or the writer thread's first, reported by the
-  // next Write or Finish) name the file; after one the output is incomplete and is discarded.
+  // Appends `data`. Errors name the file: a buffered write's at once, the writer thread's first
+  // at the next Write that fills a buffer, or at Finish (what was queued behind it is dropped).
+  // After an error the output is incomplete, and every later call returns that error.
   Status Write(std::span<const uint8_t> data) override;
   // Writes what is buffered and makes the file exactly as long as everything written
   // (ftruncate(2)). Call once after the last Write; errors name the file.
   Status Finish();
-  // Bytes written with O_DIRECT so far (the rest went through the page cache).
+  // Bytes written with O_DIRECT so far, the tail's padding included (the rest went through the
+  // page cache, or were holes).
   uint64_t direct_bytes() const;
 
  private:

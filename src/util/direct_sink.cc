@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "cairn/io.h"
@@ -33,8 +34,14 @@ struct DirectSink::Impl {
   Impl(int fd, std::string name, uint64_t switch_at)
       : fd(fd), name(std::move(name)), switch_at(switch_at), buffered(fd, this->name, true) {}
   ~Impl();
-  Status Write(std::span<const uint8_t> data);
+  Status Write(std::span<const uint8_t> data);  // WriteData, FinishData, errors kept
   Status Finish();
+  Status WriteData(std::span<const uint8_t> data);
+  Status FinishData();
+  Status Sticky(Status s) {
+    if (!s.ok() && failed.ok()) failed = s;
+    return s;
+  }
   void StartDirect();
   Status Submit(size_t len);  // hands the current buffer to the writer, takes the other one
   Status WaitIdle();          // the writer has finished every job; its first error
@@ -55,6 +62,7 @@ struct DirectSink::Impl {
   uint64_t pos = 0;          // bytes written so far, either way
   bool tried = false;        // the switch to O_DIRECT was tried
   bool direct = false;       // it worked: the buffers and the writer exist
+  Status failed;             // the first error Write or Finish returned: returned again
   std::unique_ptr<uint8_t, WipingFree> buf[kBuffers];
   int cur = 0;          // the buffer being filled
   size_t fill = 0;      // bytes in it
@@ -85,20 +93,35 @@ void DirectSink::Impl::StartDirect() {
   const int flags = ::fcntl(fd, F_GETFL);
   // EINVAL when the file system has no O_DIRECT (tmpfs before Linux 6.6, for one).
   if (pos % kAlign != 0 || flags < 0 || ::fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) return;
+  auto stay_buffered = [&] {
+    (void)::fcntl(fd, F_SETFL, flags);
+    for (auto& b : buf) b.reset();
+  };
   for (auto& b : buf) {
     void* p = nullptr;
-    if (::posix_memalign(&p, kAlign, kBuffer) != 0) {
-      (void)::fcntl(fd, F_SETFL, flags);  // no memory for the buffers: stay buffered
-      return;
-    }
+    if (::posix_memalign(&p, kAlign, kBuffer) != 0) return stay_buffered();  // no memory
     b.reset(static_cast<uint8_t*>(p));
+  }
+  try {
+    writer = std::thread([this] { WriterLoop(); });
+  } catch (const std::system_error&) {  // no thread to be had (a pids limit): the page cache
+    return stay_buffered();
   }
   buf_at = pos;
   direct = true;
-  writer = std::thread([this] { WriterLoop(); });
 }
 
 Status DirectSink::Impl::Write(std::span<const uint8_t> data) {
+  if (!failed.ok()) return failed;
+  return Sticky(WriteData(data));
+}
+
+Status DirectSink::Impl::Finish() {
+  if (!failed.ok()) return failed;
+  return Sticky(FinishData());
+}
+
+Status DirectSink::Impl::WriteData(std::span<const uint8_t> data) {
   if (!tried && pos + data.size() > switch_at) {
     const size_t head = switch_at - pos;  // pos <= switch_at until the switch
     if (head > 0) {
@@ -124,7 +147,7 @@ Status DirectSink::Impl::Write(std::span<const uint8_t> data) {
   return Status::Ok();
 }
 
-Status DirectSink::Impl::Finish() {
+Status DirectSink::Impl::FinishData() {
   if (!direct) return buffered.Finish();
   if (fill > 0) {
     // The tail, padded with zeros to the alignment O_DIRECT needs; ftruncate cuts the padding.
@@ -166,6 +189,11 @@ void DirectSink::Impl::WriterLoop() {
       std::unique_lock lk(mu);
       cv.wait(lk, [&] { return !jobs.empty() || stop; });
       if (jobs.empty()) return;
+      if (!error.ok()) {  // the output is lost already: the rest is not written
+        jobs.clear();
+        cv.notify_all();
+        continue;
+      }
       j = jobs.front();
     }
     // Runs of data between whole zero blocks: every offset and length stays aligned (the job
@@ -189,7 +217,8 @@ Status DirectSink::Impl::WriteRun(const uint8_t* p, size_t n, uint64_t at) {
     ssize_t w = ::pwrite(fd, p + done, n - done, static_cast<off_t>(at + done));
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EINVAL && !fell_back) {
+      const int err = errno;
+      if (err == EINVAL && !fell_back) {
         // The file system took O_DIRECT but not this write (its alignment, or the unaligned
         // rest of a short write): the page cache from here on.
         const int flags = ::fcntl(fd, F_GETFL);
@@ -198,7 +227,7 @@ Status DirectSink::Impl::WriteRun(const uint8_t* p, size_t n, uint64_t at) {
           continue;
         }
       }
-      return Fail(errno);
+      return Fail(err);
     }
     if (!fell_back) {
       std::lock_guard lk(mu);

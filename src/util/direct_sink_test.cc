@@ -110,6 +110,7 @@ TEST(DirectSink, SameBytesHolesAndLengthForEverySwitchPoint) {
 
 TEST(DirectSink, SmallOutputStaysInThePageCache) {
   testing::TempDir dir;
+  if (!DirectWorksIn(dir.path())) GTEST_SKIP() << dir.path() << " has no O_DIRECT";
   auto data = testing::RandomData(DirectSink::kDirectAfter, 4);  // exactly the head
   const Written w = WriteInPieces(dir / "small", data, 1 << 20, DirectSink::kDirectAfter);
   EXPECT_EQ(ReadBack(dir / "small"), data);
@@ -122,6 +123,27 @@ TEST(DirectSink, AllZeroOutputIsOneHoleOfTheRightLength) {
   const Written w = WriteInPieces(dir / "z", zeros, zeros.size(), 0);
   EXPECT_EQ(ReadBack(dir / "z"), zeros);
   EXPECT_LE(w.allocated, 2 * FdSink::kHoleBlock);
+}
+
+TEST(DirectSink, FileWithoutODirectIsWrittenThroughThePageCache) {
+  // /dev/null takes no O_DIRECT (fcntl fails with EINVAL): every byte goes the buffered way.
+  int fd = ::open("/dev/null", O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (::fcntl(fd, F_SETFL, flags | O_DIRECT) == 0) {
+    ::close(fd);
+    GTEST_SKIP() << "this kernel's /dev/null takes O_DIRECT";
+  }
+  auto data = testing::RandomData(2 * DirectSink::kBuffer + 5, 6);
+  {
+    DirectSink sink(fd, "/dev/null", 0);
+    for (size_t at = 0; at < data.size(); at += 1 << 20)
+      ASSERT_TRUE(sink.Write({data.data() + at, std::min<size_t>(1 << 20, data.size() - at)}).ok());
+    ASSERT_TRUE(sink.Finish().ok());
+    EXPECT_EQ(sink.direct_bytes(), 0u);
+  }
+  EXPECT_EQ(::fcntl(fd, F_GETFL) & O_DIRECT, 0);
+  ::close(fd);
 }
 
 TEST(DirectSink, WriteErrorNamesTheFile) {
@@ -137,6 +159,7 @@ TEST(DirectSink, WriteErrorNamesTheFile) {
     for (size_t at = 0; at < data.size() && s.ok(); at += 1 << 20)
       s = sink.Write({data.data() + at, std::min<size_t>(1 << 20, data.size() - at)});
     if (s.ok()) s = sink.Finish();
+    EXPECT_FALSE(sink.Write(data).ok()) << "the error stays";
     EXPECT_FALSE(sink.Finish().ok()) << "the error stays";
   }
   ::close(fd);
