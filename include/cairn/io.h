@@ -91,10 +91,10 @@ class FdSink : public ByteSink {
 //
 // Why: a buffered write copies every output byte into a freshly allocated page-cache page, on
 // the one thread that writes in order. On this project's 2-core VMs that copy cost ~0.5 ms/MiB
-// on a good day and 6.3 ms/MiB after a put of 3.4 GB (8.2 s of sys time for 1.3 GB: pages the
-// host had taken back, docs/performance.md, "Why a warm restore is sometimes slower"); an
-// O_DIRECT write hands the buffer to the device instead (1.3-1.4 GB/s here with `dd
-// oflag=direct bs=4M`), and a restore of a large file no longer evicts the page cache.
+// on a good day and 6.3 ms/MiB after bench/run.sh's three puts (8.2 s of sys time for 1.3 GB:
+// likely pages the host had taken back, docs/performance.md, "Why a warm restore is sometimes
+// slower"); an O_DIRECT write hands the buffer to the device instead (1.3-1.4 GB/s here with
+// `dd oflag=direct bs=4M`), and a restore of a large file no longer evicts the page cache.
 //
 // The first `direct_after` bytes still go through the page cache (FdSink with holes), so a small
 // restore stays a few page-cache copies and its file is cached for whatever reads it next. Zero
