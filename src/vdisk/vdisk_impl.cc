@@ -5,21 +5,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "util/zero_runs.h"
+
 namespace cairn {
 namespace {
 
-bool AllZero(std::span<const uint8_t> d) {
-  // Compares 8 bytes at a time; blocks are at least 512 bytes.
-  size_t i = 0;
-  for (; i + 8 <= d.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, d.data() + i, 8);
-    if (w) return false;
-  }
-  for (; i < d.size(); i++)
-    if (d[i]) return false;
-  return true;
-}
+// All-zero test shared with the restore's hole detection (util/zero_runs.h).
+bool AllZero(std::span<const uint8_t> d) { return zero_runs::IsZero(d.data(), d.size()); }
 
 // The blocks of `data` (whole blocks of `bs` bytes) that are not all zero (zero blocks are
 // holes), and the index of each within `data`.
