@@ -599,7 +599,7 @@ void ChunkStore::UnregisterReader(uint64_t seq) {
 
 Status ChunkStore::WriteSpaceBatch(WriteBatch batch) {
   space_.AddChangesTo(batch);
-  Status s = index_->Write(batch, /*sync=*/true);
+  Status s = index_->Write(std::move(batch), /*sync=*/true);
   if (!s.ok()) {
     (void)space_.Rollback(*index_);  // an unreadable index fails the next operation itself
     return s;

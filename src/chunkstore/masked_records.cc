@@ -28,21 +28,10 @@ class MaskedRecordIndex : public IndexWrapper {
     return values;
   }
 
-  Status Write(const WriteBatch& batch, bool sync) override {
-    bool any = false;
-    for (const auto& op : batch.ops()) any = any || (!op.is_delete && IsChunkRow(op.key));
-    if (!any) return inner().Write(batch, sync);
-    WriteBatch masked;
-    for (const auto& op : batch.ops()) {
-      if (op.is_delete) {
-        masked.Delete(op.key);
-        continue;
-      }
-      std::string v = op.value;
-      if (IsChunkRow(op.key)) MaskChunkRecord(op.key, v, *crypto_);
-      masked.Put(op.key, std::move(v));
-    }
-    return inner().Write(masked, sync);
+  Status Write(WriteBatch batch, bool sync) override {
+    for (auto& op : batch.mutable_ops())
+      if (!op.is_delete && IsChunkRow(op.key)) MaskChunkRecord(op.key, op.value, *crypto_);
+    return inner().Write(std::move(batch), sync);
   }
 
   Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {

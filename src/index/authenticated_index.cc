@@ -18,19 +18,13 @@ class AuthenticatedIndex : public Index {
     return v;
   }
 
-  Status Write(const WriteBatch& batch, bool sync) override {
-    WriteBatch tagged;
-    for (const auto& op : batch.ops()) {
-      if (op.is_delete) {
-        tagged.Delete(op.key);
-        continue;
-      }
+  Status Write(WriteBatch batch, bool sync) override {
+    for (auto& op : batch.mutable_ops()) {
+      if (op.is_delete) continue;
       auto t = tag_(op.key, op.value);
-      std::string v = op.value;
-      v.append(reinterpret_cast<const char*>(t.data()), t.size());
-      tagged.Put(op.key, std::move(v));
+      op.value.append(reinterpret_cast<const char*>(t.data()), t.size());
     }
-    return inner_->Write(tagged, sync);
+    return inner_->Write(std::move(batch), sync);
   }
 
   Result<std::vector<std::optional<std::string>>> MultiGet(

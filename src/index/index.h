@@ -27,6 +27,10 @@ class WriteBatch {
   }
   void Delete(std::string key) { ops_.push_back({true, std::move(key), {}}); }
   const std::vector<Op>& ops() const { return ops_; }
+  // For an index wrapper that rewrites the batch it was handed (Index::Write takes it by value).
+  std::vector<Op>& mutable_ops() { return ops_; }
+  void Reserve(size_t ops) { ops_.reserve(ops); }
+  size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
   void Clear() { ops_.clear(); }
 
@@ -46,8 +50,11 @@ class Index {
   // whole call. The default asks Get for each key.
   virtual Result<std::vector<std::optional<std::string>>> MultiGet(
       const std::vector<std::string>& keys);
-  // Applies the batch atomically; with `sync`, durable before returning.
-  virtual Status Write(const WriteBatch& batch, bool sync) = 0;
+  // Applies the batch atomically; with `sync`, durable before returning. The batch is taken by
+  // value so that a wrapper (masking, MACs, the commit counter) rewrites it in place and hands
+  // it on with std::move: a caller that has no further use for it moves it in, and a commit of
+  // thousands of rows is not copied once per layer.
+  virtual Status Write(WriteBatch batch, bool sync) = 0;
   // Calls `fn(key, value)` for every key that starts with `prefix` and is >= `start`, in key
   // order, until it returns false. `start` below `prefix` means from the beginning of the
   // prefix, so a long scan can stop and resume after the last key it saw (pass that key plus a
@@ -91,7 +98,9 @@ class IndexWrapper : public Index {
       const std::vector<std::string>& keys) override {
     return inner_->MultiGet(keys);
   }
-  Status Write(const WriteBatch& batch, bool sync) override { return inner_->Write(batch, sync); }
+  Status Write(WriteBatch batch, bool sync) override {
+    return inner_->Write(std::move(batch), sync);
+  }
   Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override {
     return inner_->ScanFrom(prefix, start, fn);
   }

@@ -79,7 +79,7 @@ class RadosIndex : public Index {
   Result<std::optional<std::string>> Get(std::string_view key) override;
   Result<std::vector<std::optional<std::string>>> MultiGet(
       const std::vector<std::string>& keys) override;
-  Status Write(const WriteBatch& batch, bool sync) override;
+  Status Write(WriteBatch batch, bool sync) override;
   Status ScanFrom(std::string_view prefix, std::string_view start, const ScanFn& fn) override;
   std::string Describe() const override { return "rados:" + conn_->pool() + "/" + key_; }
   Status Verify(const std::function<void(std::string)>& problem) override;
@@ -353,7 +353,7 @@ Status RadosIndex::CommitIntent(const Ops& ops, const Grouped& g) {
   return Status::Ok();
 }
 
-Status RadosIndex::Write(const WriteBatch& batch, bool /*sync: RADOS ops are durable*/) {
+Status RadosIndex::Write(WriteBatch batch, bool /*sync: RADOS ops are durable*/) {
   if (read_only_) return Status::Invalid(Describe() + " was opened read-only");
   if (batch.empty()) return Status::Ok();
   std::lock_guard wl(write_mu_);

@@ -204,7 +204,7 @@ class RocksIndex : public Index {
     return std::optional<std::string>(std::move(v));
   }
 
-  Status Write(const WriteBatch& batch, bool sync) override {
+  Status Write(WriteBatch batch, bool sync) override {
     std::shared_lock lk(mu_);
     CAIRN_RETURN_IF_ERROR(RoomFor(batch));
     // In key order: the memtable's skip list keeps the place of the last insert (its "splice"),
@@ -216,7 +216,11 @@ class RocksIndex : public Index {
     std::iota(order.begin(), order.end(), 0u);
     std::stable_sort(order.begin(), order.end(),
                      [&](uint32_t a, uint32_t b) { return ops[a].key < ops[b].key; });
-    rocksdb::WriteBatch wb;
+    // Sized up front: grown by doubling, the batch of a commit of thousands of rows was copied
+    // again and again into fresh pages.
+    size_t bytes = 64;
+    for (const auto& op : ops) bytes += op.key.size() + op.value.size() + 16;
+    rocksdb::WriteBatch wb(bytes);
     for (uint32_t i : order) {
       const auto& op = ops[i];
       if (op.is_delete)

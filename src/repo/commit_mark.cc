@@ -38,11 +38,10 @@ Result<std::unique_ptr<CommitCounter>> CommitCounter::Wrap(std::unique_ptr<Index
   return std::unique_ptr<CommitCounter>(new CommitCounter(std::move(inner), n));
 }
 
-Status CommitCounter::Write(const WriteBatch& batch, bool sync) {
+Status CommitCounter::Write(WriteBatch batch, bool sync) {
   std::lock_guard lk(mu_);
-  WriteBatch counted = batch;
-  counted.Put(CountKey(), EncodeCount(count_ + 1));
-  Status s = inner().Write(counted, sync);
+  batch.Put(CountKey(), EncodeCount(count_ + 1));
+  Status s = inner().Write(std::move(batch), sync);
   if (!s.ok()) {
     failed_ = true;
     return s;

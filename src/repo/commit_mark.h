@@ -32,7 +32,7 @@ class CommitCounter : public IndexWrapper {
  public:
   // Reads the count from `inner` (0 when the row is absent: a store older than the mark).
   static Result<std::unique_ptr<CommitCounter>> Wrap(std::unique_ptr<Index> inner);
-  Status Write(const WriteBatch& batch, bool sync) override;
+  Status Write(WriteBatch batch, bool sync) override;
 
   // Commits known durable: the count after the last synced batch. nullopt once a write failed
   // (the index may then hold a batch that is not durable; no mark may name it).
