@@ -18,6 +18,8 @@ constexpr size_t kMaxDirtyPages = 2048;  // ~9 MiB of block map pages
 // Groups that lost a slot, remembered for cleaning after the next commit (a group missed
 // because of this bound is looked at again when it loses another slot).
 constexpr size_t kMaxDroppedGroups = 16384;
+// Free heap bytes past which a commit hands free pages back to the system (see Commit).
+constexpr size_t kTrimFreeBytes = size_t{64} << 20;
 
 }  // namespace
 
@@ -198,10 +200,14 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
     desc_ = d;
   }
   // A commit of thousands of blocks builds and frees several MiB of rows, records and batch
-  // copies; glibc keeps the freed pages inside its heaps, scattered between live allocations,
-  // and a server's RSS grew by them commit after commit (a 256 MiB vdisk rewritten at random:
-  // 159 MiB after 6 s, 105 MiB with this). malloc_trim(3) hands the whole free pages back.
-  malloc_trim(0);
+  // copies, and RocksDB frees its flushed memtables and evicted blocks; glibc keeps the freed
+  // pages inside its heaps, scattered between live allocations. malloc_trim(3) hands whole free
+  // pages back, but every page it hands back is faulted in again by the next commit: trimmed
+  // after every commit, a 256 MiB vdisk rewritten at random ran at 12,300-14,600 IOPS with
+  // 37-42 us of system time per write, 17,100-18,300 and 26-28 us without. So the heaps are
+  // trimmed only once they hold more than kTrimFreeBytes free: peak RSS in that test 154 MiB
+  // (134 MiB trimming every commit, 166 MiB never; 90 MiB for a 100 GiB vdisk in every case).
+  if (mallinfo2().fordblks >= kTrimFreeBytes) malloc_trim(0);
   return Status::Ok();
 }
 
