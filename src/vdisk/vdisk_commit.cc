@@ -20,13 +20,35 @@ constexpr size_t kMaxDirtyPages = 2048;  // ~9 MiB of block map pages
 // Groups that lost a slot, remembered for cleaning after the next commit (a group missed
 // because of this bound is looked at again when it loses another slot).
 constexpr size_t kMaxDroppedGroups = 16384;
-// Free heap bytes past which a commit hands free pages back to the system (see Commit).
+// Free heap bytes past which a commit hands free pages back to the system.
 constexpr size_t kTrimFreeBytes = size_t{64} << 20;
-// How often a commit looks at the heaps' free bytes at most (see Commit), in milliseconds.
+// How often a commit looks at the heaps' free bytes at most, in milliseconds.
 constexpr int64_t kTrimCheckMs = 1000;
 // Steady-clock milliseconds of the last such look, by any vdisk of the process (the heaps are
 // the process's).
 std::atomic<int64_t> last_trim_check_ms{0};
+
+// Called after each commit: hands free heap pages back to the system now and then.
+void TrimHeapsNowAndThen() {
+  // A commit of thousands of blocks builds and frees several MiB of rows, records and batch
+  // copies, and RocksDB frees its flushed memtables and evicted blocks; glibc keeps the freed
+  // pages inside its heaps, scattered between live allocations. malloc_trim(3) hands whole free
+  // pages back, but every page it hands back is faulted in again by the next commit: trimmed
+  // after every commit, a 256 MiB vdisk rewritten at random ran at 12,300-14,600 IOPS with
+  // 37-42 us of system time per write, 17,100-18,300 and 26-28 us without. So the heaps are
+  // trimmed only once they hold more than kTrimFreeBytes free: peak RSS in that test 154 MiB
+  // (134 MiB trimming every commit, 166 MiB never; 90 MiB for a 100 GiB vdisk in every case).
+  // mallinfo2(3) walks every free list of every arena (about 9 ms in a server's fragmented
+  // heaps, 4% of its time under 1 MiB writes, which commit five times a second), so the heaps
+  // are looked at once a second at most.
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = last_trim_check_ms.load();
+  if (now - last >= kTrimCheckMs && last_trim_check_ms.compare_exchange_strong(last, now) &&
+      mallinfo2().fordblks >= kTrimFreeBytes)
+    malloc_trim(0);
+}
 
 }  // namespace
 
@@ -206,24 +228,7 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
     std::lock_guard dl(desc_mu_);
     desc_ = d;
   }
-  // A commit of thousands of blocks builds and frees several MiB of rows, records and batch
-  // copies, and RocksDB frees its flushed memtables and evicted blocks; glibc keeps the freed
-  // pages inside its heaps, scattered between live allocations. malloc_trim(3) hands whole free
-  // pages back, but every page it hands back is faulted in again by the next commit: trimmed
-  // after every commit, a 256 MiB vdisk rewritten at random ran at 12,300-14,600 IOPS with
-  // 37-42 us of system time per write, 17,100-18,300 and 26-28 us without. So the heaps are
-  // trimmed only once they hold more than kTrimFreeBytes free: peak RSS in that test 154 MiB
-  // (134 MiB trimming every commit, 166 MiB never; 90 MiB for a 100 GiB vdisk in every case).
-  // mallinfo2(3) walks every free list of every arena (about 9 ms in a server's fragmented
-  // heaps, 4% of its time under 1 MiB writes, which commit five times a second), so the heaps
-  // are looked at once a second at most.
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
-  int64_t last = last_trim_check_ms.load();
-  if (now - last >= kTrimCheckMs && last_trim_check_ms.compare_exchange_strong(last, now) &&
-      mallinfo2().fordblks >= kTrimFreeBytes)
-    malloc_trim(0);
+  TrimHeapsNowAndThen();
   return Status::Ok();
 }
 
