@@ -777,7 +777,8 @@ Status ChunkTxn::SettleBases(const std::set<Digest>& bases, const std::vector<Di
 Status ChunkTxn::CommitLocked(const ExtraFn& extra, Settled& settled) {
   WriteBatch batch;
   // About a row per changed chunk, and the caller's rows (a vdisk's block map pages): grown
-  // element by element, the batch of a commit of thousands of chunks was copied a dozen times.
+  // element by element, the batch of a commit of thousands of chunks was reallocated (and its
+  // rows moved) a dozen times. Only a hint: a larger batch grows as before.
   batch.Reserve(deltas_.size() + 256);
   if (extra) CAIRN_RETURN_IF_ERROR(extra(batch));
   std::vector<Digest> ids;
