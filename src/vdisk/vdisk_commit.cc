@@ -30,14 +30,14 @@ std::atomic<int64_t> last_trim_check_ms{0};
 
 // Called after each commit: hands free heap pages back to the system now and then.
 void TrimHeapsNowAndThen() {
-  // A commit of thousands of blocks builds and frees several MiB of rows, records and batch
-  // copies, and RocksDB frees its flushed memtables and evicted blocks; glibc keeps the freed
+  // A commit of thousands of blocks builds and frees several MiB of rows, records and batches,
+  // and RocksDB frees its flushed memtables and evicted blocks; glibc keeps the freed
   // pages inside its heaps, scattered between live allocations. malloc_trim(3) hands whole free
   // pages back, but every page it hands back is faulted in again by the next commit: trimmed
   // after every commit, a 256 MiB vdisk rewritten at random ran at 12,300-14,600 IOPS with
   // 37-42 us of system time per write, 17,100-18,300 and 26-28 us without. So the heaps are
   // trimmed only once they hold more than kTrimFreeBytes free: peak RSS in that test 154 MiB
-  // (134 MiB trimming every commit, 166 MiB never; 90 MiB for a 100 GiB vdisk in every case).
+  // (134 MiB trimming every commit, 166 MiB never; 90-106 MiB for 100 GiB vdisks either way).
   // mallinfo2(3) walks every free list of every arena (about 9 ms in a server's fragmented
   // heaps, 4% of its time under 1 MiB writes, which commit five times a second), so the heaps
   // are looked at once a second at most.
