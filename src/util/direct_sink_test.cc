@@ -6,22 +6,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-
 #include "../../tests/test_util.h"
 #include "cairn/io.h"
 
 namespace cairn {
 namespace {
 
-// The whole file in one read (a byte-by-byte stream iterator took minutes for this test's
-// 400 MB of read-back in the -O0 ASan build).
+// The whole file in one read (testing::ReadFileBytes: a byte-by-byte stream iterator took
+// minutes for this test's 400 MB of read-back in the -O0 ASan build).
 std::vector<uint8_t> ReadBack(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  std::vector<uint8_t> out(static_cast<size_t>(f.tellg()));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
-  return out;
+  const std::string bytes = testing::ReadFileBytes(path);
+  return {bytes.begin(), bytes.end()};
 }
 
 // Whether files in `dir` take O_DIRECT (tmpfs before Linux 6.6 does not).

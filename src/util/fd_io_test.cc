@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "../../tests/test_util.h"
@@ -16,9 +14,10 @@
 namespace cairn {
 namespace {
 
+// The whole file in one read (testing::ReadFileBytes).
 std::vector<uint8_t> ReadBack(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+  const std::string bytes = testing::ReadFileBytes(path);
+  return {bytes.begin(), bytes.end()};
 }
 
 // Writes `data` through an FdSink in pieces of `piece` bytes; returns the file's allocated bytes.
