@@ -30,7 +30,6 @@ class WriteBatch {
   // For an index wrapper that rewrites the batch it was handed (Index::Write takes it by value).
   std::vector<Op>& mutable_ops() { return ops_; }
   void Reserve(size_t ops) { ops_.reserve(ops); }
-  size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
   void Clear() { ops_.clear(); }
 
