@@ -58,16 +58,31 @@ with_sigint() {  # with_sigint ign|dfl COMMAND...: COMMAND with SIGINT ignored o
 signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ign" else signal.SIG_DFL)
 os.execv(sys.argv[2], sys.argv[2:])' "$@"
 }
+# wait_exec PID: waits (up to 60 s) until PID runs cairn itself, past python's exec, so the
+# SIGINT below meets the disposition python set and not python's own start-up (which took over
+# a second on a loaded CI machine, and a SIGINT then killed python, not the put).
+wait_exec() {
+  local want i
+  want=$(readlink -f "$CAIRN")
+  for ((i = 0; i < 600; i++)); do
+    [[ "$(readlink "/proc/$1/exe" 2>/dev/null)" == "$want" ]] && return 0
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "pid $1 never ran $want: $(cat "$T"/sig*.out 2>/dev/null)"
+}
 mkfifo "$T/fifo"
 with_sigint ign "$CAIRN" put "$R" sigint-ignored "$T/fifo" >"$T/sig.out" 2>&1 &
 SIGPID=$!
-sleep 1
+wait_exec "$SIGPID"
 kill -INT "$SIGPID" 2>/dev/null || true
 sleep 0.5
 if kill -0 "$SIGPID" 2>/dev/null; then
   ok "a put survives a SIGINT the shell ignored"
 else
-  fail "a put with SIGINT ignored died of SIGINT"
+  SIGRC=0
+  wait "$SIGPID" || SIGRC=$?
+  fail "a put with SIGINT ignored ended (exit $SIGRC): $(cat "$T/sig.out")"
 fi
 echo "kept through SIGINT" >"$T/fifo"
 SIGRC=0
@@ -77,7 +92,7 @@ expect_ok "get the object stored through an ignored SIGINT" cairn get "$R" sigin
 expect_eq "$(cat "$RUN_OUT")" "kept through SIGINT" "its content"
 with_sigint dfl "$CAIRN" put "$R" sigint-default "$T/fifo" >"$T/sig2.out" 2>&1 &
 SIGPID=$!
-sleep 1
+wait_exec "$SIGPID"
 kill -INT "$SIGPID"
 SIGRC=0
 wait "$SIGPID" || SIGRC=$?
