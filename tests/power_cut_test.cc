@@ -32,7 +32,7 @@ OpenOptions Writable() {
   return o;
 }
 
-TestHooks SmallSegments() {
+TestHooks PowerCutHooks() {
   TestHooks h;
   h.segment_target_size = 96 * 1024;
   h.index_reserve_bytes = 0;  // copying 8 MiB per cut point would dominate
@@ -73,7 +73,7 @@ class PowerCut : public ::testing::Test {
     io.avg_chunk = 8192;
     io.max_chunk = 32768;
     ASSERT_TRUE(Repository::Init(dir_ / "base", io).ok());
-    auto r = OpenForTesting(dir_ / "base", Writable(), SmallSegments());
+    auto r = OpenForTesting(dir_ / "base", Writable(), PowerCutHooks());
     ASSERT_TRUE(r.ok()) << r.status().message();
     base_repo_ = std::move(r.value());
   }
@@ -110,7 +110,7 @@ class PowerCut : public ::testing::Test {
       {
         auto st = rig.OpenStorage();
         EXPECT_TRUE(st.ok());
-        auto repo = OpenForTesting(*st, Writable(), SmallSegments());
+        auto repo = OpenForTesting(*st, Writable(), PowerCutHooks());
         EXPECT_TRUE(repo.ok()) << ctx << repo.status().message();
         if (!repo.ok()) return 0;
         const uint64_t start = rig.sim().ops();
@@ -125,7 +125,7 @@ class PowerCut : public ::testing::Test {
       Status rs = rig.sim().Restart();
       EXPECT_TRUE(rs.ok()) << rs.message();
     }
-    auto repo = OpenForTesting(root, Writable(), SmallSegments());
+    auto repo = OpenForTesting(root, Writable(), PowerCutHooks());
     EXPECT_TRUE(repo.ok()) << ctx << repo.status().message();
     if (!repo.ok()) return ops;
     testing::ExpectCheckClean(**repo, true, ctx);

@@ -34,6 +34,12 @@ inline std::string ReadFileBytes(const std::filesystem::path& path) {
   return bytes;
 }
 
+// ReadFileBytes as bytes: the whole of file `path` ({} when it cannot be opened or sized).
+inline std::vector<uint8_t> ReadFileData(const std::filesystem::path& path) {
+  const std::string bytes = ReadFileBytes(path);
+  return {bytes.begin(), bytes.end()};
+}
+
 class TempDir {
  public:
   TempDir() {

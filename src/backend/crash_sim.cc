@@ -16,7 +16,9 @@ std::string ParentDir(const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Segments
 
-namespace {
+// Named, not anonymous: CrashSim::SegmentDir (external linkage) holds SegState, which GCC flags
+// (-Wsubobject-linkage) once the unity build includes this file.
+namespace crash_sim_detail {
 
 // One change to a segment file since its last Sync.
 struct SegOp {
@@ -59,7 +61,10 @@ void Apply(const SegOp& op, std::optional<std::vector<uint8_t>>& image, size_t t
   }
 }
 
-}  // namespace
+}  // namespace crash_sim_detail
+using crash_sim_detail::Apply;
+using crash_sim_detail::SegOp;
+using crash_sim_detail::SegState;
 
 struct CrashSim::SegmentDir {
   std::mutex mu;

@@ -47,7 +47,7 @@ std::pair<std::string, std::string> SplitName(std::string_view name) {
   return {std::string(name.substr(0, slash)), std::string(name.substr(slash + 1))};
 }
 
-std::string RandomHex(size_t digits) {
+std::string RandomHexDigits(size_t digits) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
   std::string s;
@@ -315,7 +315,7 @@ Result<std::string> RadosStorageImpl::NewDirObject(const std::string& parent_key
                                                    const std::string& leaf) {
   const std::string base = parent_key + "/" + leaf;
   for (int attempt = 0; attempt < 16; attempt++) {
-    std::string key = attempt == 0 ? base : base + "~" + RandomHex(8);
+    std::string key = attempt == 0 ? base : base + "~" + RandomHexDigits(8);
     librados::ObjectWriteOperation op;
     op.create(true);
     int rc = conn_->io().operate(RadosDirObject(key), &op);
@@ -469,7 +469,7 @@ Result<std::unique_ptr<StorageLock>> RadosStorageImpl::Lock(std::string_view nam
     return Status::Invalid(Describe(name) + " is a directory");
   if (!e) CAIRN_RETURN_IF_ERROR(SetFileEntry(parent_key, leaf));
   const std::string obj = RadosChildObject(parent_key, leaf);
-  const std::string cookie = RandomHex(16);
+  const std::string cookie = RandomHexDigits(16);
   const std::string desc = opts.owner.description;
   timeval tv{static_cast<time_t>(opts.lease.count()), 0};
   int rc = conn_->io().lock_exclusive(obj, kLockName, cookie, desc,

@@ -72,7 +72,7 @@ Result<uint32_t> ParseBlockSize(const std::string& s) {
   return static_cast<uint32_t>(bs);
 }
 
-struct NameArgs {
+struct VdiskNameArgs {
   std::string repo, name;
 };
 
@@ -295,7 +295,7 @@ int CmdLs(const Globals& g, const std::string& repo_path) {
   return 0;
 }
 
-RunFn DefineLs(CLI::App& cmd, Context& ctx) {
+RunFn DefineVdiskLs(CLI::App& cmd, Context& ctx) {
   auto repo = std::make_shared<std::string>();
   cmd.add_option("REPO", *repo)->required();
   return [repo, &g = ctx.globals] { return CmdLs(g, *repo); };
@@ -320,7 +320,7 @@ void PrintInfo(const VdiskInfo& i) {
   line("id:", i.id);
 }
 
-int CmdInfo(const Globals& g, const NameArgs& a) {
+int CmdInfo(const Globals& g, const VdiskNameArgs& a) {
   auto repo = OpenRepo(a.repo, false, g);
   if (!repo.ok()) return Fail(repo.status());
   auto info = (*repo)->VdiskStat(a.name, true);
@@ -333,7 +333,7 @@ int CmdInfo(const Globals& g, const NameArgs& a) {
 }
 
 RunFn DefineInfo(CLI::App& cmd, Context& ctx) {
-  auto a = std::make_shared<NameArgs>();
+  auto a = std::make_shared<VdiskNameArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
   return [a, &g = ctx.globals] { return CmdInfo(g, *a); };
@@ -341,7 +341,7 @@ RunFn DefineInfo(CLI::App& cmd, Context& ctx) {
 
 // ------------------------------------------------------------------ rm, resize, flatten
 
-int CmdRm(const Globals& g, const NameArgs& a) {
+int CmdRm(const Globals& g, const VdiskNameArgs& a) {
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
   Status s = (*repo)->RemoveVdisk(a.name);
@@ -353,8 +353,8 @@ int CmdRm(const Globals& g, const NameArgs& a) {
   return 0;
 }
 
-RunFn DefineRm(CLI::App& cmd, Context& ctx) {
-  auto a = std::make_shared<NameArgs>();
+RunFn DefineVdiskRm(CLI::App& cmd, Context& ctx) {
+  auto a = std::make_shared<VdiskNameArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
   return [a, &g = ctx.globals] { return CmdRm(g, *a); };
@@ -382,7 +382,7 @@ RunFn DefineResize(CLI::App& cmd, Context& ctx) {
   return [a, &g = ctx.globals] { return CmdResize(g, *a); };
 }
 
-int CmdFlatten(const Globals& g, const NameArgs& a) {
+int CmdFlatten(const Globals& g, const VdiskNameArgs& a) {
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
   ProgressBar bar("flatten " + a.name, !g.quiet);
@@ -393,7 +393,7 @@ int CmdFlatten(const Globals& g, const NameArgs& a) {
 }
 
 RunFn DefineFlatten(CLI::App& cmd, Context& ctx) {
-  auto a = std::make_shared<NameArgs>();
+  auto a = std::make_shared<VdiskNameArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
   return [a, &g = ctx.globals] { return CmdFlatten(g, *a); };
@@ -601,9 +601,9 @@ constexpr CommandSpec kVdiskCommands[] = {
     {"create", "create a vdisk", DefineCreate},
     {"import", "import a raw image as a deduped vdisk (zero blocks become holes)", DefineImport},
     {"export", "write a vdisk out as a raw image (sparse)", DefineExport},
-    {"ls", "list vdisks", DefineLs},
+    {"ls", "list vdisks", DefineVdiskLs},
     {"info", "a vdisk's mode, size, template, blocks written and stored bytes", DefineInfo},
-    {"rm", "remove a vdisk", DefineRm},
+    {"rm", "remove a vdisk", DefineVdiskRm},
     {"resize", "grow a vdisk", DefineResize},
     {"snapshot", "a read-only point-in-time copy sharing every block", DefineSnapshot},
     {"clone", "a new semi-deduped vdisk on a template", DefineClone},

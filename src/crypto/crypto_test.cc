@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "../../tests/test_util.h"
 #include "cairn/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
@@ -37,13 +38,6 @@ std::vector<uint8_t> Hex(std::string_view h) {
 }
 
 std::vector<uint8_t> Bytes(std::string_view s) { return {s.begin(), s.end()}; }
-
-std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
-  std::vector<uint8_t> v(n);
-  std::mt19937 rng(seed);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
 
 Key32 TestKey(uint8_t fill) {
   Key32 k;
@@ -91,7 +85,7 @@ TEST(AeadTest, RoundTripSizes) {
   Key32 key = *RandomKey();
   auto aad = Bytes("chunk aad");
   for (size_t n : {0, 1, 15, 16, 17, 1000, 65536, 1 << 20}) {
-    auto plain = Pattern(n, static_cast<uint32_t>(n));
+    auto plain = testing::RandomData(n, static_cast<uint32_t>(n));
     std::vector<uint8_t> sealed, back;
     ASSERT_TRUE(Seal(key, aad, plain, sealed).ok());
     ASSERT_EQ(sealed.size(), n + kSealOverhead);
@@ -114,7 +108,7 @@ TEST(AeadTest, NonceIsFreshEachSeal) {
 TEST(AeadTest, EveryBitFlipFailsSmallMessage) {
   Key32 key = *RandomKey();
   auto aad = Bytes("aad");
-  auto plain = Pattern(40, 7);
+  auto plain = testing::RandomData(40, 7);
   std::vector<uint8_t> sealed, out;
   ASSERT_TRUE(Seal(key, aad, plain, sealed).ok());
   for (size_t bit = 0; bit < sealed.size() * 8; bit++) {
@@ -131,7 +125,7 @@ TEST(AeadTest, EveryBitFlipFailsSmallMessage) {
 
 TEST(AeadTest, SampledBitFlipsFailLargeMessage) {
   Key32 key = *RandomKey();
-  auto plain = Pattern(1 << 20, 9);
+  auto plain = testing::RandomData(1 << 20, 9);
   std::vector<uint8_t> sealed, out;
   ASSERT_TRUE(Seal(key, {}, plain, sealed).ok());
   std::mt19937_64 rng(42);
@@ -152,7 +146,7 @@ TEST(AeadTest, WrongKeyWrongAadTruncatedExtended) {
   Key32 other = key;
   other.b[31] ^= 1;
   auto aad = Bytes("store=alice id=1 v=1");
-  auto plain = Pattern(100, 3);
+  auto plain = testing::RandomData(100, 3);
   std::vector<uint8_t> sealed, out;
   ASSERT_TRUE(Seal(key, aad, plain, sealed).ok());
   EXPECT_EQ(Open(other, aad, sealed, out).code(), Code::kCorruption);
@@ -173,7 +167,7 @@ TEST(AeadTest, WrongKeyWrongAadTruncatedExtended) {
 
 TEST(AeadTest, IntoCallerBuffersAndInPlace) {
   Key32 key = *RandomKey();
-  auto plain = Pattern(5000, 11);
+  auto plain = testing::RandomData(5000, 11);
   std::vector<uint8_t> buf(plain.size() + kSealOverhead);
   ASSERT_TRUE(SealInto(key, {}, plain, buf).ok());
   EXPECT_EQ(SealInto(key, {}, plain, std::span<uint8_t>(buf).first(10)).code(),
@@ -200,7 +194,7 @@ TEST(AeadTest, TwoPartSealIsTheSealOfTheJoinedPlaintext) {
   const std::vector<uint8_t> aad = {1, 2, 3};
   for (auto [n, t] : {std::pair<size_t, size_t>{5000, 36}, {0, 4}, {17, 0}, {1 << 20, 4099}}) {
     SCOPED_TRACE(std::to_string(n) + "+" + std::to_string(t));
-    auto plain = Pattern(n, 12), tail = Pattern(t, 13);
+    auto plain = testing::RandomData(n, 12), tail = testing::RandomData(t, 13);
     std::vector<uint8_t> sealed(n + t + kSealOverhead);
     ASSERT_TRUE(SealInto(key, aad, plain, tail, sealed).ok());
     std::vector<uint8_t> back, joined = plain;
@@ -258,7 +252,7 @@ TEST(AeadTest, ManyThreads) {
     ts.emplace_back([t, &failures] {
       Key32 key = TestKey(static_cast<uint8_t>(t));
       for (int i = 0; i < 200; i++) {
-        auto plain = Pattern(1000 + i, static_cast<uint32_t>(t * 1000 + i));
+        auto plain = testing::RandomData(1000 + i, static_cast<uint32_t>(t * 1000 + i));
         std::vector<uint8_t> sealed, back;
         if (!Seal(key, {}, plain, sealed).ok() || !Open(key, {}, sealed, back).ok() ||
             back != plain) {
@@ -276,7 +270,7 @@ TEST(AeadTest, ManyThreads) {
 TEST(AeadPerf, Throughput1MiB) {
   constexpr size_t kSize = 1 << 20;
   constexpr int kIters = 256;
-  auto plain = Pattern(kSize, 1);
+  auto plain = testing::RandomData(kSize, 1);
   std::vector<uint8_t> sealed(kSize + kSealOverhead), back(kSize);
   Key32 data_key = *RandomKey();
   Digest id{};
@@ -599,7 +593,7 @@ TEST(KeyHierarchy, ChunkKeysDependOnEveryInput) {
   EXPECT_NE(aad, ChunkAad("user:alice", id, 2));
 
   // A chunk sealed for one store/id/version does not open as another.
-  auto plain = Pattern(300, 5);
+  auto plain = testing::RandomData(300, 5);
   std::vector<uint8_t> sealed, out;
   ASSERT_TRUE(Seal(base, aad, plain, sealed).ok());
   EXPECT_TRUE(Open(base, aad, sealed, out).ok());
@@ -698,7 +692,7 @@ TEST(KeyRingTest, SerializeParse) {
   EXPECT_EQ(r.status().code(), Code::kUnsupported);
   EXPECT_NE(r.status().message().find("CKR1 is not supported"), std::string::npos)
       << r.status().message();
-  auto garbage = Pattern(bytes.size(), 77);
+  auto garbage = testing::RandomData(bytes.size(), 77);
   garbage[0] = 'X';
   r = KeyRing::Parse(garbage);
   EXPECT_EQ(r.status().code(), Code::kCorruption);

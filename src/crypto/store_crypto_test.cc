@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../../tests/test_util.h"
 #include "crypto/aead.h"
 #include "crypto/keys.h"
 #include "crypto/secret.h"
@@ -18,13 +19,6 @@
 
 namespace cairn::crypto {
 namespace {
-
-std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
-  std::vector<uint8_t> v(n);
-  std::mt19937 rng(seed);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
 
 Digest IdOf(std::span<const uint8_t> data) { return MakeHasher(HashAlgo::kBlake3)->Hash(data); }
 
@@ -66,7 +60,7 @@ TEST(StoreCryptoChunk, RoundTripSizes) {
   KeyRing ring = NewRing();
   StoreCrypto c = MakeCrypto(ring, "system");
   for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{1000}, size_t{100000}}) {
-    auto plain = Pattern(n, static_cast<uint32_t>(n) + 1);
+    auto plain = testing::RandomData(n, static_cast<uint32_t>(n) + 1);
     Digest id = IdOf(plain);
     ChunkSeal seal;
     auto sealed = SealOf(c, id, plain, seal);
@@ -95,7 +89,7 @@ TEST(StoreCryptoChunk, RoundTripSizes) {
 TEST(StoreCryptoChunk, EveryBitFlipFails) {
   KeyRing ring = NewRing();
   StoreCrypto c = MakeCrypto(ring, "system");
-  auto plain = Pattern(1000, 7);
+  auto plain = testing::RandomData(1000, 7);
   Digest id = IdOf(plain);
   ChunkSeal seal;
   auto sealed = SealOf(c, id, plain, seal);
@@ -132,7 +126,7 @@ TEST(StoreCryptoChunk, EveryBitFlipFails) {
 TEST(StoreCryptoChunk, BoundToIdSaltEpochVersionAndStore) {
   KeyRing ring = NewRing();
   StoreCrypto c = MakeCrypto(ring, "system");
-  auto plain = Pattern(4096, 9);
+  auto plain = testing::RandomData(4096, 9);
   Digest id = IdOf(plain);
   ChunkSeal seal;
   auto sealed = SealOf(c, id, plain, seal);
@@ -142,7 +136,7 @@ TEST(StoreCryptoChunk, BoundToIdSaltEpochVersionAndStore) {
   Digest other_id = id;
   other_id.bytes[31] ^= 1;
   EXPECT_FALSE(Opens(c, other_id, seal, sealed));
-  EXPECT_FALSE(Opens(c, IdOf(Pattern(10, 1)), seal, sealed));
+  EXPECT_FALSE(Opens(c, IdOf(testing::RandomData(10, 1)), seal, sealed));
 
   // Wrong salt: every byte position.
   for (size_t i = 0; i < kChunkSaltSize; i++) {
@@ -204,7 +198,7 @@ TEST(StoreCryptoChunk, BoundToIdSaltEpochVersionAndStore) {
 TEST(StoreCryptoChunk, TwoSealsDiffer) {
   KeyRing ring = NewRing();
   StoreCrypto c = MakeCrypto(ring, "system");
-  auto plain = Pattern(2000, 3);
+  auto plain = testing::RandomData(2000, 3);
   Digest id = IdOf(plain);
   std::set<std::vector<uint8_t>> outs, nonces;
   std::set<std::array<uint8_t, kChunkSaltSize>> salts;
@@ -228,7 +222,7 @@ TEST(StoreCryptoChunk, TwoSealsDiffer) {
 TEST(StoreCryptoChunk, SealWithCallerRandomBytes) {
   KeyRing ring = NewRing();
   StoreCrypto c = MakeCrypto(ring, "system");
-  auto plain = Pattern(4096, 9);
+  auto plain = testing::RandomData(4096, 9);
   Digest id = IdOf(plain);
   std::vector<uint8_t> fresh(StoreCrypto::kSealRandomSize);
   ASSERT_TRUE(RandomBytes(fresh).ok());
@@ -441,7 +435,7 @@ TEST(StoreCryptoIds, IdHasherIsKeyed) {
     auto other_plain =
         MakeHasher(algo == HashAlgo::kBlake3 ? HashAlgo::kSha256 : HashAlgo::kBlake3);
     for (size_t n : {size_t{0}, size_t{3}, size_t{1000}, size_t{70000}}) {
-      auto data = Pattern(n, static_cast<uint32_t>(n) + 11);
+      auto data = testing::RandomData(n, static_cast<uint32_t>(n) + 11);
       Digest keyed = h->Hash(data);
       EXPECT_NE(keyed, plain->Hash(data)) << HashAlgoName(algo) << " " << n;
       EXPECT_NE(keyed, other_plain->Hash(data)) << HashAlgoName(algo) << " " << n;

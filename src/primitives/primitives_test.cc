@@ -358,30 +358,32 @@ TEST(Compress, ParseSpec) {
 // (blake3_hasher, through MakeHasher) on the same bytes, plain and keyed, for lengths around
 // every case of the join: no block, one block, a tail or none, block counts that are and are not
 // powers of two, tails of one byte, one chunk, whole chunks and a power of two of them.
-constexpr size_t kB = Blake3Tree::kBlockBytes;
+constexpr size_t kTreeBlock = Blake3Tree::kBlockBytes;
 
 Digest TreeHash(const std::optional<Digest>& key, std::span<const uint8_t> data) {
   Blake3Tree tree(key);
-  const size_t blocks = data.size() / kB;
+  const size_t blocks = data.size() / kTreeBlock;
   // Blocks hashed on other threads, in reverse order, then pushed in order.
   std::vector<Blake3Tree::Block> done(blocks);
   std::vector<std::thread> threads;
   for (size_t i = blocks; i-- > 0;)
-    threads.emplace_back([&, i] { done[i] = tree.HashBlock(data.subspan(i * kB, kB), i); });
+    threads.emplace_back(
+        [&, i] { done[i] = tree.HashBlock(data.subspan(i * kTreeBlock, kTreeBlock), i); });
   for (auto& t : threads) t.join();
   for (const auto& b : done) tree.Push(b);
-  return tree.Finish(data.subspan(blocks * kB));
+  return tree.Finish(data.subspan(blocks * kTreeBlock));
 }
 
 TEST(Blake3Tree, EqualsTheReferenceHasherOnEveryShapeOfInput) {
-  const std::vector<uint8_t> data = testing::RandomData(9 * kB + 5000, 1);
+  const std::vector<uint8_t> data = testing::RandomData(9 * kTreeBlock + 5000, 1);
   Digest key;
   for (size_t i = 0; i < key.bytes.size(); i++) key.bytes[i] = static_cast<uint8_t>(7 * i + 1);
-  std::vector<size_t> sizes = {0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 3000, 4096, kB / 2};
+  std::vector<size_t> sizes = {0,    1,    63,   64,   65,   1023,
+                               1024, 1025, 2048, 3000, 4096, kTreeBlock / 2};
   for (size_t blocks : {1, 2, 3, 4, 5, 7, 8, 9})
     for (size_t tail : {size_t{0}, size_t{1}, size_t{1023}, size_t{1024}, size_t{1025},
-                        size_t{4096}, size_t{5000}, kB / 2 + 1, kB - 1})
-      if (blocks * kB + tail <= data.size()) sizes.push_back(blocks * kB + tail);
+                        size_t{4096}, size_t{5000}, kTreeBlock / 2 + 1, kTreeBlock - 1})
+      if (blocks * kTreeBlock + tail <= data.size()) sizes.push_back(blocks * kTreeBlock + tail);
   for (const std::optional<Digest>& k : {std::optional<Digest>(), std::optional<Digest>(key)}) {
     const auto ref = MakeHasher(HashAlgo::kBlake3, k);
     for (size_t n : sizes) {

@@ -17,7 +17,9 @@
 
 namespace cairn {
 
-namespace {
+// A named namespace, not an anonymous one: DirectSink::Impl (external linkage) holds a field of
+// this type, which GCC flags (-Wsubobject-linkage) once the unity build includes this file.
+namespace direct_sink_detail {
 
 // The buffers held restored plaintext: wiped before they go back to the allocator, as the
 // restore's own chunk buffers of an encrypted store are (chunk_buffer.h).
@@ -28,7 +30,8 @@ struct WipingFree {
   }
 };
 
-}  // namespace
+}  // namespace direct_sink_detail
+using direct_sink_detail::WipingFree;
 
 struct DirectSink::Impl {
   Impl(int fd, std::string name, uint64_t switch_at)

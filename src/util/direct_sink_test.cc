@@ -12,13 +12,6 @@
 namespace cairn {
 namespace {
 
-// The whole file in one read (testing::ReadFileBytes: a byte-by-byte stream iterator took
-// minutes for this test's 400 MB of read-back in the -O0 ASan build).
-std::vector<uint8_t> ReadBack(const std::string& path) {
-  const std::string bytes = testing::ReadFileBytes(path);
-  return {bytes.begin(), bytes.end()};
-}
-
 // Whether files in `dir` take O_DIRECT (tmpfs before Linux 6.6 does not).
 bool DirectWorksIn(const std::string& dir) {
   const std::string probe = dir + "/probe";
@@ -85,7 +78,7 @@ TEST(DirectSink, SameBytesHolesAndLengthForEverySwitchPoint) {
                                           << ", pieces of " << piece);
         const std::string path = dir / "out";
         const Written w = WriteInPieces(path, data, piece, after);
-        ASSERT_EQ(ReadBack(path), data);
+        ASSERT_EQ(testing::ReadFileData(path), data);
         // The 8 zero blocks are holes, and so is the tail when it is zeros: always past the
         // switch (the buffers are aligned in the file), and in the buffered head when the
         // pieces hold whole blocks (FdSink looks at the blocks inside each piece).
@@ -112,7 +105,7 @@ TEST(DirectSink, SmallOutputStaysInThePageCache) {
   if (!DirectWorksIn(dir.path())) GTEST_SKIP() << dir.path() << " has no O_DIRECT";
   auto data = testing::RandomData(DirectSink::kDirectAfter, 4);  // exactly the head
   const Written w = WriteInPieces(dir / "small", data, 1 << 20, DirectSink::kDirectAfter);
-  EXPECT_EQ(ReadBack(dir / "small"), data);
+  EXPECT_EQ(testing::ReadFileData(dir / "small"), data);
   EXPECT_EQ(w.direct_bytes, 0u);
 }
 
@@ -120,7 +113,7 @@ TEST(DirectSink, AllZeroOutputIsOneHoleOfTheRightLength) {
   testing::TempDir dir;
   std::vector<uint8_t> zeros(2 * DirectSink::kBuffer + 100, 0);
   const Written w = WriteInPieces(dir / "z", zeros, zeros.size(), 0);
-  EXPECT_EQ(ReadBack(dir / "z"), zeros);
+  EXPECT_EQ(testing::ReadFileData(dir / "z"), zeros);
   EXPECT_LE(w.allocated, 2 * FdSink::kHoleBlock);
 }
 

@@ -14,12 +14,6 @@
 namespace cairn {
 namespace {
 
-// The whole file in one read (testing::ReadFileBytes).
-std::vector<uint8_t> ReadBack(const std::string& path) {
-  const std::string bytes = testing::ReadFileBytes(path);
-  return {bytes.begin(), bytes.end()};
-}
-
 // Writes `data` through an FdSink in pieces of `piece` bytes; returns the file's allocated bytes.
 uint64_t WriteInPieces(const std::string& path, const std::vector<uint8_t>& data, size_t piece,
                        bool holes) {
@@ -55,9 +49,9 @@ TEST(FdSink, HolesKeepContentAndSkipZeroBlocks) {
     SCOPED_TRACE(piece);
     const std::string path = dir / "out";
     const uint64_t sparse = WriteInPieces(path, data, piece, true);
-    EXPECT_EQ(ReadBack(path), data);
+    EXPECT_EQ(testing::ReadFileData(path), data);
     const uint64_t dense = WriteInPieces(path, data, piece, false);
-    EXPECT_EQ(ReadBack(path), data);
+    EXPECT_EQ(testing::ReadFileData(path), data);
     // Aligned pieces of a block or more see every whole zero block: the 7 tail blocks and the
     // 2 inner blocks that lie whole in the file's block grid are holes. Unaligned pieces see
     // some; pieces smaller than a block never skip anything.
@@ -76,7 +70,7 @@ TEST(FdSink, AllZeroFileIsOneHoleOfTheRightLength) {
   std::vector<uint8_t> zeros(5 * FdSink::kHoleBlock, 0);
   const std::string path = dir / "z";
   EXPECT_EQ(WriteInPieces(path, zeros, zeros.size(), true), 0u);
-  EXPECT_EQ(ReadBack(path), zeros);
+  EXPECT_EQ(testing::ReadFileData(path), zeros);
 }
 
 uint64_t AllocatedBytes(int fd) {
@@ -120,7 +114,7 @@ TEST(FdSink, PositionalWritesFromThreadsInAnyOrderKeepHoles) {
   ASSERT_TRUE(sink.Finish().ok());
   const uint64_t sparse = AllocatedBytes(fd);
   ::close(fd);
-  EXPECT_EQ(ReadBack(path), data);
+  EXPECT_EQ(testing::ReadFileData(path), data);
   // 14 all-zero pieces hold 2 whole aligned blocks each at least (28 blocks; one of slack for
   // the file system's allocation).
   const uint64_t dense = WriteInPieces(dir / "dense", data, kPiece, false);
