@@ -250,7 +250,7 @@ class LocalBackend : public Backend {
         if (errno == EBADF && !reopened) {
           // Not ours to close (descriptors are shared until their last user is done), but a
           // descriptor the process lost is opened again, once.
-          Forget(s, held);
+          DropCachedFd(s, held);
           CAIRN_ASSIGN_OR_RETURN(held, FdOf(s, false));
           reopened = true;
           continue;
@@ -384,7 +384,7 @@ class LocalBackend : public Backend {
   using SharedFd = std::shared_ptr<Fd>;
 
   // Drops the cached descriptor `held` of `s` (when it is still the cached one).
-  void Forget(SegmentId s, const SharedFd& held) {
+  void DropCachedFd(SegmentId s, const SharedFd& held) {
     std::lock_guard lk(mu_);
     auto it = fds_.find(s);
     if (it != fds_.end() && it->second == held) fds_.erase(it);
