@@ -262,10 +262,34 @@ ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf)
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return buf;
   }
-  const uint64_t h = HashKey(store, id);
-  Shard& s = ShardOf(h);
   std::vector<Retired> garbage;  // declared before the lock: freed (and wiped) after it
   std::lock_guard plk(policy_mu_);
+  ChunkRef kept = InsertLocked(store, id, std::move(buf), charge);
+  Collect(garbage);
+  return kept;
+}
+
+void ChunkCache::InsertMany(CacheStoreKey store, std::span<const Digest> ids,
+                            std::span<const ChunkRef> bufs) {
+  if (capacity_ == 0) return;
+  std::vector<Retired> garbage;  // declared before the lock: freed (and wiped) after it
+  std::lock_guard plk(policy_mu_);
+  for (size_t i = 0; i < ids.size() && i < bufs.size(); i++) {
+    if (bufs[i] == nullptr) continue;
+    const uint64_t charge = bufs[i]->size() + kEntryOverheadBytes;
+    if (charge > capacity_) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    (void)InsertLocked(store, ids[i], bufs[i], charge);
+  }
+  Collect(garbage);
+}
+
+ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf,
+                                  uint64_t charge) {
+  const uint64_t h = HashKey(store, id);
+  Shard& s = ShardOf(h);
   if (Entry* e = s.table.Find(h, store, id)) return e->buf;
   const bool ghost_hit = ghost_.Take(h);
   while (used_ + charge > capacity_) EvictOne();
@@ -283,7 +307,6 @@ ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf)
   entries_++;
   insertions_++;
   if (auto old = s.table.Insert(e.release())) pending_.push_back({0, nullptr, std::move(old)});
-  Collect(garbage);
   return buf;
 }
 

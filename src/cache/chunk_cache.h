@@ -118,6 +118,12 @@ class ChunkCache {
   // wipe) after the lock is dropped, once no reader holds a reference or is inside Visit on
   // them: at once when no reader is inside, else by a later Insert/Erase. Thread-safe.
   ChunkRef Insert(CacheStoreKey store, const Digest& id, ChunkRef buf);
+  // Insert of bufs[i] as chunk ids[i] of `store`, for each i in order (ids and bufs of one
+  // length), under one hold of the policy lock, with the evicted buffers released once, after
+  // it. For a reader that offers every chunk of a run at once: a 1 MiB read of 4 KiB chunks by
+  // four threads spent 14% of its time taking and handing over the lock of Insert, chunk by
+  // chunk. The buffers kept in the cache are not handed back. Thread-safe.
+  void InsertMany(CacheStoreKey store, std::span<const Digest> ids, std::span<const ChunkRef> bufs);
 
   // Drops one chunk (released or rewritten) if cached; returns whether it was. Waits for
   // readers inside Visit to leave, so the cache's reference is dropped (and the plaintext wiped
@@ -187,6 +193,9 @@ class ChunkCache {
   // Waits until readers have left epoch r (unless called inside a ReadGuard), then frees what
   // they kept alive.
   void ReclaimAfter(uint64_t r);
+  // Insert's work under policy_mu_ (held by the caller) for a buffer that fits: the cached
+  // buffer of `id` if there is one, else `buf`, now cached.
+  ChunkRef InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf, uint64_t charge);
   // Evicts one entry (S3-FIFO) into pending_. Caller holds policy_mu_.
   void EvictOne();
   void EvictSmall();

@@ -151,6 +151,59 @@ TEST(ChunkCache, HitReturnsTheCachedBufferWithoutCopying) {
   EXPECT_EQ(c.Stats().insertions, 1u);
 }
 
+// InsertMany is Insert for each buffer in order, under one lock: two caches fed the same
+// batches, one with InsertMany and one chunk by chunk, end up with the same entries, bytes and
+// counts after every batch (ids repeat within and across batches; some buffers are too large for
+// the cache or null), and an id already cached keeps its first buffer.
+TEST(ChunkCache, InsertManyIsInsertOfEachInOrder) {
+  constexpr size_t kChunk = 4096;
+  const uint64_t capacity = 50 * (kChunk + kOverhead);
+  ChunkCache many({.capacity_bytes = capacity}), one({.capacity_bytes = capacity});
+  const CacheStoreKey sm = many.NewStoreKey(), so = one.NewStoreKey();
+  ASSERT_EQ(sm, so);
+  std::mt19937_64 rng(11);
+  for (int batch = 0; batch < 200; batch++) {
+    std::vector<Digest> ids;
+    std::vector<ChunkRef> bufs;
+    const size_t n = rng() % 40;
+    for (size_t i = 0; i < n; i++) {
+      const uint64_t k = rng() % 120;
+      ids.push_back(IdOf(k));
+      const uint64_t kind = rng() % 20;
+      bufs.push_back(kind == 0   ? nullptr
+                     : kind == 1 ? BufferFor(k, capacity)  // larger than the whole cache
+                                 : BufferFor(k, kChunk));
+    }
+    many.InsertMany(sm, ids, bufs);
+    for (size_t i = 0; i < n; i++) one.Insert(so, ids[i], bufs[i]);
+    // The same probes of both (a hit raises an entry's count, which steers eviction).
+    for (int probe = 0; probe < 10; probe++) {
+      const Digest id = IdOf(rng() % 120);
+      ChunkRef a = many.Lookup(sm, id), b = one.Lookup(so, id);
+      ASSERT_EQ(a == nullptr, b == nullptr) << "batch " << batch;
+      if (a) {
+        EXPECT_EQ(a.get(), b.get()) << "both kept the first buffer offered, batch " << batch;
+      }
+    }
+    const ChunkCacheStats x = many.Stats(), y = one.Stats();
+    ASSERT_EQ(x.bytes, y.bytes) << "batch " << batch;
+    ASSERT_EQ(x.entries, y.entries);
+    ASSERT_EQ(x.insertions, y.insertions);
+    ASSERT_EQ(x.evictions, y.evictions);
+    ASSERT_EQ(x.rejected, y.rejected);
+    ASSERT_LE(x.bytes, capacity);
+  }
+  const ChunkCacheStats x = many.Stats();
+  EXPECT_GT(x.evictions, 0u);
+  EXPECT_GT(x.rejected, 0u);
+  // Every chunk still cached reads back as itself.
+  for (uint64_t k = 0; k < 120; k++) {
+    if (ChunkRef b = many.Lookup(sm, IdOf(k))) {
+      EXPECT_TRUE(BufferIs(b, k)) << k;
+    }
+  }
+}
+
 TEST(ChunkCache, AdoptTakesTheVectorsBytesWithoutCopying) {
   std::vector<uint8_t> v(4096, 0x5A);
   const uint8_t* p = v.data();
@@ -281,6 +334,10 @@ TEST(ChunkCache, ConcurrentReadersAndInsertersKeepChunksAndBound) {
   for (int t = 0; t < kThreads; t++) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(100 + t);
+      // Threads 2 and 3 offer their misses of store s1 in batches (InsertMany), as a reader of
+      // a run of chunks does.
+      std::vector<Digest> batch_ids;
+      std::vector<ChunkRef> batch_bufs;
       for (int op = 0; op < kOps; op++) {
         const uint64_t n = rng() % 300;
         const CacheStoreKey s = (n & 1) ? s1 : s2;
@@ -290,9 +347,17 @@ TEST(ChunkCache, ConcurrentReadersAndInsertersKeepChunksAndBound) {
         if (ChunkRef b = c.Lookup(s, IdOf(n))) {
           hits++;
           if (b->size() != size || !BufferIs(b, n)) wrong++;
+        } else if (t >= 2 && s == s1) {
+          batch_ids.push_back(IdOf(n));
+          batch_bufs.push_back(BufferFor(n, size, (n & 2) != 0));
         } else {
           ChunkRef got = c.Insert(s, IdOf(n), BufferFor(n, size, (n & 2) != 0));
           if (!BufferIs(got, n)) wrong++;
+        }
+        if (batch_ids.size() == 8 || (op == kOps - 1 && !batch_ids.empty())) {
+          c.InsertMany(s1, batch_ids, batch_bufs);
+          batch_ids.clear();
+          batch_bufs.clear();
         }
         if (op % 64 == 0 && c.Stats().bytes > kCap) over++;
       }

@@ -59,33 +59,46 @@ Status ChunkStore::RecordsOf(std::span<const Digest> ids, std::span<const ChunkR
   return Status::Ok();
 }
 
-void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
-                          std::span<const uint32_t> slots, std::vector<size_t>& order,
-                          std::span<const std::span<uint8_t>> outs,
-                          std::vector<size_t>& slow) const {
-  // What each read takes: the whole extent, or one slot of a group. A slot asked of a chunk
-  // that is not a group (or the reverse), or past the group's end, goes the slow way, which
-  // says what is wrong.
-  std::vector<uint64_t> off(ids.size()), len(ids.size());
-  std::vector<std::optional<GroupLayout>> layout(ids.size());
+namespace {
+
+// What each read of `order` takes (off[i], len[i]): the whole extent, or one slot of a group
+// (layout[i]). A slot asked of a chunk that is not a group (or the reverse), or past the
+// group's end, leaves `order` for `slow`, the slow way, which says what is wrong.
+void PlanReads(const std::vector<ChunkRecord>& recs, std::span<const uint32_t> slots,
+               size_t slot_overhead, std::vector<size_t>& order, std::vector<uint64_t>& off,
+               std::vector<uint64_t>& len, std::vector<std::optional<GroupLayout>>& layout,
+               std::vector<size_t>& slow) {
   std::erase_if(order, [&](size_t i) {
     const ChunkRecord& r = recs[i];
-    const uint32_t slot = slots.empty() ? kWholeChunk : slots[i];
-    if (r.is_group() != (slot != kWholeChunk)) return slow.push_back(i), true;
+    const uint32_t slot = slots.empty() ? ChunkStore::kWholeChunk : slots[i];
+    if (r.is_group() != (slot != ChunkStore::kWholeChunk)) return slow.push_back(i), true;
     off[i] = r.offset;
     len[i] = r.stored_len;
-    if (slot != kWholeChunk) {
-      layout[i] = GroupLayoutOf(r, SlotOverhead());
+    if (slot != ChunkStore::kWholeChunk) {
+      layout[i] = GroupLayoutOf(r, slot_overhead);
       if (!layout[i] || slot >= layout[i]->slots) return slow.push_back(i), true;
       off[i] += uint64_t{slot} * layout[i]->stride;
       len[i] = layout[i]->stride;
     }
     return false;
   });
+}
+
+}  // namespace
+
+void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
+                          std::span<const uint32_t> slots, std::vector<size_t>& order,
+                          std::span<const std::span<uint8_t>> outs,
+                          std::vector<size_t>& slow) const {
+  std::vector<uint64_t> off(ids.size()), len(ids.size());
+  std::vector<std::optional<GroupLayout>> layout(ids.size());
+  PlanReads(recs, slots, SlotOverhead(), order, off, len, layout, slow);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return std::tie(recs[a].segment, off[a]) < std::tie(recs[b].segment, off[b]);
   });
   const bool caching = cache_ && cache_->enabled();
+  std::vector<Digest> cache_ids;  // offered to the cache together, after the reads
+  std::vector<ChunkRef> cache_bufs;
   thread_local std::vector<uint8_t> buf;
   // The opener of the group whose slots are being opened, for two or more neighbouring slots of
   // one group (order[k], order[k + 1], ... in a run ending before `end`): one key derivation
@@ -134,11 +147,14 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
       // A private chunk (a vdisk's own block) is read again only if its vdisk's reader reads
       // it again, which the guest's own page cache mostly spares: it would only push out
       // shared (deduped, template) blocks.
-      if (caching && !r.is_private())
-        (void)cache_->Insert(cache_key_, ids[i], ChunkBuffer::Copy(outs[i], crypto_ != nullptr));
+      if (caching && !r.is_private()) {
+        cache_ids.push_back(ids[i]);
+        cache_bufs.push_back(ChunkBuffer::Copy(outs[i], crypto_ != nullptr));
+      }
     }
     a = b;
   }
+  if (!cache_ids.empty()) cache_->InsertMany(cache_key_, cache_ids, cache_bufs);
   if (buf.capacity() > 2 * kReadRun) std::vector<uint8_t>().swap(buf);
 }
 
