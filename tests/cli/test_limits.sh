@@ -58,18 +58,23 @@ with_sigint() {  # with_sigint ign|dfl COMMAND...: COMMAND with SIGINT ignored o
 signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ign" else signal.SIG_DFL)
 os.execv(sys.argv[2], sys.argv[2:])' "$@"
 }
-# wait_exec PID: waits (up to 60 s) until PID runs cairn itself, past python's exec, so the
-# SIGINT below meets the disposition python set and not python's own start-up (which took over
-# a second on a loaded CI machine, and a SIGINT then killed python, not the put).
+# wait_exec PID: waits (up to 60 s) until PID runs cairn itself, past python's exec, and is
+# blocked opening the FIFO (wchan wait_for_partner; where the kernel shows no wchan, "0", running
+# cairn is enough), so the SIGINT below meets cairn with the disposition python set, not
+# python's own start-up (which took over a second on a loaded CI machine, and a SIGINT then
+# killed python, not the put) nor cairn before its main.
 wait_exec() {
-  local want i
+  local want wchan i
   want=$(readlink -f "$CAIRN")
   for ((i = 0; i < 600; i++)); do
-    [[ "$(readlink "/proc/$1/exe" 2>/dev/null)" == "$want" ]] && return 0
+    if [[ "$(readlink "/proc/$1/exe" 2>/dev/null)" == "$want" ]]; then
+      wchan=$(cat "/proc/$1/wchan" 2>/dev/null || echo 0)
+      [[ $wchan == wait_for_partner || $wchan == 0 || -z $wchan ]] && return 0
+    fi
     kill -0 "$1" 2>/dev/null || break
     sleep 0.1
   done
-  fail "pid $1 never ran $want: $(cat "$T"/sig*.out 2>/dev/null)"
+  fail "pid $1 never waited for the FIFO in $want: $(cat "$T"/sig*.out 2>/dev/null)"
 }
 mkfifo "$T/fifo"
 with_sigint ign "$CAIRN" put "$R" sigint-ignored "$T/fifo" >"$T/sig.out" 2>&1 &
