@@ -255,13 +255,18 @@ std::optional<size_t> ChunkCache::ReadRange(CacheStoreKey store, const Digest& i
   return n;
 }
 
-ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf) {
-  if (capacity_ == 0 || buf == nullptr) return buf;
+uint64_t ChunkCache::ChargeOf(const ChunkRef& buf) {
+  if (buf == nullptr) return 0;
   const uint64_t charge = buf->size() + kEntryOverheadBytes;
-  if (charge > capacity_) {
-    rejected_.fetch_add(1, std::memory_order_relaxed);
-    return buf;
-  }
+  if (charge <= capacity_) return charge;
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf) {
+  if (capacity_ == 0) return buf;
+  const uint64_t charge = ChargeOf(buf);
+  if (charge == 0) return buf;
   std::vector<Retired> garbage;  // declared before the lock: freed (and wiped) after it
   std::lock_guard plk(policy_mu_);
   ChunkRef kept = InsertLocked(store, id, std::move(buf), charge);
@@ -274,15 +279,9 @@ void ChunkCache::InsertMany(CacheStoreKey store, std::span<const Digest> ids,
   if (capacity_ == 0) return;
   std::vector<Retired> garbage;  // declared before the lock: freed (and wiped) after it
   std::lock_guard plk(policy_mu_);
-  for (size_t i = 0; i < ids.size() && i < bufs.size(); i++) {
-    if (bufs[i] == nullptr) continue;
-    const uint64_t charge = bufs[i]->size() + kEntryOverheadBytes;
-    if (charge > capacity_) {
-      rejected_.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    (void)InsertLocked(store, ids[i], bufs[i], charge);
-  }
+  for (size_t i = 0; i < ids.size() && i < bufs.size(); i++)
+    if (const uint64_t charge = ChargeOf(bufs[i]))
+      (void)InsertLocked(store, ids[i], bufs[i], charge);
   Collect(garbage);
 }
 

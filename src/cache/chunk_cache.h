@@ -193,6 +193,9 @@ class ChunkCache {
   // Waits until readers have left epoch r (unless called inside a ReadGuard), then frees what
   // they kept alive.
   void ReclaimAfter(uint64_t r);
+  // The bytes charged for caching `buf` (its size and kEntryOverheadBytes), or 0 when there is
+  // nothing to cache: a null buffer, or one larger than the capacity (counted as rejected).
+  uint64_t ChargeOf(const ChunkRef& buf);
   // Insert's work under policy_mu_ (held by the caller) for a buffer that fits: the cached
   // buffer of `id` if there is one, else `buf`, now cached.
   ChunkRef InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf, uint64_t charge);
