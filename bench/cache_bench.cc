@@ -378,8 +378,10 @@ double Replay(Sim& sim, const std::vector<Req>& trace) {
 
 // ---------------------------------------------------------------- hit-ratio table
 
-const char* const kPolicies[] = {"LRU",   "FIFO",     "SIEVE",   "W-TinyLFU",
-                                 "cairn", "S3F thr1", "cairn/16"};
+// "cairn" is ChunkCache as the chunk store uses it (S3-FIFO with admission of chunks seen
+// recently, ADR 0011 amendment 2); "S3-FIFO" the same cache without that admission.
+const char* const kPolicies[] = {"LRU",   "FIFO",    "SIEVE",    "W-TinyLFU",
+                                 "cairn", "S3-FIFO", "S3F thr1", "cairn/16"};
 
 std::unique_ptr<Sim> MakeSim(int p, uint64_t cap, double mean_charge) {
   ChunkCacheOptions o{.capacity_bytes = cap};
@@ -395,6 +397,10 @@ std::unique_ptr<Sim> MakeSim(int p, uint64_t cap, double mean_charge) {
     case 4:
       return std::make_unique<CairnSim>(o);
     case 5:
+      o.admit_seen_only = false;
+      return std::make_unique<CairnSim>(o);
+    case 6:
+      o.admit_seen_only = false;
       o.promote_hits = 1;
       return std::make_unique<CairnSim>(o);
     default:

@@ -126,5 +126,49 @@ TEST(CacheRead, VdiskBlocksAndDeletedChunks) {
   EXPECT_TRUE(testing::ExpectCheckClean(*repo));
 }
 
+// Vdisk block reads through a full cache (ADR 0011 amendment 2): blocks that fit in the free
+// bytes are kept; once full, a block read once is not copied in (declined), and is kept on its
+// next read, after which it is a hit.
+TEST(CacheRead, AFullCacheKeepsVdiskBlocksOnTheirSecondRead) {
+  TempDir dir;
+  auto data = RandomData(64 * 4096, 5);
+  {
+    auto repo = testing::InitAndOpen(dir / "repo");
+    ASSERT_TRUE(repo);
+    ASSERT_TRUE(repo->CreateVdisk("d", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
+    auto v = repo->OpenVdisk("d", true);
+    ASSERT_TRUE(v.ok());
+    ASSERT_TRUE((*v)->Write(0, data, true).ok());
+  }
+  OpenOptions o = testing::TestOpen(false);
+  constexpr uint64_t kCharge = 4096 + 256;  // a block and ChunkCache::kEntryOverheadBytes
+  o.cache_size = 16 * kCharge;
+  auto repo = OpenForTesting(dir / "repo", o, TestHooks{});
+  ASSERT_TRUE(repo.ok());
+  auto v = (*repo)->OpenVdisk("d", false);
+  ASSERT_TRUE(v.ok());
+  std::vector<uint8_t> back(data.size());
+  ASSERT_TRUE((*v)->Read(0, back).ok());
+  EXPECT_EQ(back, data);
+  CacheStats st = (*repo)->Stats()->cache;
+  EXPECT_EQ(st.insertions, 16u) << "the blocks that fit are kept";
+  EXPECT_EQ(st.declined, 48u) << "the others are not copied in";
+  EXPECT_EQ(st.evictions, 0u);
+  // The last 8 blocks again: read from the segments, and kept this time.
+  std::vector<uint8_t> tail(8 * 4096);
+  uint64_t before = ChunkReads(**repo);
+  ASSERT_TRUE((*v)->Read(56 * 4096, tail).ok());
+  EXPECT_EQ(ChunkReads(**repo) - before, 8u);
+  st = (*repo)->Stats()->cache;
+  EXPECT_EQ(st.insertions, 24u);
+  EXPECT_EQ(st.evictions, 8u);
+  EXPECT_EQ(st.declined, 48u);
+  // A third time: hits, nothing read from the segments.
+  before = ChunkReads(**repo);
+  ASSERT_TRUE((*v)->Read(56 * 4096, tail).ok());
+  EXPECT_EQ(ChunkReads(**repo) - before, 0u);
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.begin() + 56 * 4096));
+}
+
 }  // namespace
 }  // namespace cairn

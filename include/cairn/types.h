@@ -120,7 +120,8 @@ struct CacheStats {
   uint64_t capacity = 0;  // bytes; 0 = the cache is off
   uint64_t bytes = 0, entries = 0;
   uint64_t hits = 0, misses = 0, insertions = 0, evictions = 0;
-  double hit_ratio = 0;  // hits / (hits + misses); 0 before any lookup
+  uint64_t declined = 0;  // missed chunks not admitted: read once, not seen again recently
+  double hit_ratio = 0;   // hits / (hits + misses); 0 before any lookup
 };
 
 struct RepoStats {

@@ -179,6 +179,7 @@ ChunkCache::ChunkCache(ChunkCacheOptions opts)
       small_target_(static_cast<uint64_t>(static_cast<double>(capacity_) *
                                           std::clamp(opts.small_fraction, 0.0, 1.0))),
       promote_hits_(std::clamp<int>(opts.promote_hits, 1, kMaxFreq)),
+      admit_seen_only_(opts.admit_seen_only),
       stripes_(std::make_unique<Stripe[]>(kStripes)),
       ghost_(capacity_ - small_target_, capacity_ / kGhostBytesPerEntry + 64) {
   size_t n = 1;
@@ -285,12 +286,47 @@ void ChunkCache::InsertMany(CacheStoreKey store, std::span<const Digest> ids,
   Collect(garbage);
 }
 
+size_t ChunkCache::Admit(CacheStoreKey store, std::span<const Digest> ids,
+                         std::span<const uint64_t> sizes, std::vector<uint8_t>& admit) {
+  admit.assign(ids.size(), 0);
+  if (capacity_ == 0) return 0;
+  size_t n = 0;
+  std::lock_guard plk(policy_mu_);
+  uint64_t room = capacity_ - used_;
+  for (size_t i = 0; i < ids.size() && i < sizes.size(); i++) {
+    const uint64_t charge = sizes[i] + kEntryOverheadBytes;
+    if (charge > capacity_) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const uint64_t h = HashKey(store, ids[i]);
+    if (ShardOf(h).table.Find(h, store, ids[i]) != nullptr) continue;
+    if (charge <= room) {
+      room -= charge;
+    } else if (admit_seen_only_ && !ghost_.Contains(h)) {
+      ghost_.Add(h, charge);
+      declined_++;
+      continue;
+    }
+    admit[i] = 1;
+    n++;
+  }
+  return n;
+}
+
 ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf,
                                   uint64_t charge) {
   const uint64_t h = HashKey(store, id);
   Shard& s = ShardOf(h);
   if (Entry* e = s.table.Find(h, store, id)) return e->buf;
   const bool ghost_hit = ghost_.Take(h);
+  if (!ghost_hit && admit_seen_only_ && used_ + charge > capacity_) {
+    // Admission: it would evict another chunk and was not seen recently. Remembered, so that
+    // its next miss inserts it.
+    ghost_.Add(h, charge);
+    declined_++;
+    return buf;
+  }
   while (used_ + charge > capacity_) EvictOne();
   auto e = std::make_unique<Entry>();
   e->store = store;
@@ -298,7 +334,8 @@ ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRe
   e->hash = h;
   e->buf = buf;
   e->charge = charge;
-  // A chunk seen again soon after it left the small queue goes to main (S3-FIFO); so does
+  // A chunk seen again soon after it left the small queue (or was declined) goes to main
+  // (S3-FIFO); so does
   // everything once the small queue is full while the cache still fills up (libCacheSim).
   e->in_main = ghost_hit || (!has_evicted_ && small_.bytes >= small_target_);
   (e->in_main ? main_ : small_).PushHead(e.get());
@@ -450,6 +487,7 @@ ChunkCacheStats ChunkCache::Stats() const {
     st.insertions = insertions_;
     st.evictions = evictions_;
     st.erasures = erasures_;
+    st.declined = declined_;
   }
   for (size_t i = 0; i < kStripes; i++) {
     st.hits += stripes_[i].hits.load(std::memory_order_relaxed);

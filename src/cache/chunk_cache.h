@@ -8,7 +8,9 @@
 // 2-bit access counter and reinsertion (lazy promotion), and a ghost FIFO of recently evicted
 // ids. A hit only raises the entry's counter: no list moves, no policy lock. Unlike libCacheSim,
 // a chunk larger than the small queue is admitted too (it reaches main through the ghost). Why
-// S3-FIFO and the measurements behind it: docs/adr/0011-hot-cache.md.
+// S3-FIFO and the measurements behind it: docs/adr/0011-hot-cache.md. Admission (amendment 2):
+// once the cache is full, a missed chunk is kept only if its id is in the ghost (seen recently),
+// TinyLFU's "doorkeeper" built from S3-FIFO's own ghost; a chunk read once is never copied in.
 //
 // Concurrency: a hit writes nothing another thread reads or writes. The index is split into
 // shards by id hash, each an open-addressing table of atomic entry pointers that readers probe
@@ -55,17 +57,26 @@ struct ChunkCacheOptions {
   // (S3-FIFO's move-to-main threshold, 1..3; libCacheSim's default 2; 1 and 2 measured within
   // 0.1 point of each other, ADR 0011).
   int promote_hits = 2;
+  // Admission (ADR 0011, amendment 2): a missed chunk that fits in the free bytes is inserted
+  // (into the small queue); one that would evict another is inserted only when its id is in the
+  // ghost (it was missed, or left the small queue, recently), else only its id enters the
+  // ghost and its bytes are not kept (counted as declined). A chunk read once is then never
+  // copied into the cache, nor anything evicted for it: a 1 MiB sequential read of 4 KiB
+  // blocks through a full cache spent a third of its time inserting and evicting chunks that
+  // were never read again. false: plain S3-FIFO (every chunk that fits enters the small queue).
+  bool admit_seen_only = true;
 };
 
 // A snapshot of the counters. hits + misses = lookups of an enabled cache; insertions count
 // entries admitted, evictions entries pushed out by the policy, erasures entries dropped by
-// Erase/EraseStore, rejected buffers too large to cache (size + overhead > capacity).
+// Erase/EraseStore, rejected buffers too large to cache (size + overhead > capacity), declined
+// chunks not admitted because their id was not in the ghost (admit_seen_only).
 struct ChunkCacheStats {
   uint64_t capacity_bytes = 0;
   uint64_t bytes = 0;  // held now, overhead included
   uint64_t entries = 0;
   uint64_t hits = 0, misses = 0;
-  uint64_t insertions = 0, evictions = 0, erasures = 0, rejected = 0;
+  uint64_t insertions = 0, evictions = 0, erasures = 0, rejected = 0, declined = 0;
   double hit_ratio() const {
     return hits + misses == 0 ? 0.0
                               : static_cast<double>(hits) / static_cast<double>(hits + misses);
@@ -124,6 +135,17 @@ class ChunkCache {
   // four threads spent 14% of its time taking and handing over the lock of Insert, chunk by
   // chunk. The buffers kept in the cache are not handed back. Thread-safe.
   void InsertMany(CacheStoreKey store, std::span<const Digest> ids, std::span<const ChunkRef> bufs);
+  // For chunks just missed and read from storage, chunk ids[i] of sizes[i] bytes (one length):
+  // admit[i] (resized to ids.size()) is 1 when Insert of it would keep it, as far as can be
+  // told before the buffers exist: it fits (size + kEntryOverheadBytes <= capacity), is not
+  // cached already, and fits in the free bytes (counting those admitted before it) or has its
+  // id in the ghost. The others that fit are declined now (their ids enter the ghost, as
+  // Insert would do), so the caller makes no buffer for them. Returns how many are admitted;
+  // the caller offers those to InsertMany (which decides again: another thread may have
+  // changed the cache meanwhile). With admit_seen_only false, admits every chunk that fits and
+  // is not cached. Thread-safe; one hold of the policy lock.
+  size_t Admit(CacheStoreKey store, std::span<const Digest> ids, std::span<const uint64_t> sizes,
+               std::vector<uint8_t>& admit);
 
   // Drops one chunk (released or rewritten) if cached; returns whether it was. Waits for
   // readers inside Visit to leave, so the cache's reference is dropped (and the plaintext wiped
@@ -169,6 +191,8 @@ class ChunkCache {
     Ghost(uint64_t max_bytes, size_t max_entries) : max_bytes_(max_bytes), max_n_(max_entries) {}
     void Add(uint64_t hash, uint64_t charge);
     bool Take(uint64_t hash);  // true (and forgets it) when `hash` is in the ghost
+    bool Contains(uint64_t hash) const { return live_.count(hash) != 0; }
+
    private:
     struct Item {
       uint64_t hash, charge, seq;
@@ -209,6 +233,7 @@ class ChunkCache {
   const uint64_t capacity_;
   const uint64_t small_target_;
   const int promote_hits_;
+  const bool admit_seen_only_;
   std::unique_ptr<Shard[]> shards_;
   uint64_t shard_mask_;  // shard = (hash >> 54) & shard_mask_
   std::atomic<uint64_t> next_store_key_{1};
@@ -219,7 +244,7 @@ class ChunkCache {
   Queue small_, main_;
   Ghost ghost_;
   uint64_t used_ = 0, entries_ = 0;
-  uint64_t insertions_ = 0, evictions_ = 0, erasures_ = 0;
+  uint64_t insertions_ = 0, evictions_ = 0, erasures_ = 0, declined_ = 0;
   bool has_evicted_ = false;
   std::vector<Retired> pending_;  // unlinked by the current operation, not yet tagged
   std::vector<Retired> limbo_;    // tagged, waiting for readers to leave their epoch

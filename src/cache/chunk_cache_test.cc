@@ -56,18 +56,112 @@ bool Access(ChunkCache& c, CacheStoreKey store, uint64_t n, size_t size) {
 
 TEST(ChunkCache, OneTimeScanDoesNotEvictHotSetThatFits) {
   constexpr size_t kChunk = 64 << 10;
-  ChunkCache c({.capacity_bytes = 64 * (kChunk + kOverhead)});
+  for (bool admission : {true, false}) {
+    SCOPED_TRACE(admission ? "admit_seen_only" : "plain S3-FIFO");
+    ChunkCache c({.capacity_bytes = 64 * (kChunk + kOverhead), .admit_seen_only = admission});
+    const CacheStoreKey s = c.NewStoreKey();
+    constexpr uint64_t kHot = 24;  // 3/8 of the cache
+    for (int round = 0; round < 3; round++) {
+      for (uint64_t i = 0; i < kHot; i++) Access(c, s, i, kChunk);
+    }
+    for (uint64_t i = 1000; i < 1000 + 2000; i++) {  // 2000 cold chunks: 31x the cache
+      EXPECT_FALSE(Access(c, s, i, kChunk)) << "cold chunk " << i << " hit";
+    }
+    ChunkCacheStats st = c.Stats();
+    if (admission) {
+      // The cold chunks that fit in the free bytes went in; no other was kept or evicted a chunk.
+      EXPECT_EQ(st.insertions, kHot + (64 - kHot));
+      EXPECT_EQ(st.declined, 2000u - (64 - kHot));
+      EXPECT_EQ(st.evictions, 0u);
+    } else {
+      EXPECT_GE(st.evictions, 2000u - 64u);  // the scan did fill the cache and push entries out
+      EXPECT_EQ(st.declined, 0u);
+    }
+    for (uint64_t i = 0; i < kHot; i++) EXPECT_TRUE(c.Lookup(s, IdOf(i))) << "hot chunk " << i;
+  }
+}
+
+// Admission: once full, a chunk is kept only on its second miss (its id is then in the ghost),
+// and goes to the main queue; a chunk that fits in the free bytes is kept at once.
+TEST(ChunkCache, FullCacheKeepsAChunkOnlyOnItsSecondMiss) {
+  constexpr size_t kChunk = 4096;
+  ChunkCache c({.capacity_bytes = 8 * (kChunk + kOverhead)});
   const CacheStoreKey s = c.NewStoreKey();
-  constexpr uint64_t kHot = 24;  // 3/8 of the cache
-  for (int round = 0; round < 3; round++) {
-    for (uint64_t i = 0; i < kHot; i++) Access(c, s, i, kChunk);
-  }
-  for (uint64_t i = 1000; i < 1000 + 2000; i++) {  // 2000 cold chunks: 31x the cache
-    EXPECT_FALSE(Access(c, s, i, kChunk)) << "cold chunk " << i << " hit";
-  }
+  for (uint64_t i = 0; i < 8; i++) EXPECT_FALSE(Access(c, s, i, kChunk));
   ChunkCacheStats st = c.Stats();
-  EXPECT_GE(st.evictions, 2000u - 64u);  // the scan did fill the cache and push entries out
-  for (uint64_t i = 0; i < kHot; i++) EXPECT_TRUE(c.Lookup(s, IdOf(i))) << "hot chunk " << i;
+  EXPECT_EQ(st.insertions, 8u);
+  EXPECT_EQ(st.entries, 8u);
+  EXPECT_EQ(st.declined, 0u);
+  // Full: chunk 100 is declined (nothing evicted), then kept on its next miss.
+  ChunkRef buf = BufferFor(100, kChunk);
+  EXPECT_EQ(c.Insert(s, IdOf(100), buf), buf) << "the caller's buffer comes back";
+  EXPECT_FALSE(c.Lookup(s, IdOf(100)));
+  st = c.Stats();
+  EXPECT_EQ(st.declined, 1u);
+  EXPECT_EQ(st.evictions, 0u);
+  EXPECT_EQ(st.entries, 8u);
+  EXPECT_FALSE(Access(c, s, 100, kChunk));
+  EXPECT_TRUE(c.Lookup(s, IdOf(100)));
+  st = c.Stats();
+  EXPECT_EQ(st.declined, 1u);
+  EXPECT_EQ(st.insertions, 9u);
+  EXPECT_EQ(st.evictions, 1u);
+  EXPECT_LE(st.bytes, st.capacity_bytes);
+  // An erased chunk frees room: the next new chunk fits and is kept at once.
+  ASSERT_TRUE(c.Erase(s, IdOf(100)));
+  EXPECT_FALSE(Access(c, s, 200, kChunk));
+  EXPECT_TRUE(c.Lookup(s, IdOf(200)));
+  EXPECT_EQ(c.Stats().declined, 1u);
+  // Plain S3-FIFO keeps every chunk, evicting another.
+  ChunkCache plain({.capacity_bytes = 8 * (kChunk + kOverhead), .admit_seen_only = false});
+  for (uint64_t i = 0; i < 9; i++) EXPECT_FALSE(Access(plain, s, i, kChunk));
+  EXPECT_TRUE(plain.Lookup(s, IdOf(8)));
+  EXPECT_EQ(plain.Stats().evictions, 1u);
+  EXPECT_EQ(plain.Stats().declined, 0u);
+}
+
+// Admit says beforehand what Insert would keep, declining (into the ghost) what it would not.
+TEST(ChunkCache, AdmitTellsWhichChunksInsertWouldKeep) {
+  constexpr size_t kChunk = 4096;
+  constexpr uint64_t kCap = 4 * (kChunk + kOverhead);
+  ChunkCache c({.capacity_bytes = kCap});
+  const CacheStoreKey s = c.NewStoreKey();
+  std::vector<uint8_t> admit;
+  // Empty: room for four; the fifth and sixth are declined, the oversized one rejected.
+  std::vector<Digest> ids;
+  for (uint64_t i = 0; i < 6; i++) ids.push_back(IdOf(i));
+  ids.push_back(IdOf(50));
+  std::vector<uint64_t> sizes(6, kChunk);
+  sizes.push_back(kCap);
+  EXPECT_EQ(c.Admit(s, ids, sizes, admit), 4u);
+  EXPECT_EQ(admit, (std::vector<uint8_t>{1, 1, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(c.Stats().declined, 2u);
+  EXPECT_EQ(c.Stats().rejected, 1u);
+  EXPECT_EQ(c.Stats().entries, 0u) << "Admit keeps nothing itself";
+  std::vector<ChunkRef> bufs;
+  for (uint64_t i = 0; i < 4; i++) bufs.push_back(BufferFor(i, kChunk));
+  c.InsertMany(s, std::span(ids).first(4), bufs);
+  EXPECT_EQ(c.Stats().entries, 4u);
+  // Full now: cached ids are not admitted again, the declined ones are (second miss), new ones
+  // are declined.
+  std::vector<Digest> again{IdOf(0), IdOf(4), IdOf(5), IdOf(6)};
+  EXPECT_EQ(c.Admit(s, again, std::vector<uint64_t>(4, kChunk), admit), 2u);
+  EXPECT_EQ(admit, (std::vector<uint8_t>{0, 1, 1, 0}));
+  EXPECT_EQ(c.Stats().declined, 3u);
+  c.InsertMany(s, std::span(again).subspan(1, 2),
+               std::vector<ChunkRef>{BufferFor(4, kChunk), BufferFor(5, kChunk)});
+  EXPECT_TRUE(c.Lookup(s, IdOf(4)));
+  EXPECT_TRUE(c.Lookup(s, IdOf(5)));
+  EXPECT_EQ(c.Stats().evictions, 2u);
+  EXPECT_LE(c.Stats().bytes, kCap);
+  // Without admission every chunk that fits and is not cached is admitted; a disabled cache
+  // admits nothing.
+  ChunkCache plain({.capacity_bytes = kCap, .admit_seen_only = false});
+  EXPECT_EQ(plain.Admit(s, ids, sizes, admit), 6u);
+  EXPECT_EQ(plain.Stats().declined, 0u);
+  ChunkCache off({.capacity_bytes = 0});
+  EXPECT_EQ(off.Admit(s, ids, sizes, admit), 0u);
+  EXPECT_EQ(admit, std::vector<uint8_t>(ids.size(), 0));
 }
 
 TEST(ChunkCache, LoopSlightlyLargerThanCacheStillHits) {
@@ -222,13 +316,18 @@ TEST(ChunkCache, StatsAddUp) {
     hits += Access(c, s, rng() % 60, kChunk);
     lookups++;
   }
-  EXPECT_FALSE(Access(c, s, 999, kChunk));  // a new chunk, then erased
-  lookups++;
+  // A new chunk, declined (the cache is full), kept on its second miss, then erased.
+  EXPECT_FALSE(Access(c, s, 999, kChunk));
+  EXPECT_FALSE(Access(c, s, 999, kChunk));
+  lookups += 2;
   EXPECT_TRUE(c.Erase(s, IdOf(999)));
   ChunkCacheStats st = c.Stats();
   EXPECT_EQ(st.hits, hits);
   EXPECT_EQ(st.misses, lookups - hits);
-  EXPECT_EQ(st.insertions, st.misses);  // every miss inserted a new chunk
+  // Every miss inserted a new chunk, or declined it (the cache was full and the chunk had not
+  // been seen recently).
+  EXPECT_EQ(st.insertions + st.declined, st.misses);
+  EXPECT_GT(st.declined, 0u);
   EXPECT_EQ(st.erasures, 1u);
   EXPECT_EQ(st.entries, st.insertions - st.evictions - st.erasures);
   EXPECT_EQ(st.bytes, st.entries * (kChunk + kOverhead));
@@ -241,7 +340,8 @@ TEST(ChunkCache, PlaintextIsWipedWhenTheLastReferenceGoes) {
   constexpr size_t kChunk = 32 << 10;
   for (bool wipe : {true, false}) {
     SCOPED_TRACE(wipe ? "wiping buffer" : "plain buffer");
-    ChunkCache c({.capacity_bytes = 4 * (kChunk + kOverhead)});
+    // Plain S3-FIFO: chunks read once are kept, and push chunk 1 out.
+    ChunkCache c({.capacity_bytes = 4 * (kChunk + kOverhead), .admit_seen_only = false});
     const CacheStoreKey s = c.NewStoreKey();
     int released = 0;
     bool all_zero = false, all_pattern = false;
@@ -423,7 +523,8 @@ TEST(ChunkCache, VisitAndReadRangeSeeTheCachedBytesWithoutAReference) {
 // returns only after the reader left, with the erased plaintext wiped.
 TEST(ChunkCache, PlaintextIsWipedOnlyAfterReadersInsideVisitLeave) {
   constexpr size_t kChunk = 32 << 10;
-  ChunkCache c({.capacity_bytes = 4 * (kChunk + kOverhead)});
+  // Plain S3-FIFO: every chunk inserted is kept (and pushes another out).
+  ChunkCache c({.capacity_bytes = 4 * (kChunk + kOverhead), .admit_seen_only = false});
   const CacheStoreKey s = c.NewStoreKey();
   std::atomic<int> released{0}, wiped{0};
   ChunkBuffer::ReleaseHook hook = [&](std::span<const uint8_t> bytes) {

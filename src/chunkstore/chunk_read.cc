@@ -84,6 +84,33 @@ void PlanReads(const std::vector<ChunkRecord>& recs, std::span<const uint32_t> s
   });
 }
 
+// Which of the chunks of `order` the cache takes (admit[i] = 1; empty when none), asked before
+// they are read so that no buffer is made for the others (ChunkCache::Admit). A private chunk (a
+// vdisk's own block) is never offered: it is read again only if its vdisk's reader reads it
+// again, which the guest's own page cache mostly spares, and would only push out shared
+// (deduped, template) blocks.
+std::vector<uint8_t> AdmitToCache(ChunkCache* cache, CacheStoreKey key, std::span<const Digest> ids,
+                                  const std::vector<ChunkRecord>& recs,
+                                  const std::vector<size_t>& order,
+                                  std::span<const std::span<uint8_t>> outs) {
+  std::vector<uint8_t> admit;
+  if (!cache || !cache->enabled()) return admit;
+  std::vector<Digest> shared_ids;
+  std::vector<uint64_t> sizes;
+  std::vector<size_t> at;
+  for (size_t i : order) {
+    if (recs[i].is_private()) continue;
+    shared_ids.push_back(ids[i]);
+    sizes.push_back(outs[i].size());
+    at.push_back(i);
+  }
+  std::vector<uint8_t> taken;
+  if (at.empty() || cache->Admit(key, shared_ids, sizes, taken) == 0) return admit;
+  admit.assign(ids.size(), 0);
+  for (size_t k = 0; k < at.size(); k++) admit[at[k]] = taken[k];
+  return admit;
+}
+
 }  // namespace
 
 void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
@@ -96,7 +123,7 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return std::tie(recs[a].segment, off[a]) < std::tie(recs[b].segment, off[b]);
   });
-  const bool caching = cache_ && cache_->enabled();
+  const std::vector<uint8_t> admit = AdmitToCache(cache_, cache_key_, ids, recs, order, outs);
   std::vector<Digest> cache_ids;  // offered to the cache together, after the reads
   std::vector<ChunkRef> cache_bufs;
   thread_local std::vector<uint8_t> buf;
@@ -144,10 +171,7 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
         slow.push_back(i);
         continue;
       }
-      // A private chunk (a vdisk's own block) is read again only if its vdisk's reader reads
-      // it again, which the guest's own page cache mostly spares: it would only push out
-      // shared (deduped, template) blocks.
-      if (caching && !r.is_private()) {
+      if (!admit.empty() && admit[i]) {
         cache_ids.push_back(ids[i]);
         cache_bufs.push_back(ChunkBuffer::Copy(outs[i], crypto_ != nullptr));
       }

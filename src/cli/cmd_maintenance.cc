@@ -176,7 +176,8 @@ json StatJson(const RepoStats& s) {
             {"cache_misses", s.cache.misses},
             {"cache_hit_ratio", s.cache.hit_ratio},
             {"cache_insertions", s.cache.insertions},
-            {"cache_evictions", s.cache.evictions}};
+            {"cache_evictions", s.cache.evictions},
+            {"cache_declined", s.cache.declined}};
   json kv = json::object();
   for (const auto& [v, n] : s.chunks_by_key_version) kv[std::to_string(v)] = n;
   j["chunks_by_key_version"] = kv;
@@ -245,11 +246,11 @@ void PrintStatCache(const RepoStats& s) {
   }
   std::printf(
       "hot cache:           %s, %s held in %llu chunks; %llu hits, %llu misses (hit ratio "
-      "%.2f), %llu insertions, %llu evictions\n",
+      "%.2f), %llu insertions, %llu evictions, %llu declined\n",
       HumanBytes(s.cache.capacity).c_str(), HumanBytes(s.cache.bytes).c_str(),
       (unsigned long long)s.cache.entries, (unsigned long long)s.cache.hits,
       (unsigned long long)s.cache.misses, s.cache.hit_ratio, (unsigned long long)s.cache.insertions,
-      (unsigned long long)s.cache.evictions);
+      (unsigned long long)s.cache.evictions, (unsigned long long)s.cache.declined);
 }
 
 void PrintStat(const RepoStats& s) {

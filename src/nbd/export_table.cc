@@ -74,11 +74,11 @@ std::string CacheLine(const CacheStats& c) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "hot cache: %llu bytes, %llu held in %llu chunks; %llu hits, %llu misses (hit "
-                "ratio %.3f), %llu insertions, %llu evictions",
+                "ratio %.3f), %llu insertions, %llu evictions, %llu declined",
                 (unsigned long long)c.capacity, (unsigned long long)c.bytes,
                 (unsigned long long)c.entries, (unsigned long long)c.hits,
                 (unsigned long long)c.misses, c.hit_ratio, (unsigned long long)c.insertions,
-                (unsigned long long)c.evictions);
+                (unsigned long long)c.evictions, (unsigned long long)c.declined);
   return buf;
 }
 

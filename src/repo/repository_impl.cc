@@ -443,6 +443,7 @@ CacheStats RepositoryImpl::HotCacheStats() const {
   s.misses = c.misses;
   s.insertions = c.insertions;
   s.evictions = c.evictions;
+  s.declined = c.declined;
   s.hit_ratio = c.hit_ratio();
   return s;
 }

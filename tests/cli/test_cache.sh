@@ -15,7 +15,7 @@ expect_ok "import a template" cairn vdisk import -q "$REPO" base "$T/img" --temp
 expect_ok "stat --json" cairn stat --json "$REPO"
 expect_eq "$(json_get "$RUN_OUT" 'j["cache_capacity"]')" $((64 << 20)) "64 MiB by default"
 expect_eq "$(json_get "$RUN_OUT" '" ".join(k for k in j if k.startswith("cache_"))')" \
-  "cache_capacity cache_bytes cache_entries cache_hits cache_misses cache_hit_ratio cache_insertions cache_evictions" \
+  "cache_capacity cache_bytes cache_entries cache_hits cache_misses cache_hit_ratio cache_insertions cache_evictions cache_declined" \
   "stat --json gives every cache figure"
 expect_ok "stat --cache-size 256M --json" cairn stat --cache-size 256M --json "$REPO"
 expect_eq "$(json_get "$RUN_OUT" 'j["cache_capacity"]')" $((256 << 20)) "--cache-size after the command"
