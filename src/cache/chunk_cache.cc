@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 
 #include "cache/epoch.h"
 
@@ -158,7 +159,7 @@ void ChunkCache::Ghost::Add(uint64_t hash, uint64_t charge) {
   fifo_.push_back({hash, charge, next_seq_});
   live_[hash] = next_seq_++;
   bytes_ += charge;
-  while (bytes_ > max_bytes_ || fifo_.size() > max_n_) {
+  while ((bytes_ > max_bytes_ || fifo_.size() > max_n_) && fifo_.size() > 1) {
     const Item it = fifo_.front();
     fifo_.pop_front();
     bytes_ -= it.charge;
@@ -179,7 +180,9 @@ ChunkCache::ChunkCache(ChunkCacheOptions opts)
       small_target_(static_cast<uint64_t>(static_cast<double>(capacity_) *
                                           std::clamp(opts.small_fraction, 0.0, 1.0))),
       promote_hits_(std::clamp<int>(opts.promote_hits, 1, kMaxFreq)),
-      admit_seen_only_(opts.admit_seen_only),
+      // A cache without a main queue has no ghost to remember ids in: nothing would ever be
+      // seen twice, so it admits as plain S3-FIFO does.
+      admit_seen_only_(opts.admit_seen_only && small_target_ < capacity_),
       stripes_(std::make_unique<Stripe[]>(kStripes)),
       ghost_(capacity_ - small_target_, capacity_ / kGhostBytesPerEntry + 64) {
   size_t n = 1;
@@ -276,51 +279,79 @@ ChunkRef ChunkCache::Insert(CacheStoreKey store, const Digest& id, ChunkRef buf)
 }
 
 void ChunkCache::InsertMany(CacheStoreKey store, std::span<const Digest> ids,
-                            std::span<const ChunkRef> bufs) {
+                            std::span<const ChunkRef> bufs, std::span<const uint8_t> admitted) {
   if (capacity_ == 0) return;
   std::vector<Retired> garbage;  // declared before the lock: freed (and wiped) after it
   std::lock_guard plk(policy_mu_);
-  for (size_t i = 0; i < ids.size() && i < bufs.size(); i++)
+  for (size_t i = 0; i < ids.size() && i < bufs.size(); i++) {
+    const auto verdict = admitted.empty() ? kDeclined : static_cast<Admission>(admitted[i]);
+    if (!admitted.empty() && verdict == kDeclined) continue;
     if (const uint64_t charge = ChargeOf(bufs[i]))
-      (void)InsertLocked(store, ids[i], bufs[i], charge);
+      (void)InsertLocked(store, ids[i], bufs[i], charge, verdict);
+  }
   Collect(garbage);
 }
 
+namespace {
+// Marks in `repeat` every index of `hashes` whose hash (and id) an earlier index has.
+void MarkRepeats(std::span<const Digest> ids, const std::vector<uint64_t>& hashes,
+                 std::vector<uint8_t>& repeat) {
+  std::vector<size_t> by_hash(ids.size());
+  for (size_t i = 0; i < by_hash.size(); i++) by_hash[i] = i;
+  std::sort(by_hash.begin(), by_hash.end(),
+            [&](size_t a, size_t b) { return std::tie(hashes[a], a) < std::tie(hashes[b], b); });
+  repeat.assign(ids.size(), 0);
+  for (size_t k = 0; k < by_hash.size(); k++)
+    for (size_t e = k; e-- > 0 && hashes[by_hash[e]] == hashes[by_hash[k]];)
+      if (ids[by_hash[e]] == ids[by_hash[k]]) {
+        repeat[by_hash[k]] = 1;
+        break;
+      }
+}
+}  // namespace
+
 size_t ChunkCache::Admit(CacheStoreKey store, std::span<const Digest> ids,
                          std::span<const uint64_t> sizes, std::vector<uint8_t>& admit) {
-  admit.assign(ids.size(), 0);
+  admit.assign(ids.size(), kDeclined);
   if (capacity_ == 0) return 0;
-  size_t n = 0;
+  const size_t n = std::min(ids.size(), sizes.size());
+  std::vector<uint64_t> hashes(n);
+  for (size_t i = 0; i < n; i++) hashes[i] = HashKey(store, ids[i]);
+  std::vector<uint8_t> repeat;
+  MarkRepeats(ids.first(n), hashes, repeat);
+  size_t kept = 0;
   std::lock_guard plk(policy_mu_);
   uint64_t room = capacity_ - used_;
-  for (size_t i = 0; i < ids.size() && i < sizes.size(); i++) {
+  for (size_t i = 0; i < n; i++) {
     const uint64_t charge = sizes[i] + kEntryOverheadBytes;
     if (charge > capacity_) {
       rejected_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    const uint64_t h = HashKey(store, ids[i]);
-    if (ShardOf(h).table.Find(h, store, ids[i]) != nullptr) continue;
-    if (charge <= room) {
-      room -= charge;
-    } else if (admit_seen_only_ && !ghost_.Contains(h)) {
+    const uint64_t h = hashes[i];
+    if (repeat[i] || ShardOf(h).table.Find(h, store, ids[i]) != nullptr) continue;
+    if (charge <= room || !admit_seen_only_) {
+      room -= std::min(room, charge);
+      admit[i] = kFits;
+    } else if (ghost_.Take(h)) {
+      admit[i] = kSeen;  // taken now: later declines in this call cannot push it out
+    } else {
       ghost_.Add(h, charge);
       declined_++;
       continue;
     }
-    admit[i] = 1;
-    n++;
+    kept++;
   }
-  return n;
+  return kept;
 }
 
 ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf,
-                                  uint64_t charge) {
+                                  uint64_t charge, Admission verdict) {
   const uint64_t h = HashKey(store, id);
   Shard& s = ShardOf(h);
   if (Entry* e = s.table.Find(h, store, id)) return e->buf;
-  const bool ghost_hit = ghost_.Take(h);
-  if (!ghost_hit && admit_seen_only_ && used_ + charge > capacity_) {
+  const bool ghost_hit = verdict == kSeen || ghost_.Take(h);
+  if (verdict == kDeclined && !ghost_hit && admit_seen_only_ && used_ + charge > capacity_) {
     // Admission: it would evict another chunk and was not seen recently. Remembered, so that
     // its next miss inserts it.
     ghost_.Add(h, charge);
@@ -335,8 +366,8 @@ ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRe
   e->buf = buf;
   e->charge = charge;
   // A chunk seen again soon after it left the small queue (or was declined) goes to main
-  // (S3-FIFO); so does
-  // everything once the small queue is full while the cache still fills up (libCacheSim).
+  // (S3-FIFO); so does everything once the small queue is full while the cache still fills up
+  // (libCacheSim).
   e->in_main = ghost_hit || (!has_evicted_ && small_.bytes >= small_target_);
   (e->in_main ? main_ : small_).PushHead(e.get());
   used_ += charge;

@@ -134,16 +134,27 @@ class ChunkCache {
   // it. For a reader that offers every chunk of a run at once: a 1 MiB read of 4 KiB chunks by
   // four threads spent 14% of its time taking and handing over the lock of Insert, chunk by
   // chunk. The buffers kept in the cache are not handed back. Thread-safe.
-  void InsertMany(CacheStoreKey store, std::span<const Digest> ids, std::span<const ChunkRef> bufs);
+  // `admitted` (empty, or one per id): the verdicts Admit gave for these chunks, which are then
+  // kept without being judged again (a kFits chunk where Insert would put it, a kSeen chunk in
+  // the main queue); kDeclined entries are skipped.
+  void InsertMany(CacheStoreKey store, std::span<const Digest> ids, std::span<const ChunkRef> bufs,
+                  std::span<const uint8_t> admitted = {});
+
+  // Admit's verdict on one chunk (stored in a uint8_t).
+  enum Admission : uint8_t {
+    kDeclined = 0,  // not kept: too large, cached already, a repeat, or not seen recently
+    kFits = 1,      // kept: it fits in the free bytes
+    kSeen = 2,      // kept, in the main queue: its id was in the ghost (taken out of it now)
+  };
   // For chunks just missed and read from storage, chunk ids[i] of sizes[i] bytes (one length):
-  // admit[i] (resized to ids.size()) is 1 when Insert of it would keep it, as far as can be
-  // told before the buffers exist: it fits (size + kEntryOverheadBytes <= capacity), is not
-  // cached already, and fits in the free bytes (counting those admitted before it) or has its
-  // id in the ghost. The others that fit are declined now (their ids enter the ghost, as
-  // Insert would do), so the caller makes no buffer for them. Returns how many are admitted;
-  // the caller offers those to InsertMany (which decides again: another thread may have
-  // changed the cache meanwhile). With admit_seen_only false, admits every chunk that fits and
-  // is not cached. Thread-safe; one hold of the policy lock.
+  // admit[i] (resized to ids.size()) is the cache's verdict, given before the buffers exist so
+  // that the caller makes none for the declined: kFits when it fits in the free bytes (counting
+  // those admitted before it in this call), else kSeen when its id is in the ghost, else
+  // kDeclined, its id entering the ghost (counted as declined). Also kDeclined: a chunk larger
+  // than the capacity (counted as rejected), one cached already, and an id repeated in `ids`
+  // after its first occurrence. Returns how many are kept; the caller offers those to
+  // InsertMany with these verdicts. With admit_seen_only false, every chunk that fits and is
+  // not cached gets kFits. Thread-safe; one hold of the policy lock.
   size_t Admit(CacheStoreKey store, std::span<const Digest> ids, std::span<const uint64_t> sizes,
                std::vector<uint8_t>& admit);
 
@@ -184,8 +195,10 @@ class ChunkCache {
     void PushHead(Entry* e);
     void Remove(Entry* e);
   };
-  // Ids (hashes) of entries recently evicted from the small queue, bounded in charged bytes
-  // (S3-FIFO's ghost, sized like the main queue) and in count.
+  // Ids (hashes) of entries recently evicted from the small queue, and (admission) of chunks
+  // recently declined, bounded in charged bytes (S3-FIFO's ghost, sized like the main queue)
+  // and in count. The newest id is always kept, whatever its charge, so that a chunk larger
+  // than the bound can still be admitted on its next miss.
   class Ghost {
    public:
     Ghost(uint64_t max_bytes, size_t max_entries) : max_bytes_(max_bytes), max_n_(max_entries) {}
@@ -221,8 +234,11 @@ class ChunkCache {
   // nothing to cache: a null buffer, or one larger than the capacity (counted as rejected).
   uint64_t ChargeOf(const ChunkRef& buf);
   // Insert's work under policy_mu_ (held by the caller) for a buffer that fits: the cached
-  // buffer of `id` if there is one, else `buf`, now cached.
-  ChunkRef InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf, uint64_t charge);
+  // buffer of `id` if there is one, else `buf`, now cached, or `buf` declined (admission).
+  // `verdict`: what Admit said of it (kFits, kSeen: kept without judging again), or kDeclined
+  // for a chunk not judged yet (Insert).
+  ChunkRef InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf, uint64_t charge,
+                        Admission verdict = kDeclined);
   // Evicts one entry (S3-FIFO) into pending_. Caller holds policy_mu_.
   void EvictOne();
   void EvictSmall();

@@ -134,7 +134,7 @@ TEST(ChunkCache, AdmitTellsWhichChunksInsertWouldKeep) {
   std::vector<uint64_t> sizes(6, kChunk);
   sizes.push_back(kCap);
   EXPECT_EQ(c.Admit(s, ids, sizes, admit), 4u);
-  EXPECT_EQ(admit, (std::vector<uint8_t>{1, 1, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(admit, (std::vector<uint8_t>{1, 1, 1, 1, 0, 0, 0}));  // kFits for the first four
   EXPECT_EQ(c.Stats().declined, 2u);
   EXPECT_EQ(c.Stats().rejected, 1u);
   EXPECT_EQ(c.Stats().entries, 0u) << "Admit keeps nothing itself";
@@ -146,10 +146,12 @@ TEST(ChunkCache, AdmitTellsWhichChunksInsertWouldKeep) {
   // are declined.
   std::vector<Digest> again{IdOf(0), IdOf(4), IdOf(5), IdOf(6)};
   EXPECT_EQ(c.Admit(s, again, std::vector<uint64_t>(4, kChunk), admit), 2u);
-  EXPECT_EQ(admit, (std::vector<uint8_t>{0, 1, 1, 0}));
+  EXPECT_EQ(admit, (std::vector<uint8_t>{ChunkCache::kDeclined, ChunkCache::kSeen,
+                                         ChunkCache::kSeen, ChunkCache::kDeclined}));
   EXPECT_EQ(c.Stats().declined, 3u);
-  c.InsertMany(s, std::span(again).subspan(1, 2),
-               std::vector<ChunkRef>{BufferFor(4, kChunk), BufferFor(5, kChunk)});
+  c.InsertMany(s, again,
+               std::vector<ChunkRef>{nullptr, BufferFor(4, kChunk), BufferFor(5, kChunk), nullptr},
+               admit);
   EXPECT_TRUE(c.Lookup(s, IdOf(4)));
   EXPECT_TRUE(c.Lookup(s, IdOf(5)));
   EXPECT_EQ(c.Stats().evictions, 2u);
@@ -162,6 +164,61 @@ TEST(ChunkCache, AdmitTellsWhichChunksInsertWouldKeep) {
   ChunkCache off({.capacity_bytes = 0});
   EXPECT_EQ(off.Admit(s, ids, sizes, admit), 0u);
   EXPECT_EQ(admit, std::vector<uint8_t>(ids.size(), 0));
+}
+
+// Found in review of the admission: a chunk larger than the ghost's byte bound was never in the
+// ghost, so a full cache declined it forever (and each decline emptied the ghost); a cache
+// with no main queue (small_fraction 1) had no ghost at all and declined every new chunk.
+TEST(ChunkCache, AdmissionKeepsChunksLargerThanTheGhostAndCachesWithoutOne) {
+  constexpr size_t kChunk = 4096;
+  constexpr uint64_t kCap = 10 * (kChunk + kOverhead);
+  ChunkCache c({.capacity_bytes = kCap});
+  const CacheStoreKey s = c.NewStoreKey();
+  for (uint64_t i = 0; i < 10; i++) Access(c, s, i, kChunk);
+  const size_t big = kCap * 95 / 100 - kOverhead;  // more than the ghost's 90% of the bytes
+  int hits = 0;
+  for (int round = 0; round < 5; round++) hits += Access(c, s, 1000, big);
+  EXPECT_EQ(hits, 3) << "declined, kept on its second miss, then hit";
+  EXPECT_EQ(c.Stats().declined, 1u);
+  ChunkCache all_small({.capacity_bytes = kCap, .small_fraction = 1.0});
+  for (uint64_t i = 0; i < 20; i++) Access(all_small, s, i, kChunk);
+  EXPECT_TRUE(all_small.Lookup(s, IdOf(19)));
+  EXPECT_EQ(all_small.Stats().declined, 0u);
+}
+
+// Found in review: an id Admit let in because it was in the ghost could be pushed out of the
+// ghost by ids declined after it in the same call, and InsertMany then declined it after its
+// buffer was made. The verdict now travels with the buffer. And an id repeated in one call is
+// judged once.
+TEST(ChunkCache, AdmitVerdictsHoldAgainstLaterDeclinesAndRepeats) {
+  constexpr size_t kChunk = 4096;
+  constexpr uint64_t kCap = 8 * (kChunk + kOverhead);
+  ChunkCache c({.capacity_bytes = kCap});
+  const CacheStoreKey s = c.NewStoreKey();
+  for (uint64_t i = 0; i < 8; i++) Access(c, s, i, kChunk);
+  std::vector<uint8_t> admit;
+  // Chunk 100 declined: the oldest id in the ghost, which holds about 7 ids.
+  std::vector<Digest> first{IdOf(100)};
+  EXPECT_EQ(c.Admit(s, first, std::vector<uint64_t>{kChunk}, admit), 0u);
+  std::vector<Digest> ids{IdOf(100)};
+  for (uint64_t i = 200; i < 240; i++) ids.push_back(IdOf(i));
+  EXPECT_EQ(c.Admit(s, ids, std::vector<uint64_t>(ids.size(), kChunk), admit), 1u);
+  EXPECT_EQ(admit[0], ChunkCache::kSeen);
+  std::vector<ChunkRef> bufs(ids.size());
+  bufs[0] = BufferFor(100, kChunk);
+  const uint64_t declined = c.Stats().declined;
+  c.InsertMany(s, ids, bufs, admit);
+  EXPECT_TRUE(c.Lookup(s, IdOf(100))) << "its verdict was overridden";
+  EXPECT_EQ(c.Stats().declined, declined);
+  // Repeats: with room for two, [9, 9, 10] keeps 9 once and 10.
+  ChunkCache room({.capacity_bytes = 2 * (kChunk + kOverhead)});
+  std::vector<Digest> rep{IdOf(9), IdOf(9), IdOf(10)};
+  EXPECT_EQ(room.Admit(s, rep, std::vector<uint64_t>(3, kChunk), admit), 2u);
+  EXPECT_EQ(admit,
+            (std::vector<uint8_t>{ChunkCache::kFits, ChunkCache::kDeclined, ChunkCache::kFits}));
+  // On a full cache, a chunk seen once is not let in by its own repeat.
+  std::vector<Digest> rep2{IdOf(300), IdOf(300)};
+  EXPECT_EQ(c.Admit(s, rep2, std::vector<uint64_t>(2, kChunk), admit), 0u);
 }
 
 TEST(ChunkCache, LoopSlightlyLargerThanCacheStillHits) {
@@ -435,9 +492,11 @@ TEST(ChunkCache, ConcurrentReadersAndInsertersKeepChunksAndBound) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(100 + t);
       // Threads 2 and 3 offer their misses of store s1 in batches (InsertMany), as a reader of
-      // a run of chunks does.
+      // a run of chunks does; thread 3 asks Admit first and makes only the admitted buffers,
+      // as ChunkStore::ReadRuns does.
       std::vector<Digest> batch_ids;
       std::vector<ChunkRef> batch_bufs;
+      std::vector<uint64_t> batch_ns, batch_sizes;
       for (int op = 0; op < kOps; op++) {
         const uint64_t n = rng() % 300;
         const CacheStoreKey s = (n & 1) ? s1 : s2;
@@ -449,15 +508,24 @@ TEST(ChunkCache, ConcurrentReadersAndInsertersKeepChunksAndBound) {
           if (b->size() != size || !BufferIs(b, n)) wrong++;
         } else if (t >= 2 && s == s1) {
           batch_ids.push_back(IdOf(n));
-          batch_bufs.push_back(BufferFor(n, size, (n & 2) != 0));
+          batch_ns.push_back(n);
+          batch_sizes.push_back(size);
         } else {
           ChunkRef got = c.Insert(s, IdOf(n), BufferFor(n, size, (n & 2) != 0));
           if (!BufferIs(got, n)) wrong++;
         }
         if (batch_ids.size() == 8 || (op == kOps - 1 && !batch_ids.empty())) {
-          c.InsertMany(s1, batch_ids, batch_bufs);
+          std::vector<uint8_t> verdicts;
+          if (t == 3) c.Admit(s1, batch_ids, batch_sizes, verdicts);
+          for (size_t k = 0; k < batch_ids.size(); k++)
+            batch_bufs.push_back(t == 3 && verdicts[k] == ChunkCache::kDeclined
+                                     ? nullptr
+                                     : BufferFor(batch_ns[k], batch_sizes[k], (batch_ns[k] & 2)));
+          c.InsertMany(s1, batch_ids, batch_bufs, verdicts);
           batch_ids.clear();
           batch_bufs.clear();
+          batch_ns.clear();
+          batch_sizes.clear();
         }
         if (op % 64 == 0 && c.Stats().bytes > kCap) over++;
       }

@@ -84,11 +84,11 @@ void PlanReads(const std::vector<ChunkRecord>& recs, std::span<const uint32_t> s
   });
 }
 
-// Which of the chunks of `order` the cache takes (admit[i] = 1; empty when none), asked before
-// they are read so that no buffer is made for the others (ChunkCache::Admit). A private chunk (a
-// vdisk's own block) is never offered: it is read again only if its vdisk's reader reads it
-// again, which the guest's own page cache mostly spares, and would only push out shared
-// (deduped, template) blocks.
+// Which of the chunks of `order` the cache takes (admit[i]: ChunkCache::Admit's verdict on
+// ids[i]; empty when it takes none), asked before they are read so that no buffer is made for
+// the others. A private chunk (a vdisk's own block) is never offered: it is read again only if
+// its vdisk's reader reads it again, which the guest's own page cache mostly spares, and would
+// only push out shared (deduped, template) blocks.
 std::vector<uint8_t> AdmitToCache(ChunkCache* cache, CacheStoreKey key, std::span<const Digest> ids,
                                   const std::vector<ChunkRecord>& recs,
                                   const std::vector<size_t>& order,
@@ -126,6 +126,7 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
   const std::vector<uint8_t> admit = AdmitToCache(cache_, cache_key_, ids, recs, order, outs);
   std::vector<Digest> cache_ids;  // offered to the cache together, after the reads
   std::vector<ChunkRef> cache_bufs;
+  std::vector<uint8_t> cache_verdicts;  // Admit's, for each
   thread_local std::vector<uint8_t> buf;
   // The opener of the group whose slots are being opened, for two or more neighbouring slots of
   // one group (order[k], order[k + 1], ... in a run ending before `end`): one key derivation
@@ -171,14 +172,15 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
         slow.push_back(i);
         continue;
       }
-      if (!admit.empty() && admit[i]) {
+      if (!admit.empty() && admit[i] != ChunkCache::kDeclined) {
         cache_ids.push_back(ids[i]);
         cache_bufs.push_back(ChunkBuffer::Copy(outs[i], crypto_ != nullptr));
+        cache_verdicts.push_back(admit[i]);
       }
     }
     a = b;
   }
-  if (!cache_ids.empty()) cache_->InsertMany(cache_key_, cache_ids, cache_bufs);
+  if (!cache_ids.empty()) cache_->InsertMany(cache_key_, cache_ids, cache_bufs, cache_verdicts);
   if (buf.capacity() > 2 * kReadRun) std::vector<uint8_t>().swap(buf);
 }
 
