@@ -124,9 +124,7 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
     return std::tie(recs[a].segment, off[a]) < std::tie(recs[b].segment, off[b]);
   });
   const std::vector<uint8_t> admit = AdmitToCache(cache_, cache_key_, ids, recs, order, outs);
-  std::vector<Digest> cache_ids;  // offered to the cache together, after the reads
-  std::vector<ChunkRef> cache_bufs;
-  std::vector<uint8_t> cache_verdicts;  // Admit's, for each
+  std::vector<size_t> opened;  // whole chunks named by their hash, opened, not yet hashed
   thread_local std::vector<uint8_t> buf;
   // The opener of the group whose slots are being opened, for two or more neighbouring slots of
   // one group (order[k], order[k + 1], ... in a run ending before `end`): one key derivation
@@ -164,24 +162,53 @@ void ChunkStore::ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRe
       const size_t i = order[k];
       const ChunkRecord& r = recs[i];
       std::span<uint8_t> stored(buf.data() + (off[i] - start), len[i]);
+      // A private chunk or group slot is verified by its AEAD or checksum; a chunk named by its
+      // content hash is hashed below, with the others (VerifyAndCache).
+      const bool hashed_later = !layout[i] && !r.is_private();
       const bool ok =
-          read && (layout[i] ? OpenSlot(ids[i], r, slots[i], stored, outs[i], opener_for(k, b))
-                             : UnsealInto(ids[i], r, stored, outs[i]))
-                      .ok();
+          read &&
+          (layout[i] ? OpenSlot(ids[i], r, slots[i], stored, outs[i], opener_for(k, b))
+                     : UnsealInto(ids[i], r, stored, outs[i], /*verify_hash=*/!hashed_later))
+              .ok();
       if (!ok) {
         slow.push_back(i);
-        continue;
-      }
-      if (!admit.empty() && admit[i] != ChunkCache::kDeclined) {
-        cache_ids.push_back(ids[i]);
-        cache_bufs.push_back(ChunkBuffer::Copy(outs[i], crypto_ != nullptr));
-        cache_verdicts.push_back(admit[i]);
+      } else if (hashed_later) {
+        opened.push_back(i);
       }
     }
     a = b;
   }
-  if (!cache_ids.empty()) cache_->InsertMany(cache_key_, cache_ids, cache_bufs, cache_verdicts);
   if (buf.capacity() > 2 * kReadRun) std::vector<uint8_t>().swap(buf);
+  VerifyAndCache(ids, outs, opened, admit, slow);
+}
+
+void ChunkStore::VerifyAndCache(std::span<const Digest> ids,
+                                std::span<const std::span<uint8_t>> outs,
+                                const std::vector<size_t>& opened,
+                                const std::vector<uint8_t>& admit,
+                                std::vector<size_t>& slow) const {
+  if (opened.empty()) return;
+  std::vector<std::span<const uint8_t>> plain;
+  plain.reserve(opened.size());
+  for (size_t i : opened) plain.emplace_back(outs[i]);
+  std::vector<Digest> got(opened.size());
+  hasher_->HashMany(plain, got);
+  std::vector<Digest> cache_ids;  // offered to the cache together
+  std::vector<ChunkRef> cache_bufs;
+  std::vector<uint8_t> cache_verdicts;  // Admit's, for each
+  for (size_t k = 0; k < opened.size(); k++) {
+    const size_t i = opened[k];
+    if (got[k] != ids[i]) {
+      slow.push_back(i);  // ReadRef reads it again and says what is wrong
+      continue;
+    }
+    if (!admit.empty() && admit[i] != ChunkCache::kDeclined) {
+      cache_ids.push_back(ids[i]);
+      cache_bufs.push_back(ChunkBuffer::Copy(outs[i], crypto_ != nullptr));
+      cache_verdicts.push_back(admit[i]);
+    }
+  }
+  if (!cache_ids.empty()) cache_->InsertMany(cache_key_, cache_ids, cache_bufs, cache_verdicts);
 }
 
 Status ChunkStore::ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkRecord* hint,

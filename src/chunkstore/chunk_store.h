@@ -450,11 +450,13 @@ class ChunkStore {
   Status Unseal(const Digest& id, const ChunkRecord& rec, std::vector<uint8_t>& stored,
                 std::vector<uint8_t>& out) const;
   // The same for stored bytes in any buffer (opened in place, so overwritten).
+  // `verify_hash` false: a chunk named by its content hash is not hashed here; the caller must
+  // check the hash of `out` against `id` before using it (ReadRuns hashes many at once).
   Status UnsealSpan(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
-                    const PlainBuffer& out) const;
+                    const PlainBuffer& out, bool verify_hash = true) const;
   // The same into `out` (exactly rec.plain_len bytes); `stored` is decrypted in place.
   Status UnsealInto(const Digest& id, const ChunkRecord& rec, std::span<uint8_t> stored,
-                    std::span<uint8_t> out) const;
+                    std::span<uint8_t> out, bool verify_hash = true) const;
   // ReadMany's steps (chunk_read.cc): the records of `miss` (hints, else one MultiGet; those
   // not found go to `slow`), and the reads of their extents in runs.
   Status RecordsOf(std::span<const Digest> ids, std::span<const ChunkRecord* const> hints,
@@ -463,6 +465,13 @@ class ChunkStore {
   void ReadRuns(std::span<const Digest> ids, const std::vector<ChunkRecord>& recs,
                 std::span<const uint32_t> slots, std::vector<size_t>& order,
                 std::span<const std::span<uint8_t>> outs, std::vector<size_t>& slow) const;
+  // ReadRuns' last step: the chunks `opened` (by index into ids and outs), opened but not yet
+  // checked against their content hash, hashed together (Hasher::HashMany); a mismatch goes to
+  // `slow` (read again one by one, which names the damage), the others are offered to the cache
+  // when `admit` (Admit's verdicts, by index; empty: none) lets them in.
+  void VerifyAndCache(std::span<const Digest> ids, std::span<const std::span<uint8_t>> outs,
+                      const std::vector<size_t>& opened, const std::vector<uint8_t>& admit,
+                      std::vector<size_t>& slow) const;
   // A slot read that the fast path could not do: the record looked up (or `hint`), the whole
   // group read through ReadRef (its retries and errors), the slot copied out.
   Status ReadSlotSlow(const Digest& id, uint32_t slot, const ChunkRecord* hint,

@@ -106,6 +106,70 @@ std::array<Digest, 2> Blake3Tree::Children(std::span<const uint8_t> bytes, uint6
   return out;
 }
 
+namespace {
+constexpr size_t kLanes = 16;          // contents per SIMD pass (AVX-512: 16 lanes of 32 bits)
+constexpr size_t kMaxManyChunks = 64;  // HashMany batches contents of up to 64 KiB
+
+// Whether HashMany hashes a content of `len` bytes with others: 2^k >= 2 whole chunks, at most
+// kMaxManyChunks.
+bool Batchable(size_t len) {
+  const size_t n = len / kChunkLen;
+  return len % kChunkLen == 0 && n >= 2 && n <= kMaxManyChunks && std::has_single_bit(n);
+}
+}  // namespace
+
+void Blake3Tree::HashSameSize(const std::span<const uint8_t>* const* in, size_t k, size_t n,
+                              Digest* const* out) const {
+  // cur: every content's nodes of the current level, content by content ([b][j], 32 bytes
+  // each), so that two siblings are one 64-byte parent block in place.
+  std::vector<uint8_t> cur(k * n * 32), next(k * n / 2 * 32), lane(kLanes * 32);
+  const uint8_t* inputs[kLanes * kMaxManyChunks / 2];
+  for (size_t j = 0; j < n; j++) {  // chunk j of every content: all at chunk counter j
+    for (size_t b = 0; b < k; b++) inputs[b] = in[b]->data() + j * kChunkLen;
+    blake3_hash_many(inputs, k, kChunkLen / kBlockLen, key_words_.data(), j, false, flags_,
+                     kChunkStart, kChunkEnd, lane.data());
+    for (size_t b = 0; b < k; b++) std::memcpy(&cur[(b * n + j) * 32], &lane[b * 32], 32);
+  }
+  for (size_t m = n; m > 1; m /= 2) {  // m nodes per content -> m / 2 parents
+    const size_t parents = k * (m / 2);
+    for (size_t p = 0; p < parents; p++) inputs[p] = &cur[p * 64];
+    const uint8_t flags = static_cast<uint8_t>(flags_ | kParent | (m == 2 ? kRoot : 0));
+    blake3_hash_many(inputs, parents, 1, key_words_.data(), 0, false, flags, 0, 0, next.data());
+    std::swap(cur, next);
+  }
+  for (size_t b = 0; b < k; b++) std::memcpy(out[b]->bytes.data(), &cur[b * 32], 32);
+}
+
+void Blake3Tree::HashMany(std::span<const std::span<const uint8_t>> inputs,
+                          std::span<Digest> outs) const {
+  // Contents of one batchable size are hashed together, kLanes at a time; sizes are few (a
+  // vdisk's block size, mostly), so a pass per size over the inputs is cheap.
+  std::vector<uint8_t> done(inputs.size(), 0);
+  for (size_t first = 0; first < inputs.size(); first++) {
+    if (done[first]) continue;
+    const size_t len = inputs[first].size();
+    if (!Batchable(len)) {
+      outs[first] = Node(inputs[first], 0, true);
+      done[first] = 1;
+      continue;
+    }
+    const std::span<const uint8_t>* in[kLanes];
+    Digest* out[kLanes];
+    size_t k = 0;
+    for (size_t i = first; i < inputs.size(); i++) {
+      if (done[i] || inputs[i].size() != len) continue;
+      in[k] = &inputs[i];
+      out[k] = &outs[i];
+      done[i] = 1;
+      if (++k == kLanes) {
+        HashSameSize(in, k, len / kChunkLen, out);
+        k = 0;
+      }
+    }
+    if (k > 0) HashSameSize(in, k, len / kChunkLen, out);
+  }
+}
+
 Digest Blake3Tree::Node(std::span<const uint8_t> bytes, uint64_t counter, bool root) const {
   if (bytes.size() <= kChunkLen) return Chunk(bytes, counter, root);
   const size_t chunks = bytes.size() / kChunkLen;

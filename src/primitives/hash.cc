@@ -22,6 +22,11 @@ Result<HashAlgo> ParseHashAlgo(std::string_view name) {
 
 std::unique_ptr<Blake3Tree> Hasher::Tree() const { return nullptr; }
 
+void Hasher::HashMany(std::span<const std::span<const uint8_t>> inputs,
+                      std::span<Digest> outs) const {
+  for (size_t i = 0; i < inputs.size() && i < outs.size(); i++) outs[i] = Hash(inputs[i]);
+}
+
 namespace {
 
 // BLAKE3's C sources detect the CPU's features on first use and cache them in a global without
@@ -70,6 +75,11 @@ class Blake3Hasher : public Hasher {
     return std::make_unique<Blake3Stream>(key_);
   }
   std::unique_ptr<Blake3Tree> Tree() const override { return std::make_unique<Blake3Tree>(key_); }
+  void HashMany(std::span<const std::span<const uint8_t>> inputs,
+                std::span<Digest> outs) const override {
+    const size_t n = std::min(outs.size(), inputs.size());
+    Blake3Tree(key_).HashMany(inputs.first(n), outs.first(n));
+  }
   HashAlgo algo() const override { return HashAlgo::kBlake3; }
   bool keyed() const override { return key_.has_value(); }
 

@@ -393,6 +393,48 @@ TEST(Blake3Tree, EqualsTheReferenceHasherOnEveryShapeOfInput) {
   }
 }
 
+// HashMany: every content's hash equals the reference hasher's, plain and keyed, for batches
+// that mix batchable sizes (2^k whole chunks up to 64 KiB, more contents of one size than SIMD
+// lanes) with every other shape (empty, one chunk, uneven lengths, 128 KiB).
+TEST(Blake3Tree, HashManyEqualsTheReferenceHasher) {
+  const std::vector<uint8_t> data = testing::RandomData(4 << 20, 9);
+  Digest key;
+  for (size_t i = 0; i < key.bytes.size(); i++) key.bytes[i] = static_cast<uint8_t>(3 * i + 5);
+  std::vector<size_t> sizes;
+  for (size_t n : {2048, 4096, 8192, 16384, 32768, 65536})
+    for (int copies = 0; copies < (n == 4096 ? 37 : 3); copies++) sizes.push_back(n);
+  for (size_t n : {0, 1, 64, 1023, 1024, 1025, 3072, 4095, 4097, 6144, 131072}) sizes.push_back(n);
+  std::mt19937_64 rng(11);
+  std::shuffle(sizes.begin(), sizes.end(), rng);
+  std::vector<std::span<const uint8_t>> inputs;
+  size_t at = 0;
+  for (size_t n : sizes) {
+    inputs.emplace_back(data.data() + at, n);
+    at += n + 1;  // contents start at every alignment
+  }
+  ASSERT_LE(at, data.size());
+  for (const std::optional<Digest>& k : {std::optional<Digest>(), std::optional<Digest>(key)}) {
+    const auto ref = MakeHasher(HashAlgo::kBlake3, k);
+    for (size_t count : {size_t{1}, size_t{5}, size_t{16}, size_t{17}, inputs.size()}) {
+      std::vector<Digest> outs(count);
+      Blake3Tree(k).HashMany(std::span(inputs).first(count), outs);
+      for (size_t i = 0; i < count; i++)
+        EXPECT_EQ(outs[i].Hex(), ref->Hash(inputs[i]).Hex())
+            << inputs[i].size() << " bytes, input " << i << " of " << count << ", keyed "
+            << k.has_value();
+    }
+  }
+  // A 4 KiB block against BLAKE3's official keyed vector of that length, through HashMany.
+  const auto in = Blake3TestInput(4096);
+  for (const auto& v : kBlake3Vectors) {
+    if (v.len != 4096) continue;
+    std::vector<std::span<const uint8_t>> one{std::span<const uint8_t>(in)};
+    std::vector<Digest> out(1);
+    Blake3Tree(Blake3VectorKey()).HashMany(one, out);
+    EXPECT_EQ(out[0].Hex(), v.keyed);
+  }
+}
+
 // The tree's own node code (chunks, whole subtrees, left-balanced splits) against BLAKE3's
 // official vectors, without the reference hasher.
 TEST(Blake3Tree, OfficialVectors) {

@@ -573,6 +573,24 @@ TEST_P(VdiskTest, ADamagedBlockInABatchIsReportedByItsChunk) {
   ExpectOnlyBlock10Fails(*Open(*user_, "n", false), data, bad_id.Hex());
 }
 
+// The same for a deduped block, whose content hash a batched read checks for many blocks at
+// once (ChunkStore::VerifyAndCache): in a plain store the damage fails that hash, in an
+// encrypted one its AEAD. The damaged block is not cached: a second read fails the same way.
+TEST_P(VdiskTest, ADamagedDedupedBlockInABatchIsReportedByItsChunk) {
+  ASSERT_TRUE(user_->vdisks->Create("d", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
+  auto data = RandomData(256 << 10, 5);
+  ASSERT_TRUE(Open(*user_, "d")->Write(0, data, true).ok());
+  const Digest bad_id =
+      user_->chunks->hasher().Hash(std::span<const uint8_t>(data).subspan(10 * 4096, 4096));
+  auto rec = user_->chunks->Lookup(bad_id);
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  std::vector<uint8_t> junk(16, 0x5a);
+  ASSERT_TRUE(user_->backend->Write((*rec)->segment, (*rec)->offset + 40, junk).ok());
+  auto v = Open(*user_, "d", false);
+  ExpectOnlyBlock10Fails(*v, data, bad_id.Hex());
+  ExpectOnlyBlock10Fails(*v, data, bad_id.Hex());
+}
+
 // Reads keep the records they looked up as hints (ChunkStore::ReadMany); re-encryption moves
 // every chunk and changes its salt, so every hint goes stale: reads still return the data
 // (the stale hint fails its AEAD and the chunk is looked up again), then hit the fresh hints.
