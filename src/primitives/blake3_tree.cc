@@ -144,6 +144,7 @@ void Blake3Tree::HashMany(std::span<const std::span<const uint8_t>> inputs,
                           std::span<Digest> outs) const {
   // Contents of one batchable size are hashed together, kLanes at a time; sizes are few (a
   // vdisk's block size, mostly), so a pass per size over the inputs is cheap.
+  inputs = inputs.first(std::min(inputs.size(), outs.size()));  // as many as there are outs
   std::vector<uint8_t> done(inputs.size(), 0);
   for (size_t first = 0; first < inputs.size(); first++) {
     if (done[first]) continue;

@@ -44,10 +44,11 @@ class Blake3Tree {
   Block HashBlock(std::span<const uint8_t> bytes, uint64_t index) const;
 
   // The hashes of many contents at once: outs[i] = the BLAKE3 hash (with this tree's key) of
-  // inputs[i] (one length). Contents of 2^k whole 1 KiB chunks, 2 KiB to 64 KiB (vdisk blocks
-  // and small chunks), are hashed together, chunk by chunk and then tree level by tree level
-  // across the contents, so that the SIMD lanes (16 with AVX-512) are filled: a 4 KiB block
-  // hashed alone fills four. Other lengths are hashed one by one. Thread-safe (const).
+  // inputs[i], for i below the smaller of the two sizes; the contents may differ in length.
+  // Contents of 2^k whole 1 KiB chunks, 2 KiB to 64 KiB (vdisk blocks and small chunks), are hashed
+  // together, chunk by chunk and then tree level by tree level across the contents, so that the
+  // SIMD lanes (16 with AVX-512) are filled: a 4 KiB block hashed alone fills four. Other lengths
+  // are hashed one by one. Thread-safe (const).
   void HashMany(std::span<const std::span<const uint8_t>> inputs, std::span<Digest> outs) const;
 
   // Adds the next block (block 0 first, then 1, ...). One thread.

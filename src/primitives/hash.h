@@ -37,9 +37,10 @@ class Hasher {
   // The same hash built from 1 MiB blocks hashed apart (blake3_tree.h), or null when the
   // algorithm is not a tree (SHA-256).
   virtual std::unique_ptr<Blake3Tree> Tree() const;
-  // outs[i] = Hash(inputs[i]) for each i (one length). BLAKE3 hashes contents of 2^k whole
-  // KiB, 2 to 64 KiB, together (Blake3Tree::HashMany: all SIMD lanes busy, where one 4 KiB
-  // block alone fills a quarter of AVX-512's); the default hashes one by one.
+  // outs[i] = Hash(inputs[i]) for i below the smaller of the two sizes (the contents may
+  // differ in length). BLAKE3 hashes contents of 2^k whole KiB, 2 to 64 KiB, together
+  // (Blake3Tree::HashMany: all SIMD lanes busy, where one 4 KiB block alone fills a quarter of
+  // AVX-512's); the default hashes one by one.
   virtual void HashMany(std::span<const std::span<const uint8_t>> inputs,
                         std::span<Digest> outs) const;
   virtual HashAlgo algo() const = 0;

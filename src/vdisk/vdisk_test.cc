@@ -11,6 +11,7 @@
 
 #include "../../tests/test_util.h"
 #include "backend/backend.h"
+#include "cache/chunk_cache.h"
 #include "chunkstore/chunk_check.h"
 #include "crypto/keys.h"
 #include "index/authenticated_index.h"
@@ -575,20 +576,38 @@ TEST_P(VdiskTest, ADamagedBlockInABatchIsReportedByItsChunk) {
 
 // The same for a deduped block, whose content hash a batched read checks for many blocks at
 // once (ChunkStore::VerifyAndCache): in a plain store the damage fails that hash, in an
-// encrypted one its AEAD. The damaged block is not cached: a second read fails the same way.
+// encrypted one its AEAD. Before the damage, a batched read of every block verifies them all on
+// the fast path (one chunk read each: a hash that failed would read it again the slow way).
+// With a hot cache, every block but the damaged one is cached, and a second read fails again.
 TEST_P(VdiskTest, ADamagedDedupedBlockInABatchIsReportedByItsChunk) {
   ASSERT_TRUE(user_->vdisks->Create("d", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
   auto data = RandomData(256 << 10, 5);
   ASSERT_TRUE(Open(*user_, "d")->Write(0, data, true).ok());
+  {
+    auto v = Open(*user_, "d", false);
+    std::vector<uint8_t> all(data.size());
+    const uint64_t before = user_->chunks->chunk_reads();
+    ASSERT_TRUE(v->Read(0, all).ok());
+    EXPECT_EQ(all, data);
+    EXPECT_EQ(user_->chunks->chunk_reads() - before, 64u) << "blocks read again the slow way";
+  }
   const Digest bad_id =
       user_->chunks->hasher().Hash(std::span<const uint8_t>(data).subspan(10 * 4096, 4096));
   auto rec = user_->chunks->Lookup(bad_id);
   ASSERT_TRUE(rec.ok() && rec->has_value());
   std::vector<uint8_t> junk(16, 0x5a);
   ASSERT_TRUE(user_->backend->Write((*rec)->segment, (*rec)->offset + 40, junk).ok());
+  ChunkCache cache({.capacity_bytes = 1 << 20});  // room for all 64 blocks
+  struct Detach {
+    ChunkStore* store;
+    ~Detach() { store->SetCache(nullptr); }  // before the cache goes
+  } detach{user_->chunks.get()};
+  user_->chunks->SetCache(&cache);
   auto v = Open(*user_, "d", false);
   ExpectOnlyBlock10Fails(*v, data, bad_id.Hex());
+  EXPECT_EQ(cache.Stats().entries, 63u) << "every block but the damaged one";
   ExpectOnlyBlock10Fails(*v, data, bad_id.Hex());
+  EXPECT_EQ(cache.Stats().entries, 63u);
 }
 
 // Reads keep the records they looked up as hints (ChunkStore::ReadMany); re-encryption moves
