@@ -330,19 +330,23 @@ size_t ChunkCache::Admit(CacheStoreKey store, std::span<const Digest> ids,
     }
     const uint64_t h = hashes[i];
     if (repeat[i] || ShardOf(h).table.Find(h, store, ids[i]) != nullptr) continue;
-    if (charge <= room || !admit_seen_only_) {
-      room -= std::min(room, charge);
-      admit[i] = kFits;
-    } else if (ghost_.Take(h)) {
-      admit[i] = kSeen;  // taken now: later declines in this call cannot push it out
-    } else {
-      ghost_.Add(h, charge);
-      declined_++;
-      continue;
-    }
+    // A kSeen id is taken out of the ghost now: later declines in this call cannot push it out.
+    admit[i] = Judge(h, charge, room);
+    if (admit[i] == kDeclined) continue;
+    if (admit[i] == kFits) room -= std::min(room, charge);
     kept++;
   }
   return kept;
+}
+
+ChunkCache::Admission ChunkCache::Judge(uint64_t h, uint64_t charge, uint64_t room) {
+  if (charge <= room || !admit_seen_only_) return kFits;
+  if (ghost_.Take(h)) return kSeen;
+  // It would evict another chunk and was not seen recently. Remembered, so that its next miss
+  // admits it.
+  ghost_.Add(h, charge);
+  declined_++;
+  return kDeclined;
 }
 
 ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRef buf,
@@ -350,14 +354,10 @@ ChunkRef ChunkCache::InsertLocked(CacheStoreKey store, const Digest& id, ChunkRe
   const uint64_t h = HashKey(store, id);
   Shard& s = ShardOf(h);
   if (Entry* e = s.table.Find(h, store, id)) return e->buf;
-  const bool ghost_hit = verdict == kSeen || ghost_.Take(h);
-  if (verdict == kDeclined && !ghost_hit && admit_seen_only_ && used_ + charge > capacity_) {
-    // Admission: it would evict another chunk and was not seen recently. Remembered, so that
-    // its next miss inserts it.
-    ghost_.Add(h, charge);
-    declined_++;
+  if (verdict == kDeclined && (verdict = Judge(h, charge, capacity_ - used_)) == kDeclined)
     return buf;
-  }
+  // A kFits chunk may still have its id in the ghost: it then goes to main too.
+  const bool ghost_hit = verdict == kSeen || ghost_.Take(h);
   while (used_ + charge > capacity_) EvictOne();
   auto e = std::make_unique<Entry>();
   e->store = store;

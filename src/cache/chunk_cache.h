@@ -204,7 +204,6 @@ class ChunkCache {
     Ghost(uint64_t max_bytes, size_t max_entries) : max_bytes_(max_bytes), max_n_(max_entries) {}
     void Add(uint64_t hash, uint64_t charge);
     bool Take(uint64_t hash);  // true (and forgets it) when `hash` is in the ghost
-    bool Contains(uint64_t hash) const { return live_.count(hash) != 0; }
 
    private:
     struct Item {
@@ -233,6 +232,11 @@ class ChunkCache {
   // The bytes charged for caching `buf` (its size and kEntryOverheadBytes), or 0 when there is
   // nothing to cache: a null buffer, or one larger than the capacity (counted as rejected).
   uint64_t ChargeOf(const ChunkRef& buf);
+  // Admission of a chunk (hash `h`) that is not cached, `room` bytes being free for it
+  // (policy_mu_ held): kFits when its charge fits in `room` or admission is off, else kSeen
+  // when its id was in the ghost (taken out of it), else kDeclined (its id enters the ghost,
+  // counted as declined). Admit and Insert judge alike through it.
+  Admission Judge(uint64_t h, uint64_t charge, uint64_t room);
   // Insert's work under policy_mu_ (held by the caller) for a buffer that fits: the cached
   // buffer of `id` if there is one, else `buf`, now cached, or `buf` declined (admission).
   // `verdict`: what Admit said of it (kFits, kSeen: kept without judging again), or kDeclined
