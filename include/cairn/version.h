@@ -14,7 +14,7 @@ inline constexpr const char* kVersionString = "0.1.0";
 // groups; 4 added delta chunks); formats 1 to 5 are opened (a format-2 repository is upgraded
 // to 3 by its first writable open). A repository of a newer format is refused with
 // kUnsupported.
-inline constexpr int kRepositoryFormatVersion = 5;
+inline constexpr int kRepositoryFormatVersion = 6;
 inline constexpr int kRepositoryFormatMinVersion = 1;
 
 }  // namespace cairn

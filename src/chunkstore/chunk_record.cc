@@ -53,8 +53,10 @@ std::optional<ChunkRecord> ChunkRecord::Decode(std::string_view v) {
       return std::nullopt;
     c.base = Digest::FromBytes(base);
   }
-  if (!r.done() || (c.flags & ~(kFlagPrivate | kFlagPadded | kFlagDelta | kFlagGroup)) != 0)
+  if (!r.done() ||
+      (c.flags & ~(kFlagPrivate | kFlagPadded | kFlagDelta | kFlagGroup | kFlagPacked)) != 0)
     return std::nullopt;
+  if (c.is_packed() && !c.is_group()) return std::nullopt;
   // A group is private, raw, unpadded and never a delta.
   if (c.is_group() && (!c.is_private() || c.is_padded() || c.codec != Codec::kRaw))
     return std::nullopt;

@@ -41,6 +41,12 @@ struct ChunkRecord {
   // the slots'; its refcount counts block map entries (one per slot that a map points at).
   // Format 5 only.
   static constexpr uint8_t kFlagGroup = 8;
+  // A packed group (ADR 0014 amendment 5; with kFlagGroup): single blocks of many vdisk writes
+  // to blocks anywhere on the disk, gathered into one group. After its slots comes its *block
+  // list*: u64 LE block number (LBA) of each slot, in slot order, sealed (or checksummed) as
+  // slot kPackedListSlot, 8 * slots + GroupSlotOverhead bytes. Cleaning reads it to find the
+  // map entries that still name the group's slots. Format 6 only.
+  static constexpr uint8_t kFlagPacked = 16;
   uint64_t refcount = 0;
   SegmentId segment = 0;
   uint64_t offset = 0;
@@ -53,7 +59,7 @@ struct ChunkRecord {
   std::array<uint8_t, 16> salt{};
   uint64_t sealed = 0;      // unix nanoseconds of the last seal (the chunk key's epoch)
   uint32_t generation = 0;  // 1 when first sealed, +1 at every re-seal
-  uint8_t flags = 0;        // kFlagPrivate, kFlagPadded, kFlagDelta
+  uint8_t flags = 0;        // kFlagPrivate, kFlagPadded, kFlagDelta, kFlagGroup, kFlagPacked
   Digest base{};            // kFlagDelta: the chunk whose plaintext is the delta's prefix
 
   bool is_sealed() const { return key_version != 0; }
@@ -61,6 +67,7 @@ struct ChunkRecord {
   bool is_padded() const { return (flags & kFlagPadded) != 0; }
   bool is_delta() const { return (flags & kFlagDelta) != 0; }
   bool is_group() const { return (flags & kFlagGroup) != 0; }
+  bool is_packed() const { return (flags & kFlagPacked) != 0; }
 
   std::string Encode() const;
   static std::optional<ChunkRecord> Decode(std::string_view v);
@@ -103,9 +110,15 @@ struct GroupLayout {
   uint32_t slots = 0;
   uint32_t block_size = 0;
   uint32_t stride = 0;  // stored bytes per slot: block_size + overhead
+  // A packed group's block list (ChunkRecord::kFlagPacked): where it starts in the stored bytes
+  // (slots * stride) and its stored length (8 * slots + overhead); both 0 in other groups.
+  uint32_t list_offset = 0;
+  uint32_t list_len = 0;
 };
+// The slot number a packed group's block list is sealed (or checksummed) under: no block's.
+inline constexpr uint32_t kPackedListSlot = 0xFFFFFFFF;
 // The layout of group record `rec` with `overhead` bytes per slot; nullopt when its lengths do
-// not make whole slots of one block size.
+// not make whole slots of one block size (and, packed, the block list after them).
 std::optional<GroupLayout> GroupLayoutOf(const ChunkRecord& rec, size_t overhead);
 // The checksum after slot `slot` of group `id` in a plain store: the first 16 bytes of BLAKE3 of
 // id || u32 LE slot || block. Binds the block to its group and slot.

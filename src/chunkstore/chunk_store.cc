@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "util/clock.h"
+#include "util/coding.h"
 
 namespace cairn {
 
@@ -19,14 +20,25 @@ std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain) {
 
 std::optional<GroupLayout> GroupLayoutOf(const ChunkRecord& rec, size_t overhead) {
   if (!rec.is_group() || overhead == 0 || rec.stored_len <= rec.plain_len) return std::nullopt;
-  const uint64_t extra = rec.stored_len - rec.plain_len;
-  if (extra % overhead != 0) return std::nullopt;
-  const uint64_t n = extra / overhead;
+  uint64_t extra = rec.stored_len - rec.plain_len;
+  // A packed group: n slots' overhead, then the block list (8 bytes a slot and one overhead).
+  uint64_t per_slot = overhead;
+  if (rec.is_packed()) {
+    if (extra <= overhead) return std::nullopt;
+    extra -= overhead;
+    per_slot += 8;
+  }
+  if (extra % per_slot != 0) return std::nullopt;
+  const uint64_t n = extra / per_slot;
   if (n == 0 || rec.plain_len % n != 0 || rec.plain_len / n == 0) return std::nullopt;
   GroupLayout g;
   g.slots = static_cast<uint32_t>(n);
   g.block_size = static_cast<uint32_t>(rec.plain_len / n);
   g.stride = static_cast<uint32_t>(g.block_size + overhead);
+  if (rec.is_packed()) {
+    g.list_offset = g.slots * g.stride;
+    g.list_len = static_cast<uint32_t>(8 * n + overhead);
+  }
   return g;
 }
 
@@ -406,6 +418,7 @@ Status ChunkStore::UnsealGroup(const Digest& id, const ChunkRecord& rec, std::sp
     if (failed++ == 0) first = s;
     if (failed <= 16) bad += (bad.empty() ? "" : ", ") + std::to_string(i);
   }
+  if (failed == 0 && rec.is_packed()) return OpenPackedList(id, rec, stored).status();
   if (failed == 1) return first.WithContext("chunk " + id.Hex() + Where(rec));
   if (failed > 1)
     return Status::Corruption("chunk " + id.Hex() + Where(rec) + ": " + std::to_string(failed) +
@@ -436,21 +449,56 @@ Status ChunkStore::OpenSlot(const Digest& id, const ChunkRecord& rec, uint32_t s
 
 Status ChunkStore::SealGroup(const Digest& id, std::span<const uint8_t> blocks, uint32_t block_size,
                              std::span<const uint8_t> salt, crypto::ChunkSeal& seal,
-                             std::span<uint8_t> out) const {
-  if (crypto_) return crypto_->SealGroupInto(id, blocks, block_size, salt, seal, out);
+                             std::span<uint8_t> out, std::span<const uint8_t> list) const {
+  if (crypto_)
+    return crypto_->SealGroupInto(id, blocks, block_size, salt, seal, out, list, kPackedListSlot);
   const size_t n = blocks.size() / block_size, stride = block_size + kPlainSlotOverhead;
-  if (blocks.size() % block_size != 0 || out.size() != n * stride)
+  const size_t list_len = list.empty() ? 0 : list.size() + kPlainSlotOverhead;
+  if (blocks.size() % block_size != 0 || out.size() != n * stride + list_len)
     return Status::Invalid("group: " + std::to_string(blocks.size()) + " bytes of " +
                            std::to_string(block_size) + "-byte blocks into " +
                            std::to_string(out.size()) + " bytes");
-  for (size_t i = 0; i < n; i++) {
-    auto block = blocks.subspan(i * block_size, block_size);
-    std::memcpy(out.data() + i * stride, block.data(), block_size);
-    auto sum = SlotChecksum(id, static_cast<uint32_t>(i), block);
-    std::memcpy(out.data() + i * stride + block_size, sum.data(), sum.size());
-  }
+  auto put = [&](size_t at, uint32_t slot, std::span<const uint8_t> block) {
+    std::memcpy(out.data() + at, block.data(), block.size());
+    auto sum = SlotChecksum(id, slot, block);
+    std::memcpy(out.data() + at + block.size(), sum.data(), sum.size());
+  };
+  for (size_t i = 0; i < n; i++)
+    put(i * stride, static_cast<uint32_t>(i), blocks.subspan(i * block_size, block_size));
+  if (!list.empty()) put(n * stride, kPackedListSlot, list);
   seal = {};
   return Status::Ok();
+}
+
+Result<std::vector<uint64_t>> ChunkStore::ReadPackedList(const Digest& id,
+                                                         const ChunkRecord& rec) const {
+  auto g = GroupLayoutOf(rec, SlotOverhead());
+  if (!g || !rec.is_packed())
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
+                              " is not a packed group with a block list");
+  std::vector<uint8_t> list(g->list_len);
+  CAIRN_RETURN_IF_ERROR(backend_->Read(rec.segment, rec.offset + g->list_offset, list)
+                            .WithContext("chunk " + id.Hex() + Where(rec)));
+  return OpenPackedList(id, rec, list);
+}
+
+Result<std::vector<uint64_t>> ChunkStore::OpenPackedList(const Digest& id, const ChunkRecord& rec,
+                                                         std::span<const uint8_t> stored) const {
+  auto g = GroupLayoutOf(rec, SlotOverhead());
+  if (!g || !rec.is_packed() || (stored.size() != rec.stored_len && stored.size() != g->list_len))
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
+                              " is not a packed group with a block list");
+  // The whole stored group, or only its list.
+  if (stored.size() == rec.stored_len) stored = stored.subspan(g->list_offset, g->list_len);
+  std::vector<uint8_t> plain(size_t{8} * g->slots);
+  Status s = OpenSlot(id, rec, kPackedListSlot, stored, plain);
+  if (!s.ok())
+    return Status::Corruption("chunk " + id.Hex() + Where(rec) +
+                              ": its block list fails verification: " + s.message());
+  Reader r(std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()));
+  std::vector<uint64_t> lbas(g->slots);
+  for (uint64_t& lba : lbas) lba = r.U64();
+  return lbas;
 }
 
 Status ChunkStore::Seal(std::span<const uint8_t> data, PreparedChunk& p, bool raw,

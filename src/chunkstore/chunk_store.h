@@ -128,6 +128,13 @@ class ChunkTxn {
   // the id; block i is slot i. Format-5 stores only (the caller checks).
   static constexpr size_t kMaxGroupSlots = 256;
   Result<Digest> AddPrivateGroup(std::span<const uint8_t> blocks, uint32_t block_size);
+  // Stores single blocks of many writes (1 to kMaxGroupSlots of `block_size` bytes, block i
+  // being vdisk block lbas[i]) as packed group `id` (ChunkRecord::kFlagPacked; `id`: 32 random
+  // bytes the caller drew, which its block map already names): a group whose block list
+  // (`lbas`) is sealed after its slots. Adds one reference per block. Format-6 stores only
+  // (the caller checks). Invalid on a count mismatch or a size that is no whole blocks.
+  Status AddPackedGroup(const Digest& id, std::span<const uint8_t> blocks, uint32_t block_size,
+                        std::span<const uint64_t> lbas);
   // AddRef for many prepared chunks at once: the chunks new to the store and to this
   // transaction are written side by side with one backend write.
   Status AddRefs(std::vector<PreparedChunk>&& chunks);
@@ -414,6 +421,12 @@ class ChunkStore {
   std::vector<Digest> Damaged() const;
   // Chunks healed by commits so far.
   uint64_t healed() const { return healed_.load(); }
+
+  // The block list of packed group `id` (record `rec`), read from the backend on its own
+  // (ChunkRecord::kFlagPacked): the vdisk block (LBA) each slot was written for. IOError when
+  // it cannot be read, Corruption when it does not verify or `rec` is no packed group.
+  Result<std::vector<uint64_t>> ReadPackedList(const Digest& id, const ChunkRecord& rec) const;
+
   const Hasher& hasher() const { return *hasher_; }
   // Group slots (ChunkRecord::kFlagGroup): stored bytes per slot beyond the block.
   size_t SlotOverhead() const {
@@ -488,10 +501,17 @@ class ChunkStore {
                   std::span<const uint8_t> stored, std::span<uint8_t> out,
                   crypto::StoreCrypto::GroupOpener* opener = nullptr) const;
   // Seals (plain store: checksums) `blocks` as the slots of group `id` into `out` (exactly
-  // slots * (block_size + SlotOverhead()) bytes); `salt`: fresh random bytes (kChunkSaltSize).
+  // slots * (block_size + SlotOverhead()) bytes, plus list.size() + SlotOverhead() when `list`
+  // is not empty); `salt`: fresh random bytes (kChunkSaltSize). `list`: a packed group's block
+  // list (ChunkRecord::kFlagPacked), sealed after the slots as slot kPackedListSlot.
   Status SealGroup(const Digest& id, std::span<const uint8_t> blocks, uint32_t block_size,
-                   std::span<const uint8_t> salt, crypto::ChunkSeal& seal,
-                   std::span<uint8_t> out) const;
+                   std::span<const uint8_t> salt, crypto::ChunkSeal& seal, std::span<uint8_t> out,
+                   std::span<const uint8_t> list = {}) const;
+  // Opens and verifies the block list of packed group `id` from `stored`: its whole stored
+  // bytes, or the list's alone. Returns the LBA of each slot. Corruption when `rec` is no packed
+  // group or it fails.
+  Result<std::vector<uint64_t>> OpenPackedList(const Digest& id, const ChunkRecord& rec,
+                                               std::span<const uint8_t> stored) const;
   // Compresses (unless `raw`) and seals a chunk new to the store into p.stored. `fresh`: the
   // seal's random bytes (StoreCrypto::kSealRandomSize, drawn by the caller, used once), or
   // empty to draw them here.

@@ -7,6 +7,7 @@
 
 #include "chunkstore/chunk_store.h"
 #include "util/clock.h"
+#include "util/coding.h"
 
 namespace cairn {
 
@@ -415,6 +416,50 @@ Result<Digest> ChunkTxn::AddPrivateGroup(std::span<const uint8_t> blocks, uint32
   return c.id;
 }
 
+Status ChunkTxn::AddPackedGroup(const Digest& id, std::span<const uint8_t> blocks,
+                                uint32_t block_size, std::span<const uint64_t> lbas) {
+  if (block_size == 0 || blocks.size() % block_size != 0 || lbas.empty() ||
+      blocks.size() / block_size != lbas.size() || lbas.size() > kMaxGroupSlots)
+    return Status::Invalid("a packed group takes 1 to " + std::to_string(kMaxGroupSlots) +
+                           " whole blocks and their block numbers, not " +
+                           std::to_string(blocks.size()) + " bytes of " +
+                           std::to_string(block_size) + "-byte blocks and " +
+                           std::to_string(lbas.size()) + " numbers");
+  const size_t n = lbas.size();
+  std::string list;
+  list.reserve(8 * n);
+  for (uint64_t lba : lbas) PutU64(list, lba);
+  PreparedChunk c;
+  c.id = id;
+  c.plain_len = static_cast<uint32_t>(blocks.size());
+  const size_t overhead = store_->SlotOverhead();
+  c.stored.resize(n * (block_size + overhead) + list.size() + overhead);
+  std::array<uint8_t, crypto::kChunkSaltSize> salt;
+  CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(salt));
+  CAIRN_RETURN_IF_ERROR(
+      store_->SealGroup(id, blocks, block_size, salt, c.seal, c.stored,
+                        {reinterpret_cast<const uint8_t*>(list.data()), list.size()}));
+  {
+    std::lock_guard lk(mu_);
+    deltas_[id] += static_cast<int64_t>(n);  // one reference per slot
+  }
+  auto e = WriteData(c.stored);
+  std::lock_guard lk(mu_);
+  if (!e.ok()) {
+    deltas_[id] -= static_cast<int64_t>(n);
+    return e.status();
+  }
+  NewChunk nc = MakeNew(
+      c, *e, ChunkRecord::kFlagPrivate | ChunkRecord::kFlagGroup | ChunkRecord::kFlagPacked);
+  new_stored_bytes_ += nc.record.stored_len;
+  if (!new_chunks_.emplace(id, std::move(nc)).second) {
+    GiveBackLocked(*e);
+    deltas_[id] -= static_cast<int64_t>(n);
+    return Status::Invalid("packed group " + id.Hex() + " is already in the transaction");
+  }
+  return Status::Ok();
+}
+
 Status ChunkTxn::AddRefs(std::vector<PreparedChunk>&& chunks) {
   std::vector<PreparedChunk*> fresh;
   std::unordered_set<Digest, DigestHash> mine;  // new chunks repeated inside this request
@@ -525,11 +570,24 @@ Status ChunkTxn::ResealGroup(const Digest& id, const ChunkRecord& rec) {
   if (!s.ok())
     return Status::Corruption("cannot re-seal chunk " + id.Hex() + " in " +
                               store_->backend_->Describe(rec.segment) + ": " + s.message());
+  // A packed group's block list goes with it (verified by Unseal above).
+  std::string list;
+  if (rec.is_packed()) {
+    std::vector<uint8_t> whole(rec.stored_len);
+    s = store_->backend_->Read(rec.segment, rec.offset, whole);
+    auto lbas = s.ok() ? store_->OpenPackedList(id, rec, whole) : Result<std::vector<uint64_t>>(s);
+    if (!lbas.ok())
+      return Status::Corruption("cannot re-seal chunk " + id.Hex() + ": " +
+                                lbas.status().message());
+    for (uint64_t lba : *lbas) PutU64(list, lba);
+  }
   std::array<uint8_t, crypto::kChunkSaltSize> salt;
   CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(salt));
   crypto::ChunkSeal seal;
   std::vector<uint8_t> sealed(rec.stored_len);
-  CAIRN_RETURN_IF_ERROR(store_->SealGroup(id, plain, g->block_size, salt, seal, sealed));
+  CAIRN_RETURN_IF_ERROR(
+      store_->SealGroup(id, plain, g->block_size, salt, seal, sealed,
+                        {reinterpret_cast<const uint8_t*>(list.data()), list.size()}));
   CAIRN_ASSIGN_OR_RETURN(Extent e, WriteData(sealed));
   ChunkRecord next = rec;
   next.segment = e.segment;

@@ -143,13 +143,15 @@ Status SlotAuthFailed(uint32_t slot) {
 
 Status StoreCrypto::SealGroupInto(const Digest& id, std::span<const uint8_t> blocks,
                                   size_t block_size, std::span<const uint8_t> salt, ChunkSeal& seal,
-                                  std::span<uint8_t> out) const {
+                                  std::span<uint8_t> out, std::span<const uint8_t> tail,
+                                  uint32_t tail_slot) const {
   if (salt.size() != kChunkSaltSize || block_size == 0 || blocks.size() % block_size != 0)
     return Status::Invalid("group seal: bad salt or block size");
   const size_t n = blocks.size() / block_size, stride = block_size + kSlotOverhead;
-  if (out.size() != n * stride)
+  const size_t tail_len = tail.empty() ? 0 : tail.size() + kSlotOverhead;
+  if (out.size() != n * stride + tail_len || (!tail.empty() && tail_slot < n))
     return Status::Invalid("group seal: output of " + std::to_string(out.size()) + " bytes, not " +
-                           std::to_string(n * stride));
+                           std::to_string(n * stride + tail_len) + ", or a tail slot of a block");
   seal.key_version = keys_.current_version();
   seal.epoch = UnixNanos();
   seal.padded = false;
@@ -166,6 +168,9 @@ Status StoreCrypto::SealGroupInto(const Digest& id, std::span<const uint8_t> blo
                                      blocks.subspan(i * block_size, block_size), nonce,
                                      out.subspan(i * stride, stride)));
   }
+  if (!tail.empty())
+    CAIRN_RETURN_IF_ERROR(batch.Seal(SlotAad(aad, prefix, tail_slot), tail, SlotNonce(tail_slot),
+                                     out.subspan(n * stride, tail_len)));
   return Status::Ok();
 }
 

@@ -92,11 +92,14 @@ class StoreCrypto {
   // fails. Slots are unpadded: every slot of a group has the block size.
   static constexpr size_t kSlotOverhead = kSealOverhead;
   // Seals `blocks` (a multiple of block_size bytes) into `out` (exactly
-  // blocks.size() / block_size * (block_size + kSlotOverhead) bytes); `salt`: kChunkSaltSize
-  // fresh random bytes. Sets seal (padded = false). Invalid on a size mismatch.
+  // blocks.size() / block_size * (block_size + kSlotOverhead) bytes, plus tail.size() +
+  // kSlotOverhead when `tail` is not empty); `salt`: kChunkSaltSize fresh random bytes. `tail`
+  // (a packed group's block list): sealed after the slots as one more slot, number
+  // `tail_slot`, which must be no block's. Sets seal (padded = false). Invalid on a size
+  // mismatch.
   Status SealGroupInto(const Digest& id, std::span<const uint8_t> blocks, size_t block_size,
-                       std::span<const uint8_t> salt, ChunkSeal& seal,
-                       std::span<uint8_t> out) const;
+                       std::span<const uint8_t> salt, ChunkSeal& seal, std::span<uint8_t> out,
+                       std::span<const uint8_t> tail = {}, uint32_t tail_slot = 0) const;
   // Opens slot `slot` (`sealed`: its block_size + kSlotOverhead bytes) into `out` (block_size
   // bytes; may be exactly sealed.subspan(kNonceSize)). Corruption when it does not verify.
   Status OpenGroupSlot(const Digest& id, const ChunkSeal& seal, uint32_t slot,

@@ -326,8 +326,8 @@ void InitAsFormat(const TempDir& dir, int version) {
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   in.close();
-  ASSERT_NE(text.find("\"version\": 5"), std::string::npos) << text;
-  text = std::regex_replace(text, std::regex("\"version\": 5"),
+  ASSERT_NE(text.find("\"version\": 6"), std::string::npos) << text;
+  text = std::regex_replace(text, std::regex("\"version\": 6"),
                             "\"version\": " + std::to_string(version));
   std::ofstream(path) << text;
 }
@@ -351,10 +351,12 @@ TEST(DeltaFormat, Format3RepositoriesStoreNoDeltas) {
   testing::ExpectCheckClean(**repo);
 }
 
-// The same for vdisk block groups (format 5): a format-4 repository keeps storing one chunk
-// per vdisk block, and a format-5 one stores a 1 MiB write as one group.
-TEST(DeltaFormat, Format4RepositoriesStoreNoVdiskGroups) {
-  for (int version : {4, 5}) {
+// The same for vdisk block groups (format 5) and packed groups (format 6): a format-4
+// repository keeps storing one chunk per vdisk block, a format-5 one stores a 1 MiB write as one
+// group and each single-block write as a chunk of its own, and a format-6 one packs the
+// single-block writes into one group too.
+TEST(DeltaFormat, OlderFormatsStoreNoNewerVdiskGroups) {
+  for (int version : {4, 5, 6}) {
     TempDir dir;
     ASSERT_NO_FATAL_FAILURE(InitAsFormat(dir, version));
     OpenOptions oo;
@@ -362,15 +364,24 @@ TEST(DeltaFormat, Format4RepositoriesStoreNoVdiskGroups) {
     auto repo = Repository::Open(dir / "repo", oo);
     ASSERT_TRUE(repo.ok()) << repo.status().message();
     ASSERT_TRUE((*repo)->CreateVdisk("d", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
-    const auto data = RandomData(1 << 20, 4);
+    auto data = RandomData(1 << 20, 4);
     {
       auto v = (*repo)->OpenVdisk("d", true);
       ASSERT_TRUE(v.ok());
       ASSERT_TRUE((*v)->Write(0, data, true).ok());
+      for (uint64_t lba : {3, 200, 17, 90, 250, 5, 128, 64}) {  // single blocks, anywhere
+        auto block = RandomData(4096, lba);
+        ASSERT_TRUE((*v)->Write(lba * 4096, block, false).ok());
+        std::copy(block.begin(), block.end(), data.begin() + lba * 4096);
+      }
+      ASSERT_TRUE((*v)->Flush().ok());
     }
     auto st = (*repo)->Stats();
     ASSERT_TRUE(st.ok());
-    EXPECT_EQ(st->unique_chunks, version == 4 ? 256u : 1u) << "format " << version;
+    EXPECT_EQ(st->unique_chunks, version == 4   ? 256u
+                                 : version == 5 ? 9u
+                                                : 2u)
+        << "format " << version;
     auto v = (*repo)->OpenVdisk("d", false);
     ASSERT_TRUE(v.ok());
     std::vector<uint8_t> back(data.size());

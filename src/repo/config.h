@@ -18,6 +18,8 @@
 namespace cairn {
 
 struct RepoConfig {
+  // 6: single blocks of many vdisk writes are packed into groups with a block list (ADR 0014
+  // amendment 5; chunk flag kFlagPacked); made by init only, like 4 and 5.
   // 5: a vdisk's own blocks written together are stored as groups (multi-block private chunks,
   // ADR 0014 amendment 4; block map pages of version 2); made by init only, like 4.
   // 4: new chunks may be stored as deltas against the chunk they replace (ADR 0020; chunk
@@ -27,12 +29,14 @@ struct RepoConfig {
   // (a system store and one per user), optional encryption (still opened, and upgraded to 3 by the
   // first writable open). 1: a single unencrypted store at the top of the repository (still opened:
   // it is the system store, without users).
-  static constexpr int kFormatVersion = 5;
-  // The first format with delta chunks, and the first with vdisk block groups.
+  static constexpr int kFormatVersion = 6;
+  // The first format with delta chunks, with vdisk block groups, and with packed groups.
   static constexpr int kDeltaVersion = 4;
   static constexpr int kGroupVersion = 5;
+  static constexpr int kPackedVersion = 6;
   bool delta_chunks() const { return version >= kDeltaVersion; }
   bool block_groups() const { return version >= kGroupVersion; }
+  bool packed_groups() const { return version >= kPackedVersion; }
   int version = kFormatVersion;
   std::string id;  // random, hex
   ChunkerParams chunker;

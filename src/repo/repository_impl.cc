@@ -155,6 +155,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   writable_ = opts.writable;
   VdiskContext vc{chunks_.get(), index_.get(), rows_.get(), pool_.get()};
   vc.groups = cfg_.block_groups();
+  vc.packed = cfg_.packed_groups();
   vdisks_ = std::make_unique<VdiskStore>(vc, crypto_.get(), store_.label, store_.key_id == "system",
                                          writable_);
   vdisks_->SetSystemStore([this] { return SystemVdisks(); });

@@ -121,7 +121,30 @@ Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved,
     if (live == 0) continue;  // nothing else holds it (or it is released)
     auto g = GroupLayoutOf(*recs[i], ctx_.chunks->SlotOverhead());
     if (!g || live * 2 > g->slots) continue;  // more than half its slots live
+    if (recs[i]->is_packed()) {
+      CAIRN_RETURN_IF_ERROR(CleanPacked(ids[i], *recs[i], moved));
+      continue;
+    }
     CAIRN_RETURN_IF_ERROR(CleanGroup(ids[i], firsts[i], g->slots, moved));
+  }
+  return Status::Ok();
+}
+
+Status VdiskImpl::CleanPacked(const Digest& group, const ChunkRecord& rec, uint64_t& moved) {
+  CAIRN_ASSIGN_OR_RETURN(auto lbas, ctx_.chunks->ReadPackedList(group, rec));
+  std::shared_lock tl(txn_mu_);
+  std::vector<uint8_t> buf(bs_);
+  for (uint32_t slot = 0; slot < lbas.size(); slot++) {
+    const uint64_t lba = lbas[slot];
+    if (lba >= blocks()) continue;
+    // One block at a time under its stripe, held exclusively: no writer changes it meanwhile.
+    std::unique_lock lk(Stripe(lba));
+    CAIRN_ASSIGN_OR_RETURN(auto entry, map_.Get(lba));
+    if (!entry || entry->id != group || entry->slot != slot) continue;  // overwritten since
+    CAIRN_RETURN_IF_ERROR(ReadBlocksLocked(lba, 1, buf));
+    CAIRN_ASSIGN_OR_RETURN(auto fresh, StorePrivate(*txn_, lba, buf));
+    CAIRN_RETURN_IF_ERROR(SetEntryLocked(*txn_, lba, fresh[0]));
+    moved++;
   }
   return Status::Ok();
 }
@@ -156,7 +179,7 @@ Status VdiskImpl::CleanGroup(const Digest& group, uint64_t first, uint32_t slots
     while (j < n && live(j)) j++;
     buf.resize((j - i) * bs_);
     CAIRN_RETURN_IF_ERROR(ReadBlocksLocked(first + i, j - i, buf));
-    CAIRN_ASSIGN_OR_RETURN(auto fresh, StorePrivate(*txn_, buf));
+    CAIRN_ASSIGN_OR_RETURN(auto fresh, StorePrivate(*txn_, first + i, buf));
     for (uint64_t k = i; k < j; k++)
       CAIRN_RETURN_IF_ERROR(SetEntryLocked(*txn_, first + k, fresh[k - i]));
     moved += j - i;
@@ -167,6 +190,7 @@ Status VdiskImpl::CleanGroup(const Digest& group, uint64_t first, uint32_t slots
 
 Status VdiskImpl::Commit(DroppedGroups* dropped) {
   std::shared_ptr<ChunkTxn> txn;
+  std::shared_ptr<Pack> pack;  // the open pack: its blocks' entries are in this commit's pages
   BlockMap::Dirty pages;
   VdiskBitmap::Dirty slices;
   VdiskDescriptor d;
@@ -179,6 +203,12 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
       txn = std::move(txn_);
       txn_ = std::move(fresh);
       committing_ = txn;
+    }
+    {
+      std::lock_guard pk(pack_mu_);
+      if (pack_) sealing_.push_back(pack_);
+      pack = std::move(pack_);
+      pack_.reset();
     }
     pages = map_.TakeDirty();
     {
@@ -210,7 +240,8 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
     batch.Put(desc_key_, std::move(row));
     return Status::Ok();
   };
-  Status s = txn->Commit(rows);
+  Status s = pack ? SealPack(*txn, pack) : Status::Ok();
+  if (s.ok()) s = txn->Commit(rows);
   {
     std::lock_guard pl(ptr_mu_);
     committing_.reset();

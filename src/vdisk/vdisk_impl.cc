@@ -79,13 +79,56 @@ Status VdiskImpl::ReadChunks(std::span<const Digest> ids, std::span<const uint32
     current = txn_;
     committing = committing_;
   }
+  // Blocks of a pack not yet sealed are read from memory. Checked after the transactions: a
+  // pack leaves sealing_ only once its group is in its transaction.
   std::vector<std::optional<ChunkRecord>> pending(ids.size());
   if (current) current->PendingMany(ids, pending);
   if (committing) committing->PendingMany(ids, pending);
+  std::vector<bool> served;
+  if (ctx_.packed && ReadPacked(ids, slots, outs, served) > 0) {
+    std::vector<Digest> rest_ids;
+    std::vector<uint32_t> rest_slots;
+    std::vector<std::span<uint8_t>> rest_outs;
+    std::vector<const ChunkRecord*> rest_hints;
+    for (size_t i = 0; i < ids.size(); i++) {
+      if (served[i]) continue;
+      rest_ids.push_back(ids[i]);
+      rest_slots.push_back(slots[i]);
+      rest_outs.push_back(outs[i]);
+      rest_hints.push_back(pending[i] ? &*pending[i] : nullptr);
+    }
+    Status s = rest_ids.empty()
+                   ? Status::Ok()
+                   : ctx_.chunks->ReadMany(rest_ids, rest_hints, rest_outs, rest_slots);
+    return s.ok() ? s : s.WithContext("vdisk '" + name_ + "'");
+  }
   std::vector<const ChunkRecord*> hints(ids.size());
   for (size_t i = 0; i < ids.size(); i++) hints[i] = pending[i] ? &*pending[i] : nullptr;
   Status s = ctx_.chunks->ReadMany(ids, hints, outs, slots);
   return s.ok() ? s : s.WithContext("vdisk '" + name_ + "'");
+}
+
+size_t VdiskImpl::ReadPacked(std::span<const Digest> ids, std::span<const uint32_t> slots,
+                             std::span<const std::span<uint8_t>> outs, std::vector<bool>& served) {
+  std::lock_guard lk(pack_mu_);
+  if (!pack_ && sealing_.empty()) return 0;
+  auto find = [&](const Digest& id) -> const Pack* {
+    if (pack_ && pack_->id == id) return pack_.get();
+    for (const auto& p : sealing_)
+      if (p->id == id) return p.get();
+    return nullptr;
+  };
+  served.assign(ids.size(), false);
+  size_t n = 0;
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (slots.empty() || slots[i] == BlockEntry::kWhole) continue;
+    const Pack* p = find(ids[i]);
+    if (!p || slots[i] >= p->lbas.size() || outs[i].size() != bs_) continue;
+    std::memcpy(outs[i].data(), p->data.data() + size_t{slots[i]} * bs_, bs_);
+    served[i] = true;
+    n++;
+  }
+  return n;
 }
 
 Status VdiskImpl::ReadTemplate(uint64_t lba, uint64_t n, std::span<uint8_t> out) {
@@ -201,8 +244,9 @@ Result<std::optional<BlockEntry>> VdiskImpl::SwapEntryLocked(uint64_t lba,
 void VdiskImpl::Dropped(ChunkTxn& txn, uint64_t lba, const BlockEntry& old, int64_t n) {
   txn.DropRef(old.id, n);
   // A group that lost slots may be worth cleaning after the commit; slot k of a group is
-  // always at block first + k (of this vdisk, and of its snapshots).
-  if (old.in_group() && lba >= old.slot) NoteDropped(old.id, lba - old.slot);
+  // always at block first + k (of this vdisk, and of its snapshots), except in a packed group,
+  // whose block list says where each slot belongs (the first block noted is then unused).
+  if (old.in_group()) NoteDropped(old.id, lba >= old.slot ? lba - old.slot : 0);
 }
 
 Status VdiskImpl::SetEntryLocked(ChunkTxn& txn, uint64_t lba, std::optional<BlockEntry> e) {
@@ -243,8 +287,53 @@ Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
   return Status::Ok();
 }
 
+Result<std::vector<BlockEntry>> VdiskImpl::PackBlocks(
+    ChunkTxn& txn, const std::vector<std::span<const uint8_t>>& blocks,
+    const std::vector<uint64_t>& lbas) {
+  std::vector<BlockEntry> out;
+  out.reserve(blocks.size());
+  std::vector<std::shared_ptr<Pack>> full;
+  {
+    std::lock_guard lk(pack_mu_);
+    const uint64_t slots = BatchBlocks();
+    for (size_t i = 0; i < blocks.size(); i++) {
+      if (!pack_) {
+        auto p = std::make_shared<Pack>();
+        CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(p->id.bytes));
+        p->data.reserve(slots * bs_);
+        p->lbas.reserve(slots);
+        pack_ = std::move(p);
+      }
+      out.push_back(BlockEntry{pack_->id, static_cast<uint32_t>(pack_->lbas.size())});
+      pack_->data.insert(pack_->data.end(), blocks[i].begin(), blocks[i].end());
+      pack_->lbas.push_back(lbas[i]);
+      if (pack_->lbas.size() < slots) continue;
+      sealing_.push_back(pack_);
+      full.push_back(std::move(pack_));
+      pack_.reset();
+    }
+  }
+  for (const auto& p : full) CAIRN_RETURN_IF_ERROR(SealPack(txn, p));
+  return out;
+}
+
+Status VdiskImpl::SealPack(ChunkTxn& txn, const std::shared_ptr<Pack>& pack) {
+  Status s = txn.AddPackedGroup(pack->id, pack->data, bs_, pack->lbas);
+  if (!s.ok()) {
+    std::lock_guard lk(failed_mu_);
+    if (failed_.ok())
+      failed_ = s.WithContext("vdisk '" + name_ +
+                              "': writes since the last flush could not be stored (reopen it to "
+                              "continue from the last flush)");
+    return failed_;
+  }
+  std::lock_guard lk(pack_mu_);
+  std::erase(sealing_, pack);
+  return Status::Ok();
+}
+
 Result<std::vector<std::optional<BlockEntry>>> VdiskImpl::StorePrivate(
-    ChunkTxn& txn, std::span<const uint8_t> data) {
+    ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
   const size_t n = data.size() / bs_;
   auto [pieces, where] = NonZeroBlocks(data, bs_);
   std::vector<std::optional<BlockEntry>> entries(n);
@@ -275,7 +364,13 @@ Result<std::vector<std::optional<BlockEntry>>> VdiskImpl::StorePrivate(
     }
     j = k;
   }
-  if (!singles.empty()) {
+  if (!singles.empty() && ctx_.packed) {
+    std::vector<uint64_t> lbas;
+    for (size_t at : single_at) lbas.push_back(lba + at);
+    auto got = PackBlocks(txn, singles, lbas);
+    if (!got.ok()) return fail(got.status());
+    for (size_t j = 0; j < got->size(); j++) entries[single_at[j]] = (*got)[j];
+  } else if (!singles.empty()) {
     // Sealed one by one, written side by side in one backend write.
     auto got = txn.AddPrivateMany(singles);
     if (!got.ok()) return fail(got.status());
@@ -285,7 +380,7 @@ Result<std::vector<std::optional<BlockEntry>>> VdiskImpl::StorePrivate(
 }
 
 Status VdiskImpl::WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data) {
-  CAIRN_ASSIGN_OR_RETURN(auto entries, StorePrivate(txn, data));
+  CAIRN_ASSIGN_OR_RETURN(auto entries, StorePrivate(txn, lba, data));
   return SetEntries(txn, lba, entries);
 }
 

@@ -41,6 +41,8 @@ struct VdiskContext {
   size_t cache_pages = 4096;  // block map pages kept in memory (16 MiB at 4 KiB pages)
   // Own blocks written together are stored as groups (format 5, ADR 0014 amendment 4).
   bool groups = false;
+  // Own single blocks of many writes are packed into groups (format 6, ADR 0014 amendment 5).
+  bool packed = false;
 };
 
 // The read side of a vdisk, which is all a template needs to be.
@@ -143,13 +145,40 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status ReadChunks(std::span<const Digest> ids, std::span<const uint32_t> slots,
                     std::span<const std::span<uint8_t>> outs);
   Status WriteBlocks(uint64_t lba, std::span<const uint8_t> data);
+  // Packing (format 6, ADR 0014 amendment 5): single own blocks, of any writes to any blocks,
+  // are gathered in memory into a *pack* of up to BatchBlocks() slots, which becomes a packed
+  // group (ChunkTxn::AddPackedGroup, one record for all its blocks) once full, or at the next
+  // commit, in the transaction its writes went to. Its id is drawn when it opens, so map
+  // entries name its slots at once; reads of them are served from memory until the group is in
+  // the transaction (ReadPacked).
+  struct Pack {
+    Digest id;
+    std::vector<uint8_t> data;   // slot i: bytes [i * bs, (i + 1) * bs)
+    std::vector<uint64_t> lbas;  // the block of each slot
+  };
+  // Puts blocks[i] (one block each) in the open pack for block lbas[i]; returns the entry of
+  // each. A pack that fills is sealed into `txn` before this returns. txn_mu_ held shared.
+  Result<std::vector<BlockEntry>> PackBlocks(ChunkTxn& txn,
+                                             const std::vector<std::span<const uint8_t>>& blocks,
+                                             const std::vector<uint64_t>& lbas);
+  // Stores `pack` (taken out of pack_, listed in sealing_) as a packed group in `txn`, then
+  // takes it off sealing_. On failure it stays listed (its blocks stay readable) and the vdisk
+  // is failed: map entries already name it.
+  Status SealPack(ChunkTxn& txn, const std::shared_ptr<Pack>& pack);
+  // Reads the blocks of `ids`/`slots` that are in a pack not yet sealed into `outs`, marking
+  // them in `served`; returns how many.
+  size_t ReadPacked(std::span<const Digest> ids, std::span<const uint32_t> slots,
+                    std::span<const std::span<uint8_t>> outs, std::vector<bool>& served);
+  // Cleaning of a packed group: its block list says which block each slot was written for.
+  Status CleanPacked(const Digest& group, const ChunkRecord& rec, uint64_t& moved);
   // Both take at most BatchBlocks() blocks.
   Status WriteDeduped(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
   Status WritePrivate(ChunkTxn& txn, uint64_t lba, std::span<const uint8_t> data);
-  // Stores the whole blocks of `data` as the vdisk's own: every run of two or more consecutive
-  // blocks that are not zeros as a group (format 5), other blocks as private chunks; zero
-  // blocks are holes. Returns the entries, one per block (nullopt: a hole).
-  Result<std::vector<std::optional<BlockEntry>>> StorePrivate(ChunkTxn& txn,
+  // Stores the whole blocks of `data` (blocks lba, lba + 1, ...) as the vdisk's own: every run
+  // of two or more consecutive blocks that are not zeros as a group (format 5), other blocks in
+  // the open pack (format 6) or as private chunks; zero blocks are holes. Returns the entries,
+  // one per block (nullopt: a hole).
+  Result<std::vector<std::optional<BlockEntry>>> StorePrivate(ChunkTxn& txn, uint64_t lba,
                                                               std::span<const uint8_t> data);
   // Points blocks lba + i at ids[i], holding one stripe lock at a time.
   Status SetEntries(ChunkTxn& txn, uint64_t lba, const std::vector<std::optional<BlockEntry>>& ids);
@@ -211,6 +240,10 @@ class VdiskImpl : public Vdisk, public BlockSource {
   std::array<std::shared_mutex, 256> stripes_;
   std::mutex clean_mu_;
   DroppedGroups dropped_;  // guarded by clean_mu_
+  // Lock order: a stripe, then pack_mu_ (never a stripe or txn_mu_ while holding it).
+  std::mutex pack_mu_;
+  std::shared_ptr<Pack> pack_;                  // the open pack; guarded by pack_mu_
+  std::vector<std::shared_ptr<Pack>> sealing_;  // taken out, being sealed; guarded by pack_mu_
   static_assert(256 / kStripeBlocks + 1 <= 256, "a batch's stripes must be distinct");
 };
 

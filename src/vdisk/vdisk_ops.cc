@@ -84,8 +84,8 @@ Status VdiskStore::CleanBeforeRemove(const VdiskDescriptor& d) {
     for (size_t b = 0; b < kPageBlocks; b++) {
       auto e = p.Get(b);
       const uint64_t lba = page * kPageBlocks + b;
-      if (!e || !e->in_group() || lba < e->slot) continue;
-      groups.emplace(e->id, lba - e->slot);
+      if (!e || !e->in_group()) continue;
+      groups.emplace(e->id, lba >= e->slot ? lba - e->slot : 0);  // packed: the list says
       leaving[e->id]++;
     }
     return Status::Ok();

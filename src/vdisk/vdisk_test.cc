@@ -116,9 +116,10 @@ TEST(BlockMapPageTest, SparsePageMatchesModelAndV1V2Encodings) {
 
 // One store: index, segments, chunk store, sealed rows and its vdisks.
 struct Stack {
-  // `groups`: a format-5 store (a vdisk's blocks written together are stored as groups).
+  // `groups`: a format-5 store (a vdisk's blocks written together are stored as groups);
+  // `packed`: format 6 (single blocks of many writes are packed into groups).
   Stack(const std::string& dir, const crypto::KeyRing* ring, const std::string& store_id,
-        bool is_system, bool groups = true) {
+        bool is_system, bool groups = true, bool packed = true) {
     std::filesystem::create_directories(dir);
     auto idx = OpenRocksIndex(dir + "/index", !std::filesystem::exists(dir + "/index"), false);
     EXPECT_TRUE(idx.ok()) << idx.status().message();
@@ -149,6 +150,7 @@ struct Stack {
     rows = std::make_unique<SealedRows>(index.get(), chunks.get(), crypto.get());
     VdiskContext ctx{chunks.get(), index.get(), rows.get(), pool.get(), 64};
     ctx.groups = groups;
+    ctx.packed = groups && packed;
     vdisks = std::make_unique<VdiskStore>(ctx, crypto.get(), is_system ? "system" : "user u",
                                           is_system, true);
   }
@@ -196,8 +198,9 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
   void Reopen() {
     user_.reset();
     system_.reset();
-    system_ = std::make_unique<Stack>(dir_ / "system", ring_.get(), "system", true, groups_);
-    user_ = std::make_unique<Stack>(dir_ / "user", ring_.get(), "user:u", false, groups_);
+    system_ =
+        std::make_unique<Stack>(dir_ / "system", ring_.get(), "system", true, groups_, packed_);
+    user_ = std::make_unique<Stack>(dir_ / "user", ring_.get(), "user:u", false, groups_, packed_);
     user_->vdisks->SetSystemStore(
         [this]() -> Result<VdiskStore*> { return system_->vdisks.get(); });
     system_->vdisks->SetOtherStoresDependents(
@@ -229,9 +232,10 @@ class VdiskTest : public ::testing::TestWithParam<bool> {  // param: encrypted
     return ::testing::AssertionSuccess();
   }
 
-  // Stores of format 5 (groups); a test of format-4 behaviour (one chunk per block) clears it
-  // and reopens.
+  // Stores of format 6 (groups, packed groups); a test of format-4 behaviour (one chunk per
+  // block) clears groups_, one of format 5 (no packing) packed_, and reopens.
   bool groups_ = true;
+  bool packed_ = true;
   TempDir dir_;
   std::unique_ptr<crypto::KeyRing> ring_;
   std::unique_ptr<Stack> system_, user_;
@@ -756,6 +760,8 @@ std::set<Digest> GroupIds(Stack& s) {
 // a flush and a reopen, in both private modes; a single-block write stays a chunk of its own;
 // zero blocks inside a write split it into groups around the holes.
 TEST_P(VdiskTest, AWriteOfManyBlocksIsOneGroupReadBlockByBlock) {
+  packed_ = false;  // format 5: single blocks are chunks of their own
+  Reopen();
   for (auto mode : {VdiskMode::kNondeduped, VdiskMode::kSemideduped}) {
     const std::string name(VdiskModeName(mode));
     VdiskCreateOptions o{mode, 4 << 20, 4096, "", false};
@@ -809,6 +815,8 @@ TEST_P(VdiskTest, AWriteOfManyBlocksIsOneGroupReadBlockByBlock) {
 // is more than half dead and the data stays right. A snapshot keeps the groups it shares
 // whole until it is removed.
 TEST_P(VdiskTest, GroupsAreCleanedSoNoneIsMoreThanHalfDead) {
+  packed_ = false;  // format 5: single blocks are chunks of their own
+  Reopen();
   ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 4 << 20, 4096, "", false}).ok());
   auto model = RandomData(4 << 20, 5);
   auto v = Open(*user_, "n");
@@ -875,6 +883,8 @@ TEST_P(VdiskTest, BlockSizeDefaultsToTheTemplates) {
 // A snapshot's references keep the groups it shares whole; once it is removed, `vdisk rm`
 // cleans those that are now at most half referenced in the vdisks that hold them.
 TEST_P(VdiskTest, RemovingASnapshotCleansTheGroupsItKeptWhole) {
+  packed_ = false;  // format 5: single blocks are chunks of their own
+  Reopen();
   ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 2 << 20, 4096, "", false}).ok());
   auto model = RandomData(2 << 20, 11);
   {
@@ -934,6 +944,161 @@ TEST_P(VdiskTest, UnflushedWritesCommitByThemselves) {
   EXPECT_EQ(ReadAll(*v), data);
   ASSERT_TRUE(v->Flush().ok());
   user_->ExpectClean();
+}
+
+// --- packed groups (format 6, ADR 0014 amendment 5)
+
+// Single blocks written anywhere on the disk, one request each, go into one pack: read back from
+// memory before it is sealed, from the transaction before the flush, and from the store after
+// it and after a reopen; 256 of them are one packed group whose block list names each slot's
+// block. Blocks of a pack rewritten before it is sealed leave dead slots, and the data stays
+// right.
+TEST_P(VdiskTest, SingleBlockWritesArePackedIntoOneGroup) {
+  for (auto mode : {VdiskMode::kNondeduped, VdiskMode::kSemideduped}) {
+    const std::string name(VdiskModeName(mode));
+    SCOPED_TRACE(name);
+    VdiskCreateOptions o{mode, 8 << 20, 4096, "", false};
+    std::vector<uint8_t> model(8 << 20);
+    if (mode == VdiskMode::kSemideduped) {
+      ASSERT_TRUE(user_->vdisks->Create("t", {VdiskMode::kDeduped, 8 << 20, 4096, "", false}).ok());
+      model = RandomData(8 << 20, 20);
+      ASSERT_TRUE(Open(*user_, "t")->Write(0, model, true).ok());
+      ASSERT_TRUE(user_->vdisks->Snapshot("t", "tsnap").ok());
+      o.template_name = "tsnap";
+    }
+    ASSERT_TRUE(user_->vdisks->Create(name, o).ok());
+    const auto groups_before = GroupIds(*user_);
+    auto v = Open(*user_, name);
+    std::mt19937_64 rng(21);
+    std::vector<uint64_t> order;
+    for (int i = 0; i < 300; i++) order.push_back(rng() % 2048);  // some written twice
+    for (size_t i = 0; i < order.size(); i++) {
+      auto d = RandomData(4096, 100 + i);
+      ASSERT_TRUE(v->Write(order[i] * 4096, d, false).ok());
+      std::copy(d.begin(), d.end(), model.begin() + order[i] * 4096);
+      if (i == 10) {
+        EXPECT_EQ(ReadAll(*v), model) << "read from the open pack";
+      }
+    }
+    EXPECT_EQ(ReadAll(*v), model) << "a sealed pack in the transaction, and the open one";
+    ASSERT_TRUE(v->Flush().ok());
+    EXPECT_EQ(ReadAll(*v), model) << "after the flush";
+    std::vector<std::pair<Digest, ChunkRecord>> packed;
+    for (const auto& [id, r] : Groups(*user_))
+      if (!groups_before.count(id)) packed.emplace_back(id, r);
+    // 300 single blocks: a full pack of 256, and one of the other 44.
+    ASSERT_EQ(packed.size(), 2u);
+    std::set<uint64_t> slots_seen;
+    for (const auto& [id, r] : packed) {
+      EXPECT_TRUE(r.is_packed());
+      auto g = GroupLayoutOf(r, user_->chunks->SlotOverhead());
+      ASSERT_TRUE(g);
+      ASSERT_TRUE(g->slots == 256 || g->slots == 44) << g->slots;
+      auto list = user_->chunks->ReadPackedList(id, r);
+      ASSERT_TRUE(list.ok()) << list.status().message();
+      const size_t base = g->slots == 256 ? 0 : 256;
+      for (size_t k = 0; k < list->size(); k++) EXPECT_EQ((*list)[k], order[base + k]) << k;
+      slots_seen.insert(g->slots);
+    }
+    EXPECT_EQ(slots_seen.size(), 2u);
+    v.reset();
+    Reopen();
+    EXPECT_EQ(ReadAll(*Open(*user_, name, false)), model) << "after reopen";
+    user_->ExpectClean(name + ": ");
+  }
+}
+
+// Random single-block overwrites, round after round, in packed groups: after every flush no
+// group is more than half dead (cleaning read each dead-ish group's block list to find its live
+// blocks), and the data stays right; a reopen in between reads the lists from the store.
+TEST_P(VdiskTest, PackedGroupsAreCleanedThroughTheirBlockLists) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 2 << 20, 4096, "", false}).ok());
+  std::vector<uint8_t> model(2 << 20);
+  std::mt19937_64 rng(31);
+  std::set<Digest> seen;
+  uint64_t released = 0;
+  for (int round = 0; round < 10; round++) {
+    auto v = Open(*user_, "n");
+    for (int i = 0; i < 400; i++) {
+      const uint64_t lba = rng() % 512;
+      auto d = RandomData(4096, rng());
+      ASSERT_TRUE(v->Write(lba * 4096, d, false).ok());
+      std::copy(d.begin(), d.end(), model.begin() + lba * 4096);
+    }
+    ASSERT_TRUE(v->Flush().ok());
+    std::set<Digest> now;
+    for (const auto& [id, r] : Groups(*user_)) {
+      now.insert(id);
+      auto g = GroupLayoutOf(r, user_->chunks->SlotOverhead());
+      ASSERT_TRUE(g && r.is_packed());
+      EXPECT_GT(r.refcount * 2, g->slots) << "round " << round << ": group " << id.Hex() << " has "
+                                          << r.refcount << " of " << g->slots << " slots live";
+    }
+    for (const Digest& id : seen) released += !now.count(id);
+    seen.insert(now.begin(), now.end());
+    EXPECT_EQ(ReadAll(*v), model) << "round " << round;
+    v.reset();
+    if (round % 3 == 2) Reopen();
+  }
+  EXPECT_GT(released, 0u) << "4,000 random overwrites of 512 blocks released no packed group";
+  user_->ExpectClean();
+
+  // A snapshot keeps its packed groups whole; removing it cleans them in the vdisk.
+  ASSERT_TRUE(user_->vdisks->Snapshot("n", "snap").ok());
+  const auto shared = GroupIds(*user_);
+  {
+    auto v = Open(*user_, "n");
+    for (uint64_t lba = 0; lba < 400; lba++) {
+      auto d = RandomData(4096, 7000 + lba);
+      ASSERT_TRUE(v->Write(lba * 4096, d, false).ok());
+      std::copy(d.begin(), d.end(), model.begin() + lba * 4096);
+    }
+  }
+  for (const Digest& id : shared) EXPECT_TRUE(GroupIds(*user_).count(id)) << "kept whole";
+  ASSERT_TRUE(user_->vdisks->Remove("snap").ok());
+  for (const auto& [id, r] : Groups(*user_)) {
+    auto g = GroupLayoutOf(r, user_->chunks->SlotOverhead());
+    ASSERT_TRUE(g);
+    EXPECT_GT(r.refcount * 2, g->slots) << "after rm of the snapshot: group " << id.Hex();
+  }
+  EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), model);
+  user_->ExpectClean("after rm of the snapshot: ");
+}
+
+// A packed group's block list damaged at rest: check --read-data names the group, the blocks
+// still read (each slot verifies on its own), and a flush whose cleaning cannot read the list
+// still succeeds.
+TEST_P(VdiskTest, ADamagedBlockListIsReportedAndReadsStillWork) {
+  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+  std::vector<uint8_t> model(1 << 20);
+  {
+    auto v = Open(*user_, "n");
+    for (uint64_t lba = 0; lba < 256; lba += 2) {  // every other block: 128 single writes
+      auto d = RandomData(4096, lba + 1);
+      ASSERT_TRUE(v->Write(lba * 4096, d, false).ok());
+      std::copy(d.begin(), d.end(), model.begin() + lba * 4096);
+    }
+  }
+  auto groups = Groups(*user_);
+  ASSERT_EQ(groups.size(), 1u);
+  const auto& [gid, rec] = groups[0];
+  auto g = GroupLayoutOf(rec, user_->chunks->SlotOverhead());
+  ASSERT_TRUE(g && rec.is_packed() && g->slots == 128);
+  std::vector<uint8_t> junk(8, 0x77);
+  ASSERT_TRUE(user_->backend->Write(rec.segment, rec.offset + g->list_offset + 20, junk).ok());
+  EXPECT_FALSE(user_->chunks->ReadPackedList(gid, rec).ok());
+  EXPECT_TRUE(user_->CheckNames(gid.Hex())) << "check --read-data missed the damaged list";
+  auto v = Open(*user_, "n");
+  EXPECT_EQ(ReadAll(*v), model);
+  // 100 of its 128 slots overwritten: cleaning would read the list, which fails; the flush
+  // does not, and the data is right.
+  for (uint64_t lba = 0; lba < 200; lba += 2) {
+    auto d = RandomData(4096, 900 + lba);
+    ASSERT_TRUE(v->Write(lba * 4096, d, false).ok());
+    std::copy(d.begin(), d.end(), model.begin() + lba * 4096);
+  }
+  EXPECT_TRUE(v->Flush().ok());
+  EXPECT_EQ(ReadAll(*v), model);
 }
 
 // Vdisk "n" (nondeduped, 1 MiB) with 256 KiB of random `data` written at 0 in one request:

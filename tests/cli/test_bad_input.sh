@@ -45,7 +45,7 @@ expect_true "usage errors explain themselves on stderr" test -s "$RUN_ERR"
 expect_rc 0 "--help" cairn --help
 expect_stdout_has "--help" put get check
 expect_rc 0 "--version" cairn --version
-expect_stdout_has "--version" "cairn " "repository format 5" "reads formats 1 to 5"
+expect_stdout_has "--version" "cairn " "repository format 6" "reads formats 1 to 6"
 
 # ---------------------------------------------------------------------------------------------
 # Missing repository, a directory that is not a repository, a file instead of a directory.
@@ -87,7 +87,7 @@ python3 - "$R/config.json" <<'EOF'
 import json, sys
 p = sys.argv[1]
 c = json.load(open(p))
-assert c["version"] == 5, c
+assert c["version"] == 6, c
 c["version"] = 99
 open(p, "w").write(json.dumps(c, indent=2))
 EOF

@@ -48,7 +48,7 @@ SMALL=$T/small
 expect_ok "init small-chunk repo" cairn init "$SMALL" --min-chunk 16K --avg-chunk 64K --max-chunk 256K --hash sha256
 expect_stdout_has "init small-chunk repo" "$SMALL"
 expect_true "config.json written" test -f "$SMALL/config.json"
-expect_eq "$(json_get "$SMALL/config.json" 'j["version"]')" 5 "config.json has version 5"
+expect_eq "$(json_get "$SMALL/config.json" 'j["version"]')" 6 "config.json has version 6"
 expect_eq "$(json_get "$SMALL/config.json" 'j["encryption"]')" aes-256-gcm "encrypted (aes-256-gcm) by default"
 expect_true "an encrypted repository has a key ring" test -f "$SMALL/keys/keyring.sealed"
 expect_eq "$(json_get "$SMALL/config.json" '[j["chunker"]["min"], j["chunker"]["avg"], j["chunker"]["max"]]')" \
@@ -78,8 +78,8 @@ roundtrip_sizes "$NOCOMP" $((4 * K)) $((64 * K)) 0 1 $((4 * K)) $((64 * K + 1)) 
 PLAIN=$T/plain
 expect_ok "init unencrypted repo" cairn init "$PLAIN" --encryption none --hash sha256 --min-chunk 16K --avg-chunk 64K --max-chunk 256K
 expect_stdout_has "init unencrypted repo" "$PLAIN" "unencrypted"
-expect_eq "$(json_get "$PLAIN/config.json" '[j["version"], j["encryption"], j["hash"]]')" '[5, "none", "sha256"]' \
-  "unencrypted repo: config.json has version 5, encryption none"
+expect_eq "$(json_get "$PLAIN/config.json" '[j["version"], j["encryption"], j["hash"]]')" '[6, "none", "sha256"]' \
+  "unencrypted repo: config.json has version 6, encryption none"
 expect_absent "$PLAIN/keys" "unencrypted repo: no keys directory"
 roundtrip_sizes "$PLAIN" $((16 * K)) $((256 * K)) 0 1 $((16 * K)) $((256 * K + 1)) $((1 * M + 3))
 text_file "$T/plaintext" $((1 * M + 5)) 3
