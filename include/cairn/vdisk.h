@@ -91,6 +91,10 @@ class Vdisk {
   // [offset, offset + length), each aligned to blocks except at the ends.
   virtual Status Extents(uint64_t offset, uint64_t length,
                          const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) = 0;
+  // Blocks written again by cleaning (ADR 0014 amendments 4 and 5: the live blocks of groups
+  // at most half referenced) since this handle was opened. The write amplification of the
+  // vdisk's own blocks is (blocks written + this) / blocks written. 0 for deduped vdisks.
+  virtual uint64_t cleaned_blocks() const { return 0; }
 };
 
 }  // namespace cairn

@@ -10,10 +10,10 @@ inline constexpr int kVersionMinor = 1;
 inline constexpr int kVersionPatch = 0;
 inline constexpr const char* kVersionString = "0.1.0";
 
-// Repository format (docs/format.md): new repositories are written in format 5 (vdisk block
-// groups; 4 added delta chunks); formats 1 to 5 are opened (a format-2 repository is upgraded
-// to 3 by its first writable open). A repository of a newer format is refused with
-// kUnsupported.
+// Repository format (docs/format.md): new repositories are written in format 6 (packed vdisk
+// block groups; 5 added block groups, 4 delta chunks); formats 1 to 6 are opened (a format-2
+// repository is upgraded to 3 by its first writable open). A repository of a newer format is
+// refused with kUnsupported.
 inline constexpr int kRepositoryFormatVersion = 6;
 inline constexpr int kRepositoryFormatMinVersion = 1;
 

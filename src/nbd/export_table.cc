@@ -58,14 +58,15 @@ std::string StatsLine(const Export& e) {
   std::snprintf(buf, sizeof buf,
                 "vdisk '%s': %llu connections; %llu reads (%llu bytes), %llu writes (%llu bytes, "
                 "%llu with FUA), %llu zeroes (%llu bytes), %llu trims (%llu bytes), %llu flushes, "
-                "%llu block status requests, %llu errors",
+                "%llu block status requests, %llu errors; %llu blocks rewritten by cleaning",
                 e.name.c_str(), (unsigned long long)s.connections.load(),
                 (unsigned long long)s.reads.load(), (unsigned long long)s.bytes_read.load(),
                 (unsigned long long)s.writes.load(), (unsigned long long)s.bytes_written.load(),
                 (unsigned long long)s.fua.load(), (unsigned long long)s.zeros.load(),
                 (unsigned long long)s.bytes_zeroed.load(), (unsigned long long)s.trims.load(),
                 (unsigned long long)s.bytes_trimmed.load(), (unsigned long long)s.flushes.load(),
-                (unsigned long long)s.extents.load(), (unsigned long long)s.errors.load());
+                (unsigned long long)s.extents.load(), (unsigned long long)s.errors.load(),
+                (unsigned long long)(e.disk ? e.disk->cleaned_blocks() : 0));
   return buf;
 }
 

@@ -80,6 +80,7 @@ Status VdiskImpl::Flush() {
   // the next write meets too) is left as it is and does not fail the flush.
   uint64_t moved = 0;
   (void)CleanGroups(dropped, moved);
+  cleaned_ += moved;
   return moved ? Commit(nullptr) : Status::Ok();
 }
 
@@ -89,6 +90,7 @@ Result<uint64_t> VdiskImpl::CleanNow(const DroppedGroups& groups, const LeavingR
   std::lock_guard cl(commit_mu_);
   uint64_t moved = 0;
   Status s = CleanGroups(groups, moved, &leaving);
+  cleaned_ += moved;
   if (moved) {
     Status c = Commit(nullptr);
     if (s.ok()) s = c;
@@ -111,6 +113,9 @@ Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved,
     firsts.push_back(first);
   }
   CAIRN_ASSIGN_OR_RETURN(auto recs, ctx_.chunks->LookupMany(ids));
+  // A group that cannot be cleaned (a block or block list that does not read) is left, and the
+  // others are still cleaned; the first such error is returned. A failed vdisk stops at once.
+  Status first;
   for (size_t i = 0; i < ids.size(); i++) {
     if (!recs[i]) continue;  // released: nothing left to clean
     uint64_t live = recs[i]->refcount;
@@ -120,14 +125,14 @@ Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved,
     }
     if (live == 0) continue;  // nothing else holds it (or it is released)
     auto g = GroupLayoutOf(*recs[i], ctx_.chunks->SlotOverhead());
-    if (!g || live * 2 > g->slots) continue;  // more than half its slots live
-    if (recs[i]->is_packed()) {
-      CAIRN_RETURN_IF_ERROR(CleanPacked(ids[i], *recs[i], moved));
-      continue;
-    }
-    CAIRN_RETURN_IF_ERROR(CleanGroup(ids[i], firsts[i], g->slots, moved));
+    if (!g || live * 2 > g->slots || g->block_size != bs_) continue;  // mostly live, or not ours
+    Status s = recs[i]->is_packed() ? CleanPacked(ids[i], *recs[i], moved)
+                                    : CleanGroup(ids[i], firsts[i], g->slots, moved);
+    if (s.ok()) continue;
+    CAIRN_RETURN_IF_ERROR(CheckUsable());
+    if (first.ok()) first = s;
   }
-  return Status::Ok();
+  return first;
 }
 
 Status VdiskImpl::CleanPacked(const Digest& group, const ChunkRecord& rec, uint64_t& moved) {
@@ -196,6 +201,9 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
   VdiskDescriptor d;
   {
     std::unique_lock lk(txn_mu_);
+    // A failed vdisk commits nothing more, whoever asks: map entries may name a pack that could
+    // not be stored (SealPack), by a writer or by cleaning after this flush's first commit.
+    CAIRN_RETURN_IF_ERROR(CheckUsable());
     if (!dirty_.exchange(false)) return Status::Ok();
     std::shared_ptr<ChunkTxn> fresh(ctx_.chunks->Begin());
     {

@@ -79,13 +79,17 @@ Status VdiskImpl::ReadChunks(std::span<const Digest> ids, std::span<const uint32
     current = txn_;
     committing = committing_;
   }
-  // Blocks of a pack not yet sealed are read from memory. Checked after the transactions: a
-  // pack leaves sealing_ only once its group is in its transaction.
+  // Blocks of a pack not yet sealed are read from memory. Looked for before the transactions
+  // (after taking their pointers): a pack leaves sealing_ only once its group is in its
+  // transaction, which is one of those two or committed (it was current when the map entry was
+  // set, before this read). Looked for after them, a pack sealed in between was in neither.
+  std::vector<bool> served;
+  const bool packed = ctx_.packed && ReadPacked(ids, slots, outs, served) > 0;
+  if (between_lookups_for_test_) between_lookups_for_test_();
   std::vector<std::optional<ChunkRecord>> pending(ids.size());
   if (current) current->PendingMany(ids, pending);
   if (committing) committing->PendingMany(ids, pending);
-  std::vector<bool> served;
-  if (ctx_.packed && ReadPacked(ids, slots, outs, served) > 0) {
+  if (packed) {
     std::vector<Digest> rest_ids;
     std::vector<uint32_t> rest_slots;
     std::vector<std::span<uint8_t>> rest_outs;
@@ -299,7 +303,9 @@ Result<std::vector<BlockEntry>> VdiskImpl::PackBlocks(
     for (size_t i = 0; i < blocks.size(); i++) {
       if (!pack_) {
         auto p = std::make_shared<Pack>();
-        CAIRN_RETURN_IF_ERROR(crypto::RandomBytes(p->id.bytes));
+        // Slots already taken by this call would be referenced at the seal but named by no
+        // entry: the vdisk is failed, so that nothing more is committed.
+        if (Status r = crypto::RandomBytes(p->id.bytes); !r.ok()) return Fail(r);
         p->data.reserve(slots * bs_);
         p->lbas.reserve(slots);
         pack_ = std::move(p);
@@ -317,16 +323,18 @@ Result<std::vector<BlockEntry>> VdiskImpl::PackBlocks(
   return out;
 }
 
+Status VdiskImpl::Fail(const Status& s) {
+  std::lock_guard lk(failed_mu_);
+  if (failed_.ok())
+    failed_ = s.WithContext("vdisk '" + name_ +
+                            "': writes since the last flush could not be stored (reopen it to "
+                            "continue from the last flush)");
+  return failed_;
+}
+
 Status VdiskImpl::SealPack(ChunkTxn& txn, const std::shared_ptr<Pack>& pack) {
   Status s = txn.AddPackedGroup(pack->id, pack->data, bs_, pack->lbas);
-  if (!s.ok()) {
-    std::lock_guard lk(failed_mu_);
-    if (failed_.ok())
-      failed_ = s.WithContext("vdisk '" + name_ +
-                              "': writes since the last flush could not be stored (reopen it to "
-                              "continue from the last flush)");
-    return failed_;
-  }
+  if (!s.ok()) return Fail(s);
   std::lock_guard lk(pack_mu_);
   std::erase(sealing_, pack);
   return Status::Ok();

@@ -82,6 +82,12 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status Flush() override;
   Status Extents(uint64_t offset, uint64_t length,
                  const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) override;
+  uint64_t cleaned_blocks() const override { return cleaned_.load(); }
+  // Tests: called by every read of own blocks between its look into the packs and its look
+  // into the uncommitted transactions (a sleep there widens that window). Set before use.
+  void SetBetweenLookupsForTest(std::function<void()> fn) {
+    between_lookups_for_test_ = std::move(fn);
+  }
 
   // New stored bytes of one transaction at which a vdisk commits by itself: what a stream of
   // writes without flushes appends to the segments before a commit frees (and, up to as much,
@@ -163,8 +169,10 @@ class VdiskImpl : public Vdisk, public BlockSource {
                                              const std::vector<uint64_t>& lbas);
   // Stores `pack` (taken out of pack_, listed in sealing_) as a packed group in `txn`, then
   // takes it off sealing_. On failure it stays listed (its blocks stay readable) and the vdisk
-  // is failed: map entries already name it.
+  // is failed: map entries already name it, so no commit may follow (Commit checks).
   Status SealPack(ChunkTxn& txn, const std::shared_ptr<Pack>& pack);
+  // Marks the vdisk failed with `s` (unless it already is) and returns the failure.
+  Status Fail(const Status& s);
   // Reads the blocks of `ids`/`slots` that are in a pack not yet sealed into `outs`, marking
   // them in `served`; returns how many.
   size_t ReadPacked(std::span<const Digest> ids, std::span<const uint32_t> slots,
@@ -239,7 +247,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status failed_;
   std::array<std::shared_mutex, 256> stripes_;
   std::mutex clean_mu_;
-  DroppedGroups dropped_;  // guarded by clean_mu_
+  DroppedGroups dropped_;             // guarded by clean_mu_
+  std::atomic<uint64_t> cleaned_{0};  // blocks rewritten by cleaning
+  std::function<void()> between_lookups_for_test_;
   // Lock order: a stripe, then pack_mu_ (never a stripe or txn_mu_ while holding it).
   std::mutex pack_mu_;
   std::shared_ptr<Pack> pack_;                  // the open pack; guarded by pack_mu_
