@@ -185,8 +185,8 @@ std::vector<std::string> ExportTable::Close() {
       Status s = e->disk->Flush();
       if (!s.ok()) lines.push_back("flush on close failed: " + MessageFor(name, s));
     }
+    lines.push_back(StatsLine(*e));  // before the reset: the line reads the disk's counters
     e->disk.reset();
-    lines.push_back(StatsLine(*e));
   }
   exports_.clear();
   if (repo_) lines.push_back(CacheLine(repo_->HotCacheStats()));

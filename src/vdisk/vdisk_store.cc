@@ -152,10 +152,14 @@ Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplateOf(const VdiskDescr
 }
 
 Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplate(const TemplateRef& ref) {
-  std::lock_guard lk(open_mu_);
-  auto cached = templates_.find(ref.id.Hex());
-  if (cached != templates_.end())
-    if (auto t = cached->second.lock()) return t;
+  // open_mu_ guards only the look-up and the insertion: opening a chained template recurses
+  // through OpenTemplateOf into this function, and the mutex is not recursive.
+  {
+    std::lock_guard lk(open_mu_);
+    auto cached = templates_.find(ref.id.Hex());
+    if (cached != templates_.end())
+      if (auto t = cached->second.lock()) return t;
+  }
   auto d = Find(ref.name);
   if (!d.ok()) return d.status();
   if (!*d || (*d)->id != ref.id)
@@ -170,7 +174,10 @@ Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplate(const TemplateRef&
   }
   auto t = std::make_shared<VdiskImpl>(ctx_, **d, keys::Vdisk(NameKey(ref.name)), false,
                                        std::move(bitmap), std::move(tmpl));
-  templates_[ref.id.Hex()] = t;
+  std::lock_guard lk(open_mu_);
+  auto& slot = templates_[ref.id.Hex()];
+  if (auto other = slot.lock()) return other;  // another thread opened it meanwhile: share theirs
+  slot = t;
   return std::shared_ptr<BlockSource>(t);
 }
 

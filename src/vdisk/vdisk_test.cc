@@ -408,6 +408,43 @@ TEST_P(VdiskTest, CloneOnASystemTemplateFlattenAndTemplatePinning) {
   system_->ExpectClean();
 }
 
+// A clone of a snapshot of a clone: its template is a snapshot whose own template is another
+// snapshot. Opening it opens the chain (OpenTemplate within OpenTemplate), which once deadlocked
+// on the store's non-recursive open mutex: check, export and serve hung.
+TEST_P(VdiskTest, ACloneOfASnapshotOfACloneOpensItsWholeChain) {
+  ASSERT_TRUE(
+      user_->vdisks->Create("base", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
+  std::vector<uint8_t> base(1 << 20);
+  {
+    auto v = Open(*user_, "base");
+    Exercise(*v, base, 3, 100);
+    ASSERT_TRUE(v->Flush().ok());
+  }
+  ASSERT_TRUE(user_->vdisks->Snapshot("base", "s0").ok());
+  ASSERT_TRUE(user_->vdisks->Clone("s0", false, "c").ok());
+  auto c_model = base;
+  {
+    auto v = Open(*user_, "c");
+    Exercise(*v, c_model, 4, 100);
+    ASSERT_TRUE(v->Flush().ok());
+  }
+  ASSERT_TRUE(user_->vdisks->Snapshot("c", "s1").ok());
+  ASSERT_TRUE(user_->vdisks->Clone("s1", false, "c2").ok());
+  auto c2_model = c_model;
+  {
+    auto c2 = Open(*user_, "c2");
+    EXPECT_EQ(ReadAll(*c2), c_model);
+    Exercise(*c2, c2_model, 5, 100);
+    ASSERT_TRUE(c2->Flush().ok());
+    auto c = Open(*user_, "c", false);  // shares the open s0 with c2's chain
+    EXPECT_EQ(ReadAll(*c), c_model);
+  }
+  Reopen();
+  EXPECT_EQ(ReadAll(*Open(*user_, "c2", false)), c2_model);
+  EXPECT_EQ(ReadAll(*Open(*user_, "s1", false)), c_model);
+  user_->ExpectClean();
+}
+
 TEST_P(VdiskTest, ADamagedOrMissingBitmapIsRefused) {
   ASSERT_TRUE(system_->vdisks->Create("t", {VdiskMode::kDeduped, 1 << 20, 4096, "", false}).ok());
   ASSERT_TRUE(system_->vdisks->Snapshot("t", "t@1").ok());
