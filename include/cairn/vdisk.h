@@ -95,6 +95,10 @@ class Vdisk {
   // at most half referenced) since this handle was opened. The write amplification of the
   // vdisk's own blocks is (blocks written + this) / blocks written. 0 for deduped vdisks.
   virtual uint64_t cleaned_blocks() const { return 0; }
+  // Groups that cleaning had to leave since this handle was opened: a block or the block list
+  // did not read (damage, which check reports) or a write failed. They keep their space, never
+  // data: a group is released only when nothing refers to it.
+  virtual uint64_t uncleaned_groups() const { return 0; }
 };
 
 }  // namespace cairn

@@ -58,7 +58,8 @@ std::string StatsLine(const Export& e) {
   std::snprintf(buf, sizeof buf,
                 "vdisk '%s': %llu connections; %llu reads (%llu bytes), %llu writes (%llu bytes, "
                 "%llu with FUA), %llu zeroes (%llu bytes), %llu trims (%llu bytes), %llu flushes, "
-                "%llu block status requests, %llu errors; %llu blocks rewritten by cleaning",
+                "%llu block status requests, %llu errors; %llu blocks rewritten by cleaning, %llu "
+                "groups left uncleaned",
                 e.name.c_str(), (unsigned long long)s.connections.load(),
                 (unsigned long long)s.reads.load(), (unsigned long long)s.bytes_read.load(),
                 (unsigned long long)s.writes.load(), (unsigned long long)s.bytes_written.load(),
@@ -66,7 +67,8 @@ std::string StatsLine(const Export& e) {
                 (unsigned long long)s.bytes_zeroed.load(), (unsigned long long)s.trims.load(),
                 (unsigned long long)s.bytes_trimmed.load(), (unsigned long long)s.flushes.load(),
                 (unsigned long long)s.extents.load(), (unsigned long long)s.errors.load(),
-                (unsigned long long)(e.disk ? e.disk->cleaned_blocks() : 0));
+                (unsigned long long)(e.disk ? e.disk->cleaned_blocks() : 0),
+                (unsigned long long)(e.disk ? e.disk->uncleaned_groups() : 0));
   return buf;
 }
 

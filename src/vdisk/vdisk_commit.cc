@@ -129,6 +129,7 @@ Status VdiskImpl::CleanGroups(const DroppedGroups& dropped, uint64_t& moved,
     Status s = recs[i]->is_packed() ? CleanPacked(ids[i], *recs[i], moved)
                                     : CleanGroup(ids[i], firsts[i], g->slots, moved);
     if (s.ok()) continue;
+    uncleaned_++;
     CAIRN_RETURN_IF_ERROR(CheckUsable());
     if (first.ok()) first = s;
   }

@@ -83,6 +83,7 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status Extents(uint64_t offset, uint64_t length,
                  const std::function<void(uint64_t, uint64_t, VdiskExtent)>& fn) override;
   uint64_t cleaned_blocks() const override { return cleaned_.load(); }
+  uint64_t uncleaned_groups() const override { return uncleaned_.load(); }
   // Tests: called by every read of own blocks between its look into the packs and its look
   // into the uncommitted transactions (a sleep there widens that window). Set before use.
   void SetBetweenLookupsForTest(std::function<void()> fn) {
@@ -247,8 +248,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Status failed_;
   std::array<std::shared_mutex, 256> stripes_;
   std::mutex clean_mu_;
-  DroppedGroups dropped_;             // guarded by clean_mu_
-  std::atomic<uint64_t> cleaned_{0};  // blocks rewritten by cleaning
+  DroppedGroups dropped_;               // guarded by clean_mu_
+  std::atomic<uint64_t> cleaned_{0};    // blocks rewritten by cleaning
+  std::atomic<uint64_t> uncleaned_{0};  // groups cleaning failed on
   std::function<void()> between_lookups_for_test_;
   // Lock order: a stripe, then pack_mu_ (never a stripe or txn_mu_ while holding it).
   std::mutex pack_mu_;

@@ -1146,7 +1146,10 @@ TEST_P(VdiskTest, ADamagedBlockListIsReportedAndReadsStillWork) {
     ASSERT_TRUE(v->Write(lba * 4096, d, false).ok());
     std::copy(d.begin(), d.end(), model.begin() + lba * 4096);
   }
+  EXPECT_EQ(v->uncleaned_groups(), 0u);
   EXPECT_TRUE(v->Flush().ok());
+  EXPECT_EQ(v->uncleaned_groups(), 1u) << "the group whose list does not read is counted";
+  EXPECT_EQ(v->cleaned_blocks(), 0u);
   EXPECT_EQ(ReadAll(*v), model);
 }
 
