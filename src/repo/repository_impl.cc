@@ -160,6 +160,13 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
                                          writable_);
   vdisks_->SetSystemStore([this] { return SystemVdisks(); });
   vdisks_->SetOtherStoresDependents([this](const VdiskId& id) { return UserDependents(id); });
+  vdisks_->SetFreshSystemLookup(
+      [this](const std::string& name) -> Result<std::optional<VdiskDescriptor>> {
+        // A fresh read-only view: the one SystemVdisks keeps shows the store as it was when
+        // opened, before another process's rm.
+        CAIRN_ASSIGN_OR_RETURN(auto sys, OpenSibling(""));
+        return sys->vdisks_->Lookup(name);
+      });
   return Status::Ok();
 }
 

@@ -47,14 +47,30 @@ Status VdiskStore::Remove(const std::string& name) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
   CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
   CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
-  CAIRN_ASSIGN_OR_RETURN(auto users, Dependents(d.id, false));
-  if (is_system_ && others_) {
-    CAIRN_ASSIGN_OR_RETURN(auto more, others_(d.id));
-    users.insert(users.end(), more.begin(), more.end());
-  }
-  if (!users.empty())
+  auto refuse = [&](const std::vector<std::string>& users) {
     return Status::Invalid("vdisk '" + name + "' is the template of " + Joined(users) +
-                           ": remove or flatten them first");
+                           ": remove them, or flatten the writable ones, first");
+  };
+  CAIRN_ASSIGN_OR_RETURN(auto users, Dependents(d.id, false));
+  if (!users.empty()) return refuse(users);
+  if (is_system_ && others_) {
+    // Marked first, then the user stores are read: a vdisk created on it in a user store is
+    // either refused by the mark or found here (ConfirmSystemTemplate, ADR 0014 amendment 6).
+    const uint32_t flags = d.flags;
+    if (!(d.flags & VdiskDescriptor::kIncomplete)) {
+      d.flags |= VdiskDescriptor::kIncomplete;
+      CAIRN_RETURN_IF_ERROR(WriteDescriptor(d));
+    }
+    Step("template-marked");
+    auto more = others_(d.id);
+    if (!more.ok() || !more->empty()) {
+      d.flags = flags & ~VdiskDescriptor::kIncomplete;  // it stays a template
+      Status s = WriteDescriptor(d);
+      if (!more.ok()) return more.status();
+      if (!s.ok()) return s.WithContext(refuse(*more).message());
+      return refuse(*more);
+    }
+  }
   if (!(d.flags & VdiskDescriptor::kIncomplete)) {
     d.flags |= VdiskDescriptor::kIncomplete;  // from here on, rm finishes what it started
     CAIRN_RETURN_IF_ERROR(WriteDescriptor(d));
@@ -140,7 +156,14 @@ Status VdiskStore::Resize(const std::string& name, uint64_t size) {
     return WriteDescriptor(d);
   }
   CAIRN_ASSIGN_OR_RETURN(auto bitmap, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, d));
-  bitmap->Grow(want / d.block_size);
+  const uint64_t old_blocks = d.blocks(), new_blocks = want / d.block_size;
+  bitmap->Grow(new_blocks);
+  // A grown disk reads zeros past its old end. A vdisk made smaller than its template would
+  // read the template's blocks there through clear bits (found in review: data the vdisk never
+  // had came back): those blocks become its own, as holes.
+  CAIRN_ASSIGN_OR_RETURN(auto tmpl, OpenTemplateOf(d));
+  for (uint64_t lba = old_blocks; lba < std::min(new_blocks, tmpl->blocks()); lba++)
+    bitmap->Set(lba);
   auto slices = bitmap->TakeDirty();
   d.size = want;
   auto txn = ctx_.chunks->Begin();

@@ -119,6 +119,7 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
                              "-byte blocks; the vdisk must use the same block size");
     d.tmpl = TemplateRef{o.template_in_system && !is_system_, t.id, t.name};
     if (size == 0) size = t.size;
+    if (d.tmpl->in_system_store) Step("template-resolved");
   }
   if (d.block_size == 0) d.block_size = 4096;
   if (size == 0) return Status::Invalid("a vdisk needs a size (--size)");
@@ -129,7 +130,47 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
                             .WithContext("creating vdisk"));
   if (!semi) return WriteNew(std::move(d), nullptr);
   VdiskBitmap bitmap(d.blocks());
-  return WriteNew(std::move(d), &bitmap);
+  const TemplateRef ref = *d.tmpl;
+  CAIRN_RETURN_IF_ERROR(WriteNew(std::move(d), &bitmap));
+  if (!ref.in_system_store) return Status::Ok();
+  Step("descriptor-committed");
+  return ConfirmSystemTemplate(name, ref);
+}
+
+// A system template is removed by a process holding the system store's lock, and a vdisk is
+// created on it by one holding a user store's: nothing orders the two. So each writes, then
+// reads what the other writes (ADR 0014 amendment 6): rm marks the template incomplete, then
+// looks for dependents in every user store; create commits the new descriptor, then looks at
+// the template again. Whichever reads second sees the other's write, and refuses.
+Status VdiskStore::ConfirmSystemTemplate(const std::string& name, const TemplateRef& ref) {
+  Result<std::optional<VdiskDescriptor>> now = std::optional<VdiskDescriptor>();
+  if (fresh_system_) {
+    now = fresh_system_(ref.name);
+  } else if (system_) {
+    auto sys = system_();
+    now =
+        sys.ok() ? (*sys)->Lookup(ref.name) : Result<std::optional<VdiskDescriptor>>(sys.status());
+  }
+  Status why;
+  if (!now.ok())
+    why = now.status().WithContext("checking its template '" + ref.name + "'");
+  else if (!*now || (*now)->id != ref.id)
+    why = Status::NotFound("its template '" + ref.name +
+                           "' was removed from the system store meanwhile");
+  else if ((*now)->flags & VdiskDescriptor::kIncomplete)
+    why = Status::Busy("its template '" + ref.name + "' is being removed from the system store");
+  if (why.ok()) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  auto txn = ctx_.chunks->Begin();
+  Status undo = txn->Commit([&](WriteBatch& batch) -> Status {
+    for (uint32_t s = 0; s < d.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));
+    batch.Delete(keys::Vdisk(NameKey(name)));
+    return Status::Ok();
+  });
+  if (!undo.ok())
+    return why.WithContext("vdisk '" + name + "' (created, and not removed again: " +
+                           undo.message() + "; remove it with `cairn vdisk rm`)");
+  return why.WithContext("vdisk '" + name + "' was not created");
 }
 
 Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplateOf(const VdiskDescriptor& d) {

@@ -40,6 +40,17 @@ class VdiskStore {
   // "NAME (store of user U)" for each.
   using DependentsFn = std::function<Result<std::vector<std::string>>(const VdiskId& id)>;
   void SetOtherStoresDependents(DependentsFn fn) { others_ = std::move(fn); }
+  // Looks up a vdisk of the system store as it is now, committed by any process, where the
+  // store SystemStoreFn gives may be a read-only view opened earlier. A vdisk created on a
+  // system template checks with it, once its descriptor is committed, that the template was
+  // not removed meanwhile (ADR 0014 amendment 6). Unset: SystemStoreFn's store is asked.
+  using LookupFn = std::function<Result<std::optional<VdiskDescriptor>>(const std::string& name)>;
+  void SetFreshSystemLookup(LookupFn fn) { fresh_system_ = std::move(fn); }
+  // Test hook: called with "template-resolved" and "descriptor-committed" (Create on a system
+  // template) and "template-marked" (Remove in the system store), between those steps.
+  void SetStepHookForTest(std::function<void(const std::string&)> fn) {
+    step_hook_ = std::move(fn);
+  }
 
   Status Create(const std::string& name, const VdiskCreateOptions& o);
   // Opens a vdisk; refused (with a message naming it) when it is incomplete, read-only and
@@ -64,6 +75,8 @@ class VdiskStore {
   // Names of this store's vdisks whose template is `id` (a vdisk of the system store when
   // `in_system`, else of this store).
   Result<std::vector<std::string>> Dependents(const VdiskId& id, bool in_system);
+  // The descriptor of vdisk `name`, nullopt when there is none.
+  Result<std::optional<VdiskDescriptor>> Lookup(const std::string& name) { return Find(name); }
 
   // The vdisk phase of check: descriptors, bitmaps, templates and block maps; adds the chunks
   // the block maps reference to `expect`.
@@ -82,6 +95,12 @@ class VdiskStore {
   Status WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap);
   Status WriteDescriptor(const VdiskDescriptor& d);
   Result<VdiskDescriptor> ResolveTemplate(const std::string& name, bool in_system);
+  // After vdisk `name` was committed on the system template `ref`: Ok when the template is
+  // still there and complete; else the new vdisk is removed again and the error says why.
+  Status ConfirmSystemTemplate(const std::string& name, const TemplateRef& ref);
+  void Step(const std::string& step) {
+    if (step_hook_) step_hook_(step);
+  }
   Result<std::shared_ptr<BlockSource>> OpenTemplateOf(const VdiskDescriptor& d);
   Status DropMap(const VdiskDescriptor& d);
   // Before snapshot `d`'s map is dropped: the groups it names that would then be at most half
@@ -103,6 +122,8 @@ class VdiskStore {
   bool writable_;
   SystemStoreFn system_;
   DependentsFn others_;
+  LookupFn fresh_system_;
+  std::function<void(const std::string&)> step_hook_;
   std::mutex open_mu_;
   std::set<std::string> open_writable_;  // names open for writing in this process
   std::map<std::string, std::weak_ptr<BlockSource>> templates_;  // by id hex, shared by clones
