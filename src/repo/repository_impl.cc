@@ -153,6 +153,11 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   objects_ = std::make_unique<ObjectStore>(index_.get(), chunks_.get(), chunker_.get(), pool_.get(),
                                            crypto_.get());
   writable_ = opts.writable;
+  OpenVdiskStore();
+  return Status::Ok();
+}
+
+void RepositoryImpl::OpenVdiskStore() {
   VdiskContext vc{chunks_.get(), index_.get(), rows_.get(), pool_.get()};
   vc.groups = cfg_.block_groups();
   vc.packed = cfg_.packed_groups();
@@ -167,7 +172,6 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
         CAIRN_ASSIGN_OR_RETURN(auto sys, OpenSibling(""));
         return sys->vdisks_->Lookup(name);
       });
-  return Status::Ok();
 }
 
 Result<std::unique_ptr<Index>> RepositoryImpl::OpenIndex(bool writable, uint64_t reserve_bytes) {

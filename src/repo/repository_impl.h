@@ -102,6 +102,8 @@ class RepositoryImpl : public Repository {
   Result<VdiskStore*> SystemVdisks();
   // A store of this repository opened read-only next to this one (same storage and keys).
   Result<std::unique_ptr<RepositoryImpl>> OpenSibling(const std::string& user);
+  // The part of OpenAll that makes the vdisk store and connects it to the system store.
+  void OpenVdiskStore();
   // "NAME (store of user U)" for every vdisk of a user store whose template is system vdisk id.
   Result<std::vector<std::string>> UserDependents(const VdiskId& id);
 
