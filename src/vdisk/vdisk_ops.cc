@@ -52,7 +52,13 @@ Status VdiskStore::Remove(const std::string& name) {
                            ": remove them, or flatten the writable ones, first");
   };
   CAIRN_ASSIGN_OR_RETURN(auto users, Dependents(d.id, false));
-  if (!users.empty()) return refuse(users);
+  if (!users.empty()) {
+    if (is_system_ && others_) {  // the refusal names those in user stores too
+      CAIRN_ASSIGN_OR_RETURN(auto more, others_(d.id));
+      users.insert(users.end(), more.begin(), more.end());
+    }
+    return refuse(users);
+  }
   if (is_system_ && others_) {
     // Marked first, then the user stores are read: a vdisk created on it in a user store is
     // either refused by the mark or found here (ConfirmSystemTemplate, ADR 0014 amendment 6).
