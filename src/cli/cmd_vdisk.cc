@@ -174,6 +174,9 @@ int CmdImport(const Globals& g, const ImportArgs& a) {
     std::printf("imported %s as vdisk %s%s: %llu of %llu blocks hold data\n", a.image.c_str(),
                 a.name.c_str(), a.as_template ? " (a template)" : "",
                 (unsigned long long)r->blocks_written, (unsigned long long)r->blocks);
+    if (size && r->size != size)  // a regular file that is not a whole number of blocks
+      std::printf("the vdisk is %llu bytes: the image's %llu, its last block padded with zeros\n",
+                  (unsigned long long)r->size, (unsigned long long)size);
   }
   return 0;
 }
@@ -371,7 +374,14 @@ int CmdResize(const Globals& g, const ResizeArgs& a) {
   if (!repo.ok()) return Fail(repo.status());
   Status s = (*repo)->ResizeVdisk(a.name, *size);
   if (!s.ok()) return Fail(s);
-  return Done(g, **repo, a.name, "resized vdisk " + a.name + " to " + HumanBytes(*size));
+  // The size it has now: a size that is not a whole number of blocks is rounded up.
+  auto info = (*repo)->VdiskStat(a.name, false);
+  if (!info.ok()) return Fail(info.status());
+  std::string what = "resized vdisk " + a.name + " to " + HumanBytes(info->size);
+  if (info->size != *size)
+    what += " (" + std::to_string(info->size) + " bytes: rounded up to whole " +
+            std::to_string(info->block_size) + "-byte blocks)";
+  return Done(g, **repo, a.name, what);
 }
 
 RunFn DefineResize(CLI::App& cmd, Context& ctx) {

@@ -21,6 +21,9 @@ json_valid "$RUN_OUT" "import --json"
 expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" "$PADDED" "import: size rounded up to blocks"
 expect_eq "$(json_get "$RUN_OUT" 'j["blocks_written"]')" $(((PADDED >> 12) - 256)) "import: zero blocks are holes"
 expect_eq "$(json_get "$RUN_OUT" 'j["template"]')" true "import --template makes a template"
+expect_ok "import of a file that is not whole blocks" cairn vdisk import "$REPO" d0 "$T/img"
+expect_stdout_has "import says it padded" "the vdisk is $PADDED bytes: the image's $SIZE, its last block padded with zeros"
+expect_ok "rm d0" cairn vdisk rm "$REPO" d0
 expect_ok "import from stdin" sh -c "cat '$T/img' | '$CAIRN' vdisk import -q '$REPO' piped -"
 head -c $((PADDED - SIZE)) /dev/zero | cat "$T/img" - >"$T/img.padded"
 expect_ok "export to a file" cairn vdisk export "$REPO" piped "$T/piped.out"
@@ -76,6 +79,8 @@ expect_ok "resize" cairn vdisk resize --json "$REPO" d1 20M
 expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" $((20 << 20)) "resize grows"
 expect_error "resize cannot shrink" cairn vdisk resize "$REPO" d1 1M
 expect_stderr_has "shrink refusal" "can only grow"
+expect_ok "resize to a size that is not whole blocks" cairn vdisk resize "$REPO" n1 $(((1 << 30) + 1))
+expect_stdout_has "resize says the size it gave" "to 1.00 GiB (1073807360 bytes: rounded up to whole 65536-byte blocks)"
 expect_ok "resize a semideduped vdisk" cairn vdisk resize "$REPO" s2 8M
 expect_ok "export it" cairn vdisk export "$REPO" s2 "$T/s2.out"
 head -c $(((8 << 20) - PADDED)) /dev/zero | cat "$T/img.padded" - >"$T/img.grown"
