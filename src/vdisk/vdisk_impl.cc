@@ -432,9 +432,8 @@ Status VdiskImpl::WritePartial(uint64_t lba, size_t at, std::span<const uint8_t>
         id = BlockEntry{p[0].id};
         CAIRN_RETURN_IF_ERROR(txn.AddRef(std::move(p[0])).status());
       } else {
-        // Into the open pack like any single-block write (format 6), else a chunk of its own.
-        CAIRN_ASSIGN_OR_RETURN(auto stored, StorePrivate(txn, lba, block));
-        id = stored[0];
+        CAIRN_ASSIGN_OR_RETURN(Digest d, txn.AddPrivate(block));
+        id = BlockEntry{d};
       }
     }
     CAIRN_RETURN_IF_ERROR(SetEntryLocked(txn, lba, id));

@@ -1252,47 +1252,6 @@ TEST_P(VdiskTest, ADamagedBlockListIsReportedAndReadsStillWork) {
   EXPECT_EQ(ReadAll(*v), model);
 }
 
-// A write of part of a block (4 KiB writes to a vdisk of 64 KiB blocks) is read, modified and
-// stored as a whole block: into the open pack too, like a single-block write, not as a chunk of
-// its own (which cost a chunk row per write: 4 KiB random writes to 64 KiB blocks ran at 0.14x
-// the file plugin).
-TEST_P(VdiskTest, PartialBlockWritesArePackedToo) {
-  constexpr uint32_t kBs = 64 << 10;
-  ASSERT_TRUE(user_->vdisks->Create("n", {VdiskMode::kNondeduped, 16 << 20, kBs, "", false}).ok());
-  std::vector<uint8_t> model(16 << 20);
-  const auto groups_before = GroupIds(*user_);
-  const uint64_t chunks_before = user_->Chunks();
-  {
-    auto v = Open(*user_, "n");
-    std::mt19937_64 rng(8);
-    for (int i = 0; i < 40; i++) {  // 40 writes of 4 KiB at random 4 KiB offsets
-      const uint64_t at = (rng() % (model.size() / 4096)) * 4096;
-      auto d = RandomData(4096, 500 + i);
-      ASSERT_TRUE(v->Write(at, d, false).ok());
-      std::copy(d.begin(), d.end(), model.begin() + at);
-      if (i == 5) {
-        EXPECT_EQ(ReadAll(*v), model) << "read-modify-write from the open pack";
-      }
-    }
-    ASSERT_TRUE(v->Flush().ok());
-    EXPECT_EQ(ReadAll(*v), model);
-  }
-  // 16 slots of 64 KiB to a pack (1 MiB): 40 blocks (fewer if two writes fell in one block) in
-  // at most 3 packed groups, where each write used to be a chunk.
-  size_t packed = 0;
-  for (const auto& [id, r] : Groups(*user_)) {
-    if (groups_before.count(id)) continue;
-    EXPECT_TRUE(r.is_packed());
-    packed++;
-  }
-  EXPECT_GE(packed, 1u);
-  EXPECT_LE(packed, 3u);
-  EXPECT_LE(user_->Chunks() - chunks_before, 3u) << "a chunk per partial write";
-  Reopen();
-  EXPECT_EQ(ReadAll(*Open(*user_, "n", false)), model) << "after reopen";
-  user_->ExpectClean();
-}
-
 // --- packed groups: cases found in review
 
 // Cleaning after a flush's commit moves the live blocks of two half-dead packed groups into the
