@@ -85,10 +85,14 @@ Status VdiskStore::Remove(const std::string& name) {
   // of those groups itself. Before the drop, so that a killed rm cleans again when run again.
   if (d.flags & VdiskDescriptor::kSnapshot) (void)CleanBeforeRemove(d);
   CAIRN_RETURN_IF_ERROR(DropMap(d));
+  return DeleteDescriptor(d);
+}
+
+Status VdiskStore::DeleteDescriptor(const VdiskDescriptor& d) {
   auto txn = ctx_.chunks->Begin();
   return txn->Commit([&](WriteBatch& batch) -> Status {
     for (uint32_t s = 0; s < d.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));
-    batch.Delete(keys::Vdisk(NameKey(name)));
+    batch.Delete(keys::Vdisk(NameKey(d.name)));
     return Status::Ok();
   });
 }

@@ -161,12 +161,7 @@ Status VdiskStore::ConfirmSystemTemplate(const std::string& name, const Template
     why = Status::Busy("its template '" + ref.name + "' is being removed from the system store");
   if (why.ok()) return Status::Ok();
   CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
-  auto txn = ctx_.chunks->Begin();
-  Status undo = txn->Commit([&](WriteBatch& batch) -> Status {
-    for (uint32_t s = 0; s < d.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));
-    batch.Delete(keys::Vdisk(NameKey(name)));
-    return Status::Ok();
-  });
+  Status undo = DeleteDescriptor(d);  // a new vdisk: no block map yet
   if (!undo.ok())
     return why.WithContext("vdisk '" + name + "' (created, and not removed again: " +
                            undo.message() + "; remove it with `cairn vdisk rm`)");

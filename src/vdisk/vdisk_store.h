@@ -94,6 +94,8 @@ class VdiskStore {
   // Commits a new descriptor (and, semi-deduped, its empty bitmap); refuses an existing name.
   Status WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap);
   Status WriteDescriptor(const VdiskDescriptor& d);
+  // Deletes `d`'s descriptor and bitmap rows in one commit (its block map is dropped already).
+  Status DeleteDescriptor(const VdiskDescriptor& d);
   Result<VdiskDescriptor> ResolveTemplate(const std::string& name, bool in_system);
   // After vdisk `name` was committed on the system template `ref`: Ok when the template is
   // still there and complete; else the new vdisk is removed again and the error says why.

@@ -415,20 +415,17 @@ TEST_P(VdiskTest, CloneOnASystemTemplateFlattenAndTemplatePinning) {
 TEST_P(VdiskTest, ACloneOfASnapshotOfACloneOpensItsWholeChain) {
   ASSERT_TRUE(
       user_->vdisks->Create("base", {VdiskMode::kNondeduped, 1 << 20, 4096, "", false}).ok());
-  std::vector<uint8_t> base(1 << 20);
-  {
-    auto v = Open(*user_, "base");
-    Exercise(*v, base, 3, 100);
+  auto write = [&](const std::string& name, std::vector<uint8_t>& model, uint64_t seed) {
+    auto v = Open(*user_, name);
+    Exercise(*v, model, seed, 100);
     ASSERT_TRUE(v->Flush().ok());
-  }
+  };
+  std::vector<uint8_t> base(1 << 20);
+  write("base", base, 3);
   ASSERT_TRUE(user_->vdisks->Snapshot("base", "s0").ok());
   ASSERT_TRUE(user_->vdisks->Clone("s0", false, "c").ok());
   auto c_model = base;
-  {
-    auto v = Open(*user_, "c");
-    Exercise(*v, c_model, 4, 100);
-    ASSERT_TRUE(v->Flush().ok());
-  }
+  write("c", c_model, 4);
   ASSERT_TRUE(user_->vdisks->Snapshot("c", "s1").ok());
   ASSERT_TRUE(user_->vdisks->Clone("s1", false, "c2").ok());
   auto c2_model = c_model;
