@@ -60,13 +60,17 @@ Status RepositoryImpl::TakeWriterRole(bool writable) {
   if (writable && shared_) {
     gate_ = std::make_unique<StorageGate>(storage_.get(), JoinStorageName(store_.dir, "commit"));
   } else if (writable) {
-    CAIRN_ASSIGN_OR_RETURN(auto lock, LockDir(*storage_, store_.dir));
+    auto lock = LockDir(*storage_, store_.dir);
+    // A user's store directory is named by a hash: the message names the user too.
+    if (!lock.ok() && lock.status().code() == Code::kBusy && !store_.user.empty())
+      return lock.status().WithContext("the store of user '" + store_.user + "'");
+    if (!lock.ok()) return lock.status();
     // A lease (RADOS) is renewed at a third of its length; a local flock never expires.
     auto every =
         storage_->LocalPath(store_.dir)
             ? std::chrono::milliseconds(0)
             : std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3;
-    lock_ = std::make_unique<LockKeeper>(std::move(lock), every);
+    lock_ = std::make_unique<LockKeeper>(std::move(*lock), every);
   }
   return Status::Ok();
 }

@@ -380,6 +380,30 @@ expect_stderr_has "rm while locked" "locked by pid"
 kill "$HOLDER"
 wait "$HOLDER" 2>/dev/null || true
 expect_ok "put after the lock holder is gone" cairn put "$R" after-lock "$T/b"
+
+# A user's store lives in a directory named by a hash: a refusal names the user as well.
+expect_ok "user add locked-user" cairn user add "$R" locked-user
+ULOCK=
+for d in "$R"/stores/*/; do [[ $d == */system/ ]] || ULOCK=${d}lock; done
+[[ -n $ULOCK ]] || fail "no user store directory under $R/stores"
+touch "$ULOCK"
+(
+  exec 9>>"$ULOCK"
+  flock -x 9
+  exec sleep 60
+) >/dev/null 2>&1 &
+UHOLDER=$!
+add_cleanup "kill $UHOLDER 2>/dev/null; wait $UHOLDER 2>/dev/null"
+for _ in $(seq 100); do
+  if ! flock -n "$ULOCK" true; then break; fi
+  sleep 0.05
+done
+expect_error "put while a user's store is locked" cairn --user locked-user put "$R" u "$T/b"
+expect_stderr_has "a locked user store is named by its user" "the store of user 'locked-user'" \
+  "is locked by"
+kill "$UHOLDER"
+wait "$UHOLDER" 2>/dev/null || true
+expect_ok "put in the user's store once it is free" cairn --user locked-user put "$R" u "$T/b"
 verify_object "$R" after-lock "$T/b" "object put after the lock was released"
 expect_ok "rm after-lock" cairn rm "$R" after-lock
 expect_error "no locked-out object" cairn versions "$R" locked-out
