@@ -21,6 +21,7 @@
 #include "cli/common.h"
 #include "cli/output_file.h"
 #include "cli/progress.h"
+#include "nbd/export_table.h"
 
 namespace cairn::cli {
 namespace {
@@ -569,18 +570,36 @@ void PrintServing(const Globals& g, const ServeArgs& a) {
   std::fflush(stdout);
 }
 
+// The start-up check the plugin makes in nbdkit's get_ready (ExportTable::Validate), made here
+// first: a store that cannot be served (locked by another writer, a wrong password, a vdisk
+// missing or with a damaged bitmap) is refused before cairn says it serves. The store is
+// closed again, so that nbdkit takes its lock; the plugin checks once more.
+Status CheckServable(const Globals& g, const ServeArgs& a, const std::string& password) {
+  nbd::ServerConfig cfg;
+  cfg.repo = a.repo;
+  cfg.vdisks = a.names;
+  cfg.user = g.user;
+  cfg.readonly = a.readonly;
+  cfg.threads = g.threads;
+  cfg.cache_size = 0;  // nothing is read through it
+  nbd::ExportTable t(cfg);
+  CAIRN_RETURN_IF_ERROR(t.OpenRepository(password));
+  return t.Validate();
+}
+
 int CmdServe(const Globals& g, const ServeArgs& a) {
   if (g.system && !g.user.empty())
     return Fail(Status::Invalid("--user and --system exclude each other"));
   auto args = NbdkitArgs(g, a);
   if (!args.ok()) return Fail(args.status());
-  if (g.password_file.empty() && !std::getenv("CAIRN_PASSWORD")) {
-    auto pw = RepoPassword(g, a.repo);  // prompts on a terminal
-    if (!pw.ok()) return Fail(pw.status());
-    if (!pw->empty() && ::setenv("CAIRN_PASSWORD", pw->c_str(), 1) != 0)
-      return Fail(Status::FromErrno(errno, "setenv"));
-    SecureWipe(*pw);
-  }
+  auto pw = RepoPassword(g, a.repo);  // prompts on a terminal
+  if (!pw.ok()) return Fail(pw.status());
+  Status servable = CheckServable(g, a, *pw);
+  if (servable.ok() && g.password_file.empty() && !std::getenv("CAIRN_PASSWORD") && !pw->empty() &&
+      ::setenv("CAIRN_PASSWORD", pw->c_str(), 1) != 0)
+    servable = Status::FromErrno(errno, "setenv");
+  SecureWipe(*pw);
+  if (!servable.ok()) return Fail(servable);
   PrintServing(g, a);
   std::vector<char*> argv;
   for (auto& s : *args) argv.push_back(s.data());

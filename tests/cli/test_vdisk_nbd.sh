@@ -78,6 +78,12 @@ stop_server
 # store with several vdisks is refused with a message naming them.
 CAIRN_USER_ARGS="--user alice"
 serve dd
+# A second server of a store that one serves is refused by cairn itself, before it says it
+# serves: no "serving" line, the holder named.
+run "$CAIRN" --user alice vdisk serve "$REPO" nd --socket "$T/second.sock" --foreground
+[[ $RC != 0 ]] || fail "a second server of a served store started"
+grep -q "serving" "$RUN_OUT" && fail "a refused serve said it serves: $(cat "$RUN_OUT")"
+expect_stderr_has "a second serve" "the store of user 'alice'" "is locked by pid"
 stop_server
 "$CAIRN" --user alice vdisk serve "$REPO" --socket "$SOCK" --foreground -q \
   >"$T/server.out" 2>"$T/server.err" &
