@@ -5,9 +5,11 @@
 // reader reports nothing. Segment ids are never reused (the `g` row).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "cairn/repository.h"
+#include "cairn/vdisk.h"
 #include "repo_test_util.h"
 #include "test_util.h"
 
@@ -74,6 +76,55 @@ TEST_F(ReadersBesideWriter, RemovedUnderAReaderIsNotFoundNotDamage) {
   ASSERT_TRUE(reader->Get("keep", std::nullopt, {}, k).ok());
   EXPECT_TRUE(k.data == keep);
   testing::ExpectCheckClean(*reader, true, "reader beside a writer: ");
+}
+
+// A vdisk that a writer (a server, in another process) rewrites under a read-only reader: the
+// blocks the reader's view of the block map names are released and their space reused. The
+// read fails with Busy, saying that the vdisk changed under it, never that a chunk is missing;
+// a fresh reader reads the new blocks. Private modes rewrite in place; the deduped one
+// releases each replaced chunk.
+TEST_F(ReadersBesideWriter, AVdiskRewrittenUnderAReaderIsBusyNotDamage) {
+  for (VdiskMode mode : {VdiskMode::kDeduped, VdiskMode::kNondeduped}) {
+    SCOPED_TRACE(std::string(VdiskModeName(mode)));
+    const std::string name = "v" + std::string(VdiskModeName(mode));
+    constexpr uint64_t kSize = 64 * 4096;
+    VdiskCreateOptions o;
+    o.mode = mode;
+    o.size = kSize;
+    ASSERT_TRUE(writer_->CreateVdisk(name, o).ok());
+    auto w = writer_->OpenVdisk(name, true);
+    ASSERT_TRUE(w.ok()) << w.status().message();
+    auto first = testing::RandomData(kSize, 7);
+    ASSERT_TRUE((*w)->Write(0, first, false).ok());
+    ASSERT_TRUE((*w)->Flush().ok());
+    auto reader = Reader();
+    ASSERT_TRUE(reader);
+    auto r = reader->OpenVdisk(name, false);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    std::vector<uint8_t> block(4096);
+    ASSERT_TRUE((*r)->Read(0, block).ok());
+    EXPECT_TRUE(std::equal(block.begin(), block.end(), first.begin()));
+    for (uint64_t round = 0; round < 3; round++) {  // the freed space is written over
+      auto next = testing::RandomData(kSize, 8 + round);
+      ASSERT_TRUE((*w)->Write(0, next, false).ok());
+      ASSERT_TRUE((*w)->Flush().ok());
+    }
+    MaintainAll();
+    std::vector<uint8_t> rest(kSize - 4096);
+    Status s = (*r)->Read(4096, rest);
+    EXPECT_EQ(s.code(), Code::kBusy) << s.message();
+    EXPECT_NE(s.message().find("vdisk '" + name + "' changed while it was being read"),
+              std::string::npos)
+        << s.message();
+    EXPECT_FALSE(SaysDamaged(s)) << s.message();
+    auto fresh = Reader();
+    ASSERT_TRUE(fresh);
+    auto f = fresh->OpenVdisk(name, false);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    std::vector<uint8_t> all(kSize);
+    ASSERT_TRUE((*f)->Read(0, all).ok());
+    EXPECT_TRUE(all == testing::RandomData(kSize, 10));
+  }
 }
 
 // The latest version changes under a reader that asked for the latest: the read starts again

@@ -10,6 +10,14 @@
 
 namespace cairn {
 
+namespace {
+constexpr std::string_view kRemovedWhileReading = " was removed while it was being read";
+}  // namespace
+
+bool RemovedWhileReading(const Status& s) {
+  return s.code() == Code::kNotFound && s.message().find(kRemovedWhileReading) != std::string::npos;
+}
+
 std::array<uint8_t, 16> PrivateChecksum(std::span<const uint8_t> plain) {
   static const std::unique_ptr<Hasher> kBlake3 = MakeHasher(HashAlgo::kBlake3);
   Digest d = kBlake3->Hash(plain);
@@ -261,9 +269,8 @@ Status ChunkStore::ReadRetrying(const Digest& id, const ChunkRecord* hint,
     if (!again.ok()) return s;
     if (!*again) {
       if (cache_) cache_->Erase(cache_key_, id);  // released: a stale copy must not outlive it
-      return Status::NotFound("chunk " + id.Hex() +
-                              " was removed while it was being read (the object or version "
-                              "that used it was removed meanwhile)");
+      return Status::NotFound("chunk " + id.Hex() + std::string(kRemovedWhileReading) +
+                              " (the object or version that used it was removed meanwhile)");
     }
     const ChunkRecord& now = **again;
     if (SameStoredCopy(now, cur)) return s;

@@ -304,6 +304,11 @@ struct MaintainReport {
   bool finished = true;         // false when stopped by a time or byte limit
 };
 
+// Whether `s` is the NotFound a read-only handle's read gives for a chunk that another process's
+// commit released after the handle's view was taken ("chunk ... was removed while it was being
+// read"): a race with a writer, never damage.
+bool RemovedWhileReading(const Status& s);
+
 class ChunkStore {
  public:
   // `crypto`: the store's keys in an encrypted store, nullptr in a plain one. `hasher` is the

@@ -256,18 +256,43 @@ struct ExportArgs {
   std::string repo, name, out;
 };
 
-int CmdExport(const Globals& g, const ExportArgs& a) {
-  auto repo = OpenRepo(a.repo, false, g);
-  if (!repo.ok()) return Fail(repo.status());
-  auto v = (*repo)->OpenVdisk(a.name, false);
-  if (!v.ok()) return Fail(v.status());
-  const bool to_stdout = a.out == "-";
-  ProgressBar bar("export " + a.name, !g.quiet && !to_stdout);
+// One export on a fresh view of the store; `size` gets the vdisk's size. `raced`: the copy
+// failed because a writer in another process changed the vdisk under it.
+Status ExportOnce(const Globals& g, const ExportArgs& a, ProgressBar& bar, uint64_t& size,
+                  bool& raced) {
+  CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g));
+  CAIRN_ASSIGN_OR_RETURN(auto v, repo->OpenVdisk(a.name, false));
+  size = v->size();
   Status s =
-      to_stdout ? CopyOut(**v, 1, true, "standard output", bar) : ExportToFile(**v, a.out, bar);
-  bar.Finish();
+      a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar) : ExportToFile(*v, a.out, bar);
+  raced = s.code() == Code::kBusy;
+  return s;
+}
+
+// A vdisk that a server in another process writes may change under the export (Busy: blocks
+// its view named were released). A file is exported again from a fresh view, up to three
+// times, so that what lands in FILE is the vdisk as one commit left it; standard output,
+// already partly written, cannot be.
+int CmdExport(const Globals& g, const ExportArgs& a) {
+  const bool to_stdout = a.out == "-";
+  constexpr int kAttempts = 3;
+  Status s;
+  uint64_t size = 0;
+  bool raced = false;
+  for (int attempt = 1; attempt <= kAttempts; attempt++) {
+    ProgressBar bar("export " + a.name, !g.quiet && !to_stdout);
+    s = ExportOnce(g, a, bar, size, raced);
+    bar.Finish();
+    if (!raced || to_stdout) break;
+  }
+  if (raced)
+    return Fail(Status::Busy(s.message() +
+                             (to_stdout ? "; standard output has a partial image"
+                                        : "; " + a.out + " was not written (tried " +
+                                              std::to_string(kAttempts) + " times)") +
+                             ": stop the server, or serve the vdisk --readonly, and export again"));
   if (!s.ok()) return Fail(s);
-  if (g.json && !to_stdout) PrintJson({{"name", a.name}, {"file", a.out}, {"size", (*v)->size()}});
+  if (g.json && !to_stdout) PrintJson({{"name", a.name}, {"file", a.out}, {"size", size}});
   return 0;
 }
 

@@ -101,15 +101,28 @@ Status VdiskImpl::ReadChunks(std::span<const Digest> ids, std::span<const uint32
       rest_outs.push_back(outs[i]);
       rest_hints.push_back(pending[i] ? &*pending[i] : nullptr);
     }
-    Status s = rest_ids.empty()
-                   ? Status::Ok()
-                   : ctx_.chunks->ReadMany(rest_ids, rest_hints, rest_outs, rest_slots);
-    return s.ok() ? s : s.WithContext("vdisk '" + name_ + "'");
+    return ReadFailure(rest_ids.empty()
+                           ? Status::Ok()
+                           : ctx_.chunks->ReadMany(rest_ids, rest_hints, rest_outs, rest_slots));
   }
   std::vector<const ChunkRecord*> hints(ids.size());
   for (size_t i = 0; i < ids.size(); i++) hints[i] = pending[i] ? &*pending[i] : nullptr;
-  Status s = ctx_.chunks->ReadMany(ids, hints, outs, slots);
-  return s.ok() ? s : s.WithContext("vdisk '" + name_ + "'");
+  return ReadFailure(ctx_.chunks->ReadMany(ids, hints, outs, slots));
+}
+
+// A read-only handle reads the block map of its view; a server writing the vdisk in another
+// process may since have rewritten those blocks and released the groups that held them
+// (cleaning, overwrites). That is a race with the writer, said as such (Busy), not a missing
+// chunk.
+Status VdiskImpl::ReadFailure(Status s) const {
+  if (s.ok()) return s;
+  if (!writable_ && RemovedWhileReading(s))
+    return Status::Busy("vdisk '" + name_ +
+                        "' changed while it was being read: another process (a `cairn vdisk "
+                        "serve`?) is writing it and released blocks this reader's view of its "
+                        "block map named (" +
+                        s.message() + ")");
+  return s.WithContext("vdisk '" + name_ + "'");
 }
 
 size_t VdiskImpl::ReadPacked(std::span<const Digest> ids, std::span<const uint32_t> slots,
