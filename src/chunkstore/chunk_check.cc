@@ -168,6 +168,24 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
 
 // Reads, decompresses and verifies every chunk, in segment order (sequential I/O, read ahead),
 // in parallel.
+// A packed group's block list (which LBA each slot was written for; cleaning goes by it) against
+// the LBAs the block maps name its slots for (`lbas`, ChunkExpectations::Expected::slot_lbas).
+Status CompareBlockList(const ChunkStore& chunks, const Digest& id, const ChunkRecord& rec,
+                        const std::vector<uint64_t>& lbas) {
+  CAIRN_ASSIGN_OR_RETURN(auto list, chunks.ReadPackedList(id, rec));
+  for (size_t k = 0; k < lbas.size(); k++) {
+    if (lbas[k] == ChunkExpectations::kNoLba) continue;
+    if (k >= list.size() || list[k] != lbas[k])
+      return Status::Corruption(
+          "chunk " + id.Hex() + " (a packed group): its block list says slot " + std::to_string(k) +
+          " holds " +
+          (k < list.size() ? "LBA " + std::to_string(list[k]) : std::string("no block")) +
+          ", a block map names it for LBA " + std::to_string(lbas[k]) +
+          " (cleaning would take that block for dead)");
+  }
+  return Status::Ok();
+}
+
 void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations& expect,
              ThreadPool& pool, const CheckOptions& opts, CheckReport& rep) {
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
@@ -202,10 +220,17 @@ void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations&
   for (size_t i = 0; i < records.size(); i++) {
     if (i % kWindow == 0) hint(i + kWindow);
     const ChunkStore* cs = &chunks;
-    inflight.emplace_back(i, pool.Submit([cs, id = records[i].first, rec = records[i].second] {
-      std::vector<uint8_t> buf;
-      return cs->ReadRecord(id, rec, buf);
-    }));
+    auto x = expect.chunks.find(records[i].first);
+    const std::vector<uint64_t>* lbas =
+        x != expect.chunks.end() && !x->second.slot_lbas.empty() ? &x->second.slot_lbas : nullptr;
+    inflight.emplace_back(i,
+                          pool.Submit([cs, id = records[i].first, rec = records[i].second, lbas] {
+                            std::vector<uint8_t> buf;
+                            Status s = cs->ReadRecord(id, rec, buf);
+                            if (s.ok() && lbas && rec.is_packed())
+                              s = CompareBlockList(*cs, id, rec, *lbas);
+                            return s;
+                          }));
     if (inflight.size() >= pool.size() * 2 + 2) drain();
   }
   while (!inflight.empty()) drain();

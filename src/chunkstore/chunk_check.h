@@ -23,8 +23,15 @@ struct ChunkExpectations {
     bool slots = false;
     uint32_t max_slot = 0;
     std::vector<std::string> users;  // "name@version", a few at most
+    // With slot_lbas kept: the LBA each slot is mapped at (kNoLba: by no map), compared with a
+    // packed group's block list when the data is read.
+    std::vector<uint64_t> slot_lbas;
   };
+  static constexpr uint64_t kNoLba = UINT64_MAX;
   std::unordered_map<Digest, Expected, DigestHash> chunks;
+  // Set by the caller for check --read-data: the vdisk phase records slot_lbas (8 bytes a
+  // mapped block of a group).
+  bool keep_slot_lbas = false;
   // "a@1, b@2", or "no object".
   std::string UsersOf(const Digest& id) const;
 };

@@ -11,6 +11,7 @@ Result<CheckReport> CheckRepository(ChunkStore& chunks, ObjectStore& objects, Vd
                                     ThreadPool& pool, const CheckOptions& opts) {
   CheckReport rep;
   CAIRN_ASSIGN_OR_RETURN(ChunkExpectations expect, objects.Check(rep));
+  expect.keep_slot_lbas = opts.read_data;
   CAIRN_RETURN_IF_ERROR(vdisks.Check(expect, rep));
   CAIRN_RETURN_IF_ERROR(CheckChunks(chunks, expect, pool, opts, rep));
   return rep;

@@ -11,6 +11,20 @@ namespace {
 
 constexpr size_t kUsersKept = 4;
 
+// Every map that names a slot of a group names it for the same LBA (snapshots share a block
+// where their vdisk had it); the chunk phase compares these with a packed group's block list.
+void NoteSlotLba(ChunkExpectations::Expected& x, uint32_t slot, uint64_t lba,
+                 const std::string& who, CheckReport& rep) {
+  if (x.slot_lbas.size() <= slot) x.slot_lbas.resize(size_t{slot} + 1, ChunkExpectations::kNoLba);
+  uint64_t& at = x.slot_lbas[slot];
+  if (at == ChunkExpectations::kNoLba)
+    at = lba;
+  else if (at != lba)
+    rep.errors.push_back(who + " maps LBA " + std::to_string(lba) + " to slot " +
+                         std::to_string(slot) + " of a group that another map names for LBA " +
+                         std::to_string(at));
+}
+
 }  // namespace
 
 Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect, CheckReport& rep) {
@@ -30,8 +44,10 @@ Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect,
   Status s = map.ForEachStoredPage([&](uint64_t page, const BlockMapPage& p) {
     if (page * kPageBlocks >= d.blocks())
       rep.errors.push_back(who + ": block map page " + std::to_string(page) + " lies past its end");
-    for (size_t k = 0; k < p.ids().size(); k++) {
-      const BlockEntry e = p.At(k);
+    for (size_t i = 0; i < kPageBlocks; i++) {
+      const std::optional<BlockEntry> got = p.Get(i);
+      if (!got) continue;
+      const BlockEntry& e = *got;
       mapped++;
       auto& x = expect.chunks[e.id];
       x.refs++;
@@ -39,6 +55,7 @@ Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect,
       if (e.in_group()) {
         x.slots = true;
         x.max_slot = std::max(x.max_slot, e.slot);
+        if (expect.keep_slot_lbas) NoteSlotLba(x, e.slot, page * kPageBlocks + i, who, rep);
       }
       if (x.users.size() < kUsersKept && (x.users.empty() || x.users.back() != who))
         x.users.push_back(who);
