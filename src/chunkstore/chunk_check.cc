@@ -166,8 +166,6 @@ void CheckTiling(const ChunkStore& chunks, const Records& records,
                            " committed bytes but neither chunks nor free extents");
 }
 
-// Reads, decompresses and verifies every chunk, in segment order (sequential I/O, read ahead),
-// in parallel.
 // A packed group's block list (which LBA each slot was written for; cleaning goes by it) against
 // the LBAs the block maps name its slots for (`lbas`, ChunkExpectations::Expected::slot_lbas).
 Status CompareBlockList(const ChunkStore& chunks, const Digest& id, const ChunkRecord& rec,
@@ -186,6 +184,8 @@ Status CompareBlockList(const ChunkStore& chunks, const Digest& id, const ChunkR
   return Status::Ok();
 }
 
+// Reads, decompresses and verifies every chunk, in segment order (sequential I/O, read ahead),
+// in parallel; a packed group's block list is compared with the block maps (CompareBlockList).
 void ReadAll(const ChunkStore& chunks, Records records, const ChunkExpectations& expect,
              ThreadPool& pool, const CheckOptions& opts, CheckReport& rep) {
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {

@@ -13,16 +13,17 @@ constexpr size_t kUsersKept = 4;
 
 // Every map that names a slot of a group names it for the same LBA (snapshots share a block
 // where their vdisk had it); the chunk phase compares these with a packed group's block list.
-void NoteSlotLba(ChunkExpectations::Expected& x, uint32_t slot, uint64_t lba,
+void NoteSlotLba(ChunkExpectations::Expected& x, const BlockEntry& e, uint64_t lba,
                  const std::string& who, CheckReport& rep) {
+  const uint32_t slot = e.slot;
   if (x.slot_lbas.size() <= slot) x.slot_lbas.resize(size_t{slot} + 1, ChunkExpectations::kNoLba);
   uint64_t& at = x.slot_lbas[slot];
   if (at == ChunkExpectations::kNoLba)
     at = lba;
   else if (at != lba)
     rep.errors.push_back(who + " maps LBA " + std::to_string(lba) + " to slot " +
-                         std::to_string(slot) + " of a group that another map names for LBA " +
-                         std::to_string(at));
+                         std::to_string(slot) + " of group " + e.id.Hex() +
+                         ", which another map names for LBA " + std::to_string(at));
 }
 
 }  // namespace
@@ -55,7 +56,7 @@ Status VdiskStore::CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect,
       if (e.in_group()) {
         x.slots = true;
         x.max_slot = std::max(x.max_slot, e.slot);
-        if (expect.keep_slot_lbas) NoteSlotLba(x, e.slot, page * kPageBlocks + i, who, rep);
+        if (expect.keep_slot_lbas) NoteSlotLba(x, e, page * kPageBlocks + i, who, rep);
       }
       if (x.users.size() < kUsersKept && (x.users.empty() || x.users.back() != who))
         x.users.push_back(who);

@@ -147,10 +147,10 @@ class VdiskImpl : public Vdisk, public BlockSource {
   // Blocks [lba, lba + n) of a semi-deduped vdisk that are still the template's (zeros past
   // its end).
   Status ReadTemplate(uint64_t lba, uint64_t n, std::span<uint8_t> out);
-  // Chunks of this vdisk, uncommitted ones found in the transactions not yet committed.
-  // slots[i]: BlockEntry::kWhole, or the slot of group ids[i] that holds the block.
   // `s` of a read of the store, said for this vdisk (ReadChunks).
   Status ReadFailure(Status s) const;
+  // Chunks of this vdisk, uncommitted ones found in the transactions not yet committed.
+  // slots[i]: BlockEntry::kWhole, or the slot of group ids[i] that holds the block.
   Status ReadChunks(std::span<const Digest> ids, std::span<const uint32_t> slots,
                     std::span<const std::span<uint8_t>> outs);
   Status WriteBlocks(uint64_t lba, std::span<const uint8_t> data);
