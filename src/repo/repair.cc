@@ -111,6 +111,13 @@ void RepairStore(Storage& st, const std::string& path, const StoreRef& store,
   o.password = opts.password;
   o.user = user;
   auto repo = Repository::Open(path, o);
+  // A store another process holds (a server, a put) is in use, not damaged: its live index is
+  // never swapped for the copy.
+  if (!repo.ok() && repo.status().code() == Code::kBusy) {
+    out.lost.push_back("the store is in use: " + repo.status().message() +
+                       "; stop that process and repair again (nothing was changed)");
+    return;
+  }
   if (!repo.ok() && repo.status().code() != Code::kPermissionDenied) {
     Status s = RestoreIndex(st, store, repo.status(), out);
     if (!s.ok()) {
