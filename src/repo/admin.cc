@@ -125,7 +125,9 @@ Status RemoveUser(Storage& st, const std::string& password, const std::string& n
   const std::string dir = UserStoreDir(*u), aside = dir + ".removing";
   {
     // Nobody may be writing to the store while it goes.
-    CAIRN_ASSIGN_OR_RETURN(auto store_lock, LockDir(st, dir));
+    auto store_lock = LockDir(st, dir);
+    if (!store_lock.ok())
+      return store_lock.status().WithContext("the store of user '" + name + "'");
     CAIRN_RETURN_IF_ERROR(st.Rename(dir, aside).WithContext("removing user " + name));
   }
   UserRegistry kept;

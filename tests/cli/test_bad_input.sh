@@ -401,6 +401,9 @@ done
 expect_error "put while a user's store is locked" cairn --user locked-user put "$R" u "$T/b"
 expect_stderr_has "a locked user store is named by its user" "the store of user 'locked-user'" \
   "is locked by"
+expect_error "user rm while the user's store is locked" cairn user rm "$R" locked-user
+expect_stderr_has "user rm of a locked store names the user" "the store of user 'locked-user'" \
+  "is locked by"
 kill "$UHOLDER"
 wait "$UHOLDER" 2>/dev/null || true
 expect_ok "put in the user's store once it is free" cairn --user locked-user put "$R" u "$T/b"
