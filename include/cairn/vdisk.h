@@ -78,6 +78,11 @@ class Vdisk {
   virtual uint64_t size() const = 0;
   virtual uint32_t block_size() const = 0;
   virtual bool read_only() const = 0;
+  // A read-only handle beside a writer in another process: whether the store's view has moved
+  // forward since this handle was opened (a read found a chunk moved or released), so that its
+  // reads may come from more than one commit. A copy that must be one commit's image (vdisk
+  // export) starts again when it is true.
+  virtual bool view_moved() const { return false; }
   virtual Status Read(uint64_t offset, std::span<uint8_t> out) = 0;
   virtual Status Write(uint64_t offset, std::span<const uint8_t> data, bool fua) = 0;
   // The range reads as zeros afterwards; whole blocks become holes (nothing is written),

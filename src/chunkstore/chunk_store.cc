@@ -286,6 +286,7 @@ Status ChunkStore::RefreshView(
   std::lock_guard lk(view_mu_);
   if (failed_at && view_taken_ > *failed_at) return Status::Ok();  // a newer view is in place
   const auto now = std::chrono::steady_clock::now();
+  view_refreshes_++;  // counted before: a failed refresh may have moved the index's view
   CAIRN_RETURN_IF_ERROR(index_->Refresh());
   CAIRN_RETURN_IF_ERROR(space_.Load(*index_));
   view_taken_ = now;

@@ -381,6 +381,9 @@ class ChunkStore {
   // Cached chunks stay: a cached chunk is verified plaintext, valid under any view in which its
   // id is live; one found released is dropped from the cache by the read that finds it so.
   Status RefreshView(std::optional<std::chrono::steady_clock::time_point> failed_at = {}) const;
+  // How many times a read-only handle's view has moved forward (RefreshView): reads made
+  // before and after a move may come from different commits. Always 0 when writable.
+  uint64_t view_refreshes() const { return view_refreshes_.load(); }
   // Read-ahead: tells the backend that the extents of `records` will be read soon, sorted by
   // (segment, offset) and merged where at most Backend::WillNeedGap() apart (local: 1 MiB;
   // RADOS: adjacent only), so a cold segment is read in a few large requests ahead of the
@@ -618,6 +621,7 @@ class ChunkStore {
   mutable SpaceMap space_;  // a read-only handle reloads it with its view (RefreshView)
   mutable std::mutex view_mu_;
   mutable std::chrono::steady_clock::time_point view_taken_;  // guarded by view_mu_
+  mutable std::atomic<uint64_t> view_refreshes_{0};
   CommitGate* gate_ = nullptr;
   ChunkCache* cache_ = nullptr;
   CacheStoreKey cache_key_ = 0;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -244,11 +245,18 @@ Status CopyOut(Vdisk& v, int fd, bool stream, const std::string& what, ProgressB
 
 // Exports into `out` through a temporary file beside it (OutputFile: random O_EXCL name, no
 // symbolic link followed), renamed into place once complete.
-Status ExportToFile(Vdisk& v, const std::string& out, ProgressBar& bar) {
+// `torn`: whether the copy mixes commits (checked before FILE is put in place; nothing is then
+// written, Busy).
+Status ExportToFile(Vdisk& v, const std::string& out, ProgressBar& bar,
+                    const std::function<bool()>& torn) {
   CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(out));
   if (::ftruncate(file.fd(), static_cast<off_t>(v.size())) != 0)
     return Status::FromErrno(errno, "sizing " + out);
   CAIRN_RETURN_IF_ERROR(CopyOut(v, file.fd(), false, out, bar));
+  if (torn())
+    return Status::Busy("vdisk '" + v.name() +
+                        "' changed while it was being read: another process (a `cairn vdisk "
+                        "serve`?) is writing it, and the copy mixed blocks of more than one flush");
   return file.Commit(true);
 }
 
@@ -260,11 +268,16 @@ struct ExportArgs {
 // failed because a writer in another process changed the vdisk under it.
 Status ExportOnce(const Globals& g, const ExportArgs& a, ProgressBar& bar, uint64_t& size,
                   bool& raced) {
+  raced = false;
   CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g));
   CAIRN_ASSIGN_OR_RETURN(auto v, repo->OpenVdisk(a.name, false));
   size = v->size();
-  Status s =
-      a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar) : ExportToFile(*v, a.out, bar);
+  Status s = a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar)
+                          : ExportToFile(*v, a.out, bar, [&v] { return v->view_moved(); });
+  if (s.ok() && v->view_moved() && a.out == "-")
+    s = Status::Busy("vdisk '" + a.name +
+                     "' changed while it was being read: another process (a `cairn vdisk "
+                     "serve`?) is writing it, and the image mixes blocks of more than one flush");
   raced = s.code() == Code::kBusy;
   return s;
 }
@@ -566,10 +579,6 @@ Result<std::vector<std::string>> NbdkitArgs(const Globals& g, const ServeArgs& a
   if (a.readonly) args.push_back("readonly=true");
   if (g.threads) args.push_back("threads=" + std::to_string(g.threads));
   if (g.cache_size) args.push_back("cache-size=" + std::to_string(*g.cache_size));
-  if (!g.password_file.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(std::string pwf, AbsolutePath(g.password_file));
-    args.push_back("password-file=" + pwf);  // a path, not the password
-  }
   for (const auto& n : a.names) args.push_back("vdisk=" + n);
   return args;
 }
@@ -620,8 +629,9 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   auto pw = RepoPassword(g, a.repo);  // prompts on a terminal
   if (!pw.ok()) return Fail(pw.status());
   Status servable = CheckServable(g, a, *pw);
-  if (servable.ok() && g.password_file.empty() && !std::getenv("CAIRN_PASSWORD") && !pw->empty() &&
-      ::setenv("CAIRN_PASSWORD", pw->c_str(), 1) != 0)
+  // The password read once (a --password-file may be a pipe that reads only once, a prompt
+  // cannot be asked twice) goes to the plugin in its environment, never on its command line.
+  if (servable.ok() && !pw->empty() && ::setenv("CAIRN_PASSWORD", pw->c_str(), 1) != 0)
     servable = Status::FromErrno(errno, "setenv");
   SecureWipe(*pw);
   if (!servable.ok()) return Fail(servable);

@@ -44,7 +44,8 @@ VdiskImpl::VdiskImpl(VdiskContext ctx, VdiskDescriptor desc, std::string desc_ke
       size_(desc_.size),
       map_(ctx.index, ctx.rows, desc_.id, name_, ctx.cache_pages),
       bitmap_(std::move(bitmap)),
-      tmpl_(std::move(tmpl)) {
+      tmpl_(std::move(tmpl)),
+      view_at_open_(ctx.chunks->view_refreshes()) {
   if (writable_) txn_ = std::shared_ptr<ChunkTxn>(ctx_.chunks->Begin());
 }
 
@@ -116,12 +117,14 @@ Status VdiskImpl::ReadChunks(std::span<const Digest> ids, std::span<const uint32
 // chunk.
 Status VdiskImpl::ReadFailure(Status s) const {
   if (s.ok()) return s;
-  if (!writable_ && RemovedWhileReading(s))
+  // A chunk not found once the view has moved past the one the map was read in was released
+  // meanwhile, as much as one removed under the read.
+  const bool raced = RemovedWhileReading(s) || (s.code() == Code::kNotFound && view_moved());
+  if (!writable_ && raced)
     return Status::Busy("vdisk '" + name_ +
                         "' changed while it was being read: another process (a `cairn vdisk "
                         "serve`?) is writing it and released blocks this reader's view of its "
-                        "block map named (" +
-                        s.message() + ")");
+                        "block map named");
   return s.WithContext("vdisk '" + name_ + "'");
 }
 

@@ -75,6 +75,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
   uint64_t size() const override { return size_.load(); }
   uint32_t block_size() const override { return bs_; }
   bool read_only() const override { return !writable_; }
+  bool view_moved() const override {
+    return !writable_ && ctx_.chunks->view_refreshes() != view_at_open_;
+  }
   Status Read(uint64_t offset, std::span<uint8_t> out) override;
   Status Write(uint64_t offset, std::span<const uint8_t> data, bool fua) override;
   Status Zero(uint64_t offset, uint64_t length, bool fua) override;
@@ -233,6 +236,7 @@ class VdiskImpl : public Vdisk, public BlockSource {
   BlockMap map_;
   std::unique_ptr<VdiskBitmap> bitmap_;
   std::shared_ptr<BlockSource> tmpl_;
+  const uint64_t view_at_open_;  // ChunkStore::view_refreshes() when opened
   bool drop_bitmap_ = false;
   std::function<void()> on_close_;
 

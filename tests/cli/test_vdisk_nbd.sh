@@ -85,6 +85,18 @@ run "$CAIRN" --user alice vdisk serve "$REPO" nd --socket "$T/second.sock" --for
 grep -q "serving" "$RUN_OUT" && fail "a refused serve said it serves: $(cat "$RUN_OUT")"
 expect_stderr_has "a second serve" "the store of user 'alice'" "is locked by pid"
 stop_server
+# A --password-file that reads only once (a pipe): serve reads it once, for its own check and
+# the plugin both (the plugin read it again and found it empty).
+PW=$CAIRN_PASSWORD
+unset CAIRN_PASSWORD
+mkfifo "$T/pw.fifo"
+(printf '%s\n' "$PW" >"$T/pw.fifo" &)
+serve dd -- --password-file "$T/pw.fifo"
+export CAIRN_PASSWORD=$PW
+run nbdinfo --size "$(uri dd)"
+[[ $RC == 0 && $(cat "$RUN_OUT") == "$SIZE" ]] || fail "serve with a password pipe: no export"
+ok "serve reads a --password-file pipe once"
+stop_server
 "$CAIRN" --user alice vdisk serve "$REPO" --socket "$SOCK" --foreground -q \
   >"$T/server.out" 2>"$T/server.err" &
 SERVER_PID=$!
