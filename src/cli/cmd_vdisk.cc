@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -243,20 +242,22 @@ Status CopyOut(Vdisk& v, int fd, bool stream, const std::string& what, ProgressB
   return Status::Ok();
 }
 
+// Busy when the copy just made of `v` may mix commits (its view moved: Vdisk::view_moved).
+Status CopiedFromOneView(const Vdisk& v) {
+  if (!v.view_moved()) return Status::Ok();
+  return Status::Busy("vdisk '" + v.name() +
+                      "' changed while it was being read: another process (a `cairn vdisk "
+                      "serve`?) is writing it, and the copy mixed blocks of more than one flush");
+}
+
 // Exports into `out` through a temporary file beside it (OutputFile: random O_EXCL name, no
-// symbolic link followed), renamed into place once complete.
-// `torn`: whether the copy mixes commits (checked before FILE is put in place; nothing is then
-// written, Busy).
-Status ExportToFile(Vdisk& v, const std::string& out, ProgressBar& bar,
-                    const std::function<bool()>& torn) {
+// symbolic link followed), renamed into place once complete, and only from a copy of one view.
+Status ExportToFile(Vdisk& v, const std::string& out, ProgressBar& bar) {
   CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(out));
   if (::ftruncate(file.fd(), static_cast<off_t>(v.size())) != 0)
     return Status::FromErrno(errno, "sizing " + out);
   CAIRN_RETURN_IF_ERROR(CopyOut(v, file.fd(), false, out, bar));
-  if (torn())
-    return Status::Busy("vdisk '" + v.name() +
-                        "' changed while it was being read: another process (a `cairn vdisk "
-                        "serve`?) is writing it, and the copy mixed blocks of more than one flush");
+  CAIRN_RETURN_IF_ERROR(CopiedFromOneView(v));
   return file.Commit(true);
 }
 
@@ -272,12 +273,9 @@ Status ExportOnce(const Globals& g, const ExportArgs& a, ProgressBar& bar, uint6
   CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g));
   CAIRN_ASSIGN_OR_RETURN(auto v, repo->OpenVdisk(a.name, false));
   size = v->size();
-  Status s = a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar)
-                          : ExportToFile(*v, a.out, bar, [&v] { return v->view_moved(); });
-  if (s.ok() && v->view_moved() && a.out == "-")
-    s = Status::Busy("vdisk '" + a.name +
-                     "' changed while it was being read: another process (a `cairn vdisk "
-                     "serve`?) is writing it, and the image mixes blocks of more than one flush");
+  Status s =
+      a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar) : ExportToFile(*v, a.out, bar);
+  if (s.ok() && a.out == "-") s = CopiedFromOneView(*v);
   raced = s.code() == Code::kBusy;
   return s;
 }

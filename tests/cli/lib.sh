@@ -270,6 +270,30 @@ CUR_PID=""
 # shellcheck disable=SC2016 # expanded when the hook runs
 add_cleanup 'if [[ -n $CUR_PID ]]; then kill -9 "$CUR_PID" 2>/dev/null; wait "$CUR_PID" 2>/dev/null; fi'
 
+# hold_lock FILE: another process takes flock(1) on FILE (created if absent) and holds it until
+# release_lock: one process (flock on fd 9, then exec sleep), so killing it frees the lock.
+# Fails the test when the lock is not held within 5 s. The holder's pid is in LOCK_HOLDER.
+hold_lock() {
+  local file=$1
+  touch "$file"
+  (
+    exec 9>>"$file"
+    flock -x 9
+    exec sleep 60
+  ) >/dev/null 2>&1 &
+  LOCK_HOLDER=$!
+  add_cleanup "kill $LOCK_HOLDER 2>/dev/null; wait $LOCK_HOLDER 2>/dev/null"
+  for _ in $(seq 100); do
+    flock -n "$file" true || return 0
+    sleep 0.05
+  done
+  fail "could not get flock(1) to hold $file"
+}
+release_lock() {
+  kill "$LOCK_HOLDER" 2>/dev/null || true
+  wait "$LOCK_HOLDER" 2>/dev/null || true
+}
+
 # kill_after MS NAME DESC CMD...: runs CMD in the background and kill -9s it after MS
 # milliseconds; CMD must either have finished (exit 0) or been killed (137), which is left in
 # KILL_STATUS. Its output goes to $T/NAME.out and $T/NAME.err.

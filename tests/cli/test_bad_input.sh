@@ -357,28 +357,15 @@ intact "bad init options"
 # ---------------------------------------------------------------------------------------------
 # Locking: a second writer while the lock is held; a stale lock file.
 # ---------------------------------------------------------------------------------------------
-# The holder is one process (flock(1) on fd 9, then exec sleep), so killing it frees the lock.
 # Data commands lock the store they work in (the system store here), not the repository.
 LOCK=$R/stores/system/lock
 echo 424242 >"$LOCK"
-(
-  exec 9>>"$LOCK"
-  flock -x 9
-  exec sleep 60
-) >/dev/null 2>&1 &
-HOLDER=$!
-add_cleanup "kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null"
-for _ in $(seq 100); do
-  if ! flock -n "$LOCK" true; then break; fi
-  sleep 0.05
-done
-flock -n "$LOCK" true && fail "could not get flock(1) to hold $LOCK"
+hold_lock "$LOCK"
 expect_error "put while the repository is locked" cairn put "$R" locked-out "$T/b"
 expect_stderr_has "put while locked" "$R/stores/system" "locked by pid 424242"
 expect_error "rm while the repository is locked" cairn rm "$R" a
 expect_stderr_has "rm while locked" "locked by pid"
-kill "$HOLDER"
-wait "$HOLDER" 2>/dev/null || true
+release_lock
 expect_ok "put after the lock holder is gone" cairn put "$R" after-lock "$T/b"
 
 # A user's store lives in a directory named by a hash: a refusal names the user as well.
@@ -386,26 +373,14 @@ expect_ok "user add locked-user" cairn user add "$R" locked-user
 ULOCK=
 for d in "$R"/stores/*/; do [[ $d == */system/ ]] || ULOCK=${d}lock; done
 [[ -n $ULOCK ]] || fail "no user store directory under $R/stores"
-touch "$ULOCK"
-(
-  exec 9>>"$ULOCK"
-  flock -x 9
-  exec sleep 60
-) >/dev/null 2>&1 &
-UHOLDER=$!
-add_cleanup "kill $UHOLDER 2>/dev/null; wait $UHOLDER 2>/dev/null"
-for _ in $(seq 100); do
-  if ! flock -n "$ULOCK" true; then break; fi
-  sleep 0.05
-done
+hold_lock "$ULOCK"
 expect_error "put while a user's store is locked" cairn --user locked-user put "$R" u "$T/b"
 expect_stderr_has "a locked user store is named by its user" "the store of user 'locked-user'" \
   "is locked by"
 expect_error "user rm while the user's store is locked" cairn user rm "$R" locked-user
 expect_stderr_has "user rm of a locked store names the user" "the store of user 'locked-user'" \
   "is locked by"
-kill "$UHOLDER"
-wait "$UHOLDER" 2>/dev/null || true
+release_lock
 expect_ok "put in the user's store once it is free" cairn --user locked-user put "$R" u "$T/b"
 verify_object "$R" after-lock "$T/b" "object put after the lock was released"
 expect_ok "rm after-lock" cairn rm "$R" after-lock

@@ -27,7 +27,6 @@ expect_stdout_has "undamaged: nothing lost" "nothing lost"
 fresh() { rm -rf "$R" && cp -a "$P" "$R"; }
 R=$T/r
 
-
 # verify_all: every object version outside the lost ranges reads back byte-identical.
 verify_all() {
   local what=$1
@@ -42,24 +41,14 @@ verify_all() {
 # --- 0. a store another process holds (a server, a put) is in use, not damaged: repair
 # refuses it and changes nothing (it used to put the index copy in place of the live index).
 fresh
-LOCK=$R/stores/system/lock
-touch "$LOCK"
-(
-  exec 9>>"$LOCK"
-  flock -x 9
-  exec sleep 60
-) >/dev/null 2>&1 &
-HOLDER=$!
-add_cleanup "kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null"
-for _ in $(seq 100); do flock -n "$LOCK" true || break; sleep 0.05; done
+hold_lock "$R/stores/system/lock"
 before=$(find "$R/stores/system" -maxdepth 1 | sort | tr '\n' ' ')
 run cairn repair "$R"
 [[ $RC != 0 ]] || fail "repair of a store in use succeeded"
 expect_stdout_has "repair of a store in use" "the store is in use" "nothing was changed"
 expect_eq "$(find "$R/stores/system" -maxdepth 1 | sort | tr '\n' ' ')" "$before" \
   "repair of a store in use moved nothing"
-kill "$HOLDER"
-wait "$HOLDER" 2>/dev/null || true
+release_lock
 verify_all "after a refused repair"
 expect_check_clean "$R" "after a refused repair"
 
