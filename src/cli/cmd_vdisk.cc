@@ -1,10 +1,8 @@
-// `cairn vdisk create|import|export|ls|info|rm|resize|snapshot|clone|flatten|serve`: virtual
-// disks (cairn/vdisk.h, docs/vdisk.md) in the store --user/--system selects, and serving them
-// over NBD with nbdkit and the cairn plugin (src/nbd/).
+// `cairn vdisk create|import|export|ls|info|rm|resize|snapshot|clone|flatten`: virtual disks
+// (cairn/vdisk.h, docs/vdisk.md) in the store --user/--system selects. `vdisk serve` is in
+// cmd_serve.cc.
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +19,6 @@
 #include "cli/common.h"
 #include "cli/output_file.h"
 #include "cli/progress.h"
-#include "nbd/export_table.h"
 
 namespace cairn::cli {
 namespace {
@@ -485,178 +482,6 @@ RunFn DefineClone(CLI::App& cmd, Context& ctx) {
   return [a, &g = ctx.globals] { return CmdClone(g, *a); };
 }
 
-// ------------------------------------------------------------------ serve
-
-struct ServeArgs {
-  std::string repo, socket, bind, pidfile;
-  std::vector<std::string> names;
-  int port = 0;
-  unsigned nbd_threads = 0;
-  bool readonly = false, foreground = false;
-};
-
-// nbdkit's worker threads per connection when --nbd-threads is not given: the plugin is CPU
-// bound, so more threads than about twice the cores only add context switches (nbdkit's
-// default, 16, served 4 KiB random reads about 30% slower than 4 on a 2-core machine).
-unsigned DefaultNbdThreads() {
-  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return static_cast<unsigned>(std::max<long>(4, 2 * std::max<long>(n, 1)));
-}
-
-// The plugin: $CAIRN_NBDKIT_PLUGIN, else cairn-nbdkit.so next to this binary, else installed.
-Result<std::string> FindPlugin() {
-  if (const char* env = std::getenv("CAIRN_NBDKIT_PLUGIN")) return std::string(env);
-  std::vector<std::string> tried;
-  char exe[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string dir(exe, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.rfind('/') + 1);
-    tried.push_back(dir + "cairn-nbdkit.so");
-  }
-  tried.push_back(std::string(CAIRN_PLUGIN_INSTALL_DIR) + "/cairn-nbdkit.so");
-  for (const auto& p : tried)
-    if (::access(p.c_str(), R_OK) == 0) return p;
-  std::string list;
-  for (const auto& p : tried) list += (list.empty() ? "" : ", ") + p;
-  return Status::NotFound("the cairn nbdkit plugin is not installed (looked for " + list +
-                          "; set CAIRN_NBDKIT_PLUGIN)");
-}
-
-Result<std::string> AbsolutePath(const std::string& p) {
-  if (!p.empty() && p[0] == '/') return p;
-  char cwd[PATH_MAX];
-  if (!::getcwd(cwd, sizeof cwd)) return Status::FromErrno(errno, "getcwd");
-  return std::string(cwd) + "/" + p;
-}
-
-// nbdkit leaves its Unix socket behind when it exits: a socket nobody listens on any more is
-// removed, so that serving again works; a live one is left alone (nbdkit then reports it).
-void RemoveStaleSocket(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
-  struct sockaddr_un addr {};
-  if (path.size() >= sizeof addr.sun_path) return;
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  bool refused = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 &&
-                 errno == ECONNREFUSED;
-  ::close(fd);
-  if (refused) ::unlink(path.c_str());
-}
-
-// nbdkit's command line. Never the password: that goes through the environment.
-Result<std::vector<std::string>> NbdkitArgs(const Globals& g, const ServeArgs& a) {
-  if (a.socket.empty() == (a.port == 0)) return Status::Invalid("give --socket PATH or --port N");
-  CAIRN_ASSIGN_OR_RETURN(std::string plugin, FindPlugin());
-  std::string repo = a.repo;  // rados:POOL/PREFIX as it is; a local path made absolute
-  if (!repo.starts_with("rados:")) {
-    CAIRN_ASSIGN_OR_RETURN(repo, AbsolutePath(a.repo));
-  }
-  std::vector<std::string> args = {"nbdkit"};
-  if (a.foreground) args.push_back("--foreground");
-  args.insert(args.end(),
-              {"--threads", std::to_string(a.nbd_threads ? a.nbd_threads : DefaultNbdThreads())});
-  if (a.readonly) args.push_back("--readonly");
-  if (!a.socket.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(std::string sock, AbsolutePath(a.socket));
-    RemoveStaleSocket(sock);
-    args.insert(args.end(), {"--unix", sock});
-  } else {
-    args.insert(args.end(), {"--port", std::to_string(a.port)});
-    if (!a.bind.empty()) args.insert(args.end(), {"--ipaddr", a.bind});
-  }
-  if (!a.pidfile.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(std::string pid, AbsolutePath(a.pidfile));
-    args.insert(args.end(), {"--pidfile", pid});
-  }
-  args.insert(args.end(), {plugin, "repo=" + repo});
-  if (!g.user.empty()) args.push_back("user=" + g.user);
-  if (a.readonly) args.push_back("readonly=true");
-  if (g.threads) args.push_back("threads=" + std::to_string(g.threads));
-  if (g.cache_size) args.push_back("cache-size=" + std::to_string(*g.cache_size));
-  for (const auto& n : a.names) args.push_back("vdisk=" + n);
-  return args;
-}
-
-void PrintServing(const Globals& g, const ServeArgs& a) {
-  std::vector<std::string> uris;
-  for (const auto& n : a.names)
-    uris.push_back(a.socket.empty() ? "nbd://localhost:" + std::to_string(a.port) + "/" + n
-                                    : "nbd+unix:///" + n + "?socket=" + a.socket);
-  if (g.json) {
-    PrintJson({{"repo", a.repo},
-               {"exports", a.names},
-               {"uris", uris},
-               {"socket", a.socket},
-               {"port", a.port},
-               {"readonly", a.readonly}});
-  } else if (!g.quiet) {
-    std::printf("serving %s%s\n", a.socket.empty() ? "port " : "socket ",
-                a.socket.empty() ? std::to_string(a.port).c_str() : a.socket.c_str());
-    for (const auto& u : uris) std::printf("  %s\n", u.c_str());
-    if (uris.empty()) std::printf("  every vdisk of the store, export name = vdisk name\n");
-  }
-  std::fflush(stdout);
-}
-
-// The start-up check the plugin makes in nbdkit's get_ready (ExportTable::Validate), made here
-// first: a store that cannot be served (locked by another writer, a wrong password, a vdisk
-// missing or with a damaged bitmap) is refused before cairn says it serves. The store is
-// closed again, so that nbdkit takes its lock; the plugin checks once more.
-Status CheckServable(const Globals& g, const ServeArgs& a, const std::string& password) {
-  nbd::ServerConfig cfg;
-  cfg.repo = a.repo;
-  cfg.vdisks = a.names;
-  cfg.user = g.user;
-  cfg.readonly = a.readonly;
-  cfg.threads = g.threads;
-  cfg.cache_size = 0;  // nothing is read through it
-  nbd::ExportTable t(cfg);
-  CAIRN_RETURN_IF_ERROR(t.OpenRepository(password));
-  return t.Validate();
-}
-
-int CmdServe(const Globals& g, const ServeArgs& a) {
-  if (g.system && !g.user.empty())
-    return Fail(Status::Invalid("--user and --system exclude each other"));
-  auto args = NbdkitArgs(g, a);
-  if (!args.ok()) return Fail(args.status());
-  auto pw = RepoPassword(g, a.repo);  // prompts on a terminal
-  if (!pw.ok()) return Fail(pw.status());
-  Status servable = CheckServable(g, a, *pw);
-  // The password read once (a --password-file may be a pipe that reads only once, a prompt
-  // cannot be asked twice) goes to the plugin in its environment, never on its command line.
-  if (servable.ok() && !pw->empty() && ::setenv("CAIRN_PASSWORD", pw->c_str(), 1) != 0)
-    servable = Status::FromErrno(errno, "setenv");
-  SecureWipe(*pw);
-  if (!servable.ok()) return Fail(servable);
-  PrintServing(g, a);
-  std::vector<char*> argv;
-  for (auto& s : *args) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const char* nbdkit = std::getenv("CAIRN_NBDKIT");
-  ::execvp(nbdkit ? nbdkit : "nbdkit", argv.data());
-  return Fail(Status::FromErrno(errno, "cannot run nbdkit (install the nbdkit package)"));
-}
-
-RunFn DefineServe(CLI::App& cmd, Context& ctx) {
-  auto a = std::make_shared<ServeArgs>();
-  cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("NAME", a->names, "vdisks to serve (default: every vdisk of the store)");
-  cmd.add_option("--socket", a->socket, "serve on this Unix socket");
-  cmd.add_option("--port", a->port, "serve on this TCP port");
-  cmd.add_option("--bind", a->bind, "with --port: listen on this address only");
-  cmd.add_option("--pidfile", a->pidfile, "write nbdkit's pid here once it serves");
-  cmd.add_option("--nbd-threads", a->nbd_threads,
-                 "nbdkit's threads per connection (default: twice the cores, at least 4)");
-  cmd.add_flag("--readonly", a->readonly, "no writes; the store is opened read-only");
-  cmd.add_flag("--foreground", a->foreground, "stay in the foreground (default: background)");
-  return [a, &g = ctx.globals] { return CmdServe(g, *a); };
-}
-
 // ------------------------------------------------------------------ the group
 
 constexpr CommandSpec kVdiskCommands[] = {
@@ -670,7 +495,7 @@ constexpr CommandSpec kVdiskCommands[] = {
     {"snapshot", "a read-only point-in-time copy sharing every block", DefineSnapshot},
     {"clone", "a new semi-deduped vdisk on a template", DefineClone},
     {"flatten", "copy the template's blocks in: the vdisk no longer needs it", DefineFlatten},
-    {"serve", "serve vdisks over NBD (nbdkit and the cairn plugin)", DefineServe},
+    {"serve", "serve vdisks over NBD (nbdkit and the cairn plugin)", DefineVdiskServe},
 };
 
 RunFn DefineVdisk(CLI::App& cmd, Context& ctx) {

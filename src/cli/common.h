@@ -56,11 +56,13 @@ void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& 
 
 // The command groups, one file each: cmd_admin.cc (init, user, config, key), cmd_objects.cc
 // (put, get, ls, versions, rm, cat), cmd_maintenance.cc (forget, maintain, stat, check,
-// reencrypt), cmd_vdisk.cc (vdisk: virtual disks and serving them over NBD).
+// reencrypt), cmd_vdisk.cc (vdisk: virtual disks) and cmd_serve.cc (serving them over NBD).
 std::span<const CommandSpec> AdminCommands();
 std::span<const CommandSpec> ObjectCommands();
 std::span<const CommandSpec> MaintenanceCommands();
 std::span<const CommandSpec> VdiskCommands();
+// `vdisk serve` (cmd_serve.cc), a row of VdiskCommands' table.
+RunFn DefineVdiskServe(CLI::App& cmd, Context& ctx);
 
 // Reopens each of descriptors 0, 1 and 2 that is closed onto /dev/null, so no file the
 // process opens later (the repository lock, a segment) takes a standard descriptor and receives

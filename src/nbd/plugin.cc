@@ -9,7 +9,9 @@
 // vdisk before nbdkit forks into the background); .after_fork opens the store for real (the
 // store starts threads, which must not exist across nbdkit's fork). Every connection to an
 // export shares one Vdisk handle (ExportTable), hence multi-conn. .cleanup flushes every vdisk
-// and logs its statistics and the hot cache's.
+// and logs its statistics and the hot cache's. Started by `cairn vdisk serve` in the background
+// (CAIRN_SERVE_READY_FD set), the plugin skips the child check (serve made it moments before)
+// and reports the outcome of .after_fork through that pipe: "R", or "E" and the message.
 #define NBDKIT_API_VERSION 2
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <fcntl.h>
@@ -38,6 +40,7 @@ constexpr uint32_t kMaxRequest = 32u << 20;       // advertised maximum block si
 constexpr uint64_t kMaxExtentsSpan = 1ull << 30;  // block status answered per request, bytes
 
 ServerConfig g_cfg;
+int g_ready_fd = -1;  // CAIRN_SERVE_READY_FD: `cairn vdisk serve` waits on it
 std::string g_password_file;
 std::string g_password;
 std::unique_ptr<ExportTable> g_table;
@@ -134,7 +137,35 @@ int ConfigComplete() {
     nbdkit_error("repo=PATH is required");
     return -1;
   }
+  if (const char* fd = std::getenv("CAIRN_SERVE_READY_FD")) {
+    g_ready_fd = std::atoi(fd);
+    ::unsetenv("CAIRN_SERVE_READY_FD");
+    if (g_ready_fd < 3 || ::fcntl(g_ready_fd, F_SETFD, FD_CLOEXEC) != 0) g_ready_fd = -1;
+  }
   return ReadPassword();
+}
+
+// Tells `cairn vdisk serve` (when it started this server) whether it serves: "R", or "E" and
+// `s`'s message. Once serving, standard error is let go (the caller's terminal or pipe must not
+// stay held by a server in the background); nbdkit logs to syslog there.
+void ReportReady(const Status& s) {
+  if (g_ready_fd < 0) return;
+  std::string msg = s.ok() ? "R" : "E" + s.message();
+  size_t done = 0;
+  while (done < msg.size()) {
+    ssize_t n = ::write(g_ready_fd, msg.data() + done, msg.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(g_ready_fd);
+  g_ready_fd = -1;
+  if (!s.ok()) return;
+  int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, STDERR_FILENO);
+    ::close(null);
+  }
 }
 
 // --- start-up
@@ -142,6 +173,7 @@ int ConfigComplete() {
 // Opens the store and every named vdisk in a child process and reports what went wrong: the
 // child's threads die with it, nbdkit's own process stays single-threaded until it forks.
 int GetReady() {
+  if (g_ready_fd >= 0) return 0;  // `cairn vdisk serve` checked; .after_fork reports to it
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     nbdkit_error("pipe: %s", std::strerror(errno));
@@ -190,17 +222,16 @@ int AfterFork() {
   Status s = g_table->OpenRepository(g_password);
   SecureWipe(g_password);
   g_password.clear();
+  for (size_t i = 0; s.ok() && i < g_cfg.vdisks.size(); ++i) {  // named exports: opened now
+    auto e = g_table->Acquire(g_cfg.vdisks[i]);
+    if (!e.ok()) s = e.status();
+  }
   if (!s.ok()) {
     nbdkit_error("%s", s.message().c_str());
+    ReportReady(s);
     return -1;
   }
-  for (const auto& name : g_cfg.vdisks) {  // named exports are opened now, not at first use
-    auto e = g_table->Acquire(name);
-    if (!e.ok()) {
-      nbdkit_error("%s", e.status().message().c_str());
-      return -1;
-    }
-  }
+  ReportReady(s);
   return 0;
 }
 

@@ -39,13 +39,13 @@ expect_same "$T/off.raw" "$T/img" "export without the cache"
 # --- serve hands the size to the plugin (nbdkit replaced by a script that prints its arguments)
 printf '#!/bin/sh\nfor a in "$@"; do echo "$a"; done >"%s"\n' "$T/args" >"$T/fake-nbdkit"
 chmod +x "$T/fake-nbdkit"
-expect_ok "serve --cache-size 16M" env CAIRN_NBDKIT="$T/fake-nbdkit" "$CAIRN" vdisk serve \
+expect_ok "serve --cache-size 16M" env CAIRN_NBDKIT="$T/fake-nbdkit" "$CAIRN" vdisk serve --foreground \
   --cache-size 16M "$REPO" base --socket "$T/s" -q
 expect_true "nbdkit gets cache-size=16777216" grep -qx "cache-size=16777216" "$T/args"
 expect_ok "serve --cache-size 0" env CAIRN_NBDKIT="$T/fake-nbdkit" "$CAIRN" --cache-size 0 \
-  vdisk serve "$REPO" base --socket "$T/s" -q
+  vdisk serve --foreground "$REPO" base --socket "$T/s" -q
 expect_true "nbdkit gets cache-size=0" grep -qx "cache-size=0" "$T/args"
-expect_ok "serve without --cache-size" env CAIRN_NBDKIT="$T/fake-nbdkit" "$CAIRN" vdisk serve \
+expect_ok "serve without --cache-size" env CAIRN_NBDKIT="$T/fake-nbdkit" "$CAIRN" vdisk serve --foreground \
   "$REPO" base --socket "$T/s" -q
 expect_true "no cache-size= without --cache-size (the config or 64 MiB decide)" \
   bash -c "! grep -q '^cache-size=' '$T/args'"

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `cairn vdisk serve`'s start-up: in the background (the default) it returns only once the server
+# serves, with nbdkit's pid in --pidfile and on its "serving" line; and everything that stops a
+# server (a socket in use, a file in the socket's place, a missing directory, a pidfile nbdkit
+# could not write, a port out of range or in use, nbdkit missing or failing) makes serve exit
+# non-zero with a message and no "serving" line, leaving no server behind and the store as it was.
+source "$(dirname "$0")/lib.sh" "$@"
+source "$(dirname "$0")/vdisk_lib.sh"
+need_nbd_tools
+
+REPO=$T/repo
+expect_ok "init" cairn init "$REPO"
+expect_ok "create" cairn vdisk create "$REPO" d --size 4M --mode deduped
+run cairn vdisk ls --json "$REPO"
+cp "$RUN_OUT" "$T/ls.before"
+
+# stop_bg PIDFILE: SIGTERM to the background server whose pid the file holds; waits until it
+# has gone (it is no child of this shell).
+stop_bg() {
+  local pid
+  pid=$(cat "$1")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
+  fail "the background server $pid did not stop on SIGTERM"
+}
+# shellcheck disable=SC2016 # expanded when the hook runs
+add_cleanup 'for f in "$T"/*.pid; do [[ -s $f ]] && kill -9 "$(cat "$f")" 2>/dev/null; done; true'
+
+# refused DESC ARGS...: serve with ARGS fails, says no "serving", and leaves the store servable.
+refused() {
+  local desc=$1
+  shift
+  run cairn vdisk serve "$REPO" d "$@"
+  [[ $RC != 0 ]] || fail "$desc: serve exited 0"
+  if grep -q "serving" "$RUN_OUT"; then fail "$desc: a refused serve said it serves"; fi
+  ok "$desc: refused"
+}
+
+# --- in the background: serve returns once it serves; its output can be captured (it holds no
+# descriptor of the caller's once it serves: a $(...) around it returns).
+out=$(timeout 20 "$CAIRN" vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/a.pid" 2>&1) ||
+  fail "serve in the background failed or hung: $out"
+pid=$(cat "$T/a.pid")
+[[ $out == *"serving socket $T/s (nbdkit pid $pid)"* ]] || fail "serve's line lacks the pid: $out"
+[[ $(tr -d '\0' </proc/"$pid"/cmdline) == nbdkit* ]] || fail "pid $pid is not nbdkit"
+run nbdinfo --size "nbd+unix:///d?socket=$T/s"
+[[ $RC == 0 && $(cat "$RUN_OUT") == $((4 << 20)) ]] || fail "no export after serve returned"
+ok "serve in the background returns once it serves"
+
+# --- what stops a server is reported before "serving"
+refused "a socket another server listens on" --socket "$T/s"
+expect_stderr_has "a socket in use" "$T/s" "another server is listening there"
+run nbdinfo --size "nbd+unix:///d?socket=$T/s"
+[[ $RC == 0 ]] || fail "the first server stopped serving"
+refused "a second server of the store" --socket "$T/s2"
+expect_stderr_has "a locked store" "is locked by pid $pid"
+expect_absent "$T/s2" "no socket from a refused serve"
+stop_bg "$T/a.pid"
+ok "the first server stopped"
+
+echo "not a socket" >"$T/file"
+refused "a regular file at the socket path" --socket "$T/file"
+expect_stderr_has "a file in the way" "$T/file" "not a socket"
+expect_eq "$(cat "$T/file")" "not a socket" "the file in the way is untouched"
+refused "a socket in a missing directory" --socket "$T/nodir/s"
+expect_stderr_has "a missing directory" "$T/nodir/s" "No such file or directory"
+refused "a pidfile in a missing directory" --socket "$T/s" --pidfile "$T/nodir/p.pid"
+expect_stderr_has "a pidfile in a missing directory" "--pidfile" "$T/nodir"
+long=$T/$(printf 'x%.0s' $(seq 120))
+refused "a socket path too long" --socket "$long"
+expect_stderr_has "a socket path too long" "longer than"
+expect_rc 2 "a port out of range" cairn vdisk serve "$REPO" d --port 70000
+expect_stderr_has "a port out of range" "--port" "70000"
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)
+' >"$T/port" &
+PY_PID=$!
+add_cleanup "kill $PY_PID 2>/dev/null; true"
+for _ in $(seq 100); do [[ -s $T/port ]] && break; sleep 0.05; done
+refused "a port in use" --port "$(cat "$T/port")" --bind 127.0.0.1
+expect_stderr_has "a port in use" "--port $(cat "$T/port")" "Address already in use"
+kill "$PY_PID" 2>/dev/null || true
+run env CAIRN_NBDKIT=/nonexistent/nbdkit "$CAIRN" vdisk serve "$REPO" d --socket "$T/s"
+[[ $RC != 0 ]] || fail "serve without nbdkit exited 0"
+expect_stderr_has "nbdkit missing" "cannot run nbdkit" "before it served"
+run env CAIRN_NBDKIT=/bin/true "$CAIRN" vdisk serve "$REPO" d --socket "$T/s"
+[[ $RC != 0 ]] || fail "serve whose nbdkit exits at once exited 0"
+expect_stderr_has "an nbdkit that exits at once" "nbdkit exited before it served"
+ok "nbdkit that is missing or exits is reported"
+
+# --- a socket left by a server killed with -9 is replaced; the store serves again
+expect_ok "serve again" cairn vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/c.pid" -q
+kill -9 "$(cat "$T/c.pid")"
+for _ in $(seq 100); do kill -0 "$(cat "$T/c.pid")" 2>/dev/null || break; sleep 0.05; done
+expect_true "the killed server left its socket" test -S "$T/s"
+expect_ok "serve after kill -9" cairn vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/d.pid" --json
+expect_eq "$(json_get "$RUN_OUT" 'j["pid"]')" "$(cat "$T/d.pid")" "--json gives nbdkit's pid"
+run nbdinfo --size "nbd+unix:///d?socket=$T/s"
+[[ $RC == 0 ]] || fail "no export after serving on a stale socket"
+stop_bg "$T/d.pid"
+
+# --- a port: serve binds it and nbdkit serves on it
+python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' >"$T/free"
+PORT=$(cat "$T/free")
+expect_ok "serve on a port" cairn vdisk serve "$REPO" d --port "$PORT" --bind 127.0.0.1 --pidfile "$T/e.pid"
+expect_stdout_has "serve on a port" "serving port $PORT" "nbd://localhost:$PORT/d"
+run nbdinfo --size "nbd://127.0.0.1:$PORT/d"
+[[ $RC == 0 ]] || fail "no export on port $PORT"
+stop_bg "$T/e.pid"
+
+run cairn vdisk ls --json "$REPO"
+expect_same "$RUN_OUT" "$T/ls.before" "refused serves changed nothing"
+expect_check_clean "$REPO" "check is clean after every serve"
+finish
