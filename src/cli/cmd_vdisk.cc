@@ -208,8 +208,10 @@ Status WriteAllAt(int fd, const uint8_t* p, size_t n, std::optional<uint64_t> at
 }
 
 // Copies `v` to `fd`: at its offsets (a file: holes are skipped, so the output is sparse), or
-// as a stream (standard output: holes are written as zeros).
-Status CopyOut(Vdisk& v, int fd, bool stream, const std::string& what, ProgressBar& bar) {
+// as a stream (standard output: holes are written as zeros). `written` counts the bytes
+// written to `fd`, also when the copy fails.
+Status CopyOut(Vdisk& v, int fd, bool stream, const std::string& what, ProgressBar& bar,
+               uint64_t& written) {
   std::vector<uint8_t> buf(kIoBytes);
   for (uint64_t win = 0; win < v.size(); win += kExtentWindow) {
     std::vector<std::pair<uint64_t, uint64_t>> runs;  // (offset, length); data, or a hole
@@ -231,6 +233,7 @@ Status CopyOut(Vdisk& v, int fd, bool stream, const std::string& what, ProgressB
         std::optional<uint64_t> at;
         if (!stream) at = off + done;
         CAIRN_RETURN_IF_ERROR(WriteAllAt(fd, buf.data(), n, at, what));
+        written += n;
         done += n;
         bar.Update(off + done, v.size());
       }
@@ -253,7 +256,8 @@ Status ExportToFile(Vdisk& v, const std::string& out, ProgressBar& bar) {
   CAIRN_ASSIGN_OR_RETURN(OutputFile file, OutputFile::Create(out));
   if (::ftruncate(file.fd(), static_cast<off_t>(v.size())) != 0)
     return Status::FromErrno(errno, "sizing " + out);
-  CAIRN_RETURN_IF_ERROR(CopyOut(v, file.fd(), false, out, bar));
+  uint64_t written = 0;
+  CAIRN_RETURN_IF_ERROR(CopyOut(v, file.fd(), false, out, bar, written));
   CAIRN_RETURN_IF_ERROR(CopiedFromOneView(v));
   return file.Commit(true);
 }
@@ -262,16 +266,17 @@ struct ExportArgs {
   std::string repo, name, out;
 };
 
-// One export on a fresh view of the store; `size` gets the vdisk's size. `raced`: the copy
-// failed because a writer in another process changed the vdisk under it.
-Status ExportOnce(const Globals& g, const ExportArgs& a, ProgressBar& bar, uint64_t& size,
-                  bool& raced) {
+// One export on a fresh view of the store, opened with `password`; `size` gets the vdisk's
+// size, `streamed` the bytes written to standard output. `raced`: the copy failed because a
+// writer in another process changed the vdisk under it.
+Status ExportOnce(const Globals& g, const ExportArgs& a, const std::string& password,
+                  ProgressBar& bar, uint64_t& size, uint64_t& streamed, bool& raced) {
   raced = false;
-  CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g));
+  CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g, password));
   CAIRN_ASSIGN_OR_RETURN(auto v, repo->OpenVdisk(a.name, false));
   size = v->size();
-  Status s =
-      a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar) : ExportToFile(*v, a.out, bar);
+  Status s = a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar, streamed)
+                          : ExportToFile(*v, a.out, bar);
   if (s.ok() && a.out == "-") s = CopiedFromOneView(*v);
   raced = s.code() == Code::kBusy;
   return s;
@@ -279,26 +284,39 @@ Status ExportOnce(const Globals& g, const ExportArgs& a, ProgressBar& bar, uint6
 
 // A vdisk that a server in another process writes may change under the export (Busy: blocks
 // its view named were released). A file is exported again from a fresh view, up to three
-// times, so that what lands in FILE is the vdisk as one commit left it; standard output,
-// already partly written, cannot be.
+// times, so that what lands in FILE is the vdisk as one commit left it; so is standard output
+// while nothing has been written to it (after that it cannot be). The password is read once.
 int CmdExport(const Globals& g, const ExportArgs& a) {
   const bool to_stdout = a.out == "-";
   constexpr int kAttempts = 3;
+  auto pw = RepoPassword(g, a.repo);
+  if (!pw.ok()) return Fail(pw.status());
   Status s;
-  uint64_t size = 0;
+  uint64_t size = 0, streamed = 0;
   bool raced = false;
-  for (int attempt = 1; attempt <= kAttempts; attempt++) {
+  int attempt = 1;
+  for (;; attempt++) {
     ProgressBar bar("export " + a.name, !g.quiet && !to_stdout);
-    s = ExportOnce(g, a, bar, size, raced);
+    s = ExportOnce(g, a, *pw, bar, size, streamed, raced);
     bar.Finish();
-    if (!raced || to_stdout) break;
+    if (!raced || streamed > 0 || attempt == kAttempts) break;
+    if (!g.quiet)
+      std::fprintf(stderr,
+                   "cairn: vdisk '%s' changed while it was being read; exporting again "
+                   "(attempt %d of %d)\n",
+                   a.name.c_str(), attempt + 1, kAttempts);
   }
-  if (raced)
-    return Fail(Status::Busy(s.message() +
-                             (to_stdout ? "; standard output has a partial image"
-                                        : "; " + a.out + " was not written (tried " +
-                                              std::to_string(kAttempts) + " times)") +
+  SecureWipe(*pw);
+  if (raced) {
+    std::string left = !to_stdout ? a.out + " was not written"
+                       : streamed
+                           ? "standard output has a partial image (" + std::to_string(streamed) +
+                                 " of " + std::to_string(size) + " bytes)"
+                           : "nothing was written to standard output";
+    if (!to_stdout || streamed == 0) left += " (tried " + std::to_string(attempt) + " times)";
+    return Fail(Status::Busy(s.message() + "; " + left +
                              ": stop the server, or serve the vdisk --readonly, and export again"));
+  }
   if (!s.ok()) return Fail(s);
   if (g.json && !to_stdout) PrintJson({{"name", a.name}, {"file", a.out}, {"size", size}});
   return 0;

@@ -166,13 +166,21 @@ Result<std::string> RepoPassword(const Globals& g, const std::string& repo, bool
 
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
                                              const Globals& g) {
+  CAIRN_ASSIGN_OR_RETURN(std::string password, RepoPassword(g, path));
+  auto r = OpenRepo(path, writable, g, password);
+  SecureWipe(password);
+  return r;
+}
+
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
+                                             const Globals& g, const std::string& password) {
   if (g.system && !g.user.empty()) return Status::Invalid("--user and --system exclude each other");
   OpenOptions o;
   o.writable = writable;
   o.threads = g.threads;
   o.user = g.user;
   o.cache_size = g.cache_size;
-  CAIRN_ASSIGN_OR_RETURN(o.password, RepoPassword(g, path));
+  o.password = password;
   auto r = Repository::Open(path, o);
   SecureWipe(o.password);
   return r;

@@ -109,8 +109,13 @@ int WithPassword(const Globals& g, const std::string& repo, Fn&& fn) {
   return rc;
 }
 
-// Opens the store --user/--system selects.
+// Opens the store --user/--system selects, asking for the password (RepoPassword).
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
                                              const Globals& g);
+// The same with `password` already read (RepoPassword's; "" for a plain repository), for a
+// command that opens the repository more than once: a prompt is asked, and a --password-file
+// pipe read, only once.
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
+                                             const Globals& g, const std::string& password);
 
 }  // namespace cairn::cli

@@ -4,6 +4,7 @@
 # server (a socket in use, a file in the socket's place, a missing directory, a pidfile nbdkit
 # could not write, a port out of range or in use, nbdkit missing or failing) makes serve exit
 # non-zero with a message and no "serving" line, leaving no server behind and the store as it was.
+# Then `vdisk export` beside a server that writes: it starts again, reading the password once.
 source "$(dirname "$0")/lib.sh" "$@"
 source "$(dirname "$0")/vdisk_lib.sh"
 need_nbd_tools
@@ -113,4 +114,53 @@ stop_bg "$T/e.pid"
 run cairn vdisk ls --json "$REPO"
 expect_same "$RUN_OUT" "$T/ls.before" "refused serves changed nothing"
 expect_check_clean "$REPO" "check is clean after every serve"
+
+# --- export beside a server that writes and flushes all the time: an export whose vdisk changed
+# under it starts again (and says so), reading the password once: a --password-file pipe that
+# can be read once serves every attempt (a second read would block on the empty pipe).
+expect_ok "serve for the writer" cairn vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/w.pid" -q
+cat >"$T/writer.py" <<'EOF'
+import os, random, time
+h = nbd.NBD()
+h.connect_uri(os.environ["URI"])
+end = time.time() + float(os.environ["SECS"])
+while time.time() < end:
+    for _ in range(64):
+        h.pwrite(os.urandom(4096), random.randrange(0, 1024) * 4096)
+    h.flush()
+EOF
+URI="nbd+unix:///d?socket=$T/s" SECS=60 nbdsh -c "exec(open('$T/writer.py').read())" &
+WRITER=$!
+add_cleanup "kill $WRITER 2>/dev/null; true"
+sleep 1
+retried=0
+for i in 1 2 3; do
+  rm -f "$T/pw.fifo"
+  mkfifo "$T/pw.fifo"
+  (printf '%s\n' "$CAIRN_PASSWORD" >"$T/pw.fifo" &)
+  run timeout 60 env -u CAIRN_PASSWORD "$CAIRN" --password-file "$T/pw.fifo" vdisk export \
+    "$REPO" d "$T/busy$i.raw"
+  [[ $RC != 124 ]] || fail "export $i beside a writer hung (a second read of the password pipe?)"
+  if [[ $RC != 0 ]]; then
+    expect_stderr_has "export $i beside a writer" "changed while it was being read" \
+      "was not written (tried 3 times)"
+    expect_absent "$T/busy$i.raw" "no file from export $i"
+  fi
+  if grep -q "exporting again (attempt 2 of 3)" "$RUN_ERR"; then retried=$((retried + 1)); fi
+done
+((retried > 0)) || fail "no export beside 60 flushes a second started again"
+ok "exports beside a writer: $retried of 3 started again, each reading the password pipe once"
+run bash -c "'$CAIRN' vdisk export '$REPO' d - >'$T/busy.stream'"
+if [[ $RC != 0 ]]; then
+  bytes=$(stat -c %s "$T/busy.stream")
+  if ((bytes > 0)); then
+    expect_stderr_has "export - beside a writer" "partial image ($bytes of $((4 << 20)) bytes)"
+  else
+    expect_stderr_has "export - beside a writer" "nothing was written to standard output"
+  fi
+fi
+kill "$WRITER" 2>/dev/null || true
+wait "$WRITER" 2>/dev/null || true
+stop_bg "$T/w.pid"
+expect_check_clean "$REPO" "check is clean after the writer"
 finish
