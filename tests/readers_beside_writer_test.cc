@@ -134,6 +134,57 @@ TEST_F(ReadersBesideWriter, AVdiskRewrittenUnderAReaderIsBusyNotDamage) {
   }
 }
 
+// The same with a reader that pins its view (OpenOptions::pin_view, as `vdisk export` does): the
+// writer holds what it frees while the pin lasts, so the reader reads the flush it opened with,
+// whole, and its view never moves. Once the reader has gone, the writer's next commit makes the
+// held space reusable, and check is clean.
+TEST_F(ReadersBesideWriter, APinnedReaderReadsTheFlushItOpenedWith) {
+  for (VdiskMode mode : {VdiskMode::kDeduped, VdiskMode::kNondeduped}) {
+    SCOPED_TRACE(std::string(VdiskModeName(mode)));
+    const std::string name = "p" + std::string(VdiskModeName(mode));
+    constexpr uint64_t kSize = 64 * 4096;
+    VdiskCreateOptions o;
+    o.mode = mode;
+    o.size = kSize;
+    ASSERT_TRUE(writer_->CreateVdisk(name, o).ok());
+    auto w = writer_->OpenVdisk(name, true);
+    ASSERT_TRUE(w.ok()) << w.status().message();
+    auto first = testing::RandomData(kSize, 21);
+    ASSERT_TRUE((*w)->Write(0, first, false).ok());
+    ASSERT_TRUE((*w)->Flush().ok());
+    OpenOptions ro = testing::TestOpen(false);
+    ro.pin_view = true;
+    auto reader = Repository::Open(repo_, ro);
+    ASSERT_TRUE(reader.ok()) << reader.status().message();
+    auto r = (*reader)->OpenVdisk(name, false);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    std::vector<uint8_t> block(4096);
+    ASSERT_TRUE((*r)->Read(0, block).ok());
+    for (uint64_t round = 0; round < 3; round++) {  // without the pin, the freed space is reused
+      auto next = testing::RandomData(kSize, 22 + round);
+      ASSERT_TRUE((*w)->Write(0, next, false).ok());
+      ASSERT_TRUE((*w)->Flush().ok());
+    }
+    MaintainAll();
+    std::vector<uint8_t> all(kSize);
+    Status s = (*r)->Read(0, all);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(all == first) << "the pinned reader reads the flush it opened with";
+    EXPECT_FALSE((*r)->view_moved());
+    r->reset();
+    reader->reset();
+    auto last = testing::RandomData(kSize, 30);
+    ASSERT_TRUE((*w)->Write(0, last, false).ok());
+    ASSERT_TRUE((*w)->Flush().ok());  // the held space goes back
+    std::vector<uint8_t> back(kSize);
+    ASSERT_TRUE((*w)->Read(0, back).ok());
+    EXPECT_TRUE(back == last);
+  }
+  MaintainAll();
+  testing::ExpectCheckClean(*writer_, true, "after a pinned reader: ");
+  EXPECT_TRUE(std::filesystem::is_empty(std::filesystem::path(repo_) / "stores/system/readers"));
+}
+
 // The latest version changes under a reader that asked for the latest: the read starts again
 // on a fresh view and returns the new content.
 TEST_F(ReadersBesideWriter, LatestReplacedUnderAReaderIsReadAgain) {

@@ -87,6 +87,12 @@ struct OpenOptions {
   uint64_t default_cache_size = 64ull << 20;  // bytes; the NBD server asks for less
   std::string user;      // the store to open: a user's, or the system store when empty
   std::string password;  // needed for an encrypted repository; never logged or echoed
+  // Read-only handles on local storage: pin the view taken at open (src/repo/view_pins.h), so
+  // that a writer in another process (a vdisk server) keeps every chunk this view names where
+  // it is until the handle closes: a whole vdisk exported beside its server is one flush's
+  // image. Costs the writer space (what it frees is held meanwhile); for short-lived readers.
+  // Ignored when the store's directory cannot be written (a read-only medium).
+  bool pin_view = false;
 };
 
 // ------------------------------------------------------------------ results and requests

@@ -144,6 +144,7 @@ Status ChunkStore::CutTailsAndPunch(MaintainReport& rep) {
 Result<MaintainReport> ChunkStore::Maintain(const MaintainOptions& opts) {
   if (gate_) return MaintainShared(opts);
   MaintainReport rep;
+  PunchAndMakeAvailable({});  // what was held for readers that have gone since (SetViewPinned)
   // What is free already goes back to the filesystem first: compaction copies, and on a full
   // disk it could not start before this made room.
   CAIRN_RETURN_IF_ERROR(CutTailsAndPunch(rep));

@@ -665,7 +665,38 @@ Status ChunkStore::WriteSpaceBatch(WriteBatch batch) {
   return Status::Ok();
 }
 
+void ChunkStore::SetViewPinned(std::function<bool()> pinned) { view_pinned_ = std::move(pinned); }
+
+uint64_t ChunkStore::held_bytes() const {
+  std::lock_guard lk(held_mu_);
+  uint64_t n = 0;
+  for (const auto& e : held_) n += e.length;
+  return n;
+}
+
 void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes) {
+  if (!view_pinned_) return PunchAndMakeAvailableNow(extents, keep_bytes);
+  std::vector<Extent> now;
+  {
+    // One look per commit that frees something (a directory listing; a lock per pin).
+    std::lock_guard lk(held_mu_);
+    if (extents.empty() && held_.empty()) return;
+    if (view_pinned_()) {
+      held_.insert(held_.end(), extents.begin(), extents.end());
+      if (held_.size() >= 2 * held_merged_) {  // neighbours merged now and then, not per commit
+        held_ = MergeRuns(std::move(held_));
+        held_merged_ = std::max<size_t>(held_.size(), 1024);
+      }
+      return;
+    }
+    held_merged_ = 0;
+    now.swap(held_);
+  }
+  now.insert(now.end(), extents.begin(), extents.end());
+  PunchAndMakeAvailableNow(now, keep_bytes);
+}
+
+void ChunkStore::PunchAndMakeAvailableNow(const std::vector<Extent>& extents, uint64_t keep_bytes) {
   // Freed space goes back to the filesystem; if this is interrupted, `maintain` redoes it.
   // Neighbouring extents (the blocks of one vdisk write, overwritten together) are released in
   // one call. A short run (a random 4 KiB vdisk overwrite frees one 4,352-byte extent) is not

@@ -328,6 +328,14 @@ class ChunkStore {
   // Reads go through `cache` (shared by the stores of a process; this store gets a key of its
   // own). Plaintext of an encrypted store is wiped when the cache lets it go.
   void SetCache(ChunkCache* cache);
+  // `pinned` says whether a reader in another process pins its view of this store
+  // (repo/view_pins.h). While it does, the extents commits free are held: neither punched nor
+  // reservable, so that the chunks the reader's view names stay readable where it expects
+  // them; the first commit after the last pin went makes them all available. `pinned` is asked
+  // at every commit that frees something (an error counts as no pin). Single writer only.
+  void SetViewPinned(std::function<bool()> pinned);
+  // Bytes of freed extents held for pinned readers (SetViewPinned).
+  uint64_t held_bytes() const;
   ~ChunkStore();
   bool shared_writers() const { return gate_ != nullptr; }
 
@@ -555,7 +563,10 @@ class ChunkStore {
   // of at least opts_.punch_min_bytes back to the filesystem (hole punch; RADOS: zero), except
   // for up to `keep_bytes` of such runs (a commit's own new bytes: what it freed is expected to
   // be written again soon), which `maintain` punches if they stay free.
+  // While a reader pins its view (SetViewPinned), the extents are held instead, and go with
+  // the first call after the last pin went.
   void PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes = 0);
+  void PunchAndMakeAvailableNow(const std::vector<Extent>& extents, uint64_t keep_bytes);
   // Commit bookkeeping (commit lock held): rows of `ids` changed at a new commit sequence.
   void RecordCommit(const std::vector<Digest>& ids);
   bool ChangedSince(const Digest& id, uint64_t seq) const;
@@ -628,6 +639,10 @@ class ChunkStore {
   std::chrono::nanoseconds zero_grace_{0};
   std::mutex pool_mu_;
   std::vector<SegmentId> segment_pool_;  // shared writers: this process's segments with room
+  std::function<bool()> view_pinned_;    // SetViewPinned
+  mutable std::mutex held_mu_;
+  std::vector<Extent> held_;  // freed while a reader pinned its view, guarded by held_mu_
+  size_t held_merged_ = 0;    // held_'s size after its last MergeRuns (held_mu_)
 
   std::mutex commit_mu_;  // one commit at a time; held only while rows are settled and written
   // Guarded by commit_mu_: the commit sequence and, for rows committed while some transaction

@@ -272,7 +272,8 @@ struct ExportArgs {
 Status ExportOnce(const Globals& g, const ExportArgs& a, const std::string& password,
                   ProgressBar& bar, uint64_t& size, uint64_t& streamed, bool& raced) {
   raced = false;
-  CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g, password));
+  // The view is pinned: a server writing the vdisk keeps the blocks it names meanwhile.
+  CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g, password, /*pin_view=*/true));
   CAIRN_ASSIGN_OR_RETURN(auto v, repo->OpenVdisk(a.name, false));
   size = v->size();
   Status s = a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar, streamed)

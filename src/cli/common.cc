@@ -173,7 +173,8 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writa
 }
 
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
-                                             const Globals& g, const std::string& password) {
+                                             const Globals& g, const std::string& password,
+                                             bool pin_view) {
   if (g.system && !g.user.empty()) return Status::Invalid("--user and --system exclude each other");
   OpenOptions o;
   o.writable = writable;
@@ -181,6 +182,7 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writa
   o.user = g.user;
   o.cache_size = g.cache_size;
   o.password = password;
+  o.pin_view = pin_view;
   auto r = Repository::Open(path, o);
   SecureWipe(o.password);
   return r;

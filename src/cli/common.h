@@ -114,8 +114,9 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writa
                                              const Globals& g);
 // The same with `password` already read (RepoPassword's; "" for a plain repository), for a
 // command that opens the repository more than once: a prompt is asked, and a --password-file
-// pipe read, only once.
+// pipe read, only once. `pin_view`: OpenOptions::pin_view (a read-only handle).
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, bool writable,
-                                             const Globals& g, const std::string& password);
+                                             const Globals& g, const std::string& password,
+                                             bool pin_view = false);
 
 }  // namespace cairn::cli

@@ -75,6 +75,24 @@ Status RepositoryImpl::TakeWriterRole(bool writable) {
   return Status::Ok();
 }
 
+// View pins (view_pins.h) of a local store: a read-only handle that asks pins its view, before
+// the view is taken (a commit made before frees nothing the view names; whatever a commit after
+// frees is held); a writer's chunk store holds what its commits free while any pin lasts.
+// Called before the index is opened; SetViewPinned once the chunk store exists.
+void RepositoryImpl::PinViewIfAsked(const OpenOptions& opts) {
+  if (opts.writable || !opts.pin_view || shared_) return;
+  auto pin = PinView(*storage_, store_.dir);
+  if (pin.ok()) view_pin_ = std::move(*pin);  // else unpinned, as on a read-only medium
+}
+
+void RepositoryImpl::HoldFreedSpaceForPins() {
+  Storage* st = storage_.get();
+  chunks_->SetViewPinned([st, dir = store_.dir] {
+    auto pinned = AnyViewPinned(*st, dir);
+    return pinned.ok() && *pinned;
+  });
+}
+
 // The worker pool: `threads` (0 = one per core); a pool that cannot start is an error.
 Status RepositoryImpl::StartPool(unsigned threads) {
   threads_ = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
@@ -95,6 +113,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     crypto_ = std::make_unique<crypto::StoreCrypto>(std::move(keys), cfg_.hash);
   }
   CAIRN_RETURN_IF_ERROR(TakeWriterRole(opts.writable));
+  PinViewIfAsked(opts);
   CAIRN_ASSIGN_OR_RETURN(
       backend_, storage_->OpenSegments(JoinStorageName(store_.dir, "segments"), opts.writable));
   if (hooks.wrap_backend) backend_ = hooks.wrap_backend(std::move(backend_));
@@ -145,6 +164,8 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
   if (cache_->enabled()) chunks_->SetCache(cache_.get());
   if (gate_)
     chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
+  else if (opts.writable)
+    HoldFreedSpaceForPins();
   CAIRN_RETURN_IF_ERROR(chunks_->Open(opts.writable));
   lease_timing_ = hooks.lease_timing.value_or(LeaseTiming{});
   if (gate_) {

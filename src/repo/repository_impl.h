@@ -25,6 +25,7 @@
 #include "repo/storage_gate.h"
 #include "repo/stores.h"
 #include "repo/testing.h"
+#include "repo/view_pins.h"
 #include "repo/writer_lease.h"
 #include "util/thread_pool.h"
 #include "vdisk/vdisk_store.h"
@@ -102,6 +103,9 @@ class RepositoryImpl : public Repository {
   Result<VdiskStore*> SystemVdisks();
   // A store of this repository opened read-only next to this one (same storage and keys).
   Result<std::unique_ptr<RepositoryImpl>> OpenSibling(const std::string& user);
+  // View pins (OpenOptions::pin_view): a reader's, taken before its view; a writer's look.
+  void PinViewIfAsked(const OpenOptions& opts);
+  void HoldFreedSpaceForPins();
   // The part of OpenAll that makes the vdisk store and connects it to the system store.
   void OpenVdiskStore();
   // "NAME (store of user U)" for every vdisk of a user store whose template is system vdisk id.
@@ -119,7 +123,8 @@ class RepositoryImpl : public Repository {
   std::unique_ptr<crypto::StoreCrypto> crypto_;
   // Shared with siblings (the system store for templates); outlives the chunk store.
   std::shared_ptr<ChunkCache> cache_;
-  bool shared_ = false;  // several processes write this store (ADR 0015)
+  bool shared_ = false;                // several processes write this store (ADR 0015)
+  std::unique_ptr<ViewPin> view_pin_;  // a read-only handle's pin (OpenOptions::pin_view)
   std::unique_ptr<LockKeeper> lock_;
   std::unique_ptr<StorageGate> gate_;
   std::unique_ptr<Backend> backend_;

@@ -15,8 +15,9 @@ constexpr size_t kMaxLeaseBytes = 4096;
 
 uint64_t Ns(std::chrono::nanoseconds d) { return static_cast<uint64_t>(d.count()); }
 
-// 16 random hex digits: one client's lease name (a client is one open store handle).
-std::string ClientId() {
+}  // namespace
+
+std::string RandomClientId() {
   std::array<uint8_t, 8> b{};
   if (!crypto::RandomBytes(b).ok()) {
     // Without the CSPRNG the time and the thread make a name unique enough for a lease.
@@ -28,6 +29,8 @@ std::string ClientId() {
   for (uint8_t x : b) s += {kHex[x >> 4], kHex[x & 15]};
   return s;
 }
+
+namespace {
 
 struct Lease {
   uint64_t oldest_open_ns = 0, renewed_ns = 0;
@@ -49,7 +52,7 @@ WriterLease::WriterLease(Storage* storage, std::string store_dir,
                          std::function<std::optional<uint64_t>()> oldest_open, LeaseTiming timing)
     : storage_(storage),
       dir_(LeaseDir(store_dir)),
-      name_(JoinStorageName(dir_, ClientId())),
+      name_(JoinStorageName(dir_, RandomClientId())),
       oldest_open_(std::move(oldest_open)),
       timing_(timing) {
   renewal_.emplace(timing_.renew_every, [this] {

@@ -24,6 +24,10 @@
 
 namespace cairn {
 
+// 16 random hex digits naming one client (one open store handle) in a directory of leases or
+// pins (CSPRNG; the time and the thread when it fails).
+std::string RandomClientId();
+
 struct LeaseTiming {
   // A transaction open this long is published; shorter ones are covered by the grace period
   // (whose floor in the CLI, 5 minutes, is well above publish_after + renew_every).

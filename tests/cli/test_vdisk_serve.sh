@@ -4,7 +4,8 @@
 # server (a socket in use, a file in the socket's place, a missing directory, a pidfile nbdkit
 # could not write, a port out of range or in use, nbdkit missing or failing) makes serve exit
 # non-zero with a message and no "serving" line, leaving no server behind and the store as it was.
-# Then `vdisk export` beside a server that writes: it starts again, reading the password once.
+# Then `vdisk export` beside a server that writes: with its view pinned, one flush's image at the
+# first try; without (no readers/ directory), it starts again, reading the password once.
 source "$(dirname "$0")/lib.sh" "$@"
 source "$(dirname "$0")/vdisk_lib.sh"
 need_nbd_tools
@@ -115,11 +116,38 @@ run cairn vdisk ls --json "$REPO"
 expect_same "$RUN_OUT" "$T/ls.before" "refused serves changed nothing"
 expect_check_clean "$REPO" "check is clean after every serve"
 
-# --- export beside a server that writes and flushes all the time: an export whose vdisk changed
-# under it starts again (and says so), reading the password once: a --password-file pipe that
-# can be read once serves every attempt (a second read would block on the empty pipe).
+# --- export beside a server that rewrites the whole vdisk and flushes, over and over (each pass
+# writes every block as (pass, LBA), so an image mixing two flushes shows). The export pins its
+# view (src/repo/view_pins.h): the server keeps the blocks it frees meanwhile, and every export
+# succeeds at once with the image of one flush.
 expect_ok "serve for the writer" cairn vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/w.pid" -q
 cat >"$T/writer.py" <<'EOF'
+import os, struct, time
+h = nbd.NBD()
+h.connect_uri(os.environ["URI"])
+end = time.time() + float(os.environ["SECS"])
+salt, p = os.urandom(8), 0
+while time.time() < end:
+    p += 1
+    h.pwrite(b"".join((struct.pack("<QQ", p, lba) + salt + bytes(8)) * 128 for lba in range(1024)), 0)
+    h.flush()
+print(p, "passes")
+EOF
+cat >"$T/one_pass.py" <<'EOF'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+passes = set()
+for lba in range(len(d) // 4096):
+    b = d[lba * 4096:(lba + 1) * 4096]
+    p, l = struct.unpack("<QQ", b[:16])
+    if l != lba or b != b[:32] * 128:
+        sys.exit("block %d is no block the writer wrote" % lba)
+    passes.add(p)
+if len(passes) != 1:
+    sys.exit("the image mixes passes %s" % sorted(passes))
+print("pass", passes.pop())
+EOF
+cat >"$T/random.py" <<'EOF'
 import os, random, time
 h = nbd.NBD()
 h.connect_uri(os.environ["URI"])
@@ -129,10 +157,46 @@ while time.time() < end:
         h.pwrite(os.urandom(4096), random.randrange(0, 1024) * 4096)
     h.flush()
 EOF
-URI="nbd+unix:///d?socket=$T/s" SECS=60 nbdsh -c "exec(open('$T/writer.py').read())" &
-WRITER=$!
-add_cleanup "kill $WRITER 2>/dev/null; true"
-sleep 1
+# start_writer SCRIPT SECS: the writer runs in the background for SECS seconds (pid in WRITER).
+start_writer() {
+  URI="nbd+unix:///d?socket=$T/s" SECS=$2 nbdsh -c "exec(open('$T/$1').read())" \
+    >"$T/writer.out" 2>&1 &
+  WRITER=$!
+  add_cleanup "kill $WRITER 2>/dev/null; true"
+  sleep 1
+}
+# Under random rewrites, an unpinned export fails every time (below); pinned, at once.
+start_writer random.py 8
+for i in 1 2; do
+  run timeout 60 "$CAIRN" vdisk export "$REPO" d "$T/rand$i.raw"
+  [[ $RC == 0 ]] || fail "pinned export $i beside random writes failed: $(head -c 400 "$RUN_ERR")"
+  if grep -q "exporting again" "$RUN_ERR"; then fail "pinned export $i had to start again"; fi
+done
+wait "$WRITER" || fail "the random writer failed: $(cat "$T/writer.out")"
+ok "two exports beside random writes succeeded at the first try"
+# Under whole passes, each image is one pass.
+start_writer writer.py 8
+for i in 1 2; do
+  run timeout 60 "$CAIRN" vdisk export "$REPO" d "$T/live$i.raw"
+  [[ $RC == 0 ]] || fail "export $i beside a writer failed: $(head -c 400 "$RUN_ERR")"
+  if grep -q "exporting again" "$RUN_ERR"; then fail "export $i had to start again"; fi
+  run python3 "$T/one_pass.py" "$T/live$i.raw"
+  [[ $RC == 0 ]] || fail "export $i is no one flush's image: $(cat "$RUN_ERR")"
+  note "export $i: $(cat "$RUN_OUT")"
+done
+ok "two exports beside whole-vdisk rewrites each gave one flush's image at the first try"
+expect_true "no pin is left" bash -c "[[ -z \$(ls -A '$REPO/stores/system/readers') ]]"
+wait "$WRITER" || fail "the writer failed: $(cat "$T/writer.out")"
+ok "the writer ran on: $(cat "$T/writer.out")"
+
+# --- without a pin (a file stands where the readers/ directory goes, as on a medium the reader
+# cannot write), the view is not kept: an export whose vdisk changed under it starts again (and
+# says so), reading the password once: a --password-file pipe that can be read once serves every
+# attempt (a second read would block on the empty pipe). The writer now rewrites 64 blocks at
+# random per flush, some 60 flushes a second.
+rmdir "$REPO/stores/system/readers"
+echo "not a directory" >"$REPO/stores/system/readers"
+start_writer random.py 60
 retried=0
 for i in 1 2 3; do
   rm -f "$T/pw.fifo"
@@ -148,7 +212,7 @@ for i in 1 2 3; do
   fi
   if grep -q "exporting again (attempt 2 of 3)" "$RUN_ERR"; then retried=$((retried + 1)); fi
 done
-((retried > 0)) || fail "no export beside 60 flushes a second started again"
+((retried > 0)) || fail "no unpinned export beside a writer started again"
 ok "exports beside a writer: $retried of 3 started again, each reading the password pipe once"
 run bash -c "'$CAIRN' vdisk export '$REPO' d - >'$T/busy.stream'"
 if [[ $RC != 0 ]]; then
@@ -162,5 +226,6 @@ fi
 kill "$WRITER" 2>/dev/null || true
 wait "$WRITER" 2>/dev/null || true
 stop_bg "$T/w.pid"
+rm "$REPO/stores/system/readers"
 expect_check_clean "$REPO" "check is clean after the writer"
 finish
