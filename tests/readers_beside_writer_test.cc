@@ -185,6 +185,49 @@ TEST_F(ReadersBesideWriter, APinnedReaderReadsTheFlushItOpenedWith) {
   EXPECT_TRUE(std::filesystem::is_empty(std::filesystem::path(repo_) / "stores/system/readers"));
 }
 
+// The writer that held freed space for a pinned reader goes away (a server restarted during an
+// export, or `maintain` / `put` run in between): the next writer, which cannot know what the
+// last one held, holds all free space while the pin lasts, so the reader still reads its flush.
+TEST_F(ReadersBesideWriter, APinOutlivesTheWriterThatHeldForIt) {
+  constexpr uint64_t kSize = 64 * 4096;
+  VdiskCreateOptions o;
+  o.mode = VdiskMode::kNondeduped;
+  o.size = kSize;
+  ASSERT_TRUE(writer_->CreateVdisk("v", o).ok());
+  auto first = testing::RandomData(kSize, 41);
+  auto write = [&](const std::vector<uint8_t>& data) {
+    auto w = writer_->OpenVdisk("v", true);
+    ASSERT_TRUE(w.ok()) << w.status().message();
+    ASSERT_TRUE((*w)->Write(0, data, false).ok());
+    ASSERT_TRUE((*w)->Flush().ok());
+  };
+  write(first);
+  OpenOptions ro = testing::TestOpen(false);
+  ro.pin_view = true;
+  auto reader = Repository::Open(repo_, ro);
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  auto r = (*reader)->OpenVdisk("v", false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  write(testing::RandomData(kSize, 42));  // frees the first flush's blocks: held
+  for (int restart = 0; restart < 2; restart++) {
+    writer_.reset();  // the writer goes, and what it held with it
+    auto w = Repository::Open(repo_, testing::TestOpen(true));
+    ASSERT_TRUE(w.ok()) << w.status().message();
+    writer_ = std::move(*w);
+    for (uint64_t round = 0; round < 3; round++) write(testing::RandomData(kSize, 43 + round));
+    MaintainAll();
+  }
+  std::vector<uint8_t> all(kSize);
+  Status s = (*r)->Read(0, all);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(all == first);
+  r->reset();
+  reader->reset();
+  write(testing::RandomData(kSize, 50));
+  MaintainAll();
+  testing::ExpectCheckClean(*writer_, true, "after the pin: ");
+}
+
 // The latest version changes under a reader that asked for the latest: the read starts again
 // on a fresh view and returns the new content.
 TEST_F(ReadersBesideWriter, LatestReplacedUnderAReaderIsReadAgain) {

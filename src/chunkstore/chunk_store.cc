@@ -181,6 +181,7 @@ Status ChunkStore::Open(bool writable) {
   // Shared writers: another process may be writing past a committed length, or into a segment
   // it has not committed yet; nothing is cut (ADR 0015).
   if (!writable || gate_) return Status::Ok();
+  HoldFreeSpaceForPinsAtOpen();
   // Crash recovery: bytes past a segment's committed length were never referenced, and a
   // segment the index does not know was never committed (or was being removed).
   const auto committed = space_.CommittedLengths();
@@ -671,16 +672,28 @@ uint64_t ChunkStore::held_bytes() const {
   std::lock_guard lk(held_mu_);
   uint64_t n = 0;
   for (const auto& e : held_) n += e.length;
+  for (const auto& e : held_at_open_) n += e.length;
   return n;
+}
+
+void ChunkStore::HoldFreeSpaceForPinsAtOpen() {
+  // A reader pinned its view before this writer opened (a server restarted during an export, a
+  // `maintain` or `put` run meanwhile): what the last writer held for it is free in the index
+  // now, and nothing tells which free extents the view names. All of it is held (reserved,
+  // so neither reused nor punched) until no pin remains; it was punched or kept before, so it
+  // is only made available then.
+  if (!view_pinned_ || !view_pinned_()) return;
+  std::lock_guard lk(held_mu_);
+  held_at_open_ = space_.ReserveAllFree();
 }
 
 void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes) {
   if (!view_pinned_) return PunchAndMakeAvailableNow(extents, keep_bytes);
-  std::vector<Extent> now;
+  std::vector<Extent> now, at_open;
   {
     // One look per commit that frees something (a directory listing; a lock per pin).
     std::lock_guard lk(held_mu_);
-    if (extents.empty() && held_.empty()) return;
+    if (extents.empty() && held_.empty() && held_at_open_.empty()) return;
     if (view_pinned_()) {
       held_.insert(held_.end(), extents.begin(), extents.end());
       if (held_.size() >= 2 * held_merged_) {  // neighbours merged now and then, not per commit
@@ -691,9 +704,11 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint6
     }
     held_merged_ = 0;
     now.swap(held_);
+    at_open.swap(held_at_open_);
   }
   now.insert(now.end(), extents.begin(), extents.end());
   PunchAndMakeAvailableNow(now, keep_bytes);
+  if (!at_open.empty()) space_.MakeAvailable(at_open);
 }
 
 void ChunkStore::PunchAndMakeAvailableNow(const std::vector<Extent>& extents, uint64_t keep_bytes) {

@@ -331,8 +331,10 @@ class ChunkStore {
   // `pinned` says whether a reader in another process pins its view of this store
   // (repo/view_pins.h). While it does, the extents commits free are held: neither punched nor
   // reservable, so that the chunks the reader's view names stay readable where it expects
-  // them; the first commit after the last pin went makes them all available. `pinned` is asked
-  // at every commit that frees something (an error counts as no pin). Single writer only.
+  // them; the first commit after the last pin went makes them all available. A writable Open
+  // that finds a pin holds all free space the same way (the writer that held for the pin may
+  // have gone). `pinned` is asked at Open and at every commit that frees something (an error
+  // counts as no pin). Single writer only; call before Open.
   void SetViewPinned(std::function<bool()> pinned);
   // Bytes of freed extents held for pinned readers (SetViewPinned).
   uint64_t held_bytes() const;
@@ -567,6 +569,9 @@ class ChunkStore {
   // the first call after the last pin went.
   void PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes = 0);
   void PunchAndMakeAvailableNow(const std::vector<Extent>& extents, uint64_t keep_bytes);
+  // At a writable open, while a pin is held: every free extent is held (the pins' views may
+  // name any of them).
+  void HoldFreeSpaceForPinsAtOpen();
   // Commit bookkeeping (commit lock held): rows of `ids` changed at a new commit sequence.
   void RecordCommit(const std::vector<Digest>& ids);
   bool ChangedSince(const Digest& id, uint64_t seq) const;
@@ -641,8 +646,9 @@ class ChunkStore {
   std::vector<SegmentId> segment_pool_;  // shared writers: this process's segments with room
   std::function<bool()> view_pinned_;    // SetViewPinned
   mutable std::mutex held_mu_;
-  std::vector<Extent> held_;  // freed while a reader pinned its view, guarded by held_mu_
-  size_t held_merged_ = 0;    // held_'s size after its last MergeRuns (held_mu_)
+  std::vector<Extent> held_;          // freed while a reader pinned its view, guarded by held_mu_
+  size_t held_merged_ = 0;            // held_'s size after its last MergeRuns (held_mu_)
+  std::vector<Extent> held_at_open_;  // all free space, held at open for pins (held_mu_)
 
   std::mutex commit_mu_;  // one commit at a time; held only while rows are settled and written
   // Guarded by commit_mu_: the commit sequence and, for rows committed while some transaction
