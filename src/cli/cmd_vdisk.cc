@@ -2,6 +2,8 @@
 // (cairn/vdisk.h, docs/vdisk.md) in the store --user/--system selects. `vdisk serve` is in
 // cmd_serve.cc.
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -266,30 +268,100 @@ struct ExportArgs {
   std::string repo, name, out;
 };
 
+// Where an export goes. A file is written through a temporary file renamed into place
+// (ExportToFile). A stream is written in order from its start, holes as zeros: standard output
+// ("-"), or an existing FILE that is no regular file, followed through symbolic links (a block
+// or character device, a FIFO), which is written into as dd or qemu-img convert would, never
+// replaced.
+struct ExportTarget {
+  bool stream = false;
+  int fd = -1;          // a stream's descriptor
+  bool owned = false;   // opened here (closed by CmdExport)
+  bool device = false;  // a block device: sized, and synced at the end
+  std::string what;     // "standard output", or FILE
+};
+
+Result<ExportTarget> OpenExportTarget(const std::string& out) {
+  ExportTarget t;
+  if (out == "-") {
+    t.stream = true;
+    t.fd = 1;
+    t.what = "standard output";
+    return t;
+  }
+  struct stat st;
+  if (::stat(out.c_str(), &st) != 0) {
+    if (errno == ENOENT) return t;  // a new file (OutputFile says why when it cannot be made)
+    return Status::FromErrno(errno, out);
+  }
+  if (S_ISREG(st.st_mode)) return t;
+  if (S_ISDIR(st.st_mode)) return Status::Invalid(out + " is a directory, not a file to export to");
+  t.fd = ::open(out.c_str(), O_WRONLY | O_CLOEXEC);
+  if (t.fd < 0) return Status::FromErrno(errno, "opening " + out);
+  t.stream = true;
+  t.owned = true;
+  t.device = S_ISBLK(st.st_mode);
+  t.what = out;
+  return t;
+}
+
+// A block device must hold the whole vdisk.
+Status CheckDeviceSize(const ExportTarget& t, uint64_t size) {
+  if (!t.device) return Status::Ok();
+  uint64_t bytes = 0;
+  if (::ioctl(t.fd, BLKGETSIZE64, &bytes) != 0)
+    return Status::FromErrno(errno, "the size of block device " + t.what);
+  if (bytes < size)
+    return Status::Invalid(t.what + " is a block device of " + std::to_string(bytes) +
+                           " bytes, smaller than the vdisk (" + std::to_string(size) + " bytes)");
+  return Status::Ok();
+}
+
 // One export on a fresh view of the store, opened with `password`; `size` gets the vdisk's
-// size, `streamed` the bytes written to standard output. `raced`: the copy failed because a
-// writer in another process changed the vdisk under it.
-Status ExportOnce(const Globals& g, const ExportArgs& a, const std::string& password,
-                  ProgressBar& bar, uint64_t& size, uint64_t& streamed, bool& raced) {
+// size, `streamed` the bytes written to a stream. `raced`: the copy failed because a writer in
+// another process changed the vdisk under it.
+Status ExportOnce(const Globals& g, const ExportArgs& a, const ExportTarget& t,
+                  const std::string& password, ProgressBar& bar, uint64_t& size, uint64_t& streamed,
+                  bool& raced) {
   raced = false;
   // The view is pinned: a server writing the vdisk keeps the blocks it names meanwhile.
   CAIRN_ASSIGN_OR_RETURN(auto repo, OpenRepo(a.repo, false, g, password, /*pin_view=*/true));
   CAIRN_ASSIGN_OR_RETURN(auto v, repo->OpenVdisk(a.name, false));
   size = v->size();
-  Status s = a.out == "-" ? CopyOut(*v, 1, true, "standard output", bar, streamed)
-                          : ExportToFile(*v, a.out, bar);
-  if (s.ok() && a.out == "-") s = CopiedFromOneView(*v);
+  Status s;
+  if (t.stream) {
+    s = CheckDeviceSize(t, size);
+    if (s.ok()) s = CopyOut(*v, t.fd, true, t.what, bar, streamed);
+    if (s.ok()) s = CopiedFromOneView(*v);
+    if (s.ok() && t.device && ::fsync(t.fd) != 0) s = Status::FromErrno(errno, "syncing " + t.what);
+  } else {
+    s = ExportToFile(*v, a.out, bar);
+  }
   raced = s.code() == Code::kBusy;
   return s;
 }
 
+// What a failed export left where it wrote, for the message.
+std::string ExportLeft(const ExportArgs& a, const ExportTarget& t, uint64_t streamed, uint64_t size,
+                       int attempts) {
+  std::string left = !t.stream  ? a.out + " was not written"
+                     : streamed ? t.what + " has a partial image (" + std::to_string(streamed) +
+                                      " of " + std::to_string(size) + " bytes)"
+                                : "nothing was written to " + t.what;
+  if (!t.stream || streamed == 0) left += " (tried " + std::to_string(attempts) + " times)";
+  return left;
+}
+
 // A vdisk that a server in another process writes may change under the export (Busy: blocks
-// its view named were released). A file is exported again from a fresh view, up to three
-// times, so that what lands in FILE is the vdisk as one commit left it; so is standard output
-// while nothing has been written to it (after that it cannot be). The password is read once.
+// its view named were released), when its view could not be pinned. A file is exported again
+// from a fresh view, up to three times, so that what lands in FILE is the vdisk as one commit
+// left it; so is a stream while nothing has been written to it (after that it cannot be). The
+// password is read once.
 int CmdExport(const Globals& g, const ExportArgs& a) {
-  const bool to_stdout = a.out == "-";
   constexpr int kAttempts = 3;
+  auto target = OpenExportTarget(a.out);
+  if (!target.ok()) return Fail(target.status());
+  const ExportTarget& t = *target;
   auto pw = RepoPassword(g, a.repo);
   if (!pw.ok()) return Fail(pw.status());
   Status s;
@@ -297,8 +369,8 @@ int CmdExport(const Globals& g, const ExportArgs& a) {
   bool raced = false;
   int attempt = 1;
   for (;; attempt++) {
-    ProgressBar bar("export " + a.name, !g.quiet && !to_stdout);
-    s = ExportOnce(g, a, *pw, bar, size, streamed, raced);
+    ProgressBar bar("export " + a.name, !g.quiet && a.out != "-");
+    s = ExportOnce(g, a, t, *pw, bar, size, streamed, raced);
     bar.Finish();
     if (!raced || streamed > 0 || attempt == kAttempts) break;
     if (!g.quiet)
@@ -308,18 +380,12 @@ int CmdExport(const Globals& g, const ExportArgs& a) {
                    a.name.c_str(), attempt + 1, kAttempts);
   }
   SecureWipe(*pw);
-  if (raced) {
-    std::string left = !to_stdout ? a.out + " was not written"
-                       : streamed
-                           ? "standard output has a partial image (" + std::to_string(streamed) +
-                                 " of " + std::to_string(size) + " bytes)"
-                           : "nothing was written to standard output";
-    if (!to_stdout || streamed == 0) left += " (tried " + std::to_string(attempt) + " times)";
-    return Fail(Status::Busy(s.message() + "; " + left +
+  if (t.owned) ::close(t.fd);
+  if (raced)
+    return Fail(Status::Busy(s.message() + "; " + ExportLeft(a, t, streamed, size, attempt) +
                              ": stop the server, or serve the vdisk --readonly, and export again"));
-  }
   if (!s.ok()) return Fail(s);
-  if (g.json && !to_stdout) PrintJson({{"name", a.name}, {"file", a.out}, {"size", size}});
+  if (g.json && a.out != "-") PrintJson({{"name", a.name}, {"file", a.out}, {"size", size}});
   return 0;
 }
 
@@ -327,7 +393,10 @@ RunFn DefineExport(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ExportArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
-  cmd.add_option("FILE", a->out, "output raw image (sparse), or - for stdout")->required();
+  cmd.add_option("FILE", a->out,
+                 "output raw image (sparse), - for stdout; an existing device or FIFO is "
+                 "written into")
+      ->required();
   return [a, &g = ctx.globals] { return CmdExport(g, *a); };
 }
 

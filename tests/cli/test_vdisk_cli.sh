@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `cairn vdisk` without NBD: create, import (file and stdin), export (sparse file and stdout),
 # ls, info, rm, resize, snapshot, clone (same store and system:), flatten, their --json output,
-# `cairn stat`'s vdisk counts, and clear errors for bad input that change nothing.
+# `cairn stat`'s vdisk counts, clear errors for bad input that change nothing, and export into a
+# FIFO, a device or a link to one (written into, never replaced).
 source "$(dirname "$0")/lib.sh" "$@"
 
 REPO=$T/repo
@@ -124,4 +125,37 @@ expect_error "serve without nbdkit" env CAIRN_NBDKIT=/nonexistent/nbdkit "$CAIRN
 expect_stderr_has "serve without nbdkit" "cannot run nbdkit"
 run cairn vdisk ls --json "$REPO"
 expect_same "$RUN_OUT" "$T/ls.before" "bad input changed nothing"
+
+# --- export into an existing FILE that is no regular file (a FIFO, a device, a symbolic link to
+# one) writes into it, as dd and qemu-img convert do, holes as zeros; it never replaces it.
+mkfifo "$T/fifo"
+(cat "$T/fifo" >"$T/from_fifo") &
+expect_ok "export into a FIFO" cairn vdisk export "$REPO" base "$T/fifo"
+wait
+expect_same "$T/from_fifo" "$T/img.padded" "export into a FIFO"
+expect_true "the FIFO is still a FIFO" test -p "$T/fifo"
+if mknod "$T/null" c 1 3 2>/dev/null; then
+  ln -s "$T/null" "$T/null.link"
+  expect_ok "export into a character device" cairn vdisk export "$REPO" base "$T/null"
+  expect_ok "export through a link to a device" cairn vdisk export "$REPO" base "$T/null.link"
+  expect_true "the device is still a device" test -c "$T/null"
+  expect_true "the link is still a link to it" test -L "$T/null.link"
+else
+  skip "mknod is not allowed here: no character device test"
+fi
+head -c $((PADDED + 8192)) /dev/urandom >"$T/loop.img"
+if LOOP=$(losetup -f --show "$T/loop.img" 2>/dev/null); then
+  add_cleanup "losetup -d $LOOP"
+  expect_ok "export into a block device" cairn vdisk export "$REPO" base "$LOOP"
+  head -c "$PADDED" "$LOOP" >"$T/from_loop"
+  expect_same "$T/from_loop" "$T/img.padded" "export into a block device (holes zeroed)"
+  expect_ok "a bigger vdisk" cairn vdisk create "$REPO" big --size $((PADDED + 65536)) --mode deduped
+  expect_error "export into a block device too small" cairn vdisk export "$REPO" big "$LOOP"
+  expect_stderr_has "a block device too small" "$LOOP is a block device of" "smaller than the vdisk"
+  expect_ok "rm big" cairn vdisk rm "$REPO" big
+else
+  skip "no loop device here: no block device test"
+fi
+expect_error "export into a directory" cairn vdisk export "$REPO" base "$T"
+expect_stderr_has "export into a directory" "is a directory"
 finish
