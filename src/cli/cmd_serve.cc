@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -24,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +39,26 @@ namespace {
 // How long a server started in the background may take to open its store before serve gives up
 // (and stops it): a store on an unreachable cluster fails sooner than this on its own.
 constexpr std::chrono::seconds kReadyTimeout{120};
+
+// The signal (SIGINT, SIGTERM, SIGHUP) that interrupted serve before it served; 0 if none.
+volatile sig_atomic_t g_interrupted = 0;
+
+void OnInterrupt(int sig) { g_interrupted = sig; }
+
+// From here until serve returns or execs, an interrupt (Ctrl-C) is noted rather than fatal, so
+// that serve stops what it started (the socket file it made, a server not yet serving) and says
+// so. No SA_RESTART: a wait (poll) returns at once.
+void CatchInterrupts() {
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+}
+
+Status Interrupted() {
+  return Status::Busy(std::string("interrupted (") + ::strsignal(g_interrupted) +
+                      "): nothing is served");
+}
 
 struct ServeArgs {
   std::string repo, socket, bind, pidfile;
@@ -121,13 +143,14 @@ Status CheckPidfile(const std::string& path) {
   return Status::Ok();
 }
 
-// Whether a server listens on Unix socket `addr` (a connect is accepted).
-bool SocketAnswers(const sockaddr_un& addr) {
+// Connects to Unix socket `addr`: 0 when a server accepted, else the errno (ECONNREFUSED: no
+// server listens there any more).
+int ConnectErrno(const sockaddr_un& addr) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  bool answers = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  if (fd < 0) return errno;
+  int e = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ? 0 : errno;
   ::close(fd);
-  return answers;
+  return e;
 }
 
 // Binds and listens on Unix socket `path`. A socket left by a server that has gone (nbdkit does
@@ -147,8 +170,14 @@ Result<std::vector<Listener>> ListenUnix(const std::string& path) {
       return Status::Invalid("--socket " + path +
                              ": a file that is not a socket is in the way (nothing was "
                              "changed; remove it or give another path)");
-    if (SocketAnswers(addr))
-      return Status::Busy("--socket " + path + ": another server is listening there");
+    int e = ConnectErrno(addr);
+    if (e == 0) return Status::Busy("--socket " + path + ": another server is listening there");
+    // Only a refused connection says nobody listens: a socket this user may not connect to
+    // (EACCES) may well be another user's live server.
+    if (e != ECONNREFUSED)
+      return Status::FromErrno(e, "--socket " + path +
+                                      ": a socket is there, and whether a server listens on it "
+                                      "cannot be told (nothing was changed)");
     ::unlink(path.c_str());  // stale
   }
   Listener l(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -236,11 +265,38 @@ Result<std::vector<Listener>> Listen(const ServeArgs& a) {
   return ListenUnix(sock);
 }
 
+// `s` percent-encoded for a URI (RFC 3986 section 2.1): every byte but the unreserved ones and
+// those in `keep`.
+std::string PercentEncode(const std::string& s, std::string_view keep) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        keep.find(static_cast<char>(c)) != std::string_view::npos) {
+      out += static_cast<char>(c);
+    } else {
+      out += {'%', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return out;
+}
+
+// The NBD URI of export `name` (the NBD URI specification, doc/uri.md of the NBD project): the
+// export name and the socket path percent-encoded; the host --bind names (IPv6 in brackets), or
+// localhost when it is a wildcard or not given.
+std::string ExportUri(const ServeArgs& a, const std::string& name) {
+  const std::string export_part = "/" + PercentEncode(name, "");
+  if (!a.socket.empty())
+    return "nbd+unix://" + export_part + "?socket=" + PercentEncode(a.socket, "/");
+  std::string host = a.bind;
+  if (host.empty() || host == "0.0.0.0" || host == "::") host = "localhost";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "nbd://" + host + ":" + std::to_string(a.port) + export_part;
+}
+
 void PrintServing(const Globals& g, const ServeArgs& a, pid_t pid) {
   std::vector<std::string> uris;
-  for (const auto& n : a.names)
-    uris.push_back(a.socket.empty() ? "nbd://localhost:" + std::to_string(a.port) + "/" + n
-                                    : "nbd+unix:///" + n + "?socket=" + a.socket);
+  for (const auto& n : a.names) uris.push_back(ExportUri(a, n));
   if (g.json) {
     PrintJson({{"repo", a.repo},
                {"exports", a.names},
@@ -297,6 +353,35 @@ Status ExecNbdkit(std::vector<std::string>& args, const std::vector<Listener>& s
   return Status::FromErrno(errno, "cannot run nbdkit (install the nbdkit package)");
 }
 
+// Serve was interrupted while the server started: it is stopped (SIGTERM; its pid read first if
+// it has not been yet), and serve waits, a few seconds at most, until it has gone (end of file
+// on `ready`, which the server holds).
+Status StopStarting(int ready, pid_t pid, std::string& msg) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  bool signalled = false;
+  for (;;) {
+    size_t nl = msg.find('\n');
+    if (pid == 0 && msg.starts_with("P") && nl != std::string::npos) {
+      pid = static_cast<pid_t>(std::atol(msg.c_str() + 1));
+      msg.erase(0, nl + 1);
+    }
+    if (pid > 0 && !signalled) {
+      ::kill(pid, SIGTERM);
+      signalled = true;
+    }
+    if (std::chrono::steady_clock::now() >= until) break;
+    pollfd p{ready, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[256];
+    ssize_t n = ::read(ready, buf, sizeof buf);
+    if (n == 0) break;  // the server has gone
+    if (n > 0) msg.append(buf, static_cast<size_t>(n));
+  }
+  Status s = Interrupted();
+  if (pid > 0) s = s.WithContext("the server (nbdkit pid " + std::to_string(pid) + ") was stopped");
+  return s;
+}
+
 // Waits for what the server says on `ready`: "P<pid>\n" before nbdkit starts, then the plugin's
 // "R" (it has opened the store and serves) or "E" and why it could not. End of file before "R"
 // means nbdkit failed on its own (its messages went to standard error). Returns nbdkit's pid.
@@ -310,6 +395,7 @@ Result<pid_t> AwaitReady(int ready) {
       pid = static_cast<pid_t>(std::atol(msg.c_str() + 1));
       msg.erase(0, nl + 1);
     }
+    if (g_interrupted) return StopStarting(ready, pid, msg);
     if (pid > 0 && msg == "R") return pid;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -395,6 +481,7 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
     return Fail(Status::Invalid("--user and --system exclude each other"));
   auto args = NbdkitArgs(g, a);
   if (!args.ok()) return Fail(args.status());
+  CatchInterrupts();
   auto socks = Listen(a);
   if (!socks.ok()) return Fail(socks.status());
   auto pw = RepoPassword(g, a.repo);  // prompts on a terminal
@@ -405,6 +492,7 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   if (servable.ok() && !pw->empty() && ::setenv("CAIRN_PASSWORD", pw->c_str(), 1) != 0)
     servable = Status::FromErrno(errno, "setenv");
   SecureWipe(*pw);
+  if (servable.ok() && g_interrupted) servable = Interrupted();
   if (!servable.ok()) return Fail(servable);
   if (!a.foreground) return ServeInBackground(g, a, *args, *socks);
   PrintServing(g, a, ::getpid());

@@ -107,10 +107,63 @@ stop_bg "$T/d.pid"
 python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' >"$T/free"
 PORT=$(cat "$T/free")
 expect_ok "serve on a port" cairn vdisk serve "$REPO" d --port "$PORT" --bind 127.0.0.1 --pidfile "$T/e.pid"
-expect_stdout_has "serve on a port" "serving port $PORT" "nbd://localhost:$PORT/d"
+expect_stdout_has "serve on a port" "serving port $PORT" "nbd://127.0.0.1:$PORT/d"
 run nbdinfo --size "nbd://127.0.0.1:$PORT/d"
 [[ $RC == 0 ]] || fail "no export on port $PORT"
 stop_bg "$T/e.pid"
+
+# --- the URIs serve prints connect: the export name and socket percent-encoded, --bind's host
+expect_ok "create a vdisk with a space and a #" cairn vdisk create "$REPO" "my disk#1" --size 1M --mode deduped
+expect_ok "serve it" cairn --json vdisk serve "$REPO" "my disk#1" --socket "$T/s" --pidfile "$T/u.pid"
+uri=$(json_get "$RUN_OUT" 'j["uris"][0]')
+run nbdinfo --size "$uri"
+[[ $RC == 0 && $(cat "$RUN_OUT") == $((1 << 20)) ]] || fail "the printed URI $uri does not connect"
+ok "the printed URI $uri connects"
+stop_bg "$T/u.pid"
+expect_ok "serve --bind 127.0.0.1" cairn --json vdisk serve "$REPO" d --port "$PORT" --bind 127.0.0.1 --pidfile "$T/u.pid"
+expect_eq "$(json_get "$RUN_OUT" 'j["uris"][0]')" "nbd://127.0.0.1:$PORT/d" "the URI names --bind's address"
+stop_bg "$T/u.pid"
+expect_ok "rm the vdisk" cairn vdisk rm "$REPO" "my disk#1"
+
+# --- Ctrl-C while serve waits for its server (an nbdkit slowed by a wrapper): the server is
+# stopped, the socket serve made is removed, it says so and exits non-zero; serving works after.
+printf '#!/bin/sh\nsleep 3\nexec nbdkit "$@"\n' >"$T/slow-nbdkit"
+chmod +x "$T/slow-nbdkit"
+CAIRN_NBDKIT=$T/slow-nbdkit "$CAIRN" vdisk serve "$REPO" d --socket "$T/s" >"$T/int.out" 2>"$T/int.err" &
+SERVE=$!
+sleep 1
+kill -INT "$SERVE"
+st=0
+wait "$SERVE" || st=$?
+[[ $st != 0 ]] || fail "an interrupted serve exited 0: $(cat "$T/int.out")"
+grep -q "interrupted" "$T/int.err" || fail "an interrupted serve did not say so: $(cat "$T/int.err")"
+if grep -q "serving" "$T/int.out"; then fail "an interrupted serve said it serves"; fi
+expect_absent "$T/s" "no socket left by an interrupted serve"
+sleep 3  # the wrapper's sleep would have ended: nothing may start after the interrupt
+if pgrep -f "repo=$REPO" >/dev/null; then fail "a server runs after an interrupted serve: $(pgrep -af "repo=$REPO")"; fi
+ok "an interrupted serve stops its server and its socket"
+expect_ok "serve after the interrupt" cairn vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/i.pid" -q
+stop_bg "$T/i.pid"
+
+# --- a socket this user cannot connect to may be another user's live server: never replaced
+if [[ $(id -u) == 0 ]] && runuser -u nobody -- true 2>/dev/null; then
+  chmod 0711 "$T"  # nobody may reach the shared directory (mktemp made $T 0700)
+  mkdir -m 1777 "$T/shared"
+  expect_ok "root serves in a shared directory" cairn vdisk serve "$REPO" d --socket "$T/shared/x.sock" --pidfile "$T/x.pid" -q
+  chmod 0755 "$T/shared/x.sock"
+  cp -a "$REPO" "$T/repo2"
+  chown -R nobody "$T/repo2"
+  run runuser -u nobody -- env CAIRN_PASSWORD="$CAIRN_PASSWORD" CAIRN_KDF_FAST=1 "$CAIRN" vdisk serve "$T/repo2" d --socket "$T/shared/x.sock"
+  [[ $RC != 0 ]] || fail "another user's serve replaced a live socket it cannot connect to"
+  expect_stderr_has "a socket that cannot be told" "cannot be told" "nothing was changed"
+  run nbdinfo --size "nbd+unix:///d?socket=$T/shared/x.sock"
+  [[ $RC == 0 ]] || fail "root's server lost its socket"
+  ok "root's server still serves on its socket"
+  stop_bg "$T/x.pid"
+  rm -rf "$T/repo2"
+else
+  skip "not root, or runuser cannot switch to nobody: no test of another user's socket"
+fi
 
 run cairn vdisk ls --json "$REPO"
 expect_same "$RUN_OUT" "$T/ls.before" "refused serves changed nothing"
