@@ -95,6 +95,10 @@ void ChunkStore::SetCache(ChunkCache* cache) {
 }
 
 ChunkStore::~ChunkStore() {
+  held_release_.reset();  // its thread uses everything below
+  // What was held for readers that have gone by now goes back to the filesystem (and to the
+  // index's free space, where it already is) before the writer closes.
+  if (writable_ && view_pinned_) PunchAndMakeAvailable({});
   if (cache_) cache_->EraseStore(cache_key_);
 }
 
@@ -685,6 +689,11 @@ void ChunkStore::HoldFreeSpaceForPinsAtOpen() {
   if (!view_pinned_ || !view_pinned_()) return;
   std::lock_guard lk(held_mu_);
   held_at_open_ = space_.ReserveAllFree();
+  if (!held_release_)
+    held_release_.emplace(kHeldLookPeriod, [this] {
+      PunchAndMakeAvailable({});
+      return true;
+    });
 }
 
 void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes) {
@@ -695,6 +704,13 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint6
     std::lock_guard lk(held_mu_);
     if (extents.empty() && held_.empty() && held_at_open_.empty()) return;
     if (view_pinned_()) {
+      // A guest that goes idle commits nothing more: a look every few seconds lets the held
+      // space go once the readers have.
+      if (!held_release_)
+        held_release_.emplace(kHeldLookPeriod, [this] {
+          PunchAndMakeAvailable({});
+          return true;
+        });
       held_.insert(held_.end(), extents.begin(), extents.end());
       if (held_.size() >= 2 * held_merged_) {  // neighbours merged now and then, not per commit
         held_ = MergeRuns(std::move(held_));

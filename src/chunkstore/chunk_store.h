@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <unordered_map>
@@ -40,6 +41,7 @@
 #include "primitives/compress.h"
 #include "primitives/hash.h"
 #include "util/byte_buffer.h"
+#include "util/periodic.h"
 
 namespace cairn {
 
@@ -649,6 +651,9 @@ class ChunkStore {
   std::vector<Extent> held_;          // freed while a reader pinned its view, guarded by held_mu_
   size_t held_merged_ = 0;            // held_'s size after its last MergeRuns (held_mu_)
   std::vector<Extent> held_at_open_;  // all free space, held at open for pins (held_mu_)
+  // Once something was held: looks every kHeldLookPeriod whether the pins have gone.
+  static constexpr std::chrono::seconds kHeldLookPeriod{2};
+  std::optional<PeriodicTask> held_release_;  // guarded by held_mu_ (created), reset first
 
   std::mutex commit_mu_;  // one commit at a time; held only while rows are settled and written
   // Guarded by commit_mu_: the commit sequence and, for rows committed while some transaction

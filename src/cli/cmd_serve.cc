@@ -140,6 +140,8 @@ Status CheckPidfile(const std::string& path) {
     return Status::Invalid("--pidfile " + path + ": " + dir + " is not a directory");
   if (::access(dir.c_str(), W_OK) != 0)
     return Status::FromErrno(errno, "--pidfile " + path + ": cannot write in " + dir);
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    return Status::Invalid("--pidfile " + path + " exists and is not a regular file");
   return Status::Ok();
 }
 
@@ -260,6 +262,8 @@ Result<std::vector<std::string>> NbdkitArgs(const Globals& g, const ServeArgs& a
 
 Result<std::vector<Listener>> Listen(const ServeArgs& a) {
   if (a.socket.empty() == (a.port == 0)) return Status::Invalid("give --socket PATH or --port N");
+  if (!a.socket.empty() && !a.bind.empty())
+    return Status::Invalid("--bind goes with --port, not with --socket");
   if (a.port != 0) return ListenTcp(a.bind, a.port);
   CAIRN_ASSIGN_OR_RETURN(std::string sock, AbsolutePath(a.socket));
   return ListenUnix(sock);
@@ -515,7 +519,13 @@ RunFn DefineVdiskServe(CLI::App& cmd, Context& ctx) {
   cmd.add_flag("--foreground", a->foreground,
                "run nbdkit in this process, in the foreground (default: in the background; "
                "serve returns once it serves)");
-  return [a, &g = ctx.globals] { return CmdServe(g, *a); };
+  return [a, &g = ctx.globals] {
+    std::vector<std::string> names;  // each vdisk once, in the order given
+    for (const auto& n : a->names)
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    a->names = std::move(names);
+    return CmdServe(g, *a);
+  };
 }
 
 }  // namespace cairn::cli

@@ -69,6 +69,15 @@ expect_stderr_has "a missing directory" "$T/nodir/s" "No such file or directory"
 refused "a pidfile in a missing directory" --socket "$T/s" --pidfile "$T/nodir/p.pid"
 expect_stderr_has "a pidfile in a missing directory" "--pidfile" "$T/nodir"
 long=$T/$(printf 'x%.0s' $(seq 120))
+mkdir "$T/piddir"
+refused "a pidfile that is a directory" --socket "$T/s" --pidfile "$T/piddir"
+expect_stderr_has "a pidfile that is a directory" "not a regular file"
+run cairn vdisk serve "$REPO" d --socket "$T/fg.s" --pidfile "$T/piddir" --foreground
+[[ $RC != 0 ]] || fail "serve --foreground with a directory for pidfile exited 0"
+if grep -q "serving" "$RUN_OUT"; then fail "serve --foreground said it serves with a bad pidfile"; fi
+expect_absent "$T/fg.s" "no socket left by serve --foreground with a bad pidfile"
+refused "--bind with --socket" --socket "$T/s" --bind 127.0.0.1
+expect_stderr_has "--bind with --socket" "--bind goes with --port"
 refused "a socket path too long" --socket "$long"
 expect_stderr_has "a socket path too long" "longer than"
 expect_rc 2 "a port out of range" cairn vdisk serve "$REPO" d --port 70000
@@ -122,6 +131,9 @@ ok "the printed URI $uri connects"
 stop_bg "$T/u.pid"
 expect_ok "serve --bind 127.0.0.1" cairn --json vdisk serve "$REPO" d --port "$PORT" --bind 127.0.0.1 --pidfile "$T/u.pid"
 expect_eq "$(json_get "$RUN_OUT" 'j["uris"][0]')" "nbd://127.0.0.1:$PORT/d" "the URI names --bind's address"
+stop_bg "$T/u.pid"
+expect_ok "serve a vdisk named twice" cairn --json vdisk serve "$REPO" d d --socket "$T/s" --pidfile "$T/u.pid"
+expect_eq "$(json_get "$RUN_OUT" 'len(j["exports"])')" 1 "a vdisk named twice is one export"
 stop_bg "$T/u.pid"
 expect_ok "rm the vdisk" cairn vdisk rm "$REPO" "my disk#1"
 
@@ -210,6 +222,15 @@ while time.time() < end:
         h.pwrite(os.urandom(4096), random.randrange(0, 1024) * 4096)
     h.flush()
 EOF
+cat >"$T/noise.py" <<'EOF'
+import os, time
+h = nbd.NBD()
+h.connect_uri(os.environ["URI"])
+end = time.time() + float(os.environ["SECS"])
+while time.time() < end:
+    h.pwrite(os.urandom(h.get_size()), 0)
+    h.flush()
+EOF
 # start_writer SCRIPT SECS: the writer runs in the background for SECS seconds (pid in WRITER).
 start_writer() {
   URI="nbd+unix:///d?socket=$T/s" SECS=$2 nbdsh -c "exec(open('$T/$1').read())" \
@@ -219,7 +240,7 @@ start_writer() {
   sleep 1
 }
 # Under random rewrites, an unpinned export fails every time (below); pinned, at once.
-start_writer random.py 8
+start_writer random.py 5
 for i in 1 2; do
   run timeout 60 "$CAIRN" vdisk export "$REPO" d "$T/rand$i.raw"
   [[ $RC == 0 ]] || fail "pinned export $i beside random writes failed: $(head -c 400 "$RUN_ERR")"
@@ -228,7 +249,7 @@ done
 wait "$WRITER" || fail "the random writer failed: $(cat "$T/writer.out")"
 ok "two exports beside random writes succeeded at the first try"
 # Under whole passes, each image is one pass.
-start_writer writer.py 8
+start_writer writer.py 5
 for i in 1 2; do
   run timeout 60 "$CAIRN" vdisk export "$REPO" d "$T/live$i.raw"
   [[ $RC == 0 ]] || fail "export $i beside a writer failed: $(head -c 400 "$RUN_ERR")"
@@ -241,6 +262,21 @@ ok "two exports beside whole-vdisk rewrites each gave one flush's image at the f
 expect_true "no pin is left" bash -c "[[ -z \$(ls -A '$REPO/stores/system/readers') ]]"
 wait "$WRITER" || fail "the writer failed: $(cat "$T/writer.out")"
 ok "the writer ran on: $(cat "$T/writer.out")"
+# What the server held for an export goes back within seconds of its end even when the guest
+# has gone idle (the server looks every 2 s): a slow export (its reader waits 5 s) runs while
+# the guest rewrites the whole vdisk with random bytes for 2 s, then stops.
+start_writer noise.py 3
+{ "$CAIRN" vdisk export "$REPO" d - | { sleep 5; cat >/dev/null; }; } 2>"$T/live3.err" &
+EXPORT=$!
+wait "$WRITER" || fail "the writer failed: $(cat "$T/writer.out")"
+held_kib=$(du -sk "$REPO/stores/system/segments" | cut -f1)  # the export still waits on its reader
+wait "$EXPORT" || fail "the slow export failed: $(cat "$T/live3.err")"
+sleep 5
+idle_kib=$(du -sk "$REPO/stores/system/segments" | cut -f1)
+note "segments: ${held_kib} KiB while the export ran, ${idle_kib} KiB 5 s after it, guest idle"
+((held_kib > 32 * 1024)) || fail "only ${held_kib} KiB of segments: the export held nothing?"
+((idle_kib <= 24 * 1024)) || fail "the idle server kept ${idle_kib} KiB of segments for a pin that has gone"
+ok "the idle server gave back the space it held for the export"
 
 # --- without a pin (a file stands where the readers/ directory goes, as on a medium the reader
 # cannot write), the view is not kept: an export whose vdisk changed under it starts again (and
