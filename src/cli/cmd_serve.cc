@@ -286,12 +286,15 @@ std::string PercentEncode(const std::string& s, std::string_view keep) {
 }
 
 // The NBD URI of export `name` (the NBD URI specification, doc/uri.md of the NBD project): the
-// export name and the socket path percent-encoded; the host --bind names (IPv6 in brackets), or
-// localhost when it is a wildcard or not given.
+// export name and the socket path (made absolute) percent-encoded; the host --bind names (IPv6 in
+// brackets), or localhost when it is a wildcard or not given.
 std::string ExportUri(const ServeArgs& a, const std::string& name) {
   const std::string export_part = "/" + PercentEncode(name, "");
-  if (!a.socket.empty())
-    return "nbd+unix://" + export_part + "?socket=" + PercentEncode(a.socket, "/");
+  if (!a.socket.empty()) {
+    auto abs = AbsolutePath(a.socket);  // the URI works from any directory
+    return "nbd+unix://" + export_part +
+           "?socket=" + PercentEncode(abs.ok() ? *abs : a.socket, "/");
+  }
   std::string host = a.bind;
   if (host.empty() || host == "0.0.0.0" || host == "::") host = "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
