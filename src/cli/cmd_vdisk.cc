@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -359,6 +360,9 @@ std::string ExportLeft(const ExportArgs& a, const ExportTarget& t, uint64_t stre
 // password is read once.
 int CmdExport(const Globals& g, const ExportArgs& a) {
   constexpr int kAttempts = 3;
+  // A reader of the stream that goes away (`export - | head`) is an error to report, after
+  // which the pin and the store are closed, not a SIGPIPE that kills the export where it is.
+  ::signal(SIGPIPE, SIG_IGN);
   auto target = OpenExportTarget(a.out);
   if (!target.ok()) return Fail(target.status());
   const ExportTarget& t = *target;

@@ -156,6 +156,12 @@ if LOOP=$(losetup -f --show "$T/loop.img" 2>/dev/null); then
 else
   skip "no loop device here: no block device test"
 fi
+# A stream whose reader goes away is an error with a message (not a silent SIGPIPE), and the
+# export's view pin is released.
+run bash -c "set -o pipefail; '$CAIRN' vdisk export '$REPO' base - | head -c 10 >/dev/null"
+[[ $RC == 1 ]] || fail "export into a closed pipe exited $RC"
+expect_stderr_has "export into a closed pipe" "writing standard output" "Broken pipe"
+expect_true "no pin left by it" bash -c "[[ -z \$(ls -A '$REPO/stores/system/readers') ]]"
 expect_error "export into a directory" cairn vdisk export "$REPO" base "$T"
 expect_stderr_has "export into a directory" "is a directory"
 finish
