@@ -38,10 +38,25 @@ class ReadersBesideWriter : public ::testing::Test {
     MemSource src(data);
     ASSERT_TRUE(writer_->Put(name, src).ok());
   }
-  std::unique_ptr<Repository> Reader() {
-    auto r = Repository::Open(repo_, testing::TestOpen(false));
+  // A read-only handle; `pin`: it pins its view (OpenOptions::pin_view, as `vdisk export`).
+  std::unique_ptr<Repository> Reader(bool pin = false) {
+    OpenOptions ro = testing::TestOpen(false);
+    ro.pin_view = pin;
+    auto r = Repository::Open(repo_, ro);
     EXPECT_TRUE(r.ok()) << r.status().message();
     return r.ok() ? std::move(r.value()) : nullptr;
+  }
+  // Creates vdisk `name` of `size` bytes in the writer's store.
+  void CreateVdisk(const std::string& name, VdiskMode mode, uint64_t size) {
+    VdiskCreateOptions o;
+    o.mode = mode;
+    o.size = size;
+    ASSERT_TRUE(writer_->CreateVdisk(name, o).ok());
+  }
+  // Writes `data` at offset 0 of `w` and flushes (one commit).
+  static void WriteAndFlush(Vdisk& w, const std::vector<uint8_t>& data) {
+    ASSERT_TRUE(w.Write(0, data, false).ok());
+    ASSERT_TRUE(w.Flush().ok());
   }
   void MaintainAll() {
     MaintainRequest m;
@@ -91,15 +106,11 @@ TEST_F(ReadersBesideWriter, AVdiskRewrittenUnderAReaderIsBusyNotDamage) {
     SCOPED_TRACE(std::string(VdiskModeName(mode)));
     const std::string name = "v" + std::string(VdiskModeName(mode));
     constexpr uint64_t kSize = 64 * 4096;
-    VdiskCreateOptions o;
-    o.mode = mode;
-    o.size = kSize;
-    ASSERT_TRUE(writer_->CreateVdisk(name, o).ok());
+    CreateVdisk(name, mode, kSize);
     auto w = writer_->OpenVdisk(name, true);
     ASSERT_TRUE(w.ok()) << w.status().message();
     auto first = testing::RandomData(kSize, 7);
-    ASSERT_TRUE((*w)->Write(0, first, false).ok());
-    ASSERT_TRUE((*w)->Flush().ok());
+    WriteAndFlush(**w, first);
     auto reader = Reader();
     ASSERT_TRUE(reader);
     auto r = reader->OpenVdisk(name, false);
@@ -108,11 +119,8 @@ TEST_F(ReadersBesideWriter, AVdiskRewrittenUnderAReaderIsBusyNotDamage) {
     ASSERT_TRUE((*r)->Read(0, block).ok());
     EXPECT_TRUE(std::equal(block.begin(), block.end(), first.begin()));
     EXPECT_FALSE((*r)->view_moved());
-    for (uint64_t round = 0; round < 3; round++) {  // the freed space is written over
-      auto next = testing::RandomData(kSize, 8 + round);
-      ASSERT_TRUE((*w)->Write(0, next, false).ok());
-      ASSERT_TRUE((*w)->Flush().ok());
-    }
+    for (uint64_t round = 0; round < 3; round++)  // the freed space is written over
+      WriteAndFlush(**w, testing::RandomData(kSize, 8 + round));
     MaintainAll();
     std::vector<uint8_t> rest(kSize - 4096);
     Status s = (*r)->Read(4096, rest);
@@ -146,28 +154,19 @@ TEST_F(ReadersBesideWriter, APinnedReaderReadsTheFlushItOpenedWith) {
     SCOPED_TRACE(std::string(VdiskModeName(mode)));
     const std::string name = "p" + std::string(VdiskModeName(mode));
     constexpr uint64_t kSize = 64 * 4096;
-    VdiskCreateOptions o;
-    o.mode = mode;
-    o.size = kSize;
-    ASSERT_TRUE(writer_->CreateVdisk(name, o).ok());
+    CreateVdisk(name, mode, kSize);
     auto w = writer_->OpenVdisk(name, true);
     ASSERT_TRUE(w.ok()) << w.status().message();
     auto first = testing::RandomData(kSize, 21);
-    ASSERT_TRUE((*w)->Write(0, first, false).ok());
-    ASSERT_TRUE((*w)->Flush().ok());
-    OpenOptions ro = testing::TestOpen(false);
-    ro.pin_view = true;
-    auto reader = Repository::Open(repo_, ro);
-    ASSERT_TRUE(reader.ok()) << reader.status().message();
-    auto r = (*reader)->OpenVdisk(name, false);
+    WriteAndFlush(**w, first);
+    auto reader = Reader(/*pin=*/true);
+    ASSERT_TRUE(reader);
+    auto r = reader->OpenVdisk(name, false);
     ASSERT_TRUE(r.ok()) << r.status().message();
     std::vector<uint8_t> block(4096);
     ASSERT_TRUE((*r)->Read(0, block).ok());
-    for (uint64_t round = 0; round < 3; round++) {  // without the pin, the freed space is reused
-      auto next = testing::RandomData(kSize, 22 + round);
-      ASSERT_TRUE((*w)->Write(0, next, false).ok());
-      ASSERT_TRUE((*w)->Flush().ok());
-    }
+    for (uint64_t round = 0; round < 3; round++)  // without the pin, the freed space is reused
+      WriteAndFlush(**w, testing::RandomData(kSize, 22 + round));
     MaintainAll();
     std::vector<uint8_t> all(kSize);
     Status s = (*r)->Read(0, all);
@@ -175,10 +174,9 @@ TEST_F(ReadersBesideWriter, APinnedReaderReadsTheFlushItOpenedWith) {
     EXPECT_TRUE(all == first) << "the pinned reader reads the flush it opened with";
     EXPECT_FALSE((*r)->view_moved());
     r->reset();
-    reader->reset();
+    reader.reset();
     auto last = testing::RandomData(kSize, 30);
-    ASSERT_TRUE((*w)->Write(0, last, false).ok());
-    ASSERT_TRUE((*w)->Flush().ok());  // the held space goes back
+    WriteAndFlush(**w, last);  // the held space goes back
     std::vector<uint8_t> back(kSize);
     ASSERT_TRUE((*w)->Read(0, back).ok());
     EXPECT_TRUE(back == last);
@@ -193,23 +191,17 @@ TEST_F(ReadersBesideWriter, APinnedReaderReadsTheFlushItOpenedWith) {
 // last one held, holds all free space while the pin lasts, so the reader still reads its flush.
 TEST_F(ReadersBesideWriter, APinOutlivesTheWriterThatHeldForIt) {
   constexpr uint64_t kSize = 64 * 4096;
-  VdiskCreateOptions o;
-  o.mode = VdiskMode::kNondeduped;
-  o.size = kSize;
-  ASSERT_TRUE(writer_->CreateVdisk("v", o).ok());
+  CreateVdisk("v", VdiskMode::kNondeduped, kSize);
   auto first = testing::RandomData(kSize, 41);
   auto write = [&](const std::vector<uint8_t>& data) {
     auto w = writer_->OpenVdisk("v", true);
     ASSERT_TRUE(w.ok()) << w.status().message();
-    ASSERT_TRUE((*w)->Write(0, data, false).ok());
-    ASSERT_TRUE((*w)->Flush().ok());
+    WriteAndFlush(**w, data);
   };
   write(first);
-  OpenOptions ro = testing::TestOpen(false);
-  ro.pin_view = true;
-  auto reader = Repository::Open(repo_, ro);
-  ASSERT_TRUE(reader.ok()) << reader.status().message();
-  auto r = (*reader)->OpenVdisk("v", false);
+  auto reader = Reader(/*pin=*/true);
+  ASSERT_TRUE(reader);
+  auto r = reader->OpenVdisk("v", false);
   ASSERT_TRUE(r.ok()) << r.status().message();
   write(testing::RandomData(kSize, 42));  // frees the first flush's blocks: held
   for (int restart = 0; restart < 2; restart++) {
@@ -225,7 +217,7 @@ TEST_F(ReadersBesideWriter, APinOutlivesTheWriterThatHeldForIt) {
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_TRUE(all == first);
   r->reset();
-  reader->reset();
+  reader.reset();
   write(testing::RandomData(kSize, 50));
   MaintainAll();
   testing::ExpectCheckClean(*writer_, true, "after the pin: ");
@@ -247,26 +239,18 @@ uint64_t SegmentBytesOnDisk(const std::string& repo) {
 // 2 s. Under TSan this runs that look beside the test thread.
 TEST_F(ReadersBesideWriter, HeldSpaceGoesBackWhileTheWriterIsIdle) {
   constexpr uint64_t kSize = 256 * 4096;
-  VdiskCreateOptions o;
-  o.mode = VdiskMode::kNondeduped;
-  o.size = kSize;
-  ASSERT_TRUE(writer_->CreateVdisk("v", o).ok());
+  CreateVdisk("v", VdiskMode::kNondeduped, kSize);
   auto w = writer_->OpenVdisk("v", true);
   ASSERT_TRUE(w.ok()) << w.status().message();
-  ASSERT_TRUE((*w)->Write(0, testing::RandomData(kSize, 60), false).ok());
-  ASSERT_TRUE((*w)->Flush().ok());
+  WriteAndFlush(**w, testing::RandomData(kSize, 60));
   const uint64_t before = SegmentBytesOnDisk(repo_);
-  OpenOptions ro = testing::TestOpen(false);
-  ro.pin_view = true;
-  auto reader = Repository::Open(repo_, ro);
-  ASSERT_TRUE(reader.ok()) << reader.status().message();
-  for (uint64_t round = 0; round < 4; round++) {
-    ASSERT_TRUE((*w)->Write(0, testing::RandomData(kSize, 61 + round), false).ok());
-    ASSERT_TRUE((*w)->Flush().ok());
-  }
+  auto reader = Reader(/*pin=*/true);
+  ASSERT_TRUE(reader);
+  for (uint64_t round = 0; round < 4; round++)
+    WriteAndFlush(**w, testing::RandomData(kSize, 61 + round));
   const uint64_t held = SegmentBytesOnDisk(repo_);
   EXPECT_GE(held, before + 4 * kSize) << "four rewrites are held while the pin lasts";
-  reader->reset();
+  reader.reset();
   uint64_t after = held;
   for (int i = 0; i < 60 && after >= before + 2 * kSize; i++) {  // up to 6 s, writer idle
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
