@@ -689,11 +689,15 @@ void ChunkStore::HoldFreeSpaceForPinsAtOpen() {
   if (!view_pinned_ || !view_pinned_()) return;
   std::lock_guard lk(held_mu_);
   held_at_open_ = space_.ReserveAllFree();
-  if (!held_release_)
-    held_release_.emplace(kHeldLookPeriod, [this] {
-      PunchAndMakeAvailable({});
-      return true;
-    });
+  StartHeldLook();
+}
+
+void ChunkStore::StartHeldLook() {
+  if (held_release_) return;
+  held_release_.emplace(kHeldLookPeriod, [this] {
+    PunchAndMakeAvailable({});
+    return true;
+  });
 }
 
 void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint64_t keep_bytes) {
@@ -706,11 +710,7 @@ void ChunkStore::PunchAndMakeAvailable(const std::vector<Extent>& extents, uint6
     if (view_pinned_()) {
       // A guest that goes idle commits nothing more: a look every few seconds lets the held
       // space go once the readers have.
-      if (!held_release_)
-        held_release_.emplace(kHeldLookPeriod, [this] {
-          PunchAndMakeAvailable({});
-          return true;
-        });
+      StartHeldLook();
       held_.insert(held_.end(), extents.begin(), extents.end());
       if (held_.size() >= 2 * held_merged_) {  // neighbours merged now and then, not per commit
         held_ = MergeRuns(std::move(held_));

@@ -574,6 +574,9 @@ class ChunkStore {
   // At a writable open, while a pin is held: every free extent is held (the pins' views may
   // name any of them).
   void HoldFreeSpaceForPinsAtOpen();
+  // Starts the look every kHeldLookPeriod that lets held space go once the pins have (a writer
+  // gone idle commits nothing more); held_mu_ held.
+  void StartHeldLook();
   // Commit bookkeeping (commit lock held): rows of `ids` changed at a new commit sequence.
   void RecordCommit(const std::vector<Digest>& ids);
   bool ChangedSince(const Digest& id, uint64_t seq) const;

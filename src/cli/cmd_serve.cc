@@ -360,6 +360,15 @@ Status ExecNbdkit(std::vector<std::string>& args, const std::vector<Listener>& s
   return Status::FromErrno(errno, "cannot run nbdkit (install the nbdkit package)");
 }
 
+// The server's first word on the ready pipe, "P<pid>\n": once it is all in `msg`, `pid` gets it
+// and it leaves `msg`.
+void TakePid(std::string& msg, pid_t& pid) {
+  size_t nl = msg.find('\n');
+  if (pid != 0 || !msg.starts_with("P") || nl == std::string::npos) return;
+  pid = static_cast<pid_t>(std::atol(msg.c_str() + 1));
+  msg.erase(0, nl + 1);
+}
+
 // Serve was interrupted while the server started: it is stopped (SIGTERM; its pid read first if
 // it has not been yet), and serve waits, a few seconds at most, until it has gone (end of file
 // on `ready`, which the server holds).
@@ -367,11 +376,7 @@ Status StopStarting(int ready, pid_t pid, std::string& msg) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   bool signalled = false;
   for (;;) {
-    size_t nl = msg.find('\n');
-    if (pid == 0 && msg.starts_with("P") && nl != std::string::npos) {
-      pid = static_cast<pid_t>(std::atol(msg.c_str() + 1));
-      msg.erase(0, nl + 1);
-    }
+    TakePid(msg, pid);
     if (pid > 0 && !signalled) {
       ::kill(pid, SIGTERM);
       signalled = true;
@@ -397,11 +402,7 @@ Result<pid_t> AwaitReady(int ready) {
   pid_t pid = 0;
   const auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
   for (;;) {
-    size_t nl = msg.find('\n');
-    if (pid == 0 && msg.starts_with("P") && nl != std::string::npos) {
-      pid = static_cast<pid_t>(std::atol(msg.c_str() + 1));
-      msg.erase(0, nl + 1);
-    }
+    TakePid(msg, pid);
     if (g_interrupted) return StopStarting(ready, pid, msg);
     if (pid > 0 && msg == "R") return pid;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

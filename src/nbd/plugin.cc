@@ -145,19 +145,23 @@ int ConfigComplete() {
   return ReadPassword();
 }
 
+// Writes `msg` whole to pipe `fd`, best effort (a reader that has gone ends it).
+void WriteAll(int fd, const std::string& msg) {
+  size_t done = 0;
+  while (done < msg.size()) {
+    ssize_t n = ::write(fd, msg.data() + done, msg.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+}
+
 // Tells `cairn vdisk serve` (when it started this server) whether it serves: "R", or "E" and
 // `s`'s message. Once serving, standard error is let go (the caller's terminal or pipe must not
 // stay held by a server in the background); nbdkit logs to syslog there.
 void ReportReady(const Status& s) {
   if (g_ready_fd < 0) return;
-  std::string msg = s.ok() ? "R" : "E" + s.message();
-  size_t done = 0;
-  while (done < msg.size()) {
-    ssize_t n = ::write(g_ready_fd, msg.data() + done, msg.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
+  WriteAll(g_ready_fd, s.ok() ? "R" : "E" + s.message());
   ::close(g_ready_fd);
   g_ready_fd = -1;
   if (!s.ok()) return;
@@ -192,13 +196,7 @@ int GetReady() {
       s = t.OpenRepository(g_password);
       if (s.ok()) s = t.Validate();
     }
-    const std::string& m = s.message();
-    size_t done = 0;
-    while (done < m.size()) {
-      ssize_t n = ::write(fds[1], m.data() + done, m.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
+    WriteAll(fds[1], s.message());
     ::_exit(s.ok() ? 0 : 1);
   }
   ::close(fds[1]);
