@@ -186,17 +186,28 @@ expect_check_clean "$REPO" "check is clean after every serve"
 # view (src/repo/view_pins.h): the server keeps the blocks it frees meanwhile, and every export
 # succeeds at once with the image of one flush.
 expect_ok "serve for the writer" cairn vdisk serve "$REPO" d --socket "$T/s" --pidfile "$T/w.pid" -q
+# The guest: for SECS seconds, until it stops, one flush after each of these (MODE):
+#   passes  every block rewritten as (pass, LBA), 32 bytes repeated (compressible);
+#   random  64 random 4 KiB blocks rewritten with random bytes;
+#   noise   every block rewritten with random bytes.
 cat >"$T/writer.py" <<'EOF'
-import os, struct, time
+import os, random, struct, time
 h = nbd.NBD()
 h.connect_uri(os.environ["URI"])
 end = time.time() + float(os.environ["SECS"])
-salt, p = os.urandom(8), 0
+mode, salt, p = os.environ["MODE"], os.urandom(8), 0
 while time.time() < end:
     p += 1
-    h.pwrite(b"".join((struct.pack("<QQ", p, lba) + salt + bytes(8)) * 128 for lba in range(1024)), 0)
+    if mode == "passes":
+        h.pwrite(b"".join((struct.pack("<QQ", p, lba) + salt + bytes(8)) * 128
+                          for lba in range(1024)), 0)
+    elif mode == "random":
+        for _ in range(64):
+            h.pwrite(os.urandom(4096), random.randrange(0, 1024) * 4096)
+    else:
+        h.pwrite(os.urandom(h.get_size()), 0)
     h.flush()
-print(p, "passes")
+print(p, "flushes")
 EOF
 cat >"$T/one_pass.py" <<'EOF'
 import struct, sys
@@ -212,35 +223,16 @@ if len(passes) != 1:
     sys.exit("the image mixes passes %s" % sorted(passes))
 print("pass", passes.pop())
 EOF
-cat >"$T/random.py" <<'EOF'
-import os, random, time
-h = nbd.NBD()
-h.connect_uri(os.environ["URI"])
-end = time.time() + float(os.environ["SECS"])
-while time.time() < end:
-    for _ in range(64):
-        h.pwrite(os.urandom(4096), random.randrange(0, 1024) * 4096)
-    h.flush()
-EOF
-cat >"$T/noise.py" <<'EOF'
-import os, time
-h = nbd.NBD()
-h.connect_uri(os.environ["URI"])
-end = time.time() + float(os.environ["SECS"])
-while time.time() < end:
-    h.pwrite(os.urandom(h.get_size()), 0)
-    h.flush()
-EOF
-# start_writer SCRIPT SECS: the writer runs in the background for SECS seconds (pid in WRITER).
+# start_writer MODE SECS: the guest writes in the background for SECS seconds (pid in WRITER).
 start_writer() {
-  URI="nbd+unix:///d?socket=$T/s" SECS=$2 nbdsh -c "exec(open('$T/$1').read())" \
+  URI="nbd+unix:///d?socket=$T/s" MODE=$1 SECS=$2 nbdsh -c "exec(open('$T/writer.py').read())" \
     >"$T/writer.out" 2>&1 &
   WRITER=$!
   add_cleanup "kill $WRITER 2>/dev/null; true"
   sleep 1
 }
 # Under random rewrites, an unpinned export fails every time (below); pinned, at once.
-start_writer random.py 5
+start_writer random 5
 for i in 1 2; do
   run timeout 60 "$CAIRN" vdisk export "$REPO" d "$T/rand$i.raw"
   [[ $RC == 0 ]] || fail "pinned export $i beside random writes failed: $(head -c 400 "$RUN_ERR")"
@@ -249,7 +241,7 @@ done
 wait "$WRITER" || fail "the random writer failed: $(cat "$T/writer.out")"
 ok "two exports beside random writes succeeded at the first try"
 # Under whole passes, each image is one pass.
-start_writer writer.py 5
+start_writer passes 5
 for i in 1 2; do
   run timeout 60 "$CAIRN" vdisk export "$REPO" d "$T/live$i.raw"
   [[ $RC == 0 ]] || fail "export $i beside a writer failed: $(head -c 400 "$RUN_ERR")"
@@ -265,7 +257,7 @@ ok "the writer ran on: $(cat "$T/writer.out")"
 # What the server held for an export goes back within seconds of its end even when the guest
 # has gone idle (the server looks every 2 s): a slow export (its reader waits 5 s) runs while
 # the guest rewrites the whole vdisk with random bytes for 2 s, then stops.
-start_writer noise.py 3
+start_writer noise 3
 { "$CAIRN" vdisk export "$REPO" d - | { sleep 5; cat >/dev/null; }; } 2>"$T/live3.err" &
 EXPORT=$!
 wait "$WRITER" || fail "the writer failed: $(cat "$T/writer.out")"
@@ -285,7 +277,7 @@ ok "the idle server gave back the space it held for the export"
 # random per flush, some 60 flushes a second.
 rmdir "$REPO/stores/system/readers"
 echo "not a directory" >"$REPO/stores/system/readers"
-start_writer random.py 60
+start_writer random 60
 retried=0
 for i in 1 2 3; do
   rm -f "$T/pw.fifo"
