@@ -12,6 +12,7 @@
 
 #include "cairn/version.h"
 #include "cli/common.h"
+#include "cli/literal_args.h"
 
 namespace cairn::cli {
 namespace {
@@ -52,11 +53,14 @@ int main(int argc, char** argv) {
   Context ctx;
   AddGlobalFlags(app, ctx.globals);
   for (auto group : kGroups) AddCommands(app, group(), ctx);
+  const LiteralArgs args(argc, argv);  // "[a,b]" stays one argument (literal_args.h)
+  args.RestoreIn(app);
   try {
-    app.parse(argc, argv);
+    app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
     if (ctx.globals.json && e.get_exit_code() != 0) {
-      std::fprintf(stderr, "%s\n", json({{"error", e.what()}, {"exit_code", 2}}).dump().c_str());
+      const std::string what = args.Restore(e.what());
+      std::fprintf(stderr, "%s\n", json({{"error", what}, {"exit_code", 2}}).dump().c_str());
       return 2;
     }
     int code = app.exit(e);  // prints help, the version, or the usage error

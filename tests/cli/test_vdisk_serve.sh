@@ -136,6 +136,17 @@ expect_ok "serve a vdisk named twice" cairn --json vdisk serve "$REPO" d d --soc
 expect_eq "$(json_get "$RUN_OUT" 'len(j["exports"])')" 1 "a vdisk named twice is one export"
 stop_bg "$T/u.pid"
 expect_ok "rm the vdisk" cairn vdisk rm "$REPO" "my disk#1"
+# Names written like lists ("[a,b]") are names: CLI11 would split them (literal_args.h).
+expect_ok "create [a,b]" cairn vdisk create "$REPO" "[a,b]" --size 1M --mode deduped
+expect_ok "create [v]" cairn vdisk create "$REPO" "[v]" --size 2M --mode nondeduped
+expect_ok "serve [a,b] and [v]" cairn --json vdisk serve "$REPO" "[a,b]" "[v]" --socket "$T/s" --pidfile "$T/u.pid"
+expect_eq "$(json_get "$RUN_OUT" 'j["exports"]')" '["[a,b]", "[v]"]' \
+  "the exports are the two names as written"
+run nbdinfo --size "nbd+unix:///%5Bv%5D?socket=$T/s"
+[[ $RC == 0 && $(cat "$RUN_OUT") == $((2 << 20)) ]] || fail "the export [v] does not answer"
+stop_bg "$T/u.pid"
+expect_ok "rm [a,b]" cairn vdisk rm "$REPO" "[a,b]"
+expect_ok "rm [v]" cairn vdisk rm "$REPO" "[v]"
 
 # --- Ctrl-C while serve waits for its server (an nbdkit slowed by a wrapper): the server is
 # stopped, the socket serve made is removed, it says so and exits non-zero; serving works after.
