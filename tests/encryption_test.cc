@@ -39,6 +39,7 @@ namespace cairn {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Contains;
 using testing::MemSink;
 using testing::MemSource;
 using testing::TempDir;
@@ -207,10 +208,6 @@ std::string RowName(const std::string& k) {
     default:
       return "index row of type '" + std::string(1, k[0]) + "'";
   }
-}
-
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 // (path, size, content hash) of every file under `root`, and every directory.

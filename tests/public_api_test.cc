@@ -20,9 +20,7 @@
 namespace cairn {
 namespace {
 
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using testing::Contains;
 
 nlohmann::json ReadConfig(const std::string& repo) {
   std::ifstream in(repo + "/config.json");

@@ -21,6 +21,11 @@
 
 namespace cairn::testing {
 
+// Whether `part` occurs in `s`.
+inline bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
 // The whole of file `path` ("" when it cannot be opened or sized), read in one call, not byte by
 // byte as istreambuf_iterator does (slow on large files, most of all under ASan).
 inline std::string ReadFileBytes(const std::filesystem::path& path) {
