@@ -2,6 +2,7 @@
 #include "cli/passphrase.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -24,17 +25,31 @@ void StripLineEnd(std::string& s) {
   if (!s.empty() && s.back() == '\r') s.pop_back();
 }
 
+// Whether `path` is the file standard input reads (/dev/stdin, or the file redirected to it).
+bool IsStandardInput(const std::string& path) {
+  struct stat p {
+  }, in{};
+  return ::stat(path.c_str(), &p) == 0 && ::fstat(0, &in) == 0 && p.st_dev == in.st_dev &&
+         p.st_ino == in.st_ino;
+}
+
 Result<std::string> FromFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // From standard input, one line is read from descriptor 0 itself, a byte at a time: what
+  // follows the line stays for the command (`put -`, `vdisk import -`, a second password).
+  // Opening /dev/stdin again would start a redirected file at its first byte (the password
+  // then stored as data), and reading a pipe by blocks would take the data with the password.
+  const bool from_stdin = IsStandardInput(path);
+  int fd = from_stdin ? 0 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "password file " + path);
   std::string s;
   char buf[512];
+  const size_t block = from_stdin ? 1 : sizeof buf;
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, block);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int e = errno;
-      ::close(fd);
+      if (!from_stdin) ::close(fd);
       SecureWipe(buf, sizeof buf);
       SecureWipe(s);
       return Status::FromErrno(e, "password file " + path);
@@ -43,7 +58,7 @@ Result<std::string> FromFile(const std::string& path) {
     s.append(buf, static_cast<size_t>(n));
     if (s.find('\n') != std::string::npos || s.size() > kMaxPassword) break;
   }
-  ::close(fd);
+  if (!from_stdin) ::close(fd);
   SecureWipe(buf, sizeof buf);
   StripLineEnd(s);
   if (s.size() > kMaxPassword) {
