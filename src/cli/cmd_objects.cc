@@ -169,16 +169,17 @@ int PutFrom(const Globals& g, const PutArgs& a, ByteSource& src) {
 int CmdPut(const Globals& g, const PutArgs& a) {
   if (a.from_command) {
     if (a.args.empty()) {
-      std::fprintf(stderr, "cairn: usage: put REPO NAME --stdin-from-command -- CMD [ARGS...]\n");
-      return 2;
+      return UsageError("put REPO NAME --stdin-from-command -- CMD [ARGS...]");
     }
     CommandSource src;
     if (Status s = src.Start(a.args); !s.ok()) return Fail(s);
     return PutFrom(g, a, src);
   }
   if (a.args.size() > 1) {
-    std::fprintf(stderr, "cairn: usage: put takes one FILE (or --stdin-from-command -- CMD)\n");
-    return 2;
+    return UsageError("put takes one FILE (or --stdin-from-command -- CMD)");
+  }
+  if (a.args.size() == 1 && a.args[0].empty()) {
+    return UsageError("put's FILE is empty (give - for standard input)");
   }
   const std::string file = a.args.empty() ? "" : a.args[0];
   uint64_t size = 0;

@@ -186,7 +186,7 @@ RunFn DefineImport(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ImportArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
-  cmd.add_option("IMAGE", a->image, "a raw image, or - for stdin")->required();
+  cmd.add_option("IMAGE", a->image, "a raw image, or - for stdin")->required()->check(NotEmpty);
   cmd.add_flag("--template", a->as_template, "read-only, usable as a template");
   cmd.add_option("--block-size", a->block_size, "block size, 512 to 64K (default 4K)");
   return [a, &g = ctx.globals] { return CmdImport(g, *a); };
@@ -400,7 +400,8 @@ RunFn DefineExport(CLI::App& cmd, Context& ctx) {
   cmd.add_option("FILE", a->out,
                  "output raw image (sparse), - for stdout; an existing device or FIFO is "
                  "written into")
-      ->required();
+      ->required()
+      ->check(NotEmpty);
   return [a, &g = ctx.globals] { return CmdExport(g, *a); };
 }
 

@@ -37,6 +37,15 @@ bool GuardStandardDescriptors() {
 
 bool StandardDescriptorWasClosed(int fd) { return fd >= 0 && fd <= 2 && g_std_closed[fd]; }
 
+std::vector<CLI::App*> AppTree(CLI::App& app) {
+  std::vector<CLI::App*> out{&app};
+  for (CLI::App* sub : app.get_subcommands(std::function<bool(CLI::App*)>{})) {
+    auto below = AppTree(*sub);
+    out.insert(out.end(), below.begin(), below.end());
+  }
+  return out;
+}
+
 void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& ctx) {
   for (const CommandSpec& spec : table) {
     CLI::App* cmd = parent.add_subcommand(spec.name, spec.help);
@@ -82,17 +91,26 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
       "$CAIRN_CEPH_TIMEOUT, else 30)");
 }
 
-int Fail(const Status& s) {
+namespace {
+
+// `message` on stderr, as one JSON object under --json, else after `prefix`; returns `code`.
+int Report(const std::string& message, const char* prefix, int code) {
   if (g_globals && g_globals->json) {
     std::fprintf(stderr, "%s\n",
-                 json({{"error", s.message()}, {"exit_code", 1}})
+                 json({{"error", message}, {"exit_code", code}})
                      .dump(-1, ' ', false, json::error_handler_t::replace)
                      .c_str());
-    return 1;
+    return code;
   }
-  std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
-  return 1;
+  std::fprintf(stderr, "cairn: %s%s\n", prefix, message.c_str());
+  return code;
 }
+
+}  // namespace
+
+int Fail(const Status& s) { return Report(s.message(), "error: ", 1); }
+
+int UsageError(const std::string& message) { return Report(message, "usage: ", 2); }
 
 void PrintJson(const json& j) {
   std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
@@ -148,6 +166,7 @@ Result<uint64_t> ParseDuration(const std::string& s) {
     mul = 7 * 86400;
   else
     return Status::Invalid("bad duration unit in '" + s + "' (use s, m, h, d or w)");
+  if (v > UINT64_MAX / mul) return Status::Invalid("duration '" + s + "' is too large");
   return v * mul;
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "cairn/repository.h"
 #include "cairn/secure.h"
@@ -54,6 +55,13 @@ struct CommandSpec {
 // Adds every command of `table` to `parent`, in order; the one that runs sets ctx.rc.
 void AddCommands(CLI::App& parent, std::span<const CommandSpec> table, Context& ctx);
 
+// A check for a positional path or name that must not be empty (named options get theirs from
+// CheckOptionValues).
+inline std::string NotEmpty(const std::string& v) { return v.empty() ? "an empty value" : ""; }
+
+// `app` and every subcommand under it at any depth, `app` first.
+std::vector<CLI::App*> AppTree(CLI::App& app);
+
 // The command groups, one file each: cmd_admin.cc (init, user, config, key), cmd_objects.cc
 // (put, get, ls, versions, rm, cat), cmd_maintenance.cc (forget, maintain, stat, check,
 // reencrypt), cmd_vdisk.cc (vdisk: virtual disks) and cmd_serve.cc (serving them over NBD).
@@ -81,6 +89,9 @@ void AddGlobalFlags(CLI::App& app, Globals& g);
 // Prints "cairn: error: MESSAGE" on standard error and returns exit code 1; under --json the
 // error is one JSON line instead: {"error": MESSAGE, "exit_code": 1}.
 int Fail(const Status& s);
+// A usage error the parser cannot see (two FILEs, say): "cairn: usage: MESSAGE", or the JSON
+// line with "exit_code": 2; returns 2.
+int UsageError(const std::string& message);
 // Prints `j` on one line of standard output.
 void PrintJson(const json& j);
 // The outcome of a command that has no table to print: `j` under --json, else `text` (a line,

@@ -3,10 +3,13 @@
 // several values: `cairn put REPO OBJ '[a,b]'` would look for files a and b, `vdisk serve REPO
 // '[v]'` for vdisk v, and `put --stdin-from-command -- echo '[a,b]'` would run `echo a b`.
 // LiteralArgs hands CLI11 a token in place of each such argument and turns the token back into
-// the argument in every parsed value and in CLI11's error messages.
+// the argument in every parsed value and in CLI11's error messages. It does the same for the
+// empty value of "--name=", which CLI11 would otherwise replace with the next argument
+// (`--user= ls REPO` read user "ls").
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +18,8 @@ namespace cairn::cli {
 class LiteralArgs {
  public:
   // Copies argv[0..argc), replacing each argument that starts with '[' and ends with ']' by a
-  // token: a prefix no argument contains, then the argument's index.
+  // token (a prefix no argument contains, then the argument's index), and appending a token
+  // for "" to each "--name=" before any "--".
   LiteralArgs(int argc, const char* const* argv);
 
   // What to give CLI::App::parse: argc(), argv() (valid while this object lives).
@@ -32,9 +36,10 @@ class LiteralArgs {
   std::string Restore(std::string text) const;
 
  private:
-  std::string prefix_;                // starts every token
-  std::vector<std::string> args_;     // argv as CLI11 sees it
-  std::vector<std::string> literal_;  // the original argument of each index (else empty)
+  std::string Token(size_t i) const;                 // the token of argument i
+  std::string prefix_;                               // starts every token
+  std::vector<std::string> args_;                    // argv as CLI11 sees it
+  std::vector<std::optional<std::string>> literal_;  // what argument i's token stands for
   std::vector<const char*> ptrs_;
 };
 

@@ -13,6 +13,7 @@
 #include "cairn/version.h"
 #include "cli/common.h"
 #include "cli/literal_args.h"
+#include "cli/option_values.h"
 
 namespace cairn::cli {
 namespace {
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   Context ctx;
   AddGlobalFlags(app, ctx.globals);
   for (auto group : kGroups) AddCommands(app, group(), ctx);
+  CheckOptionValues(app);              // decimal numbers, no empty values (option_values.h)
   const LiteralArgs args(argc, argv);  // "[a,b]" stays one argument (literal_args.h)
   args.RestoreIn(app);
   try {
@@ -60,7 +62,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (ctx.globals.json && e.get_exit_code() != 0) {
       const std::string what = args.Restore(e.what());
-      std::fprintf(stderr, "%s\n", json({{"error", what}, {"exit_code", 2}}).dump().c_str());
+      std::fprintf(stderr, "%s\n",
+                   json({{"error", what}, {"exit_code", 2}})
+                       .dump(-1, ' ', false, json::error_handler_t::replace)
+                       .c_str());
       return 2;
     }
     int code = app.exit(e);  // prints help, the version, or the usage error

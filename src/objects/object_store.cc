@@ -6,6 +6,7 @@
 #include <map>
 
 #include "util/coding.h"
+#include "util/utf8.h"
 
 namespace cairn {
 namespace {
@@ -61,6 +62,9 @@ Status ObjectStore::ValidateName(const std::string& name) {
 
 Status ObjectStore::ValidateNewName(const std::string& name) {
   CAIRN_RETURN_IF_ERROR(ValidateName(name));
+  if (size_t bad = FirstInvalidUtf8(name); bad != std::string_view::npos)
+    return Status::Invalid("object name is not valid UTF-8 (byte " + std::to_string(bad) +
+                           "): listings could not show it as it is");
   auto at = name.rfind('@');
   if (at == std::string::npos || at + 1 == name.size()) return Status::Ok();
   if (name.find_first_not_of("0123456789", at + 1) != std::string::npos) return Status::Ok();

@@ -36,8 +36,10 @@ Result<std::optional<uint64_t>> PassCutoff(Index& index) {
   return std::optional<uint64_t>(cutoff);
 }
 
-// The steady-clock time `seconds` from now (the --max-seconds limits).
+// The steady-clock time `seconds` from now (the --max-seconds limits); a limit beyond about a
+// century (or not a number) is no limit, where the conversion to clock ticks would overflow.
 std::chrono::steady_clock::time_point DeadlineIn(double seconds) {
+  if (!(seconds < 3e9)) return std::chrono::steady_clock::time_point::max();
   return std::chrono::steady_clock::now() +
          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
              std::chrono::duration<double>(seconds));

@@ -6,9 +6,12 @@
 
 #include "util/clock.h"
 #include "util/coding.h"
+#include "util/utf8.h"
 
 namespace cairn {
 namespace {
+
+constexpr const char* kSystemPrefix = "system:";
 
 Status ValidateVdiskName(const std::string& name) {
   if (name.empty()) return Status::Invalid("vdisk name is empty");
@@ -62,6 +65,14 @@ Status VdiskStore::WriteDescriptor(const VdiskDescriptor& d) {
 }
 
 Status VdiskStore::WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap) {
+  // "system:NAME" names the system store's template NAME wherever a template is given, so a
+  // vdisk of that name could never be used as one (a store made before this check keeps its).
+  if (d.name.starts_with(kSystemPrefix))
+    return Status::Invalid("vdisk name '" + d.name + "' starts with '" + kSystemPrefix +
+                           "', which names a template in the system store; choose another name");
+  if (size_t bad = FirstInvalidUtf8(d.name); bad != std::string_view::npos)
+    return Status::Invalid("vdisk name is not valid UTF-8 (byte " + std::to_string(bad) +
+                           "): listings could not show it as it is");
   auto txn = ctx_.chunks->Begin();
   VdiskBitmap::Dirty slices;
   if (bitmap) {
