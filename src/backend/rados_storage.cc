@@ -486,10 +486,7 @@ Result<std::unique_ptr<StorageLock>> RadosStorageImpl::Lock(std::string_view nam
     return Status::Busy(Describe(name) + " is locked by " + who);
   }
   if (rc < 0) return RadosError(rc, "locking " + Describe(name));
-  char since[32] = "";
-  std::time_t now = std::time(nullptr);
-  std::strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-  librados::bufferlist owner = RadosBytes(desc + " since " + since);
+  librados::bufferlist owner = RadosBytes(desc);  // "pid N on host H since T" (storage.h)
   rc = conn_->io().setxattr(obj, kOwnerXattr, owner);
   if (rc < 0) {
     (void)conn_->io().unlock(obj, kLockName, cookie);

@@ -179,6 +179,12 @@ Status ChunkStore::CommitSection::Enter() {
   return s_->index_->CatchUp();
 }
 
+Status ChunkStore::CatchUpShared() {
+  if (!gate_) return Status::Ok();
+  CommitSection section(this);
+  return section.Enter();
+}
+
 Status ChunkStore::Open(bool writable) {
   writable_ = writable;
   CAIRN_RETURN_IF_ERROR(space_.Load(*index_));

@@ -323,6 +323,10 @@ class ChunkStore {
   // removes segment files the index does not know and releases chunks left with no reference.
   // With shared writers there is no such recovery (another process may be writing).
   Status Open(bool writable);
+  // Shared writers: rolls forward, under the gate, the intents other clients (or a killed one)
+  // committed but did not apply, so that the index reads next show the committed state. Ok at
+  // once without shared writers.
+  Status CatchUpShared();
   // Several processes write this store (RADOS, ADR 0015): every commit passes `gate`; chunks
   // whose refcount reaches zero are deleted by `maintain` only after `zero_grace`; each
   // transaction appends to a segment of its own. Call before Open.

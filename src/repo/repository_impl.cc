@@ -15,6 +15,7 @@
 #include "primitives/hash.h"
 #include "repo/check.h"
 #include "repo/index_copies.h"
+#include "repo/lock_keeper.h"
 #include "repo/store_identity.h"
 #include "util/clock.h"
 #include "util/coding.h"
@@ -51,6 +52,34 @@ constexpr uint64_t kIndexReserveBytes = 8 << 20;
 uint64_t NanosAgo(uint64_t seconds) {
   uint64_t now = UnixNanos();
   return seconds >= now / kNanosPerSecond ? 0 : now - seconds * kNanosPerSecond;
+}
+
+// A vdisk's lock in a store with shared writers: the leased lock `vdisk-ID.lock` in the store's
+// directory, renewed at a third of its lease (LockKeeper) while the vdisk is open or changed.
+class KeptVdiskLock : public VdiskLock {
+ public:
+  explicit KeptVdiskLock(std::unique_ptr<StorageLock> lock)
+      : keeper_(std::move(lock),
+                std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3) {}
+  Status Held() const override { return keeper_.Held(); }
+
+ private:
+  LockKeeper keeper_;
+};
+
+VdiskStore::LockFn VdiskLocker(Storage& storage, const std::string& store_dir) {
+  return [&storage, store_dir](const VdiskId& id,
+                               const std::string& name) -> Result<std::shared_ptr<VdiskLock>> {
+    LockOptions o;
+    o.owner = ThisProcessLockOwner();
+    auto lock = storage.Lock(JoinStorageName(store_dir, "vdisk-" + id.Hex() + ".lock"), o);
+    if (!lock.ok() && lock.status().code() == Code::kBusy)
+      return Status::Busy("vdisk '" + name + "' is in use by another process (" +
+                          lock.status().message() + "; a lock whose holder died expires within " +
+                          std::to_string(LockOptions{}.lease.count()) + " s)");
+    if (!lock.ok()) return lock.status();
+    return std::shared_ptr<VdiskLock>(std::make_shared<KeptVdiskLock>(std::move(*lock)));
+  };
 }
 
 }  // namespace
@@ -191,6 +220,7 @@ void RepositoryImpl::OpenVdiskStore() {
   vdisks_ = std::make_unique<VdiskStore>(vc, crypto_.get(), store_.label, store_.key_id == "system",
                                          writable_);
   vdisks_->SetSystemStore([this] { return SystemVdisks(); });
+  if (shared_ && writable_) vdisks_->SetVdiskLocker(VdiskLocker(*storage_, store_.dir));
   vdisks_->SetOtherStoresDependents([this](const VdiskId& id) { return UserDependents(id); });
   vdisks_->SetFreshSystemLookup(
       [this](const std::string& name) -> Result<std::optional<VdiskDescriptor>> {

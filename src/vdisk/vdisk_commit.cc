@@ -205,6 +205,7 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
     // A failed vdisk commits nothing more, whoever asks: map entries may name a pack that could
     // not be stored (SealPack), by a writer or by cleaning after this flush's first commit.
     CAIRN_RETURN_IF_ERROR(CheckUsable());
+    if (lock_) CAIRN_RETURN_IF_ERROR(lock_->Held());  // another client may have the vdisk now
     if (!dirty_.exchange(false)) return Status::Ok();
     std::shared_ptr<ChunkTxn> fresh(ctx_.chunks->Begin());
     {

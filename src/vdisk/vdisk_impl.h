@@ -33,6 +33,15 @@
 namespace cairn {
 
 // What a vdisk needs from its store.
+// A vdisk held for one process's changes in a store with shared writers (RADOS): a leased lock
+// renewed while it lives, released when destroyed.
+class VdiskLock {
+ public:
+  virtual ~VdiskLock() = default;
+  // Ok while the lock is held; Busy once its lease was lost (the holder must stop writing).
+  virtual Status Held() const = 0;
+};
+
 struct VdiskContext {
   ChunkStore* chunks = nullptr;
   Index* index = nullptr;
@@ -128,6 +137,9 @@ class VdiskImpl : public Vdisk, public BlockSource {
   Result<uint64_t> CleanNow(const DroppedGroups& groups, const LeavingRefs& leaving);
   // Called once the vdisk is closed (after its last flush).
   void SetOnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
+  // Shared writers: the vdisk's lock (VdiskStore::LockForChange), held while this is open; a
+  // commit fails once its lease is lost.
+  void HoldLock(std::shared_ptr<VdiskLock> lock) { lock_ = std::move(lock); }
 
  private:
   Status CheckUsable() const;
@@ -239,6 +251,7 @@ class VdiskImpl : public Vdisk, public BlockSource {
   const uint64_t view_at_open_;  // ChunkStore::view_refreshes() when opened
   bool drop_bitmap_ = false;
   std::function<void()> on_close_;
+  std::shared_ptr<VdiskLock> lock_;
 
   std::shared_mutex txn_mu_;
   // Guards the two pointers below, and nothing else, so that a reader holding a block's stripe

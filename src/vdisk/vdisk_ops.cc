@@ -45,7 +45,8 @@ Status VdiskStore::DropMap(const VdiskDescriptor& d) {
 
 Status VdiskStore::Remove(const std::string& name) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
-  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  VdiskDescriptor d;
+  CAIRN_ASSIGN_OR_RETURN(auto lock, LockForChange(name, d));  // shared writers: held till done
   CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
   auto refuse = [&](const std::vector<std::string>& users) {
     return Status::Invalid("vdisk '" + name + "' is the template of " + Joined(users) +
@@ -153,7 +154,8 @@ Status VdiskStore::CleanBeforeRemove(const VdiskDescriptor& d) {
 
 Status VdiskStore::Resize(const std::string& name, uint64_t size) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
-  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  VdiskDescriptor d;
+  CAIRN_ASSIGN_OR_RETURN(auto lock, LockForChange(name, d));  // shared writers: held till done
   CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
   if (d.read_only()) return Status::PermissionDenied("vdisk '" + name + "' is read-only");
   uint64_t want = (size + d.block_size - 1) / d.block_size * d.block_size;
@@ -212,7 +214,8 @@ Status VdiskStore::CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& t
 
 Status VdiskStore::Snapshot(const std::string& name, const std::string& snapshot) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
-  CAIRN_ASSIGN_OR_RETURN(auto src, Require(name));
+  VdiskDescriptor src;
+  CAIRN_ASSIGN_OR_RETURN(auto lock, LockForChange(name, src));  // shared writers: held till done
   if (src.flags & VdiskDescriptor::kIncomplete)
     return Status::Invalid("vdisk '" + name + "' is incomplete: remove it");
   CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));

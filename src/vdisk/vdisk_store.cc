@@ -47,6 +47,34 @@ Result<VdiskDescriptor> VdiskStore::Require(const std::string& name) {
   return std::move(*d);
 }
 
+Result<std::shared_ptr<VdiskLock>> VdiskStore::LockForChange(const std::string& name,
+                                                             VdiskDescriptor& d) {
+  CAIRN_ASSIGN_OR_RETURN(d, Require(name));
+  if (!locker_) return std::shared_ptr<VdiskLock>();
+  CAIRN_ASSIGN_OR_RETURN(auto lock, locker_(d.id, name));
+  // A client killed during a commit leaves its intent; rolled forward now, not at this
+  // client's first commit, which would otherwise write pages read before it over it.
+  CAIRN_RETURN_IF_ERROR(ctx_.chunks->CatchUpShared());
+  CAIRN_ASSIGN_OR_RETURN(auto now, Require(name));
+  if (now.id != d.id)
+    return Status::Busy("vdisk '" + name + "' was removed and made again meanwhile: try again");
+  d = std::move(now);
+  return lock;
+}
+
+Result<std::shared_ptr<VdiskLock>> VdiskStore::LockTemplate(const std::string& name,
+                                                            bool in_system) {
+  VdiskDescriptor d;
+  if (in_system && !is_system_) {
+    if (!system_) return Status::Invalid("the system store is not available for templates");
+    CAIRN_ASSIGN_OR_RETURN(VdiskStore * sys, system_());
+    if (!sys->locker_) return std::shared_ptr<VdiskLock>();
+    return sys->LockForChange(name, d);
+  }
+  if (!locker_) return std::shared_ptr<VdiskLock>();
+  return LockForChange(name, d);
+}
+
 Status VdiskStore::CheckNotOpen(const std::string& name) {
   std::lock_guard lk(open_mu_);
   if (open_writable_.count(name))
@@ -111,6 +139,7 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
   CAIRN_RETURN_IF_ERROR(RequireWritable());
   CAIRN_RETURN_IF_ERROR(ValidateVdiskName(name));
   VdiskDescriptor d;
+  std::shared_ptr<VdiskLock> template_lock;
   CAIRN_ASSIGN_OR_RETURN(d.id, VdiskId::Random());
   d.name = name;
   d.mode = o.mode;
@@ -123,6 +152,8 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
                                 : "only a semi-deduped vdisk has a template");
   uint64_t size = o.size;
   if (semi) {
+    // Held until the new vdisk is committed: an rm of the template waits for it, then sees it.
+    CAIRN_ASSIGN_OR_RETURN(template_lock, LockTemplate(o.template_name, o.template_in_system));
     CAIRN_ASSIGN_OR_RETURN(auto t, ResolveTemplate(o.template_name, o.template_in_system));
     if (d.block_size == 0) d.block_size = t.block_size;
     if (t.block_size != d.block_size)
@@ -230,7 +261,13 @@ Result<std::shared_ptr<BlockSource>> VdiskStore::OpenTemplate(const TemplateRef&
 
 Result<std::unique_ptr<VdiskImpl>> VdiskStore::Open(const std::string& name, bool writable) {
   if (writable) CAIRN_RETURN_IF_ERROR(RequireWritable());
-  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  VdiskDescriptor d;
+  std::shared_ptr<VdiskLock> lock;
+  if (writable) {
+    CAIRN_ASSIGN_OR_RETURN(lock, LockForChange(name, d));
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(d, Require(name));
+  }
   if (d.flags & VdiskDescriptor::kIncomplete)
     return Status::Invalid("vdisk '" + name +
                            "' is incomplete (an interrupted snapshot or rm): "
@@ -252,6 +289,7 @@ Result<std::unique_ptr<VdiskImpl>> VdiskStore::Open(const std::string& name, boo
   }
   auto v = std::make_unique<VdiskImpl>(ctx_, d, keys::Vdisk(NameKey(name)), writable,
                                        std::move(bitmap), std::move(tmpl));
+  v->HoldLock(std::move(lock));
   if (writable)
     v->SetOnClose([this, name] {
       std::lock_guard lk(open_mu_);

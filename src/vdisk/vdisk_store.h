@@ -46,6 +46,12 @@ class VdiskStore {
   // not removed meanwhile (ADR 0014 amendment 6). Unset: SystemStoreFn's store is asked.
   using LookupFn = std::function<Result<std::optional<VdiskDescriptor>>(const std::string& name)>;
   void SetFreshSystemLookup(LookupFn fn) { fresh_system_ = std::move(fn); }
+  // Shared writers (RADOS) only: takes vdisk `id`'s lock (`name` for messages), Busy when
+  // another process holds it. Unset (a local store, whose single writer holds the store's
+  // lock): vdisks are not locked one by one.
+  using LockFn =
+      std::function<Result<std::shared_ptr<VdiskLock>>(const VdiskId& id, const std::string& name)>;
+  void SetVdiskLocker(LockFn fn) { locker_ = std::move(fn); }
   // Test hook: called with "template-resolved" and "descriptor-committed" (Create on a system
   // template) and "template-marked" (Remove in the system store), between those steps.
   void SetStepHookForTest(std::function<void(const std::string&)> fn) {
@@ -104,6 +110,13 @@ class VdiskStore {
     if (step_hook_) step_hook_(step);
   }
   Result<std::shared_ptr<BlockSource>> OpenTemplateOf(const VdiskDescriptor& d);
+  // Shared writers: vdisk `name`'s lock, taken before a change (open for writing, rm, resize,
+  // snapshot, or a new vdisk on it as template), with the intents other clients left rolled
+  // forward first, so that what is read next is the committed state; `d` is then its
+  // descriptor as committed. nullptr (and `d` read as usual) without shared writers.
+  Result<std::shared_ptr<VdiskLock>> LockForChange(const std::string& name, VdiskDescriptor& d);
+  // LockForChange of template `name` in the store that holds it.
+  Result<std::shared_ptr<VdiskLock>> LockTemplate(const std::string& name, bool in_system);
   Status DropMap(const VdiskDescriptor& d);
   // Before snapshot `d`'s map is dropped: the groups it names that would then be at most half
   // referenced are cleaned in every writable vdisk of the store (of their block size, with
@@ -125,6 +138,7 @@ class VdiskStore {
   SystemStoreFn system_;
   DependentsFn others_;
   LookupFn fresh_system_;
+  LockFn locker_;
   std::function<void(const std::string&)> step_hook_;
   std::mutex open_mu_;
   std::set<std::string> open_writable_;  // names open for writing in this process

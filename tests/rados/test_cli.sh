@@ -101,7 +101,17 @@ nbdsh_run "$PY" NBD_URI="$(uri vd)" MODEL_IN="$T/vd.model" MODEL_OUT="$T/vd.mode
   OPS=200
 [[ $RC == 0 ]] || fail "nbdsh against the RADOS vdisk: $(tail -n 5 "$RUN_ERR")"
 ok "nbdsh reads and writes: $(tail -n 1 "$RUN_OUT")"
+# One process changes a vdisk at a time (its leased lock, ADR 0015): a second server, a resize
+# or an rm of the served vdisk is refused, not run beside the server (whose next flush wrote
+# over them), and a clone of a template is serialised with its rm.
+expect_error "a second server of vd" cairn vdisk serve "$REPO" vd --socket "$T/second.sock"
+expect_stderr_has "a second server of vd" "in use by another process"
+expect_error "resize of the served vd" cairn vdisk resize "$REPO" vd 16M
+expect_stderr_has "resize of the served vd" "in use by another process"
+expect_error "rm of the served vd" cairn vdisk rm "$REPO" vd
 stop_server
+run cairn vdisk info --json "$REPO" vd
+expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" $((8 << 20)) "the refused resize changed nothing"
 expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
 expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
 expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
