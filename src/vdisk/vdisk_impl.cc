@@ -290,6 +290,11 @@ Status VdiskImpl::SetEntries(ChunkTxn& txn, uint64_t lba,
       auto old = SwapEntryLocked(lba + i, ids[i]);
       if (!old.ok()) {
         if (run) Dropped(txn, run_lba, *run, run_n);  // those entries were replaced
+        // The new entries from here on were not set: the references taken for them go as
+        // well, or the next commit keeps chunks no map names (a block map page that could not
+        // be read, say on a cluster that stopped answering, leaked a whole group).
+        for (size_t j = i; j < ids.size(); j++)
+          if (ids[j]) Dropped(txn, lba + j, *ids[j], 1);
         return old.status();
       }
       if (!*old) continue;

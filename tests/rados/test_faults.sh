@@ -97,6 +97,36 @@ expect_ok "maintain after the killed clients" cairn maintain -q "$REPO"
 expect_check_clean "$REPO" "check after maintain"
 
 # ---------------------------------------------------------------------------------------------
+# 2b. A vdisk write that fails while every OSD is frozen: the write gets EIO and nothing of it
+# stays referenced. Before, its block map update failed after its 256-block group took its
+# references, and the next flush committed the group with refcount 256 and no map naming it.
+# ---------------------------------------------------------------------------------------------
+if command -v nbdsh >/dev/null; then
+  expect_ok "vdisk create" cairn vdisk create "$REPO" frz --size 64M --mode nondeduped
+  expect_ok "serve frz" "$CAIRN" --ceph-timeout 5 vdisk serve "$REPO" frz --socket "$T/frz.sock" \
+    --pidfile "$T/frz.pid" -q
+  U="nbd+unix:///frz?socket=$T/frz.sock"
+  run nbdsh -u "$U" -c 'h.pwrite(b"\x11" * (1 << 20), 0); h.flush()'
+  [[ $RC == 0 ]] || fail "the first write and flush failed: $(tail -n 3 "$RUN_ERR")"
+  OSDS=$(cat "$CL"/run/osd.*.pid)
+  # shellcheck disable=SC2086 # one pid per word
+  kill -STOP $OSDS
+  run nbdsh -u "$U" -c 'import os; h.pwrite(os.urandom(1 << 20), 1 << 20); h.flush()'
+  # shellcheck disable=SC2086
+  kill -CONT $OSDS
+  [[ $RC != 0 ]] && grep -q "Input/output error" "$RUN_ERR" ||
+    note "warning: the write while the OSDs were frozen did not fail (rc $RC)"
+  sleep 5
+  run nbdsh -u "$U" -c 'h.pwrite(b"\x22" * 4096, 0); h.flush()'
+  [[ $RC == 0 ]] || fail "the write and flush after the thaw failed: $(tail -n 3 "$RUN_ERR")"
+  kill "$(cat "$T/frz.pid")"
+  for _ in $(seq 100); do kill -0 "$(cat "$T/frz.pid")" 2>/dev/null || break; sleep 0.1; done
+  expect_check_clean "$REPO" "check after a vdisk write failed on frozen OSDs"
+else
+  note "nbdsh is not installed: the frozen-OSD vdisk case is skipped"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # 3. An unreachable cluster: a clear error within a bound, never a hang.
 # ---------------------------------------------------------------------------------------------
 # expect_bounded_failure DESC MAX_SECONDS CAIRN-ARGS...: cairn exits 1 within MAX_SECONDS with an
