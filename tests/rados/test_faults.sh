@@ -170,7 +170,12 @@ expect_bounded_failure "ls with the monitor up and every OSD dead" 30 \
 kill -9 "$(cat "$CL/run/mon.a.pid")"
 rm -f "$CL/run/mon.a.pid"
 expect_bounded_failure "ls with the whole cluster dead" 20 --ceph-timeout 5 ls "$REPO"
-run cairn --ceph-timeout 0 ls "$REPO"
-[[ $RC == 1 ]] && grep -q 'CAIRN_CEPH_TIMEOUT' "$RUN_ERR" || fail "a timeout of 0 is not refused clearly"
-ok "a bad --ceph-timeout is refused"
+for bad in 0 -1 abc 1.5 86401; do
+  run cairn --ceph-timeout "$bad" ls "$REPO"
+  [[ $RC == 2 ]] && grep -q -- '--ceph-timeout' "$RUN_ERR" ||
+    fail "--ceph-timeout $bad is not refused as a usage error naming the option (rc $RC)"
+done
+run env CAIRN_CEPH_TIMEOUT=0 "$CAIRN" ls "$REPO"
+[[ $RC == 1 ]] && grep -q 'CAIRN_CEPH_TIMEOUT' "$RUN_ERR" || fail "CAIRN_CEPH_TIMEOUT=0 is not refused clearly"
+ok "a bad --ceph-timeout (usage error) or CAIRN_CEPH_TIMEOUT is refused"
 finish
