@@ -128,6 +128,11 @@ Status RemoveUser(Storage& st, const std::string& password, const std::string& n
     auto store_lock = LockDir(st, dir);
     if (!store_lock.ok())
       return store_lock.status().WithContext("the store of user '" + name + "'");
+    // With shared writers (RADOS) the store's lock is not what a writer holds: a vdisk served
+    // or being changed holds its own, and the store may not go from under it.
+    auto vdisk_locks = LockAllVdisks(st, dir);
+    if (!vdisk_locks.ok())
+      return vdisk_locks.status().WithContext("the store of user '" + name + "'");
     CAIRN_RETURN_IF_ERROR(st.Rename(dir, aside).WithContext("removing user " + name));
   }
   UserRegistry kept;

@@ -72,7 +72,7 @@ VdiskStore::LockFn VdiskLocker(Storage& storage, const std::string& store_dir) {
                                const std::string& name) -> Result<std::shared_ptr<VdiskLock>> {
     LockOptions o;
     o.owner = ThisProcessLockOwner();
-    auto lock = storage.Lock(JoinStorageName(store_dir, "vdisk-" + id.Hex() + ".lock"), o);
+    auto lock = storage.Lock(JoinStorageName(store_dir, VdiskLockFile(id.Hex())), o);
     if (!lock.ok() && lock.status().code() == Code::kBusy)
       return Status::Busy("vdisk '" + name + "' is in use by another process (" +
                           lock.status().message() + "; a lock whose holder died expires within " +

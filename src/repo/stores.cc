@@ -126,4 +126,26 @@ Result<std::unique_ptr<StorageLock>> LockDir(Storage& storage, const std::string
   return storage.Lock(JoinStorageName(dir, "lock"), o);
 }
 
+std::string VdiskLockFile(const std::string& id_hex) { return "vdisk-" + id_hex + ".lock"; }
+
+bool IsVdiskLockFile(const std::string& name) {
+  return name.starts_with("vdisk-") && name.ends_with(".lock");
+}
+
+Result<std::vector<std::unique_ptr<StorageLock>>> LockAllVdisks(Storage& storage,
+                                                                const std::string& dir) {
+  std::vector<std::unique_ptr<StorageLock>> held;
+  if (storage.LocalPath(dir)) return held;  // one writer, holding the store's lock
+  CAIRN_ASSIGN_OR_RETURN(auto names, storage.List(dir));
+  LockOptions o;
+  o.owner = ThisProcessLockOwner();
+  for (const auto& n : names) {
+    if (!IsVdiskLockFile(n)) continue;
+    auto lock = storage.Lock(JoinStorageName(dir, n), o);
+    if (!lock.ok()) return lock.status().WithContext("a vdisk of the store is in use");
+    held.push_back(std::move(*lock));
+  }
+  return held;
+}
+
 }  // namespace cairn

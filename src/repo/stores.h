@@ -68,6 +68,16 @@ Status CheckNotRolledBack(Storage& storage, const RepoConfig& cfg,
 // for this process: Busy "repository ROOT/DIR is locked by pid N on host H since T".
 Result<std::unique_ptr<StorageLock>> LockDir(Storage& storage, const std::string& dir);
 
+// A vdisk's lock in a store with shared writers (RADOS): the file name, in the store's
+// directory, of vdisk `id_hex`'s leased lock, and whether a file name is one.
+std::string VdiskLockFile(const std::string& id_hex);
+bool IsVdiskLockFile(const std::string& name);
+
+// Every vdisk lock in store directory `dir` (shared writers; none elsewhere), taken: Busy,
+// naming the holder, when a process has one of its vdisks open for writing or is changing it.
+Result<std::vector<std::unique_ptr<StorageLock>>> LockAllVdisks(Storage& storage,
+                                                                const std::string& dir);
+
 // Opens one store of the repository in `storage`, which the handle keeps alive: what
 // Repository::Open does once it has the storage. RetireKey opens every store of one storage.
 Result<std::unique_ptr<Repository>> OpenRepositoryOn(std::shared_ptr<Storage> storage,

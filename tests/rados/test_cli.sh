@@ -112,6 +112,14 @@ expect_error "rm of the served vd" cairn vdisk rm "$REPO" vd
 stop_server
 run cairn vdisk info --json "$REPO" vd
 expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" $((8 << 20)) "the refused resize changed nothing"
+# A user whose vdisk is served is not removed from under the server (on a local store the
+# store's lock refuses it; here the vdisk's lock does).
+expect_ok "alice's vdisk" cairn --user alice vdisk create "$REPO" avd --size 1M --mode nondeduped
+CAIRN_USER_ARGS="--user alice" serve avd
+expect_error "user rm alice while her vdisk is served" cairn user rm "$REPO" alice
+expect_stderr_has "user rm alice while served" "in use"
+stop_server
+expect_ok "alice is still there" cairn --user alice get "$REPO" mine -o "$T/mine2"
 expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
 expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
 expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
