@@ -40,9 +40,12 @@ std::map<SegmentId, uint64_t> CheckSegmentFiles(ChunkStore& chunks,
       rep.errors.push_back("segment " + backend.Describe(seg) + " is truncated: " +
                            std::to_string(*size) + " bytes, " + std::to_string(len) + " committed");
     else if (*size > len)
-      rep.warnings.push_back("segment " + backend.Describe(seg) + " has " +
-                             std::to_string(*size - len) +
-                             " uncommitted bytes (cut at the next writable open)");
+      rep.warnings.push_back(
+          "segment " + backend.Describe(seg) + " has " + std::to_string(*size - len) +
+          (chunks.shared_storage()
+               ? " uncommitted bytes (of a client writing now, or of one that died: "
+                 "never referenced)"
+               : " uncommitted bytes (cut at the next writable open)"));
   }
   return actual;
 }
@@ -86,9 +89,10 @@ void CheckRecords(const ChunkStore& chunks, const Records& records, const ChunkE
                            ", manifests say " + std::to_string(want) +
                            (deltas ? " plus " + std::to_string(deltas) + " delta chunks" : ""));
     else if (r.refcount == 0)
-      rep.warnings.push_back("chunk " + id.Hex() +
-                             " has no references and waits for release (at the next writable "
-                             "open)");
+      rep.warnings.push_back("chunk " + id.Hex() + " has no references and waits for release " +
+                             (chunks.shared_storage()
+                                  ? "(by maintain, once unreferenced for the grace period)"
+                                  : "(at the next writable open)"));
     if (x != expect.chunks.end() && (x->second.slots || r.is_group())) {
       auto g = GroupLayoutOf(r, chunks.SlotOverhead());
       if (!r.is_group() || !x->second.slots)

@@ -346,6 +346,10 @@ class ChunkStore {
   uint64_t held_bytes() const;
   ~ChunkStore();
   bool shared_writers() const { return gate_ != nullptr; }
+  // Whether the store is one that several processes may write (RADOS), also in a read-only
+  // handle (which has no gate): for what `check` says about uncommitted bytes and releases.
+  void SetSharedStorage(bool shared) { shared_storage_ = shared; }
+  bool shared_storage() const { return shared_storage_ || gate_ != nullptr; }
 
   // Starts a write transaction. Never blocks: transactions run side by side.
   std::unique_ptr<ChunkTxn> Begin();
@@ -648,6 +652,7 @@ class ChunkStore {
   mutable std::chrono::steady_clock::time_point view_taken_;  // guarded by view_mu_
   mutable std::atomic<uint64_t> view_refreshes_{0};
   CommitGate* gate_ = nullptr;
+  bool shared_storage_ = false;  // SetSharedStorage
   ChunkCache* cache_ = nullptr;
   CacheStoreKey cache_key_ = 0;
   std::chrono::nanoseconds zero_grace_{0};

@@ -193,6 +193,7 @@ Status RepositoryImpl::OpenAll(const OpenOptions& opts, const crypto::KeyRing* r
     cache_ = std::make_shared<ChunkCache>(co);
   }
   if (cache_->enabled()) chunks_->SetCache(cache_.get());
+  chunks_->SetSharedStorage(shared_);
   if (gate_)
     chunks_->EnableSharedWriters(gate_.get(), hooks.zero_grace.value_or(std::chrono::hours(1)));
   else if (opts.writable)

@@ -77,6 +77,16 @@ expect_ok "maintain --grace 2h" cairn maintain "$REPO" --grace 2h
 verify_object "$REPO" dir/a "$T/a2" "a after maintain"
 verify_object "$REPO" dir/b "$T/b" "b after maintain"
 expect_check_clean "$REPO" "check --read-data after rm, forget and maintain" --read-data
+# A chunk freed within the grace waits for maintain, not for a "next writable open" (as local).
+REPOW=$REPO-w
+expect_ok "init $REPOW" cairn init "$REPOW"
+echo one >"$T/w"
+expect_ok "put w@1" cairn put "$REPOW" w "$T/w"
+echo two >"$T/w"
+expect_ok "put w@2" cairn put "$REPOW" w "$T/w"
+expect_ok "forget w@1" cairn forget "$REPOW" w --keep-last 1
+expect_check_clean "$REPOW" "check with an unreferenced chunk"
+expect_stdout_has "check's note on the unreferenced chunk" "by maintain, once unreferenced"
 expect_ok "stat --json" cairn --json stat "$REPO"
 cp "$RUN_OUT" "$T/stat.json"
 expect_eq "$(json_get "$T/stat.json" 'j["objects"]')" 4 "stat counts 4 objects"
