@@ -32,7 +32,6 @@
 
 namespace cairn {
 
-// What a vdisk needs from its store.
 // A vdisk held for one process's changes in a store with shared writers (RADOS): a leased lock
 // renewed while it lives, released when destroyed.
 class VdiskLock {
@@ -42,6 +41,7 @@ class VdiskLock {
   virtual Status Held() const = 0;
 };
 
+// What a vdisk needs from its store.
 struct VdiskContext {
   ChunkStore* chunks = nullptr;
   Index* index = nullptr;
