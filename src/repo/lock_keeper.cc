@@ -13,11 +13,16 @@ Status LockKeeper::Held() const {
   return lost_;
 }
 
+Status LockKeeper::RenewNow() {
+  if (Status lost = Held(); !lost.ok()) return lost;
+  return Renew() ? Status::Ok() : Held();
+}
+
 bool LockKeeper::Renew() {
   Status s = lock_->Renew();
   if (s.ok()) return true;
   std::lock_guard lk(mu_);
-  lost_ = s.WithContext("the store's lock was lost (its lease could not be renewed)");
+  lost_ = s.WithContext("the lock was lost (its lease could not be renewed)");
   return false;
 }
 

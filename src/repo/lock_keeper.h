@@ -19,6 +19,9 @@ class LockKeeper {
   ~LockKeeper();
   // Ok while the lock is held; the renewal's error once it was lost.
   Status Held() const;
+  // Renews the lock now, asking its storage: Ok when it is still this holder's (and for a whole
+  // lease from now), else the error, kept for Held.
+  Status RenewNow();
 
  private:
   // Renews the lock; false (stop renewing) once it is lost.

@@ -62,6 +62,7 @@ class KeptVdiskLock : public VdiskLock {
       : keeper_(std::move(lock),
                 std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3) {}
   Status Held() const override { return keeper_.Held(); }
+  Status Confirm() override { return keeper_.RenewNow(); }
 
  private:
   LockKeeper keeper_;

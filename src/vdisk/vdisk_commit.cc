@@ -237,6 +237,9 @@ Status VdiskImpl::Commit(DroppedGroups* dropped) {
         static_cast<uint64_t>(static_cast<int64_t>(d.mapped_blocks) + mapped_delta_.exchange(0));
   }
   auto rows = [&](WriteBatch& batch) -> Status {
+    // Under the gate, before anything is written: still this process's vdisk (a server stopped
+    // past its lease, whose vdisk another server took over, must not write its old pages).
+    if (lock_) CAIRN_RETURN_IF_ERROR(lock_->Confirm());
     CAIRN_RETURN_IF_ERROR(map_.AddRows(pages, batch));
     if (drop_bitmap_) {
       for (uint32_t s = 0; s < desc_.bitmap_slices; s++) batch.Delete(keys::BitmapSlice(d.id, s));

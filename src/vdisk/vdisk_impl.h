@@ -39,6 +39,10 @@ class VdiskLock {
   virtual ~VdiskLock() = default;
   // Ok while the lock is held; Busy once its lease was lost (the holder must stop writing).
   virtual Status Held() const = 0;
+  // Renews the lease now with the storage: Busy when it was lost or taken over. A commit calls
+  // it inside the store's commit gate, right before its rows are written, so that a holder that
+  // was stopped past its lease (and maybe replaced) writes nothing.
+  virtual Status Confirm() = 0;
 };
 
 // What a vdisk needs from its store.
