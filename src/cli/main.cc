@@ -60,14 +60,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
-    if (ctx.globals.json && e.get_exit_code() != 0) {
-      const std::string what = args.Restore(e.what());
-      std::fprintf(stderr, "%s\n",
-                   json({{"error", what}, {"exit_code", 2}})
-                       .dump(-1, ' ', false, json::error_handler_t::replace)
-                       .c_str());
-      return 2;
-    }
+    if (ctx.globals.json && e.get_exit_code() != 0) return UsageError(args.Restore(e.what()));
     int code = app.exit(e);  // prints help, the version, or the usage error
     return code == 0 ? 0 : 2;
   }

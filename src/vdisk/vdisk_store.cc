@@ -62,17 +62,17 @@ Result<std::shared_ptr<VdiskLock>> VdiskStore::LockForChange(const std::string& 
   return lock;
 }
 
+Result<VdiskStore*> VdiskStore::TemplateStore(bool in_system) {
+  if (!in_system || is_system_) return this;
+  if (!system_) return Status::Invalid("the system store is not available for templates");
+  return system_();
+}
+
 Result<std::shared_ptr<VdiskLock>> VdiskStore::LockTemplate(const std::string& name,
                                                             bool in_system) {
+  CAIRN_ASSIGN_OR_RETURN(VdiskStore * store, TemplateStore(in_system));
   VdiskDescriptor d;
-  if (in_system && !is_system_) {
-    if (!system_) return Status::Invalid("the system store is not available for templates");
-    CAIRN_ASSIGN_OR_RETURN(VdiskStore * sys, system_());
-    if (!sys->locker_) return std::shared_ptr<VdiskLock>();
-    return sys->LockForChange(name, d);
-  }
-  if (!locker_) return std::shared_ptr<VdiskLock>();
-  return LockForChange(name, d);
+  return store->LockForChange(name, d);
 }
 
 Status VdiskStore::CheckNotOpen(const std::string& name) {
@@ -120,12 +120,8 @@ Status VdiskStore::WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap) {
 }
 
 Result<VdiskDescriptor> VdiskStore::ResolveTemplate(const std::string& name, bool in_system) {
-  if (in_system && !is_system_) {
-    if (!system_) return Status::Invalid("the system store is not available for templates");
-    CAIRN_ASSIGN_OR_RETURN(VdiskStore * sys, system_());
-    return sys->ResolveTemplate(name, false);
-  }
-  CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
+  CAIRN_ASSIGN_OR_RETURN(VdiskStore * store, TemplateStore(in_system));
+  CAIRN_ASSIGN_OR_RETURN(auto d, store->Require(name));
   if (!d.read_only())
     return Status::Invalid("vdisk '" + name +
                            "' is not read-only: only a snapshot or an image "

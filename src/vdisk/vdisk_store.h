@@ -115,6 +115,9 @@ class VdiskStore {
   // forward first, so that what is read next is the committed state; `d` is then its
   // descriptor as committed. nullptr (and `d` read as usual) without shared writers.
   Result<std::shared_ptr<VdiskLock>> LockForChange(const std::string& name, VdiskDescriptor& d);
+  // The store that holds a template: this one, or the system store when `in_system` (and this
+  // is a user's store).
+  Result<VdiskStore*> TemplateStore(bool in_system);
   // LockForChange of template `name` in the store that holds it.
   Result<std::shared_ptr<VdiskLock>> LockTemplate(const std::string& name, bool in_system);
   Status DropMap(const VdiskDescriptor& d);
