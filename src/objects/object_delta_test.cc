@@ -190,8 +190,11 @@ TEST_P(DeltaTest, CompactionAndReencryptionKeepDeltasReadable) {
   Put("other", RandomData(1 << 20, 8));
   ASSERT_TRUE(repo_->Forget("f", 1).ok());
   ASSERT_TRUE(repo_->Remove("other", std::nullopt).ok());
+  // Every segment with a dead byte: the dead deltas of versions 2-5 are a few KiB, and "other"
+  // may fill segments of its own (removed whole, nothing moved), so the segment they share with
+  // v1's chunks can be more than 99% live (0.99 moved nothing about one run in 100).
   MaintainRequest mr;
-  mr.live_threshold = 0.99;
+  mr.live_threshold = 1.0;
   auto m = repo_->Maintain(mr);
   ASSERT_TRUE(m.ok()) << m.status().message();
   EXPECT_GT(m->chunks_moved, 0u);

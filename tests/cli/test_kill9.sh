@@ -228,10 +228,17 @@ time_put() {
   local S=$T/timing-$ENC t0 t1
   expect_ok "$ENC: init a timing repository" cairn init "$S" --encryption "$ENC" "${INIT_ARGS[@]}"
   { slice "$T/randpool" 0 $((6 * MiB)); slice "$T/textpool" 0 $((12 * MiB)); } >"$T/timing-file"
-  t0=$(date +%s%3N)
-  expect_ok "$ENC: ls for timing" cairn ls "$S"
+  # The fastest of three opens: the first one on a cold machine (CI) can take a second to load
+  # the binary's libraries, longer than the whole put after it, and would leave no window.
+  local k ms
+  OPEN_MS=-1
+  for k in 1 2 3; do
+    t0=$(date +%s%3N)
+    expect_ok "$ENC: ls for timing ($k)" cairn ls "$S"
+    ms=$(($(date +%s%3N) - t0))
+    if ((OPEN_MS < 0 || ms < OPEN_MS)); then OPEN_MS=$ms; fi
+  done
   t1=$(date +%s%3N)
-  OPEN_MS=$((t1 - t0))
   expect_ok "$ENC: put for timing" cairn put "$S" timing "$T/timing-file"
   PUT_MS=$(($(date +%s%3N) - t1))
   rm -rf "$S" "$T/timing-file"

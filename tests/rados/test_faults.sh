@@ -12,6 +12,9 @@
 #   bash tests/rados/test_faults.sh /abs/path/to/cairn
 source "$(dirname "$0")/../cli/lib.sh" "$@"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# nbdsh is a Python script that needs Debian's python3 (with the nbd module), not another one
+# earlier on PATH (CI has a pyenv python3 first).
+export PATH=/usr/bin:/bin:$PATH
 for t in ceph-mon ceph-osd ceph; do
   if ! command -v "$t" >/dev/null && [[ ! -x /usr/bin/$t ]]; then
     skip "$t is not installed (scripts/deps.sh rados installs it)"
