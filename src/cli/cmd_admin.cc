@@ -97,20 +97,26 @@ int CmdInit(const Globals& g, const InitArgs& a) {
 RunFn DefineInit(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<InitArgs>();
   cmd.add_option("REPO", a->repo, "repository directory")->required();
-  cmd.add_option("--avg-chunk", a->avg, "average chunk size (default 1M)");
-  cmd.add_option("--min-chunk", a->min, "minimum chunk size (default 256K)");
-  cmd.add_option("--max-chunk", a->max, "maximum chunk size (default 4M)");
+  cmd.add_option("--avg-chunk", a->avg, "average chunk size (default 1M)")
+      ->check(ValueCheck("SIZE", ParseSize));
+  cmd.add_option("--min-chunk", a->min, "minimum chunk size (default 256K)")
+      ->check(ValueCheck("SIZE", ParseSize));
+  cmd.add_option("--max-chunk", a->max, "maximum chunk size (default 4M)")
+      ->check(ValueCheck("SIZE", ParseSize));
   cmd.add_option("--hash", a->hash, "chunk hash: blake3 (default) or sha256");
   cmd.add_option("--compression", a->compression, "zstd:LEVEL (default zstd:3) or none");
-  cmd.add_option("--segment-size", a->segment_size, "segment file size (default 1G)");
+  cmd.add_option("--segment-size", a->segment_size, "segment file size (default 1G)")
+      ->check(ValueCheck("SIZE", ParseSize));
   cmd.add_option("--encryption", a->encryption, "aes-256-gcm (default) or none");
   cmd.add_option("--reseal-after", a->reseal_after,
-                 "policy: maintain re-seals chunks older than this (e.g. 90d)");
+                 "policy: maintain re-seals chunks older than this (e.g. 90d)")
+      ->check(ValueCheck("DURATION", ParseDuration));
   cmd.add_option("--index-shards", a->index_shards,
                  "rados: only: index shards per row type, a power of two up to 65536 "
                  "(default 256: up to ~25M chunks per store)");
   cmd.add_option("--expected-size", a->expected_size,
-                 "rados: only: choose --index-shards for a store of this size (e.g. 1P)");
+                 "rados: only: choose --index-shards for a store of this size (e.g. 1P)")
+      ->check(ValueCheck("SIZE", ParseSize));
   return [a, &g = ctx.globals] { return CmdInit(g, *a); };
 }
 
@@ -145,7 +151,7 @@ int ListUsers(const Globals& g, const std::string& repo, const std::string& pw) 
     return 0;
   }
   for (const auto& u : *users)
-    std::printf("%-24s store %s  created %s\n", u.name.c_str(), u.store_id.c_str(),
+    std::printf("%-24s store %s  created %s\n", ShownInTerminal(u.name).c_str(), u.store_id.c_str(),
                 Date(static_cast<int64_t>(u.created)).c_str());
   return 0;
 }
@@ -211,7 +217,8 @@ RunFn DefineConfig(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ConfigArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("KEY", a->key, "reseal-after")->check(CLI::IsMember({"reseal-after"}));
-  cmd.add_option("VALUE", a->value, "a duration (90d, 12h, 0 = off)");
+  cmd.add_option("VALUE", a->value, "a duration (90d, 12h, 0 = off)")
+      ->check(ValueCheck("DURATION", ParseDuration));
   return [a, &g = ctx.globals] {
     return WithPassword(g, a->repo, [&](const std::string& pw) { return CmdConfig(g, *a, pw); });
   };
@@ -245,7 +252,7 @@ void PrintKeys(const Globals& g, const std::vector<admin::KeyInfo>& keys) {
   }
   for (const auto& k : keys) {
     if (!k.error.empty()) {
-      std::printf("  %s  damaged: %s\n", k.id.c_str(), k.error.c_str());
+      std::printf("  %s  damaged: %s\n", k.id.c_str(), ShownInTerminal(k.error).c_str());
       continue;
     }
     std::printf("%s %s  created %s  %s (ops %llu, %llu MiB)\n", k.opened_with ? "*" : " ",

@@ -68,9 +68,9 @@ constexpr uint64_t kMinGraceSeconds = 300;
 // --grace DURATION as seconds, at least kMinGraceSeconds.
 Result<double> ParseGrace(const std::string& text) {
   auto d = ParseDuration(text);
-  if (!d.ok()) return d.status().WithContext("--grace");
+  if (!d.ok()) return d.status();
   if (*d < kMinGraceSeconds)
-    return Status::Invalid("--grace " + text + " is below the floor of 5m: a put of another " +
+    return Status::Invalid(text + " is below the floor of 5m: a put of another " +
                            "client that deduplicated against a chunk deleted sooner would fail");
   return static_cast<double>(*d);
 }
@@ -125,12 +125,14 @@ RunFn DefineMaintain(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("--threshold", a->threshold, "compact segments less live than this (0.5)")
       ->check(CLI::Range(0.0, 1.0));
-  cmd.add_option("--max-bytes", a->max_bytes, "stop after moving this much (e.g. 512M)");
+  cmd.add_option("--max-bytes", a->max_bytes, "stop after moving this much (e.g. 512M)")
+      ->check(ValueCheck("SIZE", ParseSize));
   cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--grace", a->grace,
                  "store shared by several writers (rados:): delete chunks unreferenced for at "
-                 "least this long (default 1h, at least 5m)");
+                 "least this long (default 1h, at least 5m)")
+      ->check(ValueCheck("DURATION", ParseGrace));
   return [a, &g = ctx.globals] { return CmdMaintain(g, *a); };
 }
 
@@ -440,11 +442,11 @@ void PrintCheck(const Globals& g, const std::vector<StoreCheck>& all, bool read_
                {"stores", stores}});
     return;
   }
-  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
-  for (const auto& e : r.errors) std::printf("error: %s\n", e.c_str());
+  for (const auto& w : r.warnings) std::printf("warning: %s\n", ShownInTerminal(w).c_str());
+  for (const auto& e : r.errors) std::printf("error: %s\n", ShownInTerminal(e).c_str());
   std::string stores;
   for (const auto& sc : all)
-    stores += (stores.empty() ? "" : ", ") + std::string(sc.user.empty() ? "system" : sc.user) +
+    stores += (stores.empty() ? "" : ", ") + ShownInTerminal(sc.user.empty() ? "system" : sc.user) +
               (sc.opened ? "" : " (not checked)");
   std::printf(
       "%s: %llu chunks, %llu manifests, %llu versions checked%s in %zu store(s) (%s); %zu "
@@ -549,8 +551,10 @@ int CmdReencrypt(const Globals& g, const ReencryptArgs& a) {
 RunFn DefineReencrypt(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ReencryptArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("--older-than", a->older_than, "only chunks sealed longer ago (e.g. 90d)");
-  cmd.add_option("--max-bytes", a->max_bytes, "stop after re-sealing this much");
+  cmd.add_option("--older-than", a->older_than, "only chunks sealed longer ago (e.g. 90d)")
+      ->check(ValueCheck("DURATION", ParseDuration));
+  cmd.add_option("--max-bytes", a->max_bytes, "stop after re-sealing this much")
+      ->check(ValueCheck("SIZE", ParseSize));
   cmd.add_option("--max-seconds", a->max_seconds, "stop after this many seconds")
       ->check(CLI::NonNegativeNumber);
   return [a, &g = ctx.globals] { return CmdReencrypt(g, *a); };
@@ -581,17 +585,19 @@ json RepairJson(const RepairReport& r) {
 }
 
 void PrintRepair(const RepairReport& r) {
-  for (const auto& a : r.actions) std::printf("repaired: %s\n", a.c_str());
+  for (const auto& a : r.actions) std::printf("repaired: %s\n", ShownInTerminal(a).c_str());
   for (const StoreRepair& s : r.stores) {
+    const std::string store = ShownInTerminal(s.store);
     for (const auto& a : s.actions)
-      std::printf("%s store: repaired: %s\n", s.store.c_str(), a.c_str());
-    for (const auto& l : s.lost) std::printf("%s store: LOST: %s\n", s.store.c_str(), l.c_str());
+      std::printf("%s store: repaired: %s\n", store.c_str(), ShownInTerminal(a).c_str());
+    for (const auto& l : s.lost)
+      std::printf("%s store: LOST: %s\n", store.c_str(), ShownInTerminal(l).c_str());
     for (const LostRange& l : s.ranges)
-      std::printf("%s store: LOST: %s@%llu bytes %llu..%llu (%llu bytes): %s\n", s.store.c_str(),
-                  l.object.c_str(), (unsigned long long)l.version, (unsigned long long)l.offset,
-                  (unsigned long long)(l.offset + l.length), (unsigned long long)l.length,
-                  l.why.c_str());
-    std::printf("%s store: %llu objects, %llu versions, %llu chunks read\n", s.store.c_str(),
+      std::printf("%s store: LOST: %s@%llu bytes %llu..%llu (%llu bytes): %s\n", store.c_str(),
+                  ShownInTerminal(l.object).c_str(), (unsigned long long)l.version,
+                  (unsigned long long)l.offset, (unsigned long long)(l.offset + l.length),
+                  (unsigned long long)l.length, ShownInTerminal(l.why).c_str());
+    std::printf("%s store: %llu objects, %llu versions, %llu chunks read\n", store.c_str(),
                 (unsigned long long)s.objects, (unsigned long long)s.versions,
                 (unsigned long long)s.chunks_read);
   }

@@ -358,7 +358,8 @@ RunFn DefineGet(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("REF", a->ref, "NAME or NAME@VERSION")->required();
   cmd.add_option("-o,--output", a->out, "output file, or - for stdout (default)");
-  cmd.add_option("--range", a->range, "OFFSET:LENGTH, bytes");
+  cmd.add_option("--range", a->range, "OFFSET:LENGTH, bytes")
+      ->check(ValueCheck("RANGE", ParseRange));
   cmd.add_flag("--force", a->force,
                "write into an existing device, FIFO or socket in place (refused otherwise)");
   cmd.add_flag("--sync", a->sync,
@@ -391,7 +392,7 @@ int CmdLs(const Globals& g, const LsArgs& a) {
     return 0;
   }
   for (const auto& o : *list)
-    std::printf("%-40s %4llu versions  latest @%llu  %12s  %s\n", o.name.c_str(),
+    std::printf("%-40s %4llu versions  latest @%llu  %12s  %s\n", ShownInTerminal(o.name).c_str(),
                 (unsigned long long)o.versions, (unsigned long long)o.latest.version,
                 HumanBytes(o.latest.size).c_str(), TimeString(o.latest.created_ns).c_str());
   return 0;
@@ -420,7 +421,7 @@ int CmdVersions(const Globals& g, const NameArgs& a) {
     return 0;
   }
   for (const auto& v : *vs)
-    std::printf("%s@%-6llu %12s  %6llu chunks  %s  %s\n", a.name.c_str(),
+    std::printf("%s@%-6llu %12s  %6llu chunks  %s  %s\n", ShownInTerminal(a.name).c_str(),
                 (unsigned long long)v.version, HumanBytes(v.size).c_str(),
                 (unsigned long long)v.chunks, TimeString(v.created_ns).c_str(),
                 v.content_hash.ShortHex().c_str());

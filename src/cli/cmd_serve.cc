@@ -316,7 +316,7 @@ void PrintServing(const Globals& g, const ServeArgs& a, pid_t pid) {
     std::printf("serving %s%s (nbdkit pid %d)\n", a.socket.empty() ? "port " : "socket ",
                 a.socket.empty() ? std::to_string(a.port).c_str() : a.socket.c_str(),
                 static_cast<int>(pid));
-    for (const auto& u : uris) std::printf("  %s\n", u.c_str());
+    for (const auto& u : uris) std::printf("  %s\n", ShownInTerminal(u).c_str());
     if (uris.empty()) std::printf("  every vdisk of the store, export name = vdisk name\n");
   }
   std::fflush(stdout);
@@ -447,7 +447,7 @@ Result<pid_t> AwaitReady(int ready) {
     s = Status::FromErrno(errno, "setenv");
   else
     s = ExecNbdkit(args, socks);
-  std::fprintf(stderr, "cairn: error: %s\n", s.message().c_str());
+  std::fprintf(stderr, "cairn: error: %s\n", ShownInTerminal(s.message(), true).c_str());
   ::_exit(127);
 }
 

@@ -106,9 +106,18 @@ int Done(const Globals& g, Repository& repo, const std::string& name, const std:
     if (!info.ok()) return Fail(info.status());
     PrintJson(InfoJson(*info));
   } else if (!g.quiet) {
-    std::printf("%s\n", what.c_str());
+    std::printf("%s\n", ShownInTerminal(what).c_str());
   }
   return 0;
+}
+
+// " (N bytes: rounded up to whole B-byte blocks)" when vdisk `name` is not `asked` bytes long
+// (a size is rounded up to whole blocks), else "".
+Result<std::string> RoundingNote(Repository& repo, const std::string& name, uint64_t asked) {
+  CAIRN_ASSIGN_OR_RETURN(auto info, repo.VdiskStat(name, false));
+  if (asked == 0 || info.size == asked) return std::string();
+  return " (" + std::to_string(info.size) + " bytes: rounded up to whole " +
+         std::to_string(info.block_size) + "-byte blocks)";
 }
 
 int CmdCreate(const Globals& g, const CreateArgs& a) {
@@ -118,19 +127,23 @@ int CmdCreate(const Globals& g, const CreateArgs& a) {
   if (!repo.ok()) return Fail(repo.status());
   Status s = (*repo)->CreateVdisk(a.name, *o);
   if (!s.ok()) return Fail(s);
+  auto note = RoundingNote(**repo, a.name, o->size);
+  if (!note.ok()) return Fail(note.status());
   return Done(g, **repo, a.name,
-              "created vdisk " + a.name + " (" + std::string(VdiskModeName(o->mode)) + ")");
+              "created vdisk " + a.name + " (" + std::string(VdiskModeName(o->mode)) + ")" + *note);
 }
 
 RunFn DefineCreate(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<CreateArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
-  cmd.add_option("--size", a->size, "size (e.g. 10G); default: the template's");
+  cmd.add_option("--size", a->size, "size (e.g. 10G); default: the template's")
+      ->check(ValueCheck("SIZE", ParseSize));
   cmd.add_option("--mode", a->mode, "deduped, nondeduped or semideduped")
       ->check(CLI::IsMember({"deduped", "nondeduped", "semideduped"}));
   cmd.add_option("--block-size", a->block_size,
-                 "block size, 512 to 64K (default: the template's, else 4K)");
+                 "block size, 512 to 64K (default: the template's, else 4K)")
+      ->check(ValueCheck("SIZE", ParseBlockSize));
   cmd.add_option("--template", a->tmpl,
                  "[system:]VDISK: the template of a semi-deduped vdisk (system: in the system "
                  "store)")
@@ -172,9 +185,10 @@ int CmdImport(const Globals& g, const ImportArgs& a) {
   if (g.json) {
     PrintJson(InfoJson(*r));
   } else if (!g.quiet) {
-    std::printf("imported %s as vdisk %s%s: %llu of %llu blocks hold data\n", a.image.c_str(),
-                a.name.c_str(), a.as_template ? " (a template)" : "",
-                (unsigned long long)r->blocks_written, (unsigned long long)r->blocks);
+    std::printf("imported %s as vdisk %s%s: %llu of %llu blocks hold data\n",
+                ShownInTerminal(a.image).c_str(), ShownInTerminal(a.name).c_str(),
+                a.as_template ? " (a template)" : "", (unsigned long long)r->blocks_written,
+                (unsigned long long)r->blocks);
     if (size && r->size != size)  // a regular file that is not a whole number of blocks
       std::printf("the vdisk is %llu bytes: the image's %llu, its last block padded with zeros\n",
                   (unsigned long long)r->size, (unsigned long long)size);
@@ -188,7 +202,8 @@ RunFn DefineImport(CLI::App& cmd, Context& ctx) {
   cmd.add_option("NAME", a->name, "vdisk name")->required();
   cmd.add_option("IMAGE", a->image, "a raw image, or - for stdin")->required()->check(NotEmpty);
   cmd.add_flag("--template", a->as_template, "read-only, usable as a template");
-  cmd.add_option("--block-size", a->block_size, "block size, 512 to 64K (default 4K)");
+  cmd.add_option("--block-size", a->block_size, "block size, 512 to 64K (default 4K)")
+      ->check(ValueCheck("SIZE", ParseBlockSize));
   return [a, &g = ctx.globals] { return CmdImport(g, *a); };
 }
 
@@ -419,9 +434,10 @@ int CmdLs(const Globals& g, const std::string& repo_path) {
     return 0;
   }
   for (const auto& i : *list)
-    std::printf("%-32s %-11s %12s %6s  %-20s %s\n", i.name.c_str(),
+    std::printf("%-32s %-11s %12s %6s  %-20s %s\n", ShownInTerminal(i.name).c_str(),
                 std::string(VdiskModeName(i.mode)).c_str(), HumanBytes(i.size).c_str(),
-                HumanBytes(i.block_size).c_str(), Flags(i).c_str(), TemplateText(i).c_str());
+                HumanBytes(i.block_size).c_str(), Flags(i).c_str(),
+                ShownInTerminal(TemplateText(i)).c_str());
   return 0;
 }
 
@@ -432,7 +448,9 @@ RunFn DefineVdiskLs(CLI::App& cmd, Context& ctx) {
 }
 
 void PrintInfo(const VdiskInfo& i) {
-  auto line = [](const char* k, const std::string& v) { std::printf("%-16s %s\n", k, v.c_str()); };
+  auto line = [](const char* k, const std::string& v) {
+    std::printf("%-16s %s\n", k, ShownInTerminal(v).c_str());
+  };
   line("name:", i.name);
   line("mode:", std::string(VdiskModeName(i.mode)));
   line("size:", HumanBytes(i.size) + " (" + std::to_string(i.size) + " bytes)");
@@ -479,7 +497,7 @@ int CmdRm(const Globals& g, const VdiskNameArgs& a) {
   if (g.json)
     PrintJson({{"removed", a.name}});
   else if (!g.quiet)
-    std::printf("removed vdisk %s\n", a.name.c_str());
+    std::printf("removed vdisk %s\n", ShownInTerminal(a.name).c_str());
   return 0;
 }
 
@@ -504,18 +522,19 @@ int CmdResize(const Globals& g, const ResizeArgs& a) {
   // The size it has now: a size that is not a whole number of blocks is rounded up.
   auto info = (*repo)->VdiskStat(a.name, false);
   if (!info.ok()) return Fail(info.status());
-  std::string what = "resized vdisk " + a.name + " to " + HumanBytes(info->size);
-  if (info->size != *size)
-    what += " (" + std::to_string(info->size) + " bytes: rounded up to whole " +
-            std::to_string(info->block_size) + "-byte blocks)";
-  return Done(g, **repo, a.name, what);
+  auto note = RoundingNote(**repo, a.name, *size);
+  if (!note.ok()) return Fail(note.status());
+  return Done(g, **repo, a.name,
+              "resized vdisk " + a.name + " to " + HumanBytes(info->size) + *note);
 }
 
 RunFn DefineResize(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ResizeArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
-  cmd.add_option("SIZE", a->size, "the new size (it can only grow)")->required();
+  cmd.add_option("SIZE", a->size, "the new size (it can only grow)")
+      ->required()
+      ->check(ValueCheck("SIZE", ParseSize));
   return [a, &g = ctx.globals] { return CmdResize(g, *a); };
 }
 

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "cairn/utf8.h"
 #include "cli/passphrase.h"
 
 namespace cairn::cli {
@@ -112,7 +113,7 @@ int Report(const std::string& message, const char* prefix, int code) {
                      .c_str());
     return code;
   }
-  std::fprintf(stderr, "cairn: %s%s\n", prefix, message.c_str());
+  std::fprintf(stderr, "cairn: %s%s\n", prefix, ShownInTerminal(message, true).c_str());
   return code;
 }
 
@@ -130,7 +131,7 @@ void Report(const Globals& g, const json& j, const std::string& text) {
   if (g.json)
     PrintJson(j);
   else if (!g.quiet)
-    std::printf("%s\n", text.c_str());
+    std::printf("%s\n", ShownInTerminal(text, true).c_str());
 }
 
 Result<uint64_t> ParseSize(const std::string& s) {

@@ -16,6 +16,7 @@
 #include "cairn/repository.h"
 #include "cairn/secure.h"
 #include "cairn/status.h"
+#include "cairn/utf8.h"  // ShownInTerminal: names and messages in text output
 
 namespace cairn::cli {
 
@@ -100,6 +101,19 @@ void Report(const Globals& g, const json& j, const std::string& text);
 
 // "4M", "256K", "1G", "1T", "1P", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);
+
+// A CLI11 check that `parse` (a function of the value returning a Result) accepts an option's
+// value: when it does not, its message is a usage error (exit 2) at parse time, before any
+// repository is opened, like every other malformed argument. Give it to the option's check().
+template <class Parse>
+CLI::Validator ValueCheck(const std::string& what, Parse parse) {
+  return CLI::Validator(
+      [parse](std::string& v) -> std::string {
+        auto r = parse(v);
+        return r.ok() ? std::string() : std::string(r.status().message());
+      },
+      what);
+}
 // "90d", "12h", "30m", "45s", "2w", "0" -> seconds.
 Result<uint64_t> ParseDuration(const std::string& s);
 // Local time of unix nanoseconds `ns`, "YYYY-MM-DD HH:MM:SS".

@@ -61,8 +61,11 @@ int main(int argc, char** argv) {
     app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
     if (ctx.globals.json && e.get_exit_code() != 0) return UsageError(args.Restore(e.what()));
-    int code = app.exit(e);  // prints help, the version, or the usage error
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // prints help or the version
+    // What CLI11's app.exit prints, with the arguments it quotes made safe for a terminal.
+    std::fprintf(stderr, "%s\nRun with --help for more information.\n",
+                 cairn::ShownInTerminal(args.Restore(e.what()), true).c_str());
+    return 2;
   }
   return ctx.rc;
 }

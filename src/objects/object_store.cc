@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <map>
 
+#include "cairn/utf8.h"
 #include "util/coding.h"
-#include "util/utf8.h"
 
 namespace cairn {
 namespace {

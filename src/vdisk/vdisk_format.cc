@@ -11,7 +11,6 @@
 namespace cairn {
 namespace {
 
-constexpr uint64_t kMaxVdiskSize = uint64_t{1} << 50;  // 1 PiB
 constexpr size_t kMaxNameLen = 4096;
 
 bool ValidBlockSize(uint32_t b) { return b >= 512 && b <= 65536 && (b & (b - 1)) == 0; }
@@ -62,6 +61,15 @@ Status CheckDescriptor(const VdiskDescriptor& d, const std::string& where) {
 }
 
 }  // namespace
+
+Result<uint64_t> WholeBlocksSize(uint64_t size, uint32_t block_size, const std::string& what) {
+  if (size == 0) return Status::Invalid(what + ": a vdisk needs a size of at least one byte");
+  if (size > kMaxVdiskSize)
+    return Status::Invalid(what + ": " + std::to_string(size) +
+                           " bytes is more than the largest vdisk, 1 PiB (" +
+                           std::to_string(kMaxVdiskSize) + " bytes)");
+  return (size + block_size - 1) / block_size * block_size;
+}
 
 std::string_view VdiskModeName(VdiskMode m) {
   switch (m) {

@@ -158,7 +158,8 @@ Status VdiskStore::Resize(const std::string& name, uint64_t size) {
   CAIRN_ASSIGN_OR_RETURN(auto lock, LockForChange(name, d));  // shared writers: held till done
   CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
   if (d.read_only()) return Status::PermissionDenied("vdisk '" + name + "' is read-only");
-  uint64_t want = (size + d.block_size - 1) / d.block_size * d.block_size;
+  CAIRN_ASSIGN_OR_RETURN(uint64_t want,
+                         WholeBlocksSize(size, d.block_size, "vdisk '" + name + "'"));
   if (want < d.size)
     return Status::Invalid("vdisk '" + name + "' is " + std::to_string(d.size) +
                            " bytes: it can only grow");

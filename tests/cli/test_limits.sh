@@ -18,7 +18,7 @@ expect_rc 2 "--keep-last -1 is a usage error" cairn forget "$R" --keep-last -1
 expect_rc 2 "maintain --threshold -5 is a usage error" cairn maintain "$R" --threshold -5
 expect_rc 2 "maintain --threshold 2 is a usage error" cairn maintain "$R" --threshold 2
 expect_rc 2 "maintain --max-seconds -1 is a usage error" cairn maintain "$R" --max-seconds -1
-expect_error "--range past 2^64 is an error" cairn get "$R" a --range 17592186044416M:4
+expect_rc 2 "--range past 2^64 is a usage error" cairn get "$R" a --range 17592186044416M:4
 expect_ok "versions a" cairn versions --json "$R" a
 expect_eq "$(json_get "$RUN_OUT" 'len(j)')" 1 "a still has its one version"
 

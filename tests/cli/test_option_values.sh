@@ -54,13 +54,50 @@ expect_rc 2 "--json put with two FILEs" cairn --json put "$R" e "$T/s" "$T/s"
 json_valid "$RUN_ERR" "put's usage error under --json"
 
 # --- durations and time limits that overflowed
-expect_error "reseal-after 144115188075855873d" cairn config "$R" reseal-after 144115188075855873d
+expect_rc 2 "reseal-after 144115188075855873d" cairn config "$R" reseal-after 144115188075855873d
 expect_stderr_has "an overflowing duration" "too large"
 expect_ok "forget --keep-last 5" cairn forget "$R" o --keep-last 5
 run cairn --json maintain "$R" --max-seconds 1e10 --threshold 1
 expect_eq "$(json_get "$RUN_OUT" 'j["finished"]')" true "--max-seconds 1e10 is no limit, not a stop at once"
 expect_true "maintain --max-seconds 1e10 moved or released something" \
   test "$(json_get "$RUN_OUT" 'j["bytes_released"] + j["chunks_moved"]')" -gt 0
+
+# --- sizes, ranges and durations: a malformed one is a usage error (exit 2) before anything is
+# opened or made, like any other malformed argument (they were runtime errors, exit 1, and init
+# checked them only after it had made the directory)
+expect_rc 2 "init --avg-chunk 1Q" cairn init "$T/never" --avg-chunk 1Q
+expect_stderr_has "init --avg-chunk 1Q" "--avg-chunk" "bad size unit"
+expect_absent "$T/never" "the refused init made no directory"
+expect_rc 2 "init --segment-size 1.5G" cairn init "$T/never" --segment-size 1.5G
+expect_rc 2 "init --expected-size x" cairn init "$T/never" --expected-size x
+expect_rc 2 "init --reseal-after 3y" cairn init "$T/never" --reseal-after 3y
+expect_rc 2 "maintain --max-bytes -1" cairn maintain "$R" --max-bytes -1
+expect_rc 2 "maintain --grace 1s" cairn maintain "$R" --grace 1s
+expect_stderr_has "maintain --grace 1s" "--grace" "below the floor of 5m"
+expect_rc 2 "reencrypt --older-than 3y" cairn reencrypt "$R" --older-than 3y
+expect_rc 2 "reencrypt --max-bytes 1X" cairn reencrypt "$R" --max-bytes 1X
+expect_rc 2 "get --range 1:2:3" cairn get "$R" o --range 1:2:3 -o "$T/never"
+expect_rc 2 "get --range 5" cairn get "$R" o --range 5 -o "$T/never"
+expect_absent "$T/never" "the refused get wrote no file"
+expect_rc 2 "vdisk create --size 12x" cairn vdisk create "$R" sz --size 12x --mode deduped
+expect_rc 2 "vdisk create --block-size 3K" cairn vdisk create "$R" sz --size 1M --mode deduped --block-size 3K
+expect_stderr_has "--block-size 3K" "a power of two from 512 to 64K"
+expect_rc 2 "vdisk import --block-size 0" cairn vdisk import "$R" sz "$T/s" --block-size 0
+expect_rc 2 "config reseal-after 5q" cairn config "$R" reseal-after 5q
+# Sizes past the largest vdisk are named as such (2^64 - 1 rounded up to whole blocks was "bad
+# size 0"); a size that is not whole blocks is rounded up and says so (it did so silently).
+expect_error "vdisk create --size 2^64-1" cairn vdisk create "$R" sz --size 18446744073709551615 --mode deduped
+expect_stderr_has "--size 2^64-1" "more than the largest vdisk, 1 PiB"
+expect_error "vdisk create --size 2P" cairn vdisk create "$R" sz --size 2P --mode deduped
+expect_stderr_has "--size 2P" "2251799813685248 bytes is more than the largest vdisk"
+expect_ok "vdisk create --size 1" cairn vdisk create "$R" sz --size 1 --mode deduped
+expect_output_has stdout "$RUN_OUT" "--size 1" "4096 bytes: rounded up to whole 4096-byte blocks"
+expect_error "vdisk resize to 2^64-1" cairn vdisk resize "$R" sz 18446744073709551615
+expect_stderr_has "resize to 2^64-1" "more than the largest vdisk"
+expect_rc 2 "vdisk resize 5000z" cairn vdisk resize "$R" sz 5000z
+run cairn vdisk info --json "$R" sz
+expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" 4096 "the refused resizes left sz at 4096 bytes"
+expect_ok "vdisk rm sz" cairn vdisk rm "$R" sz
 
 # --- vdisk names: "system:" names a system template; an empty path is refused
 head -c 4096 /dev/zero | tr '\0' A >"$T/a"
@@ -95,5 +132,38 @@ expect_stderr_has "non-UTF-8 object name" "not valid UTF-8"
 expect_error "create a non-UTF-8 vdisk" cairn vdisk create "$R" $'v\xfe' --size 1M --mode deduped
 expect_rc 2 "--json usage error with a non-UTF-8 argument" cairn --json stat "$R" $'\xff'
 json_valid "$RUN_ERR" "the usage error"
+# --- text output shows names with control characters escaped: an object, vdisk or user name
+# (or a missing one in an error) with an escape sequence printed it raw, so `cairn ls` could
+# clear the screen or rewrite what it had printed. JSON keeps the exact name.
+ESC=$'\e'
+evil=$'clear\e[2J\rspoof\u202e'
+no_raw_escape() { # DESC: neither stream of the last command holds an ESC or CR byte
+  if LC_ALL=C grep -q $'[\e\r]' "$RUN_OUT" "$RUN_ERR"; then fail "$1: a raw control character"; fi
+  ok "$1: no raw control character"
+}
+expect_ok "put an object whose name has an escape sequence" cairn put "$R" "$evil" "$T/s"
+expect_ok "ls" cairn ls "$R"
+no_raw_escape "ls"
+expect_output_has stdout "$RUN_OUT" "ls" 'clear\x1b[2J\x0dspoof\xe2\x80\xae'
+expect_ok "versions" cairn versions "$R" "$evil"
+no_raw_escape "versions"
+run cairn ls --json "$R"
+expect_eq "$(json_get "$RUN_OUT" '[o["name"] for o in j if o["name"].startswith("clear")][0] == "clear\x1b[2J\rspoof\u202e"')" \
+  true "ls --json gives the exact name"
+expect_ok "get it back by its name" cairn get "$R" "$evil" -o "$T/evil.out"
+expect_error "get of a missing name with an escape sequence" cairn get "$R" "missing$ESC[2J" -o "$T/never"
+no_raw_escape "the error naming a missing object"
+expect_stderr_has "the error naming a missing object" 'missing\x1b[2J'
+expect_rc 2 "a usage error quoting an escape sequence" cairn stat "$R" "extra$ESC[2J"
+no_raw_escape "the usage error"
+expect_ok "vdisk create with an escape sequence" cairn vdisk create "$R" "$evil" --size 1M --mode deduped
+no_raw_escape "vdisk create"
+expect_ok "vdisk ls" cairn vdisk ls "$R"
+no_raw_escape "vdisk ls"
+expect_ok "vdisk info" cairn vdisk info "$R" "$evil"
+no_raw_escape "vdisk info"
+expect_ok "vdisk rm" cairn vdisk rm "$R" "$evil"
+no_raw_escape "vdisk rm"
+expect_ok "rm the object" cairn rm "$R" "$evil"
 expect_check_clean "$R" "check clean" --read-data
 finish

@@ -70,9 +70,9 @@ run cairn get "$REPO" dir/a@1 -o "$T/gone"
 [[ $RC != 0 ]] || fail "get of a forgotten version succeeded"
 ok "a forgotten version is gone"
 expect_ok "maintain" cairn maintain "$REPO"
-expect_error "maintain --grace below its floor" cairn maintain "$REPO" --grace 1m
-expect_stderr_has "maintain --grace below its floor" "--grace 1m" "5m"
-expect_error "maintain --grace with a bad unit" cairn maintain "$REPO" --grace 5y
+expect_rc 2 "maintain --grace below its floor" cairn maintain "$REPO" --grace 1m
+expect_stderr_has "maintain --grace below its floor" "--grace" "1m is below" "5m"
+expect_rc 2 "maintain --grace with a bad unit" cairn maintain "$REPO" --grace 5y
 expect_ok "maintain --grace 2h" cairn maintain "$REPO" --grace 2h
 verify_object "$REPO" dir/a "$T/a2" "a after maintain"
 verify_object "$REPO" dir/b "$T/b" "b after maintain"
