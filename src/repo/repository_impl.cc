@@ -58,14 +58,29 @@ uint64_t NanosAgo(uint64_t seconds) {
 // directory, renewed at a third of its lease (LockKeeper) while the vdisk is open or changed.
 class KeptVdiskLock : public VdiskLock {
  public:
-  explicit KeptVdiskLock(std::unique_ptr<StorageLock> lock)
-      : keeper_(std::move(lock),
-                std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3) {}
-  Status Held() const override { return keeper_.Held(); }
-  Status Confirm() override { return keeper_.RenewNow(); }
+  KeptVdiskLock(std::unique_ptr<StorageLock> lock, Storage& storage, std::string file)
+      : storage_(storage),
+        file_(std::move(file)),
+        keeper_(std::make_unique<LockKeeper>(
+            std::move(lock),
+            std::chrono::duration_cast<std::chrono::milliseconds>(LockOptions{}.lease) / 3)) {}
+  Status Held() const override {
+    return keeper_ ? keeper_->Held() : Status::Busy(file_ + " was retired");
+  }
+  Status Confirm() override {
+    return keeper_ ? keeper_->RenewNow() : Status::Busy(file_ + " was retired");
+  }
+  void Retire() override {
+    // Released first (the renewal stopped, the lock unlocked), then deleted: another process
+    // that takes it in between finds the vdisk gone and retires it in turn.
+    keeper_.reset();
+    (void)storage_.RemoveFile(file_);
+  }
 
  private:
-  LockKeeper keeper_;
+  Storage& storage_;
+  const std::string file_;
+  std::unique_ptr<LockKeeper> keeper_;
 };
 
 VdiskStore::LockFn VdiskLocker(Storage& storage, const std::string& store_dir) {
@@ -73,13 +88,15 @@ VdiskStore::LockFn VdiskLocker(Storage& storage, const std::string& store_dir) {
                                const std::string& name) -> Result<std::shared_ptr<VdiskLock>> {
     LockOptions o;
     o.owner = ThisProcessLockOwner();
-    auto lock = storage.Lock(JoinStorageName(store_dir, VdiskLockFile(id.Hex())), o);
+    const std::string file = JoinStorageName(store_dir, VdiskLockFile(id.Hex()));
+    auto lock = storage.Lock(file, o);
     if (!lock.ok() && lock.status().code() == Code::kBusy)
       return Status::Busy("vdisk '" + name + "' is in use by another process (" +
                           lock.status().message() + "; a lock whose holder died expires within " +
                           std::to_string(LockOptions{}.lease.count()) + " s)");
     if (!lock.ok()) return lock.status();
-    return std::shared_ptr<VdiskLock>(std::make_shared<KeptVdiskLock>(std::move(*lock)));
+    return std::shared_ptr<VdiskLock>(
+        std::make_shared<KeptVdiskLock>(std::move(*lock), storage, file));
   };
 }
 

@@ -43,6 +43,10 @@ class VdiskLock {
   // it inside the store's commit gate, right before its rows are written, so that a holder that
   // was stopped past its lease (and maybe replaced) writes nothing.
   virtual Status Confirm() = 0;
+  // The vdisk is gone (removed, by this holder or another): releases the lock and deletes what
+  // held it (an object per vdisk on RADOS), so that removed vdisks leave nothing behind. Best
+  // effort: a lock object that could not be deleted is only a few bytes. Call it once, last.
+  virtual void Retire() = 0;
 };
 
 // What a vdisk needs from its store.

@@ -86,7 +86,9 @@ Status VdiskStore::Remove(const std::string& name) {
   // of those groups itself. Before the drop, so that a killed rm cleans again when run again.
   if (d.flags & VdiskDescriptor::kSnapshot) (void)CleanBeforeRemove(d);
   CAIRN_RETURN_IF_ERROR(DropMap(d));
-  return DeleteDescriptor(d);
+  CAIRN_RETURN_IF_ERROR(DeleteDescriptor(d));
+  if (lock) lock->Retire();  // shared writers: the vdisk's lock object goes with it
+  return Status::Ok();
 }
 
 Status VdiskStore::DeleteDescriptor(const VdiskDescriptor& d) {

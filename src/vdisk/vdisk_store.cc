@@ -55,10 +55,14 @@ Result<std::shared_ptr<VdiskLock>> VdiskStore::LockForChange(const std::string& 
   // A client killed during a commit leaves its intent; rolled forward now, not at this
   // client's first commit, which would otherwise write pages read before it over it.
   CAIRN_RETURN_IF_ERROR(ctx_.chunks->CatchUpShared());
-  CAIRN_ASSIGN_OR_RETURN(auto now, Require(name));
-  if (now.id != d.id)
+  auto now = Require(name);
+  if (!now.ok() || now->id != d.id) {
+    // Removed while this waited for its lock: the lock goes too.
+    if (now.ok() || now.status().code() == Code::kNotFound) lock->Retire();
+    if (!now.ok()) return now.status();
     return Status::Busy("vdisk '" + name + "' was removed and made again meanwhile: try again");
-  d = std::move(now);
+  }
+  d = std::move(*now);
   return lock;
 }
 

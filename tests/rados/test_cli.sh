@@ -133,6 +133,14 @@ expect_ok "alice is still there" cairn --user alice get "$REPO" mine -o "$T/mine
 expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
 expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
 expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
+# A removed vdisk leaves no lock object behind (each one left its vdisk-ID.lock).
+run cairn vdisk info --json "$REPO" vd
+vd_id=$(json_get "$RUN_OUT" 'j["id"]')
+lock_objects() { rados -p "$POOL" ls | grep -c "/vdisk-$1\.lock$" || true; }
+expect_eq "$(lock_objects "$vd_id")" 1 "vd's lock object is there after vd was served"
+expect_ok "vdisk rm vd" cairn vdisk rm "$REPO" vd
+expect_eq "$(lock_objects "$vd_id")" 0 "vdisk rm deleted vd's lock object"
+expect_check_clean "$REPO" "check after vdisk rm"
 
 # Index shards chosen at init: recorded in config.json (its MAC covers them), used by the stores.
 expect_ok "config shows the default index shards" cairn config "$REPO"
