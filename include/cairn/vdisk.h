@@ -44,6 +44,9 @@ struct VdiskInfo {
   uint64_t size = 0;
   uint32_t block_size = 0;
   bool read_only = false, snapshot = false, is_template = false;
+  // A snapshot, rm or flatten was interrupted (a crash): `vdisk rm` finishes it. Such a vdisk
+  // cannot be served, cloned or snapshotted.
+  bool incomplete = false;
   std::string template_name;  // empty when none
   bool template_in_system = false;
   uint64_t blocks = 0;           // size / block_size

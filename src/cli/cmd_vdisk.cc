@@ -42,6 +42,7 @@ std::string Flags(const VdiskInfo& i) {
   std::string f = i.read_only ? "ro" : "rw";
   if (i.is_template) f += ",template";
   if (i.snapshot) f += ",snapshot";
+  if (i.incomplete) f += ",incomplete(rm it)";
   return f;
 }
 
@@ -54,6 +55,7 @@ json InfoJson(const VdiskInfo& i) {
           {"blocks", i.blocks},
           {"read_only", i.read_only},
           {"snapshot", i.snapshot},
+          {"incomplete", i.incomplete},
           {"template", i.is_template},
           {"template_name", i.template_name},
           {"template_in_system", i.template_in_system},

@@ -236,6 +236,7 @@ Status VdiskStore::Snapshot(const std::string& name, const std::string& snapshot
     CAIRN_RETURN_IF_ERROR(WriteNew(snap, nullptr));
   }
   CAIRN_ASSIGN_OR_RETURN(snap, Require(snapshot));  // with the bitmap fields WriteNew filled in
+  Step("snapshot-written");
   CAIRN_RETURN_IF_ERROR(CopyMap(src, snap));
   snap.flags &= ~VdiskDescriptor::kIncomplete;
   return WriteDescriptor(snap);

@@ -308,6 +308,7 @@ VdiskInfo VdiskStore::ToInfo(const VdiskDescriptor& d) const {
   i.read_only = d.read_only();
   i.snapshot = (d.flags & VdiskDescriptor::kSnapshot) != 0;
   i.is_template = (d.flags & VdiskDescriptor::kTemplate) != 0;
+  i.incomplete = (d.flags & VdiskDescriptor::kIncomplete) != 0;
   if (d.tmpl) {
     i.template_name = d.tmpl->name;
     i.template_in_system = d.tmpl->in_system_store;

@@ -356,7 +356,23 @@ TEST_P(VdiskTest, DedupedVdisksShareChunksAndSnapshotsShareEveryBlock) {
     ASSERT_TRUE(Open(*user_, n)->Write(0, data, true).ok());
   }
   EXPECT_EQ(user_->Chunks(), 256u) << "the same blocks in two vdisks are stored once";
+  // A snapshot being made (or interrupted there by a crash) is listed as incomplete: it was
+  // listed as a normal snapshot.
+  bool seen = false;
+  user_->vdisks->SetStepHookForTest([&](const std::string& step) {
+    if (step != "snapshot-written") return;
+    auto during = user_->vdisks->Info("a@1", false);
+    ASSERT_TRUE(during.ok()) << during.status().message();
+    EXPECT_TRUE(during->incomplete);
+    seen = true;
+  });
   ASSERT_TRUE(user_->vdisks->Snapshot("a", "a@1").ok());
+  user_->vdisks->SetStepHookForTest({});
+  EXPECT_TRUE(seen);
+  auto after = user_->vdisks->Info("a@1", false);
+  ASSERT_TRUE(after.ok());
+  EXPECT_FALSE(after->incomplete);
+  EXPECT_TRUE(after->snapshot);
   EXPECT_EQ(user_->Chunks(), 256u) << "a snapshot shares every block";
   auto other = RandomData(1 << 20, 6);
   ASSERT_TRUE(Open(*user_, "a")->Write(0, other, true).ok());
