@@ -27,6 +27,12 @@ enum class VdiskMode : uint8_t { kDeduped = 1, kNondeduped = 2, kSemideduped = 3
 std::string_view VdiskModeName(VdiskMode m);
 Result<VdiskMode> ParseVdiskMode(std::string_view s);
 
+// The largest vdisk (bytes): 1 PiB.
+inline constexpr uint64_t kMaxVdiskSize = uint64_t{1} << 50;
+// The most blocks of a semi-deduped vdisk: its bitmap (one bit per block) is kept in memory
+// while it is open, 512 MiB at this many blocks (16 TiB at 4 KiB blocks).
+inline constexpr uint64_t kMaxSemidedupedBlocks = uint64_t{1} << 32;
+
 struct VdiskCreateOptions {
   VdiskMode mode = VdiskMode::kDeduped;
   uint64_t size = 0;  // bytes; rounded up to a multiple of block_size

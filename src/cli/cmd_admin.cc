@@ -90,7 +90,7 @@ int CmdInit(const Globals& g, const InitArgs& a) {
     PrintJson({{"created", a.repo}, {"encrypted", encrypted}});
   else
     std::printf("created %s cairn repository at %s\n",
-                encrypted ? "an encrypted" : "an unencrypted", a.repo.c_str());
+                encrypted ? "an encrypted" : "an unencrypted", ShownInTerminal(a.repo).c_str());
   return 0;
 }
 
@@ -204,7 +204,7 @@ int CmdConfig(const Globals& g, const ConfigArgs& a, const std::string& pw) {
     std::fputs(text->c_str(), stdout);
     return 0;
   }
-  if (a.value.empty()) return Fail(Status::Invalid("config reseal-after needs a VALUE"));
+  if (a.value.empty()) return UsageError("config reseal-after needs a VALUE");
   auto d = ParseDuration(a.value);
   if (!d.ok()) return Fail(d.status());
   Status s = admin::SetResealAfter(a.repo, pw, *d);
@@ -252,12 +252,14 @@ void PrintKeys(const Globals& g, const std::vector<admin::KeyInfo>& keys) {
   }
   for (const auto& k : keys) {
     if (!k.error.empty()) {
-      std::printf("  %s  damaged: %s\n", k.id.c_str(), ShownInTerminal(k.error).c_str());
+      std::printf("  %s  damaged: %s\n", ShownInTerminal(k.id).c_str(),
+                  ShownInTerminal(k.error).c_str());
       continue;
     }
     std::printf("%s %s  created %s  %s (ops %llu, %llu MiB)\n", k.opened_with ? "*" : " ",
-                k.id.c_str(), Date(k.created).c_str(), k.kdf.c_str(),
-                (unsigned long long)k.opslimit, (unsigned long long)(k.memlimit >> 20));
+                ShownInTerminal(k.id).c_str(), Date(k.created).c_str(),
+                ShownInTerminal(k.kdf).c_str(), (unsigned long long)k.opslimit,
+                (unsigned long long)(k.memlimit >> 20));
   }
 }
 

@@ -64,6 +64,8 @@ struct MaintainArgs {
 // open, renewed every 20 s: repo/writer_lease.h), with room for clock skew; a put whose dedup hit
 // is collected before it commits fails (and is retried by its user).
 constexpr uint64_t kMinGraceSeconds = 300;
+// The longest: what MaintainRequest::grace_seconds accepts.
+constexpr uint64_t kMaxGraceSeconds = 1000000000;
 
 // --grace DURATION as seconds, at least kMinGraceSeconds.
 Result<double> ParseGrace(const std::string& text) {
@@ -72,6 +74,9 @@ Result<double> ParseGrace(const std::string& text) {
   if (*d < kMinGraceSeconds)
     return Status::Invalid(text + " is below the floor of 5m: a put of another " +
                            "client that deduplicated against a chunk deleted sooner would fail");
+  if (*d > kMaxGraceSeconds)
+    return Status::Invalid(text + " is more than the longest grace, " +
+                           std::to_string(kMaxGraceSeconds) + " s (about 31 years)");
   return static_cast<double>(*d);
 }
 

@@ -69,7 +69,7 @@ void PrintPut(const Globals& g, const std::string& name, const PutResult& r) {
   std::printf(
       "%s@%llu: %s in %llu chunks; new %llu chunks (%s, %s stored), deduplicated %llu "
       "chunks (%s)\n",
-      name.c_str(), (unsigned long long)r.version, HumanBytes(r.bytes).c_str(),
+      ShownInTerminal(name).c_str(), (unsigned long long)r.version, HumanBytes(r.bytes).c_str(),
       (unsigned long long)r.chunks, (unsigned long long)r.new_chunks,
       HumanBytes(r.new_bytes).c_str(), HumanBytes(r.stored_bytes).c_str(),
       (unsigned long long)r.dedup_chunks, HumanBytes(r.dedup_bytes).c_str());
@@ -197,7 +197,8 @@ int CmdPut(const Globals& g, const PutArgs& a) {
     std::fprintf(stderr,
                  "cairn: warning: %s changed while it was read (size %lld, now %lld bytes); "
                  "the stored version may be inconsistent\n",
-                 file.c_str(), (long long)before.st_size, (long long)after.st_size);
+                 ShownInTerminal(file).c_str(), (long long)before.st_size,
+                 (long long)after.st_size);
     rc = 3;
   }
   if (*fd > 0) ::close(*fd);

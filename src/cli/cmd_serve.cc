@@ -313,9 +313,10 @@ void PrintServing(const Globals& g, const ServeArgs& a, pid_t pid) {
                {"readonly", a.readonly},
                {"pid", pid}});
   } else if (!g.quiet) {
-    std::printf("serving %s%s (nbdkit pid %d)\n", a.socket.empty() ? "port " : "socket ",
-                a.socket.empty() ? std::to_string(a.port).c_str() : a.socket.c_str(),
-                static_cast<int>(pid));
+    std::printf(
+        "serving %s%s (nbdkit pid %d)\n", a.socket.empty() ? "port " : "socket ",
+        a.socket.empty() ? std::to_string(a.port).c_str() : ShownInTerminal(a.socket).c_str(),
+        static_cast<int>(pid));
     for (const auto& u : uris) std::printf("  %s\n", ShownInTerminal(u).c_str());
     if (uris.empty()) std::printf("  every vdisk of the store, export name = vdisk name\n");
   }
@@ -518,7 +519,9 @@ RunFn DefineVdiskServe(CLI::App& cmd, Context& ctx) {
   cmd.add_option("--bind", a->bind, "with --port: listen on this address only");
   cmd.add_option("--pidfile", a->pidfile, "write nbdkit's pid here once it serves");
   cmd.add_option("--nbd-threads", a->nbd_threads,
-                 "nbdkit's threads per connection (default: twice the cores, at least 4)");
+                 "nbdkit's threads per connection, 1 to 1024 (default: twice the cores, at "
+                 "least 4)")
+      ->check(CLI::Range(1u, 1024u));
   cmd.add_flag("--readonly", a->readonly, "no writes; the store is opened read-only");
   cmd.add_flag("--foreground", a->foreground,
                "run nbdkit in this process, in the foreground (default: in the background; "

@@ -42,7 +42,7 @@ std::string Flags(const VdiskInfo& i) {
   std::string f = i.read_only ? "ro" : "rw";
   if (i.is_template) f += ",template";
   if (i.snapshot) f += ",snapshot";
-  if (i.incomplete) f += ",incomplete(rm it)";
+  if (i.incomplete) f += ",incomplete";  // an interrupted snapshot or rm: rm it
   return f;
 }
 
@@ -75,6 +75,17 @@ Result<uint32_t> ParseBlockSize(const std::string& s) {
   return static_cast<uint32_t>(bs);
 }
 
+// A vdisk size (--size, resize SIZE): 1 byte to 1 PiB; rounded up to whole blocks later.
+Result<uint64_t> ParseVdiskSize(const std::string& s) {
+  CAIRN_ASSIGN_OR_RETURN(uint64_t v, ParseSize(s));
+  if (v == 0) return Status::Invalid("a vdisk size is at least 1 byte, not '" + s + "'");
+  if (v > kMaxVdiskSize)
+    return Status::Invalid("'" + s + "' is " + std::to_string(v) +
+                           " bytes, more than the largest vdisk, 1 PiB (" +
+                           std::to_string(kMaxVdiskSize) + " bytes)");
+  return v;
+}
+
 struct VdiskNameArgs {
   std::string repo, name;
 };
@@ -91,7 +102,7 @@ Result<VdiskCreateOptions> CreateOptions(const CreateArgs& a) {
   if (mode.empty()) return Status::Invalid("give --mode deduped|nondeduped|semideduped");
   CAIRN_ASSIGN_OR_RETURN(o.mode, ParseVdiskMode(mode));
   if (!a.size.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(o.size, ParseSize(a.size));
+    CAIRN_ASSIGN_OR_RETURN(o.size, ParseVdiskSize(a.size));
   }
   o.block_size = 0;
   if (!a.block_size.empty()) {
@@ -140,7 +151,7 @@ RunFn DefineCreate(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->name, "vdisk name")->required();
   cmd.add_option("--size", a->size, "size (e.g. 10G); default: the template's")
-      ->check(ValueCheck("SIZE", ParseSize));
+      ->check(ValueCheck("SIZE", ParseVdiskSize));
   cmd.add_option("--mode", a->mode, "deduped, nondeduped or semideduped")
       ->check(CLI::IsMember({"deduped", "nondeduped", "semideduped"}));
   cmd.add_option("--block-size", a->block_size,
@@ -164,6 +175,24 @@ struct ImportArgs {
   bool as_template = false;
 };
 
+// A source that counts the bytes read through it (an image on standard input has no size
+// until it ends).
+class CountingSource : public ByteSource {
+ public:
+  explicit CountingSource(ByteSource& in) : in_(in) {}
+  Result<size_t> Read(std::span<uint8_t> out) override {
+    auto n = in_.Read(out);
+    if (n.ok()) bytes_ += *n;
+    return n;
+  }
+  uint64_t SizeHint() const override { return in_.SizeHint(); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  ByteSource& in_;
+  uint64_t bytes_ = 0;
+};
+
 int CmdImport(const Globals& g, const ImportArgs& a) {
   auto bs = ParseBlockSize(a.block_size);
   if (!bs.ok()) return Fail(bs.status());
@@ -177,7 +206,8 @@ int CmdImport(const Globals& g, const ImportArgs& a) {
   }
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
-  FdSource src(fd, a.image == "-" ? "stdin" : a.image, size);
+  FdSource file(fd, a.image == "-" ? "stdin" : a.image, size);
+  CountingSource src(file);
   ProgressBar bar("import " + a.name, !g.quiet);
   auto r = (*repo)->ImportVdisk(a.name, src, *bs, a.as_template,
                                 [&](uint64_t d, uint64_t t) { bar.Update(d, t); });
@@ -191,9 +221,9 @@ int CmdImport(const Globals& g, const ImportArgs& a) {
                 ShownInTerminal(a.image).c_str(), ShownInTerminal(a.name).c_str(),
                 a.as_template ? " (a template)" : "", (unsigned long long)r->blocks_written,
                 (unsigned long long)r->blocks);
-    if (size && r->size != size)  // a regular file that is not a whole number of blocks
+    if (r->size != src.bytes())  // an image that is not a whole number of blocks
       std::printf("the vdisk is %llu bytes: the image's %llu, its last block padded with zeros\n",
-                  (unsigned long long)r->size, (unsigned long long)size);
+                  (unsigned long long)r->size, (unsigned long long)src.bytes());
   }
   return 0;
 }
@@ -398,7 +428,7 @@ int CmdExport(const Globals& g, const ExportArgs& a) {
       std::fprintf(stderr,
                    "cairn: vdisk '%s' changed while it was being read; exporting again "
                    "(attempt %d of %d)\n",
-                   a.name.c_str(), attempt + 1, kAttempts);
+                   ShownInTerminal(a.name).c_str(), attempt + 1, kAttempts);
   }
   SecureWipe(*pw);
   if (t.owned) ::close(t.fd);
@@ -515,7 +545,7 @@ struct ResizeArgs {
 };
 
 int CmdResize(const Globals& g, const ResizeArgs& a) {
-  auto size = ParseSize(a.size);
+  auto size = ParseVdiskSize(a.size);
   if (!size.ok()) return Fail(size.status());
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
@@ -536,7 +566,7 @@ RunFn DefineResize(CLI::App& cmd, Context& ctx) {
   cmd.add_option("NAME", a->name, "vdisk name")->required();
   cmd.add_option("SIZE", a->size, "the new size (it can only grow)")
       ->required()
-      ->check(ValueCheck("SIZE", ParseSize));
+      ->check(ValueCheck("SIZE", ParseVdiskSize));
   return [a, &g = ctx.globals] { return CmdResize(g, *a); };
 }
 

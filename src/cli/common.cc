@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -137,20 +138,22 @@ void Report(const Globals& g, const json& j, const std::string& text) {
 Result<uint64_t> ParseSize(const std::string& s) {
   uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec == std::errc::result_out_of_range) return Status::Invalid("size '" + s + "' is too large");
   if (ec != std::errc() || p == s.data()) return Status::Invalid("bad size '" + s + "'");
   std::string unit(p, s.data() + s.size());
-  uint64_t mul = 1;
-  if (unit.empty() || unit == "B")
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  uint64_t mul = 1;  // units in either case, as qemu-img reads them
+  if (unit.empty() || unit == "b")
     mul = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "k")
+  else if (unit == "k" || unit == "kib")
     mul = 1ull << 10;
-  else if (unit == "M" || unit == "MiB")
+  else if (unit == "m" || unit == "mib")
     mul = 1ull << 20;
-  else if (unit == "G" || unit == "GiB")
+  else if (unit == "g" || unit == "gib")
     mul = 1ull << 30;
-  else if (unit == "T" || unit == "TiB")
+  else if (unit == "t" || unit == "tib")
     mul = 1ull << 40;
-  else if (unit == "P" || unit == "PiB")
+  else if (unit == "p" || unit == "pib")
     mul = 1ull << 50;
   else
     return Status::Invalid("bad size unit in '" + s + "' (use K, M, G, T or P)");

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <new>
 #include <span>
 #include <string>
 
@@ -66,6 +67,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\nRun with --help for more information.\n",
                  cairn::ShownInTerminal(args.Restore(e.what()), true).c_str());
     return 2;
+  } catch (const std::bad_alloc&) {
+    // A command that needed more memory than there is: an error that says so, not an abort.
+    // What it was writing is not committed (every change commits as a whole, or not at all).
+    return cairn::cli::Fail(cairn::Status::NoSpace(
+        "out of memory (the command needed more memory than the process could get)"));
   }
   return ctx.rc;
 }

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "cairn/utf8.h"
+
 namespace cairn::cli {
 
 std::string HumanBytes(uint64_t n) {
@@ -21,7 +23,7 @@ std::string HumanBytes(uint64_t n) {
 }
 
 ProgressBar::ProgressBar(std::string label, bool enabled)
-    : label_(std::move(label)), enabled_(enabled && ::isatty(2)) {
+    : label_(ShownInTerminal(label)), enabled_(enabled && ::isatty(2)) {
   start_ = last_ = std::chrono::steady_clock::now();
 }
 

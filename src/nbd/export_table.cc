@@ -132,6 +132,8 @@ Result<std::vector<VdiskInfo>> ExportTable::Served() {
   std::lock_guard lk(mu_);
   if (!repo_) return Status::Invalid("the repository is not open");
   CAIRN_ASSIGN_OR_RETURN(auto all, repo_->ListVdisks());
+  // An interrupted snapshot or rm cannot be opened: not offered (a named one is refused).
+  if (cfg_.vdisks.empty()) std::erase_if(all, [](const VdiskInfo& i) { return i.incomplete; });
   if (cfg_.vdisks.empty()) return all;
   std::vector<VdiskInfo> out;
   for (const auto& name : cfg_.vdisks) {

@@ -30,6 +30,7 @@
 
 #include "cairn/repository.h"
 #include "cairn/secure.h"
+#include "cairn/utf8.h"
 #include "cairn/version.h"
 #include "nbd/export_table.h"
 
@@ -51,9 +52,14 @@ struct Handle {
   bool readonly;  // nbdkit -r
 };
 
+// Logs `message` as an error with what a terminal or a log reader would act on escaped: export
+// names come from clients, and the log is a terminal (--foreground) or syslog, where a newline
+// would start a forged line (ShownInTerminal, newlines included).
+void LogError(const std::string& message) { nbdkit_error("%s", ShownInTerminal(message).c_str()); }
+
 int Fail(Export& e, const Status& s) {
   e.stats.errors++;
-  nbdkit_error("%s", MessageFor(e.name, s).c_str());
+  LogError(MessageFor(e.name, s));
   nbdkit_set_error(ErrnoOf(s));
   return -1;
 }
@@ -94,7 +100,7 @@ int Config(const char* key, const char* value) {
         "or the CAIRN_PASSWORD environment variable");
     return -1;
   } else {
-    nbdkit_error("unknown parameter '%s' (see nbdkit --dump-plugin or docs/vdisk.md)", key);
+    LogError("unknown parameter '" + k + "' (see nbdkit --dump-plugin or docs/vdisk.md)");
     return -1;
   }
   return 0;
@@ -105,7 +111,7 @@ int Config(const char* key, const char* value) {
 int ReadPassword() {
   auto enc = Repository::Encrypted(g_cfg.repo);
   if (!enc.ok()) {
-    nbdkit_error("%s", enc.status().message().c_str());
+    LogError(enc.status().message());
     return -1;
   }
   if (!*enc) return 0;
@@ -125,8 +131,8 @@ int ReadPassword() {
     g_password = env;
   }
   if (g_password.empty()) {
-    nbdkit_error("repository %s is encrypted: give password-file=FILE or set CAIRN_PASSWORD",
-                 g_cfg.repo.c_str());
+    LogError("repository " + g_cfg.repo +
+             " is encrypted: give password-file=FILE or set CAIRN_PASSWORD");
     return -1;
   }
   return 0;
@@ -210,8 +216,7 @@ int GetReady() {
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
-  nbdkit_error("cannot serve %s: %s", g_cfg.repo.c_str(),
-               msg.empty() ? "the start-up check died" : msg.c_str());
+  LogError("cannot serve " + g_cfg.repo + ": " + (msg.empty() ? "the start-up check died" : msg));
   return -1;
 }
 
@@ -225,7 +230,7 @@ int AfterFork() {
     if (!e.ok()) s = e.status();
   }
   if (!s.ok()) {
-    nbdkit_error("%s", s.message().c_str());
+    LogError(s.message());
     ReportReady(s);
     return -1;
   }
@@ -236,7 +241,7 @@ int AfterFork() {
 void Cleanup() {
   if (!g_table) return;
   for (const auto& line : g_table->Close())
-    std::fprintf(stderr, "cairn-nbdkit: %s\n", line.c_str());
+    std::fprintf(stderr, "cairn-nbdkit: %s\n", ShownInTerminal(line).c_str());
   g_table.reset();
 }
 
@@ -256,7 +261,7 @@ int ListExports(int, int, struct nbdkit_exports* exports) {
   if (!g_table) return 0;
   auto list = g_table->List();
   if (!list.ok()) {
-    nbdkit_error("%s", list.status().message().c_str());
+    LogError(list.status().message());
     return -1;
   }
   for (const auto& [name, desc] : *list)
@@ -278,7 +283,7 @@ void* Open(int readonly) {
   }
   auto e = g_table->Acquire(name);
   if (!e.ok()) {
-    nbdkit_error("%s", e.status().message().c_str());
+    LogError(e.status().message());
     nbdkit_set_error(ErrnoOf(e.status()));
     return nullptr;
   }
@@ -290,9 +295,9 @@ void Close(void* h) {
   auto* c = static_cast<Handle*>(h);
   if (c->e->writable) {
     Status s = c->e->disk->Flush();
-    if (!s.ok()) nbdkit_error("flush on close: %s", MessageFor(c->e->name, s).c_str());
+    if (!s.ok()) LogError("flush on close: " + MessageFor(c->e->name, s));
   }
-  nbdkit_debug("%s", StatsLine(*c->e).c_str());
+  nbdkit_debug("%s", ShownInTerminal(StatsLine(*c->e)).c_str());
   delete c;
 }
 

@@ -62,13 +62,22 @@ Status CheckDescriptor(const VdiskDescriptor& d, const std::string& where) {
 
 }  // namespace
 
-Result<uint64_t> WholeBlocksSize(uint64_t size, uint32_t block_size, const std::string& what) {
+Result<uint64_t> WholeBlocksSize(uint64_t size, uint32_t block_size, VdiskMode mode,
+                                 const std::string& what) {
   if (size == 0) return Status::Invalid(what + ": a vdisk needs a size of at least one byte");
   if (size > kMaxVdiskSize)
     return Status::Invalid(what + ": " + std::to_string(size) +
                            " bytes is more than the largest vdisk, 1 PiB (" +
                            std::to_string(kMaxVdiskSize) + " bytes)");
-  return (size + block_size - 1) / block_size * block_size;
+  const uint64_t blocks = (size + block_size - 1) / block_size;
+  if (mode == VdiskMode::kSemideduped && blocks > kMaxSemidedupedBlocks)
+    return Status::Invalid(what + ": " + std::to_string(size) + " bytes is " +
+                           std::to_string(blocks) + " blocks; a semi-deduped vdisk has at most " +
+                           std::to_string(kMaxSemidedupedBlocks) +
+                           " (its bitmap is kept in memory), " +
+                           std::to_string((kMaxSemidedupedBlocks * block_size) >> 40) + " TiB at " +
+                           std::to_string(block_size) + "-byte blocks");
+  return blocks * block_size;
 }
 
 std::string_view VdiskModeName(VdiskMode m) {

@@ -69,13 +69,12 @@ struct VdiskDescriptor {
   static Result<VdiskDescriptor> Decode(std::string_view v, const std::string& where);
 };
 
-// The largest vdisk (bytes): 1 PiB.
-inline constexpr uint64_t kMaxVdiskSize = uint64_t{1} << 50;
-
-// `size` (bytes) rounded up to whole blocks of `block_size` bytes (a power of two). Invalid
-// argument naming `what` when `size` is 0 or more than kMaxVdiskSize (checked before rounding,
-// so 2^64 - 1 is "too large", not 0).
-Result<uint64_t> WholeBlocksSize(uint64_t size, uint32_t block_size, const std::string& what);
+// `size` (bytes) rounded up to whole blocks of `block_size` bytes (a power of two), for a vdisk
+// of `mode`. InvalidArgument naming `what` when `size` is 0 or more than kMaxVdiskSize (checked
+// before rounding, so 2^64 - 1 is "too large", not 0), or, semi-deduped, more than
+// kMaxSemidedupedBlocks blocks (whose bitmap could not be held in memory).
+Result<uint64_t> WholeBlocksSize(uint64_t size, uint32_t block_size, VdiskMode mode,
+                                 const std::string& what);
 
 // Blocks per block map page, and bits per bitmap slice.
 inline constexpr uint64_t kPageBlocks = 128;

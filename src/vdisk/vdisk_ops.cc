@@ -161,7 +161,7 @@ Status VdiskStore::Resize(const std::string& name, uint64_t size) {
   CAIRN_RETURN_IF_ERROR(CheckNotOpen(name));
   if (d.read_only()) return Status::PermissionDenied("vdisk '" + name + "' is read-only");
   CAIRN_ASSIGN_OR_RETURN(uint64_t want,
-                         WholeBlocksSize(size, d.block_size, "vdisk '" + name + "'"));
+                         WholeBlocksSize(size, d.block_size, d.mode, "vdisk '" + name + "'"));
   if (want < d.size)
     return Status::Invalid("vdisk '" + name + "' is " + std::to_string(d.size) +
                            " bytes: it can only grow");

@@ -165,7 +165,8 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
   }
   if (d.block_size == 0) d.block_size = 4096;
   if (size == 0) return Status::Invalid("a vdisk needs a size (--size)");
-  CAIRN_ASSIGN_OR_RETURN(d.size, WholeBlocksSize(size, d.block_size, "vdisk '" + name + "'"));
+  CAIRN_ASSIGN_OR_RETURN(d.size,
+                         WholeBlocksSize(size, d.block_size, d.mode, "vdisk '" + name + "'"));
   if (semi) d.bitmap_slices = static_cast<uint32_t>((d.blocks() + kSliceBits - 1) / kSliceBits);
   CAIRN_RETURN_IF_ERROR(VdiskDescriptor::Decode(d.Encode(), "vdisk '" + name + "'")
                             .status()

@@ -356,8 +356,8 @@ TEST_P(VdiskTest, DedupedVdisksShareChunksAndSnapshotsShareEveryBlock) {
     ASSERT_TRUE(Open(*user_, n)->Write(0, data, true).ok());
   }
   EXPECT_EQ(user_->Chunks(), 256u) << "the same blocks in two vdisks are stored once";
-  // A snapshot being made (or interrupted there by a crash) is listed as incomplete: it was
-  // listed as a normal snapshot.
+  // A snapshot being made (or interrupted there by a crash) is listed as incomplete (it was
+  // listed as a normal snapshot), and not offered by a server of every vdisk.
   bool seen = false;
   user_->vdisks->SetStepHookForTest([&](const std::string& step) {
     if (step != "snapshot-written") return;

@@ -84,16 +84,48 @@ expect_rc 2 "vdisk create --block-size 3K" cairn vdisk create "$R" sz --size 1M 
 expect_stderr_has "--block-size 3K" "a power of two from 512 to 64K"
 expect_rc 2 "vdisk import --block-size 0" cairn vdisk import "$R" sz "$T/s" --block-size 0
 expect_rc 2 "config reseal-after 5q" cairn config "$R" reseal-after 5q
+expect_rc 2 "config reseal-after without a VALUE" cairn config "$R" reseal-after
+expect_rc 2 "maintain --grace 100000w" cairn maintain "$R" --grace 100000w
+expect_stderr_has "maintain --grace 100000w" "more than the longest grace"
+expect_rc 2 "vdisk serve --nbd-threads 100000000" cairn vdisk serve "$R" --socket "$T/never.sock" --nbd-threads 100000000
+expect_absent "$T/never.sock" "the refused serve made no socket"
+# Units in either case, as qemu-img reads them (1k was read, 1m refused).
+expect_ok "vdisk create --size 1m" cairn vdisk create "$R" lower --size 1m --mode deduped
+run cairn vdisk info --json "$R" lower
+expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" $((1 << 20)) "--size 1m is 1 MiB"
+expect_ok "vdisk rm lower" cairn vdisk rm "$R" lower
+# A semi-deduped vdisk keeps its bitmap in memory: a size whose bitmap could not be held is
+# refused (16T on 1K blocks aborted with std::bad_alloc, exit 134).
+head -c 10000 /dev/urandom >"$T/img"
+expect_ok "import a 1K-block template" cairn vdisk import "$R" tpl1k "$T/img" --template --block-size 1K
+expect_error "a semi-deduped clone of 1 PiB - 1 on 1K blocks" cairn vdisk create "$R" huge --template tpl1k --size 1125899906842623
+expect_stderr_has "semi-deduped 1 PiB - 1" "a semi-deduped vdisk has at most 4294967296" "4 TiB at 1024-byte blocks"
+expect_ok "a clone of tpl1k" cairn vdisk clone "$R" tpl1k c1k
+expect_error "resize of the clone to 1P" cairn vdisk resize "$R" c1k 1P
+expect_stderr_has "resize of the clone to 1P" "a semi-deduped vdisk has at most"
+# An image on standard input that is not whole blocks says it was padded, as a file does.
+run bash -c "cat '$T/img' | '$CAIRN' vdisk import '$R' fromstdin - --block-size 4K"
+expect_eq "$RC" 0 "import from standard input"
+expect_output_has stdout "$RUN_OUT" "import from stdin" "the vdisk is 12288 bytes: the image's 10000"
+for v in c1k tpl1k fromstdin; do expect_ok "vdisk rm $v" cairn vdisk rm "$R" "$v"; done
 # Sizes past the largest vdisk are named as such (2^64 - 1 rounded up to whole blocks was "bad
-# size 0"); a size that is not whole blocks is rounded up and says so (it did so silently).
-expect_error "vdisk create --size 2^64-1" cairn vdisk create "$R" sz --size 18446744073709551615 --mode deduped
+# size 0"), and so is 0 (with a template it silently meant the template's size), before the
+# password is asked for; a size that is not whole blocks is rounded up and says so (it did so
+# silently).
+expect_rc 2 "vdisk create --size 2^64-1" cairn vdisk create "$R" sz --size 18446744073709551615 --mode deduped
 expect_stderr_has "--size 2^64-1" "more than the largest vdisk, 1 PiB"
-expect_error "vdisk create --size 2P" cairn vdisk create "$R" sz --size 2P --mode deduped
-expect_stderr_has "--size 2P" "2251799813685248 bytes is more than the largest vdisk"
+expect_rc 2 "vdisk create --size 2P" cairn vdisk create "$R" sz --size 2P --mode deduped
+expect_stderr_has "--size 2P" "2251799813685248 bytes, more than the largest vdisk"
+run env CAIRN_PASSWORD= "$CAIRN" vdisk create "$R" sz --size 2P --mode deduped </dev/null
+expect_eq "$RC" 2 "--size 2P is refused before the password is needed"
+expect_rc 2 "vdisk create --size 0" cairn vdisk create "$R" sz --size 0 --mode deduped
+expect_rc 2 "vdisk create --size 2^64" cairn vdisk create "$R" sz --size 18446744073709551616 --mode deduped
+expect_stderr_has "--size 2^64" "too large"
 expect_ok "vdisk create --size 1" cairn vdisk create "$R" sz --size 1 --mode deduped
 expect_output_has stdout "$RUN_OUT" "--size 1" "4096 bytes: rounded up to whole 4096-byte blocks"
-expect_error "vdisk resize to 2^64-1" cairn vdisk resize "$R" sz 18446744073709551615
+expect_rc 2 "vdisk resize to 2^64-1" cairn vdisk resize "$R" sz 18446744073709551615
 expect_stderr_has "resize to 2^64-1" "more than the largest vdisk"
+expect_rc 2 "vdisk resize 0" cairn vdisk resize "$R" sz 0
 expect_rc 2 "vdisk resize 5000z" cairn vdisk resize "$R" sz 5000z
 run cairn vdisk info --json "$R" sz
 expect_eq "$(json_get "$RUN_OUT" 'j["size"]')" 4096 "the refused resizes left sz at 4096 bytes"
@@ -142,6 +174,7 @@ no_raw_escape() { # DESC: neither stream of the last command holds an ESC or CR 
   ok "$1: no raw control character"
 }
 expect_ok "put an object whose name has an escape sequence" cairn put "$R" "$evil" "$T/s"
+no_raw_escape "put's summary line"
 expect_ok "ls" cairn ls "$R"
 no_raw_escape "ls"
 expect_output_has stdout "$RUN_OUT" "ls" 'clear\x1b[2J\x0dspoof\xe2\x80\xae'
@@ -165,5 +198,31 @@ no_raw_escape "vdisk info"
 expect_ok "vdisk rm" cairn vdisk rm "$R" "$evil"
 no_raw_escape "vdisk rm"
 expect_ok "rm the object" cairn rm "$R" "$evil"
+expect_ok "init at a path with an escape sequence" cairn init "$T/repo$evil"
+no_raw_escape "init's line"
+rm -rf "$T/repo$evil"
+mkdir -p "$T/s$ESC"
+expect_ok "vdisk create v1" cairn vdisk create "$R" v1 --size 1M --mode deduped
+expect_ok "serve on a socket path with an escape sequence" cairn vdisk serve "$R" v1 --socket "$T/s$ESC/$evil.sock" --pidfile "$T/evil.pid"
+add_cleanup 'kill "$(cat "$T/evil.pid")" 2>/dev/null || true'
+no_raw_escape "serve's lines"
+kill "$(cat "$T/evil.pid")"
+for _ in $(seq 50); do [[ -e "$T/s$ESC/$evil.sock" ]] || break; sleep 0.1; done
+# The plugin's log escapes what a client sends: an export name with an escape sequence, a CR
+# and a bell was logged raw (to the terminal of a --foreground server, or to syslog).
+if command -v nbdsh >/dev/null; then
+  "$CAIRN" vdisk serve "$R" v1 --socket "$T/fg.sock" --foreground --pidfile "$T/fg.pid" \
+    >"$T/fg.out" 2>"$T/fg.err" &
+  add_cleanup 'kill "$(cat "$T/fg.pid" 2>/dev/null)" 2>/dev/null || true'
+  for _ in $(seq 100); do [[ -S "$T/fg.sock" && -s "$T/fg.pid" ]] && break; sleep 0.1; done
+  run env PATH="/usr/bin:$PATH" nbdsh -c "h.set_export_name('zz\x1b[31mRED\r\x07'); h.connect_unix('$T/fg.sock')"
+  [[ $RC != 0 ]] || fail "a connection to a missing export succeeded"
+  kill "$(cat "$T/fg.pid")"
+  wait
+  if LC_ALL=C grep -q $'[\e\r\a]' "$T/fg.err"; then fail "the server's log holds a raw control character"; fi
+  grep -qF "no export 'zz\x1b[31mRED\x0d\x07'" "$T/fg.err" || fail "the log does not name the export escaped: $(cat -v "$T/fg.err")"
+  ok "the server logs a client's export name escaped"
+fi
+expect_ok "vdisk rm v1" cairn vdisk rm "$R" v1
 expect_check_clean "$R" "check clean" --read-data
 finish
