@@ -67,6 +67,8 @@ LockOwner ThisProcessLockOwner() {
 
 namespace {
 
+constexpr size_t kMaxRadosPrefix = 256;  // bytes
+
 // "rados:POOL/PREFIX": a repository of the pool's objects under PREFIX, in the cluster that
 // $CEPH_CONF (else /etc/ceph/ceph.conf) describes. `create` needs an empty prefix.
 Result<std::unique_ptr<Storage>> OpenRados(const std::string& location, bool create) {
@@ -77,6 +79,12 @@ Result<std::unique_ptr<Storage>> OpenRados(const std::string& location, bool cre
     return Status::Invalid("bad RADOS location '" + location + "' (use rados:POOL/PREFIX)");
   std::string pool(rest.substr(0, slash)), prefix(rest.substr(slash + 1));
   CAIRN_RETURN_IF_ERROR(ValidateStorageName(prefix).WithContext(location));
+  // Every object of the repository is named PREFIX/...: with a prefix near the OSDs' limit on
+  // object names (osd_max_object_name_len, 2048) init made some objects and then failed.
+  if (prefix.size() > kMaxRadosPrefix)
+    return Status::Invalid("bad RADOS location: the prefix is " + std::to_string(prefix.size()) +
+                           " bytes; at most " + std::to_string(kMaxRadosPrefix) +
+                           " (RADOS limits the length of object names)");
   RadosStorageOptions opts;
   // $CAIRN_CEPH_TIMEOUT (whole seconds, `cairn --ceph-timeout`) bounds every cluster call.
   if (const char* t = std::getenv("CAIRN_CEPH_TIMEOUT"); t && *t) {

@@ -164,4 +164,10 @@ run timeout 60 "$CAIRN" ls "rados:no-such-pool-$$/x"
 [[ $RC == 1 ]] || fail "ls on a missing pool: expected exit 1, got $RC"
 grep -q '^cairn: error: .*no-such-pool' "$RUN_ERR" || fail "the error does not name the pool"
 ok "a missing pool is a clear error"
+# A prefix too long for RADOS object names is refused before anything is made (one of ~2,000
+# bytes made some objects, then failed).
+long=lp-$(head -c 2000 /dev/zero | tr '\0' x)
+expect_error "init with a 2003-byte prefix" cairn init "rados:$POOL/$long"
+expect_stderr_has "init with a 2003-byte prefix" "at most 256"
+expect_eq "$(rados -p "$POOL" ls | grep -c "^$long" || true)" 0 "the refused init made no object"
 finish
