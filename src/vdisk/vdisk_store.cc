@@ -3,6 +3,8 @@
 #include "vdisk/vdisk_store.h"
 
 #include <chrono>
+#include <random>
+#include <thread>
 
 #include "cairn/utf8.h"
 #include "util/clock.h"
@@ -75,8 +77,17 @@ Result<VdiskStore*> VdiskStore::TemplateStore(bool in_system) {
 Result<std::shared_ptr<VdiskLock>> VdiskStore::LockTemplate(const std::string& name,
                                                             bool in_system) {
   CAIRN_ASSIGN_OR_RETURN(VdiskStore * store, TemplateStore(in_system));
-  VdiskDescriptor d;
-  return store->LockForChange(name, d);
+  const auto give_up = std::chrono::steady_clock::now() + kTemplateLockWait;
+  std::mt19937 jitter(std::random_device{}());
+  for (;;) {
+    VdiskDescriptor d;
+    auto lock = store->LockForChange(name, d);
+    if (lock.ok() || lock.status().code() != Code::kBusy ||
+        std::chrono::steady_clock::now() >= give_up)
+      return lock;
+    // 50 to 250 ms apart, so that waiting clients do not retry in step.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + jitter() % 200));
+  }
 }
 
 Status VdiskStore::CheckNotOpen(const std::string& name) {

@@ -4,6 +4,7 @@
 // the system store's VdiskStore, opened read-only by the repository when first needed.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -118,8 +119,11 @@ class VdiskStore {
   // The store that holds a template: this one, or the system store when `in_system` (and this
   // is a user's store).
   Result<VdiskStore*> TemplateStore(bool in_system);
-  // LockForChange of template `name` in the store that holds it.
+  // LockForChange of template `name` in the store that holds it. A template's lock is held only
+  // for moments (a clone being made, an rm), so a busy one is tried again for up to
+  // kTemplateLockWait before Busy is returned: two clones of one template both succeed.
   Result<std::shared_ptr<VdiskLock>> LockTemplate(const std::string& name, bool in_system);
+  static constexpr std::chrono::seconds kTemplateLockWait{20};
   Status DropMap(const VdiskDescriptor& d);
   // Before snapshot `d`'s map is dropped: the groups it names that would then be at most half
   // referenced are cleaned in every writable vdisk of the store (of their block size, with

@@ -130,6 +130,25 @@ expect_error "user rm alice while her vdisk is served" cairn user rm "$REPO" ali
 expect_stderr_has "user rm alice while served" "in use"
 stop_server
 expect_ok "alice is still there" cairn --user alice get "$REPO" mine -o "$T/mine2"
+# Clones of one template made at once all succeed: each holds the template's lock for a moment,
+# and the others wait for it (the second failed at once with "in use").
+head -c $((1 << 20)) /dev/urandom >"$T/tpl.raw"
+expect_ok "import a template" cairn vdisk import "$REPO" tpl "$T/tpl.raw" --template
+pids=()
+for i in 1 2 3 4; do
+  "$CAIRN" vdisk clone "$REPO" tpl "clone$i" >"$T/clone$i.out" 2>"$T/clone$i.err" &
+  pids+=($!)
+done
+for i in 1 2 3 4; do
+  wait "${pids[$((i - 1))]}" || fail "clone $i of 4 made at once failed: $(cat "$T/clone$i.err")"
+done
+ok "4 clones of one template made at once all succeeded"
+for i in 1 2 3 4; do
+  expect_ok "export clone$i" cairn vdisk export "$REPO" "clone$i" "$T/clone.raw"
+  expect_same "$T/clone.raw" "$T/tpl.raw" "clone$i reads as the template"
+  expect_ok "rm clone$i" cairn vdisk rm "$REPO" "clone$i"
+done
+expect_ok "rm tpl" cairn vdisk rm "$REPO" tpl
 expect_ok "vdisk export" cairn vdisk export "$REPO" vd "$T/vd.out"
 expect_same "$T/vd.out" "$T/vd.model.new" "the exported vdisk matches the model"
 expect_check_clean "$REPO" "check --read-data after the vdisk" --read-data
@@ -166,8 +185,8 @@ grep -q '^cairn: error: .*no-such-pool' "$RUN_ERR" || fail "the error does not n
 ok "a missing pool is a clear error"
 # A prefix too long for RADOS object names is refused before anything is made (one of ~2,000
 # bytes made some objects, then failed).
-long=lp-$(head -c 2000 /dev/zero | tr '\0' x)
-expect_error "init with a 2003-byte prefix" cairn init "rados:$POOL/$long"
-expect_stderr_has "init with a 2003-byte prefix" "at most 256"
+long=lp-$$-$(head -c 2000 /dev/zero | tr '\0' x)
+expect_error "init with a 2,000-byte prefix" cairn init "rados:$POOL/$long"
+expect_stderr_has "init with a 2,000-byte prefix" "at most 256"
 expect_eq "$(rados -p "$POOL" ls | grep -c "^$long" || true)" 0 "the refused init made no object"
 finish
