@@ -201,6 +201,12 @@ int CmdConfig(const Globals& g, const ConfigArgs& a, const std::string& pw) {
   if (a.key.empty()) {
     auto text = admin::ShowConfig(a.repo, pw);
     if (!text.ok()) return Fail(text.status());
+    if (g.json) {  // one line, as every --json output (the file is indented)
+      json j = json::parse(*text, nullptr, false);
+      if (j.is_discarded()) return Fail(Status::Corruption("config.json is not JSON"));
+      PrintJson(j);
+      return 0;
+    }
     std::fputs(text->c_str(), stdout);
     return 0;
   }

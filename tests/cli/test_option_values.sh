@@ -85,6 +85,10 @@ expect_stderr_has "--block-size 3K" "a power of two from 512 to 64K"
 expect_rc 2 "vdisk import --block-size 0" cairn vdisk import "$R" sz "$T/s" --block-size 0
 expect_rc 2 "config reseal-after 5q" cairn config "$R" reseal-after 5q
 expect_rc 2 "config reseal-after without a VALUE" cairn config "$R" reseal-after
+# --json config is one line of JSON, as every --json output (it printed the indented file).
+expect_ok "--json config" cairn --json config "$R"
+expect_eq "$(wc -l <"$RUN_OUT")" 1 "--json config is one line"
+json_valid "$RUN_OUT" "--json config"
 expect_rc 2 "maintain --grace 100000w" cairn maintain "$R" --grace 100000w
 expect_stderr_has "maintain --grace 100000w" "more than the longest grace"
 expect_rc 2 "vdisk serve --nbd-threads 100000000" cairn vdisk serve "$R" --socket "$T/never.sock" --nbd-threads 100000000
