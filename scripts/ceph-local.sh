@@ -93,6 +93,11 @@ debug ms = 0
 paxos propose interval = 0.1
 osd fast shutdown notify mon = false
 ${EXTRA_CONF:-}
+[client]
+# No admin socket in client processes (cairn, rados, ceph): they all had one path, so every
+# client but the first printed "AdminSocket ... File exists", and any local process could talk
+# to (and, hanging up early, once SIGPIPE-kill) a running cairn through it.
+admin socket =
 EOF
   export CEPH_CONF=$D/ceph.conf
   step keyring; ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null

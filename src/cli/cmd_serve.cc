@@ -357,6 +357,7 @@ Status ExecNbdkit(std::vector<std::string>& args, const std::vector<Listener>& s
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   const char* nbdkit = std::getenv("CAIRN_NBDKIT");
+  ::signal(SIGPIPE, SIG_DFL);  // cairn ignores it; nbdkit sets its own
   ::execvp(nbdkit ? nbdkit : "nbdkit", argv.data());
   return Status::FromErrno(errno, "cannot run nbdkit (install the nbdkit package)");
 }

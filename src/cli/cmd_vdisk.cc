@@ -408,8 +408,7 @@ std::string ExportLeft(const ExportArgs& a, const ExportTarget& t, uint64_t stre
 int CmdExport(const Globals& g, const ExportArgs& a) {
   constexpr int kAttempts = 3;
   // A reader of the stream that goes away (`export - | head`) is an error to report, after
-  // which the pin and the store are closed, not a SIGPIPE that kills the export where it is.
-  ::signal(SIGPIPE, SIG_IGN);
+  // which the pin and the store are closed (main ignores SIGPIPE).
   auto target = OpenExportTarget(a.out);
   if (!target.ok()) return Fail(target.status());
   const ExportTarget& t = *target;

@@ -6,6 +6,7 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <new>
 #include <span>
@@ -42,6 +43,11 @@ int main(int argc, char** argv) {
   // Before anything opens a file: a closed stdin must not make the lock file fd 0 (and the
   // object's content), nor a closed stderr make error messages land in it.
   if (!GuardStandardDescriptors()) return 1;
+  // A write to a pipe or socket whose reader has gone is an error to report (EPIPE), never a
+  // SIGPIPE that kills the command where it is: `vdisk rm` died half-way (exit 141, the vdisk
+  // left incomplete) when a client of librados' admin socket in this process hung up early.
+  // Programs this one starts get the default back (put --stdin-from-command, nbdkit).
+  std::signal(SIGPIPE, SIG_IGN);
   // The pipelines allocate and free chunk-sized buffers (up to a few MiB) all the time; keep
   // them in the heap instead of a fresh mmap (and page faults) for each. Memory stays bounded by
   // the pipelines' in-flight limits.

@@ -228,5 +228,20 @@ if command -v nbdsh >/dev/null; then
   ok "the server logs a client's export name escaped"
 fi
 expect_ok "vdisk rm v1" cairn vdisk rm "$R" v1
+# --- a reader that goes away is an error (exit 1, "Broken pipe"), never a SIGPIPE that kills
+# cairn where it is (exit 141): a vdisk rm killed so, when a client of librados' admin socket
+# in the process hung up early, left the vdisk incomplete. Commands cairn starts get SIGPIPE's
+# default back.
+head -c $((4 << 20)) /dev/urandom >"$T/big"
+expect_ok "put big" cairn put "$R" big "$T/big"
+run bash -c "'$CAIRN' get '$R' big | head -c 10 >/dev/null; echo \${PIPESTATUS[0]}"
+expect_eq "$(cat "$RUN_OUT")" 1 "get into a pipe closed early exits 1, not 141"
+expect_stderr_has "get into a closed pipe" "Broken pipe"
+expect_ok "put --stdin-from-command reading its SigIgn" cairn put "$R" sigign --stdin-from-command -- grep SigIgn /proc/self/status
+run cairn get "$R" sigign
+mask=$(awk '{print $2}' "$RUN_OUT")
+expect_eq "$(((0x$mask >> 12) & 1))" 0 "the command cairn started does not ignore SIGPIPE (SigIgn $mask)"
+expect_ok "rm big sigign" cairn rm "$R" big
+expect_ok "rm sigign" cairn rm "$R" sigign
 expect_check_clean "$R" "check clean" --read-data
 finish
