@@ -243,11 +243,13 @@ Status VdiskStore::Snapshot(const std::string& name, const std::string& snapshot
 }
 
 Status VdiskStore::Clone(const std::string& tmpl, bool tmpl_in_system, const std::string& name) {
-  CAIRN_ASSIGN_OR_RETURN(auto t, ResolveTemplate(tmpl, tmpl_in_system));
+  // Size and block size 0: the template's, which Create reads once it holds the template's lock
+  // (read before it, a template that an rm had marked for a moment was refused as incomplete,
+  // though the rm was then refused and the template stayed).
   VdiskCreateOptions o;
   o.mode = VdiskMode::kSemideduped;
-  o.size = t.size;
-  o.block_size = t.block_size;
+  o.size = 0;
+  o.block_size = 0;
   o.template_name = tmpl;
   o.template_in_system = tmpl_in_system;
   return Create(name, o);

@@ -77,7 +77,7 @@ Result<VdiskStore*> VdiskStore::TemplateStore(bool in_system) {
 Result<std::shared_ptr<VdiskLock>> VdiskStore::LockTemplate(const std::string& name,
                                                             bool in_system) {
   CAIRN_ASSIGN_OR_RETURN(VdiskStore * store, TemplateStore(in_system));
-  const auto give_up = std::chrono::steady_clock::now() + kTemplateLockWait;
+  const auto give_up = std::chrono::steady_clock::now() + template_wait_;
   std::mt19937 jitter(std::random_device{}());
   for (;;) {
     VdiskDescriptor d;
@@ -141,12 +141,26 @@ Result<VdiskDescriptor> VdiskStore::ResolveTemplate(const std::string& name, boo
     return Status::Invalid("vdisk '" + name +
                            "' is not read-only: only a snapshot or an image "
                            "imported with --template can be a template");
-  if (d.flags & VdiskDescriptor::kIncomplete)
-    return Status::Invalid("vdisk '" + name + "' is incomplete and cannot be a template");
+  if (d.flags & VdiskDescriptor::kIncomplete)  // Busy: an rm under way may yet be refused
+    return Status::Busy("vdisk '" + name +
+                        "' is incomplete and cannot be a template (being removed, or an "
+                        "interrupted rm or snapshot: `cairn vdisk rm` finishes it)");
   return d;
 }
 
 Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) {
+  const auto give_up = std::chrono::steady_clock::now() + template_wait_;
+  std::mt19937 jitter(std::random_device{}());
+  for (;;) {
+    Status s = CreateOnce(name, o);
+    if (s.ok() || s.code() != Code::kBusy || o.template_name.empty() ||
+        std::chrono::steady_clock::now() >= give_up)
+      return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + jitter() % 200));
+  }
+}
+
+Status VdiskStore::CreateOnce(const std::string& name, const VdiskCreateOptions& o) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
   CAIRN_RETURN_IF_ERROR(ValidateVdiskName(name));
   VdiskDescriptor d;

@@ -58,7 +58,13 @@ class VdiskStore {
   void SetStepHookForTest(std::function<void(const std::string&)> fn) {
     step_hook_ = std::move(fn);
   }
+  // How long a busy template (its lock, or an rm under way) is waited for.
+  static constexpr std::chrono::seconds kTemplateLockWait{20};
+  // Test hook: how long a busy template is waited for instead.
+  void SetTemplateWaitForTest(std::chrono::milliseconds wait) { template_wait_ = wait; }
 
+  // A vdisk on a template whose rm is under way (the template marked for a moment; Busy) is
+  // tried again for up to kTemplateLockWait: the rm may be refused, and the template stay.
   Status Create(const std::string& name, const VdiskCreateOptions& o);
   // Opens a vdisk; refused (with a message naming it) when it is incomplete, read-only and
   // `writable` is asked, already open for writing in this process, or its bitmap or template
@@ -123,7 +129,7 @@ class VdiskStore {
   // for moments (a clone being made, an rm), so a busy one is tried again for up to
   // kTemplateLockWait before Busy is returned: two clones of one template both succeed.
   Result<std::shared_ptr<VdiskLock>> LockTemplate(const std::string& name, bool in_system);
-  static constexpr std::chrono::seconds kTemplateLockWait{20};
+  Status CreateOnce(const std::string& name, const VdiskCreateOptions& o);
   Status DropMap(const VdiskDescriptor& d);
   // Before snapshot `d`'s map is dropped: the groups it names that would then be at most half
   // referenced are cleaned in every writable vdisk of the store (of their block size, with
@@ -146,6 +152,7 @@ class VdiskStore {
   DependentsFn others_;
   LookupFn fresh_system_;
   LockFn locker_;
+  std::chrono::milliseconds template_wait_ = kTemplateLockWait;
   std::function<void(const std::string&)> step_hook_;
   std::mutex open_mu_;
   std::set<std::string> open_writable_;  // names open for writing in this process

@@ -539,19 +539,36 @@ TEST_P(VdiskTest, RemovingASystemTemplateWhileAUserClonesItLeavesNoOrphan) {
   ASSERT_TRUE(t.ok() && t->has_value());
   EXPECT_FALSE((*t)->flags & VdiskDescriptor::kIncomplete) << "a refused rm left T marked";
 
-  // A clone that starts after rm marked the template is refused; rm then finds 'c' and leaves
-  // the template as it was, so a later clone works.
+  // A clone that starts after rm marked the template, and does not wait, is refused (Busy);
+  // rm then finds 'c' and leaves the template as it was, so a later clone works.
   user_->vdisks->SetStepHookForTest({});
+  user_->vdisks->SetTemplateWaitForTest(std::chrono::milliseconds(0));
   once = true;
   system_->vdisks->SetStepHookForTest([&](const std::string& step) {
     if (step != "template-marked" || !std::exchange(once, false)) return;
     Status c2 = user_->vdisks->Clone("T", true, "c2");
-    EXPECT_FALSE(c2.ok());
+    EXPECT_EQ(c2.code(), Code::kBusy) << c2.message();
     EXPECT_NE(c2.message().find("incomplete"), std::string::npos) << c2.message();
   });
   EXPECT_EQ(system_->vdisks->Remove("T").code(), Code::kInvalidArgument);
   system_->vdisks->SetStepHookForTest({});
   EXPECT_FALSE(user_->vdisks->Lookup("c2")->has_value());
+  // One that waits (the default) is made once the refused rm has unmarked the template: such
+  // clones failed, though the template stayed (a fresh helper's race of 8 clones and an rm).
+  user_->vdisks->SetTemplateWaitForTest(VdiskStore::kTemplateLockWait);
+  std::thread waiting;
+  Status c4 = Status::IOError("not run");
+  once = true;
+  system_->vdisks->SetStepHookForTest([&](const std::string& step) {
+    if (step != "template-marked" || !std::exchange(once, false)) return;
+    waiting = std::thread([&] { c4 = user_->vdisks->Clone("T", true, "c4"); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it finds T marked
+  });
+  EXPECT_EQ(system_->vdisks->Remove("T").code(), Code::kInvalidArgument);
+  system_->vdisks->SetStepHookForTest({});
+  waiting.join();
+  EXPECT_TRUE(c4.ok()) << c4.message();
+  EXPECT_EQ(ReadAll(*Open(*user_, "c4", false)), image);
   ASSERT_TRUE(user_->vdisks->Clone("T", true, "c3").ok());
   EXPECT_EQ(ReadAll(*Open(*user_, "c3", false)), image);
   user_->ExpectClean("user: ");
