@@ -285,7 +285,15 @@ Status RadosStorageImpl::RemoveFile(std::string_view name) {
   auto [parent, leaf] = SplitName(name);
   CAIRN_ASSIGN_OR_RETURN(std::string parent_key, Resolve(parent));
   CAIRN_ASSIGN_OR_RETURN(auto e, Entry(parent_key, leaf));
-  if (!e) return Status::NotFound(Describe(name) + ": no such file");
+  if (!e) {
+    // An object without its entry: a Lock whose lock_exclusive (which makes the object) landed
+    // between another process's removal of that object and of its entry. Nothing lists it, so
+    // it goes now, or never.
+    int rc = conn_->io().remove(RadosChildObject(parent_key, leaf));
+    if (rc == 0) return Status::Ok();
+    if (rc != -ENOENT) return RadosError(rc, "removing " + Describe(name));
+    return Status::NotFound(Describe(name) + ": no such file");
+  }
   if (!e->empty() && (*e)[0] == kDirEntry)
     return Status::Invalid(Describe(name) + " is a directory");
   int rc = conn_->io().remove(RadosChildObject(parent_key, leaf));

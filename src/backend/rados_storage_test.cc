@@ -182,6 +182,24 @@ TEST_F(RadosStorageTest, EntryWithoutObjectAfterACrashReadsAsAbsent) {
   EXPECT_TRUE(Ls("").empty());
 }
 
+TEST_F(RadosStorageTest, RemoveFileDeletesAnObjectThatLostItsEntry) {
+  // A lock taken while another process removed the same file: its object outlived the entry
+  // (the helper's reading of vdisk lock retirement). RemoveFile still deletes it.
+  auto lock = st_->Lock("vdisk-x.lock", {{"cairn pid 1 on host-a"}, 60s});
+  ASSERT_TRUE(lock.ok()) << lock.status().ToString();
+  lock->reset();
+  librados::ObjectWriteOperation op;
+  op.omap_rm_keys({"vdisk-x.lock"});
+  ASSERT_EQ(conn_->io().operate(RadosDirObject(prefix_), &op), 0);
+  uint64_t size = 0;
+  time_t mtime = 0;
+  ASSERT_EQ(conn_->io().stat(RadosChildObject(prefix_, "vdisk-x.lock"), &size, &mtime), 0);
+  EXPECT_TRUE(Ls("").empty());
+  EXPECT_TRUE(st_->RemoveFile("vdisk-x.lock").ok());
+  EXPECT_EQ(conn_->io().stat(RadosChildObject(prefix_, "vdisk-x.lock"), &size, &mtime), -ENOENT);
+  EXPECT_EQ(st_->RemoveFile("vdisk-x.lock").code(), Code::kNotFound);
+}
+
 TEST_F(RadosStorageTest, LockIsExclusiveNamesItsOwnerAndIsReleased) {
   LockOptions a{{"cairn pid 1 on host-a"}, 60s};
   auto la = st_->Lock("lock", a);
