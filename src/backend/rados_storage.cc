@@ -4,6 +4,7 @@
 
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <map>
@@ -18,6 +19,9 @@ constexpr char kFileEntry = 'f';
 constexpr char kDirEntry = 'd';
 constexpr const char* kLockName = "cairn";
 constexpr const char* kOwnerXattr = "cairn.owner";
+// The cookie of the lock whose owner kOwnerXattr names: the owner is named only while that lock
+// is held (a lock taken by another client, rados lock get say, left a stale name).
+constexpr const char* kOwnerCookieXattr = "cairn.owner_cookie";
 constexpr size_t kPage = 1024;
 
 // The same rule as ValidateStorageName (storage.h), kept here so the RADOS storage builds on
@@ -483,19 +487,28 @@ Result<std::unique_ptr<StorageLock>> RadosStorageImpl::Lock(std::string_view nam
   int rc = conn_->io().lock_exclusive(obj, kLockName, cookie, desc,
                                       opts.lease.count() > 0 ? &tv : nullptr, 0);
   if (rc == -EBUSY || rc == -EEXIST) {
-    librados::bufferlist owner;
+    librados::bufferlist owner, owner_cookie;
     (void)conn_->io().getxattr(obj, kOwnerXattr, owner);
+    (void)conn_->io().getxattr(obj, kOwnerCookieXattr, owner_cookie);
     int exclusive = 0;
     std::string tag;
     std::list<librados::locker_t> lockers;
     (void)conn_->io().list_lockers(obj, kLockName, &exclusive, &tag, &lockers);
-    std::string who = owner.length() ? owner.to_str() : std::string("another client");
+    bool named = owner.length() > 0;
+    if (named && owner_cookie.length() > 0)
+      named = std::any_of(lockers.begin(), lockers.end(), [&](const librados::locker_t& l) {
+        return l.cookie == owner_cookie.to_str();
+      });
+    std::string who = named ? owner.to_str() : std::string("another client");
     for (const auto& l : lockers) who += " (" + l.client + " at " + l.address + ")";
     return Status::Busy(Describe(name) + " is locked by " + who);
   }
   if (rc < 0) return RadosError(rc, "locking " + Describe(name));
   librados::bufferlist owner = RadosBytes(desc);  // "pid N on host H since T" (storage.h)
-  rc = conn_->io().setxattr(obj, kOwnerXattr, owner);
+  librados::ObjectWriteOperation named;
+  named.setxattr(kOwnerXattr, owner);
+  named.setxattr(kOwnerCookieXattr, RadosBytes(cookie));
+  rc = conn_->io().operate(obj, &named);
   if (rc < 0) {
     (void)conn_->io().unlock(obj, kLockName, cookie);
     return RadosError(rc, "recording the owner of " + Describe(name));

@@ -200,6 +200,21 @@ TEST_F(RadosStorageTest, RemoveFileDeletesAnObjectThatLostItsEntry) {
   EXPECT_EQ(st_->RemoveFile("vdisk-x.lock").code(), Code::kNotFound);
 }
 
+TEST_F(RadosStorageTest, ALockTakenByAnotherClientDoesNotNameTheLastCairnHolder) {
+  auto la = st_->Lock("lock", {{"cairn pid 1 on host-a"}, 60s});
+  ASSERT_TRUE(la.ok()) << la.status().ToString();
+  la->reset();  // released; its owner stays recorded on the object
+  timeval tv{60, 0};
+  ASSERT_EQ(conn_->io().lock_exclusive(RadosChildObject(prefix_, "lock"), "cairn", "not-cairn",
+                                       "rados lock get", &tv, 0),
+            0);
+  auto lb = st_->Lock("lock", {{"cairn pid 2 on host-b"}, 60s});
+  ASSERT_EQ(lb.status().code(), Code::kBusy);
+  EXPECT_EQ(lb.status().message().find("cairn pid 1"), std::string::npos) << lb.status().message();
+  EXPECT_NE(lb.status().message().find("another client"), std::string::npos)
+      << lb.status().message();
+}
+
 TEST_F(RadosStorageTest, LockIsExclusiveNamesItsOwnerAndIsReleased) {
   LockOptions a{{"cairn pid 1 on host-a"}, 60s};
   auto la = st_->Lock("lock", a);
