@@ -77,17 +77,8 @@ Result<VdiskStore*> VdiskStore::TemplateStore(bool in_system) {
 Result<std::shared_ptr<VdiskLock>> VdiskStore::LockTemplate(const std::string& name,
                                                             bool in_system) {
   CAIRN_ASSIGN_OR_RETURN(VdiskStore * store, TemplateStore(in_system));
-  const auto give_up = std::chrono::steady_clock::now() + template_wait_;
-  std::mt19937 jitter(std::random_device{}());
-  for (;;) {
-    VdiskDescriptor d;
-    auto lock = store->LockForChange(name, d);
-    if (lock.ok() || lock.status().code() != Code::kBusy ||
-        std::chrono::steady_clock::now() >= give_up)
-      return lock;
-    // 50 to 250 ms apart, so that waiting clients do not retry in step.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + jitter() % 200));
-  }
+  VdiskDescriptor d;
+  return store->LockForChange(name, d);
 }
 
 Status VdiskStore::CheckNotOpen(const std::string& name) {
@@ -156,6 +147,7 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
     if (s.ok() || s.code() != Code::kBusy || o.template_name.empty() ||
         std::chrono::steady_clock::now() >= give_up)
       return s;
+    // 50 to 250 ms apart, so that waiting clients do not retry in step.
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + jitter() % 200));
   }
 }
@@ -230,9 +222,12 @@ Status VdiskStore::ConfirmSystemTemplate(const std::string& name, const Template
   if (why.ok()) return Status::Ok();
   CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
   Status undo = DeleteDescriptor(d);  // a new vdisk: no block map yet
-  if (!undo.ok())
-    return why.WithContext("vdisk '" + name + "' (created, and not removed again: " +
-                           undo.message() + "; remove it with `cairn vdisk rm`)");
+  if (!undo.ok())  // not Busy, which Create would try again, hiding this message behind "exists"
+    return Status::IOError(why.WithContext("vdisk '" + name +
+                                           "' (created, and not removed "
+                                           "again: " +
+                                           undo.message() + "; remove it with `cairn vdisk rm`)")
+                               .message());
   return why.WithContext("vdisk '" + name + "' was not created");
 }
 

@@ -63,8 +63,9 @@ class VdiskStore {
   // Test hook: how long a busy template is waited for instead.
   void SetTemplateWaitForTest(std::chrono::milliseconds wait) { template_wait_ = wait; }
 
-  // A vdisk on a template whose rm is under way (the template marked for a moment; Busy) is
-  // tried again for up to kTemplateLockWait: the rm may be refused, and the template stay.
+  // A vdisk on a template that is busy for a moment (its lock held by another clone or an rm,
+  // or marked by an rm under way, which may yet be refused) is tried again every 50-250 ms for
+  // up to kTemplateLockWait: clones of one template made at once all succeed.
   Status Create(const std::string& name, const VdiskCreateOptions& o);
   // Opens a vdisk; refused (with a message naming it) when it is incomplete, read-only and
   // `writable` is asked, already open for writing in this process, or its bitmap or template
@@ -125,9 +126,8 @@ class VdiskStore {
   // The store that holds a template: this one, or the system store when `in_system` (and this
   // is a user's store).
   Result<VdiskStore*> TemplateStore(bool in_system);
-  // LockForChange of template `name` in the store that holds it. A template's lock is held only
-  // for moments (a clone being made, an rm), so a busy one is tried again for up to
-  // kTemplateLockWait before Busy is returned: two clones of one template both succeed.
+  // LockForChange of template `name` in the store that holds it (Busy while another process
+  // holds it: Create waits).
   Result<std::shared_ptr<VdiskLock>> LockTemplate(const std::string& name, bool in_system);
   Status CreateOnce(const std::string& name, const VdiskCreateOptions& o);
   Status DropMap(const VdiskDescriptor& d);
