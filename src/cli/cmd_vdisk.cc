@@ -124,10 +124,9 @@ int Done(const Globals& g, Repository& repo, const std::string& name, const std:
   return 0;
 }
 
-// " (N bytes: rounded up to whole B-byte blocks)" when vdisk `name` is not `asked` bytes long
-// (a size is rounded up to whole blocks), else "".
-Result<std::string> RoundingNote(Repository& repo, const std::string& name, uint64_t asked) {
-  CAIRN_ASSIGN_OR_RETURN(auto info, repo.VdiskStat(name, false));
+// " (N bytes: rounded up to whole B-byte blocks)" when the vdisk `info` describes is not
+// `asked` bytes long (a size is rounded up to whole blocks), else "".
+std::string RoundingNote(const VdiskInfo& info, uint64_t asked) {
   if (asked == 0 || info.size == asked) return std::string();
   return " (" + std::to_string(info.size) + " bytes: rounded up to whole " +
          std::to_string(info.block_size) + "-byte blocks)";
@@ -140,10 +139,11 @@ int CmdCreate(const Globals& g, const CreateArgs& a) {
   if (!repo.ok()) return Fail(repo.status());
   Status s = (*repo)->CreateVdisk(a.name, *o);
   if (!s.ok()) return Fail(s);
-  auto note = RoundingNote(**repo, a.name, o->size);
-  if (!note.ok()) return Fail(note.status());
+  auto info = (*repo)->VdiskStat(a.name, false);
+  if (!info.ok()) return Fail(info.status());
   return Done(g, **repo, a.name,
-              "created vdisk " + a.name + " (" + std::string(VdiskModeName(o->mode)) + ")" + *note);
+              "created vdisk " + a.name + " (" + std::string(VdiskModeName(o->mode)) + ")" +
+                  RoundingNote(*info, o->size));
 }
 
 RunFn DefineCreate(CLI::App& cmd, Context& ctx) {
@@ -553,10 +553,9 @@ int CmdResize(const Globals& g, const ResizeArgs& a) {
   // The size it has now: a size that is not a whole number of blocks is rounded up.
   auto info = (*repo)->VdiskStat(a.name, false);
   if (!info.ok()) return Fail(info.status());
-  auto note = RoundingNote(**repo, a.name, *size);
-  if (!note.ok()) return Fail(note.status());
-  return Done(g, **repo, a.name,
-              "resized vdisk " + a.name + " to " + HumanBytes(info->size) + *note);
+  return Done(
+      g, **repo, a.name,
+      "resized vdisk " + a.name + " to " + HumanBytes(info->size) + RoundingNote(*info, *size));
 }
 
 RunFn DefineResize(CLI::App& cmd, Context& ctx) {

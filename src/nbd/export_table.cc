@@ -132,9 +132,11 @@ Result<std::vector<VdiskInfo>> ExportTable::Served() {
   std::lock_guard lk(mu_);
   if (!repo_) return Status::Invalid("the repository is not open");
   CAIRN_ASSIGN_OR_RETURN(auto all, repo_->ListVdisks());
-  // An interrupted snapshot or rm cannot be opened: not offered (a named one is refused).
-  if (cfg_.vdisks.empty()) std::erase_if(all, [](const VdiskInfo& i) { return i.incomplete; });
-  if (cfg_.vdisks.empty()) return all;
+  if (cfg_.vdisks.empty()) {
+    // An interrupted snapshot or rm cannot be opened: not offered (a named one is refused).
+    std::erase_if(all, [](const VdiskInfo& i) { return i.incomplete; });
+    return all;
+  }
   std::vector<VdiskInfo> out;
   for (const auto& name : cfg_.vdisks) {
     auto it = std::find_if(all.begin(), all.end(), [&](const auto& i) { return i.name == name; });
