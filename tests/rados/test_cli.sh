@@ -8,13 +8,8 @@
 #   bash tests/rados/test_cli.sh /abs/path/to/cairn
 source "$(dirname "$0")/../cli/lib.sh" "$@"
 source "$(dirname "$0")/../cli/vdisk_lib.sh"
-if [[ -z ${CEPH_CONF:-} ]]; then
-  skip "CEPH_CONF is not set: no Ceph cluster (ctest -L rados or tests/rados/run.sh start one)"
-  finish
-  exit 0
-fi
-POOL=${CAIRN_RADOS_POOL:-cairn}
-REPO=rados:$POOL/cli-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+source "$(dirname "$0")/rados_lib.sh"
+REPO=$(fresh_repo cli)
 note "repository $REPO"
 
 expect_ok "init" cairn init "$REPO" --min-chunk 16K --avg-chunk 64K --max-chunk 256K

@@ -10,14 +10,9 @@
 #   bash tests/rados/test_lease.sh /abs/path/to/cairn
 source "$(dirname "$0")/../cli/lib.sh" "$@"
 source "$(dirname "$0")/../cli/vdisk_lib.sh"
-if [[ -z ${CEPH_CONF:-} ]]; then
-  skip "CEPH_CONF is not set: no Ceph cluster (ctest -L rados or tests/rados/run.sh start one)"
-  finish
-  exit 0
-fi
+source "$(dirname "$0")/rados_lib.sh"
 need_nbd_tools
-POOL=${CAIRN_RADOS_POOL:-cairn}
-REPO=rados:$POOL/lease-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+REPO=$(fresh_repo lease)
 note "repository $REPO"
 expect_ok "init" cairn init "$REPO"
 expect_ok "vdisk create d" cairn vdisk create "$REPO" d --size 16M --mode nondeduped
