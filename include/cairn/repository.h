@@ -6,10 +6,12 @@
 // request and result types: cairn/types.h.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -95,5 +97,10 @@ class Repository {
 // Errors: Invalid for version 0 or a version beyond 2^64-1. Put refuses names ending in '@' and
 // digits, so a reference never reaches another object than the one it names.
 Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std::string& ref);
+
+// The time a Ceph call of a rados: repository may go unanswered (`cairn --ceph-timeout`,
+// $CAIRN_CEPH_TIMEOUT): whole seconds, 1 to 86400 (a day). InvalidArgument ("'X' is not a whole
+// number of seconds from 1 to 86400") otherwise.
+Result<std::chrono::seconds> ParseCephTimeout(std::string_view text);
 
 }  // namespace cairn

@@ -32,6 +32,10 @@ inline constexpr uint64_t kMaxVdiskSize = uint64_t{1} << 50;
 // The most blocks of a semi-deduped vdisk: its bitmap (one bit per block) is kept in memory
 // while it is open, 512 MiB at this many blocks (16 TiB at 4 KiB blocks).
 inline constexpr uint64_t kMaxSemidedupedBlocks = uint64_t{1} << 32;
+// Whether `size` (bytes, before rounding to whole blocks) may be a vdisk's size: 1 byte to
+// kMaxVdiskSize. InvalidArgument ("a vdisk size is at least 1 byte" / "N bytes is more than the
+// largest vdisk, 1 PiB (M bytes)") otherwise.
+Status CheckVdiskSize(uint64_t size);
 
 struct VdiskCreateOptions {
   VdiskMode mode = VdiskMode::kDeduped;

@@ -4,15 +4,28 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+
+#include "cairn/repository.h"
 
 #ifdef CAIRN_HAVE_RADOS
 #include "backend/rados_storage.h"
 #endif
 
 namespace cairn {
+
+Result<std::chrono::seconds> ParseCephTimeout(std::string_view text) {
+  int64_t secs = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), secs);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || secs < 1 ||
+      secs > 86400)
+    return Status::Invalid("'" + std::string(text) +
+                           "' is not a whole number of seconds from 1 to 86400");
+  return std::chrono::seconds(secs);
+}
 
 Status ValidateStorageName(std::string_view name) {
   auto bad = [&](const char* why) {
@@ -88,12 +101,9 @@ Result<std::unique_ptr<Storage>> OpenRados(const std::string& location, bool cre
   RadosStorageOptions opts;
   // $CAIRN_CEPH_TIMEOUT (whole seconds, `cairn --ceph-timeout`) bounds every cluster call.
   if (const char* t = std::getenv("CAIRN_CEPH_TIMEOUT"); t && *t) {
-    char* end = nullptr;
-    long secs = std::strtol(t, &end, 10);
-    if (*end != '\0' || secs <= 0 || secs > 86400)
-      return Status::Invalid("bad Ceph timeout '" + std::string(t) +
-                             "' (CAIRN_CEPH_TIMEOUT: whole seconds, 1-86400)");
-    opts.rados.timeout = std::chrono::seconds(secs);
+    auto secs = ParseCephTimeout(t);
+    if (!secs.ok()) return secs.status().WithContext("CAIRN_CEPH_TIMEOUT");
+    opts.rados.timeout = *secs;
   }
   CAIRN_ASSIGN_OR_RETURN(auto storage, OpenRadosStorage(pool, prefix, opts));
   CAIRN_ASSIGN_OR_RETURN(auto entries, storage->List(""));

@@ -78,11 +78,7 @@ Result<uint32_t> ParseBlockSize(const std::string& s) {
 // A vdisk size (--size, resize SIZE): 1 byte to 1 PiB; rounded up to whole blocks later.
 Result<uint64_t> ParseVdiskSize(const std::string& s) {
   CAIRN_ASSIGN_OR_RETURN(uint64_t v, ParseSize(s));
-  if (v == 0) return Status::Invalid("a vdisk size is at least 1 byte, not '" + s + "'");
-  if (v > kMaxVdiskSize)
-    return Status::Invalid("'" + s + "' is " + std::to_string(v) +
-                           " bytes, more than the largest vdisk, 1 PiB (" +
-                           std::to_string(kMaxVdiskSize) + " bytes)");
+  CAIRN_RETURN_IF_ERROR(CheckVdiskSize(v).WithContext("'" + s + "'"));
   return v;
 }
 

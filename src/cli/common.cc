@@ -92,15 +92,7 @@ void AddGlobalFlags(CLI::App& app, Globals& g) {
          [](const std::string& t) { ::setenv("CAIRN_CEPH_TIMEOUT", t.c_str(), 1); },
          "seconds after which a Ceph call that gets no answer fails, 1 to 86400 (default: "
          "$CAIRN_CEPH_TIMEOUT, else 30)")
-      ->check(CLI::Validator(
-          [](std::string& t) -> std::string {
-            int64_t s = 0;
-            auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), s);
-            if (t.empty() || ec != std::errc() || p != t.data() + t.size() || s < 1 || s > 86400)
-              return "'" + t + "' is not a whole number of seconds from 1 to 86400";
-            return "";
-          },
-          "", "seconds"));
+      ->check(ValueCheck("seconds", ParseCephTimeout));
 }
 
 namespace {

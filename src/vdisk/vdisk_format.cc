@@ -62,13 +62,17 @@ Status CheckDescriptor(const VdiskDescriptor& d, const std::string& where) {
 
 }  // namespace
 
+Status CheckVdiskSize(uint64_t size) {
+  if (size == 0) return Status::Invalid("a vdisk size is at least 1 byte");
+  if (size > kMaxVdiskSize)
+    return Status::Invalid(std::to_string(size) + " bytes is more than the largest vdisk, 1 PiB (" +
+                           std::to_string(kMaxVdiskSize) + " bytes)");
+  return Status::Ok();
+}
+
 Result<uint64_t> WholeBlocksSize(uint64_t size, uint32_t block_size, VdiskMode mode,
                                  const std::string& what) {
-  if (size == 0) return Status::Invalid(what + ": a vdisk needs a size of at least one byte");
-  if (size > kMaxVdiskSize)
-    return Status::Invalid(what + ": " + std::to_string(size) +
-                           " bytes is more than the largest vdisk, 1 PiB (" +
-                           std::to_string(kMaxVdiskSize) + " bytes)");
+  CAIRN_RETURN_IF_ERROR(CheckVdiskSize(size).WithContext(what));
   const uint64_t blocks = (size + block_size - 1) / block_size;
   if (mode == VdiskMode::kSemideduped && blocks > kMaxSemidedupedBlocks)
     return Status::Invalid(what + ": " + std::to_string(size) + " bytes is " +

@@ -119,7 +119,7 @@ for v in c1k tpl1k fromstdin; do expect_ok "vdisk rm $v" cairn vdisk rm "$R" "$v
 expect_rc 2 "vdisk create --size 2^64-1" cairn vdisk create "$R" sz --size 18446744073709551615 --mode deduped
 expect_stderr_has "--size 2^64-1" "more than the largest vdisk, 1 PiB"
 expect_rc 2 "vdisk create --size 2P" cairn vdisk create "$R" sz --size 2P --mode deduped
-expect_stderr_has "--size 2P" "2251799813685248 bytes, more than the largest vdisk"
+expect_stderr_has "--size 2P" "2251799813685248 bytes is more than the largest vdisk"
 run env CAIRN_PASSWORD= "$CAIRN" vdisk create "$R" sz --size 2P --mode deduped </dev/null
 expect_eq "$RC" 2 "--size 2P is refused before the password is needed"
 expect_rc 2 "vdisk create --size 0" cairn vdisk create "$R" sz --size 0 --mode deduped
