@@ -28,6 +28,13 @@ class Repository {
   virtual ~Repository() = default;
 
   static Status Init(const std::string& path, const InitOptions& opts);
+  // What Init checks of `opts` for a repository at `path` before anything else, so that a caller
+  // can refuse bad options before it asks for a password: the chunk sizes (FastCDC: 64 <= min <=
+  // avg <= max <= 64M, avg a power of two of at least 256), the segment size (1M to 64G), a
+  // re-seal policy only with encryption, and index shards only for a rados: path, a power of
+  // two from 1 to 65536. InvalidArgument naming the values otherwise. (Init also needs a
+  // password for an encrypted repository.)
+  static Status CheckInitOptions(const std::string& path, const InitOptions& opts);
   static Result<std::unique_ptr<Repository>> Open(const std::string& path, const OpenOptions& opts);
   // Whether the repository at `path` is encrypted (so opening it needs a password).
   static Result<bool> Encrypted(const std::string& path);

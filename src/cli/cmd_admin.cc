@@ -23,7 +23,7 @@ struct RepoNameArgs {
 
 struct InitArgs {
   std::string repo;
-  std::string avg = "1M", min = "256K", max = "4M";
+  std::string avg = "1M", min, max;  // min and max: from avg when not given
   std::string hash = "blake3", compression = "zstd:3", segment_size = "1G";
   std::string encryption = "aes-256-gcm", reseal_after;
   uint32_t index_shards = 0;
@@ -47,8 +47,14 @@ Result<uint32_t> ShardsForSize(const std::string& size, uint32_t avg_chunk) {
 // The options of `init` from its flags (everything but the password).
 Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
   InitOptions o;
-  auto avg = ParseSize(a.avg), min = ParseSize(a.min), max = ParseSize(a.max);
-  for (auto* r : {&avg, &min, &max})
+  // As in casync and FastCDC's paper, the minimum is a quarter of the average and the maximum
+  // four times it (at most 64M), unless given: --avg-chunk 64K alone is 16K/64K/256K.
+  auto avg = ParseSize(a.avg);
+  if (!avg.ok()) return avg.status();
+  auto min = a.min.empty() ? Result<uint64_t>(*avg / 4) : ParseSize(a.min);
+  auto max =
+      a.max.empty() ? Result<uint64_t>(std::min<uint64_t>(*avg * 4, 64u << 20)) : ParseSize(a.max);
+  for (auto* r : {&min, &max})
     if (!r->ok()) return r->status();
   if (*avg > UINT32_MAX || *min > UINT32_MAX || *max > UINT32_MAX)
     return Status::Invalid("chunk sizes must be below 4G");
@@ -68,14 +74,21 @@ Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
   if (!a.expected_size.empty()) {
     if (a.index_shards != 0)
       return Status::Invalid("give --index-shards or --expected-size, not both");
+    if (!a.repo.starts_with("rados:"))
+      return Status::Invalid("--expected-size applies to a rados: repository only (a local " +
+                             std::string("store's index is RocksDB)"));
     CAIRN_ASSIGN_OR_RETURN(o.index_shards, ShardsForSize(a.expected_size, o.avg_chunk));
   }
   return o;
 }
 
 int CmdInit(const Globals& g, const InitArgs& a) {
+  // Options that cannot make a repository are usage errors, refused before the password is
+  // asked for.
   auto o = InitOptionsFrom(a);
-  if (!o.ok()) return Fail(o.status());
+  if (!o.ok()) return UsageError(o.status().message());
+  if (Status bad = Repository::CheckInitOptions(a.repo, *o); !bad.ok())
+    return UsageError(bad.message());
   const bool encrypted = o->encryption != Encryption::kNone;
   if (encrypted) {
     auto pw =
@@ -99,9 +112,9 @@ RunFn DefineInit(CLI::App& cmd, Context& ctx) {
   cmd.add_option("REPO", a->repo, "repository directory")->required();
   cmd.add_option("--avg-chunk", a->avg, "average chunk size (default 1M)")
       ->check(ValueCheck("SIZE", ParseSize));
-  cmd.add_option("--min-chunk", a->min, "minimum chunk size (default 256K)")
+  cmd.add_option("--min-chunk", a->min, "minimum chunk size (default a quarter of the average)")
       ->check(ValueCheck("SIZE", ParseSize));
-  cmd.add_option("--max-chunk", a->max, "maximum chunk size (default 4M)")
+  cmd.add_option("--max-chunk", a->max, "maximum chunk size (default 4 x the average, at most 64M)")
       ->check(ValueCheck("SIZE", ParseSize));
   cmd.add_option("--hash", a->hash, "chunk hash: blake3 (default) or sha256");
   cmd.add_option("--compression", a->compression, "zstd:LEVEL (default zstd:3) or none");

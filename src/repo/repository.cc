@@ -34,17 +34,27 @@ Result<std::unique_ptr<Storage>> StorageForInit(const std::string& path) {
   return std::move(*old);
 }
 
+// The options of a new repository that do not depend on where it is (CheckInitOptions).
+Status CheckConfigOptions(const InitOptions& opts) {
+  const ChunkerParams chunker{opts.min_chunk, opts.avg_chunk, opts.max_chunk};
+  CAIRN_RETURN_IF_ERROR(chunker.Validate());
+  if (opts.segment_size < (1u << 20) || opts.segment_size > (64ull << 30))
+    return Status::Invalid("segment size must be between 1M and 64G, not " +
+                           std::to_string(opts.segment_size) + " bytes");
+  if (opts.encryption == Encryption::kNone && opts.reseal_after)
+    return Status::Invalid("a re-seal policy needs an encrypted repository");
+  return Status::Ok();
+}
+
 // The config of a new repository from the init options (checked).
 Result<RepoConfig> NewConfig(const InitOptions& opts) {
+  CAIRN_RETURN_IF_ERROR(CheckConfigOptions(opts));
   RepoConfig cfg;
   cfg.chunker = {opts.min_chunk, opts.avg_chunk, opts.max_chunk};
-  CAIRN_RETURN_IF_ERROR(cfg.chunker.Validate());
   // config.json records the algorithms by name; an enum value out of range fails here.
   CAIRN_ASSIGN_OR_RETURN(cfg.hash, ParseHashAlgo(FormatHashAlgorithm(opts.hash)));
   CAIRN_ASSIGN_OR_RETURN(cfg.compression,
                          CompressionSpec::Parse(FormatCompression(opts.compression)));
-  if (opts.segment_size < (1u << 20) || opts.segment_size > (64ull << 30))
-    return Status::Invalid("segment size must be between 1M and 64G");
   cfg.segment_size = opts.segment_size;
   CAIRN_ASSIGN_OR_RETURN(Encryption enc, ParseEncryption(FormatEncryption(opts.encryption)));
   cfg.encryption = std::string(FormatEncryption(enc));
@@ -52,10 +62,7 @@ Result<RepoConfig> NewConfig(const InitOptions& opts) {
     return Status::Invalid(
         "an encrypted repository needs a password (set CAIRN_PASSWORD, use "
         "--password-file, run on a terminal, or choose --encryption none)");
-  if (!cfg.encrypted() && opts.reseal_after)
-    return Status::Invalid("a re-seal policy needs an encrypted repository");
   cfg.reseal_after = opts.reseal_after;
-  if (opts.index_shards != 0) CAIRN_RETURN_IF_ERROR(CheckIndexShards(opts.index_shards, "init"));
   Digest rnd;
   if (RAND_bytes(rnd.bytes.data(), rnd.bytes.size()) != 1)
     return Status::IOError("no randomness for the repository id");
@@ -68,6 +75,7 @@ Result<RepoConfig> NewConfig(const InitOptions& opts) {
 // default); a local one has none to choose (RocksDB indexes).
 Status SetIndexShards(bool rados, const std::string& where, const InitOptions& opts,
                       RepoConfig& cfg) {
+  if (opts.index_shards != 0) CAIRN_RETURN_IF_ERROR(CheckIndexShards(opts.index_shards, "init"));
   if (!rados) {
     if (opts.index_shards == 0) return Status::Ok();
     return Status::Invalid(where + ": index shards apply to a rados: repository only (a local " +
@@ -99,6 +107,12 @@ Status InitOn(Storage& storage, RepoConfig cfg, const std::string& password) {
 }
 
 }  // namespace
+
+Status Repository::CheckInitOptions(const std::string& path, const InitOptions& opts) {
+  CAIRN_RETURN_IF_ERROR(CheckConfigOptions(opts));
+  RepoConfig scratch;
+  return SetIndexShards(path.starts_with("rados:"), path, opts, scratch);
+}
 
 // The init marker (kInitMarker) is written first and removed last: a location holding it and no
 // config.json is what an interrupted init left, and the next init may clear it.

@@ -71,6 +71,34 @@ expect_absent "$T/never" "the refused init made no directory"
 expect_rc 2 "init --segment-size 1.5G" cairn init "$T/never" --segment-size 1.5G
 expect_rc 2 "init --expected-size x" cairn init "$T/never" --expected-size x
 expect_rc 2 "init --reseal-after 3y" cairn init "$T/never" --reseal-after 3y
+# Values that parse but cannot make a repository are usage errors too, refused before the
+# password is asked for (they were exit 1, after the prompt), and name the values.
+init_refused() { # DESC EXPECTED-TEXT INIT-ARGS...
+  local desc=$1 text=$2
+  shift 2
+  run env CAIRN_PASSWORD= "$CAIRN" init "$T/never" "$@" </dev/null
+  expect_eq "$RC" 2 "init with $desc is a usage error before the password"
+  expect_stderr_has "init with $desc" "$text"
+  expect_absent "$T/never" "init with $desc made nothing"
+}
+init_refused "min > avg" "not min 2097152, avg 1048576, max 4194304" --min-chunk 2M --avg-chunk 1M
+init_refused "an average past 64M" "average chunk size is at most 64M" --avg-chunk 128M
+init_refused "a 1K segment size" "between 1M and 64G, not 1024 bytes" --segment-size 1K
+init_refused "index shards on a local path" "rados: repository only" --index-shards 16
+init_refused "an expected size on a local path" "--expected-size applies to a rados:" --expected-size 1P
+init_refused "index shards not a power of two" "power of two" --index-shards 300
+init_refused "a re-seal policy unencrypted" "needs an encrypted" --encryption none --reseal-after 1d
+init_refused "both shards and an expected size" "not both" --index-shards 16 --expected-size 1T
+# The minimum and maximum chunk sizes follow --avg-chunk unless given (a quarter of it and four
+# times it, as in casync): --avg-chunk 64K alone used to fail "64 <= min <= avg <= max".
+expect_ok "init --avg-chunk 64K alone" cairn init "$T/avg64k" --avg-chunk 64K
+run cairn --json config "$T/avg64k"
+expect_eq "$(json_get "$RUN_OUT" '[j["chunker"][k] for k in ("min", "avg", "max")]')" \
+  "[16384, 65536, 262144]" "--avg-chunk 64K makes 16K/64K/256K chunks"
+expect_ok "init --avg-chunk 32M --min-chunk 1M" cairn init "$T/avg32m" --avg-chunk 32M --min-chunk 1M
+run cairn --json config "$T/avg32m"
+expect_eq "$(json_get "$RUN_OUT" '[j["chunker"][k] for k in ("min", "avg", "max")]')" \
+  "[1048576, 33554432, 67108864]" "--avg-chunk 32M: the maximum stops at 64M"
 expect_rc 2 "maintain --max-bytes -1" cairn maintain "$R" --max-bytes -1
 expect_rc 2 "maintain --grace 1s" cairn maintain "$R" --grace 1s
 expect_stderr_has "maintain --grace 1s" "--grace" "below the floor of 5m"
