@@ -364,10 +364,26 @@ Status VdiskStore::ForEachDescriptor(
   return Status::Ok();
 }
 
+Result<VdiskInfo> VdiskStore::InfoOf(const VdiskDescriptor& d) {
+  VdiskInfo info = ToInfo(d);
+  if (!info.incomplete) return info;
+  // An interrupted snapshot, rm or flatten: the descriptor's count is its source's, or what the
+  // vdisk had before the rm; what its map holds now is counted.
+  BlockMap map(ctx_.index, ctx_.rows, d.id, d.name, 16);
+  info.blocks_written = 0;
+  CAIRN_RETURN_IF_ERROR(map.ForEachStoredPage([&](uint64_t, const BlockMapPage& p) {
+    for (size_t i = 0; i < kPageBlocks; i++) info.blocks_written += p.Get(i) ? 1 : 0;
+    return Status::Ok();
+  }));
+  return info;
+}
+
 Result<std::vector<VdiskInfo>> VdiskStore::List() {
   std::vector<VdiskInfo> out;
   CAIRN_RETURN_IF_ERROR(ForEachDescriptor([&](const std::string&, VdiskDescriptor d) {
-    out.push_back(ToInfo(d));
+    // A map that does not read (check reports it) leaves the descriptor's count: ls still lists.
+    auto info = InfoOf(d);
+    out.push_back(info.ok() ? std::move(*info) : ToInfo(d));
     return Status::Ok();
   }));
   std::sort(out.begin(), out.end(),
@@ -386,7 +402,7 @@ uint64_t VdiskStore::Count() {
 
 Result<VdiskInfo> VdiskStore::Info(const std::string& name, bool stored_bytes) {
   CAIRN_ASSIGN_OR_RETURN(auto d, Require(name));
-  VdiskInfo info = ToInfo(d);
+  CAIRN_ASSIGN_OR_RETURN(VdiskInfo info, InfoOf(d));
   if (d.mode == VdiskMode::kSemideduped) {
     CAIRN_ASSIGN_OR_RETURN(auto bm, VdiskBitmap::Load(*ctx_.rows, *ctx_.index, d));
     info.bitmap_bits_set = bm->CountSet();

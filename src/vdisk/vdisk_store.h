@@ -140,6 +140,8 @@ class VdiskStore {
   Status CopyMap(const VdiskDescriptor& from, const VdiskDescriptor& to);
   Status CheckOne(const VdiskDescriptor& d, ChunkExpectations& expect, CheckReport& rep);
   VdiskInfo ToInfo(const VdiskDescriptor& d) const;
+  // ToInfo, and for an incomplete vdisk the blocks its map holds now (a walk of its map).
+  Result<VdiskInfo> InfoOf(const VdiskDescriptor& d);
   Status ForEachDescriptor(const std::function<Status(const std::string&, VdiskDescriptor)>& fn,
                            CheckReport* rep = nullptr);
 

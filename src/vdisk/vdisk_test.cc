@@ -364,6 +364,8 @@ TEST_P(VdiskTest, DedupedVdisksShareChunksAndSnapshotsShareEveryBlock) {
     auto during = user_->vdisks->Info("a@1", false);
     ASSERT_TRUE(during.ok()) << during.status().message();
     EXPECT_TRUE(during->incomplete);
+    // Its map is not copied yet: it has written no block (it showed the source's 256).
+    EXPECT_EQ(during->blocks_written, 0u);
     seen = true;
   });
   ASSERT_TRUE(user_->vdisks->Snapshot("a", "a@1").ok());
@@ -373,6 +375,7 @@ TEST_P(VdiskTest, DedupedVdisksShareChunksAndSnapshotsShareEveryBlock) {
   ASSERT_TRUE(after.ok());
   EXPECT_FALSE(after->incomplete);
   EXPECT_TRUE(after->snapshot);
+  EXPECT_EQ(after->blocks_written, 256u);
   EXPECT_EQ(user_->Chunks(), 256u) << "a snapshot shares every block";
   auto other = RandomData(1 << 20, 6);
   ASSERT_TRUE(Open(*user_, "a")->Write(0, other, true).ok());
