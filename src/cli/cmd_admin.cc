@@ -75,8 +75,9 @@ Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
     if (a.index_shards != 0)
       return Status::Invalid("give --index-shards or --expected-size, not both");
     if (!a.repo.starts_with("rados:"))
-      return Status::Invalid("--expected-size applies to a rados: repository only (a local " +
-                             std::string("store's index is RocksDB)"));
+      return Status::Invalid(
+          "--expected-size applies to a rados: repository only (a local store's index is "
+          "RocksDB)");
     CAIRN_ASSIGN_OR_RETURN(o.index_shards, ShardsForSize(a.expected_size, o.avg_chunk));
   }
   return o;
