@@ -1,6 +1,7 @@
 // `cairn init`, `cairn user add|ls|rm`, `cairn config` and
 // `cairn key ls|add|rm|passwd|rotate|versions|retire`: creating a repository, its users, its
 // config and its keys.
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 
@@ -26,9 +27,18 @@ struct InitArgs {
   std::string avg = "1M", min, max;  // min and max: from avg when not given
   std::string hash = "blake3", compression = "zstd:3", segment_size = "1G";
   std::string encryption = "aes-256-gcm", reseal_after;
-  uint32_t index_shards = 0;
-  std::string expected_size;
+  std::string index_shards, expected_size;
 };
+
+// --index-shards: a power of two from 1 to 65536 (0 was taken for "not given").
+Result<uint32_t> ParseIndexShards(const std::string& s) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || n == 0 || n > 65536 ||
+      (n & (n - 1)) != 0)
+    return Status::Invalid("index shards must be a power of two from 1 to 65536, not '" + s + "'");
+  return static_cast<uint32_t>(n);
+}
 
 // The index shards for --expected-size: the default, or more when the expected chunks (SIZE /
 // average chunk) would put over 100 k rows in a shard (ADR 0012; 1P of 1M chunks: 16384).
@@ -57,7 +67,9 @@ Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
   for (auto* r : {&min, &max})
     if (!r->ok()) return r->status();
   if (*avg > UINT32_MAX || *min > UINT32_MAX || *max > UINT32_MAX)
-    return Status::Invalid("chunk sizes must be below 4G");
+    return Status::Invalid("chunk sizes are at most 64M, far below 4G (--avg-chunk " + a.avg +
+                           ", --min-chunk " + (a.min.empty() ? "a quarter of it" : a.min) +
+                           ", --max-chunk " + (a.max.empty() ? "4x it" : a.max) + ")");
   o.avg_chunk = static_cast<uint32_t>(*avg);
   o.min_chunk = static_cast<uint32_t>(*min);
   o.max_chunk = static_cast<uint32_t>(*max);
@@ -70,9 +82,11 @@ Result<InitOptions> InitOptionsFrom(const InitArgs& a) {
     if (!d.ok()) return d.status().WithContext("--reseal-after");
     o.reseal_after = *d;
   }
-  o.index_shards = a.index_shards;
+  if (!a.index_shards.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(o.index_shards, ParseIndexShards(a.index_shards));
+  }
   if (!a.expected_size.empty()) {
-    if (a.index_shards != 0)
+    if (!a.index_shards.empty())
       return Status::Invalid("give --index-shards or --expected-size, not both");
     if (!a.repo.starts_with("rados:"))
       return Status::Invalid(
@@ -127,7 +141,8 @@ RunFn DefineInit(CLI::App& cmd, Context& ctx) {
       ->check(ValueCheck("DURATION", ParseDuration));
   cmd.add_option("--index-shards", a->index_shards,
                  "rados: only: index shards per row type, a power of two up to 65536 "
-                 "(default 256: up to ~25M chunks per store)");
+                 "(default 256: up to ~25M chunks per store)")
+      ->check(ValueCheck("N", ParseIndexShards));
   cmd.add_option("--expected-size", a->expected_size,
                  "rados: only: choose --index-shards for a store of this size (e.g. 1P)")
       ->check(ValueCheck("SIZE", ParseSize));

@@ -13,15 +13,20 @@ namespace cairn {
 
 Status ChunkerParams::Validate() const {
   auto pow2 = [](uint32_t v) { return v && std::has_single_bit(v); };
+  // The average first: the CLI derives the others from it.
+  if (!pow2(avg_size))
+    return Status::Invalid("average chunk size must be a power of two, not " +
+                           std::to_string(avg_size));
+  if (avg_size < 256)
+    return Status::Invalid("average chunk size must be at least 256, not " +
+                           std::to_string(avg_size));
   if (avg_size > 64u * 1024 * 1024)
     return Status::Invalid("average chunk size is at most 64M, not " + std::to_string(avg_size));
   if (min_size < 64 || !(min_size <= avg_size && avg_size <= max_size))
     return Status::Invalid("chunk sizes must satisfy 64 <= min <= avg <= max, not min " +
                            std::to_string(min_size) + ", avg " + std::to_string(avg_size) +
                            ", max " + std::to_string(max_size) + " bytes");
-  if (!pow2(avg_size)) return Status::Invalid("average chunk size must be a power of two");
   if (max_size > 64u * 1024 * 1024) return Status::Invalid("max chunk size is at most 64M");
-  if (avg_size < 256) return Status::Invalid("average chunk size must be at least 256");
   return Status::Ok();
 }
 

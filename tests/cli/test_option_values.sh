@@ -89,6 +89,9 @@ init_refused "an expected size on a local path" "--expected-size applies to a ra
 init_refused "index shards not a power of two" "power of two" --index-shards 300
 init_refused "a re-seal policy unencrypted" "needs an encrypted" --encryption none --reseal-after 1d
 init_refused "both shards and an expected size" "not both" --index-shards 16 --expected-size 1T
+init_refused "0 index shards" "power of two from 1 to 65536, not '0'" --index-shards 0
+init_refused "an average of 64 bytes" "average chunk size must be at least 256, not 64" --avg-chunk 64
+init_refused "an average of 4G" "chunk sizes are at most 64M" --avg-chunk 4G
 # The minimum and maximum chunk sizes follow --avg-chunk unless given (a quarter of it and four
 # times it, as in casync): --avg-chunk 64K alone used to fail "64 <= min <= avg <= max".
 expect_ok "init --avg-chunk 64K alone" cairn init "$T/avg64k" --avg-chunk 64K
