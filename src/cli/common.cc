@@ -106,7 +106,7 @@ int Report(const std::string& message, const char* prefix, int code) {
                      .c_str());
     return code;
   }
-  std::fprintf(stderr, "cairn: %s%s\n", prefix, ShownInTerminal(message, true).c_str());
+  std::fprintf(stderr, "cairn: %s%s\n", prefix, ShownInTerminal(message).c_str());
   return code;
 }
 
@@ -124,7 +124,7 @@ void Report(const Globals& g, const json& j, const std::string& text) {
   if (g.json)
     PrintJson(j);
   else if (!g.quiet)
-    std::printf("%s\n", ShownInTerminal(text, true).c_str());
+    std::printf("%s\n", ShownInTerminal(text).c_str());
 }
 
 Result<uint64_t> ParseSize(const std::string& s) {

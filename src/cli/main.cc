@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // prints help or the version
     // What CLI11's app.exit prints, with the arguments it quotes made safe for a terminal.
     std::fprintf(stderr, "%s\nRun with --help for more information.\n",
-                 cairn::ShownInTerminal(args.Restore(e.what()), true).c_str());
+                 cairn::ShownInTerminal(args.Restore(e.what())).c_str());
     return 2;
   } catch (const std::bad_alloc&) {
     // A command that needed more memory than there is: an error that says so, not an abort.

@@ -233,6 +233,23 @@ no_raw_escape "vdisk info"
 expect_ok "vdisk rm" cairn vdisk rm "$R" "$evil"
 no_raw_escape "vdisk rm"
 expect_ok "rm the object" cairn rm "$R" "$evil"
+# A newline in a name is escaped too: in errors and in one-line reports it started a line of
+# its own, which could pass for cairn's ("cairn: error: ..."). They kept newlines raw.
+nl=$'a\ncairn: error: forged'
+lines_are() { # N DESC FILE: FILE has N lines
+  expect_eq "$(wc -l <"$3")" "$1" "$2: $1 line(s), the newline escaped"
+}
+expect_ok "put a name with a newline" cairn put "$R" "$nl" "$T/s"
+lines_are 1 "put's summary" "$RUN_OUT"
+expect_error "get of a missing name with a newline" cairn get "$R" "$nl-missing" -o "$T/never"
+lines_are 1 "the error naming it" "$RUN_ERR"
+expect_stderr_has "the error naming it" 'a\x0acairn: error: forged'
+expect_ok "rm of a name with a newline" cairn rm "$R" "$nl"
+lines_are 1 "rm's line" "$RUN_OUT"
+expect_error "vdisk info of a missing vdisk with a newline" cairn vdisk info "$R" "$nl"
+lines_are 1 "the vdisk error" "$RUN_ERR"
+expect_rc 2 "a usage error quoting a newline" cairn stat "$R" "$nl"
+lines_are 2 "the usage error and its --help hint" "$RUN_ERR"
 expect_ok "init at a path with an escape sequence" cairn init "$T/repo$evil"
 no_raw_escape "init's line"
 rm -rf "$T/repo$evil"
