@@ -163,6 +163,17 @@ Status StoreIdentity::Matches(const StoreIdentity& e, const std::string& where) 
   return Status::Ok();
 }
 
+namespace {
+
+// A store with an identity row beside a config.json that says format `repo_version` (< 3).
+Status ConfigOlderThanIdentity(const std::string& where, int repo_version) {
+  return Status::Corruption(where + ": config.json says format " + std::to_string(repo_version) +
+                            ", but the store has an identity row (format 3): config.json was "
+                            "replaced by an older or edited copy; refusing to open it");
+}
+
+}  // namespace
+
 Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
                           const StoreIdentity& expected, int repo_version, bool writable,
                           const std::string& where) {
@@ -179,11 +190,7 @@ Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
       return LooksEncrypted(where, "its identity (encryption \"" + have.encryption + "\")");
     // Rows are written only once config.json says format 3: an older config beside one is a
     // replaced or edited copy (rolling the format back would drop its authentication).
-    if (repo_version < 3)
-      return Status::Corruption(where + ": config.json says format " +
-                                std::to_string(repo_version) +
-                                ", but the store has an identity row (format 3): config.json was "
-                                "replaced by an older or edited copy; refusing to open it");
+    if (repo_version < 3) return ConfigOlderThanIdentity(where, repo_version);
     return have.Matches(expected, where);
   }
   // No row: a format-2 store, or a format-3 one whose upgrade (or creation) stopped before its
@@ -192,6 +199,20 @@ Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
   if (crypto == nullptr) CAIRN_RETURN_IF_ERROR(CheckLooksPlain(index, where));
   if (!writable || repo_version < 3) return Status::Ok();
   return WriteIdentity(index, expected, crypto);
+}
+
+Status CheckNotUpgradedYet(Storage& storage, const StoreRef& ref, int repo_version,
+                           const RepoConfig& cfg) {
+  const std::string name = JoinStorageName(ref.dir, "index");
+  CAIRN_ASSIGN_OR_RETURN(bool exists, storage.Exists(name));
+  if (!exists) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(
+      std::unique_ptr<Index> index,
+      OpenStoreIndex(storage, name, /*create=*/false, /*read_only=*/true, !storage.LocalPath(name),
+                     {}, cfg.index_shards.value_or(kDefaultIndexShards)));
+  CAIRN_ASSIGN_OR_RETURN(auto row, index->Get(StoreIdentityKey()));
+  if (!row) return Status::Ok();
+  return ConfigOlderThanIdentity(storage.Describe(ref.dir), repo_version);
 }
 
 Status EnsureStoreIdentity(Storage& storage, const StoreRef& ref, const StoreIdentity& expected,

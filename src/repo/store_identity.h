@@ -68,6 +68,13 @@ Status CheckStoreIdentity(Index& index, const crypto::StoreCrypto* crypto,
                           const StoreIdentity& expected, int repo_version, bool writable,
                           const std::string& where);
 
+// Before a format-2 repository is upgraded: Corruption when store `ref` already has an identity
+// row, which only format 3 and later write. Its config.json was then replaced by an older or
+// edited copy, which a read refuses (CheckStoreIdentity) and an upgrade must not rewrite as
+// format 3. Opens the store's index read-only; a store without an index is left to the upgrade.
+Status CheckNotUpgradedYet(Storage& storage, const StoreRef& ref, int repo_version,
+                           const RepoConfig& cfg);
+
 // Opens the index of store `ref` (writable, its lock must be held), and makes sure it has an
 // identity row equal to `expected`, sealed under `ring` when given: writes it when absent,
 // checks it when present. Used when a store is created and when a repository is upgraded (after

@@ -91,6 +91,8 @@ Status UpgradeRepository(Storage& storage, RepoConfig& cfg, crypto::UnlockedKeys
   if (cfg.version >= 3 && (keys == nullptr || keys->keyfiles)) return Status::Ok();
   const crypto::KeyRing* ring = keys != nullptr ? &keys->ring : nullptr;
   if (cfg.version < 3) {
+    CAIRN_RETURN_IF_ERROR(CheckNotUpgradedYet(
+        storage, {SystemStoreDir(cfg.version), "system", "system", ""}, cfg.version, cfg));
     // users.json, then config.json: a format-3 config is what makes the MACs and identity rows
     // required.
     CAIRN_ASSIGN_OR_RETURN(UserRegistry reg, UserRegistry::Load(storage));

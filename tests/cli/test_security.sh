@@ -101,6 +101,19 @@ jedit "$P/config.json" 'j["chunker"]["min"] = 64'
 expect_error "plain repo: edited chunker refused" cairn put "$P" x "$T/f1"
 expect_stderr_has "plain repo: identity names the field" "chunker"
 cp "$T/plain.good" "$P/config.json"
+# A version edited back to format 2 is refused by writes as by reads: a put used to take it for
+# a format-2 repository and "upgrade" it, rewriting config.json as format 3 (a format-6
+# repository then said 3, and a cairn that reads only format 3 would have opened it).
+expect_ok "plain repo: a put" cairn put "$P" x "$T/f1"
+cp "$P/config.json" "$T/plain.good"
+jedit "$P/config.json" 'j["version"] = 2'
+expect_error "plain repo: ls with the version edited to 2" cairn ls "$P"
+expect_stderr_has "plain repo: ls names the edit" "config.json says format 2"
+expect_error "plain repo: put with the version edited to 2" cairn put "$P" y "$T/f1"
+expect_stderr_has "plain repo: put names the edit" "config.json says format 2"
+expect_eq "$(json_get "$P/config.json" 'j["version"]')" 2 "plain repo: the refused put left config.json alone"
+cp "$T/plain.good" "$P/config.json"
+expect_ok "plain repo: the restored config opens" cairn ls "$P"
 fi
 
 # ---------------------------------------------------------------------------------------------
