@@ -47,6 +47,11 @@ int ErrnoOf(const Status& s) {
   }
 }
 
+int RequestErrnoOf(const Status& s) {
+  const int e = ErrnoOf(s);
+  return e == ENOENT || e == EBUSY ? EIO : e;
+}
+
 std::string MessageFor(const std::string& vdisk, const Status& s) {
   if (s.message().find("vdisk '" + vdisk + "'") != std::string::npos) return s.message();
   return "vdisk '" + vdisk + "': " + s.message();

@@ -58,6 +58,12 @@ struct Export {
 // EROFS, NoSpace -> ENOSPC, NotFound -> ENOENT, Busy -> EBUSY, Unsupported -> ENOTSUP, anything
 // else (Corruption, IOError) -> EIO.
 int ErrnoOf(const Status& s);
+// The errno for a failed request (read, write, zero, trim, flush, extents): one the NBD protocol
+// carries (NBD's "Error values": EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP,
+// ESHUTDOWN; nbdkit sends any other as EINVAL, which tells a client its request was malformed).
+// As ErrnoOf, except that NotFound (a chunk gone) and Busy (a read-only server's vdisk changed
+// or removed under it) are EIO: the request was fine, the data could not be had.
+int RequestErrnoOf(const Status& s);
 
 // `s`'s message, prefixed with "vdisk 'NAME': " unless it names the vdisk already.
 std::string MessageFor(const std::string& vdisk, const Status& s);

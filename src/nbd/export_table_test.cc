@@ -30,6 +30,14 @@ TEST(NbdErrno, EveryStatusCodeMapsToAnNbdErrno) {
   EXPECT_EQ(ErrnoOf(Status::Unsupported("x")), ENOTSUP);
   EXPECT_EQ(ErrnoOf(Status::Corruption("x")), EIO);
   EXPECT_EQ(ErrnoOf(Status::IOError("x")), EIO);
+  // A failed request gets an errno NBD carries: EBUSY and ENOENT reached clients as EINVAL.
+  EXPECT_EQ(RequestErrnoOf(Status::Busy("x")), EIO);
+  EXPECT_EQ(RequestErrnoOf(Status::NotFound("x")), EIO);
+  EXPECT_EQ(RequestErrnoOf(Status::Invalid("x")), EINVAL);
+  EXPECT_EQ(RequestErrnoOf(Status::PermissionDenied("x")), EROFS);
+  EXPECT_EQ(RequestErrnoOf(Status::NoSpace("x")), ENOSPC);
+  EXPECT_EQ(RequestErrnoOf(Status::Unsupported("x")), ENOTSUP);
+  EXPECT_EQ(RequestErrnoOf(Status::Corruption("x")), EIO);
 }
 
 TEST(NbdErrno, MessagesNameTheVdiskOnce) {

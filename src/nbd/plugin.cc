@@ -60,7 +60,7 @@ void LogError(const std::string& message) { nbdkit_error("%s", ShownInTerminal(m
 int Fail(Export& e, const Status& s) {
   e.stats.errors++;
   LogError(MessageFor(e.name, s));
-  nbdkit_set_error(ErrnoOf(s));
+  nbdkit_set_error(RequestErrnoOf(s));
   return -1;
 }
 
