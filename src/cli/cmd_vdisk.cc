@@ -46,7 +46,14 @@ std::string Flags(const VdiskInfo& i) {
   return f;
 }
 
-json InfoJson(const VdiskInfo& i) {
+// What of a VdiskInfo a command computed beside its descriptor: stored_bytes needs a walk of
+// the block map (vdisk info), bitmap_bits_set a load of the bitmap (every command but ls and
+// import). A figure not computed is null in JSON, not a 0 that reads as one.
+enum class Usage { kNone, kBitmap, kAll };
+
+json InfoJson(const VdiskInfo& i, Usage usage) {
+  const json stored = usage == Usage::kAll ? json(i.stored_bytes) : json(nullptr);
+  const json bits = usage != Usage::kNone ? json(i.bitmap_bits_set) : json(nullptr);
   return {{"name", i.name},
           {"id", i.id},
           {"mode", std::string(VdiskModeName(i.mode))},
@@ -60,8 +67,8 @@ json InfoJson(const VdiskInfo& i) {
           {"template_name", i.template_name},
           {"template_in_system", i.template_in_system},
           {"blocks_written", i.blocks_written},
-          {"stored_bytes", i.stored_bytes},
-          {"bitmap_bits_set", i.bitmap_bits_set},
+          {"stored_bytes", stored},
+          {"bitmap_bits_set", bits},
           {"bitmap_bytes", i.bitmap_bytes},
           {"created", TimeString(i.created_ns)},
           {"created_ns", i.created_ns},
@@ -113,7 +120,7 @@ int Done(const Globals& g, Repository& repo, const std::string& name, const std:
   if (g.json) {
     auto info = repo.VdiskStat(name, false);
     if (!info.ok()) return Fail(info.status());
-    PrintJson(InfoJson(*info));
+    PrintJson(InfoJson(*info, Usage::kBitmap));
   } else if (!g.quiet) {
     std::printf("%s\n", ShownInTerminal(what).c_str());
   }
@@ -211,7 +218,7 @@ int CmdImport(const Globals& g, const ImportArgs& a) {
   if (fd > 0) ::close(fd);
   if (!r.ok()) return Fail(r.status());
   if (g.json) {
-    PrintJson(InfoJson(*r));
+    PrintJson(InfoJson(*r, Usage::kBitmap));  // an import is never semi-deduped
   } else if (!g.quiet) {
     std::printf("imported %s as vdisk %s%s: %llu of %llu blocks hold data\n",
                 ShownInTerminal(a.image).c_str(), ShownInTerminal(a.name).c_str(),
@@ -456,7 +463,7 @@ int CmdLs(const Globals& g, const std::string& repo_path) {
   if (!list.ok()) return Fail(list.status());
   if (g.json) {
     json arr = json::array();
-    for (const auto& i : *list) arr.push_back(InfoJson(i));
+    for (const auto& i : *list) arr.push_back(InfoJson(i, Usage::kNone));
     PrintJson(arr);
     return 0;
   }
@@ -501,7 +508,7 @@ int CmdInfo(const Globals& g, const VdiskNameArgs& a) {
   auto info = (*repo)->VdiskStat(a.name, true);
   if (!info.ok()) return Fail(info.status());
   if (g.json)
-    PrintJson(InfoJson(*info));
+    PrintJson(InfoJson(*info, Usage::kAll));
   else
     PrintInfo(*info);
   return 0;

@@ -46,6 +46,12 @@ expect_ok "ls --json" cairn vdisk ls --json "$REPO"
 json_valid "$RUN_OUT" "ls --json"
 expect_eq "$(json_get "$RUN_OUT" '" ".join(v["name"] + ":" + v["mode"] for v in j)')" \
   "base:deduped d1:deduped n1:nondeduped piped:deduped s1:semideduped s2:semideduped" "ls lists every vdisk"
+# ls reads descriptors only: the figures it does not compute are null (they were a 0 that
+# read as "nothing stored"); info computes them.
+expect_eq "$(json_get "$RUN_OUT" '[v["stored_bytes"] for v in j if v["name"] == "base"]')" "[null]" \
+  "ls --json: stored_bytes is not computed, so null"
+run cairn vdisk info --json "$REPO" base
+expect_true "info --json: base's stored bytes are counted" test "$(json_get "$RUN_OUT" 'j["stored_bytes"]')" -gt 0
 expect_ok "ls" cairn vdisk ls "$REPO"
 expect_stdout_has "ls" "ro,template" "semideduped"
 expect_ok "info" cairn vdisk info "$REPO" s1
