@@ -17,6 +17,9 @@ struct UserInfo {
   uint64_t created = 0;
 };
 
+// Whether `name` may name a user (what AddUser checks first): 1 to 64 of a-z, 0-9, '.', '_'
+// and '-', starting with a letter or digit, not "system". InvalidArgument with the reason.
+Status CheckUserName(const std::string& name);
 Status AddUser(const std::string& repo, const std::string& password, const std::string& name);
 Result<std::vector<UserInfo>> ListUsers(const std::string& repo, const std::string& password);
 // Deletes the user's store and everything in it.

@@ -29,10 +29,10 @@ class Repository {
 
   static Status Init(const std::string& path, const InitOptions& opts);
   // What Init checks of `opts` for a repository at `path` before anything else, so that a caller
-  // can refuse bad options before it asks for a password: the chunk sizes (FastCDC: 64 <= min <=
-  // avg <= max <= 64M, avg a power of two of at least 256), the segment size (1M to 64G), a
-  // re-seal policy only with encryption, and index shards only for a rados: path, a power of
-  // two from 1 to 65536. InvalidArgument naming the values otherwise. (Init also needs a
+  // can refuse bad options before it asks for a password: a path at all, the chunk sizes (FastCDC:
+  // 64 <= min <= avg <= max <= 64M, avg a power of two of at least 256), the segment size (1M to
+  // 64G), a re-seal policy only with encryption, and index shards only for a rados: path, a power
+  // of two from 1 to 65536. InvalidArgument naming the values otherwise. (Init also needs a
   // password for an encrypted repository.)
   static Status CheckInitOptions(const std::string& path, const InitOptions& opts);
   static Result<std::unique_ptr<Repository>> Open(const std::string& path, const OpenOptions& opts);
@@ -104,6 +104,10 @@ class Repository {
 // Errors: Invalid for version 0 or a version beyond 2^64-1. Put refuses names ending in '@' and
 // digits, so a reference never reaches another object than the one it names.
 Result<std::pair<std::string, std::optional<uint64_t>>> ParseObjectRef(const std::string& ref);
+
+// Whether `name` may name a new object (what Put checks first): 1 to 4096 bytes without NUL,
+// not ending in '@' and digits (it would read as NAME@VERSION). InvalidArgument otherwise.
+Status CheckNewObjectName(const std::string& name);
 
 // The time a Ceph call of a rados: repository may go unanswered (`cairn --ceph-timeout`,
 // $CAIRN_CEPH_TIMEOUT): whole seconds, 1 to 86400 (a day). InvalidArgument ("'X' is not a whole

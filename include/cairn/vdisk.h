@@ -36,6 +36,16 @@ inline constexpr uint64_t kMaxSemidedupedBlocks = uint64_t{1} << 32;
 // kMaxVdiskSize. InvalidArgument ("a vdisk size is at least 1 byte" / "N bytes is more than the
 // largest vdisk, 1 PiB (M bytes)") otherwise.
 Status CheckVdiskSize(uint64_t size);
+// Whether `name` may name a new vdisk: 1 to 4096 bytes (NBD's limit on export names) of UTF-8
+// without NUL, not starting with "system:" (which names a template in the system store).
+// InvalidArgument with the reason otherwise.
+Status CheckNewVdiskName(const std::string& name);
+
+struct VdiskCreateOptions;
+// What creating vdisk `name` with `o` needs before the store is looked at: a name
+// (CheckNewVdiskName), a template exactly when the mode is semi-deduped, and a size unless there
+// is a template (whose size is then the default). InvalidArgument with the reason otherwise.
+Status CheckVdiskCreate(const std::string& name, const VdiskCreateOptions& o);
 
 struct VdiskCreateOptions {
   VdiskMode mode = VdiskMode::kDeduped;

@@ -158,7 +158,9 @@ std::string Date(int64_t unix_s) {
 RunFn DefineUserAdd(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<RepoNameArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("NAME", a->name, "user name: a-z, 0-9, . _ -")->required();
+  cmd.add_option("NAME", a->name, "user name: a-z, 0-9, . _ -")
+      ->required()
+      ->check(ValueCheck("NAME", admin::CheckUserName));
   return [a, &g = ctx.globals] {
     return WithPassword(g, a->repo, [&](const std::string& pw) {
       Status s = admin::AddUser(a->repo, pw, a->name);

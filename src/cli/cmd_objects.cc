@@ -218,7 +218,9 @@ int CmdPut(const Globals& g, const PutArgs& a) {
 RunFn DefinePut(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<PutArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("NAME", a->name, "object name")->required();
+  cmd.add_option("NAME", a->name, "object name")
+      ->required()
+      ->check(ValueCheck("NAME", CheckNewObjectName));
   cmd.add_option("FILE", a->args,
                  "input file, or - for stdin (default); with --stdin-from-command, the command "
                  "and its arguments after --");

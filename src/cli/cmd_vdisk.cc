@@ -136,8 +136,10 @@ std::string RoundingNote(const VdiskInfo& info, uint64_t asked) {
 }
 
 int CmdCreate(const Globals& g, const CreateArgs& a) {
+  // Arguments that cannot make a vdisk are usage errors, before the password is asked for.
   auto o = CreateOptions(a);
-  if (!o.ok()) return Fail(o.status());
+  if (!o.ok()) return UsageError(o.status().message());
+  if (Status bad = CheckVdiskCreate(a.name, *o); !bad.ok()) return UsageError(bad.message());
   auto repo = OpenRepo(a.repo, true, g);
   if (!repo.ok()) return Fail(repo.status());
   Status s = (*repo)->CreateVdisk(a.name, *o);
@@ -152,7 +154,9 @@ int CmdCreate(const Globals& g, const CreateArgs& a) {
 RunFn DefineCreate(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<CreateArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("NAME", a->name, "vdisk name")->required();
+  cmd.add_option("NAME", a->name, "vdisk name")
+      ->required()
+      ->check(ValueCheck("NAME", CheckNewVdiskName));
   cmd.add_option("--size", a->size, "size (e.g. 10G); default: the template's")
       ->check(ValueCheck("SIZE", ParseVdiskSize));
   cmd.add_option("--mode", a->mode, "deduped, nondeduped or semideduped")
@@ -234,7 +238,9 @@ int CmdImport(const Globals& g, const ImportArgs& a) {
 RunFn DefineImport(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<ImportArgs>();
   cmd.add_option("REPO", a->repo)->required();
-  cmd.add_option("NAME", a->name, "vdisk name")->required();
+  cmd.add_option("NAME", a->name, "vdisk name")
+      ->required()
+      ->check(ValueCheck("NAME", CheckNewVdiskName));
   cmd.add_option("IMAGE", a->image, "a raw image, or - for stdin")->required()->check(NotEmpty);
   cmd.add_flag("--template", a->as_template, "read-only, usable as a template");
   cmd.add_option("--block-size", a->block_size, "block size, 512 to 64K (default 4K)")
@@ -606,7 +612,9 @@ RunFn DefineSnapshot(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<PairArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("NAME", a->from, "the vdisk")->required();
-  cmd.add_option("SNAP", a->to, "the snapshot's name")->required();
+  cmd.add_option("SNAP", a->to, "the snapshot's name")
+      ->required()
+      ->check(ValueCheck("NAME", CheckNewVdiskName));
   return [a, &g = ctx.globals] { return CmdSnapshot(g, *a); };
 }
 
@@ -623,7 +631,9 @@ RunFn DefineClone(CLI::App& cmd, Context& ctx) {
   auto a = std::make_shared<PairArgs>();
   cmd.add_option("REPO", a->repo)->required();
   cmd.add_option("TEMPLATE", a->from, "[system:]VDISK: a template or snapshot")->required();
-  cmd.add_option("NAME", a->to, "the new vdisk")->required();
+  cmd.add_option("NAME", a->to, "the new vdisk")
+      ->required()
+      ->check(ValueCheck("NAME", CheckNewVdiskName));
   return [a, &g = ctx.globals] { return CmdClone(g, *a); };
 }
 

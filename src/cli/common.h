@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cairn/repository.h"
@@ -102,15 +103,18 @@ void Report(const Globals& g, const json& j, const std::string& text);
 // "4M", "256K", "1G", "1T", "1P", "4096" (binary units).
 Result<uint64_t> ParseSize(const std::string& s);
 
-// A CLI11 check that `parse` (a function of the value returning a Result) accepts an option's
-// value: when it does not, its message is a usage error (exit 2) at parse time, before any
+// A CLI11 check that `parse` (a function of the value returning a Result or a Status) accepts an
+// option's value: when it does not, its message is a usage error (exit 2) at parse time, before any
 // repository is opened, like every other malformed argument. Give it to the option's check().
 template <class Parse>
 CLI::Validator ValueCheck(const std::string& what, Parse parse) {
   return CLI::Validator(
       [parse](std::string& v) -> std::string {
         auto r = parse(v);
-        return r.ok() ? std::string() : std::string(r.status().message());
+        if constexpr (std::is_same_v<decltype(r), Status>)
+          return r.ok() ? std::string() : std::string(r.message());
+        else
+          return r.ok() ? std::string() : std::string(r.status().message());
       },
       what);
 }

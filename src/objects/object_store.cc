@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "cairn/repository.h"
 #include "cairn/utf8.h"
 #include "util/coding.h"
 
@@ -72,6 +73,8 @@ Status ObjectStore::ValidateNewName(const std::string& name) {
                          "version " + name.substr(at + 1) + " of '" + name.substr(0, at) +
                          "'; choose a name that does not");
 }
+
+Status CheckNewObjectName(const std::string& name) { return ObjectStore::ValidateNewName(name); }
 
 Result<Manifest> ObjectStore::LoadManifest(const Digest& id) {
   CAIRN_ASSIGN_OR_RETURN(auto body, rows_.Get(keys::Manifest(id), "manifest " + id.Hex()));

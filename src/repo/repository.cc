@@ -109,6 +109,7 @@ Status InitOn(Storage& storage, RepoConfig cfg, const std::string& password) {
 }  // namespace
 
 Status Repository::CheckInitOptions(const std::string& path, const InitOptions& opts) {
+  if (path.empty()) return Status::Invalid("no repository location given");
   CAIRN_RETURN_IF_ERROR(CheckConfigOptions(opts));
   RepoConfig scratch;
   return SetIndexShards(path.starts_with("rados:"), path, opts, scratch);

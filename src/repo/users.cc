@@ -4,6 +4,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "cairn/admin.h"
 #include "util/json_fields.h"
 
 namespace cairn {
@@ -143,6 +144,8 @@ Status ValidateUserName(const std::string& name) {
       return bad("only a-z, 0-9, '.', '_' and '-' are allowed");
   return Status::Ok();
 }
+
+Status admin::CheckUserName(const std::string& name) { return ValidateUserName(name); }
 
 std::string SystemStoreDir(int format_version) {
   return format_version >= 2 ? "stores/system" : "";

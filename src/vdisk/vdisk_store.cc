@@ -24,6 +24,29 @@ Status ValidateVdiskName(const std::string& name) {
 
 }  // namespace
 
+Status CheckNewVdiskName(const std::string& name) {
+  CAIRN_RETURN_IF_ERROR(ValidateVdiskName(name));
+  // "system:NAME" names the system store's template NAME wherever a template is given, so a
+  // vdisk of that name could never be used as one (a store made before this check keeps its).
+  if (name.starts_with(kSystemPrefix))
+    return Status::Invalid("vdisk name '" + name + "' starts with '" + kSystemPrefix +
+                           "', which names a template in the system store; choose another name");
+  if (size_t bad = FirstInvalidUtf8(name); bad != std::string_view::npos)
+    return Status::Invalid("vdisk name is not valid UTF-8 (byte " + std::to_string(bad) +
+                           "): listings could not show it as it is");
+  return Status::Ok();
+}
+
+Status CheckVdiskCreate(const std::string& name, const VdiskCreateOptions& o) {
+  CAIRN_RETURN_IF_ERROR(CheckNewVdiskName(name));
+  const bool semi = o.mode == VdiskMode::kSemideduped;
+  if (semi != !o.template_name.empty())
+    return Status::Invalid(semi ? "a semi-deduped vdisk needs a template (--template)"
+                                : "only a semi-deduped vdisk has a template");
+  if (!semi && o.size == 0) return Status::Invalid("a vdisk needs a size (--size)");
+  return Status::Ok();
+}
+
 std::string VdiskStore::NameKey(const std::string& name) const {
   return crypto_ ? crypto_->NameId(name) : name;
 }
@@ -99,14 +122,7 @@ Status VdiskStore::WriteDescriptor(const VdiskDescriptor& d) {
 }
 
 Status VdiskStore::WriteNew(VdiskDescriptor d, VdiskBitmap* bitmap) {
-  // "system:NAME" names the system store's template NAME wherever a template is given, so a
-  // vdisk of that name could never be used as one (a store made before this check keeps its).
-  if (d.name.starts_with(kSystemPrefix))
-    return Status::Invalid("vdisk name '" + d.name + "' starts with '" + kSystemPrefix +
-                           "', which names a template in the system store; choose another name");
-  if (size_t bad = FirstInvalidUtf8(d.name); bad != std::string_view::npos)
-    return Status::Invalid("vdisk name is not valid UTF-8 (byte " + std::to_string(bad) +
-                           "): listings could not show it as it is");
+  CAIRN_RETURN_IF_ERROR(CheckNewVdiskName(d.name));
   auto txn = ctx_.chunks->Begin();
   VdiskBitmap::Dirty slices;
   if (bitmap) {
@@ -154,7 +170,7 @@ Status VdiskStore::Create(const std::string& name, const VdiskCreateOptions& o) 
 
 Status VdiskStore::CreateOnce(const std::string& name, const VdiskCreateOptions& o) {
   CAIRN_RETURN_IF_ERROR(RequireWritable());
-  CAIRN_RETURN_IF_ERROR(ValidateVdiskName(name));
+  CAIRN_RETURN_IF_ERROR(CheckVdiskCreate(name, o));
   VdiskDescriptor d;
   std::shared_ptr<VdiskLock> template_lock;
   CAIRN_ASSIGN_OR_RETURN(d.id, VdiskId::Random());
@@ -164,9 +180,6 @@ Status VdiskStore::CreateOnce(const std::string& name, const VdiskCreateOptions&
   d.created_ns = UnixNanos();
   d.generation = 1;
   const bool semi = o.mode == VdiskMode::kSemideduped;
-  if (semi != !o.template_name.empty())
-    return Status::Invalid(semi ? "a semi-deduped vdisk needs a template (--template)"
-                                : "only a semi-deduped vdisk has a template");
   uint64_t size = o.size;
   if (semi) {
     // Held until the new vdisk is committed: an rm of the template waits for it, then sees it.
@@ -181,7 +194,6 @@ Status VdiskStore::CreateOnce(const std::string& name, const VdiskCreateOptions&
     if (d.tmpl->in_system_store) Step("template-resolved");
   }
   if (d.block_size == 0) d.block_size = 4096;
-  if (size == 0) return Status::Invalid("a vdisk needs a size (--size)");
   CAIRN_ASSIGN_OR_RETURN(d.size,
                          WholeBlocksSize(size, d.block_size, d.mode, "vdisk '" + name + "'"));
   if (semi) d.bitmap_slices = static_cast<uint32_t>((d.blocks() + kSliceBits - 1) / kSliceBits);

@@ -248,7 +248,7 @@ for sub in "ls" "rotate" "versions"; do
   expect_error "key $sub on an unencrypted repository" cairn key $sub "$U"
   expect_stderr_has "key $sub on an unencrypted repository" "not encrypted"
 done
-expect_error "init --reseal-after with --encryption none" cairn init "$T/plain2" --encryption none --reseal-after 1d
+expect_rc 2 "init --reseal-after with --encryption none" cairn init "$T/plain2" --encryption none --reseal-after 1d
 
 # =============================================================================================
 # The re-seal policy (reseal_after) and reencrypt --older-than.

@@ -92,6 +92,26 @@ init_refused "both shards and an expected size" "not both" --index-shards 16 --e
 init_refused "0 index shards" "power of two from 1 to 65536, not '0'" --index-shards 0
 init_refused "an average of 64 bytes" "average chunk size must be at least 256, not 64" --avg-chunk 64
 init_refused "an average of 4G" "chunk sizes are at most 64M" --avg-chunk 4G
+run env CAIRN_PASSWORD= "$CAIRN" init "" </dev/null
+expect_eq "$RC" 2 "init '' is a usage error before the password"
+expect_stderr_has "init ''" "no repository location given"
+# Names and argument combinations that cannot make an object, vdisk or user are usage errors
+# too, before the password is asked for (they prompted, then failed with exit 1).
+no_password_rc2() { # DESC ARGS...
+  local desc=$1
+  shift
+  run env CAIRN_PASSWORD= "$CAIRN" "$@" </dev/null
+  expect_eq "$RC" 2 "$desc: a usage error before the password"
+}
+no_password_rc2 "put x@1" put "$R" 'x@1' "$T/s"
+no_password_rc2 "vdisk create without --size" vdisk create "$R" v --mode deduped
+no_password_rc2 "vdisk create semideduped without a template" vdisk create "$R" v --mode semideduped
+no_password_rc2 "vdisk create deduped with a template" vdisk create "$R" v --mode deduped --template t --size 1M
+no_password_rc2 "vdisk create without --mode" vdisk create "$R" v --size 1M
+no_password_rc2 "vdisk create system:x" vdisk create "$R" system:x --size 1M --mode deduped
+no_password_rc2 "vdisk snapshot to system:b" vdisk snapshot "$R" a system:b
+no_password_rc2 "vdisk clone to an empty name" vdisk clone "$R" t ''
+no_password_rc2 "user add 'BAD NAME'" user add "$R" 'BAD NAME'
 # The minimum and maximum chunk sizes follow --avg-chunk unless given (a quarter of it and four
 # times it, as in casync): --avg-chunk 64K alone used to fail "64 <= min <= avg <= max".
 expect_ok "init --avg-chunk 64K alone" cairn init "$T/avg64k" --avg-chunk 64K
@@ -169,10 +189,10 @@ expect_ok "vdisk rm sz" cairn vdisk rm "$R" sz
 # --- vdisk names: "system:" names a system template; an empty path is refused
 head -c 4096 /dev/zero | tr '\0' A >"$T/a"
 expect_ok "import x" cairn vdisk import "$R" x "$T/a" --template
-expect_error "import system:x" cairn vdisk import "$R" "system:x" "$T/a" --template
+expect_rc 2 "import system:x" cairn vdisk import "$R" "system:x" "$T/a" --template
 expect_stderr_has "system:x" "names a template in the system store"
-expect_error "create system:y" cairn vdisk create "$R" "system:y" --size 1M --mode deduped
-expect_error "snapshot as system:s" cairn vdisk snapshot "$R" x "system:s"
+expect_rc 2 "create system:y" cairn vdisk create "$R" "system:y" --size 1M --mode deduped
+expect_rc 2 "snapshot as system:s" cairn vdisk snapshot "$R" x "system:s"
 run cairn vdisk ls --json "$R"
 expect_eq "$(json_get "$RUN_OUT" '[v["name"] for v in j]')" '["x"]' "no system: vdisk was made"
 expect_rc 2 "export to ''" cairn vdisk export "$R" x ""
@@ -194,9 +214,9 @@ run bash -c "echo 'new password' | CAIRN_PASSWORD= '$CAIRN' --password-file /dev
 ok "a password file on standard input reads one line"
 
 # --- names JSON cannot show are refused; a usage error with such bytes is still JSON
-expect_error "put a non-UTF-8 name" cairn put "$R" $'bad\xff' "$T/s"
+expect_rc 2 "put a non-UTF-8 name" cairn put "$R" $'bad\xff' "$T/s"
 expect_stderr_has "non-UTF-8 object name" "not valid UTF-8"
-expect_error "create a non-UTF-8 vdisk" cairn vdisk create "$R" $'v\xfe' --size 1M --mode deduped
+expect_rc 2 "create a non-UTF-8 vdisk" cairn vdisk create "$R" $'v\xfe' --size 1M --mode deduped
 expect_rc 2 "--json usage error with a non-UTF-8 argument" cairn --json stat "$R" $'\xff'
 json_valid "$RUN_ERR" "the usage error"
 # --- text output shows names with control characters escaped: an object, vdisk or user name

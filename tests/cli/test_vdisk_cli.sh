@@ -102,9 +102,9 @@ expect_check_clean "$REPO" "check of bob's store" --user bob --read-data
 run cairn vdisk ls --json "$REPO"
 cp "$RUN_OUT" "$T/ls.before"
 expect_rc 2 "unknown mode" cairn vdisk create "$REPO" x --size 1M --mode thin
-expect_error "no mode" cairn vdisk create "$REPO" x --size 1M
+expect_rc 2 "no mode" cairn vdisk create "$REPO" x --size 1M
 expect_stderr_has "no mode" "--mode"
-expect_error "no size" cairn vdisk create "$REPO" x --mode deduped
+expect_rc 2 "no size" cairn vdisk create "$REPO" x --mode deduped
 expect_stderr_has "no size" "size"
 expect_rc 2 "bad block size" cairn vdisk create "$REPO" x --size 1M --mode deduped --block-size 3000
 expect_stderr_has "bad block size" "power of two"
@@ -113,7 +113,7 @@ expect_stderr_has "empty template name" "--template: an empty value"
 expect_rc 2 "empty template name 'system:'" cairn vdisk create "$REPO" x --template system:
 expect_stderr_has "empty template name 'system:'" "template name is empty"
 expect_rc 2 "bad size" cairn vdisk create "$REPO" x --size 12Q --mode deduped
-expect_error "a template on a deduped vdisk" cairn vdisk create "$REPO" x --size 1M --mode deduped --template base
+expect_rc 2 "a template on a deduped vdisk" cairn vdisk create "$REPO" x --size 1M --mode deduped --template base
 expect_error "a writable vdisk as a template" cairn vdisk clone "$REPO" n1 x
 expect_stderr_has "not a template" "not read-only"
 expect_error "a missing template" cairn vdisk clone "$REPO" nope x

@@ -12,10 +12,10 @@ echo "f3" >"$T/f3"
 expect_ok "put x@1" cairn put "$R" x "$T/x1"
 expect_ok "put x@2" cairn put "$R" x "$T/x2"
 
-expect_error "put of a name ending in @digits refused" cairn put "$R" x@1 "$T/f3"
+expect_rc 2 "put of a name ending in @digits refused" cairn put "$R" x@1 "$T/f3"
 expect_stderr_has "the refusal" "x@1" "reads as version 1 of 'x'"
-expect_error "put of name@0 refused" cairn put "$R" "y@0" "$T/f3"
-expect_error "put of name@<many digits> refused" cairn put "$R" "y@123456789012345678901234" "$T/f3"
+expect_rc 2 "put of name@0 refused" cairn put "$R" "y@0" "$T/f3"
+expect_rc 2 "put of name@<many digits> refused" cairn put "$R" "y@123456789012345678901234" "$T/f3"
 expect_ok "ls" cairn ls --json "$R"
 expect_eq "$(json_get "$RUN_OUT" '[(o["name"], o["versions"]) for o in j]')" '[["x", 2]]' \
   "the refused puts stored nothing"

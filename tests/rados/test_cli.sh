@@ -170,7 +170,7 @@ expect_check_clean "$REPO16" "check of the 16-shard repository" --read-data
 expect_ok "init --expected-size 1P" cairn init "$REPO-1p" --expected-size 1P
 expect_ok "config of the 1P repository" cairn config "$REPO-1p"
 expect_stdout_has "config of the 1P repository" '"index_shards": 16384'
-expect_error "init --index-shards 300" cairn init "$REPO-bad" --index-shards 300
+expect_rc 2 "init --index-shards 300" cairn init "$REPO-bad" --index-shards 300
 expect_stderr_has "init --index-shards 300" "power of two"
 
 # A pool that does not exist: a clear error, not a hang.
