@@ -8,30 +8,69 @@
 #include <ctime>
 
 #include "repo/repository_impl.h"
+#include "repo/stores.h"
 
 namespace cairn {
 namespace {
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
 
-// The storage a new repository goes into: a new or empty location, or one an interrupted init
-// left (kInitMarker and no config.json), cleared first: init writes the marker before anything
-// else, so such a location holds nothing but what that init made.
-Result<std::unique_ptr<Storage>> StorageForInit(const std::string& path) {
+// The repository lock's name (LockDir(storage, "")), which a location being initialised holds.
+constexpr const char* kRootLock = "lock";
+
+// A location being made a repository, and its repository lock.
+struct InitTarget {
+  std::unique_ptr<Storage> storage;
+  std::unique_ptr<StorageLock> lock;
+};
+
+// Whether `storage` holds nothing an init may not clear: nothing but a repository lock and
+// temporary files (List does not show those), or an interrupted init's files (the marker and no
+// config.json). Not an error: false for anything it cannot tell.
+bool InitMayClear(Storage& storage) {
+  auto marker = storage.Exists(kInitMarker);
+  auto config = storage.Exists("config.json");
+  if (!marker.ok() || !config.ok() || *config) return false;
+  if (*marker) return true;
+  auto names = storage.List("");
+  if (!names.ok()) return false;
+  std::erase(*names, std::string(kRootLock));
+  return names->empty();
+}
+
+// The storage a new repository goes into, and its repository lock, held until init is done: a
+// new or empty location, or one an interrupted init left (kInitMarker and no config.json),
+// cleared first: init writes the marker before anything else, so such a location holds nothing
+// but what that init made. The lock makes two inits of one location at once end with one
+// repository and a clear error ("locked by pid N ..."): without it, each took the other's marker
+// for an interrupted init's and cleared its files, and both could fail.
+Result<InitTarget> StorageForInit(const std::string& path) {
   auto fresh = OpenStorage(path, /*create=*/true);
-  if (fresh.ok()) return fresh;
-  auto old = OpenStorage(path, /*create=*/false);
-  if (!old.ok()) return fresh.status();
-  auto marker = (*old)->Exists(kInitMarker);
-  auto config = (*old)->Exists("config.json");
-  if (!marker.ok() || !config.ok() || *config) return fresh.status();
-  CAIRN_ASSIGN_OR_RETURN(auto names, (*old)->List(""));
-  // Without the marker, only a location holding nothing but temporary files (an init killed
-  // while writing the marker) is taken; List does not show those.
-  if (!*marker && !names.empty()) return fresh.status();
+  Status not_empty =
+      fresh.ok() ? Status::Invalid(path + " already exists and is not empty") : fresh.status();
+  InitTarget t;
+  if (fresh.ok()) {
+    t.storage = std::move(*fresh);
+  } else {
+    auto old = OpenStorage(path, /*create=*/false);
+    if (!old.ok()) return fresh.status();
+    t.storage = std::move(*old);
+    // Someone else's directory gets no lock file: it is refused as it is.
+    if (!InitMayClear(*t.storage)) return not_empty;
+  }
+  auto lock = LockDir(*t.storage, "");
+  if (!lock.ok() && lock.status().code() == Code::kBusy)
+    return Status::Busy(path + ": another cairn init is making a repository here (" +
+                        lock.status().message() + ")");
+  if (!lock.ok()) return not_empty;
+  t.lock = std::move(*lock);
+  // Under the lock no other init runs here: what the location holds now is a finished
+  // repository (refused), an interrupted init's files (cleared), or nothing.
+  if (!InitMayClear(*t.storage)) return not_empty;
+  CAIRN_ASSIGN_OR_RETURN(auto names, t.storage->List(""));
   for (const auto& n : names)
-    if (n != kInitMarker) CAIRN_RETURN_IF_ERROR((*old)->RemoveAll(n));
-  return std::move(*old);
+    if (n != kInitMarker && n != kRootLock) CAIRN_RETURN_IF_ERROR(t.storage->RemoveAll(n));
+  return t;
 }
 
 // The options of a new repository that do not depend on where it is (CheckInitOptions).
@@ -120,10 +159,10 @@ Status Repository::CheckInitOptions(const std::string& path, const InitOptions& 
 Status Repository::Init(const std::string& path, const InitOptions& opts) {
   CAIRN_ASSIGN_OR_RETURN(RepoConfig cfg, NewConfig(opts));
   CAIRN_RETURN_IF_ERROR(SetIndexShards(path.starts_with("rados:"), path, opts, cfg));
-  CAIRN_ASSIGN_OR_RETURN(auto storage, StorageForInit(path));
-  CAIRN_RETURN_IF_ERROR(storage->WriteFile(kInitMarker, "cairn init in progress\n"));
-  CAIRN_RETURN_IF_ERROR(InitOn(*storage, cfg, opts.password));
-  return storage->RemoveFile(kInitMarker);
+  CAIRN_ASSIGN_OR_RETURN(InitTarget t, StorageForInit(path));
+  CAIRN_RETURN_IF_ERROR(t.storage->WriteFile(kInitMarker, "cairn init in progress\n"));
+  CAIRN_RETURN_IF_ERROR(InitOn(*t.storage, cfg, opts.password));
+  return t.storage->RemoveFile(kInitMarker);
 }
 
 Status InitForTesting(Storage& storage, const InitOptions& opts) {
