@@ -15,9 +15,6 @@ namespace {
 
 uint64_t NowSeconds() { return static_cast<uint64_t>(std::time(nullptr)); }
 
-// The repository lock's name (LockDir(storage, "")), which a location being initialised holds.
-constexpr const char* kRootLock = "lock";
-
 // A location being made a repository, and its repository lock.
 struct InitTarget {
   std::unique_ptr<Storage> storage;
@@ -34,7 +31,7 @@ bool InitMayClear(Storage& storage) {
   if (*marker) return true;
   auto names = storage.List("");
   if (!names.ok()) return false;
-  std::erase(*names, std::string(kRootLock));
+  std::erase(*names, std::string(kLockName));
   return names->empty();
 }
 
@@ -69,7 +66,7 @@ Result<InitTarget> StorageForInit(const std::string& path) {
   if (!InitMayClear(*t.storage)) return not_empty;
   CAIRN_ASSIGN_OR_RETURN(auto names, t.storage->List(""));
   for (const auto& n : names)
-    if (n != kInitMarker && n != kRootLock) CAIRN_RETURN_IF_ERROR(t.storage->RemoveAll(n));
+    if (n != kInitMarker && n != kLockName) CAIRN_RETURN_IF_ERROR(t.storage->RemoveAll(n));
   return t;
 }
 

@@ -125,7 +125,7 @@ Status UpgradeRepository(Storage& storage, RepoConfig& cfg, crypto::UnlockedKeys
 Result<std::unique_ptr<StorageLock>> LockDir(Storage& storage, const std::string& dir) {
   LockOptions o;
   o.owner = ThisProcessLockOwner();
-  return storage.Lock(JoinStorageName(dir, "lock"), o);
+  return storage.Lock(JoinStorageName(dir, kLockName), o);
 }
 
 std::string VdiskLockFile(const std::string& id_hex) { return "vdisk-" + id_hex + ".lock"; }

@@ -67,6 +67,8 @@ Status CheckNotRolledBack(Storage& storage, const RepoConfig& cfg,
 // Takes the lock of directory `dir` ("" = the repository lock, else a store's writer lock)
 // for this process: Busy "repository ROOT/DIR is locked by pid N on host H since T".
 Result<std::unique_ptr<StorageLock>> LockDir(Storage& storage, const std::string& dir);
+// The name of that lock in its directory.
+inline constexpr const char* kLockName = "lock";
 
 // A vdisk's lock in a store with shared writers (RADOS): the file name, in the store's
 // directory, of vdisk `id_hex`'s leased lock, and whether a file name is one.
